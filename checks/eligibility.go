@@ -1,0 +1,33 @@
+package checks
+
+// Skip says why a connection is not checked; the zero value means it is.
+type Skip string
+
+// Reasons a connection is not checked.
+const (
+	SkipNone              Skip = ""
+	SkipCredentialBlocked Skip = "credentials must be updated before the next check"
+	SkipDeactivated       Skip = "collection is deactivated (isActive false)"
+	SkipCompanyInactive   Skip = "the company is inactive"
+)
+
+// Eligibility decides whether a connection is checked, from its status, its
+// isActive flag and its company's. The scheduler applies it when it enqueues
+// and the worker again when the check runs, since an admin may act between.
+func Eligibility(status ConnectionStatus, isActive, companyActive bool) Skip {
+	switch {
+	case !companyActive || status == ConnCompanyInactive:
+		return SkipCompanyInactive
+	case !isActive || status == ConnDeactivated:
+		return SkipDeactivated
+	case status.CredentialBlocked():
+		return SkipCredentialBlocked
+	}
+	return SkipNone
+}
+
+// Pullable reports whether an account's bills are pulled on a check: it must
+// be tracked and not in a terminal status.
+func Pullable(status AccountStatus, tracking TrackingStatus) bool {
+	return tracking == TrackingEnabled && !status.Terminal()
+}

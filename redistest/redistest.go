@@ -1,0 +1,125 @@
+// Package redistest starts a throwaway redis-server on a free loopback port
+// for tests that need a real Redis. Outside CI a missing redis-server skips
+// the test with an install hint; in CI (CI set) it fails the test loudly.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running redis-server.
+type Server struct {
+	Addr string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	next int
+}
+
+var (
+	shared     *Server
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// Databases is how many logical databases the server has; each test takes
+// its own with Client, so tests run in parallel without sharing keys.
+const Databases = 1024
+
+// Start starts a redis-server for the whole test binary (once) and returns
+// it. It is stopped by StopShared, normally from TestMain.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = start() })
+	if sharedErr != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("real Redis is required in CI: %v", sharedErr)
+		}
+		tb.Skipf("no real Redis (%v); install it with: apt-get update && apt-get install -y redis-server", sharedErr)
+	}
+	return shared
+}
+
+// StopShared stops the server Start started, if any.
+func StopShared() {
+	if shared != nil && shared.cmd.Process != nil {
+		_ = shared.cmd.Process.Kill()
+		_ = shared.cmd.Wait()
+	}
+}
+
+// Client returns a client on a database of its own, flushed, closed when the
+// test ends.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	s.mu.Lock()
+	db := s.next % Databases
+	s.next++
+	s.mu.Unlock()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, DB: db, PoolSize: 64})
+	if err := c.FlushDB(context.Background()).Err(); err != nil {
+		tb.Fatalf("flush redis db %d: %v", db, err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func start() (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not on PATH")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("find a free port: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "redistest")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--databases", fmt.Sprint(Databases), "--dir", dir, "--protected-mode", "yes")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Ready to accept connections") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("redis-server on port %d did not become ready in 10s", port)
+	}
+	return &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}, nil
+}

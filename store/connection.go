@@ -1,0 +1,235 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+)
+
+// NewConnection is the input of CreateConnection.
+type NewConnection struct {
+	CompanyID   string
+	Datasource  string
+	Name        string
+	Credentials checks.Credentials
+}
+
+// MaxCredentialLen bounds a credential field.
+const MaxCredentialLen = 1024
+
+func (in NewConnection) validate() error {
+	var problems []string
+	if in.Datasource == "" {
+		problems = append(problems, "datasource is required")
+	}
+	if in.Credentials.Username == "" {
+		problems = append(problems, "credentials.username is required")
+	}
+	if len(in.Credentials.Username) > MaxCredentialLen || len(in.Credentials.Password) > MaxCredentialLen {
+		problems = append(problems, fmt.Sprintf("credentials are at most %d bytes each", MaxCredentialLen))
+	}
+	if len(in.Credentials.Extra) > 16 {
+		problems = append(problems, "credentials.extra has at most 16 entries")
+	}
+	if len(in.Name) > MaxNameLen {
+		problems = append(problems, fmt.Sprintf("name is at most %d bytes", MaxNameLen))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// CreateConnection stores a new connection of an existing company. It is
+// PENDING and due at once (its first check is prompt); under an inactive
+// company it is COMPANY_INACTIVE and not due.
+func (s *Store) CreateConnection(ctx context.Context, in NewConnection) (Connection, error) {
+	if err := in.validate(); err != nil {
+		return Connection{}, err
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		co, err := s.GetCompany(ctx, in.CompanyID)
+		if err != nil {
+			return Connection{}, err
+		}
+		now := ms(s.cfg.Clock.Now())
+		r := &connRec{ID: newID(ConnectionIDPrefix), CompanyID: co.ID, Datasource: in.Datasource,
+			Name: strings.TrimSpace(in.Name), CreatedAt: now}
+		if r.Cred, err = s.seal(r.ID, in.Credentials); err != nil {
+			return Connection{}, err
+		}
+		m := &mutation{rec: r, due: dueSet, dueAt: now, companyActive: "1"}
+		setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnPending), "", now)
+		if !co.IsActive {
+			m.due, m.companyActive = dueKeep, "0"
+			setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnCompanyInactive), "", now)
+		}
+		m.history = []histRec{{T: now, To: r.Status, Cause: CauseCreated}}
+		m.event = &Event{Type: EventConnectionCreated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
+			Cause: CauseCreated, New: map[string]any{"status": r.Status}}
+		err = s.commit(ctx, m)
+		if errors.Is(err, errCompanyChanged) {
+			continue // the company was (de)activated meanwhile: read it again
+		}
+		if err != nil {
+			return Connection{}, err
+		}
+		var next int64
+		if m.due == dueSet {
+			next = now
+		}
+		return r.public(next), nil
+	}
+	return Connection{}, fmt.Errorf("create connection: %w", ErrConflict)
+}
+
+func (s *Store) seal(connID string, c checks.Credentials) ([]byte, error) {
+	pt, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode credentials: %w", err)
+	}
+	ct, err := s.cfg.Cipher.Seal(pt, []byte(connID))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt credentials of %s: %w", connID, err)
+	}
+	return ct, nil
+}
+
+func (s *Store) open(r *connRec) (checks.Credentials, error) {
+	var c checks.Credentials
+	pt, err := s.cfg.Cipher.Open(r.Cred, []byte(r.ID))
+	if err != nil {
+		return c, fmt.Errorf("credentials of %s: %w", r.ID, err)
+	}
+	if err := json.Unmarshal(pt, &c); err != nil {
+		return c, fmt.Errorf("credentials of %s: decode: %w", r.ID, err)
+	}
+	return c, nil
+}
+
+// GetConnection returns a connection with its accounts, or ErrNotFound.
+func (s *Store) GetConnection(ctx context.Context, id string) (Connection, error) {
+	if !ValidID(ConnectionIDPrefix, id) {
+		return Connection{}, fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	cs, err := s.getConnections(ctx, []string{id})
+	if err != nil {
+		return Connection{}, err
+	}
+	if len(cs) == 0 {
+		return Connection{}, fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	return cs[0], nil
+}
+
+// getConnections reads connections and their next check times in one round
+// trip; missing ones are left out.
+func (s *Store) getConnections(ctx context.Context, ids []string) ([]Connection, error) {
+	p := s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(ids))
+	dues := make([]*redis.FloatCmd, len(ids))
+	for i, id := range ids {
+		gets[i] = p.Get(ctx, s.kConn(id))
+		dues[i] = p.ZScore(ctx, s.kDue(), id)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read connections: %w", err)
+	}
+	out := make([]Connection, 0, len(ids))
+	for i := range ids {
+		raw, err := gets[i].Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read connection %s: %w", ids[i], err)
+		}
+		r, err := decodeConn(raw)
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: %w", ids[i], err)
+		}
+		due, _ := dues[i].Result() // redis.Nil: not due (blocked or inactive)
+		out = append(out, r.public(int64(due)))
+	}
+	return out, nil
+}
+
+// Page is one page of a listing; Next is the cursor of the following page,
+// empty on the last.
+type Page struct {
+	Connections []Connection `json:"connections"`
+	Next        string       `json:"nextCursor,omitempty"`
+}
+
+// MaxPageSize bounds a listing page.
+const MaxPageSize = 1000
+
+// ListConnections lists a company's connections, in the given statuses (all
+// when none), grouped by status in the reference's order and oldest first
+// within one. cursor is "" or a Page.Next. It costs O(limit), not O(N).
+func (s *Store) ListConnections(ctx context.Context, companyID string, statuses []checks.ConnectionStatus, cursor string, limit int) (Page, error) {
+	if _, err := s.GetCompany(ctx, companyID); err != nil {
+		return Page{}, err
+	}
+	if limit <= 0 || limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	if len(statuses) == 0 {
+		statuses = checks.ConnectionStatuses
+	}
+	si, off, err := parseCursor(cursor, len(statuses))
+	if err != nil {
+		return Page{}, err
+	}
+	var ids []string
+	for ; si < len(statuses) && len(ids) < limit; si, off = si+1, 0 {
+		want := int64(limit - len(ids))
+		got, err := s.rdb.ZRange(ctx, s.kIndex(companyID, string(statuses[si])), off, off+want).Result()
+		if err != nil {
+			return Page{}, fmt.Errorf("list connections of %s: %w", companyID, err)
+		}
+		if int64(len(got)) > want { // one more exists in this status
+			ids = append(ids, got[:want]...)
+			off += want
+			cs, err := s.getConnections(ctx, ids)
+			return Page{Connections: cs, Next: fmt.Sprintf("%d.%d", si, off)}, err
+		}
+		ids = append(ids, got...)
+	}
+	cs, err := s.getConnections(ctx, ids)
+	p := Page{Connections: cs}
+	if si < len(statuses) && err == nil {
+		p.Next = fmt.Sprintf("%d.%d", si, 0)
+	}
+	return p, err
+}
+
+func parseCursor(c string, n int) (int, int64, error) {
+	if c == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(c, ".")
+	si, err1 := strconv.Atoi(a)
+	off, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil || si < 0 || si >= n || off < 0 {
+		return 0, 0, fmt.Errorf("%w: cursor %q is not one this listing returned", ErrInvalid, c)
+	}
+	return si, off, nil
+}
+
+// DueBacklog counts connections whose check time has passed (O(log N)).
+func (s *Store) DueBacklog(ctx context.Context, now time.Time) (int64, error) {
+	n, err := s.rdb.ZCount(ctx, s.kDue(), "-inf", strconv.FormatInt(ms(now), 10)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("due backlog: %w", err)
+	}
+	return n, nil
+}

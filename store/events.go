@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Event types of the change-event stream, named as the reference's webhooks.
+const (
+	EventConnectionCreated = "connection.created.v2"
+	EventConnectionUpdated = "connection.updated.v2"
+)
+
+// Event is one entry of the change-event stream: what changed on a
+// connection, with the previous values of the changed fields.
+type Event struct {
+	ID               string         `json:"id,omitempty"` // stream entry ID, set when read
+	Type             string         `json:"type"`
+	ConnectionID     string         `json:"connectionId"`
+	CompanyID        string         `json:"companyId"`
+	Time             time.Time      `json:"time"`
+	Cause            string         `json:"cause"`
+	ProtectedChanges []string       `json:"protectedChanges,omitempty"`
+	Old              map[string]any `json:"old,omitempty"`
+	New              map[string]any `json:"new,omitempty"`
+}
+
+// newEvent builds the event of a write that made transitions; nil when
+// nothing a subscriber cares about changed.
+func newEvent(r *connRec, typ, cause string, t int64, trs []transition) *Event {
+	if len(trs) == 0 {
+		return nil
+	}
+	ev := &Event{Type: typ, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(t), Cause: cause,
+		Old: map[string]any{}, New: map[string]any{}}
+	var accts []map[string]string
+	for _, tr := range trs {
+		if tr.acct == "" {
+			ev.ProtectedChanges = append(ev.ProtectedChanges, "status", "statusFirstSeenTime", "statusErrorDetail")
+			if tr.from != "" {
+				ev.Old["status"] = tr.from
+			}
+			ev.New["status"] = tr.to
+			ev.New["statusErrorDetail"] = tr.detail
+			continue
+		}
+		accts = append(accts, map[string]string{"id": tr.acct, "from": tr.from, "to": tr.to})
+	}
+	if len(accts) > 0 {
+		ev.ProtectedChanges = append(ev.ProtectedChanges, "accounts")
+		ev.New["accounts"] = accts
+	}
+	return ev
+}
+
+func historyOf(trs []transition, t int64, cause, attempt string) []histRec {
+	out := make([]histRec, len(trs))
+	for i, tr := range trs {
+		out[i] = histRec{T: t, Acct: tr.acct, From: tr.from, To: tr.to, Detail: tr.detail, Cause: cause, Attempt: attempt}
+	}
+	return out
+}
+
+// History returns up to limit of a connection's transitions, newest first.
+func (s *Store) History(ctx context.Context, connID string, limit int) ([]HistoryEntry, error) {
+	if limit <= 0 || limit > s.cfg.HistoryLimit {
+		limit = s.cfg.HistoryLimit
+	}
+	if _, err := s.GetConnection(ctx, connID); err != nil {
+		return nil, err
+	}
+	raws, err := s.rdb.LRange(ctx, s.kHistory(connID), 0, int64(limit-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", connID, err)
+	}
+	out := make([]HistoryEntry, 0, len(raws))
+	for _, raw := range raws {
+		var h histRec
+		if err := json.Unmarshal([]byte(raw), &h); err != nil {
+			return nil, fmt.Errorf("history of %s: decode entry: %w", connID, err)
+		}
+		out = append(out, h.public())
+	}
+	return out, nil
+}
+
+// Events returns up to count change events after the stream ID after ("0"
+// or "" for the oldest kept).
+func (s *Store) Events(ctx context.Context, after string, count int64) ([]Event, error) {
+	if after == "" {
+		after = "0"
+	}
+	msgs, err := s.rdb.XRangeN(ctx, s.kEvents(), "("+after, "+", count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read events after %s: %w", after, err)
+	}
+	return decodeEvents(msgs)
+}
+
+func decodeEvents(msgs []redis.XMessage) ([]Event, error) {
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		raw, _ := m.Values["e"].(string)
+		var ev Event
+		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+			return nil, fmt.Errorf("decode event %s: %w", m.ID, err)
+		}
+		ev.ID = m.ID
+		out = append(out, ev)
+	}
+	return out, nil
+}

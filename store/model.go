@@ -1,0 +1,163 @@
+package store
+
+import (
+	"time"
+
+	"github.com/checkd/checkd/checks"
+)
+
+// Company owns connections. An inactive company's connections and accounts
+// are COMPANY_INACTIVE and nothing of it is checked.
+type Company struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	IsActive  bool      `json:"isActive"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Connection is a login to a provider's website and the accounts behind it,
+// with the reference's status fields. Credentials are never part of it.
+type Connection struct {
+	ID                   string                  `json:"id"`
+	CompanyID            string                  `json:"companyId"`
+	Datasource           string                  `json:"datasource"`
+	Name                 string                  `json:"name,omitempty"`
+	IsActive             bool                    `json:"isActive"`
+	CreatedAt            time.Time               `json:"createdAt"`
+	Status               checks.ConnectionStatus `json:"status"`
+	StatusFirstSeenTime  time.Time               `json:"statusFirstSeenTime"`
+	StatusLastUpdateTime time.Time               `json:"statusLastUpdateTime"`
+	StatusErrorDetail    string                  `json:"statusErrorDetail"`
+	LastCheckAt          *time.Time              `json:"lastCheckAt"`
+	LastSuccessAt        *time.Time              `json:"lastSuccessAt"`
+	NextCheckAt          *time.Time              `json:"nextCheckAt"`
+	ConsecutiveFailures  int                     `json:"consecutiveFailures"`
+	Accounts             []Account               `json:"accounts"`
+}
+
+// Account is one utility account behind a connection.
+type Account struct {
+	ID                   string                `json:"id"`
+	AccountNumber        string                `json:"accountNumber"`
+	Name                 string                `json:"name,omitempty"`
+	TrackingStatus       checks.TrackingStatus `json:"trackingStatus"`
+	Status               checks.AccountStatus  `json:"status"`
+	StatusFirstSeenTime  time.Time             `json:"statusFirstSeenTime"`
+	StatusLastUpdateTime time.Time             `json:"statusLastUpdateTime"`
+	StatusErrorDetail    string                `json:"statusErrorDetail"`
+	CreatedAt            time.Time             `json:"createdAt"`
+}
+
+// HistoryEntry is one status transition of a connection or of one of its
+// accounts (AccountID set), with what caused it.
+type HistoryEntry struct {
+	Time      time.Time `json:"time"`
+	AccountID string    `json:"accountId,omitempty"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Detail    string    `json:"detail,omitempty"`
+	Cause     string    `json:"cause"`
+	Attempt   string    `json:"attempt,omitempty"`
+}
+
+// Causes of a history entry.
+const (
+	CauseCreated = "created"
+	CauseCheck   = "check"
+)
+
+// connRec is the stored form of a connection: one JSON string per connection
+// with short field names and millisecond times, so a connection with two
+// accounts stays a few hundred bytes and is replaced in one atomic write.
+type connRec struct {
+	ID          string    `json:"i"`
+	CompanyID   string    `json:"co"`
+	Datasource  string    `json:"ds"`
+	Name        string    `json:"nm,omitempty"`
+	CreatedAt   int64     `json:"ca"`
+	Inactive    bool      `json:"x,omitempty"`
+	Cred        []byte    `json:"cr,omitempty"`
+	Status      string    `json:"s"`
+	FirstSeen   int64     `json:"fs"`
+	LastUpdate  int64     `json:"lu"`
+	Detail      string    `json:"d,omitempty"`
+	LastCheck   int64     `json:"lc,omitempty"`
+	LastSuccess int64     `json:"ls,omitempty"`
+	Failures    int       `json:"cf,omitempty"`
+	Attempt     string    `json:"at,omitempty"` // last applied check attempt
+	Started     int64     `json:"st,omitempty"` // start of the last applied check
+	Gen         uint64    `json:"g,omitempty"`  // bumped by actions that void checks in flight
+	Accounts    []acctRec `json:"ac,omitempty"`
+}
+
+type acctRec struct {
+	ID         string `json:"i"`
+	Number     string `json:"n"`
+	Name       string `json:"nm,omitempty"`
+	Tracking   string `json:"t"`
+	Status     string `json:"s"`
+	FirstSeen  int64  `json:"fs"`
+	LastUpdate int64  `json:"lu"`
+	Detail     string `json:"d,omitempty"`
+	CreatedAt  int64  `json:"ca"`
+}
+
+type histRec struct {
+	T       int64  `json:"t"`
+	Acct    string `json:"ac,omitempty"`
+	From    string `json:"f"`
+	To      string `json:"to"`
+	Detail  string `json:"d,omitempty"`
+	Cause   string `json:"c"`
+	Attempt string `json:"a,omitempty"`
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func optMS(v int64) *time.Time {
+	if v == 0 {
+		return nil
+	}
+	t := fromMS(v)
+	return &t
+}
+
+func (r *connRec) public(nextCheck int64) Connection {
+	c := Connection{
+		ID:                   r.ID,
+		CompanyID:            r.CompanyID,
+		Datasource:           r.Datasource,
+		Name:                 r.Name,
+		IsActive:             !r.Inactive,
+		CreatedAt:            fromMS(r.CreatedAt),
+		Status:               checks.ConnectionStatus(r.Status),
+		StatusFirstSeenTime:  fromMS(r.FirstSeen),
+		StatusLastUpdateTime: fromMS(r.LastUpdate),
+		StatusErrorDetail:    r.Detail,
+		LastCheckAt:          optMS(r.LastCheck),
+		LastSuccessAt:        optMS(r.LastSuccess),
+		NextCheckAt:          optMS(nextCheck),
+		ConsecutiveFailures:  r.Failures,
+		Accounts:             make([]Account, len(r.Accounts)),
+	}
+	for i, a := range r.Accounts {
+		c.Accounts[i] = Account{
+			ID:                   a.ID,
+			AccountNumber:        a.Number,
+			Name:                 a.Name,
+			TrackingStatus:       checks.TrackingStatus(a.Tracking),
+			Status:               checks.AccountStatus(a.Status),
+			StatusFirstSeenTime:  fromMS(a.FirstSeen),
+			StatusLastUpdateTime: fromMS(a.LastUpdate),
+			StatusErrorDetail:    a.Detail,
+			CreatedAt:            fromMS(a.CreatedAt),
+		}
+	}
+	return c
+}
+
+func (h histRec) public() HistoryEntry {
+	return HistoryEntry{Time: fromMS(h.T), AccountID: h.Acct, From: h.From, To: h.To, Detail: h.Detail, Cause: h.Cause, Attempt: h.Attempt}
+}

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// dueOp is what a write does to the connection's place in the due index.
+type dueOp string
+
+const (
+	dueKeep   dueOp = ""    // leave it
+	dueRemove dueOp = "rem" // no longer eligible
+	dueAddNX  dueOp = "nx"  // eligible: keep its slot, or add one if absent
+	dueSet    dueOp = "set" // check at dueAt
+)
+
+// mutation is one atomic write of a connection: the new record replaces the
+// old one only if the old one is still what the caller read (compare and
+// set), and the indexes, counters, history and event stream move with it.
+type mutation struct {
+	rec       *connRec
+	oldRaw    string // "" when creating: the key must not exist
+	oldStatus string // connection status before ("" when creating)
+	due       dueOp
+	dueAt     int64
+	history   []histRec
+	event     *Event
+	// companyActive, when set, must match the company's active flag.
+	companyActive string
+}
+
+// commitScript applies a mutation; it returns 1 when applied, 0 when the
+// record changed since it was read, -1 when the company guard failed.
+//
+// KEYS: conn, due, ixOld, ixNew, counts, history, events, company
+// ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
+//
+//	histLimit, eventsMaxLen, event, companyActive, history entries...
+var commitScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if cur then return 0 end
+elseif cur ~= ARGV[1] then
+  return 0
+end
+if ARGV[12] ~= '' and redis.call('HGET', KEYS[8], 'active') ~= ARGV[12] then
+  return -1
+end
+redis.call('SET', KEYS[1], ARGV[2])
+local op = ARGV[4]
+if op == 'rem' then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+elseif op == 'nx' then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[5], ARGV[3])
+elseif op == 'set' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+end
+if ARGV[6] ~= ARGV[7] then
+  if ARGV[6] ~= '' then
+    redis.call('ZREM', KEYS[3], ARGV[3])
+    redis.call('HINCRBY', KEYS[5], ARGV[6], -1)
+  end
+  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[3])
+  redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
+end
+if #ARGV > 12 then
+  for i = 13, #ARGV do
+    redis.call('LPUSH', KEYS[6], ARGV[i])
+  end
+  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
+end
+if ARGV[11] ~= '' then
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', 'e', ARGV[11])
+end
+return 1
+`)
+
+// errRetry means the record changed under the caller: read again.
+var errRetry = errors.New("record changed concurrently")
+
+// errCompanyChanged means the company's active flag is not what was read.
+var errCompanyChanged = errors.New("company changed concurrently")
+
+func (s *Store) commit(ctx context.Context, m *mutation) error {
+	newRaw, err := json.Marshal(m.rec)
+	if err != nil {
+		return fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
+	}
+	ev := ""
+	if m.event != nil {
+		b, err := json.Marshal(m.event)
+		if err != nil {
+			return fmt.Errorf("encode event of %s: %w", m.rec.ID, err)
+		}
+		ev = string(b)
+	}
+	keys := []string{
+		s.kConn(m.rec.ID), s.kDue(),
+		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
+		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID),
+	}
+	args := make([]any, 0, 12+len(m.history))
+	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive)
+	// LPUSH pushes each to the head: oldest first keeps the list newest-first.
+	for _, h := range m.history {
+		b, err := json.Marshal(h)
+		if err != nil {
+			return fmt.Errorf("encode history of %s: %w", m.rec.ID, err)
+		}
+		args = append(args, string(b))
+	}
+	n, err := commitScript.Run(ctx, s.rdb, keys, args...).Int()
+	if err != nil {
+		return fmt.Errorf("write connection %s: %w", m.rec.ID, err)
+	}
+	switch n {
+	case 1:
+		return nil
+	case -1:
+		return errCompanyChanged
+	default:
+		return errRetry
+	}
+}
+
+// maxAttempts bounds the compare-and-set loop of update.
+const maxAttempts = 16
+
+// update reads a connection (or uses raw when given), lets fn decide the
+// write, and commits it atomically, reading again if another writer won. fn
+// returns a nil mutation to write nothing.
+func (s *Store) update(ctx context.Context, id, raw string, fn func(r *connRec) (*mutation, error)) error {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if raw == "" {
+			v, err := s.rdb.Get(ctx, s.kConn(id)).Result()
+			if errors.Is(err, redis.Nil) {
+				return fmt.Errorf("connection %q: %w", id, ErrNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("read connection %s: %w", id, err)
+			}
+			raw = v
+		}
+		rec, err := decodeConn(raw)
+		if err != nil {
+			return fmt.Errorf("connection %s: %w", id, err)
+		}
+		oldStatus := rec.Status
+		m, err := fn(rec)
+		if err != nil || m == nil {
+			return err
+		}
+		m.rec, m.oldRaw, m.oldStatus = rec, raw, oldStatus
+		err = s.commit(ctx, m)
+		if errors.Is(err, errRetry) || errors.Is(err, errCompanyChanged) {
+			raw = ""
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("connection %s: %w", id, ErrConflict)
+}
+
+func decodeConn(raw string) (*connRec, error) {
+	var r connRec
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		return nil, fmt.Errorf("decode stored record: %w", err)
+	}
+	return &r, nil
+}

@@ -1,0 +1,221 @@
+// Package store persists companies, connections and their accounts in Redis
+// (go-redis v9): credentials encrypted at rest, the due index the scheduler
+// sweeps, per-company status indexes, a bounded per-connection history and
+// the change-event stream. Every write to a connection is one atomic
+// compare-and-set script that also maintains all of those, so a crash never
+// leaves a connection and its indexes disagreeing.
+//
+// Layout (prefix P, "cd:" by default):
+//
+//	P c:<conn>            string  the connection and its accounts (JSON, short names)
+//	P co:<company>        hash    name, active (1|0), ca (created, ms)
+//	P companies           zset    company IDs by creation time
+//	P due                 zset    eligible connection IDs by next check time (ms)
+//	P ix:<company>:<st>   zset    a company's connections in status st, by creation time
+//	P n                   hash    number of connections per status
+//	P h:<conn>            list    newest-first status transitions, bounded
+//	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/clock"
+)
+
+// ErrNotFound reports an unknown company or connection.
+var ErrNotFound = errors.New("not found")
+
+// ErrInvalid reports input that the store refuses; nothing was written.
+var ErrInvalid = errors.New("invalid input")
+
+// ErrConflict reports a write that lost to concurrent writers too many times.
+var ErrConflict = errors.New("too many concurrent writes to the same connection; try again")
+
+// Config tunes a Store. The zero value of every field but Cipher has a
+// sane default.
+type Config struct {
+	// Cipher encrypts credentials at rest. Required.
+	Cipher *Cipher
+	// Clock stamps creations; checks carry their own times. Default: real.
+	Clock clock.Clock
+	// Interval between two checks of a connection. Default 168h.
+	Interval time.Duration
+	// HistoryLimit bounds each connection's history list. Default 100.
+	HistoryLimit int
+	// EventsMaxLen caps the change-event stream (approximately). Default 100000.
+	EventsMaxLen int64
+	// AutoTrack makes newly discovered accounts ENABLED/ONBOARDED instead of
+	// DETECTED/UNSET (for demos).
+	AutoTrack bool
+	// Prefix of every key. Default "cd:".
+	Prefix string
+}
+
+// Store is the Redis persistence of checkd. It is safe for concurrent use.
+type Store struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// DefaultInterval is the check interval of the reference: weekly.
+const DefaultInterval = 7 * 24 * time.Hour
+
+// New returns a store over rdb.
+func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("store: a redis client is required")
+	}
+	if cfg.Cipher == nil {
+		return nil, errors.New("store: a credential cipher is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.HistoryLimit <= 0 {
+		cfg.HistoryLimit = 100
+	}
+	if cfg.EventsMaxLen <= 0 {
+		cfg.EventsMaxLen = 100000
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "cd:"
+	}
+	return &Store{rdb: rdb, cfg: cfg}, nil
+}
+
+// Interval is the configured check interval.
+func (s *Store) Interval() time.Duration { return s.cfg.Interval }
+
+// Redis returns the underlying client (for health checks).
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+func (s *Store) kConn(id string) string      { return s.cfg.Prefix + "c:" + id }
+func (s *Store) kCompany(id string) string   { return s.cfg.Prefix + "co:" + id }
+func (s *Store) kCompanies() string          { return s.cfg.Prefix + "companies" }
+func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
+func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
+func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
+func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
+func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newID returns prefix + 16 random base32 characters (80 bits).
+func newID(prefix string) string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the OS has no entropy; nothing sane to do
+	}
+	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// ValidID reports whether s can be an ID of the given prefix ("co_", "cn_",
+// "ac_"): it keeps user input out of key names.
+func ValidID(prefix, s string) bool {
+	if !strings.HasPrefix(s, prefix) || len(s) != len(prefix)+16 {
+		return false
+	}
+	for _, r := range s[len(prefix):] {
+		if !strings.ContainsRune("0123456789abcdefghjkmnpqrstvwxyz", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// ID prefixes.
+const (
+	CompanyIDPrefix    = "co_"
+	ConnectionIDPrefix = "cn_"
+	AccountIDPrefix    = "ac_"
+)
+
+// NewCompany is the input of CreateCompany.
+type NewCompany struct {
+	Name string `json:"name"`
+}
+
+// MaxNameLen bounds names so one record stays small.
+const MaxNameLen = 200
+
+// CreateCompany stores a new active company.
+func (s *Store) CreateCompany(ctx context.Context, in NewCompany) (Company, error) {
+	name := strings.TrimSpace(in.Name)
+	if name == "" || len(name) > MaxNameLen {
+		return Company{}, fmt.Errorf("%w: company name is required and at most %d bytes", ErrInvalid, MaxNameLen)
+	}
+	now := s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)
+	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.kCompany(c.ID), "name", c.Name, "active", "1", "ca", ms(now))
+		p.ZAdd(ctx, s.kCompanies(), redis.Z{Score: float64(ms(now)), Member: c.ID})
+		return nil
+	})
+	if err != nil {
+		return Company{}, fmt.Errorf("create company: %w", err)
+	}
+	return c, nil
+}
+
+// GetCompany returns a company, or ErrNotFound.
+func (s *Store) GetCompany(ctx context.Context, id string) (Company, error) {
+	if !ValidID(CompanyIDPrefix, id) {
+		return Company{}, fmt.Errorf("company %q: %w", id, ErrNotFound)
+	}
+	m, err := s.rdb.HGetAll(ctx, s.kCompany(id)).Result()
+	if err != nil {
+		return Company{}, fmt.Errorf("get company %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return Company{}, fmt.Errorf("company %q: %w", id, ErrNotFound)
+	}
+	var ca int64
+	fmt.Sscan(m["ca"], &ca)
+	return Company{ID: id, Name: m["name"], IsActive: m["active"] == "1", CreatedAt: fromMS(ca)}, nil
+}
+
+// ListCompanies returns every company, oldest first.
+func (s *Store) ListCompanies(ctx context.Context) ([]Company, error) {
+	ids, err := s.rdb.ZRange(ctx, s.kCompanies(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list companies: %w", err)
+	}
+	out := make([]Company, 0, len(ids))
+	for _, id := range ids {
+		c, err := s.GetCompany(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// StatusCounts returns how many connections are in each status, from a
+// counter kept with every transition (no scan).
+func (s *Store) StatusCounts(ctx context.Context) (map[checks.ConnectionStatus]int64, error) {
+	m, err := s.rdb.HGetAll(ctx, s.kCounts()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("status counts: %w", err)
+	}
+	out := make(map[checks.ConnectionStatus]int64, len(checks.ConnectionStatuses))
+	for _, st := range checks.ConnectionStatuses {
+		var n int64
+		fmt.Sscan(m[string(st)], &n)
+		out[st] = n
+	}
+	return out, nil
+}
