@@ -36,11 +36,28 @@ var (
 // its own with Client, so tests run in parallel without sharing keys.
 const Databases = 1024
 
-// Start starts a redis-server for the whole test binary (once) and returns
-// it. It is stopped by StopShared, normally from TestMain.
+// EnvAddr names the variable that points tests at a running redis-server
+// (started with --databases 1024, as scripts/test.sh does) instead of
+// starting one per test binary.
+const EnvAddr = "CHECKD_TEST_REDIS_ADDR"
+
+// Start returns the real Redis of this test binary: the one EnvAddr names,
+// or a redis-server it starts once. One it started is stopped by
+// StopShared, normally from TestMain.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = start() })
+	sharedOnce.Do(func() {
+		if addr := os.Getenv(EnvAddr); addr != "" {
+			shared = &Server{Addr: addr}
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			defer c.Close()
+			if err := c.Ping(context.Background()).Err(); err != nil {
+				shared, sharedErr = nil, fmt.Errorf("%s=%s: %w", EnvAddr, addr, err)
+			}
+			return
+		}
+		shared, sharedErr = start()
+	})
 	if sharedErr != nil {
 		if os.Getenv("CI") != "" {
 			tb.Fatalf("real Redis is required in CI: %v", sharedErr)
@@ -52,7 +69,7 @@ func Start(tb testing.TB) *Server {
 
 // StopShared stops the server Start started, if any.
 func StopShared() {
-	if shared != nil && shared.cmd.Process != nil {
+	if shared != nil && shared.cmd != nil && shared.cmd.Process != nil {
 		_ = shared.cmd.Process.Kill()
 		_ = shared.cmd.Wait()
 	}
