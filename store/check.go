@@ -123,4 +123,3 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 	t.raw = "" // a second RecordCheck on the same target reads afresh
 	return out, err
 }
-

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -129,8 +131,9 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 	}
 }
 
-// maxAttempts bounds the compare-and-set loop of update.
-const maxAttempts = 16
+// maxAttempts bounds the compare-and-set loop of update; a connection rarely
+// has more than two writers at once, so this is reached only under abuse.
+const maxAttempts = 100
 
 // update reads a connection (or uses raw when given), lets fn decide the
 // write, and commits it atomically, reading again if another writer won. fn
@@ -160,6 +163,9 @@ func (s *Store) update(ctx context.Context, id, raw string, fn func(r *connRec) 
 		err = s.commit(ctx, m)
 		if errors.Is(err, errRetry) || errors.Is(err, errCompanyChanged) {
 			raw = ""
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
 			continue
 		}
 		return err
@@ -173,4 +179,21 @@ func decodeConn(raw string) (*connRec, error) {
 		return nil, fmt.Errorf("decode stored record: %w", err)
 	}
 	return &r, nil
+}
+
+// backoff spreads writers that keep colliding on one connection: free for
+// the first retries, then a random wait growing to a few milliseconds.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt < 3 {
+		return nil
+	}
+	d := time.Duration(mrand.Int64N(int64(min(attempt, 20)) * int64(time.Millisecond/4)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

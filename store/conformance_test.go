@@ -1,0 +1,632 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/redistest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
+}
+
+// backend gives each test a fresh, empty Redis.
+type backend func(t *testing.T) redis.UniversalClient
+
+func miniBackend(t *testing.T) redis.UniversalClient {
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func realBackend(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }
+
+// The conformance suite: every status rule and invariant, run against
+// miniredis and against a real redis-server.
+func TestConformanceMiniredis(t *testing.T) { runConformance(t, miniBackend) }
+func TestConformanceRedis(t *testing.T)     { runConformance(t, realBackend) }
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	t   *testing.T
+	ctx context.Context
+	rdb redis.UniversalClient
+	clk *clock.Fake
+	s   *Store
+	co  Company
+}
+
+func newFixture(t *testing.T, b backend, mod func(*Config)) *fixture {
+	t.Helper()
+	rdb := b(t)
+	k, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCipher(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	cfg := Config{Cipher: c, Clock: clk, Interval: DefaultInterval, HistoryLimit: 20}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, ctx: context.Background(), rdb: rdb, clk: clk, s: s}
+	f.co, err = s.CreateCompany(f.ctx, NewCompany{Name: "Acme Utilities"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) conn(user string) Connection {
+	f.t.Helper()
+	c, err := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: f.co.ID, Datasource: "sandbox",
+		Credentials: checks.Credentials{Username: user, Password: "s3cret-" + user}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+// record loads id and records res as attempt, started at start and finished
+// one second later.
+func (f *fixture) record(id, attempt string, start time.Time, res checks.Result) Recorded {
+	f.t.Helper()
+	tg, err := f.s.LoadCheck(f.ctx, id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r, err := f.s.RecordCheck(f.ctx, tg, CheckResult{Attempt: attempt, StartedAt: start, FinishedAt: start.Add(time.Second), Result: res})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) get(id string) Connection {
+	f.t.Helper()
+	c, err := f.s.GetConnection(f.ctx, id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+func ok(accts ...string) checks.Result {
+	r := checks.Result{Status: checks.ConnConnected}
+	for _, a := range accts {
+		r.Accounts = append(r.Accounts, checks.AccountResult{Number: a})
+	}
+	return r
+}
+
+func pulled(status checks.AccountStatus, accts ...string) checks.Result {
+	r := ok(accts...)
+	for i := range r.Accounts {
+		r.Accounts[i].Status = status
+		r.Accounts[i].Detail = "detail of " + string(status)
+	}
+	return r
+}
+
+func fail(s checks.ConnectionStatus, d string) checks.Result {
+	return checks.Result{Status: s, Detail: d}
+}
+
+// invariants checks that every index agrees with the stored connections:
+// each connection sits in exactly the status index of its status, the
+// counters match, and it is in the due index iff it is eligible.
+func (f *fixture) invariants() {
+	f.t.Helper()
+	keys, err := f.rdb.Keys(f.ctx, f.s.cfg.Prefix+"c:*").Result()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, k := range keys {
+		raw, err := f.rdb.Get(f.ctx, k).Result()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		r, err := decodeConn(raw)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		counts[r.Status]++
+		for _, st := range checks.ConnectionStatuses {
+			_, err := f.rdb.ZScore(f.ctx, f.s.kIndex(r.CompanyID, string(st)), r.ID).Result()
+			in := err == nil
+			if in != (string(st) == r.Status) {
+				f.t.Errorf("%s (status %s): in index %s = %v", r.ID, r.Status, st, in)
+			}
+		}
+		co, _ := f.s.GetCompany(f.ctx, r.CompanyID)
+		eligible := checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, co.IsActive) == checks.SkipNone
+		_, err = f.rdb.ZScore(f.ctx, f.s.kDue(), r.ID).Result()
+		if (err == nil) != eligible {
+			f.t.Errorf("%s (status %s): in due index = %v, eligible = %v", r.ID, r.Status, err == nil, eligible)
+		}
+	}
+	got, err := f.s.StatusCounts(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, st := range checks.ConnectionStatuses {
+		if got[st] != counts[string(st)] {
+			f.t.Errorf("status counter %s = %d, stored connections say %d", st, got[st], counts[string(st)])
+		}
+	}
+}
+
+func runConformance(t *testing.T, b backend) {
+	t.Run("create", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		if c.Status != checks.ConnPending || !c.StatusFirstSeenTime.Equal(t0) || !c.StatusLastUpdateTime.Equal(t0) || c.StatusErrorDetail != "" {
+			t.Fatalf("new connection: %+v", c)
+		}
+		if c.NextCheckAt == nil || !c.NextCheckAt.Equal(t0) {
+			t.Fatalf("a new connection is due at once (prompt first check), nextCheckAt = %v", c.NextCheckAt)
+		}
+		if _, err := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: "co_0000000000000000", Datasource: "sandbox",
+			Credentials: checks.Credentials{Username: "u"}}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown company: err = %v, want ErrNotFound", err)
+		}
+		if _, err := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: f.co.ID}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("missing fields: err = %v, want ErrInvalid", err)
+		}
+		f.invariants()
+	})
+
+	t.Run("status rules", func(t *testing.T) {
+		t.Parallel()
+		// Each step records a result at t0+step hours; want is the
+		// connection's (status, firstSeen hour, lastUpdate hour, detail).
+		type want struct {
+			status      checks.ConnectionStatus
+			first, last int
+			detail      string
+			acctStatus  []checks.AccountStatus
+			acctFirst   []int
+			transitions int
+		}
+		steps := []struct {
+			name string
+			res  checks.Result
+			want want
+		}{
+			{"first check connects and discovers", ok("A", "B"),
+				want{checks.ConnConnected, 1, 1, "", []checks.AccountStatus{checks.AcctDetected, checks.AcctDetected}, []int{1, 1}, 3}},
+			{"same status: firstSeen stays, lastUpdate advances", ok("A", "B"),
+				want{checks.ConnConnected, 1, 2, "", []checks.AccountStatus{checks.AcctDetected, checks.AcctDetected}, []int{1, 1}, 0}},
+			{"website down: new status, detail, accounts not accessible", fail(checks.ConnWebsiteDown, "503 from portal"),
+				want{checks.ConnWebsiteDown, 3, 3, "503 from portal", []checks.AccountStatus{checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible}, []int{3, 3}, 3}},
+			{"still down: detail replaced, firstSeen kept", fail(checks.ConnWebsiteDown, "timeout"),
+				want{checks.ConnWebsiteDown, 3, 4, "timeout", []checks.AccountStatus{checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible}, []int{3, 3}, 0}},
+			{"back up: detail cleared, accounts detected again", ok("A", "B"),
+				want{checks.ConnConnected, 5, 5, "", []checks.AccountStatus{checks.AcctDetected, checks.AcctDetected}, []int{5, 5}, 3}},
+			{"account gone: ACCOUNT_NOT_FOUND", ok("A"),
+				want{checks.ConnConnected, 5, 6, "", []checks.AccountStatus{checks.AcctDetected, checks.AcctAccountNotFound}, []int{5, 6}, 1}},
+			{"new account appears DETECTED", ok("A", "B", "C"),
+				want{checks.ConnConnected, 5, 7, "", []checks.AccountStatus{checks.AcctDetected, checks.AcctDetected, checks.AcctDetected}, []int{5, 7, 7}, 2}},
+			{"no accounts found is a connection failure", fail(checks.ConnNoAccountsFound, ""),
+				want{checks.ConnNoAccountsFound, 8, 8, "", []checks.AccountStatus{checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible}, []int{8, 8, 8}, 4}},
+		}
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		for i, st := range steps {
+			h := i + 1
+			at := t0.Add(time.Duration(h) * time.Hour)
+			rec := f.record(c.ID, fmt.Sprintf("attempt-%d", h), at.Add(-time.Second), st.res)
+			if rec.Outcome != Applied || rec.Transitions != st.want.transitions {
+				t.Fatalf("%s: recorded %+v, want applied with %d transitions", st.name, rec, st.want.transitions)
+			}
+			got := f.get(c.ID)
+			hour := func(x time.Time) int { return int(x.Sub(t0) / time.Hour) }
+			if got.Status != st.want.status || hour(got.StatusFirstSeenTime) != st.want.first ||
+				hour(got.StatusLastUpdateTime) != st.want.last || got.StatusErrorDetail != st.want.detail {
+				t.Fatalf("%s: connection = %s first=%d last=%d detail=%q, want %+v", st.name, got.Status,
+					hour(got.StatusFirstSeenTime), hour(got.StatusLastUpdateTime), got.StatusErrorDetail, st.want)
+			}
+			if len(got.Accounts) != len(st.want.acctStatus) {
+				t.Fatalf("%s: %d accounts, want %d", st.name, len(got.Accounts), len(st.want.acctStatus))
+			}
+			for j, a := range got.Accounts {
+				if a.Status != st.want.acctStatus[j] || hour(a.StatusFirstSeenTime) != st.want.acctFirst[j] || hour(a.StatusLastUpdateTime) != h {
+					t.Fatalf("%s: account %d = %s first=%d last=%d, want %s first=%d last=%d", st.name, j, a.Status,
+						hour(a.StatusFirstSeenTime), hour(a.StatusLastUpdateTime), st.want.acctStatus[j], st.want.acctFirst[j], h)
+				}
+				if a.Status == checks.AcctWorkflowNotAccessible && !strings.Contains(a.StatusErrorDetail, string(got.Status)) {
+					t.Fatalf("%s: WORKFLOW_NOT_ACCESSIBLE detail %q does not name the connection status", st.name, a.StatusErrorDetail)
+				}
+			}
+			f.invariants()
+		}
+		if got := f.get(c.ID); got.ConsecutiveFailures != 1 || got.LastSuccessAt == nil || !got.LastSuccessAt.Equal(t0.Add(7*time.Hour)) {
+			t.Fatalf("bookkeeping: failures=%d lastSuccess=%v", got.ConsecutiveFailures, got.LastSuccessAt)
+		}
+	})
+
+	t.Run("tracked accounts are pulled, untracked are not", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, func(c *Config) { c.AutoTrack = true })
+		c := f.conn("user_good")
+		f.record(c.ID, "a1", t0, ok("A", "B"))
+		got := f.get(c.ID)
+		for _, a := range got.Accounts {
+			if a.Status != checks.AcctOnboarded || a.TrackingStatus != checks.TrackingEnabled {
+				t.Fatalf("auto-tracked new account = %s/%s, want ONBOARDED/ENABLED", a.Status, a.TrackingStatus)
+			}
+		}
+		tg, _ := f.s.LoadCheck(f.ctx, c.ID)
+		for _, a := range tg.Request.Accounts {
+			if !a.Pull {
+				t.Fatalf("tracked account %s not asked to pull", a.Number)
+			}
+		}
+		f.record(c.ID, "a2", t0.Add(time.Hour), pulled(checks.AcctPDFDownloadFailed, "A", "B"))
+		for _, a := range f.get(c.ID).Accounts {
+			if a.Status != checks.AcctPDFDownloadFailed || a.StatusErrorDetail == "" {
+				t.Fatalf("pull outcome not recorded: %+v", a)
+			}
+		}
+		f.record(c.ID, "a3", t0.Add(2*time.Hour), pulled(checks.AcctPullCompleted, "A", "B"))
+		for _, a := range f.get(c.ID).Accounts {
+			if a.Status != checks.AcctPullCompleted || a.StatusErrorDetail != "" {
+				t.Fatalf("pull completed: %+v", a)
+			}
+		}
+
+		g := newFixture(t, b, nil) // no auto-track: discovered accounts wait for a decision
+		c2 := g.conn("user_good")
+		g.record(c2.ID, "b1", t0, ok("A"))
+		tg2, _ := g.s.LoadCheck(g.ctx, c2.ID)
+		if len(tg2.Request.Accounts) != 1 || tg2.Request.Accounts[0].Pull {
+			t.Fatalf("untracked account must not be pulled: %+v", tg2.Request.Accounts)
+		}
+		g.record(c2.ID, "b2", t0.Add(time.Hour), pulled(checks.AcctPullCompleted, "A"))
+		if a := g.get(c2.ID).Accounts[0]; a.Status != checks.AcctDetected {
+			t.Fatalf("a pull result for an untracked account was applied: %s", a.Status)
+		}
+	})
+
+	t.Run("duplicate attempt is a no-op", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		f.record(c.ID, "same", t0, ok("A"))
+		before := f.snapshot(c.ID)
+		rec := f.record(c.ID, "same", t0.Add(time.Hour), fail(checks.ConnWebsiteDown, "x"))
+		if rec.Outcome != Duplicate {
+			t.Fatalf("outcome = %s, want duplicate", rec.Outcome)
+		}
+		if after := f.snapshot(c.ID); after != before {
+			t.Fatalf("duplicate attempt changed state:\n%s\n%s", before, after)
+		}
+	})
+
+	t.Run("stale result never overwrites newer", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		// Two checks loaded, the later-started one records first.
+		early, _ := f.s.LoadCheck(f.ctx, c.ID)
+		late, _ := f.s.LoadCheck(f.ctx, c.ID)
+		if _, err := f.s.RecordCheck(f.ctx, late, CheckResult{Attempt: "late", StartedAt: t0.Add(time.Minute), FinishedAt: t0.Add(2 * time.Minute), Result: ok("A")}); err != nil {
+			t.Fatal(err)
+		}
+		before := f.snapshot(c.ID)
+		rec, err := f.s.RecordCheck(f.ctx, early, CheckResult{Attempt: "early", StartedAt: t0, FinishedAt: t0.Add(3 * time.Minute), Result: fail(checks.ConnPasswordIncorrect, "")})
+		if err != nil || rec.Outcome != Stale {
+			t.Fatalf("older check: %+v %v, want stale", rec, err)
+		}
+		if after := f.snapshot(c.ID); after != before {
+			t.Fatal("stale result changed state")
+		}
+		f.invariants()
+	})
+
+	t.Run("credential failure leaves the due index, others stay", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		blocked, down := f.conn("bad"), f.conn("down")
+		for _, st := range []checks.ConnectionStatus{checks.ConnPasswordIncorrect, checks.ConnMFATokenExpired, checks.ConnNewPasswordNeeded, checks.ConnAdditionalCredentialsNeeded} {
+			f.record(blocked.ID, "a-"+string(st), f.clk.Advance(time.Hour), fail(st, ""))
+			if got := f.get(blocked.ID); got.NextCheckAt != nil {
+				t.Fatalf("%s connection still scheduled at %v", st, got.NextCheckAt)
+			}
+			tg, _ := f.s.LoadCheck(f.ctx, blocked.ID)
+			if tg.Skip != checks.SkipCredentialBlocked {
+				t.Fatalf("%s: skip = %q", st, tg.Skip)
+			}
+			if rec := f.record(blocked.ID, "late-"+string(st), f.clk.Now().Add(time.Minute), ok()); rec.Outcome != Ineligible {
+				t.Fatalf("a check result for a blocked connection was %s, want ineligible", rec.Outcome)
+			}
+			// unblock for the next status in the table
+			if _, err := f.rdb.Get(f.ctx, f.s.kConn(blocked.ID)).Result(); err != nil {
+				t.Fatal(err)
+			}
+			f.forceStatus(blocked.ID, checks.ConnConnected)
+		}
+		f.record(down.ID, "d1", t0, fail(checks.ConnWebsiteDown, ""))
+		got := f.get(down.ID)
+		if got.NextCheckAt == nil || got.NextCheckAt.Sub(got.StatusLastUpdateTime) > DefaultInterval {
+			t.Fatalf("provider error must stay scheduled within the interval: next=%v last=%v", got.NextCheckAt, got.StatusLastUpdateTime)
+		}
+	})
+
+	t.Run("history and events follow transitions", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		f.record(c.ID, "a1", t0, ok("A"))
+		f.record(c.ID, "a2", t0.Add(time.Hour), ok("A")) // no transition
+		f.record(c.ID, "a3", t0.Add(2*time.Hour), fail(checks.ConnPasswordIncorrect, "rejected"))
+		h, err := f.s.History(f.ctx, c.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conn []string
+		for _, e := range h {
+			if e.AccountID == "" {
+				conn = append(conn, e.From+">"+e.To+"/"+e.Cause)
+			}
+		}
+		want := []string{"CONNECTED>PASSWORD_INCORRECT/check", "PENDING>CONNECTED/check", ">PENDING/created"}
+		if strings.Join(conn, " ") != strings.Join(want, " ") {
+			t.Fatalf("history = %v, want %v", conn, want)
+		}
+		evs, err := f.s.Events(f.ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 || evs[0].Type != EventConnectionCreated || evs[2].Type != EventConnectionUpdated ||
+			evs[2].Old["status"] != "CONNECTED" || evs[2].New["status"] != "PASSWORD_INCORRECT" {
+			t.Fatalf("events = %+v", evs)
+		}
+		rest, err := f.s.Events(f.ctx, evs[1].ID, 100)
+		if err != nil || len(rest) != 1 || rest[0].ID != evs[2].ID {
+			t.Fatalf("events after %s = %+v %v", evs[1].ID, rest, err)
+		}
+	})
+
+	t.Run("history is bounded", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, func(c *Config) { c.HistoryLimit = 5 })
+		c := f.conn("user_good")
+		for i := 0; i < 20; i++ {
+			res := ok()
+			if i%2 == 0 {
+				res = fail(checks.ConnWebsiteDown, "")
+			}
+			f.record(c.ID, fmt.Sprint(i), t0.Add(time.Duration(i)*time.Hour), res)
+		}
+		if n, _ := f.rdb.LLen(f.ctx, f.s.kHistory(c.ID)).Result(); n != 5 {
+			t.Fatalf("history length %d, want 5", n)
+		}
+	})
+
+	t.Run("concurrent writers never lose an update", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		const n = 40
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				tg, err := f.s.LoadCheck(f.ctx, c.ID)
+				if err != nil {
+					errs <- err
+					return
+				}
+				// All start at the same instant: none is stale, each applies once.
+				_, err = f.s.RecordCheck(f.ctx, tg, CheckResult{Attempt: fmt.Sprint("w", i), StartedAt: t0, FinishedAt: t0.Add(time.Second),
+					Result: fail(checks.ConnWebsiteDown, "")})
+				errs <- err
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := f.get(c.ID); got.ConsecutiveFailures != n {
+			t.Fatalf("consecutiveFailures = %d after %d concurrent failed checks: an update was lost", got.ConsecutiveFailures, n)
+		}
+		f.invariants()
+	})
+
+	t.Run("claims are exclusive across schedulers", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		const n = 300
+		for i := 0; i < n; i++ {
+			f.conn(fmt.Sprint("u", i))
+		}
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var wg sync.WaitGroup
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					items, err := f.s.ClaimDue(f.ctx, t0, t0.Add(time.Minute), 7)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(items) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, it := range items {
+						seen[it.ConnectionID]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != n {
+			t.Fatalf("claimed %d distinct, want %d", len(seen), n)
+		}
+		for id, k := range seen {
+			if k != 1 {
+				t.Fatalf("%s claimed %d times", id, k)
+			}
+		}
+	})
+
+	t.Run("lease expiry and advance", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		lease := t0.Add(5 * time.Minute)
+		items, _ := f.s.ClaimDue(f.ctx, t0, lease, 10)
+		if len(items) != 1 || !items[0].Slot.Equal(t0) {
+			t.Fatalf("claim = %+v", items)
+		}
+		if again, _ := f.s.ClaimDue(f.ctx, t0.Add(time.Minute), t0.Add(6*time.Minute), 10); len(again) != 0 {
+			t.Fatalf("claimed twice within the lease: %+v", again)
+		}
+		// The claimer died: after the lease the connection is due again.
+		again, _ := f.s.ClaimDue(f.ctx, lease, lease.Add(5*time.Minute), 10)
+		if len(again) != 1 {
+			t.Fatalf("not due again after the lease: %+v", again)
+		}
+		if n, err := f.s.AdvanceDue(f.ctx, items, lease, t0); err != nil || n != 0 {
+			t.Fatalf("advance with an expired lease moved %d (%v): must leave the new claimer's lease", n, err)
+		}
+		newLease := lease.Add(5 * time.Minute)
+		if n, err := f.s.AdvanceDue(f.ctx, again, newLease, lease); err != nil || n != 1 {
+			t.Fatalf("advance = %d, %v", n, err)
+		}
+		want := checks.NextSlot(c.ID, lease, DefaultInterval)
+		if got := f.get(c.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(want) {
+			t.Fatalf("next check = %v, want slot %v", got.NextCheckAt, want)
+		}
+	})
+
+	t.Run("credentials are encrypted at rest", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_secret_name")
+		keys, _ := f.rdb.Keys(f.ctx, "*").Result()
+		for _, k := range keys {
+			dump, _ := f.rdb.Dump(f.ctx, k).Result()
+			if strings.Contains(dump, "s3cret-") {
+				t.Fatalf("key %s holds the password in clear", k)
+			}
+		}
+		tg, err := f.s.LoadCheck(f.ctx, c.ID)
+		if err != nil || tg.Request.Credentials.Password != "s3cret-user_secret_name" {
+			t.Fatalf("round trip: %v %v", tg, err)
+		}
+		if s := fmt.Sprint(tg.Request.Credentials); strings.Contains(s, "s3cret") {
+			t.Fatalf("credentials print their secret: %s", s)
+		}
+		other, _ := GenerateKey()
+		oc, _ := NewCipher(other)
+		s2, _ := New(f.rdb, Config{Cipher: oc, Clock: f.clk})
+		if _, err := s2.LoadCheck(f.ctx, c.ID); err == nil || !strings.Contains(err.Error(), "CHECKD_ENCRYPTION_KEY") {
+			t.Fatalf("wrong key: err = %v, want a hint about the key", err)
+		}
+	})
+
+	t.Run("listing filters by status and pages", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		var bad []string
+		for i := 0; i < 7; i++ {
+			c := f.conn(fmt.Sprint("u", i))
+			if i%2 == 0 {
+				f.record(c.ID, "a", t0, fail(checks.ConnPasswordIncorrect, ""))
+				bad = append(bad, c.ID)
+			}
+		}
+		var got []string
+		cursor := ""
+		for pages := 0; ; pages++ {
+			p, err := f.s.ListConnections(f.ctx, f.co.ID, []checks.ConnectionStatus{checks.ConnPasswordIncorrect}, cursor, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range p.Connections {
+				got = append(got, c.ID)
+			}
+			if p.Next == "" || pages > 5 {
+				break
+			}
+			cursor = p.Next
+		}
+		sort.Strings(got)
+		sort.Strings(bad)
+		if strings.Join(got, ",") != strings.Join(bad, ",") {
+			t.Fatalf("filtered listing = %v, want %v", got, bad)
+		}
+		all, err := f.s.ListConnections(f.ctx, f.co.ID, nil, "", 100)
+		if err != nil || len(all.Connections) != 7 {
+			t.Fatalf("unfiltered listing: %d, %v", len(all.Connections), err)
+		}
+		if _, err := f.s.ListConnections(f.ctx, f.co.ID, nil, "garbage", 10); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("bad cursor: %v", err)
+		}
+	})
+}
+
+// snapshot renders everything stored about a connection, for comparisons.
+func (f *fixture) snapshot(id string) string {
+	f.t.Helper()
+	raw, _ := f.rdb.Get(f.ctx, f.s.kConn(id)).Result()
+	h, _ := f.rdb.LRange(f.ctx, f.s.kHistory(id), 0, -1).Result()
+	due, _ := f.rdb.ZScore(f.ctx, f.s.kDue(), id).Result()
+	n, _ := f.rdb.XLen(f.ctx, f.s.kEvents()).Result()
+	counts, _ := f.rdb.HGetAll(f.ctx, f.s.kCounts()).Result()
+	b, _ := json.Marshal([]any{raw, h, due, n, counts})
+	return string(b)
+}
+
+// forceStatus rewrites a connection's status through the store's own write
+// path (tests only), keeping every index consistent.
+func (f *fixture) forceStatus(id string, st checks.ConnectionStatus) {
+	f.t.Helper()
+	err := f.s.update(f.ctx, id, "", func(r *connRec) (*mutation, error) {
+		now := ms(f.clk.Now())
+		setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(st), "", now)
+		return &mutation{due: dueSet, dueAt: now}, nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
