@@ -73,10 +73,7 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 	if res.Status == checks.ConnConnected {
 		detail = ""
 	}
-	from := r.Status
-	if setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(res.Status), detail, t) {
-		trs = append(trs, transition{from: from, to: r.Status, detail: detail})
-	}
+	trs = r.move(string(res.Status), detail, t, trs)
 	r.Attempt, r.Started, r.LastCheck = in.attempt, in.started, t
 	if res.Status == checks.ConnConnected {
 		r.LastSuccess, r.Failures = t, 0
@@ -151,15 +148,31 @@ func notPulled(a *acctRec) checks.AccountStatus {
 	return cur
 }
 
+// move applies the status rule to the connection and records the
+// transition, if any.
+func (r *connRec) move(to, detail string, t int64, trs []transition) []transition {
+	from := r.Status
+	if setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, to, detail, t) {
+		trs = append(trs, transition{from: from, to: to, detail: detail})
+	}
+	return trs
+}
+
+// move applies the status rule to the account and records the transition,
+// if any.
+func (a *acctRec) move(to, detail string, t int64, trs []transition) []transition {
+	from := a.Status
+	if setStatus(&a.Status, &a.FirstSeen, &a.LastUpdate, &a.Detail, to, detail, t) {
+		trs = append(trs, transition{acct: a.ID, from: from, to: to, detail: detail})
+	}
+	return trs
+}
+
 // setAccount applies the status rule to a non-terminal account; terminal
 // accounts are left alone entirely.
 func setAccount(a *acctRec, s checks.AccountStatus, detail string, t int64, trs []transition) []transition {
 	if checks.AccountStatus(a.Status).Terminal() {
 		return trs
 	}
-	from := a.Status
-	if setStatus(&a.Status, &a.FirstSeen, &a.LastUpdate, &a.Detail, string(s), detail, t) {
-		trs = append(trs, transition{acct: a.ID, from: from, to: a.Status, detail: detail})
-	}
-	return trs
+	return a.move(string(s), detail, t, trs)
 }

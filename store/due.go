@@ -27,18 +27,20 @@ end
 return items
 `)
 
-// advanceScript moves leased members (still at ARGV[1]) to their next slot:
-// ARGV[2..] are member, score pairs. A member removed or rescheduled since
+// advanceScript moves leased members (still at ARGV[1]) to their next slot
+// and marks their check queued for ARGV[3] ms (marker key prefix ARGV[2]):
+// ARGV[4..] are member, score pairs. A member removed or rescheduled since
 // the claim is left as it is.
 var advanceScript = redis.NewScript(`
 local lease = tonumber(ARGV[1])
 local n = 0
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if s and tonumber(s) == lease then
     redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
     n = n + 1
   end
+  redis.call('SET', ARGV[2] .. ARGV[i], '1', 'PX', ARGV[3])
 end
 return n
 `)
@@ -62,14 +64,15 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 	return out, nil
 }
 
-// AdvanceDue moves claimed connections from their lease to their next slot
-// after now. It returns how many moved.
+// AdvanceDue moves claimed connections, whose checks were enqueued, from
+// their lease to their next slot after now, and marks their checks queued
+// (see MarkQueued). It returns how many moved.
 func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, leaseUntil, now time.Time) (int, error) {
 	if len(items) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, 1+2*len(items))
-	args = append(args, ms(leaseUntil))
+	args := make([]any, 0, 3+2*len(items))
+	args = append(args, ms(leaseUntil), s.cfg.Prefix+"q:", s.cfg.QueuedTTL.Milliseconds())
 	for _, it := range items {
 		args = append(args, it.ConnectionID, ms(checks.NextSlot(it.ConnectionID, now, s.cfg.Interval)))
 	}

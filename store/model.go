@@ -32,6 +32,9 @@ type Connection struct {
 	LastSuccessAt        *time.Time              `json:"lastSuccessAt"`
 	NextCheckAt          *time.Time              `json:"nextCheckAt"`
 	ConsecutiveFailures  int                     `json:"consecutiveFailures"`
+	StartDate            string                  `json:"startDate,omitempty"`
+	OccupancyMultiplier  float64                 `json:"occupancyMultiplier,omitempty"`
+	CredentialsUpdatedAt *time.Time              `json:"credentialsUpdatedAt,omitempty"`
 	Accounts             []Account               `json:"accounts"`
 }
 
@@ -60,10 +63,17 @@ type HistoryEntry struct {
 	Attempt   string    `json:"attempt,omitempty"`
 }
 
-// Causes of a history entry.
+// Causes of a history entry and of a change event.
 const (
-	CauseCreated = "created"
-	CauseCheck   = "check"
+	CauseCreated           = "created"
+	CauseCheck             = "check"
+	CauseDeactivated       = "admin:deactivate"
+	CauseReactivated       = "admin:reactivate"
+	CauseCompanyInactive   = "admin:company-deactivate"
+	CauseCompanyReactivate = "admin:company-reactivate"
+	CauseConfirm           = "admin:confirm-accounts"
+	CauseCredentials       = "credentials"
+	CauseSettings          = "admin:settings"
 )
 
 // connRec is the stored form of a connection: one JSON string per connection
@@ -87,6 +97,10 @@ type connRec struct {
 	Attempt     string    `json:"at,omitempty"` // last applied check attempt
 	Started     int64     `json:"st,omitempty"` // start of the last applied check
 	Gen         uint64    `json:"g,omitempty"`  // bumped by actions that void checks in flight
+	PrevStatus  string    `json:"ps,omitempty"` // status to restore when a system status is lifted
+	StartDate   string    `json:"sd,omitempty"` // YYYY-MM-DD: collect bills from this date
+	Occupancy   float64   `json:"om,omitempty"` // occupancy multiplier
+	CredUpdated int64     `json:"cu,omitempty"` // last credential update
 	Accounts    []acctRec `json:"ac,omitempty"`
 }
 
@@ -100,6 +114,7 @@ type acctRec struct {
 	LastUpdate int64  `json:"lu"`
 	Detail     string `json:"d,omitempty"`
 	CreatedAt  int64  `json:"ca"`
+	Prev       string `json:"ps,omitempty"` // status to restore on company reactivation
 }
 
 type histRec struct {
@@ -140,6 +155,9 @@ func (r *connRec) public(nextCheck int64) Connection {
 		LastSuccessAt:        optMS(r.LastSuccess),
 		NextCheckAt:          optMS(nextCheck),
 		ConsecutiveFailures:  r.Failures,
+		StartDate:            r.StartDate,
+		OccupancyMultiplier:  r.Occupancy,
+		CredentialsUpdatedAt: optMS(r.CredUpdated),
 		Accounts:             make([]Account, len(r.Accounts)),
 	}
 	for i, a := range r.Accounts {

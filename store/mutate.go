@@ -34,15 +34,17 @@ type mutation struct {
 	event     *Event
 	// companyActive, when set, must match the company's active flag.
 	companyActive string
+	// clearQueued drops the "check queued" marker (a check finished).
+	clearQueued bool
 }
 
 // commitScript applies a mutation; it returns 1 when applied, 0 when the
 // record changed since it was read, -1 when the company guard failed.
 //
-// KEYS: conn, due, ixOld, ixNew, counts, history, events, company
+// KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued
 // ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
 //
-//	histLimit, eventsMaxLen, event, companyActive, history entries...
+//	histLimit, eventsMaxLen, event, companyActive, clearQueued, history...
 var commitScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -70,8 +72,11 @@ if ARGV[6] ~= ARGV[7] then
   redis.call('ZADD', KEYS[4], ARGV[8], ARGV[3])
   redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
 end
-if #ARGV > 12 then
-  for i = 13, #ARGV do
+if ARGV[13] == '1' then
+  redis.call('DEL', KEYS[9])
+end
+if #ARGV > 13 then
+  for i = 14, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
@@ -89,33 +94,9 @@ var errRetry = errors.New("record changed concurrently")
 var errCompanyChanged = errors.New("company changed concurrently")
 
 func (s *Store) commit(ctx context.Context, m *mutation) error {
-	newRaw, err := json.Marshal(m.rec)
+	keys, args, err := s.commitArgs(m)
 	if err != nil {
-		return fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
-	}
-	ev := ""
-	if m.event != nil {
-		b, err := json.Marshal(m.event)
-		if err != nil {
-			return fmt.Errorf("encode event of %s: %w", m.rec.ID, err)
-		}
-		ev = string(b)
-	}
-	keys := []string{
-		s.kConn(m.rec.ID), s.kDue(),
-		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
-		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID),
-	}
-	args := make([]any, 0, 12+len(m.history))
-	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
-		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive)
-	// LPUSH pushes each to the head: oldest first keeps the list newest-first.
-	for _, h := range m.history {
-		b, err := json.Marshal(h)
-		if err != nil {
-			return fmt.Errorf("encode history of %s: %w", m.rec.ID, err)
-		}
-		args = append(args, string(b))
+		return err
 	}
 	n, err := commitScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
@@ -129,6 +110,60 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 	default:
 		return errRetry
 	}
+}
+
+// commitCmd queues a mutation on a pipeline (batch writes); its result is
+// the script's 1, 0 or -1. The script must be loaded (loadCommit): a
+// pipeline cannot fall back from EVALSHA to EVAL.
+func (s *Store) commitCmd(ctx context.Context, p redis.Pipeliner, m *mutation) (*redis.Cmd, error) {
+	keys, args, err := s.commitArgs(m)
+	if err != nil {
+		return nil, err
+	}
+	return commitScript.EvalSha(ctx, p, keys, args...), nil
+}
+
+func (s *Store) loadCommit(ctx context.Context) error {
+	if err := commitScript.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("load write script: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
+	newRaw, err := json.Marshal(m.rec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
+	}
+	ev := ""
+	if m.event != nil {
+		b, err := json.Marshal(m.event)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode event of %s: %w", m.rec.ID, err)
+		}
+		ev = string(b)
+	}
+	keys := []string{
+		s.kConn(m.rec.ID), s.kDue(),
+		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
+		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(m.rec.ID),
+	}
+	clear := ""
+	if m.clearQueued {
+		clear = "1"
+	}
+	args := make([]any, 0, 13+len(m.history))
+	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive, clear)
+	// LPUSH pushes each to the head: oldest first keeps the list newest-first.
+	for _, h := range m.history {
+		b, err := json.Marshal(h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode history of %s: %w", m.rec.ID, err)
+		}
+		args = append(args, string(b))
+	}
+	return keys, args, nil
 }
 
 // maxAttempts bounds the compare-and-set loop of update; a connection rarely

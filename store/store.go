@@ -15,6 +15,8 @@
 //	P n                   hash    number of connections per status
 //	P h:<conn>            list    newest-first status transitions, bounded
 //	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
+//	P q:<conn>            string  a check is queued or running (expires; cleared when it ends)
+//	P once:<name>         string  a single-use token was spent (expires with the token)
 package store
 
 import (
@@ -59,6 +61,9 @@ type Config struct {
 	AutoTrack bool
 	// Prefix of every key. Default "cd:".
 	Prefix string
+	// QueuedTTL bounds how long a connection counts as having a check
+	// queued or running (so a lost task never blocks refreshes). Default 15m.
+	QueuedTTL time.Duration
 }
 
 // Store is the Redis persistence of checkd. It is safe for concurrent use.
@@ -90,6 +95,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.EventsMaxLen <= 0 {
 		cfg.EventsMaxLen = 100000
 	}
+	if cfg.QueuedTTL <= 0 {
+		cfg.QueuedTTL = 15 * time.Minute
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "cd:"
 	}
@@ -109,6 +117,8 @@ func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
 func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
 func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
 func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
+func (s *Store) kQueued(id string) string    { return s.cfg.Prefix + "q:" + id }
+func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
 func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

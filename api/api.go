@@ -1,0 +1,226 @@
+// Package api is checkd's HTTP surface: the REST API under /v1 (companies,
+// connections, a connection's details and history, the status vocabulary),
+// GET /healthz, and Mount for the daemon's own handlers (asynqmon, metrics,
+// readiness). Routing uses net/http's method+path patterns only.
+//
+// Routes:
+//
+//	GET  /healthz                                   {"status":"ok"}, no key needed
+//	POST /v1/company                                {"name"} → 201 company
+//	GET  /v1/company                                {"companies":[...]}
+//	GET  /v1/company/{companyId}                    company
+//	POST /v1/connection/company/{companyId}         {"datasource","name","credentials":{"username","password","extra"}} → 201 connection (PENDING)
+//	GET  /v1/connection/company/{companyId}         ?status=A,B&cursor=&limit= → {"connections":[...],"nextCursor"}
+//	GET  /v1/connection/{connectionId}/details      connection with accounts, status fields and derived fields
+//	GET  /v1/connection/{connectionId}/history      ?limit= → {"history":[...]}, newest first
+//	GET  /v1/statuses                               the status vocabulary and datasources
+//
+// Contract:
+//   - Every route except /healthz requires an X-API-Key header equal to one
+//     of the configured keys (compared in constant time).
+//   - Bodies and responses are JSON, camelCase, with the reference's field
+//     names. A request body must be one JSON object with known fields only,
+//     sent as Content-Type application/json (parameters such as charset are
+//     allowed). A request without a Content-Type is read as JSON too, so a
+//     bare `curl -d '{...}'` works; any other media type is 415.
+//   - Errors are {"error":{"code":"...","message":"..."}}; the message says
+//     what to fix. A request answered with a 4xx has written nothing.
+//   - Credentials are accepted when a connection is created and never appear
+//     in a response or a log line.
+//   - Every response carries X-Request-ID (the caller's, when it sent a sane
+//     one); the access log records method, path, status, duration and that
+//     ID, never headers or bodies.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/store"
+)
+
+// DefaultAddr is the listen address when Config.Addr is empty.
+const DefaultAddr = "127.0.0.1:8080"
+
+// DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is unset.
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the TCP address to listen on. Default DefaultAddr;
+	// "127.0.0.1:0" picks a free port, which Server.Addr reports after Start.
+	Addr string
+	// APIKeys are the accepted X-API-Key values. At least one, none empty.
+	APIKeys []string
+	// MaxBodyBytes bounds a request body; larger ones get 413. Default
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Datasources returns the valid datasources (the checker registry's
+	// Names). Required: a connection of an unknown datasource could never be
+	// checked, so creating one is refused with the valid names.
+	Datasources func() []string
+	// Logger receives the access log and request errors. Default: logrus's
+	// standard logger.
+	Logger logrus.FieldLogger
+	// Clock times requests for the access log. Default: the real clock.
+	Clock clock.Clock
+}
+
+// Server serves the API. Build it with New, add handlers with Mount, then
+// Start and Stop it, or use Handler with a server of your own.
+type Server struct {
+	st      *store.Store
+	cfg     Config
+	log     logrus.FieldLogger
+	keys    [][sha256.Size]byte
+	mux     *http.ServeMux
+	handler http.Handler
+
+	mu      sync.Mutex
+	srv     *http.Server
+	addr    string
+	done    chan struct{}
+	stopped bool
+}
+
+// New returns a server over st. It fails when cfg lacks API keys or
+// datasources.
+func New(st *store.Store, cfg Config) (*Server, error) {
+	if st == nil {
+		return nil, errors.New("api: a store is required")
+	}
+	if len(cfg.APIKeys) == 0 {
+		return nil, errors.New("api: at least one API key is required: set CHECKD_API_KEYS (comma-separated)")
+	}
+	keys := make([][sha256.Size]byte, 0, len(cfg.APIKeys))
+	for i, k := range cfg.APIKeys {
+		if strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("api: API key %d of %d is empty: remove it or give it a value", i+1, len(cfg.APIKeys))
+		}
+		// Comparing fixed-size digests keeps the comparison constant-time
+		// even in the key's length.
+		keys = append(keys, sha256.Sum256([]byte(k)))
+	}
+	if cfg.Datasources == nil {
+		return nil, errors.New("api: Config.Datasources is required: pass the checker registry's Names")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: http.NewServeMux(), addr: cfg.Addr}
+	s.routes()
+	s.handler = s.withRequestID(s.withAccessLog(s.withRecovery(http.HandlerFunc(s.dispatch))))
+	return s, nil
+}
+
+// Handler returns the whole API, /healthz and mounted handlers included,
+// wrapped in the request-ID, access-log and panic-recovery middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Mount adds h at a net/http ServeMux pattern ("/monitoring/", "GET
+// /metrics", ...), behind the API-key check when requireKey is set. Call it
+// before Start. Like ServeMux.Handle, it panics on an invalid pattern or one
+// that conflicts with a registered route: a programming error at startup.
+func (s *Server) Mount(pattern string, h http.Handler, requireKey bool) {
+	if requireKey {
+		h = s.requireKey(h)
+	}
+	s.mux.Handle(pattern, h)
+}
+
+// Start listens on Config.Addr, failing at once when the address is taken,
+// and serves in the background until Stop. ctx bounds only the listen.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+		return errors.New("api: start: server was stopped; create a new one with New")
+	case s.srv != nil:
+		return errors.New("api: start: server is already running")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w (is another process using it? pick another address with CHECKD_HTTP_ADDR)", s.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(errorLogWriter{s.log}, "", 0),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.WithError(err).Error("api: server stopped serving")
+		}
+	}()
+	s.srv, s.done, s.addr = srv, done, ln.Addr().String()
+	s.log.WithField("addr", s.addr).Info("api: listening")
+	return nil
+}
+
+// Addr is the address the server listens on: the bound one (with the real
+// port) after Start, Config.Addr before.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Stop shuts the server down gracefully, waiting for requests in flight
+// until ctx ends (then it closes the remaining connections). It is safe to
+// call twice and before Start; a stopped server cannot be started again.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.srv, s.stopped = nil, true
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("api: graceful shutdown: %w (remaining connections were closed)", err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("api: waiting for the server to stop: %w", ctx.Err())
+	}
+}
+
+// errorLogWriter sends net/http's own error log (TLS, protocol errors) to
+// logrus.
+type errorLogWriter struct{ log logrus.FieldLogger }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

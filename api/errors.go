@@ -1,0 +1,82 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/store"
+)
+
+// Error codes of ErrorInfo.Code.
+const (
+	CodeInvalidRequest       = "invalid_request"
+	CodeUnauthorized         = "unauthorized"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeConflict             = "conflict"
+	CodePayloadTooLarge      = "payload_too_large"
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	CodeInternal             = "internal"
+)
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error ErrorInfo `json:"error"`
+}
+
+// ErrorInfo says what went wrong (Code, stable) and what to fix (Message,
+// for people).
+type ErrorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeJSON answers v with status. It marshals first so an encoding failure
+// is a clean 500 instead of half a body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error: the response could not be encoded; retry later"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, ErrorResponse{Error: ErrorInfo{Code: code, Message: msg}})
+}
+
+func writeInternal(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusInternalServerError, CodeInternal, fmt.Sprintf(
+		"internal error: retry later, and report request ID %s if it persists", RequestID(r.Context())))
+}
+
+// storeError answers a store error: ErrNotFound → 404 with notFound as the
+// message, ErrInvalid → 400 with the store's explanation, ErrConflict → 409,
+// anything else → 500 with the detail logged, not returned.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, CodeNotFound, notFound)
+	case errors.Is(err, store.ErrInvalid):
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, CodeConflict, err.Error())
+	default:
+		s.log.WithError(err).WithFields(logrus.Fields{
+			"requestId": RequestID(r.Context()),
+			"method":    r.Method,
+			"path":      r.URL.Path,
+		}).Error("api: request failed")
+		writeInternal(w, r)
+	}
+}

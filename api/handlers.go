@@ -1,0 +1,358 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/store"
+)
+
+// DefaultPageSize is the page size of a connection listing without ?limit.
+const DefaultPageSize = 100
+
+// MaxHistoryLimit bounds ?limit of a history request (the store keeps fewer
+// entries per connection anyway).
+const MaxHistoryLimit = 1000
+
+// CreateCompanyRequest is the body of POST /v1/company.
+type CreateCompanyRequest struct {
+	Name string `json:"name"`
+}
+
+// CreateConnectionRequest is the body of POST /v1/connection/company/{companyId}.
+type CreateConnectionRequest struct {
+	Datasource  string              `json:"datasource"`
+	Name        string              `json:"name,omitempty"`
+	Credentials *checks.Credentials `json:"credentials"`
+}
+
+// CompanyList is the answer of GET /v1/company.
+type CompanyList struct {
+	Companies []store.Company `json:"companies"`
+}
+
+// StatusInfo is what a status means, derived from the checks vocabulary, so
+// a client need not carry its own copy.
+type StatusInfo struct {
+	StatusDisplayName string          `json:"statusDisplayName"`
+	StatusCategory    checks.Category `json:"statusCategory"`
+	StatusReason      string          `json:"statusReason"`
+	CanRefresh        bool            `json:"canRefresh"`
+	CanReconnect      bool            `json:"canReconnect"`
+}
+
+// Account is an account as the API returns it: the stored fields and what
+// its status means.
+type Account struct {
+	store.Account
+	StatusInfo
+}
+
+// Connection is a connection as the API returns it: the stored fields (never
+// credentials), what its status means, and its accounts likewise.
+type Connection struct {
+	store.Connection
+	StatusInfo
+	// Accounts shadows store.Connection.Accounts with the derived fields.
+	Accounts []Account `json:"accounts"`
+}
+
+// ConnectionPage is the answer of GET /v1/connection/company/{companyId}.
+// NextCursor is empty on the last page; otherwise pass it as ?cursor= with
+// the same status filter to get the next page.
+type ConnectionPage struct {
+	Connections []Connection `json:"connections"`
+	NextCursor  string       `json:"nextCursor"`
+}
+
+// History is the answer of GET /v1/connection/{connectionId}/history, newest
+// first.
+type History struct {
+	History []store.HistoryEntry `json:"history"`
+}
+
+// Statuses is the answer of GET /v1/statuses: the vocabulary a UI needs.
+type Statuses struct {
+	ConnectionStatuses []checks.Info           `json:"connectionStatuses"`
+	AccountStatuses    []checks.Info           `json:"accountStatuses"`
+	TrackingStatuses   []checks.TrackingStatus `json:"trackingStatuses"`
+	Datasources        []string                `json:"datasources"`
+}
+
+func statusInfo(in checks.Info) StatusInfo {
+	return StatusInfo{StatusDisplayName: in.DisplayName, StatusCategory: in.Category,
+		StatusReason: in.Reason, CanRefresh: in.CanRefresh, CanReconnect: in.CanReconnect}
+}
+
+func viewConnection(c store.Connection) Connection {
+	in, _ := c.Status.Info() // an unknown stored status leaves the derived fields empty
+	out := Connection{Connection: c, StatusInfo: statusInfo(in), Accounts: make([]Account, len(c.Accounts))}
+	for i, a := range c.Accounts {
+		ai, _ := a.Status.Info()
+		out.Accounts[i] = Account{Account: a, StatusInfo: statusInfo(ai)}
+	}
+	out.Connection.Accounts = nil // shadowed; keeps one copy in memory
+	return out
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireKey(h)) }
+	api("POST /v1/company", s.createCompany)
+	api("GET /v1/company", s.listCompanies)
+	api("GET /v1/company/{companyId}", s.getCompany)
+	api("POST /v1/connection/company/{companyId}", s.createConnection)
+	// GET /v1/connection/company/{companyId} and GET
+	// /v1/connection/{connectionId}/details overlap ("/v1/connection/company/details")
+	// with neither more specific, which ServeMux refuses; one pattern
+	// dispatches both. Connection IDs start with "cn_", so never "company".
+	api("GET /v1/connection/{id}/{view}", s.connectionGET)
+	api("GET /v1/statuses", s.statuses)
+}
+
+// dispatch serves the mux, answering its 404 and 405 in JSON (the mux's own
+// are plain text), keeping the Allow header of a 405.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &headerProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf(
+			"method %s is not allowed on %s: use %s", r.Method, r.URL.Path, probe.header.Get("Allow")))
+		return
+	}
+	s.noRoute(w, r)
+}
+
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf(
+		"no route %s %s: the API lives under /v1 (see GET /v1/statuses, /v1/company, /v1/connection/...)", r.Method, r.URL.Path))
+}
+
+// headerProbe captures what the mux's fallback handler would answer.
+type headerProbe struct {
+	header http.Header
+	code   int
+}
+
+func (p *headerProbe) Header() http.Header { return p.header }
+
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+
+func (p *headerProbe) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
+	}
+}
+
+func (s *Server) createCompany(w http.ResponseWriter, r *http.Request) {
+	var in CreateCompanyRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if strings.TrimSpace(in.Name) == "" {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, `name is required: send {"name": "..."}`)
+		return
+	}
+	co, err := s.st.CreateCompany(r.Context(), store.NewCompany{Name: in.Name})
+	if err != nil {
+		s.storeError(w, r, err, "")
+		return
+	}
+	w.Header().Set("Location", "/v1/company/"+co.ID)
+	writeJSON(w, http.StatusCreated, co)
+}
+
+func (s *Server) listCompanies(w http.ResponseWriter, r *http.Request) {
+	cos, err := s.st.ListCompanies(r.Context())
+	if err != nil {
+		s.storeError(w, r, err, "")
+		return
+	}
+	if cos == nil {
+		cos = []store.Company{}
+	}
+	writeJSON(w, http.StatusOK, CompanyList{Companies: cos})
+}
+
+func (s *Server) getCompany(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("companyId")
+	co, err := s.st.GetCompany(r.Context(), id)
+	if err != nil {
+		s.storeError(w, r, err, companyNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, co)
+}
+
+func companyNotFound(id string) string {
+	return fmt.Sprintf("company %.100q not found: check the ID (list companies with GET /v1/company)", id)
+}
+
+func connectionNotFound(id string) string {
+	return fmt.Sprintf("connection %.100q not found: check the ID (list a company's connections with GET /v1/connection/company/{companyId})", id)
+}
+
+func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
+	companyID := r.PathValue("companyId")
+	var in CreateConnectionRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	var problems []string
+	valid := s.cfg.Datasources()
+	switch {
+	case in.Datasource == "":
+		problems = append(problems, fmt.Sprintf("datasource is required (one of %s)", strings.Join(valid, ", ")))
+	case !slices.Contains(valid, in.Datasource):
+		problems = append(problems, (&checks.UnknownValueError{Kind: "datasource", Value: in.Datasource, Valid: valid}).Error())
+	}
+	switch {
+	case in.Credentials == nil:
+		problems = append(problems, `credentials is required: send {"username": "...", "password": "..."}`)
+	case strings.TrimSpace(in.Credentials.Username) == "":
+		problems = append(problems, "credentials.username is required")
+	}
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, strings.Join(problems, "; "))
+		return
+	}
+	c, err := s.st.CreateConnection(r.Context(), store.NewConnection{
+		CompanyID: companyID, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials})
+	if err != nil {
+		s.storeError(w, r, err, companyNotFound(companyID))
+		return
+	}
+	w.Header().Set("Location", "/v1/connection/"+c.ID+"/details")
+	writeJSON(w, http.StatusCreated, viewConnection(c))
+}
+
+func (s *Server) connectionGET(w http.ResponseWriter, r *http.Request) {
+	id, view := r.PathValue("id"), r.PathValue("view")
+	switch {
+	case id == "company":
+		s.listConnections(w, r, view)
+	case view == "details":
+		s.connectionDetails(w, r, id)
+	case view == "history":
+		s.connectionHistory(w, r, id)
+	default:
+		s.noRoute(w, r)
+	}
+}
+
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, companyID string) {
+	q := r.URL.Query()
+	statuses, err := parseStatuses(q["status"])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
+		return
+	}
+	limit, ok := parseLimit(w, q.Get("limit"), DefaultPageSize, store.MaxPageSize)
+	if !ok {
+		return
+	}
+	page, err := s.st.ListConnections(r.Context(), companyID, statuses, q.Get("cursor"), limit)
+	if err != nil {
+		s.storeError(w, r, err, companyNotFound(companyID))
+		return
+	}
+	out := ConnectionPage{Connections: make([]Connection, len(page.Connections)), NextCursor: page.Next}
+	for i, c := range page.Connections {
+		out.Connections[i] = viewConnection(c)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// parseStatuses reads ?status= values, each one status or several
+// comma-separated, into the reference's order without duplicates, so the
+// same filter in any spelling pages the same way. Empty items are ignored.
+func parseStatuses(vals []string) ([]checks.ConnectionStatus, error) {
+	seen := map[checks.ConnectionStatus]bool{}
+	for _, v := range vals {
+		for _, item := range strings.Split(v, ",") {
+			if strings.TrimSpace(item) == "" {
+				continue
+			}
+			st, err := checks.ParseConnectionStatus(item)
+			if err != nil {
+				return nil, fmt.Errorf("status filter: %w", err)
+			}
+			seen[st] = true
+		}
+	}
+	if len(seen) == 0 {
+		return nil, nil
+	}
+	out := make([]checks.ConnectionStatus, 0, len(seen))
+	for _, st := range checks.ConnectionStatuses {
+		if seen[st] {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// parseLimit reads ?limit=: def when absent, else an integer in [1, max].
+func parseLimit(w http.ResponseWriter, v string, def, max int) (int, bool) {
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest,
+			fmt.Sprintf("limit must be an integer from 1 to %d, not %.50q", max, v))
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) connectionDetails(w http.ResponseWriter, r *http.Request, id string) {
+	c, err := s.st.GetConnection(r.Context(), id)
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, viewConnection(c))
+}
+
+func (s *Server) connectionHistory(w http.ResponseWriter, r *http.Request, id string) {
+	// 0 lets the store return all it keeps.
+	limit, ok := parseLimit(w, r.URL.Query().Get("limit"), 0, MaxHistoryLimit)
+	if !ok {
+		return
+	}
+	h, err := s.st.History(r.Context(), id, limit)
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	if h == nil {
+		h = []store.HistoryEntry{}
+	}
+	writeJSON(w, http.StatusOK, History{History: h})
+}
+
+func (s *Server) statuses(w http.ResponseWriter, r *http.Request) {
+	ds := s.cfg.Datasources()
+	if ds == nil {
+		ds = []string{}
+	}
+	writeJSON(w, http.StatusOK, Statuses{
+		ConnectionStatuses: checks.ConnectionInfos(),
+		AccountStatuses:    checks.AccountInfos(),
+		TrackingStatuses:   checks.TrackingStatuses,
+		Datasources:        ds,
+	})
+}

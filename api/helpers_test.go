@@ -1,0 +1,211 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/checkd/checkd/api"
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/store"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
+}
+
+const (
+	testKey  = "test-key-0123456789"
+	otherKey = "second-key-abcdef"
+	secret   = "hunter2-Sup3rSecret!"
+)
+
+var testNow = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+var datasources = func() []string { return []string{"sandbox", "webportal"} }
+
+// env is one API over its own miniredis.
+type env struct {
+	t    testing.TB
+	mr   *miniredis.Miniredis
+	st   *store.Store
+	srv  *api.Server
+	clk  *clock.Fake
+	logs *logtest.Hook
+}
+
+func newStore(tb testing.TB, rdb redis.UniversalClient, clk clock.Clock) *store.Store {
+	tb.Helper()
+	key, err := store.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := store.NewCipher(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := store.New(rdb, store.Config{Cipher: c, Clock: clk})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+func newEnv(tb testing.TB) *env {
+	tb.Helper()
+	mr := miniredis.RunT(tb)
+	// No retries: a test that stops Redis wants the failure at once.
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	clk := clock.NewFake(testNow)
+	st := newStore(tb, rdb, clk)
+	logger, hook := logtest.NewNullLogger()
+	logger.SetLevel(logrus.DebugLevel)
+	srv, err := api.New(st, api.Config{
+		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
+		MaxBodyBytes: 4096,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &env{t: tb, mr: mr, st: st, srv: srv, clk: clk, logs: hook}
+}
+
+// call is one request. key "" sends the valid key, "-" none; ct "" sends
+// application/json when there is a body, "-" none.
+type call struct {
+	method, path, body string
+	key, ct            string
+	hdr                map[string]string
+	chunked            bool
+}
+
+// do serves c. It never fails the test, so fuzz targets can use it.
+func (e *env) do(c call) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	switch c.key {
+	case "":
+		r.Header.Set(api.HeaderAPIKey, testKey)
+	case "-":
+	default:
+		r.Header.Set(api.HeaderAPIKey, c.key)
+	}
+	switch {
+	case c.ct == "-":
+	case c.ct != "":
+		r.Header.Set("Content-Type", c.ct)
+	case c.body != "":
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range c.hdr {
+		r.Header.Set(k, v)
+	}
+	if c.chunked {
+		r.ContentLength = -1 // unknown length: only the body reader's limit can stop it
+	}
+	w := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(w, r)
+	return w
+}
+
+func decodeAs[T any](tb testing.TB, w *httptest.ResponseRecorder) T {
+	tb.Helper()
+	var v T
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		tb.Fatalf("Content-Type = %q, want application/json; body %s", ct, w.Body)
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		tb.Fatalf("decode %T from %q: %v", v, w.Body, err)
+	}
+	return v
+}
+
+func (e *env) company(name string) store.Company {
+	e.t.Helper()
+	co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return co
+}
+
+func (e *env) connection(companyID, username string) store.Connection {
+	e.t.Helper()
+	return createConnection(e.t, e.st, companyID, username)
+}
+
+func createConnection(tb testing.TB, st *store.Store, companyID, username string) store.Connection {
+	tb.Helper()
+	c, err := st.CreateConnection(context.Background(), store.NewConnection{CompanyID: companyID, Datasource: "sandbox",
+		Name: "conn " + username, Credentials: checks.Credentials{Username: username, Password: secret}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+var attempts atomic.Int64
+
+// recordCheck applies a check result as the worker would.
+func recordCheck(tb testing.TB, st *store.Store, clk *clock.Fake, connID string, res checks.Result) {
+	tb.Helper()
+	ctx := context.Background()
+	tg, err := st.LoadCheck(ctx, connID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if tg.Skip != checks.SkipNone {
+		tb.Fatalf("connection %s is not checkable: %v", connID, tg.Skip)
+	}
+	start := clk.Now()
+	end := clk.Advance(time.Second)
+	rec, err := st.RecordCheck(ctx, tg, store.CheckResult{Attempt: fmt.Sprintf("t%d", attempts.Add(1)),
+		StartedAt: start, FinishedAt: end, Result: res})
+	if err != nil || rec.Outcome != store.Applied {
+		tb.Fatalf("record check of %s: %+v, %v", connID, rec, err)
+	}
+}
+
+// assertNoSecret fails when a log entry or a body mentions the password.
+func (e *env) assertNoSecret(bodies ...string) {
+	e.t.Helper()
+	for _, b := range bodies {
+		if strings.Contains(b, secret) {
+			e.t.Errorf("response contains the password: %s", b)
+		}
+	}
+	for _, en := range e.logs.AllEntries() {
+		line, err := en.String()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if strings.Contains(line, secret) || strings.Contains(line, testKey) {
+			e.t.Errorf("log line contains a secret: %s", line)
+		}
+	}
+}
+
+func readAll(tb testing.TB, r io.Reader) string {
+	tb.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,180 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/sirupsen/logrus"
+)
+
+// HeaderAPIKey carries the caller's API key.
+const HeaderAPIKey = "X-API-Key"
+
+// HeaderRequestID carries the request ID, in requests and responses.
+const HeaderRequestID = "X-Request-ID"
+
+// maxRequestIDLen bounds a caller's request ID; longer ones are replaced.
+const maxRequestIDLen = 128
+
+type requestIDKey struct{}
+
+// RequestID returns the ID of the request ctx belongs to ("" outside one).
+// Mounted handlers can use it to correlate their logs with the access log.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// withRequestID takes the caller's X-Request-ID when it is sane (printable
+// ASCII, bounded, so it is safe in logs), generates one otherwise, and echoes
+// it in the response.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderRequestID)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set(HeaderRequestID, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// withAccessLog logs one line per request: method, path, status, duration
+// and request ID — never headers (the API key) or bodies (credentials). It
+// logs in a defer so even an aborted handler is recorded.
+func (s *Server) withAccessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.cfg.Clock.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			s.log.WithFields(logrus.Fields{
+				"method":    r.Method,
+				"path":      r.URL.Path,
+				"status":    sw.status(),
+				"duration":  s.cfg.Clock.Now().Sub(start).String(),
+				"bytes":     sw.n,
+				"requestId": RequestID(r.Context()),
+			}).Info("http request")
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// withRecovery turns a handler panic into a logged 500 JSON answer instead
+// of a dropped connection. http.ErrAbortHandler keeps its meaning.
+func (s *Server) withRecovery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			s.log.WithFields(logrus.Fields{
+				"requestId": RequestID(r.Context()),
+				"method":    r.Method,
+				"path":      r.URL.Path,
+				"panic":     fmt.Sprint(v),
+				"stack":     string(debug.Stack()),
+			}).Error("api: handler panicked")
+			if sw.code == 0 {
+				writeInternal(sw, r)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// requireKey answers 401 unless X-API-Key equals one of the keys. Every key
+// is compared, in constant time, so timing tells nothing about which one
+// nearly matched.
+func (s *Server) requireKey(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get(HeaderAPIKey)
+		if key == "" {
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
+				"missing X-API-Key header: send one of the configured API keys in it")
+			return
+		}
+		sum := sha256.Sum256([]byte(key))
+		match := 0
+		for i := range s.keys {
+			match |= subtle.ConstantTimeCompare(sum[:], s.keys[i][:])
+		}
+		if match != 1 {
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
+				"the X-API-Key header does not match any configured API key: check the key")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+	n    int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && code >= 200 { // 1xx are interim: the final status comes later
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Flush lets streaming handlers (mounted ones) flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK // nothing written: net/http sends 200
+	}
+	return w.code
+}

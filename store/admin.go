@@ -1,0 +1,532 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+)
+
+// ErrNotAllowed reports an action the connection's current state forbids
+// (refreshing a credential-blocked connection, confirming accounts of an
+// inactive company); the message says why.
+var ErrNotAllowed = errors.New("not allowed in the current state")
+
+// systemStatus reports statuses set by admin actions rather than checks.
+func systemStatus(s string) bool {
+	return checks.ConnectionStatus(s).Category() == checks.CategorySystem
+}
+
+// restored is the status a connection returns to when a system status is
+// lifted: the one it had before, or PENDING if it never had one.
+func restored(prev string) string {
+	if prev == "" || systemStatus(prev) {
+		return string(checks.ConnPending)
+	}
+	return prev
+}
+
+// Change tells the caller of an admin action what to do next.
+type Change struct {
+	Connection Connection
+	// CheckNow: the connection became checkable; enqueue a check at once on
+	// the critical queue (see MarkQueued).
+	CheckNow bool
+}
+
+// DetailsPatch is a partial update of a connection's settings; nil fields
+// are left alone.
+type DetailsPatch struct {
+	IsActive            *bool
+	Name                *string
+	StartDate           *string // YYYY-MM-DD, "" clears it
+	OccupancyMultiplier *float64
+}
+
+// MaxOccupancyMultiplier bounds the occupancy multiplier.
+const MaxOccupancyMultiplier = 100
+
+func (p DetailsPatch) validate() error {
+	var problems []string
+	if p.Name != nil && len(*p.Name) > MaxNameLen {
+		problems = append(problems, fmt.Sprintf("name is at most %d bytes", MaxNameLen))
+	}
+	if p.StartDate != nil && *p.StartDate != "" {
+		if _, err := time.Parse(time.DateOnly, *p.StartDate); err != nil {
+			problems = append(problems, fmt.Sprintf("startDate %q is not a date of the form 2024-01-31", *p.StartDate))
+		}
+	}
+	if p.OccupancyMultiplier != nil {
+		v := *p.OccupancyMultiplier
+		if math.IsNaN(v) || v <= 0 || v > MaxOccupancyMultiplier {
+			problems = append(problems, fmt.Sprintf("occupancyMultiplier must be greater than 0 and at most %d", MaxOccupancyMultiplier))
+		}
+	}
+	if p.IsActive == nil && p.Name == nil && p.StartDate == nil && p.OccupancyMultiplier == nil {
+		problems = append(problems, "nothing to update: give isActive, name, startDate or occupancyMultiplier")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// UpdateDetails applies a settings patch atomically. isActive false makes
+// the connection DEACTIVATED: it leaves the due index and any check queued
+// or running for it is voided. isActive true restores its previous status
+// and, when that is checkable, asks for a check at once (CheckNow).
+func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (Change, error) {
+	if err := p.validate(); err != nil {
+		return Change{}, err
+	}
+	if !ValidID(ConnectionIDPrefix, id) {
+		return Change{}, fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	var ch Change
+	err := s.update(ctx, id, "", func(r *connRec) (*mutation, error) {
+		ch = Change{}
+		now := ms(s.cfg.Clock.Now())
+		m := &mutation{}
+		var trs []transition
+		cause := CauseSettings
+		if p.Name != nil {
+			r.Name = strings.TrimSpace(*p.Name)
+		}
+		if p.StartDate != nil {
+			r.StartDate = *p.StartDate
+		}
+		if p.OccupancyMultiplier != nil {
+			r.Occupancy = *p.OccupancyMultiplier
+		}
+		if p.IsActive != nil && *p.IsActive == r.Inactive { // a real change
+			r.Gen++
+			if !*p.IsActive {
+				cause = CauseDeactivated
+				r.Inactive = true
+				if !systemStatus(r.Status) {
+					r.PrevStatus = r.Status
+				}
+				if r.Status != string(checks.ConnCompanyInactive) {
+					trs = r.move(string(checks.ConnDeactivated), "", now, trs)
+				}
+				m.due = dueRemove
+			} else {
+				cause = CauseReactivated
+				r.Inactive = false
+				if r.Status == string(checks.ConnDeactivated) {
+					trs = r.move(restored(r.PrevStatus), "", now, trs)
+					r.PrevStatus = ""
+				}
+				if checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
+					m.due, m.dueAt, m.companyActive = dueSet, now, "1"
+					ch.CheckNow = true
+				}
+			}
+		}
+		m.history = historyOf(trs, now, cause, "")
+		m.event = newEvent(r, EventConnectionUpdated, cause, now, trs)
+		if m.event == nil {
+			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
+				Cause: cause, ProtectedChanges: p.fields()}
+		}
+		ch.Connection = r.public(0)
+		return m, nil
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	return s.withNext(ctx, ch)
+}
+
+func (p DetailsPatch) fields() []string {
+	var f []string
+	if p.IsActive != nil {
+		f = append(f, "isActive")
+	}
+	if p.Name != nil {
+		f = append(f, "name")
+	}
+	if p.StartDate != nil {
+		f = append(f, "startDate")
+	}
+	if p.OccupancyMultiplier != nil {
+		f = append(f, "occupancyMultiplier")
+	}
+	return f
+}
+
+// withNext fills the connection's nextCheckAt after a write.
+func (s *Store) withNext(ctx context.Context, ch Change) (Change, error) {
+	c, err := s.GetConnection(ctx, ch.Connection.ID)
+	if err != nil {
+		return Change{}, err
+	}
+	ch.Connection = c
+	return ch, nil
+}
+
+// UpdateCredentials replaces a connection's credentials (encrypted). Checks
+// in flight with the old ones are voided. A credential-blocked connection
+// becomes PENDING and, when checkable, CheckNow asks for a check at once.
+func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Credentials) (Change, error) {
+	if err := (NewConnection{Datasource: "-", Credentials: c}).validate(); err != nil {
+		return Change{}, err
+	}
+	if !ValidID(ConnectionIDPrefix, id) {
+		return Change{}, fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	sealed, err := s.seal(id, c)
+	if err != nil {
+		return Change{}, err
+	}
+	var ch Change
+	err = s.update(ctx, id, "", func(r *connRec) (*mutation, error) {
+		ch = Change{}
+		now := ms(s.cfg.Clock.Now())
+		r.Cred, r.CredUpdated = sealed, now
+		r.Gen++
+		var trs []transition
+		if checks.ConnectionStatus(r.Status).CredentialBlocked() {
+			trs = r.move(string(checks.ConnPending), "credentials updated; waiting for the next check", now, trs)
+		}
+		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs)}
+		if m.event == nil {
+			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
+				Cause: CauseCredentials, ProtectedChanges: []string{"credentials"}}
+		}
+		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
+			m.due, m.dueAt, m.companyActive = dueSet, now, "1"
+			ch.CheckNow = true
+		}
+		ch.Connection = r.public(0)
+		return m, nil
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	return s.withNext(ctx, ch)
+}
+
+// Refreshable says whether an on-demand check may run now: the status must
+// allow a refresh (the "can be refreshed?" flag), the connection be active
+// and its company too. The error wraps ErrNotAllowed with the reason.
+func (s *Store) Refreshable(ctx context.Context, id string) (Connection, error) {
+	c, err := s.GetConnection(ctx, id)
+	if err != nil {
+		return Connection{}, err
+	}
+	co, err := s.GetCompany(ctx, c.CompanyID)
+	if err != nil {
+		return Connection{}, err
+	}
+	if skip := checks.Eligibility(c.Status, c.IsActive, co.IsActive); skip != checks.SkipNone {
+		return c, fmt.Errorf("%w: connection %s cannot be refreshed: %s", ErrNotAllowed, id, skip)
+	}
+	if in, _ := c.Status.Info(); !in.CanRefresh {
+		return c, fmt.Errorf("%w: connection %s in status %s cannot be refreshed", ErrNotAllowed, id, c.Status)
+	}
+	return c, nil
+}
+
+// MarkQueued records that a check of the connection is queued or running,
+// unless one already is: it returns false then, and the caller enqueues
+// nothing. The mark ends when the check is recorded (or ClearQueued), or
+// after Config.QueuedTTL.
+func (s *Store) MarkQueued(ctx context.Context, id string) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.kQueued(id), "1", s.cfg.QueuedTTL).Result()
+	if err != nil {
+		return false, fmt.Errorf("mark check of %s queued: %w", id, err)
+	}
+	return ok, nil
+}
+
+// ClearQueued ends the queued mark of a connection whose check ended
+// without a write (skipped, stale) or could not be enqueued.
+func (s *Store) ClearQueued(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, s.kQueued(id)).Err(); err != nil {
+		return fmt.Errorf("clear queued mark of %s: %w", id, err)
+	}
+	return nil
+}
+
+// UseOnce spends a single-use name (a link token's nonce) until until: the
+// first call returns true, every later one false.
+func (s *Store) UseOnce(ctx context.Context, name string, until time.Time) (bool, error) {
+	ttl := time.Until(until)
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	ok, err := s.rdb.SetNX(ctx, s.kOnce(name), "1", ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("spend single-use token: %w", err)
+	}
+	return ok, nil
+}
+
+// AccountDecision confirms (ENABLED) or rejects (DISABLED) one account.
+type AccountDecision struct {
+	AccountID      string                `json:"accountId"`
+	TrackingStatus checks.TrackingStatus `json:"trackingStatus"`
+}
+
+// AccountsError names the accounts a confirmation refused; it wraps
+// ErrInvalid.
+type AccountsError struct {
+	Problems map[string]string // account ID → what is wrong
+}
+
+func (e *AccountsError) Error() string {
+	parts := make([]string, 0, len(e.Problems))
+	for _, id := range slices.Sorted(maps.Keys(e.Problems)) {
+		parts = append(parts, id+": "+e.Problems[id])
+	}
+	return "accounts refused (nothing was changed): " + strings.Join(parts, "; ")
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *AccountsError) Unwrap() error { return ErrInvalid }
+
+// ConfirmAccounts applies tracking decisions, all or nothing: ENABLED makes
+// a detected (or previously rejected) account ONBOARDED, DISABLED makes it
+// CUSTOMER_NOT_TRACKED (terminal, never pulled).
+func (s *Store) ConfirmAccounts(ctx context.Context, id string, ds []AccountDecision) (Change, error) {
+	if len(ds) == 0 {
+		return Change{}, fmt.Errorf("%w: give at least one account decision", ErrInvalid)
+	}
+	if !ValidID(ConnectionIDPrefix, id) {
+		return Change{}, fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	var ch Change
+	err := s.update(ctx, id, "", func(r *connRec) (*mutation, error) {
+		if r.Status == string(checks.ConnCompanyInactive) {
+			return nil, fmt.Errorf("%w: the company of connection %s is inactive; reactivate it first", ErrNotAllowed, id)
+		}
+		byID := make(map[string]*acctRec, len(r.Accounts))
+		for i := range r.Accounts {
+			byID[r.Accounts[i].ID] = &r.Accounts[i]
+		}
+		problems := map[string]string{}
+		seen := map[string]bool{}
+		for _, d := range ds {
+			a, ok := byID[d.AccountID]
+			switch {
+			case !ok:
+				problems[d.AccountID] = "no such account on this connection"
+			case seen[d.AccountID]:
+				problems[d.AccountID] = "decided twice in one request"
+			case d.TrackingStatus != checks.TrackingEnabled && d.TrackingStatus != checks.TrackingDisabled:
+				problems[d.AccountID] = fmt.Sprintf("trackingStatus must be ENABLED or DISABLED, not %q", d.TrackingStatus)
+			case checks.AccountStatus(a.Status).Terminal() && a.Status != string(checks.AcctCustomerNotTracked):
+				problems[d.AccountID] = fmt.Sprintf("account is %s (terminal) and cannot be confirmed", a.Status)
+			}
+			seen[d.AccountID] = true
+		}
+		if len(problems) > 0 {
+			return nil, &AccountsError{Problems: problems}
+		}
+		now := ms(s.cfg.Clock.Now())
+		var trs []transition
+		for _, d := range ds {
+			a := byID[d.AccountID]
+			a.Tracking = string(d.TrackingStatus)
+			to := a.Status
+			switch {
+			case d.TrackingStatus == checks.TrackingDisabled:
+				to = string(checks.AcctCustomerNotTracked)
+			case a.Status == string(checks.AcctDetected) || a.Status == string(checks.AcctCustomerNotTracked):
+				to = string(checks.AcctOnboarded)
+			}
+			trs = a.move(to, "", now, trs)
+		}
+		ch.Connection = r.public(0)
+		m := &mutation{history: historyOf(trs, now, CauseConfirm, ""), event: newEvent(r, EventConnectionUpdated, CauseConfirm, now, trs)}
+		if m.event == nil {
+			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
+				Cause: CauseConfirm, ProtectedChanges: []string{"accounts"}}
+		}
+		return m, nil
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	return s.withNext(ctx, ch)
+}
+
+// CompanyChange reports a company (de)activation.
+type CompanyChange struct {
+	Company Company `json:"company"`
+	// Connections is how many connections were moved by this call.
+	Connections int `json:"connectionsUpdated"`
+}
+
+// companyBatch is how many connections one round of SetCompanyActive reads
+// and writes: each write is one short script, so Redis serves other clients
+// between them.
+const companyBatch = 500
+
+// SetCompanyActive deactivates or reactivates a company. Deactivation makes
+// every connection and account of it COMPANY_INACTIVE (remembering what
+// each was) and takes them out of the due index; reactivation restores
+// every status and tracking decision, terminal ones included, and makes the
+// checkable connections due at once (the next scheduler ticks pick them up,
+// within the per-tick bound). It works in batches, so a company with 100k
+// connections never blocks Redis; calling it again finishes an interrupted
+// run.
+func (s *Store) SetCompanyActive(ctx context.Context, companyID string, active bool) (CompanyChange, error) {
+	if _, err := s.GetCompany(ctx, companyID); err != nil {
+		return CompanyChange{}, err
+	}
+	flag := "0"
+	if active {
+		flag = "1"
+	}
+	if err := s.rdb.HSet(ctx, s.kCompany(companyID), "active", flag).Err(); err != nil {
+		return CompanyChange{}, fmt.Errorf("set company %s active=%v: %w", companyID, active, err)
+	}
+	var sources []string
+	if active {
+		sources = []string{string(checks.ConnCompanyInactive)}
+	} else {
+		for _, st := range checks.ConnectionStatuses {
+			if st != checks.ConnCompanyInactive {
+				sources = append(sources, string(st))
+			}
+		}
+	}
+	out := CompanyChange{}
+	for _, st := range sources {
+		n, err := s.moveCompany(ctx, companyID, st, flag)
+		out.Connections += n
+		if err != nil {
+			return out, err
+		}
+	}
+	co, err := s.GetCompany(ctx, companyID)
+	out.Company = co
+	return out, err
+}
+
+// moveCompany converts every connection in one status index of a company,
+// batch by batch, until the index is empty.
+func (s *Store) moveCompany(ctx context.Context, companyID, status, flag string) (int, error) {
+	moved, idle := 0, 0
+	for {
+		ids, err := s.rdb.ZRange(ctx, s.kIndex(companyID, status), 0, companyBatch-1).Result()
+		if err != nil {
+			return moved, fmt.Errorf("company %s: list %s connections: %w", companyID, status, err)
+		}
+		if len(ids) == 0 {
+			return moved, nil
+		}
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = s.kConn(id)
+		}
+		raws, err := s.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return moved, fmt.Errorf("company %s: read connections: %w", companyID, err)
+		}
+		if err := s.loadCommit(ctx); err != nil { // Redis may have restarted since the last batch
+			return moved, err
+		}
+		now := ms(s.cfg.Clock.Now())
+		p := s.rdb.Pipeline()
+		var cmds []*redis.Cmd
+		for _, v := range raws {
+			raw, _ := v.(string)
+			if raw == "" {
+				continue
+			}
+			r, err := decodeConn(raw)
+			if err != nil {
+				return moved, err
+			}
+			oldStatus := r.Status
+			m := companyMutation(r, flag == "1", now)
+			m.rec, m.oldRaw, m.oldStatus, m.companyActive = r, raw, oldStatus, flag
+			cmd, err := s.commitCmd(ctx, p, m)
+			if err != nil {
+				return moved, err
+			}
+			cmds = append(cmds, cmd)
+		}
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return moved, fmt.Errorf("company %s: write connections: %w", companyID, err)
+		}
+		progress := 0
+		for _, c := range cmds {
+			switch n, _ := c.Int(); n {
+			case 1:
+				progress++
+			case -1:
+				return moved + progress, fmt.Errorf("company %s was toggled again during the update; the later call finishes the job: %w", companyID, ErrConflict)
+			}
+		}
+		moved += progress
+		if progress == 0 { // every write lost a race: read again after a pause
+			idle++
+			if err := backoff(ctx, 3+idle); err != nil {
+				return moved, err
+			}
+			if idle > maxAttempts {
+				return moved, fmt.Errorf("company %s: %w", companyID, ErrConflict)
+			}
+		}
+	}
+}
+
+// companyMutation moves one connection and its accounts into or out of
+// COMPANY_INACTIVE.
+func companyMutation(r *connRec, active bool, now int64) *mutation {
+	var trs []transition
+	cause := CauseCompanyInactive
+	m := &mutation{}
+	r.Gen++
+	if !active {
+		if !systemStatus(r.Status) {
+			r.PrevStatus = r.Status
+		}
+		trs = r.move(string(checks.ConnCompanyInactive), "", now, trs)
+		for i := range r.Accounts {
+			a := &r.Accounts[i]
+			if a.Status == string(checks.AcctCompanyInactive) {
+				continue
+			}
+			a.Prev = a.Status
+			trs = a.move(string(checks.AcctCompanyInactive), "", now, trs)
+		}
+		m.due = dueRemove
+	} else {
+		cause = CauseCompanyReactivate
+		to := restored(r.PrevStatus)
+		if r.Inactive {
+			to = string(checks.ConnDeactivated)
+		} else {
+			r.PrevStatus = ""
+		}
+		trs = r.move(to, "", now, trs)
+		for i := range r.Accounts {
+			a := &r.Accounts[i]
+			if a.Status != string(checks.AcctCompanyInactive) || a.Prev == "" {
+				continue
+			}
+			prev := a.Prev
+			a.Prev = ""
+			trs = a.move(prev, "", now, trs)
+		}
+		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
+			m.due, m.dueAt = dueSet, now
+		}
+	}
+	m.history = historyOf(trs, now, cause, "")
+	m.event = newEvent(r, EventConnectionUpdated, cause, now, trs)
+	return m
+}

@@ -1,0 +1,278 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkd/checkd/checks"
+)
+
+func TestAdminMiniredis(t *testing.T) { runAdmin(t, miniBackend) }
+func TestAdminRedis(t *testing.T)     { runAdmin(t, realBackend) }
+
+func ptr[T any](v T) *T { return &v }
+
+func runAdmin(t *testing.T, b backend) {
+	t.Run("deactivate voids queued and running checks, reactivate resumes", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		f.record(c.ID, "a1", t0, ok("A"))
+		inflight, _ := f.s.LoadCheck(f.ctx, c.ID)
+		ch, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(false)})
+		if err != nil || ch.Connection.Status != checks.ConnDeactivated || ch.Connection.IsActive || ch.Connection.NextCheckAt != nil || ch.CheckNow {
+			t.Fatalf("deactivate: %+v %v", ch, err)
+		}
+		tg, _ := f.s.LoadCheck(f.ctx, c.ID)
+		if tg.Skip != checks.SkipDeactivated {
+			t.Fatalf("a queued check of a deactivated connection must be skipped, skip=%q", tg.Skip)
+		}
+		before := f.snapshot(c.ID)
+		rec, err := f.s.RecordCheck(f.ctx, inflight, CheckResult{Attempt: "a2", StartedAt: t0.Add(time.Hour), FinishedAt: t0.Add(time.Hour), Result: fail(checks.ConnWebsiteDown, "")})
+		if err != nil || rec.Outcome != Fenced || f.snapshot(c.ID) != before {
+			t.Fatalf("a check running across the deactivation wrote: %+v %v", rec, err)
+		}
+		f.invariants()
+		f.clk.Advance(time.Hour)
+		ch, err = f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(true)})
+		if err != nil || ch.Connection.Status != checks.ConnConnected || !ch.CheckNow || ch.Connection.NextCheckAt == nil || !ch.Connection.NextCheckAt.Equal(f.clk.Now()) {
+			t.Fatalf("reactivate: %+v %v", ch, err)
+		}
+		h, _ := f.s.History(f.ctx, c.ID, 2)
+		if h[0].Cause != CauseReactivated || h[1].Cause != CauseDeactivated || h[1].To != "DEACTIVATED" {
+			t.Fatalf("history = %+v", h)
+		}
+		f.invariants()
+	})
+
+	t.Run("reactivating a credential-blocked connection keeps it blocked", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("bad")
+		f.record(c.ID, "a1", t0, fail(checks.ConnPasswordIncorrect, ""))
+		f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(false)})
+		ch, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(true)})
+		if err != nil || ch.Connection.Status != checks.ConnPasswordIncorrect || ch.CheckNow || ch.Connection.NextCheckAt != nil {
+			t.Fatalf("%+v %v", ch, err)
+		}
+		f.invariants()
+	})
+
+	t.Run("settings are validated, nothing written on error", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		before := f.snapshot(c.ID)
+		for _, p := range []DetailsPatch{
+			{},
+			{StartDate: ptr("2024-13-01")},
+			{OccupancyMultiplier: ptr(0.0)},
+			{OccupancyMultiplier: ptr(1e9)},
+			{IsActive: ptr(false), StartDate: ptr("yesterday")}, // valid part must not be applied either
+		} {
+			if _, err := f.s.UpdateDetails(f.ctx, c.ID, p); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%+v: err = %v, want ErrInvalid", p, err)
+			}
+		}
+		if f.snapshot(c.ID) != before {
+			t.Fatal("a refused patch wrote something")
+		}
+		ch, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{StartDate: ptr("2024-01-31"), OccupancyMultiplier: ptr(1.5)})
+		if err != nil || ch.Connection.StartDate != "2024-01-31" || ch.Connection.OccupancyMultiplier != 1.5 || ch.Connection.Status != checks.ConnPending {
+			t.Fatalf("%+v %v", ch, err)
+		}
+		if _, err := f.s.UpdateDetails(f.ctx, "cn_0000000000000000", DetailsPatch{Name: ptr("x")}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown connection: %v", err)
+		}
+	})
+
+	t.Run("credential update unblocks and voids checks with the old ones", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("bad")
+		inflight, _ := f.s.LoadCheck(f.ctx, c.ID) // a check running with the old credentials
+		f.record(c.ID, "a1", t0, fail(checks.ConnPasswordIncorrect, "rejected"))
+		f.clk.Advance(time.Minute)
+		ch, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "user_good", Password: "new"})
+		if err != nil || ch.Connection.Status != checks.ConnPending || !ch.CheckNow || ch.Connection.NextCheckAt == nil || ch.Connection.CredentialsUpdatedAt == nil {
+			t.Fatalf("%+v %v", ch, err)
+		}
+		rec, _ := f.s.RecordCheck(f.ctx, inflight, CheckResult{Attempt: "old", StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(time.Second), Result: fail(checks.ConnPasswordIncorrect, "")})
+		if rec.Outcome != Fenced {
+			t.Fatalf("a check with old credentials was %s, want fenced", rec.Outcome)
+		}
+		tg, _ := f.s.LoadCheck(f.ctx, c.ID)
+		if tg.Skip != "" || tg.Request.Credentials.Username != "user_good" || tg.Request.Credentials.Password != "new" {
+			t.Fatalf("after update: skip=%q creds=%v", tg.Skip, tg.Request.Credentials)
+		}
+		if _, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("empty credentials: %v", err)
+		}
+		f.invariants()
+	})
+
+	t.Run("account confirmation is all or nothing", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		f.record(c.ID, "a1", t0, ok("A", "B", "C"))
+		acc := f.get(c.ID).Accounts
+		before := f.snapshot(c.ID)
+		_, err := f.s.ConfirmAccounts(f.ctx, c.ID, []AccountDecision{
+			{AccountID: acc[0].ID, TrackingStatus: checks.TrackingEnabled},
+			{AccountID: "ac_nope", TrackingStatus: checks.TrackingEnabled},
+			{AccountID: acc[1].ID, TrackingStatus: "MAYBE"},
+		})
+		var ae *AccountsError
+		if !errors.As(err, &ae) || !errors.Is(err, ErrInvalid) || len(ae.Problems) != 2 || !strings.Contains(err.Error(), "ac_nope") || !strings.Contains(err.Error(), acc[1].ID) {
+			t.Fatalf("err = %v, want both offending accounts named", err)
+		}
+		if f.snapshot(c.ID) != before {
+			t.Fatal("a refused confirmation wrote something")
+		}
+		ch, err := f.s.ConfirmAccounts(f.ctx, c.ID, []AccountDecision{
+			{AccountID: acc[0].ID, TrackingStatus: checks.TrackingEnabled},
+			{AccountID: acc[1].ID, TrackingStatus: checks.TrackingDisabled},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ch.Connection.Accounts
+		if got[0].Status != checks.AcctOnboarded || got[0].TrackingStatus != checks.TrackingEnabled ||
+			got[1].Status != checks.AcctCustomerNotTracked || got[1].TrackingStatus != checks.TrackingDisabled ||
+			got[2].Status != checks.AcctDetected {
+			t.Fatalf("accounts = %+v", got)
+		}
+		tg, _ := f.s.LoadCheck(f.ctx, c.ID)
+		if !tg.Request.Accounts[0].Pull || tg.Request.Accounts[1].Pull || tg.Request.Accounts[2].Pull {
+			t.Fatalf("pull flags = %+v", tg.Request.Accounts)
+		}
+		// A terminal account is left alone by checks: not pulled, not failed.
+		rejected := got[1]
+		f.record(c.ID, "a2", t0.Add(time.Hour), fail(checks.ConnPasswordIncorrect, ""))
+		after := f.get(c.ID).Accounts[1]
+		if after.Status != checks.AcctCustomerNotTracked || !after.StatusLastUpdateTime.Equal(rejected.StatusLastUpdateTime) {
+			t.Fatalf("terminal account touched by a check: %+v", after)
+		}
+		f.invariants()
+	})
+
+	t.Run("company deactivation in batches, reactivation restores everything", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		const n = 2*companyBatch + 37
+		var ids []string
+		for i := 0; i < n; i++ {
+			ids = append(ids, f.conn(fmt.Sprint("u", i)).ID)
+		}
+		// Variety: a connected one with a rejected account, a blocked one, a deactivated one.
+		f.record(ids[0], "a", t0, ok("A", "B"))
+		acc := f.get(ids[0]).Accounts
+		f.s.ConfirmAccounts(f.ctx, ids[0], []AccountDecision{{AccountID: acc[0].ID, TrackingStatus: checks.TrackingEnabled}, {AccountID: acc[1].ID, TrackingStatus: checks.TrackingDisabled}})
+		f.record(ids[1], "a", t0, fail(checks.ConnPasswordIncorrect, ""))
+		f.s.UpdateDetails(f.ctx, ids[2], DetailsPatch{IsActive: ptr(false)})
+		other := f.s // a second company must be untouched
+		co2, _ := other.CreateCompany(f.ctx, NewCompany{Name: "Other"})
+		keep, _ := other.CreateConnection(f.ctx, NewConnection{CompanyID: co2.ID, Datasource: "sandbox", Credentials: checks.Credentials{Username: "u"}})
+
+		f.clk.Advance(time.Hour)
+		res, err := f.s.SetCompanyActive(f.ctx, f.co.ID, false)
+		if err != nil || res.Connections != n || res.Company.IsActive {
+			t.Fatalf("deactivate: %+v %v", res, err)
+		}
+		for _, id := range ids {
+			c := f.get(id)
+			if c.Status != checks.ConnCompanyInactive || c.NextCheckAt != nil {
+				t.Fatalf("%s after company deactivation: %s next=%v", id, c.Status, c.NextCheckAt)
+			}
+			for _, a := range c.Accounts {
+				if a.Status != checks.AcctCompanyInactive {
+					t.Fatalf("account %s: %s", a.ID, a.Status)
+				}
+			}
+		}
+		if backlog, _ := f.s.DueBacklog(f.ctx, f.clk.Now().Add(30*24*time.Hour)); backlog != 1 {
+			t.Fatalf("due backlog over a month = %d, want only the other company's connection", backlog)
+		}
+		if c := f.get(keep.ID); c.Status != checks.ConnPending {
+			t.Fatalf("other company's connection: %s", c.Status)
+		}
+		if _, err := f.s.Refreshable(f.ctx, ids[0]); !errors.Is(err, ErrNotAllowed) {
+			t.Fatalf("refresh under an inactive company: %v", err)
+		}
+		created, _ := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: f.co.ID, Datasource: "sandbox", Credentials: checks.Credentials{Username: "u"}})
+		if created.Status != checks.ConnCompanyInactive || created.NextCheckAt != nil {
+			t.Fatalf("created under an inactive company: %+v", created)
+		}
+		f.invariants()
+
+		f.clk.Advance(time.Hour)
+		res, err = f.s.SetCompanyActive(f.ctx, f.co.ID, true)
+		if err != nil || res.Connections != n+1 || !res.Company.IsActive {
+			t.Fatalf("reactivate: %+v %v", res, err)
+		}
+		c0 := f.get(ids[0])
+		if c0.Status != checks.ConnConnected || c0.Accounts[0].Status != checks.AcctOnboarded || c0.Accounts[0].TrackingStatus != checks.TrackingEnabled ||
+			c0.Accounts[1].Status != checks.AcctCustomerNotTracked || c0.Accounts[1].TrackingStatus != checks.TrackingDisabled {
+			t.Fatalf("restored connection: %+v", c0)
+		}
+		if c0.NextCheckAt == nil || !c0.NextCheckAt.Equal(f.clk.Now()) {
+			t.Fatalf("reactivated connection not due promptly: %v", c0.NextCheckAt)
+		}
+		if c := f.get(ids[1]); c.Status != checks.ConnPasswordIncorrect || c.NextCheckAt != nil {
+			t.Fatalf("blocked connection after reactivation: %s %v", c.Status, c.NextCheckAt)
+		}
+		if c := f.get(ids[2]); c.Status != checks.ConnDeactivated || c.NextCheckAt != nil {
+			t.Fatalf("deactivated connection after company reactivation: %s %v", c.Status, c.NextCheckAt)
+		}
+		f.invariants()
+	})
+
+	t.Run("refreshable follows the can-be-refreshed flag", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		good, bad, off := f.conn("a"), f.conn("b"), f.conn("c")
+		f.record(bad.ID, "x", t0, fail(checks.ConnMFATokenExpired, ""))
+		f.s.UpdateDetails(f.ctx, off.ID, DetailsPatch{IsActive: ptr(false)})
+		if _, err := f.s.Refreshable(f.ctx, good.ID); err != nil {
+			t.Fatalf("pending connection: %v", err)
+		}
+		for _, id := range []string{bad.ID, off.ID} {
+			if _, err := f.s.Refreshable(f.ctx, id); !errors.Is(err, ErrNotAllowed) {
+				t.Fatalf("%s: %v, want ErrNotAllowed", id, err)
+			}
+		}
+	})
+
+	t.Run("queued mark and single-use names", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		if first, _ := f.s.MarkQueued(f.ctx, c.ID); !first {
+			t.Fatal("first mark refused")
+		}
+		if again, _ := f.s.MarkQueued(f.ctx, c.ID); again {
+			t.Fatal("second mark accepted while a check is queued")
+		}
+		f.record(c.ID, "a1", t0, ok())
+		if first, _ := f.s.MarkQueued(f.ctx, c.ID); !first {
+			t.Fatal("recording a check must end the queued mark")
+		}
+		if err := f.s.ClearQueued(f.ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := f.s.MarkQueued(f.ctx, c.ID); !first {
+			t.Fatal("ClearQueued did not end the mark")
+		}
+		until := time.Now().Add(time.Hour)
+		if first, _ := f.s.UseOnce(f.ctx, "nonce-1", until); !first {
+			t.Fatal("first use refused")
+		}
+		if again, _ := f.s.UseOnce(f.ctx, "nonce-1", until); again {
+			t.Fatal("replay accepted")
+		}
+	})
+}
