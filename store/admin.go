@@ -440,12 +440,12 @@ func (s *Store) moveCompany(ctx context.Context, companyID, status, flag string)
 		now := ms(s.cfg.Clock.Now())
 		p := s.rdb.Pipeline()
 		var cmds []*redis.Cmd
-		for _, v := range raws {
+		for i, v := range raws {
 			raw, _ := v.(string)
 			if raw == "" {
 				continue
 			}
-			r, err := decodeConn(raw)
+			r, err := decodeConn(ids[i], raw)
 			if err != nil {
 				return moved, err
 			}

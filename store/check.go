@@ -34,6 +34,7 @@ type CheckTarget struct {
 	Request checks.Request
 	gen     uint64
 	raw     string
+	rec     *connRec // decoded raw, handed to the first write attempt
 }
 
 // LoadCheck loads a connection for a check. The worker runs the checker only
@@ -51,11 +52,11 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	}
 	raw, _ := v[0].(string)
 	active, _ := v[1].(string)
-	r, err := decodeConn(raw)
+	r, err := decodeConn(connID, raw)
 	if err != nil {
 		return nil, fmt.Errorf("connection %s: %w", connID, err)
 	}
-	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, raw: raw,
+	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, raw: raw, rec: r,
 		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, active == "1")}
 	if t.Skip != checks.SkipNone {
 		return t, nil
@@ -101,10 +102,10 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 	if err := in.Result.Validate(); err != nil {
 		return Recorded{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	ap := checkApply{attempt: in.Attempt, started: ms(in.StartedAt), finished: ms(in.FinishedAt),
+	ap := checkApply{attempt: shortAttempt(t.Connection.ID, in.Attempt), started: ms(in.StartedAt), finished: ms(in.FinishedAt),
 		gen: t.gen, result: in.Result, autoTrack: s.cfg.AutoTrack, newID: func() string { return newID(AccountIDPrefix) }}
 	var out Recorded
-	err := s.update(ctx, t.Connection.ID, t.raw, func(r *connRec) (*mutation, error) {
+	err := s.updateFrom(ctx, t.Connection.ID, t.raw, t.rec, func(r *connRec) (*mutation, error) {
 		out = Recorded{From: checks.ConnectionStatus(r.Status), To: checks.ConnectionStatus(r.Status)}
 		oc, trs := applyCheck(r, ap)
 		out.Outcome, out.Transitions = oc, len(trs)
@@ -113,13 +114,13 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		}
 		out.To = checks.ConnectionStatus(r.Status)
 		m := &mutation{due: dueAddNX, clearQueued: true, dueAt: ms(checks.NextSlot(r.ID, fromMS(ap.finished), s.cfg.Interval)),
-			history: historyOf(trs, ap.finished, CauseCheck, in.Attempt),
+			history: historyOf(trs, ap.finished, CauseCheck, ap.attempt),
 			event:   newEvent(r, EventConnectionUpdated, CauseCheck, ap.finished, trs)}
 		if out.To.CredentialBlocked() {
 			m.due = dueRemove
 		}
 		return m, nil
 	})
-	t.raw = "" // a second RecordCheck on the same target reads afresh
+	t.raw, t.rec = "", nil // a second RecordCheck on the same target reads afresh
 	return out, err
 }

@@ -152,7 +152,7 @@ func (f *fixture) invariants() {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		r, err := decodeConn(raw)
+		r, err := decodeConn(strings.TrimPrefix(k, f.s.cfg.Prefix+"c:"), raw)
 		if err != nil {
 			f.t.Fatal(err)
 		}

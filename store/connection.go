@@ -60,21 +60,11 @@ func (s *Store) CreateConnection(ctx context.Context, in NewConnection) (Connect
 		if err != nil {
 			return Connection{}, err
 		}
-		now := ms(s.cfg.Clock.Now())
-		r := &connRec{ID: newID(ConnectionIDPrefix), CompanyID: co.ID, Datasource: in.Datasource,
-			Name: strings.TrimSpace(in.Name), CreatedAt: now}
-		if r.Cred, err = s.seal(r.ID, in.Credentials); err != nil {
+		m, err := s.newConnMutation(in, co)
+		if err != nil {
 			return Connection{}, err
 		}
-		m := &mutation{rec: r, due: dueSet, dueAt: now, companyActive: "1"}
-		setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnPending), "", now)
-		if !co.IsActive {
-			m.due, m.companyActive = dueKeep, "0"
-			setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnCompanyInactive), "", now)
-		}
-		m.history = []histRec{{T: now, To: r.Status, Cause: CauseCreated}}
-		m.event = &Event{Type: EventConnectionCreated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
-			Cause: CauseCreated, New: map[string]any{"status": r.Status}}
+		r := m.rec
 		err = s.commit(ctx, m)
 		if errors.Is(err, errCompanyChanged) {
 			continue // the company was (de)activated meanwhile: read it again
@@ -84,15 +74,37 @@ func (s *Store) CreateConnection(ctx context.Context, in NewConnection) (Connect
 		}
 		var next int64
 		if m.due == dueSet {
-			next = now
+			next = r.CreatedAt
 		}
 		return r.public(next), nil
 	}
 	return Connection{}, fmt.Errorf("create connection: %w", ErrConflict)
 }
 
+// newConnMutation builds the creating write of a connection under co: PENDING
+// and due at once, or COMPANY_INACTIVE and not due.
+func (s *Store) newConnMutation(in NewConnection, co Company) (*mutation, error) {
+	now := ms(s.cfg.Clock.Now())
+	r := &connRec{ID: newID(ConnectionIDPrefix), CompanyID: co.ID, Datasource: in.Datasource,
+		Name: strings.TrimSpace(in.Name), CreatedAt: now}
+	var err error
+	if r.Cred, err = s.seal(r.ID, in.Credentials); err != nil {
+		return nil, err
+	}
+	m := &mutation{rec: r, due: dueSet, dueAt: now, companyActive: "1"}
+	setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnPending), "", now)
+	if !co.IsActive {
+		m.due, m.companyActive = dueKeep, "0"
+		setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnCompanyInactive), "", now)
+	}
+	m.history = historyOf([]transition{{to: r.Status}}, now, CauseCreated, "")
+	m.event = &Event{Type: EventConnectionCreated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
+		Cause: CauseCreated, New: map[string]any{"status": r.Status}}
+	return m, nil
+}
+
 func (s *Store) seal(connID string, c checks.Credentials) ([]byte, error) {
-	pt, err := json.Marshal(c)
+	pt, err := json.Marshal(sealedCreds{U: c.Username, P: c.Password, X: c.Extra})
 	if err != nil {
 		return nil, fmt.Errorf("encode credentials: %w", err)
 	}
@@ -104,15 +116,15 @@ func (s *Store) seal(connID string, c checks.Credentials) ([]byte, error) {
 }
 
 func (s *Store) open(r *connRec) (checks.Credentials, error) {
-	var c checks.Credentials
 	pt, err := s.cfg.Cipher.Open(r.Cred, []byte(r.ID))
 	if err != nil {
-		return c, fmt.Errorf("credentials of %s: %w", r.ID, err)
+		return checks.Credentials{}, fmt.Errorf("credentials of %s: %w", r.ID, err)
 	}
+	var c sealedCreds
 	if err := json.Unmarshal(pt, &c); err != nil {
-		return c, fmt.Errorf("credentials of %s: decode: %w", r.ID, err)
+		return checks.Credentials{}, fmt.Errorf("credentials of %s: decode: %w", r.ID, err)
 	}
-	return c, nil
+	return checks.Credentials{Username: c.U, Password: c.P, Extra: c.X}, nil
 }
 
 // GetConnection returns a connection with its accounts, or ErrNotFound.
@@ -152,7 +164,7 @@ func (s *Store) getConnections(ctx context.Context, ids []string) ([]Connection,
 		if err != nil {
 			return nil, fmt.Errorf("read connection %s: %w", ids[i], err)
 		}
-		r, err := decodeConn(raw)
+		r, err := decodeConn(ids[i], raw)
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", ids[i], err)
 		}
@@ -232,4 +244,63 @@ func (s *Store) DueBacklog(ctx context.Context, now time.Time) (int64, error) {
 		return 0, fmt.Errorf("due backlog: %w", err)
 	}
 	return n, nil
+}
+
+// bulkBatch is how many connections one pipeline of CreateConnections writes.
+const bulkBatch = 500
+
+// CreateConnections creates many connections of one company, pipelined in
+// batches (one round trip per batch); each connection is still one atomic
+// write with its indexes. It stops at the first error; the connections
+// created before it are returned with it.
+func (s *Store) CreateConnections(ctx context.Context, companyID string, ins []NewConnection) ([]Connection, error) {
+	for i, in := range ins {
+		in.CompanyID = companyID
+		if err := in.validate(); err != nil {
+			return nil, fmt.Errorf("connection %d: %w", i, err)
+		}
+	}
+	out := make([]Connection, 0, len(ins))
+	for start := 0; start < len(ins); start += bulkBatch {
+		co, err := s.GetCompany(ctx, companyID)
+		if err != nil {
+			return out, err
+		}
+		if err := s.loadCommit(ctx); err != nil {
+			return out, err
+		}
+		batch := ins[start:min(start+bulkBatch, len(ins))]
+		p := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(batch))
+		recs := make([]*connRec, len(batch))
+		for i, in := range batch {
+			in.CompanyID = companyID
+			m, err := s.newConnMutation(in, co)
+			if err != nil {
+				return out, err
+			}
+			recs[i] = m.rec
+			if cmds[i], err = s.commitCmd(ctx, p, m); err != nil {
+				return out, err
+			}
+		}
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return out, fmt.Errorf("create connections: %w", err)
+		}
+		for i, c := range cmds {
+			n, err := c.Int()
+			if err != nil {
+				return out, fmt.Errorf("create connection %d: %w", start+i, err)
+			}
+			if n != 1 {
+				return out, fmt.Errorf("company %s changed during a bulk create; retry the rest: %w", companyID, ErrConflict)
+			}
+			var next int64
+			if co.IsActive {
+				next = recs[i].CreatedAt
+			}
+			out = append(out, recs[i].public(next))
+		}
+	}
+	return out, nil
 }

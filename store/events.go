@@ -57,12 +57,17 @@ func newEvent(r *connRec, typ, cause string, t int64, trs []transition) *Event {
 	return ev
 }
 
-func historyOf(trs []transition, t int64, cause, attempt string) []histRec {
-	out := make([]histRec, len(trs))
-	for i, tr := range trs {
-		out[i] = histRec{T: t, Acct: tr.acct, From: tr.from, To: tr.to, Detail: tr.detail, Cause: cause, Attempt: attempt}
+// historyOf is the history element of one write, nil when it made no
+// transition.
+func historyOf(trs []transition, t int64, cause, attempt string) *histRec {
+	if len(trs) == 0 {
+		return nil
 	}
-	return out
+	h := &histRec{T: t, C: cause, A: attempt, Tr: make([][4]string, len(trs))}
+	for i, tr := range trs {
+		h.Tr[i] = [4]string{tr.acct, tr.from, tr.to, tr.detail}
+	}
+	return h
 }
 
 // History returns up to limit of a connection's transitions, newest first.
@@ -73,6 +78,7 @@ func (s *Store) History(ctx context.Context, connID string, limit int) ([]Histor
 	if _, err := s.GetConnection(ctx, connID); err != nil {
 		return nil, err
 	}
+	// One element per write, each with one or more transitions.
 	raws, err := s.rdb.LRange(ctx, s.kHistory(connID), 0, int64(limit-1)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", connID, err)
@@ -83,7 +89,14 @@ func (s *Store) History(ctx context.Context, connID string, limit int) ([]Histor
 		if err := json.Unmarshal([]byte(raw), &h); err != nil {
 			return nil, fmt.Errorf("history of %s: decode entry: %w", connID, err)
 		}
-		out = append(out, h.public())
+		// Newest first: a write's transitions are stored oldest first.
+		es := h.public(connID)
+		for i := len(es) - 1; i >= 0; i-- {
+			out = append(out, es[i])
+		}
+		if len(out) >= limit {
+			return out[:limit], nil
+		}
 	}
 	return out, nil
 }

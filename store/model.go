@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"time"
 
 	"github.com/checkd/checkd/checks"
@@ -80,7 +81,7 @@ const (
 // with short field names and millisecond times, so a connection with two
 // accounts stays a few hundred bytes and is replaced in one atomic write.
 type connRec struct {
-	ID          string    `json:"i"`
+	ID          string    `json:"-"` // the key holds it
 	CompanyID   string    `json:"co"`
 	Datasource  string    `json:"ds"`
 	Name        string    `json:"nm,omitempty"`
@@ -117,14 +118,13 @@ type acctRec struct {
 	Prev       string `json:"ps,omitempty"` // status to restore on company reactivation
 }
 
+// histRec is one write's transitions, stored as one list element: the
+// account ID ("" for the connection), from, to and detail of each.
 type histRec struct {
-	T       int64  `json:"t"`
-	Acct    string `json:"ac,omitempty"`
-	From    string `json:"f"`
-	To      string `json:"to"`
-	Detail  string `json:"d,omitempty"`
-	Cause   string `json:"c"`
-	Attempt string `json:"a,omitempty"`
+	T  int64       `json:"t"`
+	C  string      `json:"c"`
+	A  string      `json:"a,omitempty"`
+	Tr [][4]string `json:"x"`
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -176,6 +176,37 @@ func (r *connRec) public(nextCheck int64) Connection {
 	return c
 }
 
-func (h histRec) public() HistoryEntry {
-	return HistoryEntry{Time: fromMS(h.T), AccountID: h.Acct, From: h.From, To: h.To, Detail: h.Detail, Cause: h.Cause, Attempt: h.Attempt}
+func (h histRec) public(connID string) []HistoryEntry {
+	out := make([]HistoryEntry, len(h.Tr))
+	for i, tr := range h.Tr {
+		out[i] = HistoryEntry{Time: fromMS(h.T), AccountID: tr[0], From: tr[1], To: tr[2], Detail: tr[3], Cause: h.C,
+			Attempt: longAttempt(connID, h.A)}
+	}
+	return out
+}
+
+// attemptPrefix is how a check task ID of connID starts; stored attempts
+// drop it (it is implied by the record) to keep records small.
+func attemptPrefix(connID string) string { return "check:" + connID + ":" }
+
+func shortAttempt(connID, a string) string {
+	if rest, ok := strings.CutPrefix(a, attemptPrefix(connID)); ok {
+		return ":" + rest
+	}
+	return a
+}
+
+func longAttempt(connID, a string) string {
+	if rest, ok := strings.CutPrefix(a, ":"); ok {
+		return attemptPrefix(connID) + rest
+	}
+	return a
+}
+
+// sealedCreds is the plaintext that is encrypted: short names, since it is
+// stored once per connection.
+type sealedCreds struct {
+	U string            `json:"u"`
+	P string            `json:"p,omitempty"`
+	X map[string]string `json:"x,omitempty"`
 }

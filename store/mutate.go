@@ -30,7 +30,7 @@ type mutation struct {
 	oldStatus string // connection status before ("" when creating)
 	due       dueOp
 	dueAt     int64
-	history   []histRec
+	history   *histRec // nil: no transition
 	event     *Event
 	// companyActive, when set, must match the company's active flag.
 	companyActive string
@@ -152,12 +152,11 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 13+len(m.history))
+	args := make([]any, 0, 14)
 	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
 		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive, clear)
-	// LPUSH pushes each to the head: oldest first keeps the list newest-first.
-	for _, h := range m.history {
-		b, err := json.Marshal(h)
+	if m.history != nil {
+		b, err := json.Marshal(m.history)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode history of %s: %w", m.rec.ID, err)
 		}
@@ -174,6 +173,12 @@ const maxAttempts = 100
 // write, and commits it atomically, reading again if another writer won. fn
 // returns a nil mutation to write nothing.
 func (s *Store) update(ctx context.Context, id, raw string, fn func(r *connRec) (*mutation, error)) error {
+	return s.updateFrom(ctx, id, raw, nil, fn)
+}
+
+// updateFrom is update with the first attempt's record already decoded from
+// raw (the check path decodes once at load); fn may change it.
+func (s *Store) updateFrom(ctx context.Context, id, raw string, pre *connRec, fn func(r *connRec) (*mutation, error)) error {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if raw == "" {
 			v, err := s.rdb.Get(ctx, s.kConn(id)).Result()
@@ -185,9 +190,13 @@ func (s *Store) update(ctx context.Context, id, raw string, fn func(r *connRec) 
 			}
 			raw = v
 		}
-		rec, err := decodeConn(raw)
-		if err != nil {
-			return fmt.Errorf("connection %s: %w", id, err)
+		rec := pre
+		pre = nil
+		if rec == nil {
+			var err error
+			if rec, err = decodeConn(id, raw); err != nil {
+				return fmt.Errorf("connection %s: %w", id, err)
+			}
 		}
 		oldStatus := rec.Status
 		m, err := fn(rec)
@@ -208,11 +217,12 @@ func (s *Store) update(ctx context.Context, id, raw string, fn func(r *connRec) 
 	return fmt.Errorf("connection %s: %w", id, ErrConflict)
 }
 
-func decodeConn(raw string) (*connRec, error) {
+func decodeConn(id, raw string) (*connRec, error) {
 	var r connRec
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		return nil, fmt.Errorf("decode stored record: %w", err)
 	}
+	r.ID = id // the key holds it; the value does not repeat it
 	return &r, nil
 }
 

@@ -1,0 +1,180 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/worker"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
+}
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// env is one isolated worker over its own Redis.
+type env struct {
+	rdb redis.UniversalClient
+	st  *store.Store
+	clk *clock.Fake
+	reg *checks.Registry
+	w   *worker.Worker
+	co  store.Company
+	// users overrides the sandbox username per connection ID, so one
+	// connection can go from user_good to error_PASSWORD_INCORRECT without
+	// a credential update.
+	users  sync.Map
+	mu     sync.Mutex
+	events []worker.CheckEvent
+}
+
+type envOpts struct {
+	rdb       redis.UniversalClient // default: a fresh miniredis
+	autoTrack bool
+	cfg       worker.Config
+	checkers  map[string]checks.Checker // extra datasources
+}
+
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	if o.rdb == nil {
+		mr := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { _ = c.Close() })
+		o.rdb = c
+	}
+	key, err := store.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := store.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{rdb: o.rdb, clk: clock.NewFake(t0), reg: checks.NewRegistry()}
+	if e.st, err = store.New(o.rdb, store.Config{Cipher: ci, Clock: e.clk, AutoTrack: o.autoTrack}); err != nil {
+		t.Fatal(err)
+	}
+	sb := sandbox.New(sandbox.Options{})
+	must(t, e.reg.Register(sandbox.Datasource, checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
+		if u, ok := e.users.Load(req.ConnectionID); ok {
+			req.Credentials.Username = u.(string)
+		}
+		return sb.Check(ctx, req)
+	})))
+	for ds, c := range o.checkers {
+		must(t, e.reg.Register(ds, c))
+	}
+	cfg := o.cfg
+	cfg.Clock = e.clk
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	next := cfg.OnCheck
+	cfg.OnCheck = func(ev worker.CheckEvent) {
+		e.mu.Lock()
+		e.events = append(e.events, ev)
+		e.mu.Unlock()
+		if next != nil {
+			next(ev)
+		}
+	}
+	if e.w, err = worker.New(o.rdb, e.st, e.reg, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if e.co, err = e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// connection creates a connection of the env's company.
+func (e *env) connection(t testing.TB, datasource, user string) store.Connection {
+	t.Helper()
+	c, err := e.st.CreateConnection(context.Background(), store.NewConnection{CompanyID: e.co.ID, Datasource: datasource,
+		Credentials: checks.Credentials{Username: user, Password: "hunter2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// get reads a connection.
+func (e *env) get(t testing.TB, id string) store.Connection {
+	t.Helper()
+	c, err := e.st.GetConnection(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// task returns the check task of id for slot.
+func task(t testing.TB, id string, slot time.Time) *asynq.Task {
+	t.Helper()
+	tk, err := tasks.NewCheckTask(id, slot, tasks.ReasonScheduled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func (e *env) outcomes() []store.Outcome {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]store.Outcome, len(e.events))
+	for i, ev := range e.events {
+		out[i] = ev.Outcome
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		case <-tick.C:
+		}
+	}
+}
+
+var errBroken = errors.New("login form changed: selector #username not found")

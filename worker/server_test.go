@@ -1,0 +1,127 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/worker"
+)
+
+func TestServer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		rdb  func(t *testing.T) redis.UniversalClient
+	}{
+		{name: "miniredis", rdb: func(*testing.T) redis.UniversalClient { return nil }},
+		{name: "real redis", rdb: func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOpts{rdb: tt.rdb(t), cfg: worker.Config{Concurrency: 4, ShutdownTimeout: 5 * time.Second}})
+			good := e.connection(t, "sandbox", "user_good")
+			bad := e.connection(t, "sandbox", "error_MFA_TOKEN_EXPIRED")
+			ctx := context.Background()
+			must(t, e.w.Start(ctx))
+			if err := e.w.Start(ctx); err == nil {
+				t.Error("second Start succeeded")
+			}
+
+			cl := asynq.NewClientFromRedisClient(e.rdb)
+			for _, cn := range []string{good.ID, bad.ID} {
+				tk, err := tasks.NewCheckTask(cn, t0, tasks.ReasonRefresh, asynq.Queue(tasks.QueueCritical))
+				must(t, err)
+				if _, err := cl.EnqueueContext(ctx, tk); err != nil {
+					t.Fatalf("enqueue: %v", err)
+				}
+			}
+			waitFor(t, 20*time.Second, "both checks recorded", func() bool {
+				return e.get(t, good.ID).Status != checks.ConnPending && e.get(t, bad.ID).Status != checks.ConnPending
+			})
+			if g := e.get(t, good.ID); g.Status != checks.ConnConnected || len(g.Accounts) != 2 {
+				t.Errorf("user_good: %s with %d accounts, want CONNECTED with 2", g.Status, len(g.Accounts))
+			}
+			if b := e.get(t, bad.ID); b.Status != checks.ConnMFATokenExpired {
+				t.Errorf("error_MFA_TOKEN_EXPIRED: %s", b.Status)
+			}
+			h, err := e.st.History(ctx, good.ID, 1)
+			if err != nil || len(h) == 0 || h[0].Attempt != tasks.CheckTaskID(good.ID, t0) {
+				t.Errorf("history %+v, %v: want asynq's task ID as the attempt", h, err)
+			}
+
+			stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			must(t, e.w.Stop(stopCtx))
+			must(t, e.w.Stop(stopCtx))
+			if err := e.w.Start(ctx); err == nil {
+				t.Error("Start after Stop succeeded")
+			}
+		})
+	}
+}
+
+// TestStopDrains checks that Stop lets an in-flight check finish and record.
+func TestStopDrains(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 1, ShutdownTimeout: 10 * time.Second},
+		checkers: map[string]checks.Checker{
+			"gated": checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
+				close(entered)
+				<-release
+				return checks.Result{Status: checks.ConnConnected}, nil
+			}),
+		}})
+	cn := e.connection(t, "gated", "user_good")
+	ctx := context.Background()
+	must(t, e.w.Start(ctx))
+	if _, err := asynq.NewClientFromRedisClient(e.rdb).EnqueueContext(ctx, task(t, cn.ID, t0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the check did not start")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.w.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a check was in flight", err)
+	default:
+	}
+	close(release)
+	must(t, <-stopped)
+	if got := e.get(t, cn.ID); got.Status != checks.ConnConnected {
+		t.Fatalf("status %s after a graceful stop, want the in-flight check recorded", got.Status)
+	}
+}
+
+func TestStopBeforeStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	ctx := context.Background()
+	must(t, e.w.Stop(ctx))
+	must(t, e.w.Stop(ctx))
+	if err := e.w.Start(ctx); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+}
+
+func TestStartRedisDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	_ = e.rdb.Close()
+	if err := e.w.Start(context.Background()); err == nil {
+		t.Fatal("Start with Redis down succeeded")
+	}
+	must(t, e.w.Stop(context.Background()))
+}

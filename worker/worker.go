@@ -1,0 +1,350 @@
+// Package worker runs checks: an asynq server whose check:connection handler
+// loads a connection, re-applies the eligibility rules (an admin may have
+// acted since the task was enqueued), runs the datasource's checker under a
+// timeout, and records the result atomically in the store.
+//
+// Provider-side failures (bad password, website down, a checker that errs,
+// panics or times out) are recorded statuses, never task failures. A task
+// fails, and asynq retries it, only when the service itself could not do its
+// part: Redis unreachable, or a checker error wrapping checks.ErrTemporary.
+// Retries are safe because the store applies each task ID once.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+)
+
+// Defaults of Config.
+const (
+	DefaultConcurrency     = 20
+	DefaultCheckTimeout    = 2 * time.Minute
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// DefaultQueues weighs the queues so on-demand checks (critical) overtake the
+// weekly sweep (default) without starving it or bulk work (low).
+func DefaultQueues() map[string]int {
+	return map[string]int{tasks.QueueCritical: 6, tasks.QueueDefault: 3, tasks.QueueLow: 1}
+}
+
+// Config tunes a Worker. Every zero field takes its default.
+type Config struct {
+	// Concurrency is how many checks run at once. Default 20.
+	Concurrency int
+	// Queues maps queue names to weights (at least 1). Default DefaultQueues().
+	Queues map[string]int
+	// CheckTimeout bounds one checker call; a check that overruns it is
+	// recorded as WEBSITE_DOWN. Tasks should be enqueued with a longer
+	// asynq timeout, or they are retried instead. Default 2m.
+	CheckTimeout time.Duration
+	// ShutdownTimeout is how long Stop lets in-flight checks finish before
+	// asynq hands them back to the queue. Default 30s.
+	ShutdownTimeout time.Duration
+	// Clock stamps check start and finish times. Default: real.
+	Clock clock.Clock
+	// Logger receives one line per check and asynq's own logs. Default:
+	// logrus.StandardLogger().
+	Logger logrus.FieldLogger
+	// OnCheck, when set, is called after every check that reached the store
+	// (applied or dropped), e.g. for metrics. It runs on the handler's
+	// goroutine, so it must be fast.
+	OnCheck func(CheckEvent)
+}
+
+// CheckEvent describes one check the worker ran and recorded.
+type CheckEvent struct {
+	ConnectionID string
+	TaskID       string
+	Datasource   string
+	// Status is what the check found (the checker's result, or the status
+	// the worker substituted for an error, panic or timeout).
+	Status checks.ConnectionStatus
+	// Outcome is what the store did with it; From and To are the
+	// connection's status before and after.
+	Outcome  store.Outcome
+	From, To checks.ConnectionStatus
+	// Duration is the time from the checker's start to the record, by the
+	// configured clock.
+	Duration time.Duration
+}
+
+// Worker is the asynq server of checkd and its check handler.
+type Worker struct {
+	rdb redis.UniversalClient
+	st  *store.Store
+	reg *checks.Registry
+	cfg Config
+	log logrus.FieldLogger
+	// infoOn reports whether the logger keeps info lines; when it does not,
+	// the per-check line costs nothing, not even its fields map.
+	infoOn func() bool
+
+	mu    sync.Mutex
+	state int // stateNew, stateStarted, stateStopped
+	srv   *asynq.Server
+	done  chan struct{} // closed when the server has shut down
+}
+
+const (
+	stateNew = iota
+	stateStarted
+	stateStopped
+)
+
+// New returns a worker that checks connections of st with the checkers of
+// reg, taking tasks from rdb. It does not touch Redis until Start.
+func New(rdb redis.UniversalClient, st *store.Store, reg *checks.Registry, cfg Config) (*Worker, error) {
+	if rdb == nil || st == nil || reg == nil {
+		return nil, errors.New("worker: a redis client, a store and a checker registry are required")
+	}
+	if cfg.Concurrency < 0 || cfg.CheckTimeout < 0 || cfg.ShutdownTimeout < 0 {
+		return nil, errors.New("worker: concurrency and timeouts must not be negative")
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if len(cfg.Queues) == 0 {
+		cfg.Queues = DefaultQueues()
+	}
+	for q, w := range cfg.Queues {
+		if q == "" || w < 1 {
+			return nil, fmt.Errorf("worker: queue %q has weight %d; give every queue a name and a weight of at least 1", q, w)
+		}
+	}
+	if cfg.CheckTimeout == 0 {
+		cfg.CheckTimeout = DefaultCheckTimeout
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Worker{rdb: rdb, st: st, reg: reg, cfg: cfg, log: cfg.Logger, infoOn: infoEnabled(cfg.Logger)}, nil
+}
+
+// infoEnabled reads the logger's level at each call (an atomic load), so a
+// level changed at run time takes effect.
+func infoEnabled(l logrus.FieldLogger) func() bool {
+	switch v := l.(type) {
+	case *logrus.Logger:
+		return func() bool { return v.IsLevelEnabled(logrus.InfoLevel) }
+	case *logrus.Entry:
+		if v.Logger != nil {
+			return func() bool { return v.Logger.IsLevelEnabled(logrus.InfoLevel) }
+		}
+	case interface{ IsLevelEnabled(logrus.Level) bool }:
+		return func() bool { return v.IsLevelEnabled(logrus.InfoLevel) }
+	}
+	return func() bool { return true }
+}
+
+// Start starts the asynq server in the background: it serves check:connection
+// tasks from the configured queues until Stop. A worker starts once.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch w.state {
+	case stateStarted:
+		return errors.New("worker: already started")
+	case stateStopped:
+		return errors.New("worker: stopped; create a new worker to start again")
+	}
+	if err := w.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("worker: redis is unreachable (check CHECKD_REDIS_URL): %w", err)
+	}
+	// Handlers get the values of ctx but not its cancellation: a daemon's
+	// signal context must not abort in-flight checks; Stop drains them.
+	base := context.WithoutCancel(ctx)
+	srv := asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
+		Concurrency:     w.cfg.Concurrency,
+		Queues:          w.cfg.Queues,
+		ShutdownTimeout: w.cfg.ShutdownTimeout,
+		BaseContext:     func() context.Context { return base },
+		Logger:          w.log.WithField("component", "asynq"),
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			id, _ := asynq.GetTaskID(ctx)
+			n, _ := asynq.GetRetryCount(ctx)
+			w.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type(), "retry": n}).WithError(err).Warn("task failed")
+		}),
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeCheckConnection, w.HandleCheck)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("worker: start asynq server: %w", err)
+	}
+	w.srv, w.state, w.done = srv, stateStarted, make(chan struct{})
+	w.log.WithFields(logrus.Fields{"concurrency": w.cfg.Concurrency, "queues": w.cfg.Queues}).Info("worker started")
+	return nil
+}
+
+// Stop stops taking tasks and waits for in-flight checks, up to
+// ShutdownTimeout (asynq then returns the unfinished ones to their queue) or
+// until ctx is done. It is safe to call twice, concurrently, or before Start;
+// a stopped worker does not start again.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	prev, srv, done := w.state, w.srv, w.done
+	w.state = stateStopped
+	w.mu.Unlock()
+	switch prev {
+	case stateNew:
+		return nil
+	case stateStarted:
+		go func() {
+			srv.Shutdown()
+			w.log.Info("worker stopped")
+			close(done)
+		}()
+	}
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("worker: stop: in-flight checks are still finishing: %w", ctx.Err())
+	}
+}
+
+// maxDetail bounds a detail the worker writes from an error or panic text.
+const maxDetail = 1024
+
+// HandleCheck is the check:connection handler (exported for tests and
+// benchmarks). It returns nil when the check was recorded or had nothing to
+// do, an error wrapping asynq.SkipRetry for a task that can never succeed,
+// and any other error for asynq to retry.
+func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.ParseCheckPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("check task: %w (enqueue checks with tasks.NewCheckTask); archived: %w", err, asynq.SkipRetry)
+	}
+	taskID, ok := asynq.GetTaskID(ctx)
+	if !ok {
+		taskID = tasks.CheckTaskID(p.ConnectionID, time.UnixMilli(p.Slot))
+	}
+	target, err := w.st.LoadCheck(ctx, p.ConnectionID)
+	if errors.Is(err, store.ErrNotFound) {
+		w.entry(p.ConnectionID, taskID).Info("connection not found; nothing to check")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check %s: %w", p.ConnectionID, err)
+	}
+	if target.Skip != checks.SkipNone {
+		if w.infoOn() {
+			w.entry(p.ConnectionID, taskID).WithField("reason", string(target.Skip)).Info("check skipped")
+		}
+		return nil
+	}
+
+	startedAt := w.cfg.Clock.Now()
+	res, err := w.run(ctx, p.ConnectionID, taskID, target.Request)
+	if err != nil {
+		return err
+	}
+	rec, err := w.st.RecordCheck(ctx, target, store.CheckResult{
+		Attempt: taskID, StartedAt: startedAt, FinishedAt: w.cfg.Clock.Now(), Result: res})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		w.entry(p.ConnectionID, taskID).Info("connection deleted during its check; nothing recorded")
+		return nil
+	case errors.Is(err, store.ErrInvalid):
+		return fmt.Errorf("record check of %s: %w: %w", p.ConnectionID, err, asynq.SkipRetry)
+	case err != nil:
+		return fmt.Errorf("record check of %s: %w", p.ConnectionID, err)
+	}
+	d := w.cfg.Clock.Now().Sub(startedAt)
+	if w.infoOn() {
+		w.log.WithFields(logrus.Fields{
+			"connectionId": p.ConnectionID, "taskId": taskID, "datasource": target.Request.Datasource,
+			"from": rec.From, "to": rec.To, "outcome": rec.Outcome, "durationMs": d.Milliseconds(),
+		}).Info("check recorded")
+	}
+	if w.cfg.OnCheck != nil {
+		w.cfg.OnCheck(CheckEvent{ConnectionID: p.ConnectionID, TaskID: taskID, Datasource: target.Request.Datasource,
+			Status: res.Status, Outcome: rec.Outcome, From: rec.From, To: rec.To, Duration: d})
+	}
+	return nil
+}
+
+func (w *Worker) entry(connID, taskID string) *logrus.Entry {
+	return w.log.WithFields(logrus.Fields{"connectionId": connID, "taskId": taskID})
+}
+
+// run calls the datasource's checker and turns every way it can fail into a
+// result to record. It returns an error only for what must be retried: the
+// task's own context ending (shutdown, asynq deadline) or ErrTemporary.
+func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Request) (checks.Result, error) {
+	c, err := w.reg.Lookup(req.Datasource)
+	if err != nil {
+		w.entry(connID, taskID).WithField("datasource", req.Datasource).Warn("no checker for datasource")
+		return checks.Result{Status: checks.ConnOtherError, Detail: "no checker for datasource " + req.Datasource}, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.CheckTimeout)
+	defer cancel()
+	res, panicked, err := w.call(cctx, c, req, connID, taskID)
+	switch {
+	case panicked:
+		return res, nil
+	case ctx.Err() != nil:
+		return checks.Result{}, fmt.Errorf("check %s interrupted before it finished: %w", connID, ctx.Err())
+	case errors.Is(cctx.Err(), context.DeadlineExceeded):
+		// Whatever the checker returned after its deadline may be partial
+		// (say, half the accounts listed): record the timeout instead.
+		return checks.Result{Status: checks.ConnWebsiteDown,
+			Detail: fmt.Sprintf("check timed out after %s", w.cfg.CheckTimeout)}, nil
+	case errors.Is(err, checks.ErrTemporary):
+		return checks.Result{}, fmt.Errorf("check %s: %w", connID, err)
+	case err != nil:
+		return checks.Result{Status: checks.ConnOtherError, Detail: truncate(err.Error())}, nil
+	}
+	if err := res.Validate(); err != nil {
+		return checks.Result{Status: checks.ConnOtherError, Detail: truncate("invalid checker result: " + err.Error())}, nil
+	}
+	return res, nil
+}
+
+// call runs the checker, turning a panic into an OTHER_ERROR result.
+func (w *Worker) call(ctx context.Context, c checks.Checker, req checks.Request, connID, taskID string) (res checks.Result, panicked bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.entry(connID, taskID).WithFields(logrus.Fields{"datasource": req.Datasource, "panic": v, "stack": string(debug.Stack())}).
+				Error("checker panicked")
+			res, panicked, err = checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf("checker panicked: %v", v))}, true, nil
+		}
+	}()
+	res, err = c.Check(ctx, req)
+	return res, false, err
+}
+
+// truncate bounds s to maxDetail bytes without splitting a UTF-8 sequence.
+func truncate(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
