@@ -17,7 +17,9 @@ type Credentials struct {
 }
 
 // String hides the secret so credentials never reach a log by accident.
-func (c Credentials) String() string { return fmt.Sprintf("{username:%q password:<redacted>}", c.Username) }
+func (c Credentials) String() string {
+	return fmt.Sprintf("{username:%q password:<redacted>}", c.Username)
+}
 
 // GoString hides the secret from %#v as well.
 func (c Credentials) GoString() string { return c.String() }
