@@ -254,6 +254,7 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 		if w.infoOn() {
 			w.entry(p.ConnectionID, taskID).WithField("reason", string(target.Skip)).Info("check skipped")
 		}
+		w.clearQueued(ctx, p.ConnectionID, taskID)
 		return nil
 	}
 
@@ -273,6 +274,9 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 	case err != nil:
 		return fmt.Errorf("record check of %s: %w", p.ConnectionID, err)
 	}
+	if rec.Outcome != store.Applied { // an applied record ends the queued mark itself
+		w.clearQueued(ctx, p.ConnectionID, taskID)
+	}
 	d := w.cfg.Clock.Now().Sub(startedAt)
 	if w.infoOn() {
 		w.log.WithFields(logrus.Fields{
@@ -285,6 +289,15 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 			Status: res.Status, Outcome: rec.Outcome, From: rec.From, To: rec.To, Duration: d})
 	}
 	return nil
+}
+
+// clearQueued ends the connection's "check queued" mark when the check
+// ended without a write, so an on-demand refresh is possible again at once.
+// A failure only delays that until the mark expires.
+func (w *Worker) clearQueued(ctx context.Context, connID, taskID string) {
+	if err := w.st.ClearQueued(ctx, connID); err != nil {
+		w.entry(connID, taskID).WithError(err).Warn("could not clear the queued mark; refreshes wait for it to expire")
+	}
 }
 
 func (w *Worker) entry(connID, taskID string) *logrus.Entry {
