@@ -1,0 +1,63 @@
+// Command checkd runs the checkd daemon: the scheduler, the check workers
+// and the HTTP API (by default all three in one process; CHECKD_ROLES
+// splits them). Configuration: -config FILE or CHECKD_CONFIG, over the
+// embedded defaults, under CHECKD_* environment overrides (see README.md).
+//
+//	checkd -config configs/demo.yaml
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/checkd/checkd/configs"
+	"github.com/checkd/checkd/daemon"
+)
+
+// stopTimeout bounds a graceful stop; it exceeds the worker's default
+// shutdown timeout so in-flight checks get theirs.
+const stopTimeout = 45 * time.Second
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "checkd: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	path := flag.String("config", "", "YAML config file over the embedded defaults (default $"+configs.EnvConfig+")")
+	flag.Parse()
+
+	cfg, err := configs.Load(*path)
+	if err != nil {
+		return err
+	}
+	log, err := daemon.NewLogger(cfg.Log, os.Stderr)
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(cfg, log, daemon.Options{})
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	startErr := d.Start(ctx)
+	if startErr == nil {
+		<-ctx.Done()
+		stop() // a second signal now kills the process at once
+		log.Info("signal received: stopping (send it again to exit at once)")
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	return errors.Join(startErr, d.Stop(sctx))
+}

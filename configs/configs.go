@@ -1,0 +1,522 @@
+// Package configs loads and validates checkd's configuration.
+//
+// A configuration is built in three layers, each overriding the one before:
+//
+//  1. the production defaults, configs/checkd.yaml, embedded in the binary;
+//  2. the file given to Load (or named by CHECKD_CONFIG), if any: only the
+//     fields it sets change (maps merge key by key, lists replace);
+//  3. the environment: CHECKD_REDIS_URL, CHECKD_HTTP_ADDR, CHECKD_API_KEYS
+//     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_CHECK_INTERVAL,
+//     CHECKD_TICK, CHECKD_ROLES (comma-separated) and CHECKD_LOG_LEVEL. An
+//     empty variable is ignored.
+//
+// Unknown YAML fields are errors (a typo must not silently fall back to a
+// default), and every problem of a configuration is reported at once.
+package configs
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
+	"github.com/sirupsen/logrus"
+	"gopkg.in/yaml.v3"
+
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+)
+
+//go:embed checkd.yaml demo.yaml
+var files embed.FS
+
+// DefaultFile and DemoFile name the embedded configuration files.
+const (
+	DefaultFile = "checkd.yaml"
+	DemoFile    = "demo.yaml"
+)
+
+// Environment variables read by Load.
+const (
+	EnvConfig        = "CHECKD_CONFIG"
+	EnvRedisURL      = "CHECKD_REDIS_URL"
+	EnvHTTPAddr      = "CHECKD_HTTP_ADDR"
+	EnvAPIKeys       = "CHECKD_API_KEYS"
+	EnvEncryptionKey = "CHECKD_ENCRYPTION_KEY"
+	EnvCheckInterval = "CHECKD_CHECK_INTERVAL"
+	EnvTick          = "CHECKD_TICK"
+	EnvRoles         = "CHECKD_ROLES"
+	EnvLogLevel      = "CHECKD_LOG_LEVEL"
+)
+
+// Roles a checkd process can play.
+const (
+	RoleScheduler = "scheduler"
+	RoleWorker    = "worker"
+	RoleAPI       = "api"
+)
+
+// AllRoles lists every role, in start order.
+var AllRoles = []string{RoleScheduler, RoleWorker, RoleAPI}
+
+// Log formats.
+const (
+	FormatAuto = "auto" // text on a terminal, JSON otherwise
+	FormatJSON = "json"
+	FormatText = "text"
+)
+
+// MinAPIKeyLen is the shortest API key accepted: shorter ones are guessable.
+const MinAPIKeyLen = 16
+
+// MaxDemoConnections bounds the demo data set so a typo cannot fill Redis.
+const MaxDemoConnections = 100000
+
+// ErrInvalid marks a configuration that cannot be used.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is the whole configuration of a checkd process.
+type Config struct {
+	// RedisURL is redis://[user:password@]host:port/db or rediss://...;
+	// empty runs an embedded in-memory Redis (data lost on exit).
+	RedisURL string `yaml:"redisURL"`
+	// HTTPAddr is where the API listens.
+	HTTPAddr string `yaml:"httpAddr"`
+	// APIKeys are accepted in the X-API-Key header.
+	APIKeys []string `yaml:"apiKeys"`
+	// EncryptionKey encrypts credentials at rest: 32 bytes as 64 hex
+	// characters or base64.
+	EncryptionKey string `yaml:"encryptionKey"`
+	// CheckInterval is how often each connection is checked.
+	CheckInterval time.Duration `yaml:"checkInterval"`
+	// Tick is the cron spec of the scheduler's sweep of due connections.
+	Tick string `yaml:"tick"`
+	// Roles this process plays: scheduler, worker, api.
+	Roles     []string  `yaml:"roles"`
+	Worker    Worker    `yaml:"worker"`
+	Scheduler Scheduler `yaml:"scheduler"`
+	Sandbox   Sandbox   `yaml:"sandbox"`
+	Store     Store     `yaml:"store"`
+	Log       Log       `yaml:"log"`
+	Demo      Demo      `yaml:"demo"`
+}
+
+// Worker configures the check workers.
+type Worker struct {
+	// Concurrency is how many checks run at once in this process.
+	Concurrency int `yaml:"concurrency"`
+	// Queues maps each queue to its priority weight.
+	Queues map[string]int `yaml:"queues"`
+	// CheckTimeout bounds one check.
+	CheckTimeout time.Duration `yaml:"checkTimeout"`
+	// ShutdownTimeout is how long running checks may finish on stop.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+}
+
+// Scheduler configures the sweep of due connections.
+type Scheduler struct {
+	// BatchSize is how many due connections one claim takes.
+	BatchSize int `yaml:"batchSize"`
+	// MaxPerTick bounds the checks enqueued per tick (catch-up after downtime).
+	MaxPerTick int `yaml:"maxPerTick"`
+	// Lease is how long claimed connections stay hidden from other schedulers.
+	Lease time.Duration `yaml:"lease"`
+	// EnqueueConcurrency is how many enqueues run at once.
+	EnqueueConcurrency int `yaml:"enqueueConcurrency"`
+	// TaskTimeout bounds a check task in asynq.
+	TaskTimeout time.Duration `yaml:"taskTimeout"`
+	// MaxRetry is how often a failed check task is retried.
+	MaxRetry int `yaml:"maxRetry"`
+}
+
+// Sandbox configures the sandbox datasource.
+type Sandbox struct {
+	// Latency is how long a sandbox check pretends to take.
+	Latency time.Duration `yaml:"latency"`
+}
+
+// Store configures persistence.
+type Store struct {
+	// HistoryLimit bounds each connection's status history.
+	HistoryLimit int `yaml:"historyLimit"`
+	// EventsMaxLen caps the change-event stream (approximately).
+	EventsMaxLen int64 `yaml:"eventsMaxLen"`
+	// AutoTrack tracks newly discovered accounts at once (demos).
+	AutoTrack bool `yaml:"autoTrack"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is a logrus level: trace, debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format is auto, json or text.
+	Format string `yaml:"format"`
+}
+
+// Demo configures the demo data seeded into an empty store.
+type Demo struct {
+	Enabled   bool          `yaml:"enabled"`
+	Companies []DemoCompany `yaml:"companies"`
+}
+
+// DemoCompany is one demo company and how many sandbox connections it gets
+// per sandbox username (user_good, error_PASSWORD_INCORRECT, ...).
+type DemoCompany struct {
+	Name        string         `yaml:"name"`
+	Connections map[string]int `yaml:"connections"`
+}
+
+// Has reports whether the configuration includes a role.
+func (c Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
+
+// Embedded reports whether the configuration runs on an embedded Redis.
+func (c Config) Embedded() bool { return c.RedisURL == "" }
+
+// Redacted returns a copy safe to log: secrets are masked.
+func (c Config) Redacted() Config {
+	out := c
+	if c.EncryptionKey != "" {
+		out.EncryptionKey = "<redacted>"
+	}
+	if len(c.APIKeys) > 0 {
+		out.APIKeys = make([]string, len(c.APIKeys))
+		for i := range out.APIKeys {
+			out.APIKeys[i] = "<redacted>"
+		}
+	}
+	if u, err := url.Parse(c.RedisURL); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+			out.RedisURL = u.String()
+		}
+	}
+	return out
+}
+
+// Default returns the embedded production defaults.
+func Default() Config {
+	c, err := Parse(nil)
+	if err != nil {
+		panic(fmt.Sprintf("configs: embedded %s is invalid: %v", DefaultFile, err)) // caught by the tests
+	}
+	return c
+}
+
+// EmbeddedFile returns an embedded configuration file (DefaultFile, DemoFile).
+func EmbeddedFile(name string) ([]byte, error) { return files.ReadFile(name) }
+
+// Load builds the configuration: embedded defaults, then the file at path
+// (or at $CHECKD_CONFIG when path is empty), then environment overrides;
+// the result is validated.
+func Load(path string) (Config, error) { return load(path, os.Getenv) }
+
+func load(path string, getenv func(string) string) (Config, error) {
+	if path == "" {
+		path = getenv(EnvConfig)
+	}
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return Config{}, fmt.Errorf("read config file (set with -config or %s): %w", EnvConfig, err)
+		}
+	}
+	c, err := parse(data)
+	if err != nil {
+		return Config{}, withSource(err, path)
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return Config{}, err
+	}
+	c.normalize()
+	if err := c.Validate(); err != nil {
+		return Config{}, withSource(err, path)
+	}
+	return c, nil
+}
+
+func withSource(err error, path string) error {
+	if path == "" {
+		return fmt.Errorf("%w (embedded defaults and environment)", err)
+	}
+	return fmt.Errorf("%w (file %s and environment)", err, path)
+}
+
+// Parse returns the embedded defaults overridden by the YAML in data (which
+// may be empty), validated. It ignores the environment.
+func Parse(data []byte) (Config, error) {
+	c, err := parse(data)
+	if err != nil {
+		return Config{}, err
+	}
+	c.normalize()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// parse decodes the embedded defaults, then data on top.
+func parse(data []byte) (Config, error) {
+	var c Config
+	def, err := files.ReadFile(DefaultFile)
+	if err != nil {
+		return Config{}, fmt.Errorf("read embedded %s: %w", DefaultFile, err)
+	}
+	if err := decode(def, &c); err != nil {
+		return Config{}, fmt.Errorf("embedded %s: %w", DefaultFile, err)
+	}
+	if err := decode(data, &c); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// decode strictly decodes one YAML document onto c.
+func decode(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) {
+		return nil // empty document: nothing to override
+	}
+	if err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "time.Duration") {
+			msg += " (durations are strings such as 500ms, 30s, 5m or 168h)"
+		}
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
+	}
+	// A second document is almost certainly a mistake (a stray ---).
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: the file must hold exactly one YAML document", ErrInvalid)
+	}
+	return nil
+}
+
+// applyEnv overrides c with the CHECKD_* environment variables.
+func (c *Config) applyEnv(getenv func(string) string) error {
+	var problems []string
+	if v := getenv(EnvRedisURL); v != "" {
+		c.RedisURL = v
+	}
+	if v := getenv(EnvHTTPAddr); v != "" {
+		c.HTTPAddr = v
+	}
+	if v := getenv(EnvAPIKeys); v != "" {
+		c.APIKeys = splitList(v)
+	}
+	if v := getenv(EnvEncryptionKey); v != "" {
+		c.EncryptionKey = v
+	}
+	if v := getenv(EnvCheckInterval); v != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q is not a duration (use e.g. 168h, 10m)", EnvCheckInterval, v))
+		}
+		c.CheckInterval = d
+	}
+	if v := getenv(EnvTick); v != "" {
+		c.Tick = v
+	}
+	if v := getenv(EnvRoles); v != "" {
+		c.Roles = splitList(v)
+	}
+	if v := getenv(EnvLogLevel); v != "" {
+		c.Log.Level = v
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// splitList splits a comma-separated list, trimming blanks and dropping
+// empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// normalize trims list items and drops empty ones, so "a, b," and YAML
+// lists mean the same, and an empty list is nil.
+func (c *Config) normalize() {
+	c.APIKeys = splitList(strings.Join(c.APIKeys, ","))
+	c.Roles = splitList(strings.ToLower(strings.Join(c.Roles, ",")))
+	c.Tick = strings.TrimSpace(c.Tick)
+	c.HTTPAddr = strings.TrimSpace(c.HTTPAddr)
+	c.RedisURL = strings.TrimSpace(c.RedisURL)
+	c.EncryptionKey = strings.TrimSpace(c.EncryptionKey)
+	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
+	c.Log.Format = strings.ToLower(strings.TrimSpace(c.Log.Format))
+	if len(c.Demo.Companies) == 0 {
+		c.Demo.Companies = nil
+	}
+	for i := range c.Demo.Companies {
+		if len(c.Demo.Companies[i].Connections) == 0 {
+			c.Demo.Companies[i].Connections = nil
+		}
+	}
+}
+
+// Validate reports every problem of the configuration in one error wrapping
+// ErrInvalid. Secrets are never quoted.
+func (c Config) Validate() error {
+	var p problems
+
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			p.add("redisURL (%s) is not a Redis URL: %v; want redis://[user:password@]host:port/db or rediss://...", EnvRedisURL, urlError(err))
+		}
+	}
+	if c.Has(RoleAPI) {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			p.add("httpAddr (%s) %q is not host:port, e.g. 127.0.0.1:8080", EnvHTTPAddr, c.HTTPAddr)
+		}
+	}
+	for i, k := range c.APIKeys {
+		if len(k) < MinAPIKeyLen {
+			p.add("apiKeys (%s) entry %d is %d characters; use at least %d (generate one with: openssl rand -hex 16)", EnvAPIKeys, i+1, len(k), MinAPIKeyLen)
+		}
+	}
+	if c.EncryptionKey != "" {
+		if _, err := store.ParseKey(c.EncryptionKey); err != nil {
+			p.add("encryptionKey (%s): %v", EnvEncryptionKey, err)
+		}
+	}
+	if c.CheckInterval < time.Second {
+		p.add("checkInterval (%s) is %s; use at least 1s (production: 168h)", EnvCheckInterval, c.CheckInterval)
+	}
+	if c.Has(RoleScheduler) {
+		if c.Tick == "" {
+			p.add("tick (%s) is empty; use a cron spec such as @every 1m", EnvTick)
+		} else if _, err := cron.ParseStandard(c.Tick); err != nil {
+			p.add("tick (%s) %q is not a cron spec (use e.g. @every 1m or */5 * * * *): %v", EnvTick, c.Tick, err)
+		}
+	}
+	if len(c.Roles) == 0 {
+		p.add("roles (%s) is empty; use any of %s", EnvRoles, strings.Join(AllRoles, ","))
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Roles {
+		switch {
+		case !slices.Contains(AllRoles, r):
+			p.add("roles (%s) has unknown role %q; use any of %s", EnvRoles, r, strings.Join(AllRoles, ","))
+		case seen[r]:
+			p.add("roles (%s) lists %q twice", EnvRoles, r)
+		}
+		seen[r] = true
+	}
+
+	w := c.Worker
+	p.positive("worker.concurrency", w.Concurrency)
+	p.positiveDur("worker.checkTimeout", w.CheckTimeout)
+	p.positiveDur("worker.shutdownTimeout", w.ShutdownTimeout)
+	for q, wt := range w.Queues {
+		if !slices.Contains(tasks.Queues, q) {
+			p.add("worker.queues has unknown queue %q; the queues are %s", q, strings.Join(tasks.Queues, ", "))
+		} else if wt <= 0 {
+			p.add("worker.queues.%s is %d; weights must be positive", q, wt)
+		}
+	}
+	for _, q := range tasks.Queues {
+		if _, ok := w.Queues[q]; !ok {
+			p.add("worker.queues lacks queue %q: its checks would never run", q)
+		}
+	}
+
+	s := c.Scheduler
+	p.positive("scheduler.batchSize", s.BatchSize)
+	p.positive("scheduler.maxPerTick", s.MaxPerTick)
+	p.positiveDur("scheduler.lease", s.Lease)
+	p.positive("scheduler.enqueueConcurrency", s.EnqueueConcurrency)
+	p.positiveDur("scheduler.taskTimeout", s.TaskTimeout)
+	if s.TaskTimeout > 0 && w.CheckTimeout > 0 && s.TaskTimeout <= w.CheckTimeout {
+		p.add("scheduler.taskTimeout (%s) must exceed worker.checkTimeout (%s): a check that times out is recorded only if its task outlives it", s.TaskTimeout, w.CheckTimeout)
+	}
+	if s.MaxRetry < 0 {
+		p.add("scheduler.maxRetry is %d; use 0 or more", s.MaxRetry)
+	}
+
+	if c.Sandbox.Latency < 0 {
+		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
+	}
+	p.positive("store.historyLimit", c.Store.HistoryLimit)
+	if c.Store.EventsMaxLen <= 0 {
+		p.add("store.eventsMaxLen is %d; it must be positive", c.Store.EventsMaxLen)
+	}
+
+	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
+		p.add("log.level (%s) %q is not a level; use trace, debug, info, warn or error", EnvLogLevel, c.Log.Level)
+	}
+	switch c.Log.Format {
+	case FormatAuto, FormatJSON, FormatText:
+	default:
+		p.add("log.format %q is not auto, json or text", c.Log.Format)
+	}
+
+	total := 0
+	for i, co := range c.Demo.Companies {
+		if strings.TrimSpace(co.Name) == "" || len(co.Name) > store.MaxNameLen {
+			p.add("demo.companies[%d].name is required and at most %d bytes", i, store.MaxNameLen)
+		}
+		for user, n := range co.Connections {
+			switch {
+			case strings.TrimSpace(user) == "" || len(user) > store.MaxCredentialLen:
+				p.add("demo.companies[%d].connections has an empty or overlong username", i)
+			case n < 0:
+				p.add("demo.companies[%d].connections.%s is %d; counts must be 0 or more", i, user, n)
+			default:
+				total += n
+			}
+		}
+	}
+	if total > MaxDemoConnections {
+		p.add("demo has %d connections; at most %d", total, MaxDemoConnections)
+	}
+
+	if len(p) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+	}
+	return nil
+}
+
+type problems []string
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func (p *problems) positive(name string, v int) {
+	if v <= 0 {
+		p.add("%s is %d; it must be positive", name, v)
+	}
+}
+
+func (p *problems) positiveDur(name string, v time.Duration) {
+	if v <= 0 {
+		p.add("%s is %s; it must be positive (e.g. 30s)", name, v)
+	}
+}
+
+// urlError drops the URL from a url.Error: it may hold a password.
+func urlError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,347 @@
+package configs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// env is a fake environment for load, so tests stay parallel.
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+const testKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := load("", env(nil))
+	if err != nil {
+		t.Fatalf("load defaults: %v", err)
+	}
+	want := Config{
+		HTTPAddr:      "127.0.0.1:8080",
+		CheckInterval: 168 * time.Hour,
+		Tick:          "@every 1m",
+		Roles:         []string{RoleScheduler, RoleWorker, RoleAPI},
+		Worker: Worker{Concurrency: 20, Queues: map[string]int{"critical": 6, "default": 3, "low": 1},
+			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second},
+		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 16,
+			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
+		Store: Store{HistoryLimit: 100, EventsMaxLen: 100000},
+		Log:   Log{Level: "info", Format: FormatAuto},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+	if !reflect.DeepEqual(Default(), want) {
+		t.Errorf("Default() differs from load with no file and no environment")
+	}
+	if !c.Embedded() || !c.Has(RoleAPI) || c.Has("nope") {
+		t.Errorf("Embedded/Has wrong on defaults")
+	}
+}
+
+func TestDemoFile(t *testing.T) {
+	t.Parallel()
+	c, err := load(filepath.Join(".", DemoFile), env(nil))
+	if err != nil {
+		t.Fatalf("load demo.yaml: %v", err)
+	}
+	if c.CheckInterval != 2*time.Minute || c.Tick != "@every 5s" || !c.Store.AutoTrack || c.Sandbox.Latency != 200*time.Millisecond {
+		t.Errorf("demo overrides not applied: %+v", c)
+	}
+	if !c.Demo.Enabled || len(c.Demo.Companies) < 3 || len(c.Demo.Companies) > 4 {
+		t.Fatalf("demo wants 3-4 companies, got %+v", c.Demo)
+	}
+	total, good := 0, 0
+	for _, co := range c.Demo.Companies {
+		for u, n := range co.Connections {
+			total += n
+			if u == "user_good" {
+				good += n
+			}
+		}
+	}
+	if total < 200 || total > 999 || good*2 < total {
+		t.Errorf("demo wants a few hundred connections, mostly user_good: total %d, user_good %d", total, good)
+	}
+	// Fields demo.yaml leaves alone keep the defaults.
+	if c.HTTPAddr != "127.0.0.1:8080" || c.Scheduler.BatchSize != 500 || len(c.Worker.Queues) != 3 {
+		t.Errorf("defaults lost under demo.yaml: %+v", c)
+	}
+	// The embedded copy is the same file.
+	b, err := EmbeddedFile(DemoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, _ := os.ReadFile(DemoFile)
+	if string(b) != string(disk) {
+		t.Errorf("embedded demo.yaml differs from the file")
+	}
+}
+
+func TestConfigFromEnvPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(p, []byte("httpAddr: 0.0.0.0:9000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := load("", env(map[string]string{EnvConfig: p}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "0.0.0.0:9000" {
+		t.Errorf("CHECKD_CONFIG file not read: httpAddr %q", c.HTTPAddr)
+	}
+	// An explicit path wins over CHECKD_CONFIG.
+	c, err = load(DemoFile, env(map[string]string{EnvConfig: p}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || !c.Demo.Enabled {
+		t.Errorf("path argument should win over %s", EnvConfig)
+	}
+	if _, err := load(filepath.Join(dir, "missing.yaml"), env(nil)); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: want an error naming it, got %v", err)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(Config) bool
+	}{
+		{"redis url", map[string]string{EnvRedisURL: "redis://:pw@10.0.0.1:6380/2", EnvEncryptionKey: testKey},
+			func(c Config) bool { return c.RedisURL == "redis://:pw@10.0.0.1:6380/2" && !c.Embedded() }},
+		{"http addr", map[string]string{EnvHTTPAddr: "0.0.0.0:80"},
+			func(c Config) bool { return c.HTTPAddr == "0.0.0.0:80" }},
+		{"api keys trimmed", map[string]string{EnvAPIKeys: " aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb ,"},
+			func(c Config) bool {
+				return reflect.DeepEqual(c.APIKeys, []string{"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"})
+			}},
+		{"encryption key", map[string]string{EnvEncryptionKey: testKey},
+			func(c Config) bool { return c.EncryptionKey == testKey }},
+		{"check interval", map[string]string{EnvCheckInterval: "10m"},
+			func(c Config) bool { return c.CheckInterval == 10*time.Minute }},
+		{"tick", map[string]string{EnvTick: "*/5 * * * *"},
+			func(c Config) bool { return c.Tick == "*/5 * * * *" }},
+		{"roles", map[string]string{EnvRoles: "Worker, api"},
+			func(c Config) bool { return reflect.DeepEqual(c.Roles, []string{RoleWorker, RoleAPI}) }},
+		{"worker only needs no tick", map[string]string{EnvRoles: "worker", EnvTick: "not a spec", EnvHTTPAddr: "nonsense"},
+			func(c Config) bool { return !c.Has(RoleScheduler) && !c.Has(RoleAPI) }},
+		{"log level", map[string]string{EnvLogLevel: "DEBUG"},
+			func(c Config) bool { return c.Log.Level == "debug" }},
+		{"empty variables ignored", map[string]string{EnvHTTPAddr: "", EnvRoles: ""},
+			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:8080" && len(c.Roles) == 3 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := load("", env(tt.env))
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			if !tt.check(c) {
+				t.Errorf("override not applied: %+v", c)
+			}
+		})
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	t.Parallel()
+	c, err := load(DemoFile, env(map[string]string{EnvCheckInterval: "1h", EnvTick: "@every 1m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CheckInterval != time.Hour || c.Tick != "@every 1m" {
+		t.Errorf("environment must override the file: interval %s tick %q", c.CheckInterval, c.Tick)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string
+		env  map[string]string
+		want string // a substring of the error
+	}{
+		{"unknown field", "chekInterval: 1h\n", nil, "field chekInterval not found"},
+		{"unknown nested field", "worker:\n  concurrancy: 3\n", nil, "field concurrancy not found"},
+		{"bad duration", "checkInterval: soon\n", nil, "durations are strings"},
+		{"int duration", "sandbox:\n  latency: 5\n", nil, "durations are strings"},
+		{"bad env duration", "", map[string]string{EnvCheckInterval: "weekly"}, "CHECKD_CHECK_INTERVAL=\"weekly\" is not a duration"},
+		{"tiny interval", "checkInterval: 10ms\n", nil, "checkInterval (CHECKD_CHECK_INTERVAL) is 10ms"},
+		{"unknown role", "", map[string]string{EnvRoles: "scheduler,web"}, `unknown role "web"`},
+		{"duplicate role", "roles: [api, api]\n", nil, `lists "api" twice`},
+		{"no roles", "roles: []\n", nil, "roles (CHECKD_ROLES) is empty"},
+		{"bad tick", "", map[string]string{EnvTick: "every minute"}, "is not a cron spec"},
+		{"bad http addr", "httpAddr: localhost\n", nil, "is not host:port"},
+		{"short api key", "", map[string]string{EnvAPIKeys: "short"}, "entry 1 is 5 characters"},
+		{"bad encryption key", "", map[string]string{EnvEncryptionKey: "not-a-key"}, "openssl rand -hex 32"},
+		{"bad redis url", "", map[string]string{EnvRedisURL: "http://localhost:6379"}, "is not a Redis URL"},
+		{"zero concurrency", "worker:\n  concurrency: 0\n", nil, "worker.concurrency is 0"},
+		{"negative batch", "scheduler:\n  batchSize: -1\n", nil, "scheduler.batchSize is -1"},
+		{"zero lease", "scheduler:\n  lease: 0s\n", nil, "scheduler.lease is 0s"},
+		{"task timeout below check timeout", "scheduler:\n  taskTimeout: 1m\n", nil, "must exceed worker.checkTimeout"},
+		{"negative retry", "scheduler:\n  maxRetry: -1\n", nil, "scheduler.maxRetry is -1"},
+		{"unknown queue", "worker:\n  queues: {urgent: 2}\n", nil, `unknown queue "urgent"`},
+		{"zero weight", "worker:\n  queues: {low: 0}\n", nil, "worker.queues.low is 0"},
+		{"negative latency", "sandbox:\n  latency: -1s\n", nil, "sandbox.latency is -1s"},
+		{"zero history", "store:\n  historyLimit: 0\n", nil, "store.historyLimit is 0"},
+		{"bad level", "log:\n  level: loud\n", nil, `log.level (CHECKD_LOG_LEVEL) "loud"`},
+		{"bad format", "log:\n  format: xml\n", nil, `log.format "xml"`},
+		{"demo without name", "demo:\n  companies: [{connections: {user_good: 1}}]\n", nil, "demo.companies[0].name is required"},
+		{"demo negative count", "demo:\n  companies: [{name: A, connections: {user_good: -2}}]\n", nil, "counts must be 0 or more"},
+		{"demo too big", "demo:\n  companies: [{name: A, connections: {user_good: 100001}}]\n", nil, "at most 100000"},
+		{"two documents", "tick: '@every 1m'\n---\ntick: '@every 2m'\n", nil, "exactly one YAML document"},
+		{"not a mapping", "- a\n- b\n", nil, "cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := ""
+			if tt.yaml != "" {
+				p = filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(p, []byte(tt.yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := load(p, env(tt.env))
+			if err == nil {
+				t.Fatalf("want an error containing %q, got none", tt.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAllProblemsReportedAtOnce(t *testing.T) {
+	t.Parallel()
+	_, err := Parse([]byte("worker:\n  concurrency: 0\nscheduler:\n  batchSize: 0\n"))
+	if err == nil || !strings.Contains(err.Error(), "worker.concurrency") || !strings.Contains(err.Error(), "scheduler.batchSize") {
+		t.Errorf("want both problems in one error, got %v", err)
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2hunter2"
+	tests := map[string]map[string]string{
+		"api key":        {EnvAPIKeys: "short," + "x" + secret[:3]},
+		"encryption key": {EnvEncryptionKey: secret},
+		"redis password": {EnvRedisURL: "redis://:" + secret + "@[::1%zz]:6379/0"},
+	}
+	for name, e := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := load("", env(e))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, v := range e {
+				for _, part := range strings.Split(v, ",") {
+					if len(part) >= 4 && strings.Contains(err.Error(), part) {
+						t.Errorf("error quotes a secret %q: %v", part, err)
+					}
+				}
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error quotes the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.APIKeys = []string{"aaaaaaaaaaaaaaaa"}
+	c.EncryptionKey = testKey
+	c.RedisURL = "redis://user:s3cret@redis:6379/1"
+	r := c.Redacted()
+	out, err := yaml.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"aaaaaaaaaaaaaaaa", testKey, "s3cret"} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("redacted config still holds %q:\n%s", s, out)
+		}
+	}
+	if !strings.Contains(r.RedisURL, "user:redacted@redis:6379/1") {
+		t.Errorf("redacted Redis URL lost its shape: %q", r.RedisURL)
+	}
+	if c.APIKeys[0] != "aaaaaaaaaaaaaaaa" {
+		t.Errorf("Redacted modified the original")
+	}
+}
+
+// TestRoundTrip: a valid configuration survives YAML marshal and Parse.
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	c, err := load(DemoFile, env(map[string]string{EnvAPIKeys: "aaaaaaaaaaaaaaaa", EnvEncryptionKey: testKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(b)
+	if err != nil {
+		t.Fatalf("parse marshalled config: %v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("round trip changed the config:\n got %+v\nwant %+v", got, c)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	demo, _ := EmbeddedFile(DemoFile)
+	def, _ := EmbeddedFile(DefaultFile)
+	for _, s := range [][]byte{nil, demo, def, []byte("roles: [api]\nhttpAddr: ':0'\n"),
+		[]byte("worker: {queues: {critical: 1}}"), []byte("checkInterval: 1s\ntick: '*/1 * * * *'"),
+		[]byte("demo: {companies: [{name: x, connections: {user_good: 3}}]}")} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config Validate rejects: %v", err)
+		}
+		b, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatalf("marshal accepted config: %v", err)
+		}
+		got, err := Parse(b)
+		if err != nil {
+			t.Fatalf("re-parse of marshalled config: %v\n%s", err, b)
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Fatalf("round trip changed the config:\n got %+v\nwant %+v", got, c)
+		}
+	})
+}

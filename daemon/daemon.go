@@ -1,0 +1,393 @@
+// Package daemon wires checkd's parts into one process according to its
+// configuration: Redis, the store, the checker registry, and the roles it
+// plays (worker, scheduler, api), plus demo data.
+//
+// Start order (each step needs the ones before it):
+//
+//  1. Redis: CHECKD_REDIS_URL, or an embedded in-memory miniredis when it is
+//     empty (data lost on exit, and said so loudly); then a ping.
+//  2. The store, with the credential cipher from encryptionKey. The embedded
+//     Redis without a key gets a throwaway key; an external Redis without
+//     one is refused, since credentials would be unreadable after a restart.
+//  3. The checker registry (the sandbox datasource).
+//  4. The worker, if the role is on: it serves tasks before any are made.
+//  5. The scheduler, if the role is on, enqueueing through an asynq client
+//     sharing the Redis connection.
+//  6. The API, if the role is on. It needs an API key; the embedded demo
+//     without one generates a key and prints it once.
+//  7. Demo data, if enabled and the store has no company yet.
+//
+// Stop runs in reverse: the API (no new requests), the scheduler (no new
+// tasks), the worker (in-flight checks drain or are requeued), then Redis.
+// A failed Start stops what it had started.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/api"
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/configs"
+	"github.com/checkd/checkd/demo"
+	"github.com/checkd/checkd/scheduler"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/worker"
+)
+
+// Options are the parts of a daemon that tests replace.
+type Options struct {
+	// Clock is shared by the store, the worker, the scheduler and the API.
+	// Default: the real clock.
+	Clock clock.Clock
+	// Out receives the one-time notice with a generated API key (embedded
+	// demo only). Default: os.Stderr.
+	Out io.Writer
+}
+
+// failedStartTimeout bounds the cleanup of a Start that failed half-way.
+const failedStartTimeout = 10 * time.Second
+
+const (
+	stateNew = iota
+	stateStarted
+	stateStopped
+)
+
+// Daemon is one checkd process. Build it with New, then Start and Stop it.
+type Daemon struct {
+	cfg  configs.Config
+	log  *logrus.Logger
+	opts Options
+
+	mu      sync.Mutex
+	state   int
+	mr      *miniredis.Miniredis
+	rdb     *redis.Client
+	st      *store.Store
+	reg     *checks.Registry
+	wk      *worker.Worker
+	sch     *scheduler.Scheduler
+	srv     *api.Server
+	genKey  bool
+	seeded  demo.Summary
+	apiKeys []string
+}
+
+// New checks that cfg can run and returns a daemon that has not started:
+// it touches neither Redis nor the network until Start. log may be nil
+// (logrus's standard logger).
+func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if !cfg.Embedded() && cfg.EncryptionKey == "" {
+		return nil, fmt.Errorf("daemon: %s is required with an external Redis (%s): credentials encrypted with a throwaway key could not be decrypted after a restart; generate a key with: openssl rand -hex 32",
+			configs.EnvEncryptionKey, configs.EnvRedisURL)
+	}
+	if cfg.Has(configs.RoleAPI) && len(cfg.APIKeys) == 0 && !cfg.Embedded() {
+		return nil, fmt.Errorf("daemon: the api role needs at least one API key: set %s (comma-separated; generate one with: openssl rand -hex 16)",
+			configs.EnvAPIKeys)
+	}
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Out == nil {
+		opts.Out = os.Stderr
+	}
+	return &Daemon{cfg: cfg, log: log, opts: opts, apiKeys: cfg.APIKeys}, nil
+}
+
+// Start brings the process up in the documented order and returns once
+// every role is running; it does not block. ctx bounds the startup (Redis
+// ping, listen, demo seeding). A daemon starts once.
+func (d *Daemon) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch d.state {
+	case stateStarted:
+		return errors.New("daemon: already started")
+	case stateStopped:
+		return errors.New("daemon: stopped; create a new daemon to start again")
+	}
+	d.state = stateStarted
+	if err := d.start(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failedStartTimeout)
+		defer cancel()
+		if serr := d.stop(sctx); serr != nil {
+			d.log.WithError(serr).Warn("cleaning up after a failed start")
+		}
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	if err := d.startRedis(ctx); err != nil {
+		return err
+	}
+
+	key, err := d.encryptionKey()
+	if err != nil {
+		return err
+	}
+	cipher, err := store.NewCipher(key)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.st, err = store.New(d.rdb, store.Config{Cipher: cipher, Clock: d.opts.Clock, Interval: cfg.CheckInterval,
+		HistoryLimit: cfg.Store.HistoryLimit, EventsMaxLen: cfg.Store.EventsMaxLen, AutoTrack: cfg.Store.AutoTrack})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+
+	d.reg = checks.NewRegistry()
+	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+
+	if cfg.Has(configs.RoleWorker) {
+		wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
+			Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
+			CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+			Clock: d.opts.Clock, Logger: d.log.WithField("component", "worker"),
+		})
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		if err := wk.Start(ctx); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.wk = wk
+	}
+
+	if cfg.Has(configs.RoleScheduler) {
+		maxRetry := cfg.Scheduler.MaxRetry
+		if maxRetry == 0 {
+			maxRetry = -1 // the scheduler reads 0 as "default"; the config means none
+		}
+		// The client shares d.rdb (asynq refuses to close a shared client,
+		// so it is dropped, not closed, on stop; Redis closes last).
+		sch, err := scheduler.New(d.st, asynq.NewClientFromRedisClient(d.rdb), scheduler.Config{
+			Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
+			Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
+			TaskTimeout: cfg.Scheduler.TaskTimeout, MaxRetry: maxRetry,
+			Clock: d.opts.Clock, Logger: d.log,
+		})
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		if err := sch.Start(ctx); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.sch = sch
+	}
+
+	if cfg.Has(configs.RoleAPI) {
+		if err := d.startAPI(ctx); err != nil {
+			return err
+		}
+	}
+
+	if cfg.Demo.Enabled {
+		sum, err := demo.Seed(ctx, d.st, cfg.Demo)
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.seeded = sum
+		if sum.Skipped {
+			d.log.Info("demo data not seeded: the store already has companies")
+		} else {
+			d.log.WithFields(logrus.Fields{"companies": sum.Companies, "connections": sum.Connections}).
+				Info("demo data seeded: sandbox connections are PENDING and checked on the next tick")
+		}
+	}
+
+	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
+		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
+	return nil
+}
+
+func (d *Daemon) startRedis(ctx context.Context) error {
+	var opt *redis.Options
+	if d.cfg.Embedded() {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("daemon: start the embedded Redis: %w", err)
+		}
+		d.mr = mr
+		opt = &redis.Options{Addr: mr.Addr()}
+		d.log.WithField("addr", mr.Addr()).Warn("no Redis configured: using an EMBEDDED IN-MEMORY Redis; all data is LOST ON EXIT. Set " +
+			configs.EnvRedisURL + " (e.g. redis://127.0.0.1:6379/0) to keep it")
+	} else {
+		var err error
+		if opt, err = redis.ParseURL(d.cfg.RedisURL); err != nil {
+			return fmt.Errorf("daemon: %s is not a Redis URL (want redis://[user:password@]host:port/db): %w", configs.EnvRedisURL, err)
+		}
+	}
+	if opt.PoolSize == 0 {
+		// Room for every check, every enqueuer and the API at once.
+		opt.PoolSize = d.cfg.Worker.Concurrency + d.cfg.Scheduler.EnqueueConcurrency + 16
+	}
+	d.rdb = redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := d.rdb.Ping(pctx).Err(); err != nil {
+		// opt.Addr only: the URL may hold a password.
+		return fmt.Errorf("daemon: cannot reach Redis at %s (%s): %w; is it running and reachable?", opt.Addr, configs.EnvRedisURL, err)
+	}
+	return nil
+}
+
+// encryptionKey is the configured key, or a throwaway one on the embedded
+// Redis (New refused an external Redis without a key).
+func (d *Daemon) encryptionKey() ([]byte, error) {
+	if d.cfg.EncryptionKey != "" {
+		k, err := store.ParseKey(d.cfg.EncryptionKey)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: %s: %w", configs.EnvEncryptionKey, err)
+		}
+		return k, nil
+	}
+	k, err := store.GenerateKey()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	d.log.Warn("no " + configs.EnvEncryptionKey + " set: credentials are encrypted with a throwaway key for this run only")
+	return k, nil
+}
+
+func (d *Daemon) startAPI(ctx context.Context) error {
+	if len(d.apiKeys) == 0 {
+		// Only reachable on the embedded Redis: New refuses otherwise.
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("daemon: generate an API key: %w", err)
+		}
+		d.apiKeys, d.genKey = []string{hex.EncodeToString(b[:])}, true
+	}
+	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
+		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.srv = srv
+	if d.genKey {
+		// Printed once, on Out and never in the log, so the user can curl.
+		k := d.apiKeys[0]
+		fmt.Fprintf(d.opts.Out, "\ncheckd: no API key configured; this run's generated key is\n\n    %s\n\n"+
+			"  try: curl -H 'X-API-Key: %s' http://%s/v1/company\n  (set %s to choose your own)\n\n",
+			k, k, srv.Addr(), configs.EnvAPIKeys)
+		d.log.Warn("no API key configured: generated one for this run and printed it once on stderr")
+	}
+	return nil
+}
+
+// Stop stops the process in reverse start order, bounded by ctx, and
+// reports every failure. It is safe to call twice and before Start.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state != stateStarted {
+		d.state = stateStopped
+		return nil
+	}
+	d.state = stateStopped
+	err := d.stop(ctx)
+	if err == nil {
+		d.log.Info("checkd stopped")
+	}
+	return err
+}
+
+// stop stops whatever was started; each part's Stop is safe to repeat.
+func (d *Daemon) stop(ctx context.Context) error {
+	var errs []error
+	if d.srv != nil {
+		if err := d.srv.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop api: %w", err))
+		}
+	}
+	if d.sch != nil {
+		if err := d.sch.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop scheduler: %w", err))
+		}
+	}
+	if d.wk != nil {
+		if err := d.wk.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop worker: %w", err))
+		}
+	}
+	if d.rdb != nil {
+		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close redis client: %w", err))
+		}
+	}
+	if d.mr != nil {
+		d.mr.Close()
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("daemon: stop: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Config returns the configuration the daemon runs.
+func (d *Daemon) Config() configs.Config { return d.cfg }
+
+// Store returns the store, nil before Start.
+func (d *Daemon) Store() *store.Store {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st
+}
+
+// Scheduler returns the scheduler, nil before Start or without the role.
+func (d *Daemon) Scheduler() *scheduler.Scheduler {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sch
+}
+
+// Worker returns the worker, nil before Start or without the role.
+func (d *Daemon) Worker() *worker.Worker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.wk
+}
+
+// API returns the API server (its Addr is the bound address), nil before
+// Start or without the role.
+func (d *Daemon) API() *api.Server {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.srv
+}
+
+// Demo returns what demo seeding did at Start (zero when disabled).
+func (d *Daemon) Demo() demo.Summary {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seeded
+}

@@ -1,0 +1,191 @@
+package demo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/configs"
+	"github.com/checkd/checkd/demo"
+	"github.com/checkd/checkd/store"
+)
+
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return mustStore(t, rdb)
+}
+
+func mustStore(t testing.TB, rdb redis.UniversalClient) *store.Store {
+	key, err := store.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(rdb, store.Config{Cipher: c, Clock: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestSeed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newStore(t)
+	spec := configs.Demo{Enabled: true, Companies: []configs.DemoCompany{
+		{Name: "Acme", Connections: map[string]int{"user_good": 3, "error_PASSWORD_INCORRECT": 2, "user_nodocs": 0}},
+		{Name: "Globex", Connections: map[string]int{"error_WEBSITE_DOWN": 1}},
+	}}
+	sum, err := demo.Seed(ctx, st, spec)
+	if err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	if sum.Skipped || sum.Companies != 2 || sum.Connections != 6 {
+		t.Fatalf("summary %+v, want 2 companies and 6 connections", sum)
+	}
+	want := map[string]int{"user_good": 3, "error_PASSWORD_INCORRECT": 2, "error_WEBSITE_DOWN": 1}
+	if fmt.Sprint(sum.ByUsername) != fmt.Sprint(want) {
+		t.Errorf("by username %v, want %v", sum.ByUsername, want)
+	}
+
+	cos, err := st.ListCompanies(ctx)
+	if err != nil || len(cos) != 2 {
+		t.Fatalf("companies %+v, %v", cos, err)
+	}
+	byName := map[string]store.Company{}
+	for _, c := range cos {
+		byName[c.Name] = c
+	}
+	acme, ok := byName["Acme"]
+	if _, globex := byName["Globex"]; !ok || !globex || !acme.IsActive {
+		t.Fatalf("companies %+v, want active Acme and Globex", cos)
+	}
+	page, err := st.ListConnections(ctx, acme.ID, nil, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]int{}
+	for _, c := range page.Connections {
+		if c.Status != checks.ConnPending || c.Datasource != sandbox.Datasource || !c.IsActive || c.NextCheckAt == nil {
+			t.Errorf("seeded connection %+v: want an active PENDING sandbox connection due at once", c)
+		}
+		tg, err := st.LoadCheck(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[tg.Request.Credentials.Username]++
+	}
+	if users["user_good"] != 3 || users["error_PASSWORD_INCORRECT"] != 2 || len(users) != 2 {
+		t.Errorf("Acme's connections by username %v", users)
+	}
+	due, err := st.DueBacklog(ctx, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	if err != nil || due != 6 {
+		t.Errorf("due backlog %d (%v), want all 6 due at once", due, err)
+	}
+
+	// A second seed leaves the store alone.
+	again, err := demo.Seed(ctx, st, spec)
+	if err != nil || !again.Skipped || again.Connections != 0 {
+		t.Errorf("second seed: %+v, %v; want skipped", again, err)
+	}
+	if cos, _ := st.ListCompanies(ctx); len(cos) != 2 {
+		t.Errorf("second seed created companies: %d", len(cos))
+	}
+}
+
+func TestSeedDemoFile(t *testing.T) {
+	t.Parallel()
+	b, err := configs.EmbeddedFile(configs.DemoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	sum, err := demo.Seed(context.Background(), st, cfg.Demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, co := range cfg.Demo.Companies {
+		for _, n := range co.Connections {
+			want += n
+		}
+	}
+	if sum.Companies != len(cfg.Demo.Companies) || sum.Connections != want || want < 200 {
+		t.Errorf("seeded %+v, want %d companies and %d (a few hundred) connections", sum, len(cfg.Demo.Companies), want)
+	}
+	counts, err := st.StatusCounts(context.Background())
+	if err != nil || counts[checks.ConnPending] != int64(want) {
+		t.Errorf("PENDING count %d (%v), want %d", counts[checks.ConnPending], err, want)
+	}
+}
+
+func TestSeedErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		ctx  func() context.Context
+		spec configs.Demo
+		want func(error) bool
+	}{
+		{"cancelled", func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, configs.Demo{Companies: []configs.DemoCompany{{Name: "A", Connections: map[string]int{"user_good": 1}}}},
+			func(err error) bool { return errors.Is(err, context.Canceled) }},
+		{"invalid company", context.Background,
+			configs.Demo{Companies: []configs.DemoCompany{{Name: " "}}},
+			func(err error) bool { return errors.Is(err, store.ErrInvalid) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := demo.Seed(tt.ctx(), newStore(t), tt.spec)
+			if err == nil || !tt.want(err) {
+				t.Errorf("got %v", err)
+			}
+		})
+	}
+}
+
+func ExampleSeed() {
+	mr, err := miniredis.Run()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	key, _ := store.GenerateKey()
+	cipher, _ := store.NewCipher(key)
+	st, _ := store.New(rdb, store.Config{Cipher: cipher})
+
+	sum, err := demo.Seed(context.Background(), st, configs.Demo{Enabled: true, Companies: []configs.DemoCompany{
+		{Name: "Acme", Connections: map[string]int{"user_good": 8, "error_PASSWORD_INCORRECT": 2}},
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(sum.Companies, "company,", sum.Connections, "connections,", sum.ByUsername["user_good"], "of them user_good")
+	// Output: 1 company, 10 connections, 8 of them user_good
+}

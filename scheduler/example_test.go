@@ -1,0 +1,63 @@
+package scheduler_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/scheduler"
+	"github.com/checkd/checkd/store"
+)
+
+// A new connection is due at once: the next tick enqueues its first check,
+// and moves it to its weekly slot so later ticks leave it alone.
+func ExampleScheduler_Tick() {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	key, _ := store.GenerateKey()
+	ci, _ := store.NewCipher(key)
+	st, err := store.New(rdb, store.Config{Cipher: ci, Clock: clk})
+	if err != nil {
+		panic(err)
+	}
+	co, _ := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
+	if _, err := st.CreateConnection(ctx, store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+		Credentials: checks.Credentials{Username: "user_good", Password: "secret"}}); err != nil {
+		panic(err)
+	}
+
+	client := asynq.NewClientFromRedisClient(rdb)
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	s, err := scheduler.New(st, client, scheduler.Config{Clock: clk, Logger: quiet})
+	if err != nil {
+		panic(err)
+	}
+	for range 2 {
+		stats, err := s.Tick(ctx, clk.Now())
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("claimed %d, enqueued %d, already queued %d, failed %d\n",
+			stats.Claimed, stats.Enqueued, stats.AlreadyQueued, stats.Failed)
+	}
+	// Output:
+	// claimed 1, enqueued 1, already queued 0, failed 0
+	// claimed 0, enqueued 0, already queued 0, failed 0
+}

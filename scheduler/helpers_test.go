@@ -1,0 +1,216 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
+}
+
+// t0 is the simulated start of every test: a Monday.
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// env is a store on a fresh Redis with a fake clock.
+type env struct {
+	rdb *redis.Client
+	st  *store.Store
+	clk *clock.Fake
+}
+
+// newEnv returns an env on its own miniredis.
+func newEnv(tb testing.TB, interval time.Duration) *env {
+	tb.Helper()
+	mr := miniredis.RunT(tb)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: 64})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	return newEnvOn(tb, rdb, interval)
+}
+
+// newEnvOn returns an env over rdb.
+func newEnvOn(tb testing.TB, rdb *redis.Client, interval time.Duration) *env {
+	tb.Helper()
+	key, err := store.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ci, err := store.NewCipher(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	st, err := store.New(rdb, store.Config{Cipher: ci, Clock: clk, Interval: interval})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &env{rdb: rdb, st: st, clk: clk}
+}
+
+// company creates an active company.
+func (e *env) company(tb testing.TB, name string) store.Company {
+	tb.Helper()
+	co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: name})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return co
+}
+
+// connection creates a PENDING connection of co at the fake clock's time.
+func (e *env) connection(tb testing.TB, co store.Company, username string) store.Connection {
+	tb.Helper()
+	cn, err := e.st.CreateConnection(context.Background(), store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+		Credentials: checks.Credentials{Username: username, Password: "pw-" + username}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cn
+}
+
+// connections creates n connections of co, in parallel.
+func (e *env) connections(tb testing.TB, co store.Company, n int) []store.Connection {
+	tb.Helper()
+	out := make([]store.Connection, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	const par = 8
+	for w := range par {
+		wg.Go(func() {
+			for i := w; i < n; i += par {
+				cn, err := e.st.CreateConnection(context.Background(), store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+					Credentials: checks.Credentials{Username: fmt.Sprintf("user_%d", i), Password: "secret"}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				out[i] = cn
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// quietLogger discards logs (tests assert on stats, not on log lines).
+func quietLogger() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
+
+// recorder is an Enqueuer that records every call. With next set it
+// forwards to it (a real asynq client); without, it behaves like asynq's
+// TaskID uniqueness: a second task with the same ID is ErrTaskIDConflict.
+type recorder struct {
+	next Enqueuer
+	// fail, when set, makes the enqueue of a payload fail with its error.
+	fail func(p tasks.CheckPayload) error
+
+	mu       sync.Mutex
+	calls    int
+	accepted []tasks.CheckPayload // in acceptance order
+	ids      map[string]int       // task ID → times accepted
+}
+
+// EnqueueContext implements Enqueuer.
+func (r *recorder) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	p, err := tasks.ParseCheckPayload(task.Payload())
+	if err != nil {
+		return nil, err
+	}
+	id := tasks.CheckTaskID(p.ConnectionID, time.UnixMilli(p.Slot))
+	r.mu.Lock()
+	r.calls++
+	fail := r.fail
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(p); err != nil {
+			return nil, err
+		}
+	}
+	var info *asynq.TaskInfo
+	if r.next != nil {
+		if info, err = r.next.EnqueueContext(ctx, task, opts...); err != nil {
+			return nil, err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids == nil {
+		r.ids = map[string]int{}
+	}
+	if r.next == nil && r.ids[id] > 0 {
+		return nil, fmt.Errorf("enqueue %s: %w", id, asynq.ErrTaskIDConflict)
+	}
+	r.ids[id]++
+	r.accepted = append(r.accepted, p)
+	if info == nil {
+		info = &asynq.TaskInfo{ID: id, Type: task.Type(), Payload: task.Payload()}
+	}
+	return info, nil
+}
+
+// take returns the payloads accepted since the last take.
+func (r *recorder) take() []tasks.CheckPayload {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.accepted
+	r.accepted = nil
+	return out
+}
+
+// dupes returns the task IDs accepted more than once.
+func (r *recorder) dupes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for id, n := range r.ids {
+		if n > 1 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// distinct returns how many task IDs were accepted.
+func (r *recorder) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids)
+}
+
+// mustNew returns a scheduler or fails the test.
+func mustNew(tb testing.TB, st *store.Store, enq Enqueuer, cfg Config) *Scheduler {
+	tb.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	s, err := New(st, enq, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}

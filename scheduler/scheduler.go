@@ -1,0 +1,257 @@
+// Package scheduler is checkd's cron-driven sweep: on every tick it claims
+// the connections whose check time has come from the store's due index and
+// enqueues one asynq check task per connection and slot.
+//
+// Cost and eligibility. The due index only holds eligible connections: the
+// store's atomic writes remove a connection from it when it becomes
+// credential-blocked, deactivated or company-inactive, and put it back when
+// that ends. So a tick never reads a connection record; its cost is
+// O(due), never O(all connections). An admin may still act between enqueue
+// and run, so the worker re-checks eligibility (store.LoadCheck's Skip) when
+// the task executes.
+//
+// Exactly once across replicas. A claim leases due connections atomically,
+// so concurrent schedulers (goroutines, processes, replicas) never claim the
+// same one; the task ID is deterministic (tasks.CheckTaskID of connection
+// and slot), so a re-enqueue of the same slot is refused by asynq and
+// counted as AlreadyQueued.
+//
+// Nothing lost. A connection is moved to its next slot (store.AdvanceDue)
+// only after its task was accepted. If the enqueue fails, or the process
+// dies in between, the lease simply expires (Config.Lease) and the
+// connection comes due again on a later tick.
+//
+// Bounded catch-up. A tick enqueues at most Config.MaxPerTick tasks, so a
+// backlog after downtime drains over several ticks instead of flooding the
+// queues.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/robfig/cron/v3"
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+)
+
+// Enqueuer enqueues asynq tasks; *asynq.Client satisfies it.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// EnvTick names the environment variable that sets Config.Spec (read by
+// the configuration layer, not by this package).
+const EnvTick = "CHECKD_TICK"
+
+// Defaults of Config.
+const (
+	DefaultSpec               = "@every 1m"
+	DefaultBatchSize          = 1000
+	DefaultMaxPerTick         = 50000
+	DefaultLease              = 5 * time.Minute
+	DefaultEnqueueConcurrency = 16
+	DefaultTaskTimeout        = 2 * time.Minute
+	DefaultMaxRetry           = 5
+)
+
+// Config tunes a Scheduler. Every zero field takes its default.
+type Config struct {
+	// Spec is the tick's robfig/cron spec: "@every 1m", a descriptor such as
+	// "@hourly", or a standard 5-field spec such as "*/5 * * * *".
+	// Default DefaultSpec; the operator sets it with CHECKD_TICK.
+	Spec string
+	// BatchSize is how many connections one claim round leases. Default 1000.
+	BatchSize int
+	// MaxPerTick bounds the connections one tick claims (catch-up after
+	// downtime). Default 50000.
+	MaxPerTick int
+	// Lease is how long a claimed connection stays hidden from other
+	// schedulers; one whose enqueue failed comes due again after it.
+	// It must exceed a tick's duration. Default 5m.
+	Lease time.Duration
+	// EnqueueConcurrency is the number of parallel enqueuers. Default 16.
+	EnqueueConcurrency int
+	// Queue receives the scheduled checks. Default tasks.QueueDefault.
+	Queue string
+	// TaskTimeout is each task's asynq.Timeout. Default 2m.
+	TaskTimeout time.Duration
+	// MaxRetry is each task's asynq.MaxRetry. Default 5; negative means 0.
+	MaxRetry int
+	// Clock gives the time of cron-driven ticks. Default clock.Real.
+	Clock clock.Clock
+	// Logger receives tick summaries and failures. Default logrus's
+	// standard logger.
+	Logger logrus.FieldLogger
+	// OnTick, when set, is called after every tick with its stats (metrics).
+	OnTick func(TickStats)
+}
+
+// TickStats tells what one tick did.
+type TickStats struct {
+	// Claimed is how many due connections the tick leased.
+	Claimed int
+	// Enqueued is how many new tasks asynq accepted.
+	Enqueued int
+	// AlreadyQueued is how many tasks already existed under their
+	// deterministic ID (success: the check is queued once).
+	AlreadyQueued int
+	// Failed is how many enqueues failed; those connections were not
+	// advanced and come due again when their lease ends.
+	Failed int
+	// Duration is the wall time the tick took.
+	Duration time.Duration
+	// Truncated reports that the tick stopped at MaxPerTick with its last
+	// claim full, so more connections may still be due.
+	Truncated bool
+}
+
+// Scheduler sweeps the due index into asynq tasks. It is safe for
+// concurrent use; ticks of one Scheduler never overlap.
+type Scheduler struct {
+	st       *store.Store
+	enq      Enqueuer
+	cfg      Config
+	log      logrus.FieldLogger
+	schedule cron.Schedule
+	opts     []asynq.Option // shared by every task: built once, not per item
+
+	tickMu sync.Mutex // serializes ticks of this process
+
+	mu      sync.Mutex // guards the lifecycle below
+	cron    *cron.Cron
+	cancel  context.CancelFunc
+	started bool
+	stopped bool
+}
+
+// New returns a scheduler over st that enqueues with enq. It fails on an
+// invalid Config.Spec.
+func New(st *store.Store, enq Enqueuer, cfg Config) (*Scheduler, error) {
+	if st == nil || enq == nil {
+		return nil, errors.New("scheduler: a store and an enqueuer (an *asynq.Client) are required")
+	}
+	cfg.Spec = strings.TrimSpace(cfg.Spec)
+	if cfg.Spec == "" {
+		cfg.Spec = DefaultSpec
+	}
+	sched, err := cron.ParseStandard(cfg.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: tick spec %q (%s) is invalid: %w; use e.g. \"@every 1m\", \"@hourly\" or \"*/5 * * * *\"",
+			cfg.Spec, EnvTick, err)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.MaxPerTick <= 0 {
+		cfg.MaxPerTick = DefaultMaxPerTick
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.EnqueueConcurrency <= 0 {
+		cfg.EnqueueConcurrency = DefaultEnqueueConcurrency
+	}
+	if cfg.Queue == "" {
+		cfg.Queue = tasks.QueueDefault
+	}
+	if cfg.TaskTimeout <= 0 {
+		cfg.TaskTimeout = DefaultTaskTimeout
+	}
+	switch {
+	case cfg.MaxRetry == 0:
+		cfg.MaxRetry = DefaultMaxRetry
+	case cfg.MaxRetry < 0:
+		cfg.MaxRetry = 0
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.StandardLogger()
+	}
+	return &Scheduler{
+		st: st, enq: enq, cfg: cfg, schedule: sched,
+		log:  cfg.Logger.WithField("component", "scheduler"),
+		opts: []asynq.Option{asynq.Queue(cfg.Queue), asynq.Timeout(cfg.TaskTimeout), asynq.MaxRetry(cfg.MaxRetry)},
+	}, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (s *Scheduler) Config() Config { return s.cfg }
+
+// Start runs a tick, Tick(ctx, Clock.Now()), on every occurrence of
+// Config.Spec until Stop. A tick still running when the next one is due
+// makes that one skip. A Scheduler starts once: Start fails after Start or
+// Stop.
+func (s *Scheduler) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopped {
+		return errors.New("scheduler: already started or stopped; create a new Scheduler to start again")
+	}
+	s.started = true
+	runCtx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	s.cron = cron.New(cron.WithLogger(cronLogger{s.log}))
+	s.cron.Schedule(s.schedule, cron.FuncJob(func() { s.cronTick(runCtx) }))
+	s.cron.Start()
+	s.log.WithField("spec", s.cfg.Spec).Info("scheduler started")
+	return nil
+}
+
+// cronTick is one cron-driven tick; it skips when a tick is still running.
+func (s *Scheduler) cronTick(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	if !s.tickMu.TryLock() {
+		s.log.Warn("previous tick still running; skipping this one (raise the tick interval or lower MaxPerTick if this repeats)")
+		return
+	}
+	defer s.tickMu.Unlock()
+	_, _ = s.tick(ctx, s.cfg.Clock.Now()) // tick logs its own failures
+}
+
+// Stop stops the cron and waits, bounded by ctx, for a running tick to
+// finish; when ctx ends first the tick is cancelled (its unfinished
+// connections come due again after their lease) and Stop returns ctx's
+// error. It is safe to call twice and before Start.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started || s.stopped {
+		s.stopped = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	c, cancel := s.cron, s.cancel
+	s.mu.Unlock()
+
+	defer cancel()
+	select {
+	case <-c.Stop().Done():
+		s.log.Info("scheduler stopped")
+		return nil
+	case <-ctx.Done():
+		cancel()
+		return fmt.Errorf("scheduler: stop: a tick was still running and has been cancelled: %w", ctx.Err())
+	}
+}
+
+// cronLogger adapts logrus to robfig/cron's logger (its info is noise).
+type cronLogger struct{ log logrus.FieldLogger }
+
+func (l cronLogger) Info(msg string, kv ...any) {}
+
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.WithError(err).WithField("cron", fmt.Sprint(kv...)).Error(msg)
+}

@@ -1,0 +1,551 @@
+package scheduler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+)
+
+func TestNewConfig(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.DefaultInterval)
+	rec := &recorder{}
+	tests := []struct {
+		spec    string
+		wantErr bool
+	}{
+		{spec: "", wantErr: false}, // default
+		{spec: "@every 1m"},
+		{spec: "@every 90s"},
+		{spec: "@hourly"},
+		{spec: "@daily"},
+		{spec: "*/5 * * * *"},
+		{spec: "0 9 * * MON-FRI"},
+		{spec: "every minute", wantErr: true},
+		{spec: "* * * *", wantErr: true},
+		{spec: "0 */5 * * * *", wantErr: true}, // seconds field: not a standard spec
+		{spec: "@every banana", wantErr: true},
+		{spec: "61 * * * *", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.spec, func(t *testing.T) {
+			t.Parallel()
+			s, err := New(e.st, rec, Config{Spec: tc.spec, Logger: quietLogger()})
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("New(%q) accepted an invalid spec", tc.spec)
+				}
+				if !strings.Contains(err.Error(), tc.spec) || !strings.Contains(err.Error(), "@every 1m") {
+					t.Errorf("error %q should name the spec and show a valid example", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New(%q): %v", tc.spec, err)
+			}
+			if tc.spec == "" && s.Config().Spec != DefaultSpec {
+				t.Errorf("default spec = %q, want %q", s.Config().Spec, DefaultSpec)
+			}
+		})
+	}
+
+	t.Run("defaults", func(t *testing.T) {
+		t.Parallel()
+		s := mustNew(t, e.st, rec, Config{})
+		c := s.Config()
+		if c.BatchSize != 1000 || c.MaxPerTick != 50000 || c.Lease != 5*time.Minute || c.EnqueueConcurrency != 16 ||
+			c.Queue != tasks.QueueDefault || c.TaskTimeout != 2*time.Minute || c.MaxRetry != 5 || c.Clock == nil {
+			t.Errorf("defaults not applied: %+v", c)
+		}
+	})
+	t.Run("nil store or enqueuer", func(t *testing.T) {
+		t.Parallel()
+		if _, err := New(nil, rec, Config{}); err == nil {
+			t.Error("New accepted a nil store")
+		}
+		if _, err := New(e.st, nil, Config{}); err == nil {
+			t.Error("New accepted a nil enqueuer")
+		}
+	})
+}
+
+// TestTickPromptFirstCheck: nothing due enqueues nothing; a new PENDING
+// connection is enqueued on the next tick, with the deterministic task ID on
+// the configured queue and IDs only in the payload.
+func TestTickPromptFirstCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		cfg       Config
+		wantQueue string
+		wantRetry int
+		wantTO    time.Duration
+	}{
+		{name: "defaults", wantQueue: tasks.QueueDefault, wantRetry: 5, wantTO: 2 * time.Minute},
+		{name: "configured", cfg: Config{Queue: tasks.QueueLow, MaxRetry: 2, TaskTimeout: 30 * time.Second},
+			wantQueue: tasks.QueueLow, wantRetry: 2, wantTO: 30 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newEnv(t, store.DefaultInterval)
+			client := asynq.NewClientFromRedisClient(e.rdb)
+			insp := asynq.NewInspectorFromRedisClient(e.rdb)
+			s := mustNew(t, e.st, client, tc.cfg)
+
+			st, err := s.Tick(ctx, e.clk.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st != (TickStats{Duration: st.Duration}) {
+				t.Fatalf("empty tick: %+v, want zero counts", st)
+			}
+
+			co := e.company(t, "Acme")
+			const secretUser, secretPass = "alice@example.com", "pw-alice@example.com"
+			cn := e.connection(t, co, secretUser)
+			now := e.clk.Advance(time.Minute) // the next tick
+			st, err = s.Tick(ctx, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Claimed != 1 || st.Enqueued != 1 || st.AlreadyQueued != 0 || st.Failed != 0 || st.Truncated {
+				t.Fatalf("tick after creation: %+v, want 1 claimed and enqueued", st)
+			}
+
+			pending, err := insp.ListPendingTasks(tc.wantQueue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pending) != 1 {
+				t.Fatalf("%d pending tasks on %q, want 1", len(pending), tc.wantQueue)
+			}
+			ti := pending[0]
+			if want := tasks.CheckTaskID(cn.ID, cn.CreatedAt); ti.ID != want {
+				t.Errorf("task ID %q, want %q", ti.ID, want)
+			}
+			if ti.Type != tasks.TypeCheckConnection || ti.Queue != tc.wantQueue || ti.MaxRetry != tc.wantRetry || ti.Timeout != tc.wantTO {
+				t.Errorf("task %s on %s retry %d timeout %s, want %s on %s retry %d timeout %s",
+					ti.Type, ti.Queue, ti.MaxRetry, ti.Timeout, tasks.TypeCheckConnection, tc.wantQueue, tc.wantRetry, tc.wantTO)
+			}
+			p, err := tasks.ParseCheckPayload(ti.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p != (tasks.CheckPayload{ConnectionID: cn.ID, Slot: cn.CreatedAt.UnixMilli(), Reason: tasks.ReasonScheduled}) {
+				t.Errorf("payload %+v", p)
+			}
+			for _, secret := range []string{secretUser, secretPass, "alice"} {
+				if bytes.Contains(ti.Payload, []byte(secret)) {
+					t.Errorf("payload %s contains the credential %q", ti.Payload, secret)
+				}
+			}
+
+			// Advanced to its weekly slot: the next tick has nothing to do.
+			st, err = s.Tick(ctx, now)
+			if err != nil || st.Claimed != 0 {
+				t.Fatalf("second tick: %+v %v, want nothing claimed", st, err)
+			}
+			got, err := e.st.GetConnection(ctx, cn.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.NextCheckAt == nil || !got.NextCheckAt.After(now) || got.NextCheckAt.After(now.Add(store.DefaultInterval)) {
+				t.Errorf("next check at %v, want within a week after %v", got.NextCheckAt, now)
+			}
+		})
+	}
+}
+
+// TestTickAlreadyQueued: a task that exists under its deterministic ID (a
+// replica enqueued it) counts as AlreadyQueued, a success: the connection
+// is advanced.
+func TestTickAlreadyQueued(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, store.DefaultInterval)
+	client := asynq.NewClientFromRedisClient(e.rdb)
+	cn := e.connection(t, e.company(t, "Acme"), "bob")
+	task, err := tasks.NewCheckTask(cn.ID, cn.CreatedAt, tasks.ReasonScheduled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.EnqueueContext(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	s := mustNew(t, e.st, client, Config{})
+	st, err := s.Tick(ctx, e.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Claimed != 1 || st.Enqueued != 0 || st.AlreadyQueued != 1 || st.Failed != 0 {
+		t.Fatalf("stats %+v, want 1 already queued", st)
+	}
+	if n, _ := e.st.DueBacklog(ctx, e.clk.Now().Add(time.Hour)); n != 0 {
+		t.Errorf("%d connections still due, want the already-queued one advanced", n)
+	}
+}
+
+// TestConcurrentSchedulers: three schedulers on one store ticking at once
+// enqueue each due check exactly once.
+func TestConcurrentSchedulers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, store.DefaultInterval)
+	const n = 3000
+	want := map[string]bool{}
+	for c := range 3 {
+		for _, cn := range e.connections(t, e.company(t, fmt.Sprint("Co", c)), n/3) {
+			want[tasks.CheckTaskID(cn.ID, cn.CreatedAt)] = true
+		}
+	}
+	rec := &recorder{next: asynq.NewClientFromRedisClient(e.rdb)}
+	now := e.clk.Advance(time.Minute)
+
+	var scheds []*Scheduler
+	for range 3 {
+		// Small batches so the three interleave many claim rounds.
+		scheds = append(scheds, mustNew(t, e.st, rec, Config{BatchSize: 50, EnqueueConcurrency: 4}))
+	}
+	stats := make([]TickStats, len(scheds))
+	errs := make([]error, len(scheds))
+	startGun := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, s := range scheds {
+		wg.Go(func() {
+			<-startGun
+			stats[i], errs[i] = s.Tick(ctx, now)
+		})
+	}
+	close(startGun)
+	wg.Wait()
+
+	var sum TickStats
+	for i, st := range stats {
+		if errs[i] != nil {
+			t.Fatalf("scheduler %d: %v", i, errs[i])
+		}
+		t.Logf("scheduler %d: %+v", i, st)
+		sum.Claimed += st.Claimed
+		sum.Enqueued += st.Enqueued
+		sum.AlreadyQueued += st.AlreadyQueued
+		sum.Failed += st.Failed
+	}
+	if sum.Claimed != n || sum.Enqueued != n || sum.AlreadyQueued != 0 || sum.Failed != 0 {
+		t.Errorf("sum of stats %+v, want %d claimed and enqueued", sum, n)
+	}
+	if d := rec.dupes(); len(d) > 0 {
+		t.Errorf("%d tasks enqueued twice, e.g. %s", len(d), d[0])
+	}
+	if rec.calls != n || rec.distinct() != n {
+		t.Errorf("%d enqueue calls for %d distinct tasks, want %d each", rec.calls, rec.distinct(), n)
+	}
+	for _, p := range rec.take() {
+		if id := tasks.CheckTaskID(p.ConnectionID, time.UnixMilli(p.Slot)); !want[id] {
+			t.Errorf("unexpected task %s", id)
+		}
+	}
+	qi, err := asynq.NewInspectorFromRedisClient(e.rdb).GetQueueInfo(tasks.QueueDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qi.Pending != n || qi.Size != n {
+		t.Errorf("asynq queue holds %d pending of %d tasks, want %d", qi.Pending, qi.Size, n)
+	}
+
+	// All advanced: nobody finds anything due any more.
+	for i, s := range scheds {
+		if st, err := s.Tick(ctx, now); err != nil || st.Claimed != 0 {
+			t.Errorf("scheduler %d ticking again: %+v %v, want nothing", i, st, err)
+		}
+	}
+}
+
+// TestBoundedCatchUp: MaxPerTick bounds a tick; later ticks drain the rest
+// and nothing is enqueued twice.
+func TestBoundedCatchUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, store.DefaultInterval)
+	const n, perTick = 1000, 100
+	e.connections(t, e.company(t, "Acme"), n)
+	rec := &recorder{}
+	s := mustNew(t, e.st, rec, Config{MaxPerTick: perTick, BatchSize: 30})
+
+	now := e.clk.Advance(time.Minute)
+	st, err := s.Tick(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Claimed != perTick || st.Enqueued != perTick || !st.Truncated {
+		t.Fatalf("first tick %+v, want %d enqueued and truncated", st, perTick)
+	}
+	total := st.Enqueued
+	ticks := 1
+	// Later ticks at the same time: a later now could reach the new weekly
+	// slot of an advanced connection, which would be a legitimate claim.
+	for ; total < n && ticks < 100; ticks++ {
+		st, err := s.Tick(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Enqueued > perTick || st.Failed != 0 || st.AlreadyQueued != 0 {
+			t.Fatalf("tick %d: %+v", ticks, st)
+		}
+		total += st.Enqueued
+	}
+	if total != n || ticks != n/perTick {
+		t.Errorf("enqueued %d in %d ticks, want %d in %d", total, ticks, n, n/perTick)
+	}
+	if st, err := s.Tick(ctx, now); err != nil || st.Claimed != 0 || st.Truncated {
+		t.Errorf("tick after the backlog drained: %+v %v, want nothing", st, err)
+	}
+	if d := rec.dupes(); len(d) > 0 || rec.distinct() != n {
+		t.Errorf("%d distinct tasks, %d enqueued twice; want %d once each", rec.distinct(), len(d), n)
+	}
+}
+
+// TestFailedEnqueueComesDueAgain: items whose enqueue failed are not
+// advanced; they come due again after the lease and are then enqueued.
+func TestFailedEnqueueComesDueAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// This test moves the clock past the lease; with a century-long interval
+	// no advanced connection's next slot falls inside those minutes.
+	e := newEnv(t, longInterval)
+	cns := e.connections(t, e.company(t, "Acme"), 20)
+	failing := map[string]bool{}
+	for _, cn := range cns[:5] {
+		failing[cn.ID] = true
+	}
+	errDown := errors.New("redis: connection refused")
+	var mu sync.Mutex
+	down := true
+	rec := &recorder{fail: func(p tasks.CheckPayload) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down && failing[p.ConnectionID] {
+			return errDown
+		}
+		return nil
+	}}
+	const lease = 5 * time.Minute
+	s := mustNew(t, e.st, rec, Config{Lease: lease})
+
+	now := e.clk.Advance(time.Minute)
+	st, err := s.Tick(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Claimed != 20 || st.Enqueued != 15 || st.Failed != 5 {
+		t.Fatalf("stats %+v, want 20 claimed, 15 enqueued, 5 failed", st)
+	}
+	for _, p := range rec.take() {
+		if failing[p.ConnectionID] {
+			t.Errorf("failed connection %s recorded as accepted", p.ConnectionID)
+		}
+	}
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	// Still leased: not due yet.
+	if st, err := s.Tick(ctx, e.clk.Advance(lease-time.Second)); err != nil || st.Claimed != 0 {
+		t.Fatalf("tick inside the lease: %+v %v, want nothing", st, err)
+	}
+	st, err = s.Tick(ctx, e.clk.Advance(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Claimed != 5 || st.Enqueued != 5 || st.Failed != 0 {
+		t.Fatalf("tick after the lease: %+v, want the 5 failed ones enqueued", st)
+	}
+	got := rec.take()
+	for _, p := range got {
+		if !failing[p.ConnectionID] {
+			t.Errorf("connection %s enqueued again", p.ConnectionID)
+		}
+		if want := now.Add(lease).UnixMilli(); p.Slot != want {
+			t.Errorf("retried slot %d, want the lease end %d", p.Slot, want)
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("%d accepted after the lease, want 5", len(got))
+	}
+	if st, err := s.Tick(ctx, e.clk.Advance(lease+time.Second)); err != nil || st.Claimed != 0 {
+		t.Errorf("tick after recovery: %+v %v, want nothing", st, err)
+	}
+}
+
+// TestTickCancelled: a cancelled tick reports the error, and nothing it
+// claimed is lost.
+func TestTickCancelled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.DefaultInterval)
+	e.connections(t, e.company(t, "Acme"), 10)
+	s := mustNew(t, e.st, &recorder{}, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	st, err := s.Tick(ctx, e.clk.Now())
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled tick: %+v, error %v, want context.Canceled", st, err)
+	}
+	st, err = s.Tick(context.Background(), e.clk.Now())
+	if err != nil || st.Enqueued != 10 {
+		t.Errorf("next tick: %+v %v, want the 10 due enqueued", st, err)
+	}
+}
+
+// TestStartStop: Stop is safe before Start and twice; a started scheduler
+// ticks on its spec and reports through OnTick.
+func TestStartStop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.DefaultInterval)
+	cn := e.connection(t, e.company(t, "Acme"), "carol")
+	ctx := context.Background()
+
+	idle := mustNew(t, e.st, &recorder{}, Config{})
+	for range 2 {
+		if err := idle.Stop(ctx); err != nil {
+			t.Fatalf("Stop before Start: %v", err)
+		}
+	}
+	if err := idle.Start(ctx); err == nil {
+		t.Error("Start after Stop succeeded, want an error")
+	}
+
+	ticks := make(chan TickStats, 16)
+	rec := &recorder{}
+	s := mustNew(t, e.st, rec, Config{Spec: "@every 1s", Clock: e.clk, OnTick: func(st TickStats) {
+		select {
+		case ticks <- st:
+		default:
+		}
+	}})
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err == nil {
+		t.Error("second Start succeeded, want an error")
+	}
+	deadline := time.After(10 * time.Second)
+	select {
+	case st := <-ticks:
+		if st.Enqueued != 1 {
+			t.Errorf("first cron tick %+v, want the pending connection enqueued", st)
+		}
+	case <-deadline:
+		t.Fatal("no tick within 10s of Start with spec @every 1s")
+	}
+	if got := rec.take(); len(got) != 1 || got[0].ConnectionID != cn.ID {
+		t.Errorf("cron tick enqueued %+v, want %s", got, cn.ID)
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for range 2 {
+		if err := s.Stop(stopCtx); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+}
+
+// TestStopCancelsLongTick: Stop bounded by its context cancels a tick that
+// does not finish in time.
+func TestStopCancelsLongTick(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.DefaultInterval)
+	e.connection(t, e.company(t, "Acme"), "dave")
+	entered := make(chan struct{})
+	blocking := enqueuerFunc(func(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+		close(entered)
+		<-ctx.Done() // a hung Redis: returns only when cancelled
+		return nil, ctx.Err()
+	})
+	ticked := make(chan TickStats, 1)
+	s := mustNew(t, e.st, blocking, Config{Spec: "@every 1s", OnTick: func(st TickStats) { ticked <- st }})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no tick within 10s")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no patience at all
+	if err := s.Stop(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with an expired context: %v, want context.Canceled", err)
+	}
+	select {
+	case st := <-ticked:
+		if st.Failed != 1 {
+			t.Errorf("cancelled tick %+v, want its enqueue failed", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the running tick did not end after Stop cancelled it")
+	}
+}
+
+// longInterval makes next slots land (almost surely) beyond any test's
+// clock moves: one slot per century.
+const longInterval = 100 * 365 * 24 * time.Hour
+
+// enqueuerFunc adapts a function to Enqueuer.
+type enqueuerFunc func(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+
+func (f enqueuerFunc) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	return f(ctx, task, opts...)
+}
+
+// TestOverlappingTicksSerialize: two ticks of one scheduler never run at
+// once (the second waits), so they never enqueue the same slot twice.
+func TestOverlappingTicksSerialize(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.DefaultInterval)
+	e.connections(t, e.company(t, "Acme"), 50)
+	var mu sync.Mutex
+	active, maxActive := 0, 0
+	var s *Scheduler
+	inner := &recorder{}
+	probe := enqueuerFunc(func(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+		mu.Lock()
+		active++
+		maxActive = max(maxActive, active)
+		mu.Unlock()
+		defer func() { mu.Lock(); active--; mu.Unlock() }()
+		return inner.EnqueueContext(ctx, task, opts...)
+	})
+	s = mustNew(t, e.st, probe, Config{EnqueueConcurrency: 1, BatchSize: 5})
+	var wg sync.WaitGroup
+	var total int
+	var tmu sync.Mutex
+	for range 4 {
+		wg.Go(func() {
+			st, err := s.Tick(context.Background(), e.clk.Now())
+			if err != nil {
+				t.Error(err)
+			}
+			tmu.Lock()
+			total += st.Enqueued
+			tmu.Unlock()
+		})
+	}
+	wg.Wait()
+	if maxActive != 1 {
+		t.Errorf("%d enqueues ran at once with EnqueueConcurrency 1: ticks overlapped", maxActive)
+	}
+	if total != 50 || len(inner.dupes()) != 0 {
+		t.Errorf("enqueued %d (dupes %v), want 50 once each", total, inner.dupes())
+	}
+}
