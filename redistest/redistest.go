@@ -22,8 +22,6 @@ import (
 type Server struct {
 	Addr string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	next int
 }
 
 var (
@@ -76,13 +74,17 @@ func StopShared() {
 }
 
 // Client returns a client on a database of its own, flushed, closed when the
-// test ends.
+// test ends. Databases are handed out by a counter in database 0, so test
+// binaries of several packages sharing one server never share a database.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	s.mu.Lock()
-	db := s.next % Databases
-	s.next++
-	s.mu.Unlock()
+	admin := redis.NewClient(&redis.Options{Addr: s.Addr})
+	n, err := admin.Incr(context.Background(), "redistest:next-db").Result()
+	admin.Close()
+	if err != nil {
+		tb.Fatalf("allocate a redis database: %v", err)
+	}
+	db := 1 + int((n-1)%(Databases-1)) // database 0 holds the counter
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, DB: db, PoolSize: 64})
 	if err := c.FlushDB(context.Background()).Err(); err != nil {
 		tb.Fatalf("flush redis db %d: %v", db, err)
