@@ -1,0 +1,90 @@
+package ctl
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// tw writes aligned columns; line writes free text between tables.
+type tw struct {
+	out io.Writer
+	w   *tabwriter.Writer
+	err error
+}
+
+func newTW(out io.Writer) *tw {
+	return &tw{out: out, w: tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)}
+}
+
+// row writes one row; tabs and newlines in cells become spaces so a value
+// never breaks the columns.
+func (t *tw) row(cells ...string) {
+	for i, c := range cells {
+		cells[i] = strings.Map(func(r rune) rune {
+			if r == '\t' || r == '\n' || r == '\r' {
+				return ' '
+			}
+			return r
+		}, c)
+	}
+	if _, err := fmt.Fprintln(t.w, strings.Join(cells, "\t")); err != nil && t.err == nil {
+		t.err = err
+	}
+}
+
+// line flushes the pending rows and writes a line of text.
+func (t *tw) line(format string, a ...any) {
+	t.flush()
+	if _, err := fmt.Fprintf(t.out, format+"\n", a...); err != nil && t.err == nil {
+		t.err = err
+	}
+}
+
+// flush writes the pending rows and returns the first write error.
+func (t *tw) flush() error {
+	if err := t.w.Flush(); err != nil && t.err == nil {
+		t.err = err
+	}
+	if t.err != nil {
+		return fmt.Errorf("write output: %w", t.err)
+	}
+	return nil
+}
+
+// printJSON writes raw indented, with a final newline.
+func printJSON(w io.Writer, raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {
+		return fmt.Errorf("the API's answer is not JSON: %w", err)
+	}
+	b.WriteByte('\n')
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

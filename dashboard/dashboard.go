@@ -1,0 +1,210 @@
+// Package dashboard serves asynqmon, asynq's web UI and its JSON API, under
+// /monitoring behind authentication a browser can do:
+//
+//   - HTTP Basic auth: user "admin" (Options.User), password the dashboard
+//     password (Options.Password) or any API key (Options.APIKeys);
+//   - or an X-API-Key header carrying an API key, for scripts.
+//
+// An X-API-Key header, when sent, decides alone. Secrets are compared in
+// constant time. Anything else is answered 401 with a WWW-Authenticate
+// challenge, so a browser asks for the login.
+//
+// The dashboard is read-only by default: queues and tasks can be looked at,
+// not paused, deleted, run or archived. With Options.ReadOnly set to false
+// mutating calls are allowed, but only from the dashboard's own origin (a
+// browser's saved Basic credentials must not let another site act).
+//
+// Task payloads are shown as they are stored; checkd's carry IDs only (see
+// package tasks), never credentials.
+package dashboard
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/hibiken/asynqmon"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultRootPath is where the dashboard lives; mount the handler at
+// DefaultRootPath + "/".
+const DefaultRootPath = "/monitoring"
+
+// DefaultUser is the Basic-auth user name when Options.User is empty.
+const DefaultUser = "admin"
+
+// Realm is the Basic-auth realm the browser shows.
+const Realm = "checkd dashboard"
+
+// HeaderAPIKey is the header scripts put an API key in (the REST API's).
+const HeaderAPIKey = "X-API-Key"
+
+// Options configure the dashboard.
+type Options struct {
+	// User is the Basic-auth user name. Default DefaultUser.
+	User string
+	// Password is the dashboard's own password. Optional when APIKeys has
+	// one: every API key is accepted as the Basic-auth password too.
+	Password string
+	// APIKeys are the REST API's keys: accepted as the Basic-auth password
+	// and in the X-API-Key header.
+	APIKeys []string
+	// ReadOnly restricts the dashboard to viewing. nil means true; point it
+	// at false to allow pausing queues and deleting, running or archiving
+	// tasks.
+	ReadOnly *bool
+	// RootPath is the URL path of the dashboard, without a trailing slash.
+	// Default DefaultRootPath.
+	RootPath string
+}
+
+// New returns the dashboard over rdb, the Redis asynq uses. The handler
+// shares rdb (it opens no connection of its own) and never closes it: the
+// caller keeps owning it. Mount the handler at RootPath + "/" (a net/http
+// ServeMux then redirects RootPath to it). New fails when there is no
+// secret to log in with.
+func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
+	if rdb == nil {
+		return nil, errors.New("dashboard: a redis client is required")
+	}
+	if opts.User == "" {
+		opts.User = DefaultUser
+	}
+	if opts.RootPath == "" {
+		opts.RootPath = DefaultRootPath
+	}
+	if !strings.HasPrefix(opts.RootPath, "/") || strings.HasSuffix(opts.RootPath, "/") {
+		return nil, fmt.Errorf("dashboard: root path %q must start with a slash and not end with one (e.g. %q)", opts.RootPath, DefaultRootPath)
+	}
+	var secrets [][sha256.Size]byte
+	if opts.Password != "" {
+		secrets = append(secrets, sha256.Sum256([]byte(opts.Password)))
+	}
+	var keys [][sha256.Size]byte
+	for i, k := range opts.APIKeys {
+		if strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("dashboard: API key %d of %d is empty: remove it or give it a value", i+1, len(opts.APIKeys))
+		}
+		keys = append(keys, sha256.Sum256([]byte(k)))
+	}
+	secrets = append(secrets, keys...)
+	if len(secrets) == 0 {
+		return nil, errors.New("dashboard: set a dashboard password or at least one API key: the dashboard is never served without authentication")
+	}
+	readOnly := opts.ReadOnly == nil || *opts.ReadOnly
+	mon := asynqmon.New(asynqmon.Options{
+		RootPath:     opts.RootPath,
+		RedisConnOpt: sharedClient{rdb},
+		ReadOnly:     readOnly,
+	})
+	return &handler{
+		next:     mon,
+		user:     sha256.Sum256([]byte(opts.User)),
+		secrets:  secrets,
+		keys:     keys,
+		readOnly: readOnly,
+	}, nil
+}
+
+// sharedClient is an asynq.RedisConnOpt handing asynqmon the caller's
+// client instead of a new connection pool.
+type sharedClient struct{ rdb redis.UniversalClient }
+
+// MakeRedisClient returns the shared client.
+func (s sharedClient) MakeRedisClient() any { return s.rdb }
+
+type handler struct {
+	next     http.Handler
+	user     [sha256.Size]byte
+	secrets  [][sha256.Size]byte // the password and the API keys: Basic-auth passwords
+	keys     [][sha256.Size]byte // the API keys: X-API-Key values
+	readOnly bool
+}
+
+// ServeHTTP authenticates, applies the method and origin rules, then hands
+// the request to asynqmon.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authenticated(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized",
+			"log in to the dashboard with user and password (the dashboard password or an API key), or send an API key in the X-API-Key header")
+		return
+	}
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !safeMethod(r.Method) {
+		if h.readOnly {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("the dashboard is read-only: %s is not allowed (the operator can enable changes in the dashboard configuration)", r.Method))
+			return
+		}
+		if !sameOrigin(r) {
+			writeError(w, http.StatusForbidden, "forbidden",
+				"a change through the dashboard must come from the dashboard's own page (cross-site request refused)")
+			return
+		}
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// authenticated checks the X-API-Key header, else the Basic credentials,
+// comparing fixed-size digests in constant time against every secret (no
+// early exit, so timing tells nothing about which one matched).
+func (h *handler) authenticated(r *http.Request) bool {
+	if k := r.Header.Get(HeaderAPIKey); k != "" {
+		return matchAny(sha256.Sum256([]byte(k)), h.keys)
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	u := sha256.Sum256([]byte(user))
+	userOK := subtle.ConstantTimeCompare(u[:], h.user[:])
+	passOK := 0
+	if matchAny(sha256.Sum256([]byte(pass)), h.secrets) {
+		passOK = 1
+	}
+	return userOK&passOK == 1
+}
+
+func matchAny(d [sha256.Size]byte, set [][sha256.Size]byte) bool {
+	match := 0
+	for i := range set {
+		match |= subtle.ConstantTimeCompare(d[:], set[i][:])
+	}
+	return match == 1
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin reports whether a state-changing request comes from the
+// dashboard's own origin, by the Fetch metadata and Origin headers browsers
+// send; a request with neither (curl, scripts) is not a browser's and passes.
+func sameOrigin(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return false
+		}
+	}
+	return true
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}

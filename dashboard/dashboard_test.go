@@ -1,0 +1,333 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/dashboard"
+	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopShared()
+	os.Exit(code)
+}
+
+const (
+	apiKey      = "api-key-0123456789"
+	dashPass    = "dash-pass-abcdef"
+	connSecret  = "Conn-Pa55word-never-shown!"
+	connUser    = "user_good"
+	defaultRoot = dashboard.DefaultRootPath
+)
+
+var slot = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+type env struct {
+	rdb    *redis.Client
+	insp   *asynq.Inspector
+	srv    *httptest.Server
+	connID string
+	taskID string
+}
+
+// newEnv stores a connection with a known password on a real Redis, enqueues
+// its check task, and serves the dashboard.
+func newEnv(t *testing.T, opts dashboard.Options) *env {
+	t.Helper()
+	rdb := redistest.Start(t).Client(t)
+	key, err := store.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(rdb, store.Config{Cipher: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	co, err := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := st.CreateConnection(ctx, store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+		Credentials: checks.Credentials{Username: connUser, Password: connSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := tasks.NewCheckTask(conn.ID, slot, tasks.ReasonScheduled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := asynq.NewClientFromRedisClient(rdb).Enqueue(task, asynq.Queue(tasks.QueueDefault))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := dashboard.New(rdb, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(defaultRoot+"/", h) // as the daemon mounts it
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &env{rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb), srv: srv, connID: conn.ID, taskID: info.ID}
+}
+
+type auth func(*http.Request)
+
+func basic(user, pass string) auth { return func(r *http.Request) { r.SetBasicAuth(user, pass) } }
+func header(k string) auth         { return func(r *http.Request) { r.Header.Set(dashboard.HeaderAPIKey, k) } }
+func none(*http.Request)           {}
+
+func (e *env) do(t *testing.T, method, path string, a auth, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a(req)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestAuthentication(t *testing.T) {
+	e := newEnv(t, dashboard.Options{Password: dashPass, APIKeys: []string{"other-key-xyz", apiKey}})
+	for _, tc := range []struct {
+		name string
+		auth auth
+		want int
+	}{
+		{"no credentials", none, http.StatusUnauthorized},
+		{"basic: dashboard password", basic("admin", dashPass), http.StatusOK},
+		{"basic: an API key as password", basic("admin", apiKey), http.StatusOK},
+		{"basic: wrong password", basic("admin", "nope"), http.StatusUnauthorized},
+		{"basic: wrong user", basic("root", dashPass), http.StatusUnauthorized},
+		{"basic: empty password", basic("admin", ""), http.StatusUnauthorized},
+		{"header: API key", header(apiKey), http.StatusOK},
+		{"header: the dashboard password is not an API key", header(dashPass), http.StatusUnauthorized},
+		{"header: wrong key", header("nope"), http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do(t, http.MethodGet, defaultRoot+"/", tc.auth, nil)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("GET %s/: status %d, want %d: %s", defaultRoot, resp.StatusCode, tc.want, body)
+			}
+			if tc.want == http.StatusUnauthorized {
+				if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Basic realm="checkd dashboard"`) {
+					t.Errorf("WWW-Authenticate = %q, want a Basic challenge", got)
+				}
+				var er struct {
+					Error struct{ Code, Message string } `json:"error"`
+				}
+				if err := json.Unmarshal([]byte(body), &er); err != nil || er.Error.Code != "unauthorized" || er.Error.Message == "" {
+					t.Errorf("401 body = %s, want the API's error format", body)
+				}
+				return
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+				t.Errorf("Content-Type = %q, want HTML", ct)
+			}
+			if !strings.Contains(body, "<html") || !strings.Contains(body, defaultRoot) {
+				t.Errorf("GET %s/ is not asynqmon's page rooted at %s:\n%.300s", defaultRoot, defaultRoot, body)
+			}
+		})
+	}
+}
+
+func TestCustomUser(t *testing.T) {
+	e := newEnv(t, dashboard.Options{User: "ops", Password: dashPass})
+	if resp, _ := e.do(t, http.MethodGet, defaultRoot+"/", basic("ops", dashPass), nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("custom user: status %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := e.do(t, http.MethodGet, defaultRoot+"/", basic("admin", dashPass), nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("default user with a custom one configured: status %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := e.do(t, http.MethodGet, defaultRoot+"/", header(dashPass), nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no API keys configured, X-API-Key must not pass: status %d", resp.StatusCode)
+	}
+}
+
+func TestQueuesAPIAndPayloadsCarryIDsOnly(t *testing.T) {
+	e := newEnv(t, dashboard.Options{APIKeys: []string{apiKey}})
+
+	resp, body := e.do(t, http.MethodGet, defaultRoot+"/api/queues", header(apiKey), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET api/queues: %d %s", resp.StatusCode, body)
+	}
+	var qs struct {
+		Queues []struct {
+			Queue   string `json:"queue"`
+			Size    int    `json:"size"`
+			Pending int    `json:"pending"`
+		} `json:"queues"`
+	}
+	if err := json.Unmarshal([]byte(body), &qs); err != nil {
+		t.Fatalf("api/queues is not JSON: %v: %s", err, body)
+	}
+	if len(qs.Queues) != 1 || qs.Queues[0].Queue != tasks.QueueDefault || qs.Queues[0].Pending != 1 {
+		t.Fatalf("api/queues = %+v, want the default queue with 1 pending task", qs.Queues)
+	}
+
+	resp, body = e.do(t, http.MethodGet, defaultRoot+"/api/queues/default/pending_tasks", basic("admin", apiKey), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET pending_tasks: %d %s", resp.StatusCode, body)
+	}
+	var pt struct {
+		Tasks []struct {
+			ID      string `json:"id"`
+			Type    string `json:"type"`
+			Payload string `json:"payload"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(body), &pt); err != nil {
+		t.Fatalf("pending_tasks is not JSON: %v: %s", err, body)
+	}
+	if len(pt.Tasks) != 1 {
+		t.Fatalf("pending tasks = %+v, want 1", pt.Tasks)
+	}
+	got := pt.Tasks[0]
+	if got.ID != tasks.CheckTaskID(e.connID, slot) || got.Type != tasks.TypeCheckConnection {
+		t.Errorf("task = %+v, want %s of type %s", got, tasks.CheckTaskID(e.connID, slot), tasks.TypeCheckConnection)
+	}
+	p, err := tasks.ParseCheckPayload([]byte(got.Payload))
+	if err != nil || p.ConnectionID != e.connID {
+		t.Errorf("payload %q does not name connection %s (%v)", got.Payload, e.connID, err)
+	}
+	if strings.Contains(body, connSecret) {
+		t.Fatalf("the connection's password appears in the dashboard's task listing:\n%s", body)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(got.Payload), &fields); err != nil {
+		t.Fatal(err)
+	}
+	for k := range fields {
+		if k != "connectionId" && k != "slot" && k != "reason" {
+			t.Errorf("payload has field %q; payloads carry IDs only", k)
+		}
+	}
+}
+
+func TestReadOnlyRefusesMutations(t *testing.T) {
+	e := newEnv(t, dashboard.Options{APIKeys: []string{apiKey}}) // ReadOnly nil: read-only
+	for _, tc := range []struct {
+		method, path string
+	}{
+		{http.MethodDelete, "/api/queues/default/pending_tasks/" + "TASK"},
+		{http.MethodPost, "/api/queues/default/pending_tasks/" + "TASK" + ":archive"},
+		{http.MethodPost, "/api/queues/default:pause"},
+		{http.MethodDelete, "/api/queues/default"},
+	} {
+		path := strings.ReplaceAll(tc.path, "TASK", e.taskID)
+		t.Run(tc.method+" "+path, func(t *testing.T) {
+			resp, body := e.do(t, tc.method, defaultRoot+path, basic("admin", apiKey), nil)
+			if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(body, "read-only") {
+				t.Fatalf("status %d %s, want 405 saying read-only", resp.StatusCode, body)
+			}
+		})
+	}
+	info, err := e.insp.GetTaskInfo(tasks.QueueDefault, e.taskID)
+	if err != nil || info.State != asynq.TaskStatePending {
+		t.Fatalf("the task must still be pending after refused mutations: %+v %v", info, err)
+	}
+	qi, err := e.insp.GetQueueInfo(tasks.QueueDefault)
+	if err != nil || qi.Paused {
+		t.Fatalf("the queue must not be paused: %+v %v", qi, err)
+	}
+}
+
+func TestWritableAllowsSameOriginMutationsOnly(t *testing.T) {
+	writable := false
+	e := newEnv(t, dashboard.Options{Password: dashPass, ReadOnly: &writable})
+	path := defaultRoot + "/api/queues/default/pending_tasks/" + e.taskID
+
+	resp, body := e.do(t, http.MethodDelete, path, basic("admin", dashPass),
+		map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site DELETE: status %d %s, want 403", resp.StatusCode, body)
+	}
+	if _, err := e.insp.GetTaskInfo(tasks.QueueDefault, e.taskID); err != nil {
+		t.Fatalf("a refused cross-site DELETE removed the task: %v", err)
+	}
+
+	resp, body = e.do(t, http.MethodDelete, path, basic("admin", dashPass),
+		map[string]string{"Origin": e.srv.URL, "Sec-Fetch-Site": "same-origin"})
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("same-origin DELETE: status %d %s, want 2xx", resp.StatusCode, body)
+	}
+	if _, err := e.insp.GetTaskInfo(tasks.QueueDefault, e.taskID); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Fatalf("after DELETE the task lookup = %v, want ErrTaskNotFound", err)
+	}
+}
+
+func TestNewRefusesUnsafeOptions(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled by New
+	t.Cleanup(func() { _ = rdb.Close() })
+	for _, tc := range []struct {
+		name string
+		rdb  redis.UniversalClient
+		opts dashboard.Options
+		want string
+	}{
+		{"no secret", rdb, dashboard.Options{}, "password or at least one API key"},
+		{"empty API key", rdb, dashboard.Options{APIKeys: []string{"k", " "}}, "API key 2 of 2 is empty"},
+		{"root path with trailing slash", rdb, dashboard.Options{Password: "p", RootPath: "/mon/"}, "must start with a slash"},
+		{"relative root path", rdb, dashboard.Options{Password: "p", RootPath: "mon"}, "must start with a slash"},
+		{"no client", nil, dashboard.Options{Password: "p"}, "redis client is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := dashboard.New(tc.rdb, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New = %v, %v; want an error containing %q", h, err, tc.want)
+			}
+		})
+	}
+}
+
+// Example mounts the dashboard next to an API on one mux.
+func Example() {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // the daemon's client
+	defer rdb.Close()
+	dash, err := dashboard.New(rdb, dashboard.Options{Password: "s3cret", APIKeys: []string{"key-1"}})
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(dashboard.DefaultRootPath+"/", dash)
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/monitoring/", nil))
+	fmt.Println(rec.Code, rec.Header().Get("WWW-Authenticate"))
+	// Output:
+	// 401 Basic realm="checkd dashboard", charset="UTF-8"
+}
