@@ -56,6 +56,9 @@ const (
 	EnvTick          = "CHECKD_TICK"
 	EnvRoles         = "CHECKD_ROLES"
 	EnvLogLevel      = "CHECKD_LOG_LEVEL"
+	EnvPublicURL     = "CHECKD_PUBLIC_URL"
+	EnvMetricsAddr   = "CHECKD_METRICS_ADDR"
+	EnvDashboardPass = "CHECKD_DASHBOARD_PASSWORD"
 )
 
 // Roles a checkd process can play.
@@ -108,6 +111,28 @@ type Config struct {
 	Store     Store     `yaml:"store"`
 	Log       Log       `yaml:"log"`
 	Demo      Demo      `yaml:"demo"`
+	// PublicURL is the base of credential-update links given to users;
+	// empty means http://<httpAddr>.
+	PublicURL string `yaml:"publicURL"`
+	// LinkTTL is how long a credential-update link stays valid.
+	LinkTTL time.Duration `yaml:"linkTTL"`
+	// MetricsAddr, when set, serves /metrics, /healthz and /readyz on a
+	// listener of their own: the way a worker-only or scheduler-only process
+	// is scraped and probed. With the api role they are also on httpAddr.
+	MetricsAddr string    `yaml:"metricsAddr"`
+	Dashboard   Dashboard `yaml:"dashboard"`
+}
+
+// Dashboard configures the asynqmon queue dashboard at /monitoring/.
+type Dashboard struct {
+	// User is the basic-auth user name.
+	User string `yaml:"user"`
+	// Password is a basic-auth password besides the API keys (which always
+	// work). Env: CHECKD_DASHBOARD_PASSWORD.
+	Password string `yaml:"password"`
+	// Writable lets the dashboard pause queues and delete or run tasks;
+	// read-only by default.
+	Writable bool `yaml:"writable"`
 }
 
 // Worker configures the check workers.
@@ -186,6 +211,9 @@ func (c Config) Redacted() Config {
 	out := c
 	if c.EncryptionKey != "" {
 		out.EncryptionKey = "<redacted>"
+	}
+	if c.Dashboard.Password != "" {
+		out.Dashboard.Password = "<redacted>"
 	}
 	if len(c.APIKeys) > 0 {
 		out.APIKeys = make([]string, len(c.APIKeys))
@@ -335,6 +363,15 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv(EnvLogLevel); v != "" {
 		c.Log.Level = v
 	}
+	if v := getenv(EnvPublicURL); v != "" {
+		c.PublicURL = v
+	}
+	if v := getenv(EnvMetricsAddr); v != "" {
+		c.MetricsAddr = v
+	}
+	if v := getenv(EnvDashboardPass); v != "" {
+		c.Dashboard.Password = v
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
 	}
@@ -360,6 +397,8 @@ func (c *Config) normalize() {
 	c.Roles = splitList(strings.ToLower(strings.Join(c.Roles, ",")))
 	c.Tick = strings.TrimSpace(c.Tick)
 	c.HTTPAddr = strings.TrimSpace(c.HTTPAddr)
+	c.MetricsAddr = strings.TrimSpace(c.MetricsAddr)
+	c.PublicURL = strings.TrimRight(strings.TrimSpace(c.PublicURL), "/")
 	c.RedisURL = strings.TrimSpace(c.RedisURL)
 	c.EncryptionKey = strings.TrimSpace(c.EncryptionKey)
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
@@ -398,6 +437,19 @@ func (c Config) Validate() error {
 		if _, err := store.ParseKey(c.EncryptionKey); err != nil {
 			p.add("encryptionKey (%s): %v", EnvEncryptionKey, err)
 		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			p.add("metricsAddr (%s) %q is not host:port, e.g. 127.0.0.1:9090", EnvMetricsAddr, c.MetricsAddr)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add("publicURL (%s) %q is not an http(s) URL such as https://checkd.example.com", EnvPublicURL, c.PublicURL)
+		}
+	}
+	if c.LinkTTL < time.Minute || c.LinkTTL > 30*24*time.Hour {
+		p.add("linkTTL is %s; use between 1m and 720h (default 24h)", c.LinkTTL)
 	}
 	if c.CheckInterval < time.Second {
 		p.add("checkInterval (%s) is %s; use at least 1s (production: 168h)", EnvCheckInterval, c.CheckInterval)

@@ -34,8 +34,10 @@ func TestDefaults(t *testing.T) {
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second},
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 16,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
-		Store: Store{HistoryLimit: 100, EventsMaxLen: 100000},
-		Log:   Log{Level: "info", Format: FormatAuto},
+		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000},
+		Log:       Log{Level: "info", Format: FormatAuto},
+		LinkTTL:   24 * time.Hour,
+		Dashboard: Dashboard{User: "admin"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -141,6 +143,14 @@ func TestEnvOverrides(t *testing.T) {
 			func(c Config) bool { return !c.Has(RoleScheduler) && !c.Has(RoleAPI) }},
 		{"log level", map[string]string{EnvLogLevel: "DEBUG"},
 			func(c Config) bool { return c.Log.Level == "debug" }},
+		{"public url", map[string]string{EnvPublicURL: "https://checkd.example.com/"},
+			func(c Config) bool { return c.PublicURL == "https://checkd.example.com" }},
+		{"metrics addr", map[string]string{EnvMetricsAddr: "127.0.0.1:9090"},
+			func(c Config) bool { return c.MetricsAddr == "127.0.0.1:9090" }},
+		{"dashboard password", map[string]string{EnvDashboardPass: "correct horse battery"},
+			func(c Config) bool {
+				return c.Dashboard.Password == "correct horse battery" && c.Redacted().Dashboard.Password == "<redacted>"
+			}},
 		{"empty variables ignored", map[string]string{EnvHTTPAddr: "", EnvRoles: ""},
 			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:8080" && len(c.Roles) == 3 }},
 	}
@@ -187,6 +197,8 @@ func TestInvalid(t *testing.T) {
 		{"duplicate role", "roles: [api, api]\n", nil, `lists "api" twice`},
 		{"no roles", "roles: []\n", nil, "roles (CHECKD_ROLES) is empty"},
 		{"bad tick", "", map[string]string{EnvTick: "every minute"}, "is not a cron spec"},
+		{"bad public url", "", map[string]string{EnvPublicURL: "ftp://x"}, "publicURL"},
+		{"bad metrics addr", "", map[string]string{EnvMetricsAddr: "9090"}, "metricsAddr"},
 		{"bad http addr", "httpAddr: localhost\n", nil, "is not host:port"},
 		{"short api key", "", map[string]string{EnvAPIKeys: "short"}, "entry 1 is 5 characters"},
 		{"bad encryption key", "", map[string]string{EnvEncryptionKey: "not-a-key"}, "openssl rand -hex 32"},
