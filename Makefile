@@ -7,15 +7,20 @@ CHECKD_CONFIG ?= configs/demo.yaml
 # How long each fuzz target runs under `make fuzz`.
 FUZZTIME ?= 10s
 
-.PHONY: run build test bench fuzz lint
+.PHONY: run build test bench fuzz lint cluster
 
 ## run: start checkd with every role on an embedded Redis with demo data
 run:
 	CHECKD_CONFIG=$(CHECKD_CONFIG) $(GO) run ./cmd/checkd
 
-## build: build bin/checkd
+## build: build bin/checkd and bin/checkctl
 build:
 	$(GO) build -o bin/checkd ./cmd/checkd
+	$(GO) build -o bin/checkctl ./cmd/checkctl
+
+## cluster: one Redis, a scheduler+api process and two workers (scripts/cluster.sh)
+cluster:
+	bash scripts/cluster.sh
 
 ## test: go vet, then all tests with -race against a throwaway redis-server
 test:

@@ -201,7 +201,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.started = true
 	runCtx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	s.cron = cron.New(cron.WithLogger(cronLogger{s.log}))
+	s.cron = cron.New(cron.WithLogger(cronLogger{s.log}), cron.WithChain(cron.Recover(cronLogger{s.log})))
 	s.cron.Schedule(s.schedule, cron.FuncJob(func() { s.cronTick(runCtx) }))
 	s.cron.Start()
 	s.log.WithField("spec", s.cfg.Spec).Info("scheduler started")

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/tasks"
@@ -467,8 +470,9 @@ func TestStopCancelsLongTick(t *testing.T) {
 	e := newEnv(t, store.DefaultInterval)
 	e.connection(t, e.company(t, "Acme"), "dave")
 	entered := make(chan struct{})
+	var once sync.Once
 	blocking := enqueuerFunc(func(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
-		close(entered)
+		once.Do(func() { close(entered) })
 		<-ctx.Done() // a hung Redis: returns only when cancelled
 		return nil, ctx.Err()
 	})
@@ -547,5 +551,88 @@ func TestOverlappingTicksSerialize(t *testing.T) {
 	}
 	if total != 50 || len(inner.dupes()) != 0 {
 		t.Errorf("enqueued %d (dupes %v), want 50 once each", total, inner.dupes())
+	}
+}
+
+// TestCronTickSkipsWhileTicking: a cron tick due while a tick still runs
+// skips (and says so) instead of queueing up behind it.
+func TestCronTickSkipsWhileTicking(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.DefaultInterval)
+	e.connection(t, e.company(t, "Acme"), "erin")
+	logger, hook := logtest.NewNullLogger()
+	rec := &recorder{}
+	var ticks atomic.Int32
+	s := mustNew(t, e.st, rec, Config{Clock: e.clk, Logger: logger, OnTick: func(TickStats) { ticks.Add(1) }})
+
+	s.tickMu.Lock() // a tick is running
+	s.cronTick(context.Background())
+	s.tickMu.Unlock()
+	if ticks.Load() != 0 || rec.calls != 0 {
+		t.Fatalf("cron tick ran during a running tick: %d ticks, %d enqueues", ticks.Load(), rec.calls)
+	}
+	if last := hook.LastEntry(); last == nil || last.Level != logrus.WarnLevel || !strings.Contains(last.Message, "skipping") {
+		t.Errorf("skip not logged: %+v", last)
+	}
+
+	s.cronTick(context.Background())
+	if ticks.Load() != 1 || len(rec.take()) != 1 {
+		t.Errorf("cron tick with none running: %d ticks, want 1 and the due connection enqueued", ticks.Load())
+	}
+}
+
+// TestTickLogs: info with counts when something was enqueued, debug when
+// not; a failed enqueue is logged with the connection and task IDs, never
+// credentials.
+func TestTickLogs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, store.DefaultInterval)
+	co := e.company(t, "Acme")
+	ok := e.connection(t, co, "frank")
+	bad := e.connection(t, co, "grace")
+	logger, hook := logtest.NewNullLogger()
+	logger.SetLevel(logrus.DebugLevel)
+	rec := &recorder{fail: func(p tasks.CheckPayload) error {
+		if p.ConnectionID == bad.ID {
+			return errors.New("connection reset by peer")
+		}
+		return nil
+	}}
+	s := mustNew(t, e.st, rec, Config{Logger: logger})
+
+	if _, err := s.Tick(ctx, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var info, warn *logrus.Entry
+	for _, en := range hook.AllEntries() {
+		switch en.Level {
+		case logrus.InfoLevel:
+			info = en
+		case logrus.WarnLevel:
+			warn = en
+		}
+		for k, v := range en.Data {
+			if s := fmt.Sprint(v); strings.Contains(s, "pw-") || strings.Contains(en.Message, "pw-") {
+				t.Errorf("log field %s=%q holds a credential", k, s)
+			}
+		}
+	}
+	if info == nil || info.Data["enqueued"] != 1 || info.Data["claimed"] != 2 || info.Data["failed"] != 1 {
+		t.Errorf("info entry %+v, want claimed 2, enqueued 1, failed 1", info)
+	}
+	if warn == nil || warn.Data["connection_id"] != bad.ID || warn.Data["task_id"] != tasks.CheckTaskID(bad.ID, bad.CreatedAt) {
+		t.Errorf("warn entry %+v, want the failed connection's and task's IDs", warn)
+	}
+	if got := rec.take(); len(got) != 1 || got[0].ConnectionID != ok.ID {
+		t.Errorf("accepted %+v, want only %s", got, ok.ID)
+	}
+
+	hook.Reset()
+	if _, err := s.Tick(ctx, e.clk.Now()); err != nil { // still leased: nothing to do
+		t.Fatal(err)
+	}
+	if last := hook.LastEntry(); last == nil || last.Level != logrus.DebugLevel {
+		t.Errorf("idle tick logged %+v, want one debug entry", last)
 	}
 }

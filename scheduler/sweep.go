@@ -77,8 +77,8 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) 
 		if short { // the only batch: no more enqueuers than items
 			n = min(n, firstLen)
 		}
-		work = make(chan *batch, n)                                  // one batch ahead: the next claim overlaps this batch's enqueues
-		done = make(chan *batch, s.cfg.MaxPerTick/s.cfg.BatchSize+2) // every batch fits: enqueuers never block on it
+		work = make(chan *batch, n)                                           // one batch ahead: the next claim overlaps this batch's enqueues
+		done = make(chan *batch, min(s.cfg.MaxPerTick/s.cfg.BatchSize+2, 64)) // enqueuers rarely wait for the advancer
 		for range n {
 			workers.Go(func() {
 				var ne, na, nf int64

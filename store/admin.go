@@ -236,22 +236,32 @@ func (s *Store) Refreshable(ctx context.Context, id string) (Connection, error) 
 	return c, nil
 }
 
+// markScript sets the queued mark of ARGV[1] until ARGV[3] unless one runs
+// past ARGV[2] (now).
+var markScript = redis.NewScript(`
+local e = redis.call('HGET', KEYS[1], ARGV[1])
+if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`)
+
 // MarkQueued records that a check of the connection is queued or running,
 // unless one already is: it returns false then, and the caller enqueues
 // nothing. The mark ends when the check is recorded (or ClearQueued), or
-// after Config.QueuedTTL.
+// after Config.QueuedTTL, so a lost task never blocks refreshes for long.
 func (s *Store) MarkQueued(ctx context.Context, id string) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.kQueued(id), "1", s.cfg.QueuedTTL).Result()
+	now := s.cfg.Clock.Now()
+	n, err := markScript.Run(ctx, s.rdb, []string{s.kQueued()}, id, ms(now), ms(now.Add(s.cfg.QueuedTTL))).Int()
 	if err != nil {
 		return false, fmt.Errorf("mark check of %s queued: %w", id, err)
 	}
-	return ok, nil
+	return n == 1, nil
 }
 
 // ClearQueued ends the queued mark of a connection whose check ended
 // without a write (skipped, stale) or could not be enqueued.
 func (s *Store) ClearQueued(ctx context.Context, id string) error {
-	if err := s.rdb.Del(ctx, s.kQueued(id)).Err(); err != nil {
+	if err := s.rdb.HDel(ctx, s.kQueued(), id).Err(); err != nil {
 		return fmt.Errorf("clear queued mark of %s: %w", id, err)
 	}
 	return nil

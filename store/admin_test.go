@@ -267,6 +267,22 @@ func runAdmin(t *testing.T, b backend) {
 		if first, _ := f.s.MarkQueued(f.ctx, c.ID); !first {
 			t.Fatal("ClearQueued did not end the mark")
 		}
+		// The sweep marks what it enqueues: a refresh then adds nothing.
+		other := f.conn("user_good")
+		items, err := f.s.ClaimDue(f.ctx, f.clk.Now(), f.clk.Now().Add(time.Minute), 10)
+		if err != nil || len(items) != 1 || items[0].ConnectionID != other.ID {
+			t.Fatalf("claim: %+v %v", items, err)
+		}
+		if _, err := f.s.AdvanceDue(f.ctx, items, f.clk.Now().Add(time.Minute), f.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := f.s.MarkQueued(f.ctx, other.ID); first {
+			t.Fatal("a refresh was accepted while the sweep's check is queued")
+		}
+		f.clk.Advance(f.s.cfg.QueuedTTL + time.Second)
+		if first, _ := f.s.MarkQueued(f.ctx, other.ID); !first {
+			t.Fatal("an expired mark still blocks (a lost task must not block refreshes forever)")
+		}
 		until := time.Now().Add(time.Hour)
 		if first, _ := f.s.UseOnce(f.ctx, "nonce-1", until); !first {
 			t.Fatal("first use refused")

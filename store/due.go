@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,30 +18,49 @@ type DueItem struct {
 }
 
 // claimScript leases up to ARGV[2] due members (score <= ARGV[1]) by moving
-// them to ARGV[3]; it returns member, old score pairs. One script, so
-// concurrent schedulers never claim the same member.
+// them to ARGV[3] with one ZADD per chunk; it returns member, old score
+// pairs. One script, so concurrent schedulers never claim the same member.
 var claimScript = redis.NewScript(`
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local args = {}
 for i = 1, #items, 2 do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], items[i])
+  args[#args + 1] = ARGV[3]
+  args[#args + 1] = items[i]
+  if #args >= 2000 then
+    redis.call('ZADD', KEYS[1], 'XX', unpack(args))
+    args = {}
+  end
 end
+if #args > 0 then redis.call('ZADD', KEYS[1], 'XX', unpack(args)) end
 return items
 `)
 
 // advanceScript moves leased members (still at ARGV[1]) to their next slot
-// and marks their check queued for ARGV[3] ms (marker key prefix ARGV[2]):
-// ARGV[4..] are member, score pairs. A member removed or rescheduled since
-// the claim is left as it is.
+// and marks their checks queued until ARGV[2] in the hash KEYS[2]; ARGV[3..]
+// are member, next-slot pairs. A member removed or rescheduled since the
+// claim is left where it is. Each step is one command per chunk.
 var advanceScript = redis.NewScript(`
 local lease = tonumber(ARGV[1])
 local n = 0
-for i = 4, #ARGV, 2 do
-  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if s and tonumber(s) == lease then
-    redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
-    n = n + 1
+for c = 3, #ARGV, 2000 do
+  local members, marks, moves = {}, {}, {}
+  for i = c, math.min(c + 1998, #ARGV - 1), 2 do
+    members[#members + 1] = ARGV[i]
+    marks[#marks + 1] = ARGV[i]
+    marks[#marks + 1] = ARGV[2]
   end
-  redis.call('SET', ARGV[2] .. ARGV[i], '1', 'PX', ARGV[3])
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  for j = 1, #members do
+    if scores[j] and tonumber(scores[j]) == lease then
+      moves[#moves + 1] = ARGV[c + 2 * j - 1]
+      moves[#moves + 1] = members[j]
+    end
+  end
+  if #moves > 0 then
+    redis.call('ZADD', KEYS[1], unpack(moves))
+    n = n + #moves / 2
+  end
+  redis.call('HSET', KEYS[2], unpack(marks))
 end
 return n
 `)
@@ -55,8 +75,8 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 	}
 	out := make([]DueItem, 0, len(v)/2)
 	for i := 0; i+1 < len(v); i += 2 {
-		var score float64
-		if _, err := fmt.Sscan(v[i+1], &score); err != nil {
+		score, err := strconv.ParseFloat(v[i+1], 64)
+		if err != nil {
 			return nil, fmt.Errorf("claim due connections: score %q: %w", v[i+1], err)
 		}
 		out = append(out, DueItem{ConnectionID: v[i], Slot: fromMS(int64(score))})
@@ -71,12 +91,12 @@ func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, leaseUntil, now
 	if len(items) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, 3+2*len(items))
-	args = append(args, ms(leaseUntil), s.cfg.Prefix+"q:", s.cfg.QueuedTTL.Milliseconds())
+	args := make([]any, 0, 2+2*len(items))
+	args = append(args, ms(leaseUntil), ms(s.cfg.Clock.Now().Add(s.cfg.QueuedTTL)))
 	for _, it := range items {
 		args = append(args, it.ConnectionID, ms(checks.NextSlot(it.ConnectionID, now, s.cfg.Interval)))
 	}
-	n, err := advanceScript.Run(ctx, s.rdb, []string{s.kDue()}, args...).Int()
+	n, err := advanceScript.Run(ctx, s.rdb, []string{s.kDue(), s.kQueued()}, args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("advance due connections: %w", err)
 	}

@@ -73,7 +73,7 @@ if ARGV[6] ~= ARGV[7] then
   redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
 end
 if ARGV[13] == '1' then
-  redis.call('DEL', KEYS[9])
+  redis.call('HDEL', KEYS[9], ARGV[3])
 end
 if #ARGV > 13 then
   for i = 14, #ARGV do
@@ -146,7 +146,7 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	keys := []string{
 		s.kConn(m.rec.ID), s.kDue(),
 		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
-		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(m.rec.ID),
+		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(),
 	}
 	clear := ""
 	if m.clearQueued {

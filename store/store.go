@@ -15,7 +15,7 @@
 //	P n                   hash    number of connections per status
 //	P h:<conn>            list    newest-first status transitions, bounded
 //	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
-//	P q:<conn>            string  a check is queued or running (expires; cleared when it ends)
+//	P q                   hash    conn → until (ms): a check is queued or running (cleared when it ends)
 //	P once:<name>         string  a single-use token was spent (expires with the token)
 package store
 
@@ -117,7 +117,7 @@ func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
 func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
 func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
 func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
-func (s *Store) kQueued(id string) string    { return s.cfg.Prefix + "q:" + id }
+func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
 func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
 func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
 

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/redistest"
+)
+
+// Micro-benchmarks of the status record, the worker's hot path: the pure
+// apply (status rules, history, event) and its encoding, and LoadCheck +
+// RecordCheck on a real redis-server (redistest). Run with
+//
+//	go test -run '^$' -bench 'Record|Apply|Decode' -benchmem ./store
+//
+// Two results alternate per connection: "steady" records the same
+// CONNECTED result again (no transition: record and due index only), and
+// "transition" alternates CONNECTED and WEBSITE_DOWN, so every write also
+// moves the status index and counters and appends history and an event.
+
+var benchRecT0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// benchResults returns the user_good-like result (two accounts) and an
+// error result.
+func benchResults() (good, down checks.Result) {
+	good = checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{
+		{Number: "1234567801", Name: "Electric 01"}, {Number: "1234567802", Name: "Gas 02"}}}
+	down = checks.Result{Status: checks.ConnWebsiteDown, Detail: "sandbox: the website answered 503 Service Unavailable"}
+	return good, down
+}
+
+// benchStoreOn returns a store over a fresh database of the shared real
+// Redis with n connections that had their first check (two accounts
+// discovered).
+func benchStoreOn(b *testing.B, n int) (*Store, []string) {
+	b.Helper()
+	rdb := redistest.Start(b).Client(b)
+	k, err := GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ci, err := NewCipher(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(rdb, Config{Cipher: ci})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	co, err := s.CreateCompany(ctx, NewCompany{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := make([]NewConnection, n)
+	for i := range in {
+		in[i] = NewConnection{Datasource: "sandbox", Credentials: checks.Credentials{Username: "user_good", Password: "pw"}}
+	}
+	cs, err := s.CreateConnections(ctx, co.ID, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	good, _ := benchResults()
+	ids := make([]string, n)
+	for i, c := range cs {
+		ids[i] = c.ID
+		t, err := s.LoadCheck(ctx, c.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.RecordCheck(ctx, t, CheckResult{Attempt: fmt.Sprintf("check:%s:0", c.ID), StartedAt: benchRecT0,
+			FinishedAt: benchRecT0, Result: good}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, ids
+}
+
+// BenchmarkRecordCheckRedis: one op is LoadCheck + RecordCheck of one
+// connection (no checker), serially and from parallel goroutines.
+func BenchmarkRecordCheckRedis(b *testing.B) {
+	const conns = 1024
+	good, down := benchResults()
+	for _, mode := range []string{"steady", "transition"} {
+		for _, par := range []bool{false, true} {
+			name := mode + "/serial"
+			if par {
+				name = mode + "/parallel"
+			}
+			b.Run(name, func(b *testing.B) {
+				s, ids := benchStoreOn(b, conns)
+				ctx := context.Background()
+				var seq atomic.Int64
+				one := func() error {
+					i := seq.Add(1)
+					// Parallel ops take distinct connections; each connection's ops
+					// are far apart, so they rarely race on one record.
+					id := ids[i%conns]
+					t, err := s.LoadCheck(ctx, id)
+					if err != nil {
+						return err
+					}
+					res := good
+					if mode == "transition" && (i/conns)%2 == 0 {
+						res = down
+					}
+					at := benchRecT0.Add(time.Duration(i) * time.Millisecond)
+					rec, err := s.RecordCheck(ctx, t, CheckResult{Attempt: fmt.Sprintf("check:%s:%d", id, i), StartedAt: at, FinishedAt: at, Result: res})
+					if err == nil && rec.Outcome != Applied && rec.Outcome != Stale {
+						err = fmt.Errorf("outcome %s", rec.Outcome)
+					}
+					return err
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				if par {
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if err := one(); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				} else {
+					for b.Loop() {
+						if err := one(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+			})
+		}
+	}
+}
+
+// benchRecord returns a connection record as stored after a first
+// user_good check (two accounts), and its raw JSON.
+func benchRecord(b *testing.B) (*connRec, string) {
+	b.Helper()
+	k, _ := GenerateKey()
+	ci, _ := NewCipher(k)
+	s := &Store{cfg: Config{Cipher: ci, Interval: DefaultInterval, HistoryLimit: 100, EventsMaxLen: 100000, Prefix: "cd:"}}
+	s.cfg.Clock = clock.NewFake(benchRecT0)
+	m, err := s.newConnMutation(NewConnection{Datasource: "sandbox", Credentials: checks.Credentials{Username: "user_good", Password: "pw"}},
+		Company{ID: "co_0000000000000000", IsActive: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	good, _ := benchResults()
+	n := 0
+	ap := checkApply{attempt: ":1", started: ms(benchRecT0), finished: ms(benchRecT0), result: good,
+		newID: func() string { n++; return fmt.Sprintf("ac_%016d", n) }}
+	if oc, _ := applyCheck(m.rec, ap); oc != Applied {
+		b.Fatalf("first check: %s", oc)
+	}
+	raw, err := json.Marshal(m.rec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m.rec, string(raw)
+}
+
+// BenchmarkApplyCheck is the pure part of RecordCheck: decode the stored
+// record, apply the status rules, build history and event, and encode the
+// write's arguments (everything but the Redis round trip).
+func BenchmarkApplyCheck(b *testing.B) {
+	rec, raw := benchRecord(b)
+	good, down := benchResults()
+	s := &Store{cfg: Config{Interval: DefaultInterval, HistoryLimit: 100, EventsMaxLen: 100000, Prefix: "cd:"}}
+	for _, mode := range []string{"steady", "transition"} {
+		b.Run(mode, func(b *testing.B) {
+			b.ReportAllocs()
+			i := int64(0)
+			for b.Loop() {
+				i++
+				r, err := decodeConn(rec.ID, raw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				res := good
+				if mode == "transition" {
+					res = down
+				}
+				at := ms(benchRecT0) + i
+				ap := checkApply{attempt: fmt.Sprintf(":b%d", i), started: at, finished: at, result: res}
+				oldStatus := r.Status
+				oc, trs := applyCheck(r, ap)
+				if oc != Applied {
+					b.Fatalf("outcome %s", oc)
+				}
+				m := &mutation{rec: r, oldRaw: raw, oldStatus: oldStatus, due: dueAddNX,
+					dueAt: ms(checks.NextSlot(r.ID, fromMS(at), s.cfg.Interval)), clearQueued: true,
+					history: historyOf(trs, at, CauseCheck, ap.attempt), event: newEvent(r, EventConnectionUpdated, CauseCheck, at, trs)}
+				if _, _, err := s.commitArgs(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeConn is the JSON decode every LoadCheck does.
+func BenchmarkDecodeConn(b *testing.B) {
+	rec, raw := benchRecord(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := decodeConn(rec.ID, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
