@@ -1,7 +1,8 @@
 // Package api is checkd's HTTP surface: the REST API under /v1 (companies,
-// connections, a connection's details and history, the status vocabulary),
-// GET /healthz, and Mount for the daemon's own handlers (asynqmon, metrics,
-// readiness). Routing uses net/http's method+path patterns only.
+// connections, a connection's details and history, the status vocabulary,
+// admin actions, credential-update links, queue controls), GET /healthz, the
+// credential-update page, and Mount for the daemon's own handlers
+// (asynqmon, metrics, readiness). Routing uses net/http's patterns only.
 //
 // Routes:
 //
@@ -15,9 +16,31 @@
 //	GET  /v1/connection/{connectionId}/history      ?limit= → {"history":[...]}, newest first
 //	GET  /v1/statuses                               the status vocabulary and datasources
 //
+// Admin and operator routes (every admin write is one of the store's atomic
+// writes; "check" below means a check enqueued at once on the critical
+// queue, unless one is already queued or running):
+//
+//	PATCH /v1/company/{companyId}                   {"isActive"} → {"company","connectionsUpdated"}
+//	PATCH /v1/connection/{connectionId}/details     {"isActive","name","startDate","occupancyMultiplier"} → connection + "checkEnqueued"
+//	                                                (isActive false: DEACTIVATED; true: restored, and checked when checkable)
+//	PATCH /v1/connection/{connectionId}/status      {"accounts":[{"accountId","trackingStatus":"ENABLED"|"DISABLED"}]} → connection
+//	                                                (all or nothing; a refusal names each account in error.accounts)
+//	PATCH /v1/connection/{connectionId}/credentials {"credentials":{...}} → connection + "checkEnqueued" (a blocked one becomes PENDING and is checked)
+//	POST  /v1/connection/{connectionId}/refresh     → 202 {"enqueued","taskId"|"reason"}; 409 when the status forbids a refresh
+//	POST  /v1/connection/{connectionId}/link        → 201 {"url","token","expiresAt"}: a single-use credential-update link
+//	PATCH /v1/link/credentials                      {"token","credentials"} → 200; NO API key: the token authorizes one update
+//	GET   /link                                     the page a link opens (token in the URL fragment); no key
+//	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
+//	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
+//
 // Contract:
-//   - Every route except /healthz requires an X-API-Key header equal to one
-//     of the configured keys (compared in constant time).
+//   - Every route except /healthz, /link and PATCH /v1/link/credentials
+//     requires an X-API-Key header equal to one of the configured keys
+//     (compared in constant time). The link routes take a signed, expiring,
+//     single-use token (package link) in the body or the URL fragment, never
+//     in a path, so it never reaches the access log.
+//   - Routes that need an optional dependency (Config.Enqueuer, Inspector,
+//     Links) answer 503 saying so when it is not configured.
 //   - Bodies and responses are JSON, camelCase, with the reference's field
 //     names. A request body must be one JSON object with known fields only,
 //     sent as Content-Type application/json (parameters such as charset are
@@ -25,8 +48,8 @@
 //     bare `curl -d '{...}'` works; any other media type is 415.
 //   - Errors are {"error":{"code":"...","message":"..."}}; the message says
 //     what to fix. A request answered with a 4xx has written nothing.
-//   - Credentials are accepted when a connection is created and never appear
-//     in a response or a log line.
+//   - Credentials are accepted when a connection is created or its
+//     credentials are updated, and never appear in a response or a log line.
 //   - Every response carries X-Request-ID (the caller's, when it sent a sane
 //     one); the access log records method, path, status, duration and that
 //     ID, never headers or bodies.
@@ -40,13 +63,16 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/link"
 	"github.com/checkd/checkd/store"
 )
 
@@ -73,8 +99,47 @@ type Config struct {
 	// Logger receives the access log and request errors. Default: logrus's
 	// standard logger.
 	Logger logrus.FieldLogger
-	// Clock times requests for the access log. Default: the real clock.
+	// Clock times requests for the access log and stamps the slots of
+	// checks the API enqueues. Default: the real clock.
 	Clock clock.Clock
+	// Enqueuer enqueues the checks of refreshes, reactivations and
+	// credential updates on the critical queue: an *asynq.Client. Optional:
+	// without it refresh answers 503, and reactivated or updated
+	// connections wait for the scheduler's next tick (they are due at once).
+	Enqueuer Enqueuer
+	// TaskOptions are added to every check the API enqueues (asynq.Timeout,
+	// asynq.MaxRetry, ...); the queue is always tasks.QueueCritical, and
+	// the retention defaults to an hour (see enqueueCheck).
+	TaskOptions []asynq.Option
+	// Inspector reads and pauses the task queues: an *asynq.Inspector.
+	// Optional: without it the queue routes answer 503.
+	Inspector QueueInspector
+	// Links signs and verifies credential-update link tokens. Optional:
+	// without it the link routes answer 503.
+	Links *link.Signer
+	// PublicURL is the base of the link URLs handed out
+	// (https://checkd.example.com); links point at PublicURL + "/link".
+	// Default "http://" + the listen address.
+	PublicURL string
+}
+
+// Enqueuer enqueues asynq tasks; *asynq.Client implements it.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// QueueInspector reads and controls asynq queues; *asynq.Inspector
+// implements it.
+type QueueInspector interface {
+	// Queues lists the queues that exist in Redis (asynq creates a queue
+	// with its first task).
+	Queues() ([]string, error)
+	// GetQueueInfo reads one existing queue's counts and pause flag.
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+	// PauseQueue stops the workers taking tasks from a queue.
+	PauseQueue(queue string) error
+	// UnpauseQueue lets the workers take tasks from a queue again.
+	UnpauseQueue(queue string) error
 }
 
 // Server serves the API. Build it with New, add handlers with Mount, then
@@ -86,6 +151,9 @@ type Server struct {
 	keys    [][sha256.Size]byte
 	mux     *http.ServeMux
 	handler http.Handler
+	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
+	// method (see connectionRoute).
+	connRoutes map[string]map[string]connHandler
 
 	mu      sync.Mutex
 	srv     *http.Server
@@ -126,6 +194,13 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("api: PublicURL %q is not a base URL: give scheme and host, optionally a path, e.g. https://checkd.example.com", cfg.PublicURL)
+		}
+		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: http.NewServeMux(), addr: cfg.Addr}
 	s.routes()

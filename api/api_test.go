@@ -32,7 +32,7 @@ type errorCase struct {
 func (e *env) runErrorCases(t *testing.T, cases []errorCase) {
 	t.Helper()
 	for _, tc := range cases {
-		before := e.mr.Dump()
+		before := e.dump()
 		w := e.do(tc.call)
 		if w.Code != tc.status {
 			t.Errorf("%s: status %d, want %d; body %s", tc.name, w.Code, tc.status, w.Body)
@@ -47,7 +47,7 @@ func (e *env) runErrorCases(t *testing.T, cases []errorCase) {
 				t.Errorf("%s: message %q does not mention %q", tc.name, got.Error.Message, m)
 			}
 		}
-		if after := e.mr.Dump(); after != before {
+		if after := e.dump(); after != before {
 			t.Errorf("%s: a %d wrote to Redis:\nbefore:\n%s\nafter:\n%s", tc.name, w.Code, before, after)
 		}
 		e.assertNoSecret(w.Body.String())

@@ -18,6 +18,9 @@ const (
 	CodeNotFound             = "not_found"
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeConflict             = "conflict"
+	CodeNotAllowed           = "not_allowed"
+	CodeGone                 = "gone"
+	CodeUnavailable          = "unavailable"
 	CodePayloadTooLarge      = "payload_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
 	CodeInternal             = "internal"
@@ -33,6 +36,10 @@ type ErrorResponse struct {
 type ErrorInfo struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Accounts names every account a refused account confirmation
+	// (PATCH /v1/connection/{connectionId}/status) objected to, with the
+	// problem of each.
+	Accounts map[string]string `json:"accounts,omitempty"`
 }
 
 // writeJSON answers v with status. It marshals first so an encoding failure
@@ -55,28 +62,41 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, ErrorResponse{Error: ErrorInfo{Code: code, Message: msg}})
 }
 
+// logError records a failure whose detail the answer does not carry.
+func (s *Server) logError(r *http.Request, err error, msg string) {
+	s.log.WithError(err).WithFields(logrus.Fields{
+		"requestId": RequestID(r.Context()),
+		"method":    r.Method,
+		"path":      r.URL.Path,
+	}).Error(msg)
+}
+
 func writeInternal(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusInternalServerError, CodeInternal, fmt.Sprintf(
 		"internal error: retry later, and report request ID %s if it persists", RequestID(r.Context())))
 }
 
 // storeError answers a store error: ErrNotFound → 404 with notFound as the
-// message, ErrInvalid → 400 with the store's explanation, ErrConflict → 409,
-// anything else → 500 with the detail logged, not returned.
+// message, ErrInvalid → 400 with the store's explanation (and the refused
+// accounts of an *store.AccountsError), ErrNotAllowed → 409 saying why,
+// ErrConflict → 409, anything else → 500 with the detail logged, not
+// returned.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+	var accts *store.AccountsError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, notFound)
+	case errors.As(err, &accts):
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: ErrorInfo{Code: CodeInvalidRequest,
+			Message: err.Error() + ": fix or remove the accounts named in error.accounts and send the request again", Accounts: accts.Problems}})
+	case errors.Is(err, store.ErrNotAllowed):
+		writeError(w, http.StatusConflict, CodeNotAllowed, err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error())
 	default:
-		s.log.WithError(err).WithFields(logrus.Fields{
-			"requestId": RequestID(r.Context()),
-			"method":    r.Method,
-			"path":      r.URL.Path,
-		}).Error("api: request failed")
+		s.logError(r, err, "api: request failed")
 		writeInternal(w, r)
 	}
 }

@@ -3,26 +3,43 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/store"
 )
 
 // fuzzPost posts body with Content-Type ct ("" sends none) to a fresh
 // database and checks the invariants: never 5xx, a JSON answer, nothing
-// written on a non-2xx, and no credentials echoed back.
+// written on a non-2xx, something written on a 2xx, and no credentials
+// echoed back.
 func fuzzPost(t *testing.T, e *env, path func() string, body, ct string) {
+	fuzzSend(t, e, "POST", func() (string, *strings.Replacer) { return path(), strings.NewReplacer() }, body, ct, true)
+}
+
+// fuzzSend sends body to the path setup returns after flushing the
+// database; the replacer setup returns fills placeholders of the body
+// ($TOKEN, $ACCOUNT) with the fixture's values. mustWrite: a 2xx must have
+// written (an admin PATCH may legitimately change nothing).
+func fuzzSend(t *testing.T, e *env, method string, setup func() (string, *strings.Replacer), body, ct string, mustWrite bool) {
 	e.mr.FlushAll()
-	p := path()
+	p, vars := setup()
+	body = vars.Replace(body)
 	e.logs.Reset() // the hook keeps every entry: bound its memory over a long run
+	e.enq.reset(nil)
 	before := e.mr.Dump()
 	if ct == "" {
 		ct = "-"
 	}
-	w := e.do(call{method: "POST", path: p, body: body, ct: ct})
+	key := ""
+	if strings.HasPrefix(p, "/v1/link/") {
+		key = "-"
+	}
+	w := e.do(call{method: method, path: p, body: body, ct: ct, key: key})
 	after := e.mr.Dump()
 	if w.Code >= 500 {
-		t.Fatalf("POST %s %q (Content-Type %q): %d %s", p, body, ct, w.Code, w.Body)
+		t.Fatalf("%s %s %q (Content-Type %q): %d %s", method, p, body, ct, w.Code, w.Body)
 	}
 	var raw map[string]any
 	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
@@ -32,12 +49,15 @@ func fuzzPost(t *testing.T, e *env, path func() string, body, ct string) {
 		if after != before {
 			t.Fatalf("a %d wrote to Redis for body %q:\nbefore:\n%s\nafter:\n%s", w.Code, body, before, after)
 		}
+		if n := len(e.enq.enqueued()); n != 0 {
+			t.Fatalf("a %d enqueued %d checks for body %q", w.Code, n, body)
+		}
 		if _, ok := raw["error"].(map[string]any); !ok {
 			t.Fatalf("a %d without an error object: %s", w.Code, w.Body)
 		}
 		return
 	}
-	if after == before {
+	if mustWrite && after == before {
 		t.Fatalf("a %d wrote nothing", w.Code)
 	}
 	for _, k := range []string{"credentials", "password", "username", "extra"} {
@@ -87,5 +107,102 @@ func FuzzCreateConnection(f *testing.F) {
 			}
 			return "/v1/connection/company/" + co.ID
 		}, body, ct)
+	})
+}
+
+// fixture makes a company with a connection that has two discovered
+// accounts, and returns the connection, its first account and a fresh
+// link token for it.
+func fixture(t *testing.T, e *env, status checks.ConnectionStatus) (store.Connection, string, string) {
+	co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := createConnection(t, e.st, co.ID, "user_good")
+	recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "A-1"}, {Number: "A-2"}}})
+	if status != checks.ConnConnected {
+		recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: status})
+	}
+	c, err = e.st.GetConnection(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := e.links.Sign(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, c.Accounts[0].ID, tok
+}
+
+// fuzzPatch fuzzes a PATCH route of a fixture connection ("$ID" in path).
+func fuzzPatch(f *testing.F, path string, status checks.ConnectionStatus, seeds []string) {
+	for _, s := range seeds {
+		f.Add(s, "application/json")
+	}
+	for _, s := range []string{`{}`, `[]`, `{`, ``, `null`, `"x"`, `{"a":1}`} {
+		f.Add(s, "application/json")
+	}
+	f.Add(seeds[0], "")
+	f.Add(seeds[0], "text/plain")
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		fuzzSend(t, e, "PATCH", func() (string, *strings.Replacer) {
+			c, acct, tok := fixture(t, e, status)
+			return strings.ReplaceAll(path, "$ID", c.ID), strings.NewReplacer("$ACCOUNT", acct, "$TOKEN", tok, "$ID", c.ID)
+		}, body, ct, false)
+	})
+}
+
+func FuzzPatchDetails(f *testing.F) {
+	fuzzPatch(f, "/v1/connection/$ID/details", checks.ConnConnected, []string{
+		`{"isActive":false}`, `{"isActive":true}`, `{"name":"Electric","startDate":"2024-01-31","occupancyMultiplier":1.5}`,
+		`{"startDate":""}`, `{"startDate":"2024-02-30"}`, `{"occupancyMultiplier":-1}`, `{"occupancyMultiplier":1e400}`,
+		`{"isActive":false,"startDate":"x"}`, `{"isActive":"false"}`, `{"isActive":null}`, `{"name":"` + strings.Repeat("n", 201) + `"}`,
+		`{"isActive":true} {}`, `{"status":"CONNECTED"}`,
+	})
+}
+
+func FuzzPatchCompany(f *testing.F) {
+	for _, s := range []string{`{"isActive":false}`, `{"isActive":true}`, `{"isActive":null}`, `{"isActive":0}`, `{}`, `{"name":"x"}`, `{`, ``} {
+		f.Add(s, "application/json")
+	}
+	f.Add(`{"isActive":false}`, "text/plain")
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		fuzzSend(t, e, "PATCH", func() (string, *strings.Replacer) {
+			c, _, _ := fixture(t, e, checks.ConnConnected)
+			return "/v1/company/" + c.CompanyID, strings.NewReplacer()
+		}, body, ct, false)
+	})
+}
+
+func FuzzConfirmAccounts(f *testing.F) {
+	fuzzPatch(f, "/v1/connection/$ID/status", checks.ConnConnected, []string{
+		`{"accounts":[{"accountId":"$ACCOUNT","trackingStatus":"ENABLED"}]}`,
+		`{"accounts":[{"accountId":"$ACCOUNT","trackingStatus":"disabled"}]}`,
+		`{"accounts":[{"accountId":"$ACCOUNT","trackingStatus":"UNSET"}]}`,
+		`{"accounts":[{"accountId":"ac_0000000000000000","trackingStatus":"ENABLED"}]}`,
+		`{"accounts":[{"accountId":"$ACCOUNT","trackingStatus":"ENABLED"},{"accountId":"$ACCOUNT","trackingStatus":"DISABLED"}]}`,
+		`{"accounts":[{"trackingStatus":"ENABLED"}]}`, `{"accounts":[]}`, `{"accounts":null}`, `{"accounts":[null]}`,
+	})
+}
+
+func FuzzUpdateCredentials(f *testing.F) {
+	fuzzPatch(f, "/v1/connection/$ID/credentials", checks.ConnPasswordIncorrect, []string{
+		`{"credentials":{"username":"user_good","password":"p"}}`, `{"credentials":{"username":"u","extra":{"pin":"1"}}}`,
+		`{"credentials":{"username":" "}}`, `{"credentials":null}`, `{"credentials":{"password":"p"}}`,
+		`{"credentials":{"username":"u","extra":{"a":1}}}`, `{"credentials":{"username":"` + strings.Repeat("u", 1025) + `"}}`,
+	})
+}
+
+func FuzzLinkCredentials(f *testing.F) {
+	fuzzPatch(f, "/v1/link/credentials", checks.ConnPasswordIncorrect, []string{
+		`{"token":"$TOKEN","credentials":{"username":"user_good","password":"p"}}`,
+		`{"token":"$TOKEN","credentials":{"username":""}}`, `{"token":"$TOKEN"}`, `{"token":"$TOKEN","credentials":null}`,
+		`{"token":"$TOKENx","credentials":{"username":"u"}}`, `{"token":"x$TOKEN","credentials":{"username":"u"}}`,
+		`{"token":"","credentials":{"username":"u"}}`, `{"credentials":{"username":"u"}}`,
+		`{"token":"$TOKEN","connectionId":"$ID","credentials":{"username":"u"}}`,
+		`{"token":"$TOKEN","credentials":{"username":"u","extra":{"a":"","b":"","c":"","d":"","e":"","f":"","g":"","h":"","i":"","j":"","k":"","l":"","m":"","n":"","o":"","p":"","q":""}}}`,
+		`{"token":"$TOKEN","credentials":{"username":"u"}} trailing`,
 	})
 }

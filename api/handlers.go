@@ -107,13 +107,72 @@ func (s *Server) routes() {
 	api("POST /v1/company", s.createCompany)
 	api("GET /v1/company", s.listCompanies)
 	api("GET /v1/company/{companyId}", s.getCompany)
-	api("POST /v1/connection/company/{companyId}", s.createConnection)
-	// GET /v1/connection/company/{companyId} and GET
-	// /v1/connection/{connectionId}/details overlap ("/v1/connection/company/details")
-	// with neither more specific, which ServeMux refuses; one pattern
-	// dispatches both. Connection IDs start with "cn_", so never "company".
-	api("GET /v1/connection/{id}/{view}", s.connectionGET)
+	api("PATCH /v1/company/{companyId}", s.patchCompany)
+	// /v1/connection/company/{companyId} and /v1/connection/{connectionId}/{view}
+	// overlap ("/v1/connection/company/details") with neither more specific,
+	// which ServeMux refuses; one pattern dispatches both, by the connRoutes
+	// table. Connection IDs start with "cn_", so never "company".
+	s.mux.HandleFunc("/v1/connection/{id}/{view}", s.connectionRoute)
 	api("GET /v1/statuses", s.statuses)
+	api("GET /v1/queues", s.listQueues)
+	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
+	api("POST /v1/queues/{queue}/resume", s.resumeQueue)
+	// The link routes take no API key: the signed token is the authority.
+	s.mux.HandleFunc("PATCH /v1/link/credentials", s.useLink)
+	s.mux.HandleFunc("GET /link", s.linkPage)
+	s.connRoutes = map[string]map[string]connHandler{
+		"company":     {http.MethodGet: s.listConnections, http.MethodPost: s.createConnection}, // keyed by id == "company"
+		"details":     {http.MethodGet: s.connectionDetails, http.MethodPatch: s.patchDetails},
+		"history":     {http.MethodGet: s.connectionHistory},
+		"status":      {http.MethodPatch: s.confirmAccounts},
+		"credentials": {http.MethodPatch: s.updateCredentials},
+		"refresh":     {http.MethodPost: s.refresh},
+		"link":        {http.MethodPost: s.createLink},
+	}
+}
+
+// connHandler serves one route under /v1/connection/{id}/: id is the
+// connection ID, or the company ID of /v1/connection/company/{companyId}.
+type connHandler func(w http.ResponseWriter, r *http.Request, id string)
+
+// connectionRoute dispatches /v1/connection/{id}/{view} by method like the
+// mux would: 404 for an unknown view, 405 with Allow for a wrong method
+// (neither needs a key), and the API key before the handler.
+func (s *Server) connectionRoute(w http.ResponseWriter, r *http.Request) {
+	id, view := r.PathValue("id"), r.PathValue("view")
+	key := view
+	if id == "company" {
+		key, id = "company", view
+	}
+	methods, ok := s.connRoutes[key]
+	if !ok {
+		s.noRoute(w, r)
+		return
+	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	h, ok := methods[method]
+	if !ok {
+		allow := make([]string, 0, len(methods)+1)
+		for m := range methods {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+		slices.Sort(allow)
+		s.methodNotAllowed(w, r, strings.Join(allow, ", "))
+		return
+	}
+	s.requireKey(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, id) })).ServeHTTP(w, r)
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf(
+		"method %s is not allowed on %s: use %s", r.Method, r.URL.Path, allow))
 }
 
 // dispatch serves the mux, answering its 404 and 405 in JSON (the mux's own
@@ -127,9 +186,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	probe := &headerProbe{header: http.Header{}}
 	h.ServeHTTP(probe, r)
 	if probe.code == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", probe.header.Get("Allow"))
-		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf(
-			"method %s is not allowed on %s: use %s", r.Method, r.URL.Path, probe.header.Get("Allow")))
+		s.methodNotAllowed(w, r, probe.header.Get("Allow"))
 		return
 	}
 	s.noRoute(w, r)
@@ -204,8 +261,7 @@ func connectionNotFound(id string) string {
 	return fmt.Sprintf("connection %.100q not found: check the ID (list a company's connections with GET /v1/connection/company/{companyId})", id)
 }
 
-func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
-	companyID := r.PathValue("companyId")
+func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, companyID string) {
 	var in CreateConnectionRequest
 	if !s.decode(w, r, &in) {
 		return
@@ -236,20 +292,6 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/v1/connection/"+c.ID+"/details")
 	writeJSON(w, http.StatusCreated, viewConnection(c))
-}
-
-func (s *Server) connectionGET(w http.ResponseWriter, r *http.Request) {
-	id, view := r.PathValue("id"), r.PathValue("view")
-	switch {
-	case id == "company":
-		s.listConnections(w, r, view)
-	case view == "details":
-		s.connectionDetails(w, r, id)
-	case view == "history":
-		s.connectionHistory(w, r, id)
-	default:
-		s.noRoute(w, r)
-	}
 }
 
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, companyID string) {

@@ -1,18 +1,23 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
@@ -20,8 +25,10 @@ import (
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/link"
 	"github.com/checkd/checkd/redistest"
 	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
 )
 
 func TestMain(m *testing.M) {
@@ -40,14 +47,65 @@ var testNow = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 var datasources = func() []string { return []string{"sandbox", "webportal"} }
 
-// env is one API over its own miniredis.
+// linkTTL is how long the test link tokens live.
+const linkTTL = time.Hour
+
+// publicURL is the PublicURL of the test servers.
+const publicURL = "https://checkd.example.com"
+
+// env is one API over its own miniredis (newEnv) or its own database of a
+// real redis-server (newRealEnv).
 type env struct {
 	t    testing.TB
-	mr   *miniredis.Miniredis
+	mr   *miniredis.Miniredis // nil on real Redis
+	rdb  redis.UniversalClient
 	st   *store.Store
 	srv  *api.Server
 	clk  *clock.Fake
 	logs *logtest.Hook
+	// dump renders the whole database, to prove a request wrote nothing.
+	dump  func() string
+	links *link.Signer
+	enq   *fakeEnqueuer    // newEnv: records what the API enqueues
+	insp  *asynq.Inspector // newRealEnv: the real queues
+}
+
+// fakeEnqueuer records tasks instead of enqueueing them, or fails with err.
+type fakeEnqueuer struct {
+	mu    sync.Mutex
+	tasks []*asynq.Task
+	err   error
+}
+
+func (f *fakeEnqueuer) EnqueueContext(_ context.Context, t *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	f.tasks = append(f.tasks, t)
+	return &asynq.TaskInfo{Type: t.Type(), Payload: t.Payload()}, nil
+}
+
+func (f *fakeEnqueuer) enqueued() []*asynq.Task {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.tasks)
+}
+
+func (f *fakeEnqueuer) reset(err error) {
+	f.mu.Lock()
+	f.tasks, f.err = nil, err
+	f.mu.Unlock()
+}
+
+func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
+	tb.Helper()
+	s, err := link.NewSigner(link.DeriveKey(bytes.Repeat([]byte("k"), 32)), linkTTL, clk)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }
 
 func newStore(tb testing.TB, rdb redis.UniversalClient, clk clock.Clock) *store.Store {
@@ -67,7 +125,9 @@ func newStore(tb testing.TB, rdb redis.UniversalClient, clk clock.Clock) *store.
 	return st
 }
 
-func newEnv(tb testing.TB) *env {
+// newEnv is an API over miniredis with a recording enqueuer and a link
+// signer and no queue inspector; opts adjust its config.
+func newEnv(tb testing.TB, opts ...func(*api.Config)) *env {
 	tb.Helper()
 	mr := miniredis.RunT(tb)
 	// No retries: a test that stops Redis wants the failure at once.
@@ -77,14 +137,74 @@ func newEnv(tb testing.TB) *env {
 	st := newStore(tb, rdb, clk)
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
+	e := &env{t: tb, mr: mr, rdb: rdb, st: st, clk: clk, logs: hook, dump: mr.Dump,
+		links: newSigner(tb, clk), enq: &fakeEnqueuer{}}
+	cfg := api.Config{
+		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
+		MaxBodyBytes: 4096, Enqueuer: e.enq, Links: e.links, PublicURL: publicURL,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := api.New(st, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.srv = srv
+	return e
+}
+
+// newRealEnv is an API over a database of its own on the real
+// redis-server, with a real asynq client and inspector on that database.
+func newRealEnv(tb testing.TB) *env {
+	tb.Helper()
+	rdb := redistest.Start(tb).Client(tb)
+	clk := clock.NewFake(testNow)
+	st := newStore(tb, rdb, clk)
+	logger, hook := logtest.NewNullLogger()
+	logger.SetLevel(logrus.DebugLevel)
+	// Both share rdb, which the harness closes; asynq never closes a
+	// client it was handed.
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	e := &env{t: tb, rdb: rdb, st: st, clk: clk, logs: hook, links: newSigner(tb, clk), insp: insp}
+	e.dump = func() string { return snapshot(tb, rdb) }
 	srv, err := api.New(st, api.Config{
 		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
-		MaxBodyBytes: 4096,
+		MaxBodyBytes: 4096, Enqueuer: asynq.NewClientFromRedisClient(rdb), Inspector: insp,
+		Links: e.links, PublicURL: publicURL + "/", // the trailing slash is dropped
+		// Options reach the task, but never move it off the critical queue.
+		TaskOptions: []asynq.Option{asynq.MaxRetry(2), asynq.Queue(tasks.QueueLow)},
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &env{t: tb, mr: mr, st: st, srv: srv, clk: clk, logs: hook}
+	e.srv = srv
+	return e
+}
+
+// snapshot renders every key of a real Redis database with a digest of its
+// DUMP, so two snapshots are equal only if nothing was written between.
+func snapshot(tb testing.TB, rdb *redis.Client) string {
+	tb.Helper()
+	ctx := context.Background()
+	var keys []string
+	it := rdb.Scan(ctx, 0, "*", 1000).Iterator()
+	for it.Next(ctx) {
+		keys = append(keys, it.Val())
+	}
+	if err := it.Err(); err != nil {
+		tb.Fatalf("scan: %v", err)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		v, err := rdb.Dump(ctx, k).Result()
+		if err != nil && err != redis.Nil {
+			tb.Fatalf("dump %s: %v", k, err)
+		}
+		fmt.Fprintf(&b, "%s %x\n", k, sha256.Sum256([]byte(v)))
+	}
+	return b.String()
 }
 
 // call is one request. key "" sends the valid key, "-" none; ct "" sends

@@ -32,6 +32,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"no keys", st, api.Config{Datasources: datasources}, "CHECKD_API_KEYS"},
 		{"empty key", st, api.Config{APIKeys: []string{"k", " "}, Datasources: datasources}, "API key 2 of 2 is empty"},
 		{"no datasources", st, api.Config{APIKeys: []string{"k"}}, "Datasources is required"},
+		{"public URL without scheme", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "checkd.example.com"}, "PublicURL"},
+		{"public URL with query", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "https://x.example/?a=1"}, "PublicURL"},
+		{"public URL of another scheme", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "ftp://x.example"}, "PublicURL"},
 	} {
 		srv, err := api.New(tc.st, tc.cfg)
 		if err == nil || srv != nil || !strings.Contains(err.Error(), tc.want) {

@@ -113,7 +113,8 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 			return nil, nil
 		}
 		out.To = checks.ConnectionStatus(r.Status)
-		m := &mutation{due: dueAddNX, clearQueued: true, dueAt: ms(checks.NextSlot(r.ID, fromMS(ap.finished), s.cfg.Interval)),
+		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true,
+			dueAt:   ms(checks.NextSlot(r.ID, fromMS(ap.finished), s.cfg.Interval)),
 			history: historyOf(trs, ap.finished, CauseCheck, ap.attempt),
 			event:   newEvent(r, EventConnectionUpdated, CauseCheck, ap.finished, trs)}
 		if out.To.CredentialBlocked() {

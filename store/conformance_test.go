@@ -380,6 +380,27 @@ func runConformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a recorded check serves the due time it covers", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good") // due at t0 (prompt first check)
+		// A check started after the due time (say an on-demand one) serves it:
+		// the connection moves to its next slot and is not checked twice.
+		f.record(c.ID, "refresh", t0.Add(time.Second), ok())
+		want := checks.NextSlot(c.ID, t0.Add(2*time.Second), DefaultInterval)
+		if got := f.get(c.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(want) {
+			t.Fatalf("next check %v, want the next slot %v", got.NextCheckAt, want)
+		}
+		// A check that started before a later due time leaves it alone.
+		d := f.conn("user_good")
+		f.forceDue(d.ID, t0.Add(time.Hour))
+		f.record(d.ID, "early", t0, ok())
+		if got := f.get(d.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("a later due time was moved: %v", got.NextCheckAt)
+		}
+		f.invariants()
+	})
+
 	t.Run("history and events follow transitions", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
@@ -615,6 +636,14 @@ func (f *fixture) snapshot(id string) string {
 	counts, _ := f.rdb.HGetAll(f.ctx, f.s.kCounts()).Result()
 	b, _ := json.Marshal([]any{raw, h, due, n, counts})
 	return string(b)
+}
+
+// forceDue sets a connection's next check time (tests only).
+func (f *fixture) forceDue(id string, at time.Time) {
+	f.t.Helper()
+	if err := f.rdb.ZAdd(f.ctx, f.s.kDue(), redis.Z{Score: float64(ms(at)), Member: id}).Err(); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 // forceStatus rewrites a connection's status through the store's own write

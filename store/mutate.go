@@ -18,7 +18,11 @@ const (
 	dueKeep   dueOp = ""    // leave it
 	dueRemove dueOp = "rem" // no longer eligible
 	dueAddNX  dueOp = "nx"  // eligible: keep its slot, or add one if absent
-	dueSet    dueOp = "set" // check at dueAt
+	// dueAfter: a check that started at dueSince was recorded: a due time
+	// at or before it was served by that check and moves to dueAt (the
+	// next slot); a later one (a lease, a slot to come) stays.
+	dueAfter dueOp = "adv"
+	dueSet   dueOp = "set" // check at dueAt
 )
 
 // mutation is one atomic write of a connection: the new record replaces the
@@ -30,6 +34,7 @@ type mutation struct {
 	oldStatus string // connection status before ("" when creating)
 	due       dueOp
 	dueAt     int64
+	dueSince  int64
 	history   *histRec // nil: no transition
 	event     *Event
 	// companyActive, when set, must match the company's active flag.
@@ -44,7 +49,8 @@ type mutation struct {
 // KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued
 // ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
 //
-//	histLimit, eventsMaxLen, event, companyActive, clearQueued, history...
+//	histLimit, eventsMaxLen, event, companyActive, clearQueued, dueSince,
+//	history...
 var commitScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -63,6 +69,11 @@ elseif op == 'nx' then
   redis.call('ZADD', KEYS[2], 'NX', ARGV[5], ARGV[3])
 elseif op == 'set' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+elseif op == 'adv' then
+  local cur = redis.call('ZSCORE', KEYS[2], ARGV[3])
+  if (not cur) or tonumber(cur) <= tonumber(ARGV[14]) then
+    redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+  end
 end
 if ARGV[6] ~= ARGV[7] then
   if ARGV[6] ~= '' then
@@ -75,8 +86,8 @@ end
 if ARGV[13] == '1' then
   redis.call('HDEL', KEYS[9], ARGV[3])
 end
-if #ARGV > 13 then
-  for i = 14, #ARGV do
+if #ARGV > 14 then
+  for i = 15, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
@@ -152,9 +163,9 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 14)
+	args := make([]any, 0, 15)
 	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
-		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive, clear)
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince)
 	if m.history != nil {
 		b, err := json.Marshal(m.history)
 		if err != nil {

@@ -1,0 +1,521 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/link"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+)
+
+// DetailsRequest is the body of PATCH /v1/connection/{connectionId}/details.
+// Absent (or null) fields are left alone; at least one is required.
+type DetailsRequest struct {
+	IsActive            *bool    `json:"isActive,omitempty"`
+	Name                *string  `json:"name,omitempty"`
+	StartDate           *string  `json:"startDate,omitempty"` // YYYY-MM-DD, "" clears it
+	OccupancyMultiplier *float64 `json:"occupancyMultiplier,omitempty"`
+}
+
+// CompanyRequest is the body of PATCH /v1/company/{companyId}.
+type CompanyRequest struct {
+	IsActive *bool `json:"isActive"`
+}
+
+// AccountsRequest is the body of PATCH /v1/connection/{connectionId}/status:
+// a tracking decision (ENABLED or DISABLED) per account.
+type AccountsRequest struct {
+	Accounts []store.AccountDecision `json:"accounts"`
+}
+
+// CredentialsRequest is the body of PATCH
+// /v1/connection/{connectionId}/credentials.
+type CredentialsRequest struct {
+	Credentials *checks.Credentials `json:"credentials"`
+}
+
+// LinkCredentialsRequest is the body of PATCH /v1/link/credentials: the
+// link's token and the new credentials.
+type LinkCredentialsRequest struct {
+	Token       string              `json:"token"`
+	Credentials *checks.Credentials `json:"credentials"`
+}
+
+// ConnectionChange is the answer of an admin write that may enqueue a check:
+// the connection as GET details shows it, and whether a check was enqueued.
+type ConnectionChange struct {
+	Connection
+	// CheckEnqueued: a check was enqueued on the critical queue.
+	CheckEnqueued bool `json:"checkEnqueued"`
+	// CheckTaskID is the enqueued check's task ID.
+	CheckTaskID string `json:"checkTaskId,omitempty"`
+	// CheckNote says why no check was enqueued when the change asked for
+	// one (one already queued, no task queue configured, queue unavailable).
+	CheckNote string `json:"checkNote,omitempty"`
+}
+
+// RefreshResult is the answer of POST /v1/connection/{connectionId}/refresh.
+type RefreshResult struct {
+	Enqueued bool   `json:"enqueued"`
+	TaskID   string `json:"taskId,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// LinkResponse is the answer of POST /v1/connection/{connectionId}/link.
+// The token is a secret: hand URL to the connection's user only.
+type LinkResponse struct {
+	ConnectionID string    `json:"connectionId"`
+	URL          string    `json:"url"`
+	Token        string    `json:"token"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+}
+
+// LinkResult is the answer of PATCH /v1/link/credentials. It tells the
+// link's user only what they need, not the connection's details.
+type LinkResult struct {
+	ConnectionID      string                  `json:"connectionId"`
+	Status            checks.ConnectionStatus `json:"status"`
+	StatusDisplayName string                  `json:"statusDisplayName"`
+	CheckEnqueued     bool                    `json:"checkEnqueued"`
+}
+
+// QueueStats is one queue in GET /v1/queues.
+type QueueStats struct {
+	Queue     string `json:"queue"`
+	Size      int    `json:"size"`
+	Pending   int    `json:"pending"`
+	Active    int    `json:"active"`
+	Scheduled int    `json:"scheduled"`
+	Retry     int    `json:"retry"`
+	Archived  int    `json:"archived"`
+	Completed int    `json:"completed"`
+	Paused    bool   `json:"paused"`
+}
+
+// QueueList is the answer of GET /v1/queues, in tasks.Queues order.
+type QueueList struct {
+	Queues []QueueStats `json:"queues"`
+}
+
+// ReasonAlreadyQueued is why a refresh or an admin change enqueued no check.
+const ReasonAlreadyQueued = "a check is already queued or running"
+
+// enqueueTimeout bounds enqueueing a check (and undoing its queued mark).
+const enqueueTimeout = 10 * time.Second
+
+// errQueueUnavailable marks a failed enqueue (as opposed to a store error).
+var errQueueUnavailable = errors.New("task queue unavailable")
+
+// enqueueCheck enqueues a check of id for slot on the critical queue unless
+// one is already queued or running (store.MarkQueued is the gate). A failed
+// enqueue undoes the mark and wraps errQueueUnavailable. ctx should outlive
+// the client: the caller detaches it from the request.
+func (s *Server) enqueueCheck(ctx context.Context, id string, slot time.Time, reason string) (RefreshResult, error) {
+	ok, err := s.st.MarkQueued(ctx, id)
+	if err != nil {
+		return RefreshResult{}, err
+	}
+	if !ok {
+		return RefreshResult{Reason: ReasonAlreadyQueued}, nil
+	}
+	opts := append(slices.Clone(s.cfg.TaskOptions), asynq.Queue(tasks.QueueCritical))
+	task, err := tasks.NewCheckTask(id, slot, reason, opts...)
+	if err == nil {
+		_, err = s.cfg.Enqueuer.EnqueueContext(ctx, task)
+	}
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		// The task of this very slot exists (the scheduler enqueued the same
+		// due slot): it is the check. The mark stays; it expires anyway.
+		return RefreshResult{Reason: ReasonAlreadyQueued}, nil
+	}
+	if err != nil {
+		if cerr := s.st.ClearQueued(ctx, id); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return RefreshResult{}, fmt.Errorf("%w: enqueue check of %s: %w", errQueueUnavailable, id, err)
+	}
+	return RefreshResult{Enqueued: true, TaskID: tasks.CheckTaskID(id, slot)}, nil
+}
+
+// detached is the request's context without its cancellation, bounded: work
+// that must finish once started (an enqueue and its undo, spending a link
+// and using it) is not cut short by a client hanging up.
+func detached(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
+}
+
+// afterChange answers an admin write: the connection, and the check the
+// store asked for (Change.CheckNow). The write is done, so a failed enqueue
+// is not an error answer: the connection is due at once and the scheduler
+// checks it on its next tick, which CheckNote says.
+func (s *Server) afterChange(r *http.Request, ch store.Change, reason string) ConnectionChange {
+	out := ConnectionChange{Connection: viewConnection(ch.Connection)}
+	if !ch.CheckNow {
+		return out
+	}
+	if s.cfg.Enqueuer == nil {
+		out.CheckNote = "no task queue is configured for the API: the scheduler checks the connection on its next tick"
+		return out
+	}
+	// The store made the connection due now, at this slot.
+	slot := s.cfg.Clock.Now()
+	if ch.Connection.NextCheckAt != nil {
+		slot = *ch.Connection.NextCheckAt
+	}
+	ctx, cancel := detached(r)
+	defer cancel()
+	res, err := s.enqueueCheck(ctx, ch.Connection.ID, slot, reason)
+	if err != nil {
+		s.logError(r, err, "api: enqueue check after an admin change")
+		out.CheckNote = "the check could not be enqueued now: the scheduler checks the connection on its next tick"
+		return out
+	}
+	out.CheckEnqueued, out.CheckTaskID, out.CheckNote = res.Enqueued, res.TaskID, res.Reason
+	if !res.Enqueued {
+		return out // the check already queued runs; the scheduler is the backstop
+	}
+	// The check is enqueued, so the due slot is served: move it on as the
+	// scheduler does after enqueueing (only if it is still that slot), or
+	// the next sweep would check the connection a second time.
+	now := s.cfg.Clock.Now()
+	n, err := s.st.AdvanceDue(ctx, []store.DueItem{{ConnectionID: ch.Connection.ID, Slot: slot}}, slot, now)
+	if err != nil {
+		s.logError(r, err, "api: advance the due slot of an enqueued check")
+		return out
+	}
+	if n == 1 {
+		next := checks.NextSlot(ch.Connection.ID, now, s.st.Interval()).UTC()
+		out.NextCheckAt = &next
+	}
+	return out
+}
+
+func (s *Server) patchDetails(w http.ResponseWriter, r *http.Request, id string) {
+	var in DetailsRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	ch, err := s.st.UpdateDetails(r.Context(), id, store.DetailsPatch{IsActive: in.IsActive, Name: in.Name,
+		StartDate: in.StartDate, OccupancyMultiplier: in.OccupancyMultiplier})
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.afterChange(r, ch, tasks.ReasonReactivated))
+}
+
+func (s *Server) patchCompany(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("companyId")
+	var in CompanyRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if in.IsActive == nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, `isActive is required: send {"isActive": false} to deactivate the company or {"isActive": true} to reactivate it`)
+		return
+	}
+	ch, err := s.st.SetCompanyActive(r.Context(), id, *in.IsActive)
+	if err != nil {
+		s.storeError(w, r, err, companyNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, ch)
+}
+
+func (s *Server) confirmAccounts(w http.ResponseWriter, r *http.Request, id string) {
+	var in AccountsRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if len(in.Accounts) == 0 {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest,
+			`accounts is required: send {"accounts": [{"accountId": "ac_...", "trackingStatus": "ENABLED"}]} (ENABLED confirms, DISABLED rejects)`)
+		return
+	}
+	for i, d := range in.Accounts {
+		if strings.TrimSpace(d.AccountID) == "" {
+			writeError(w, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("accounts[%d].accountId is required", i))
+			return
+		}
+		if t, err := checks.ParseTrackingStatus(string(d.TrackingStatus)); err == nil {
+			in.Accounts[i].TrackingStatus = t // any case; the store refuses UNSET and unknown values per account
+		}
+	}
+	ch, err := s.st.ConfirmAccounts(r.Context(), id, in.Accounts)
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, viewConnection(ch.Connection))
+}
+
+// credentialProblem says what is wrong with new credentials ("" if
+// nothing), checking everything the store checks so that the link route
+// can spend its token only on a body the store will take.
+func credentialProblem(c *checks.Credentials) string {
+	switch {
+	case c == nil:
+		return `credentials is required: send {"credentials": {"username": "...", "password": "..."}}`
+	case strings.TrimSpace(c.Username) == "":
+		return "credentials.username is required"
+	case len(c.Username) > store.MaxCredentialLen, len(c.Password) > store.MaxCredentialLen:
+		return fmt.Sprintf("credentials.username and credentials.password are at most %d bytes each", store.MaxCredentialLen)
+	case len(c.Extra) > 16:
+		return "credentials.extra has at most 16 entries"
+	}
+	for k, v := range c.Extra {
+		if len(k) > store.MaxCredentialLen || len(v) > store.MaxCredentialLen {
+			return fmt.Sprintf("credentials.extra keys and values are at most %d bytes each", store.MaxCredentialLen)
+		}
+	}
+	return ""
+}
+
+func (s *Server) updateCredentials(w http.ResponseWriter, r *http.Request, id string) {
+	var in CredentialsRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if p := credentialProblem(in.Credentials); p != "" {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, p)
+		return
+	}
+	ch, err := s.st.UpdateCredentials(r.Context(), id, *in.Credentials)
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.afterChange(r, ch, tasks.ReasonCredentials))
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request, id string) {
+	if s.cfg.Enqueuer == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable,
+			"on-demand checks are not available: this API has no task queue configured; the scheduler still checks every connection on its schedule")
+		return
+	}
+	c, err := s.st.Refreshable(r.Context(), id)
+	if errors.Is(err, store.ErrNotAllowed) {
+		msg := err.Error()
+		if in, ok := c.Status.Info(); ok && in.RequiredAction != "" {
+			msg += " (" + in.RequiredAction + ")"
+		}
+		writeError(w, http.StatusConflict, CodeNotAllowed, msg)
+		return
+	}
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	ctx, cancel := detached(r)
+	defer cancel()
+	res, err := s.enqueueCheck(ctx, id, s.cfg.Clock.Now(), tasks.ReasonRefresh)
+	if errors.Is(err, errQueueUnavailable) {
+		s.logError(r, err, "api: enqueue refresh")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the check could not be enqueued: the task queue is unavailable; retry in a moment")
+		return
+	}
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, res)
+}
+
+// publicURL is the base of handed-out links.
+func (s *Server) publicURL() string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	return "http://" + s.Addr()
+}
+
+const linksUnavailable = "credential-update links are not available: this API has no link signer configured"
+
+func (s *Server) createLink(w http.ResponseWriter, r *http.Request, id string) {
+	if s.cfg.Links == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
+		return
+	}
+	if _, err := s.st.GetConnection(r.Context(), id); err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	tok, exp, err := s.cfg.Links.Sign(id)
+	if err != nil {
+		s.logError(r, err, "api: sign link")
+		writeInternal(w, r)
+		return
+	}
+	// The token rides in the fragment: browsers never send it to a server,
+	// so it stays out of access logs and Referer headers.
+	writeJSON(w, http.StatusCreated, LinkResponse{ConnectionID: id, URL: s.publicURL() + "/link#token=" + tok, Token: tok, ExpiresAt: exp})
+}
+
+func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Links == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
+		return
+	}
+	var in LinkCredentialsRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	if in.Token == "" {
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, `token is required: send the token of the link you were given in {"token": "..."}`)
+		return
+	}
+	claims, err := s.cfg.Links.Verify(in.Token)
+	switch {
+	case errors.Is(err, link.ErrExpired):
+		writeError(w, http.StatusGone, CodeGone, fmt.Sprintf("this link expired at %s; ask for a new one", claims.Expires.Format(time.RFC3339)))
+		return
+	case err != nil:
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this link is not valid: open it exactly as you received it, or ask for a new one")
+		return
+	}
+	// Everything that can refuse the request is checked before the token is
+	// spent, so a mistyped body does not burn the link.
+	if p := credentialProblem(in.Credentials); p != "" {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, p)
+		return
+	}
+	if _, err := s.st.GetConnection(r.Context(), claims.ConnectionID); err != nil {
+		s.storeError(w, r, err, "the connection of this link no longer exists")
+		return
+	}
+	ctx, cancel := detached(r)
+	defer cancel()
+	// UseOnce is the atomic gate: of concurrent requests with one token,
+	// exactly one gets past it.
+	fresh, err := s.st.UseOnce(ctx, "link:"+claims.Nonce, claims.Expires)
+	if err != nil {
+		s.storeError(w, r, err, "")
+		return
+	}
+	if !fresh {
+		writeError(w, http.StatusGone, CodeGone, "this link was already used; ask for a new one")
+		return
+	}
+	ch, err := s.st.UpdateCredentials(ctx, claims.ConnectionID, *in.Credentials)
+	if err != nil {
+		s.storeError(w, r, err, "the connection of this link no longer exists")
+		return
+	}
+	out := s.afterChange(r, ch, tasks.ReasonCredentials)
+	writeJSON(w, http.StatusOK, LinkResult{ConnectionID: out.ID, Status: out.Status,
+		StatusDisplayName: out.StatusDisplayName, CheckEnqueued: out.CheckEnqueued})
+}
+
+const queuesUnavailable = "queue controls are not available: this API has no queue inspector configured"
+
+// queueStats reads one of tasks.Queues; exists is whether asynq has
+// created it (a queue is created with its first task).
+func (s *Server) queueStats(name string, exists bool) (QueueStats, error) {
+	if !exists {
+		return QueueStats{Queue: name}, nil
+	}
+	in, err := s.cfg.Inspector.GetQueueInfo(name)
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("read queue %s: %w", name, err)
+	}
+	return QueueStats{Queue: name, Size: in.Size, Pending: in.Pending, Active: in.Active, Scheduled: in.Scheduled,
+		Retry: in.Retry, Archived: in.Archived, Completed: in.Completed, Paused: in.Paused}, nil
+}
+
+func (s *Server) existingQueues() (map[string]bool, error) {
+	names, err := s.cfg.Inspector.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
+}
+
+func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Inspector == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, queuesUnavailable)
+		return
+	}
+	exist, err := s.existingQueues()
+	if err != nil {
+		s.logError(r, err, "api: list queues")
+		writeInternal(w, r)
+		return
+	}
+	out := QueueList{Queues: make([]QueueStats, 0, len(tasks.Queues))}
+	for _, q := range tasks.Queues {
+		st, err := s.queueStats(q, exist[q])
+		if err != nil {
+			s.logError(r, err, "api: list queues")
+			writeInternal(w, r)
+			return
+		}
+		out.Queues = append(out.Queues, st)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) pauseQueue(w http.ResponseWriter, r *http.Request) {
+	s.setPaused(w, r, true)
+}
+
+func (s *Server) resumeQueue(w http.ResponseWriter, r *http.Request) {
+	s.setPaused(w, r, false)
+}
+
+// setPaused pauses or resumes a queue. It is idempotent: pausing a paused
+// queue answers 200 like the first time.
+func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, pause bool) {
+	if s.cfg.Inspector == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, queuesUnavailable)
+		return
+	}
+	name := r.PathValue("queue")
+	if !slices.Contains(tasks.Queues, name) {
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("queue %.100q not found: valid queues are %s", name, strings.Join(tasks.Queues, ", ")))
+		return
+	}
+	var opErr error
+	if pause {
+		opErr = s.cfg.Inspector.PauseQueue(name)
+	} else {
+		opErr = s.cfg.Inspector.UnpauseQueue(name)
+	}
+	exist, err := s.existingQueues()
+	var st QueueStats
+	if err == nil {
+		st, err = s.queueStats(name, exist[name])
+	}
+	if err != nil {
+		s.logError(r, errors.Join(opErr, err), "api: pause or resume queue")
+		writeInternal(w, r)
+		return
+	}
+	if opErr != nil {
+		// asynq refuses to pause a paused queue (or resume a running one)
+		// with an untyped error; the state tells whether that was all.
+		already := strings.Contains(opErr.Error(), "already paused") || strings.Contains(opErr.Error(), "not paused")
+		if exist[name] && st.Paused != pause || !exist[name] && !already {
+			s.logError(r, opErr, "api: pause or resume queue")
+			writeInternal(w, r)
+			return
+		}
+	}
+	// A queue asynq has not created yet reports no pause flag; it is set.
+	st.Paused = pause
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,178 @@
+// Package link signs and verifies credential-update link tokens: the "magic
+// link" a company hands to its end user so they can fix one connection's
+// credentials without an API key.
+//
+// A token is base64url(payload) + "." + base64url(HMAC-SHA256(key, payload)),
+// unpadded, where payload is a version byte, the expiry (Unix ms, 8 bytes big
+// endian), a random 16-byte nonce and the connection ID. Tokens are
+// stateless: Verify proves a token was signed with the key and has not
+// expired. Single use is the caller's job: spend Claims.Nonce atomically
+// (store.UseOnce) before acting on a token.
+//
+// Tokens are secrets. Never log them and never put them in a URL path (the
+// access log records paths): links carry them in the fragment, which
+// browsers do not send to servers.
+package link
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/checkd/checkd/clock"
+)
+
+// ErrTampered reports a token that is malformed or whose signature does not
+// match: it was not issued by this service with this key, or was modified.
+var ErrTampered = errors.New("link token is invalid")
+
+// ErrExpired reports a correctly signed token past its expiry.
+var ErrExpired = errors.New("link token has expired")
+
+// DefaultTTL is how long a link stays valid when NewSigner gets a zero TTL.
+const DefaultTTL = 24 * time.Hour
+
+// MinKeyLen is the shortest signing key NewSigner accepts.
+const MinKeyLen = 32
+
+// MaxConnectionIDLen bounds the connection ID a token carries.
+const MaxConnectionIDLen = 128
+
+// MaxTokenLen bounds a token Verify reads; longer input is rejected before
+// any decoding.
+const MaxTokenLen = 512
+
+const (
+	version  = 1
+	nonceLen = 16
+	headLen  = 1 + 8 + nonceLen // version, expiry, nonce
+	macLen   = sha256.Size
+)
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// DeriveKey derives the link-signing key from a master secret (the
+// credential encryption key), so one configured secret serves both without
+// the two uses sharing a key.
+func DeriveKey(master []byte) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte("checkd link v1"))
+	return m.Sum(nil)
+}
+
+// Claims is what a verified token says.
+type Claims struct {
+	// ConnectionID is the only connection the token may update.
+	ConnectionID string
+	// Nonce is unique per token (base64url); spend it to make the token
+	// single-use.
+	Nonce string
+	// Expires is when the token stops being valid.
+	Expires time.Time
+}
+
+// Signer issues and verifies tokens. It is safe for concurrent use.
+type Signer struct {
+	key []byte
+	ttl time.Duration
+	clk clock.Clock
+}
+
+// NewSigner returns a signer with key (at least MinKeyLen bytes; derive it
+// with DeriveKey), issuing tokens valid for ttl (DefaultTTL when 0) by clk
+// (the real clock when nil).
+func NewSigner(key []byte, ttl time.Duration, clk clock.Clock) (*Signer, error) {
+	if len(key) < MinKeyLen {
+		return nil, fmt.Errorf("link: the signing key has %d bytes, want at least %d: derive it with link.DeriveKey", len(key), MinKeyLen)
+	}
+	switch {
+	case ttl < 0:
+		return nil, fmt.Errorf("link: the token lifetime %s is negative: give a positive duration (or 0 for %s)", ttl, DefaultTTL)
+	case ttl == 0:
+		ttl = DefaultTTL
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &Signer{key: append([]byte(nil), key...), ttl: ttl, clk: clk}, nil
+}
+
+// TTL is how long the tokens this signer issues stay valid.
+func (s *Signer) TTL() time.Duration { return s.ttl }
+
+// Sign issues a token for connectionID and tells when it expires.
+func (s *Signer) Sign(connectionID string) (string, time.Time, error) {
+	if connectionID == "" || len(connectionID) > MaxConnectionIDLen || !utf8.ValidString(connectionID) {
+		return "", time.Time{}, fmt.Errorf("link: sign: the connection ID must be 1 to %d bytes of UTF-8", MaxConnectionIDLen)
+	}
+	exp := s.clk.Now().Add(s.ttl).UnixMilli()
+	p := make([]byte, headLen, headLen+len(connectionID))
+	p[0] = version
+	binary.BigEndian.PutUint64(p[1:9], uint64(exp))
+	_, _ = rand.Read(p[9:headLen]) // crypto/rand.Read never fails (it crashes the program instead)
+	p = append(p, connectionID...)
+	return b64.EncodeToString(p) + "." + b64.EncodeToString(s.mac(p)), time.UnixMilli(exp).UTC(), nil
+}
+
+func (s *Signer) mac(p []byte) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write(p)
+	return m.Sum(nil)
+}
+
+// Verify checks a token. It returns an error wrapping ErrTampered for
+// anything not issued by this signer's key exactly as issued, and one
+// wrapping ErrExpired (with the claims filled in) for a genuine token past
+// its expiry.
+func (s *Signer) Verify(token string) (Claims, error) {
+	if len(token) > MaxTokenLen {
+		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrTampered, MaxTokenLen)
+	}
+	// The decoder skips CR and LF; allowing only the alphabet keeps one
+	// encoding per token, so no modified string verifies.
+	for i := 0; i < len(token); i++ {
+		if !tokenByte(token[i]) {
+			return Claims{}, fmt.Errorf("%w: unexpected character at byte %d", ErrTampered, i)
+		}
+	}
+	enc, encMAC, ok := strings.Cut(token, ".")
+	if !ok {
+		return Claims{}, fmt.Errorf("%w: not of the form payload.signature", ErrTampered)
+	}
+	p, err := b64.DecodeString(enc)
+	if err != nil || len(p) <= headLen || len(p) > headLen+MaxConnectionIDLen {
+		return Claims{}, fmt.Errorf("%w: malformed payload", ErrTampered)
+	}
+	got, err := b64.DecodeString(encMAC)
+	if err != nil || len(got) != macLen {
+		return Claims{}, fmt.Errorf("%w: malformed signature", ErrTampered)
+	}
+	if !hmac.Equal(got, s.mac(p)) {
+		return Claims{}, fmt.Errorf("%w: signature mismatch", ErrTampered)
+	}
+	if p[0] != version {
+		return Claims{}, fmt.Errorf("%w: unknown version %d", ErrTampered, p[0])
+	}
+	c := Claims{
+		ConnectionID: string(p[headLen:]),
+		Nonce:        b64.EncodeToString(p[9:headLen]),
+		Expires:      time.UnixMilli(int64(binary.BigEndian.Uint64(p[1:9]))).UTC(),
+	}
+	if !s.clk.Now().Before(c.Expires) {
+		return c, fmt.Errorf("%w (at %s)", ErrExpired, c.Expires.Format(time.RFC3339))
+	}
+	return c, nil
+}
+
+// tokenByte reports the bytes a token is made of: the base64url alphabet and
+// the separator.
+func tokenByte(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+}

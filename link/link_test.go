@@ -1,0 +1,258 @@
+package link_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/link"
+)
+
+var (
+	t0     = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	master = bytes.Repeat([]byte{7}, 32)
+)
+
+const connA = "cn_0123456789abcdef"
+
+func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
+	tb.Helper()
+	s, err := link.NewSigner(link.DeriveKey(master), time.Hour, clk)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func sign(tb testing.TB, s *link.Signer, id string) string {
+	tb.Helper()
+	tok, _, err := s.Sign(id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
+}
+
+func TestDeriveKey(t *testing.T) {
+	k := link.DeriveKey(master)
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte("checkd link v1"))
+	if !bytes.Equal(k, m.Sum(nil)) || len(k) != 32 {
+		t.Fatalf("DeriveKey = %x", k)
+	}
+	if bytes.Equal(k, master) || bytes.Equal(k, link.DeriveKey(bytes.Repeat([]byte{8}, 32))) {
+		t.Fatal("the derived key must differ from the master and between masters")
+	}
+}
+
+func TestNewSigner(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+		ttl  time.Duration
+		want string // error text, "" for success
+		ttlW time.Duration
+	}{
+		{"derived key", link.DeriveKey(master), time.Minute, "", time.Minute},
+		{"zero ttl is the default", link.DeriveKey(master), 0, "", link.DefaultTTL},
+		{"short key", make([]byte, 31), time.Minute, "at least 32", 0},
+		{"no key", nil, time.Minute, "DeriveKey", 0},
+		{"negative ttl", link.DeriveKey(master), -time.Second, "negative", 0},
+	} {
+		s, err := link.NewSigner(tc.key, tc.ttl, nil)
+		switch {
+		case tc.want == "" && (err != nil || s.TTL() != tc.ttlW):
+			t.Errorf("%s: NewSigner = %v, %v", tc.name, s, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err %v, want one mentioning %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestSignVerify(t *testing.T) {
+	clk := clock.NewFake(t0)
+	s := newSigner(t, clk)
+	tok, exp, err := s.Sign(connA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(t0.Add(time.Hour)) {
+		t.Errorf("expires %v, want %v", exp, t0.Add(time.Hour))
+	}
+	if strings.Contains(tok, connA) || strings.ContainsAny(tok, "+/=") {
+		t.Errorf("token %q: the ID must not be readable and the encoding must be URL-safe and unpadded", tok)
+	}
+	c, err := s.Verify(tok)
+	if err != nil || c.ConnectionID != connA || !c.Expires.Equal(exp) || len(c.Nonce) != 22 {
+		t.Fatalf("Verify = %+v, %v", c, err)
+	}
+	tok2 := sign(t, s, connA)
+	c2, _ := s.Verify(tok2)
+	if tok2 == tok || c2.Nonce == c.Nonce {
+		t.Error("two tokens of one connection must differ in their nonce")
+	}
+
+	for _, tc := range []struct {
+		name    string
+		advance time.Duration
+		want    error
+	}{
+		{"just before expiry", time.Hour - time.Millisecond, nil},
+		{"at expiry", time.Millisecond, link.ErrExpired},
+		{"long after", 24 * time.Hour, link.ErrExpired},
+	} {
+		clk.Advance(tc.advance)
+		c, err := s.Verify(tok)
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
+		}
+		if c.ConnectionID != connA {
+			t.Errorf("%s: claims %+v: a genuine token reports its claims even when expired", tc.name, c)
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		id   string
+	}{{"empty", ""}, {"too long", strings.Repeat("x", link.MaxConnectionIDLen+1)}, {"not UTF-8", "cn_\xff"}} {
+		if _, _, err := s.Sign(tc.id); err == nil {
+			t.Errorf("Sign(%s) succeeded", tc.name)
+		}
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	clk := clock.NewFake(t0)
+	s := newSigner(t, clk)
+	tok := sign(t, s, connA)
+	payload, mac, _ := strings.Cut(tok, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(payload)
+
+	other, err := link.NewSigner(link.DeriveKey([]byte("another master key, 32 bytes long")), time.Hour, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forB := bytes.Clone(raw)
+	forB = append(forB[:len(forB)-len(connA)], "cn_fedcba9876543210"...)
+	later := bytes.Clone(raw)
+	later[1]++ // a later expiry
+	v2 := bytes.Clone(raw)
+	v2[0] = 2
+	enc := base64.RawURLEncoding.EncodeToString
+	flip := []byte(tok)
+	flip[len(flip)-1] ^= 1
+
+	for _, tc := range []struct{ name, token string }{
+		{"empty", ""},
+		{"no separator", payload + mac},
+		{"two separators", tok + ".x"},
+		{"other key", sign(t, other, connA)},
+		{"payload for another connection", enc(forB) + "." + mac},
+		{"extended expiry", enc(later) + "." + mac},
+		{"unknown version", enc(v2) + "." + mac},
+		{"signature swapped", payload + "." + strings.Split(sign(t, s, connA), ".")[1]},
+		{"flipped bit", string(flip)},
+		{"truncated signature", tok[:len(tok)-2]},
+		{"padded", tok + "="},
+		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(tok) + "+"},
+		{"newline inserted", tok[:5] + "\n" + tok[5:]},
+		{"carriage return", tok[:5] + "\r" + tok[5:]},
+		{"space", " " + tok},
+		{"short payload", enc(raw[:20]) + "." + mac},
+		{"too long", tok + strings.Repeat("A", link.MaxTokenLen)},
+	} {
+		if c, err := s.Verify(tc.token); !errors.Is(err, link.ErrTampered) {
+			t.Errorf("%s: Verify = %+v, %v; want ErrTampered", tc.name, c, err)
+		}
+	}
+	if _, err := s.Verify(tok); err != nil {
+		t.Fatalf("the original still verifies: %v", err)
+	}
+}
+
+// FuzzVerify feeds arbitrary strings: Verify never panics, and whatever it
+// accepts is, checked independently, a canonical encoding of a payload and
+// its HMAC under the key (so only issued tokens, since the fuzzer cannot
+// forge the HMAC). Fuzz workers re-run the setup with fresh nonces, hence
+// this oracle rather than a list of issued tokens.
+func FuzzVerify(f *testing.F) {
+	s := newSigner(f, clock.NewFake(t0))
+	for _, id := range []string{connA, "x", strings.Repeat("y", link.MaxConnectionIDLen)} {
+		tok := sign(f, s, id)
+		f.Add(tok)
+		f.Add(tok[:len(tok)-1])
+		f.Add(strings.ToUpper(tok))
+	}
+	for _, seed := range []string{"", ".", "..", "a.b", "AAAA.AAAA", strings.Repeat("A", 600)} {
+		f.Add(seed)
+	}
+	key := link.DeriveKey(master)
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := s.Verify(token)
+		if err != nil {
+			if !errors.Is(err, link.ErrTampered) && !errors.Is(err, link.ErrExpired) {
+				t.Fatalf("error %v wraps neither sentinel", err)
+			}
+			if len(token) > 16 && strings.Contains(err.Error(), token) {
+				t.Fatalf("the error repeats the token: %v", err)
+			}
+			return
+		}
+		enc, encMAC, _ := strings.Cut(token, ".")
+		p, err1 := base64.RawURLEncoding.DecodeString(enc)
+		got, err2 := base64.RawURLEncoding.DecodeString(encMAC)
+		m := hmac.New(sha256.New, key)
+		m.Write(p)
+		want := m.Sum(nil)
+		if err1 != nil || err2 != nil || !hmac.Equal(got, want) ||
+			base64.RawURLEncoding.EncodeToString(p)+"."+base64.RawURLEncoding.EncodeToString(want) != token ||
+			!strings.HasSuffix(string(p), c.ConnectionID) {
+			t.Fatalf("accepted %q (%+v), which is not a canonical signed token", token, c)
+		}
+	})
+}
+
+// FuzzVerifyModified edits a genuine token (replace, insert or delete one
+// byte at a position, or truncate): any result other than the token itself
+// is refused.
+func FuzzVerifyModified(f *testing.F) {
+	s := newSigner(f, clock.NewFake(t0))
+	tok := sign(f, s, connA)
+	for i := range len(tok) {
+		f.Add(uint16(i), byte('A'), uint8(i%4))
+	}
+	f.Add(uint16(3), byte('\n'), uint8(1))
+	f.Add(uint16(len(tok)-1), byte(tok[len(tok)-1]^1), uint8(0))
+	f.Fuzz(func(t *testing.T, pos uint16, b byte, op uint8) {
+		i := int(pos) % (len(tok) + 1)
+		var mod string
+		switch op % 4 {
+		case 0: // replace
+			if i == len(tok) {
+				i--
+			}
+			mod = tok[:i] + string([]byte{b}) + tok[i+1:]
+		case 1: // insert
+			mod = tok[:i] + string([]byte{b}) + tok[i:]
+		case 2: // delete
+			if i == len(tok) {
+				i--
+			}
+			mod = tok[:i] + tok[i+1:]
+		default: // truncate
+			mod = tok[:i]
+		}
+		if mod == tok {
+			return
+		}
+		if c, err := s.Verify(mod); !errors.Is(err, link.ErrTampered) {
+			t.Fatalf("modified token %q (op %d at %d): %+v, %v; want ErrTampered", mod, op%4, i, c, err)
+		}
+	})
+}
