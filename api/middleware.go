@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 )
@@ -116,9 +117,28 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 // requireKey answers 401 unless X-API-Key equals one of the keys. Every key
 // is compared, in constant time, so timing tells nothing about which one
 // nearly matched.
-func (s *Server) requireKey(next http.Handler) http.Handler {
+func (s *Server) requireKey(next http.Handler) http.Handler { return keyCheck(s.keys, next) }
+
+// RequireKey wraps h so it answers only requests carrying one of keys, in
+// the X-API-Key header or as "Authorization: Bearer <key>" (what Prometheus
+// sends natively), compared in constant time. The daemon uses it for the
+// metrics listener of processes without the api role.
+func RequireKey(keys []string, h http.Handler) http.Handler {
+	sums := make([][sha256.Size]byte, len(keys))
+	for i, k := range keys {
+		sums[i] = sha256.Sum256([]byte(k))
+	}
+	return keyCheck(sums, h)
+}
+
+func keyCheck(keys [][sha256.Size]byte, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get(HeaderAPIKey)
+		if key == "" {
+			if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+				key = strings.TrimSpace(v)
+			}
+		}
 		if key == "" {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
 				"missing X-API-Key header: send one of the configured API keys in it")
@@ -126,8 +146,8 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 		}
 		sum := sha256.Sum256([]byte(key))
 		match := 0
-		for i := range s.keys {
-			match |= subtle.ConstantTimeCompare(sum[:], s.keys[i][:])
+		for i := range keys {
+			match |= subtle.ConstantTimeCompare(sum[:], keys[i][:])
 		}
 		if match != 1 {
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized,

@@ -14,11 +14,16 @@
 //  5. The scheduler, if the role is on, enqueueing through an asynq client
 //     sharing the Redis connection.
 //  6. The API, if the role is on. It needs an API key; the embedded demo
-//     without one generates a key and prints it once.
-//  7. Demo data, if enabled and the store has no company yet.
+//     without one generates a key and prints it once. Beside the REST API it
+//     serves /metrics (key required), /readyz, and the asynqmon dashboard at
+//     /monitoring/ (basic auth, read-only unless configured otherwise).
+//  7. The ops listener, if metricsAddr is set: /metrics, /healthz and
+//     /readyz for processes without the api role (worker-only machines).
+//  8. Demo data, if enabled and the store has no company yet.
 //
-// Stop runs in reverse: the API (no new requests), the scheduler (no new
-// tasks), the worker (in-flight checks drain or are requeued), then Redis.
+// Stop runs in reverse: the ops listener and the API (no new requests), the
+// scheduler (no new tasks), the worker (in-flight checks drain or are
+// requeued), then Redis.
 // A failed Start stops what it had started.
 package daemon
 
@@ -29,8 +34,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -43,7 +51,10 @@ import (
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/clock"
 	"github.com/checkd/checkd/configs"
+	"github.com/checkd/checkd/dashboard"
 	"github.com/checkd/checkd/demo"
+	"github.com/checkd/checkd/link"
+	"github.com/checkd/checkd/metrics"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -83,6 +94,13 @@ type Daemon struct {
 	wk      *worker.Worker
 	sch     *scheduler.Scheduler
 	srv     *api.Server
+	ops     *http.Server
+	opsAddr string
+	enq     *asynq.Client
+	insp    *asynq.Inspector
+	met     *metrics.Metrics
+	encKey  []byte
+	ready   atomic.Bool // readyz reads it without d.mu, which Stop holds while draining requests
 	genKey  bool
 	seeded  demo.Summary
 	apiKeys []string
@@ -149,6 +167,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.encKey = key
 	cipher, err := store.NewCipher(key)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -159,6 +178,12 @@ func (d *Daemon) start(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 
+	// One asynq client and inspector share d.rdb (asynq refuses to close a
+	// shared client, so they are dropped, not closed, on stop).
+	d.enq = asynq.NewClientFromRedisClient(d.rdb)
+	d.insp = asynq.NewInspectorFromRedisClient(d.rdb)
+	d.met = metrics.New(d.st, d.insp, d.opts.Clock)
+
 	d.reg = checks.NewRegistry()
 	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -168,7 +193,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
 			Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
 			CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-			Clock: d.opts.Clock, Logger: d.log.WithField("component", "worker"),
+			Clock: d.opts.Clock, Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
 		})
 		if err != nil {
 			return fmt.Errorf("daemon: %w", err)
@@ -184,13 +209,11 @@ func (d *Daemon) start(ctx context.Context) error {
 		if maxRetry == 0 {
 			maxRetry = -1 // the scheduler reads 0 as "default"; the config means none
 		}
-		// The client shares d.rdb (asynq refuses to close a shared client,
-		// so it is dropped, not closed, on stop; Redis closes last).
-		sch, err := scheduler.New(d.st, asynq.NewClientFromRedisClient(d.rdb), scheduler.Config{
+		sch, err := scheduler.New(d.st, d.enq, scheduler.Config{
 			Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
 			Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
 			TaskTimeout: cfg.Scheduler.TaskTimeout, MaxRetry: maxRetry,
-			Clock: d.opts.Clock, Logger: d.log,
+			Clock: d.opts.Clock, Logger: d.log, OnTick: d.met.ObserveTick,
 		})
 		if err != nil {
 			return fmt.Errorf("daemon: %w", err)
@@ -203,6 +226,12 @@ func (d *Daemon) start(ctx context.Context) error {
 
 	if cfg.Has(configs.RoleAPI) {
 		if err := d.startAPI(ctx); err != nil {
+			return err
+		}
+	}
+
+	if cfg.MetricsAddr != "" {
+		if err := d.startOps(ctx); err != nil {
 			return err
 		}
 	}
@@ -221,6 +250,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 	}
 
+	d.ready.Store(true)
 	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
 		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
 	return nil
@@ -284,11 +314,27 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		}
 		d.apiKeys, d.genKey = []string{hex.EncodeToString(b[:])}, true
 	}
-	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
-		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock})
+	signer, err := link.NewSigner(link.DeriveKey(d.encKey), d.cfg.LinkTTL, d.opts.Clock)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
+	maxRetry := max(d.cfg.Scheduler.MaxRetry, 0)
+	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
+		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
+		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
+		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(maxRetry)}})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	readOnly := !d.cfg.Dashboard.Writable
+	dash, err := dashboard.New(d.rdb, dashboard.Options{User: d.cfg.Dashboard.User, Password: d.cfg.Dashboard.Password,
+		APIKeys: d.apiKeys, ReadOnly: &readOnly})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	srv.Mount(dashboard.DefaultRootPath+"/", dash, false) // it does its own (browser-friendly) auth
+	srv.Mount("GET /metrics", d.met.Handler(), true)
+	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
 	if err := srv.Start(ctx); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -324,6 +370,12 @@ func (d *Daemon) Stop(ctx context.Context) error {
 // stop stops whatever was started; each part's Stop is safe to repeat.
 func (d *Daemon) stop(ctx context.Context) error {
 	var errs []error
+	d.ready.Store(false)
+	if d.ops != nil {
+		if err := d.ops.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop ops listener: %w", err))
+		}
+	}
 	if d.srv != nil {
 		if err := d.srv.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop api: %w", err))
@@ -390,4 +442,65 @@ func (d *Daemon) Demo() demo.Summary {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.seeded
+}
+
+// readyz answers 200 when the process is started and Redis answers, 503
+// otherwise: what a load balancer or orchestrator should route by.
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	rdb := d.rdb // set before any listener starts, closed only after they stop
+	w.Header().Set("Content-Type", "application/json")
+	if !d.ready.Load() || rdb == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"status":"starting or stopping"}`)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"status":"redis unreachable"}`)
+		d.log.WithError(err).Warn("readyz: redis unreachable")
+		return
+	}
+	fmt.Fprintf(w, `{"status":"ready","roles":%q}`, d.cfg.Roles)
+}
+
+// startOps serves /metrics, /healthz and /readyz on metricsAddr: how a
+// process without the api role is scraped and probed. /metrics needs an API
+// key when keys are configured.
+func (d *Daemon) startOps(ctx context.Context) error {
+	mux := http.NewServeMux()
+	var m http.Handler = d.met.Handler()
+	if len(d.apiKeys) > 0 {
+		m = api.RequireKey(d.apiKeys, m)
+	} else {
+		d.log.Warn("no API keys configured: /metrics on " + d.cfg.MetricsAddr + " is open; bind it to a private address")
+	}
+	mux.Handle("GET /metrics", m)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", d.readyz)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", d.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("daemon: listen on metricsAddr %s: %w (pick another with %s)", d.cfg.MetricsAddr, err, configs.EnvMetricsAddr)
+	}
+	d.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.opsAddr = ln.Addr().String()
+	go func() {
+		if err := d.ops.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.WithError(err).Error("ops listener failed")
+		}
+	}()
+	d.log.WithField("addr", d.opsAddr).Info("serving /metrics, /healthz and /readyz")
+	return nil
+}
+
+// OpsAddr is the bound address of the ops listener ("" without one).
+func (d *Daemon) OpsAddr() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opsAddr
 }

@@ -1,0 +1,174 @@
+package daemon_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/checkd/checkd/configs"
+	"github.com/checkd/checkd/daemon"
+)
+
+// TestOperatorSurface checks what the daemon mounts beside the REST API:
+// metrics behind the key, readiness, the dashboard behind basic auth, and
+// the ops listener a worker-only process is scraped on.
+func TestOperatorSurface(t *testing.T) {
+	t.Parallel()
+	c := baseConfig()
+	c.APIKeys = []string{testAPIKey}
+	c.MetricsAddr = "127.0.0.1:0"
+	c.Dashboard.Password = "dashboard-password-123"
+	d, err := daemon.New(c, quietLogger(t), daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(stopCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(stopCtx(t)) })
+	base := "http://" + d.API().Addr()
+	ops := "http://" + d.OpsAddr()
+
+	get := func(url string, hdr map[string]string, user, pass string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		client := &http.Client{Timeout: 10 * time.Second}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	key := map[string]string{"X-API-Key": testAPIKey}
+	bearer := map[string]string{"Authorization": "Bearer " + testAPIKey}
+
+	cases := []struct {
+		name       string
+		url        string
+		hdr        map[string]string
+		user, pass string
+		want       int
+		contains   string
+	}{
+		{"metrics need a key", base + "/metrics", nil, "", "", http.StatusUnauthorized, "X-API-Key"},
+		{"metrics with the key", base + "/metrics", key, "", "", http.StatusOK, "checkd_connections"},
+		{"metrics with a bearer key", base + "/metrics", bearer, "", "", http.StatusOK, "checkd_due_backlog"},
+		{"readyz", base + "/readyz", nil, "", "", http.StatusOK, `"ready"`},
+		{"dashboard needs credentials", base + "/monitoring/", nil, "", "", http.StatusUnauthorized, ""},
+		{"dashboard wrong password", base + "/monitoring/", nil, "admin", "nope", http.StatusUnauthorized, ""},
+		{"dashboard with the api key", base + "/monitoring/", nil, "admin", testAPIKey, http.StatusOK, "<html"},
+		{"dashboard with its password", base + "/monitoring/api/queues", nil, "admin", "dashboard-password-123", http.StatusOK, "queues"},
+		{"ops healthz", ops + "/healthz", nil, "", "", http.StatusOK, "ok"},
+		{"ops readyz", ops + "/readyz", nil, "", "", http.StatusOK, "ready"},
+		{"ops metrics need a key", ops + "/metrics", nil, "", "", http.StatusUnauthorized, ""},
+		{"ops metrics", ops + "/metrics", bearer, "", "", http.StatusOK, "checkd_connections"},
+	}
+	for _, tc := range cases {
+		code, body := get(tc.url, tc.hdr, tc.user, tc.pass)
+		if code != tc.want || !strings.Contains(strings.ToLower(body), strings.ToLower(tc.contains)) {
+			t.Errorf("%s: %d %.200q, want %d containing %q", tc.name, code, body, tc.want, tc.contains)
+		}
+	}
+
+	// A refresh goes through the wired enqueuer; the queue then shows in
+	// asynq's metrics.
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("X-API-Key", testAPIKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post("/v1/company", `{"name":"Ops Co"}`)
+	coID := between(body, `"id":"`, `"`)
+	if code != http.StatusCreated || coID == "" {
+		t.Fatalf("create company: %d %s", code, body)
+	}
+	code, body = post("/v1/connection/company/"+coID, `{"datasource":"sandbox","credentials":{"username":"user_good","password":"pw"}}`)
+	cnID := between(body, `"id":"`, `"`)
+	if code != http.StatusCreated || cnID == "" {
+		t.Fatalf("create connection: %d %s", code, body)
+	}
+	if code, body = post("/v1/connection/"+cnID+"/refresh", ""); code != http.StatusAccepted || !strings.Contains(body, `"enqueued":true`) {
+		t.Fatalf("refresh: %d %s", code, body)
+	}
+	if code, body = get(base+"/metrics", key, "", ""); !strings.Contains(body, `asynq_tasks_enqueued_total{queue="critical"`) && !strings.Contains(body, `queue="critical"`) {
+		t.Errorf("asynq metrics do not show the critical queue: %d %.300s", code, body)
+	}
+	if code, body = get(base+"/v1/link-check-not-a-route", key, "", ""); code != http.StatusNotFound {
+		t.Errorf("unknown route: %d", code)
+	}
+
+	// The dashboard is read-only by default.
+	req, _ := http.NewRequest(http.MethodPost, base+"/monitoring/api/queues/default:pause", nil)
+	req.SetBasicAuth("admin", testAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Errorf("read-only dashboard accepted a pause: %d", resp.StatusCode)
+	}
+
+	if err := d.Stop(stopCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&http.Client{Timeout: time.Second}).Get(ops + "/healthz"); err == nil {
+		t.Error("ops listener still serving after Stop")
+	}
+}
+
+// A worker-only process has no API but still answers probes and scrapes.
+func TestWorkerOnlyOps(t *testing.T) {
+	t.Parallel()
+	c := baseConfig()
+	c.Roles = []string{configs.RoleWorker}
+	c.MetricsAddr = "127.0.0.1:0"
+	d, err := daemon.New(c, quietLogger(t), daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(stopCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop(stopCtx(t))
+	if d.API() != nil || d.Scheduler() != nil || d.Worker() == nil {
+		t.Fatal("roles not honoured")
+	}
+	resp, err := http.Get("http://" + d.OpsAddr() + "/metrics") // no keys configured: open
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "checkd_connections") {
+		t.Fatalf("worker-only metrics: %d %.200s", resp.StatusCode, b)
+	}
+}
+
+// between returns the text of s between the first from and the next to.
+func between(s, from, to string) string {
+	_, rest, ok := strings.Cut(s, from)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, to)
+	return v
+}
