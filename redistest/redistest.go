@@ -142,3 +142,11 @@ func start() (*Server, error) {
 	}
 	return &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}, nil
 }
+
+// Main runs a package's tests and then stops the server Start may have
+// started: call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -21,11 +20,7 @@ import (
 	"github.com/checkd/checkd/tasks"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	redistest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { redistest.Main(m) }
 
 // t0 is the simulated start of every test: a Monday.
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)

@@ -170,7 +170,8 @@ func benchRecord(b *testing.B) (*connRec, string) {
 
 // BenchmarkApplyCheck is the pure part of RecordCheck: decode the stored
 // record, apply the status rules, build history and event, and encode the
-// write's arguments (everything but the Redis round trip).
+// write's arguments (everything but the Redis round trip). It mirrors the
+// mutation RecordCheck builds.
 func BenchmarkApplyCheck(b *testing.B) {
 	rec, raw := benchRecord(b)
 	good, down := benchResults()
@@ -196,7 +197,7 @@ func BenchmarkApplyCheck(b *testing.B) {
 				if oc != Applied {
 					b.Fatalf("outcome %s", oc)
 				}
-				m := &mutation{rec: r, oldRaw: raw, oldStatus: oldStatus, due: dueAddNX,
+				m := &mutation{rec: r, oldRaw: raw, oldStatus: oldStatus, due: dueAfter, dueSince: at,
 					dueAt: ms(checks.NextSlot(r.ID, fromMS(at), s.cfg.Interval)), clearQueued: true,
 					history: historyOf(trs, at, CauseCheck, ap.attempt), event: newEvent(r, EventConnectionUpdated, CauseCheck, at, trs)}
 				if _, _, err := s.commitArgs(m); err != nil {
