@@ -262,20 +262,11 @@ func (s *Server) confirmAccounts(w http.ResponseWriter, r *http.Request, id stri
 // nothing), checking everything the store checks so that the link route
 // can spend its token only on a body the store will take.
 func credentialProblem(c *checks.Credentials) string {
-	switch {
-	case c == nil:
+	if c == nil {
 		return `credentials is required: send {"credentials": {"username": "...", "password": "..."}}`
-	case strings.TrimSpace(c.Username) == "":
-		return "credentials.username is required"
-	case len(c.Username) > store.MaxCredentialLen, len(c.Password) > store.MaxCredentialLen:
-		return fmt.Sprintf("credentials.username and credentials.password are at most %d bytes each", store.MaxCredentialLen)
-	case len(c.Extra) > 16:
-		return "credentials.extra has at most 16 entries"
 	}
-	for k, v := range c.Extra {
-		if len(k) > store.MaxCredentialLen || len(v) > store.MaxCredentialLen {
-			return fmt.Sprintf("credentials.extra keys and values are at most %d bytes each", store.MaxCredentialLen)
-		}
+	if err := store.ValidateCredentials(*c); err != nil {
+		return strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")
 	}
 	return ""
 }

@@ -177,7 +177,7 @@ func (s *Store) withNext(ctx context.Context, ch Change) (Change, error) {
 // in flight with the old ones are voided. A credential-blocked connection
 // becomes PENDING and, when checkable, CheckNow asks for a check at once.
 func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Credentials) (Change, error) {
-	if err := (NewConnection{Datasource: "-", Credentials: c}).validate(); err != nil {
+	if err := ValidateCredentials(c); err != nil {
 		return Change{}, err
 	}
 	if !ValidID(ConnectionIDPrefix, id) {

@@ -25,20 +25,45 @@ type NewConnection struct {
 // MaxCredentialLen bounds a credential field.
 const MaxCredentialLen = 1024
 
+// MaxCredentialExtra bounds the extra credential fields.
+const MaxCredentialExtra = 16
+
+func credentialProblems(c checks.Credentials) []string {
+	var problems []string
+	if strings.TrimSpace(c.Username) == "" {
+		problems = append(problems, "credentials.username is required")
+	}
+	if len(c.Username) > MaxCredentialLen || len(c.Password) > MaxCredentialLen {
+		problems = append(problems, fmt.Sprintf("credentials.username and credentials.password are at most %d bytes each", MaxCredentialLen))
+	}
+	if len(c.Extra) > MaxCredentialExtra {
+		problems = append(problems, fmt.Sprintf("credentials.extra has at most %d entries", MaxCredentialExtra))
+	}
+	for k, v := range c.Extra {
+		if len(k) > MaxCredentialLen || len(v) > MaxCredentialLen {
+			problems = append(problems, fmt.Sprintf("credentials.extra keys and values are at most %d bytes each", MaxCredentialLen))
+			break
+		}
+	}
+	return problems
+}
+
+// ValidateCredentials reports what the store would refuse in c (an error
+// wrapping ErrInvalid), so a caller can check before spending something,
+// such as a single-use link.
+func ValidateCredentials(c checks.Credentials) error {
+	if p := credentialProblems(c); len(p) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+	}
+	return nil
+}
+
 func (in NewConnection) validate() error {
 	var problems []string
 	if in.Datasource == "" {
 		problems = append(problems, "datasource is required")
 	}
-	if in.Credentials.Username == "" {
-		problems = append(problems, "credentials.username is required")
-	}
-	if len(in.Credentials.Username) > MaxCredentialLen || len(in.Credentials.Password) > MaxCredentialLen {
-		problems = append(problems, fmt.Sprintf("credentials are at most %d bytes each", MaxCredentialLen))
-	}
-	if len(in.Credentials.Extra) > 16 {
-		problems = append(problems, "credentials.extra has at most 16 entries")
-	}
+	problems = append(problems, credentialProblems(in.Credentials)...)
 	if len(in.Name) > MaxNameLen {
 		problems = append(problems, fmt.Sprintf("name is at most %d bytes", MaxNameLen))
 	}
