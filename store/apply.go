@@ -106,7 +106,7 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 		switch {
 		case !ok:
 			trs = setAccount(a, checks.AcctAccountNotFound, "the account was not listed on the provider's website at the last check", t, trs)
-		case got.Status != "" && checks.Pullable(checks.AccountStatus(a.Status), checks.TrackingStatus(a.Tracking)):
+		case got.Status != "" && checks.Pullable(checks.AccountStatus(a.Status), a.tracking()):
 			d := got.Detail
 			if got.Status == checks.AcctPullCompleted {
 				d = ""
@@ -121,8 +121,8 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 		if _, isNew := seen[got.Number]; !isNew {
 			continue
 		}
-		a := acctRec{ID: in.newID(), Number: got.Number, Name: got.Name, Tracking: string(checks.TrackingUnset),
-			Status: string(checks.AcctDetected), FirstSeen: t, LastUpdate: t, CreatedAt: t}
+		a := acctRec{ID: in.newID(), Number: got.Number, Name: got.Name,
+			Status: string(checks.AcctDetected), FirstSeen: t, LastUpdate: t}
 		if in.autoTrack {
 			a.Tracking, a.Status = string(checks.TrackingEnabled), string(checks.AcctOnboarded)
 		}
@@ -138,7 +138,7 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 // again); a pulled account keeps its last pull outcome.
 func notPulled(a *acctRec) checks.AccountStatus {
 	cur := checks.AccountStatus(a.Status)
-	if checks.TrackingStatus(a.Tracking) != checks.TrackingEnabled {
+	if a.tracking() != checks.TrackingEnabled {
 		return checks.AcctDetected
 	}
 	switch cur {
@@ -162,6 +162,9 @@ func (r *connRec) move(to, detail string, t int64, trs []transition) []transitio
 // if any.
 func (a *acctRec) move(to, detail string, t int64, trs []transition) []transition {
 	from := a.Status
+	if from != to && a.CreatedAt == 0 {
+		a.CreatedAt = a.FirstSeen // FirstSeen is about to move: keep the creation time
+	}
 	if setStatus(&a.Status, &a.FirstSeen, &a.LastUpdate, &a.Detail, to, detail, t) {
 		trs = append(trs, transition{acct: a.ID, from: from, to: to, detail: detail})
 	}

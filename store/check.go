@@ -69,7 +69,7 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 		Accounts: make([]checks.Account, len(r.Accounts))}
 	for i, a := range r.Accounts {
 		t.Request.Accounts[i] = checks.Account{ID: a.ID, Number: a.Number,
-			Pull: checks.Pullable(checks.AccountStatus(a.Status), checks.TrackingStatus(a.Tracking))}
+			Pull: checks.Pullable(checks.AccountStatus(a.Status), a.tracking())}
 	}
 	return t, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		return Recorded{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	ap := checkApply{attempt: shortAttempt(t.Connection.ID, in.Attempt), started: ms(in.StartedAt), finished: ms(in.FinishedAt),
-		gen: t.gen, result: in.Result, autoTrack: s.cfg.AutoTrack, newID: func() string { return newID(AccountIDPrefix) }}
+		gen: t.gen, result: in.Result, autoTrack: s.cfg.AutoTrack, newID: func() string { return newShortID(AccountIDPrefix) }}
 	var out Recorded
 	err := s.updateFrom(ctx, t.Connection.ID, t.raw, t.rec, func(r *connRec) (*mutation, error) {
 		out = Recorded{From: checks.ConnectionStatus(r.Status), To: checks.ConnectionStatus(r.Status)}

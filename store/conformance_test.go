@@ -262,6 +262,15 @@ func runConformance(t *testing.T, b backend) {
 			}
 			f.invariants()
 		}
+		for i, a := range f.get(c.ID).Accounts {
+			want := t0.Add(time.Hour) // A and B appeared at the first check, C at hour 7
+			if i == 2 {
+				want = t0.Add(7 * time.Hour)
+			}
+			if !a.CreatedAt.Equal(want) || a.TrackingStatus != checks.TrackingUnset {
+				t.Fatalf("account %d: createdAt %v tracking %q, want %v UNSET (kept across status changes)", i, a.CreatedAt, a.TrackingStatus, want)
+			}
+		}
 		if got := f.get(c.ID); got.ConsecutiveFailures != 1 || got.LastSuccessAt == nil || !got.LastSuccessAt.Equal(t0.Add(7*time.Hour)) {
 			t.Fatalf("bookkeeping: failures=%d lastSuccess=%v", got.ConsecutiveFailures, got.LastSuccessAt)
 		}

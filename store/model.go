@@ -109,12 +109,12 @@ type acctRec struct {
 	ID         string `json:"i"`
 	Number     string `json:"n"`
 	Name       string `json:"nm,omitempty"`
-	Tracking   string `json:"t"`
+	Tracking   string `json:"t,omitempty"` // "" is UNSET`
 	Status     string `json:"s"`
 	FirstSeen  int64  `json:"fs"`
 	LastUpdate int64  `json:"lu"`
 	Detail     string `json:"d,omitempty"`
-	CreatedAt  int64  `json:"ca"`
+	CreatedAt  int64  `json:"ca,omitempty"` // 0: equal to FirstSeen (the first status is set at creation)
 	Prev       string `json:"ps,omitempty"` // status to restore on company reactivation
 }
 
@@ -165,15 +165,33 @@ func (r *connRec) public(nextCheck int64) Connection {
 			ID:                   a.ID,
 			AccountNumber:        a.Number,
 			Name:                 a.Name,
-			TrackingStatus:       checks.TrackingStatus(a.Tracking),
+			TrackingStatus:       a.tracking(),
 			Status:               checks.AccountStatus(a.Status),
 			StatusFirstSeenTime:  fromMS(a.FirstSeen),
 			StatusLastUpdateTime: fromMS(a.LastUpdate),
 			StatusErrorDetail:    a.Detail,
-			CreatedAt:            fromMS(a.CreatedAt),
+			CreatedAt:            fromMS(a.created()),
 		}
 	}
 	return c
+}
+
+// tracking is the account's tracking decision; stored records leave UNSET
+// out to stay small.
+func (a *acctRec) tracking() checks.TrackingStatus {
+	if a.Tracking == "" {
+		return checks.TrackingUnset
+	}
+	return checks.TrackingStatus(a.Tracking)
+}
+
+// created is the account's creation time: stored only once its first
+// status has been replaced, before that it is FirstSeen.
+func (a *acctRec) created() int64 {
+	if a.CreatedAt == 0 {
+		return a.FirstSeen
+	}
+	return a.CreatedAt
 }
 
 func (h histRec) public(connID string) []HistoryEntry {

@@ -132,6 +132,16 @@ func newID(prefix string) string {
 	return prefix + idEncoding.EncodeToString(b[:])
 }
 
+// newShortID returns prefix + 10 random base32 characters (50 bits): for
+// accounts, which are addressed within their connection.
+func newShortID(prefix string) string {
+	var b [7]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return prefix + idEncoding.EncodeToString(b[:])[:10]
+}
+
 // ValidID reports whether s can be an ID of the given prefix ("co_", "cn_",
 // "ac_"): it keeps user input out of key names.
 func ValidID(prefix, s string) bool {
