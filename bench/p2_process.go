@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/worker"
+)
+
+// drainTimeout bounds how long a side of P2 may take before the measure
+// gives up (it never ends a healthy run).
+const drainTimeout = 15 * time.Minute
+
+// runP2: processing. The same n check tasks are queued twice: once for a
+// raw asynq server with a no-op handler, once for the worker (LoadCheck,
+// sandbox user_good with zero latency, RecordCheck), same concurrency and
+// queues. Time runs from the server's start to the n-th handled task.
+func runP2(ctx context.Context, e *env) (r Result) {
+	r = Result{ID: "P2", Name: "process", Unit: "checks/s", Goal: "ratio ≥ 0.7"}
+	d := e.ds
+	n := min(e.sz.Process, len(d.ids))
+	conc := e.sz.ProcessConcurrency
+	queues := worker.DefaultQueues()
+	base := time.Now().Truncate(time.Hour).Add(24 * time.Hour) // distinct task IDs from the sweep's
+	slotOf := func(i int) time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
+	opts := []asynq.Option{asynq.Queue(tasks.QueueDefault)}
+	if err := flushAsynq(ctx, e.rdb); err != nil {
+		r.Err = err
+		return r
+	}
+
+	// Baseline: raw asynq server, no-op handler.
+	if _, err := enqueueChecks(ctx, e.aq, d.ids[:n], n, slotOf, 16, opts...); err != nil {
+		r.Err = err
+		return r
+	}
+	var handled atomic.Int64
+	all := make(chan struct{})
+	count := func() {
+		if handled.Add(1) == int64(n) {
+			close(all)
+		}
+	}
+	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
+		LogLevel: asynq.WarnLevel})
+	e.logf("P2: raw asynq server, no-op handler, concurrency %d, %d tasks", conc, n)
+	m := startMeter(ctx, e.rdb, e.rt)
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { count(); return nil })); err != nil {
+		r.Err = err
+		return r
+	}
+	if err := waitAll(ctx, all, &handled, n); err != nil {
+		srv.Shutdown()
+		r.Err = fmt.Errorf("raw server: %w", err)
+		return r
+	}
+	m.stop(ctx)
+	raw := m
+	srv.Shutdown()
+	rawRate := float64(n) / raw.Wall.Seconds()
+	e.logf("P2: raw %.0f tasks/s", rawRate)
+	if err := flushAsynq(ctx, e.rdb); err != nil {
+		r.Err = err
+		return r
+	}
+
+	// Measured: the worker.
+	if _, err := enqueueChecks(ctx, e.aq, d.ids[:n], n, slotOf, 16, opts...); err != nil {
+		r.Err = err
+		return r
+	}
+	reg := checks.NewRegistry()
+	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{})); err != nil {
+		r.Err = err
+		return r
+	}
+	var done, applied atomic.Int64
+	all2 := make(chan struct{})
+	w, err := worker.New(e.rdb, e.st, reg, worker.Config{Concurrency: conc, Queues: queues, Logger: e.info,
+		OnCheck: func(ev worker.CheckEvent) {
+			if ev.Outcome == store.Applied {
+				applied.Add(1)
+			}
+			if done.Add(1) == int64(n) {
+				close(all2)
+			}
+		}})
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	e.logf("P2: worker, concurrency %d, %d checks", conc, n)
+	stopProf := e.startProfile("P2")
+	m = startMeter(ctx, e.rdb, e.rt)
+	if err := w.Start(ctx); err != nil {
+		stopProf()
+		r.Err = err
+		return r
+	}
+	err = waitAll(ctx, all2, &done, n)
+	m.stop(ctx)
+	stopProf()
+	_ = w.Stop(ctx)
+	if err != nil {
+		r.Err = fmt.Errorf("worker: %w", err)
+		return r
+	}
+	if int(applied.Load()) != n {
+		r.Err = fmt.Errorf("%d of %d checks applied", applied.Load(), n)
+		return r
+	}
+	if d.checked < n {
+		d.checked = n
+	}
+	rate := float64(n) / m.Wall.Seconds()
+	r.Value, r.Baseline, r.HasBase, r.Ratio, r.HasRatio = rate, rawRate, true, rate/rawRate, true
+	r.Met = verdict(r.Ratio >= 0.7)
+	r.Details = append(r.Details,
+		fmt.Sprintf("%d first checks (PENDING → CONNECTED, 2 accounts discovered) in %s; raw no-op %d tasks in %s; concurrency %d, queues %v",
+			n, m.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), conc, queues),
+		"worker "+m.perItem(n),
+		"raw    "+raw.perItem(n),
+		fmt.Sprintf("by CPU (Go + Redis per check, less sensitive to the machine's load): raw %s, worker %s, ratio %.3f",
+			raw.cpuPerItem(n), m.cpuPerItem(n), m.cpuRatio(raw, n)))
+	if err := flushAsynq(ctx, e.rdb); err != nil {
+		r.Err = err
+	}
+	return r
+}
+
+// waitAll waits for all to close, bounded by drainTimeout.
+func waitAll(ctx context.Context, all <-chan struct{}, done *atomic.Int64, n int) error {
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case <-all:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("only %d of %d handled in %s", done.Load(), n, drainTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
