@@ -187,12 +187,12 @@ func (s *Server) afterChange(r *http.Request, ch store.Change, reason string) Co
 	// scheduler does after enqueueing (only if it is still that slot), or
 	// the next sweep would check the connection a second time.
 	now := s.cfg.Clock.Now()
-	n, err := s.st.AdvanceDue(ctx, []store.DueItem{{ConnectionID: ch.Connection.ID, Slot: slot}}, slot, now)
+	moved, err := s.st.ServeDue(ctx, ch.Connection.ID, slot, now)
 	if err != nil {
 		s.logError(r, err, "api: advance the due slot of an enqueued check")
 		return out
 	}
-	if n == 1 {
+	if moved {
 		next := checks.NextSlot(ch.Connection.ID, now, s.st.Interval()).UTC()
 		out.NextCheckAt = &next
 	}

@@ -10,16 +10,18 @@
 // and run, so the worker re-checks eligibility (store.LoadCheck's Skip) when
 // the task executes.
 //
-// Exactly once across replicas. A claim leases due connections atomically,
-// so concurrent schedulers (goroutines, processes, replicas) never claim the
-// same one; the task ID is deterministic (tasks.CheckTaskID of connection
-// and slot), so a re-enqueue of the same slot is refused by asynq and
-// counted as AlreadyQueued.
+// Exactly once across replicas. A claim atomically moves due connections to
+// their next slot and records the claim as in flight, so concurrent
+// schedulers (goroutines, processes, replicas) never claim the same one; the
+// task ID is deterministic (tasks.CheckTaskID of connection and slot), so a
+// re-enqueue of the same slot is refused by asynq and counted as
+// AlreadyQueued.
 //
-// Nothing lost. A connection is moved to its next slot (store.AdvanceDue)
-// only after its task was accepted. If the enqueue fails, or the process
-// dies in between, the lease simply expires (Config.Lease) and the
-// connection comes due again on a later tick.
+// Nothing lost. The claim is acknowledged (store.AdvanceDue) only for the
+// connections whose task was accepted. If an enqueue fails, or the process
+// dies in between, the claim's lease (Config.Lease) ends and a later tick
+// gets those connections back with their original slot, hence the same task
+// ID: a task that did reach asynq is not enqueued twice.
 //
 // Bounded catch-up. A tick enqueues at most Config.MaxPerTick tasks, so a
 // backlog after downtime drains over several ticks instead of flooding the
@@ -74,9 +76,9 @@ type Config struct {
 	// MaxPerTick bounds the connections one tick claims (catch-up after
 	// downtime). Default 50000.
 	MaxPerTick int
-	// Lease is how long a claimed connection stays hidden from other
-	// schedulers; one whose enqueue failed comes due again after it.
-	// It must exceed a tick's duration. Default 5m.
+	// Lease is how long an unacknowledged claim waits before another tick
+	// takes it over (enqueue failed, or the scheduler died). It must exceed a
+	// tick's duration. Default 5m.
 	Lease time.Duration
 	// EnqueueConcurrency is the number of parallel enqueuers. Default 16.
 	EnqueueConcurrency int
@@ -104,8 +106,8 @@ type TickStats struct {
 	// AlreadyQueued is how many tasks already existed under their
 	// deterministic ID (success: the check is queued once).
 	AlreadyQueued int
-	// Failed is how many enqueues failed; those connections were not
-	// advanced and come due again when their lease ends.
+	// Failed is how many enqueues failed; those claims were not
+	// acknowledged and come back when their lease ends.
 	Failed int
 	// Duration is the wall time the tick took.
 	Duration time.Duration

@@ -15,10 +15,10 @@ import (
 	"github.com/checkd/checkd/tasks"
 )
 
-// advanceTimeout bounds one AdvanceDue call. Advancing runs even when the
-// tick's context is cancelled: a connection whose task was accepted but not
-// advanced would come due again after its lease under a new slot, and be
-// checked twice.
+// advanceTimeout bounds one AdvanceDue call. Acknowledging runs even when
+// the tick's context is cancelled: an unacknowledged claim comes back after
+// its lease and costs a second enqueue attempt (refused by asynq while it
+// holds the task).
 const advanceTimeout = 30 * time.Second
 
 // Tick claims the connections due at now (at most MaxPerTick), enqueues a
@@ -183,10 +183,10 @@ func (s *Scheduler) advance(ctx context.Context, done <-chan *batch, leaseUntil,
 		_, err := s.st.AdvanceDue(actx, buf, leaseUntil, now)
 		cancel()
 		if err != nil {
-			// Their tasks are queued; they come due again after the lease
-			// under a new slot, so they may be checked twice, never lost.
+			// Their tasks are queued; the claim comes back after the lease
+			// with the same slots, so asynq refuses the duplicates.
 			s.log.WithError(err).WithField("connections", len(buf)).
-				Error("could not move enqueued connections to their next slot; they will be checked again after the lease")
+				Error("could not acknowledge enqueued checks; they are offered again after the lease")
 			errs = append(errs, err)
 		}
 	}

@@ -15,90 +15,206 @@ import (
 type DueItem struct {
 	ConnectionID string
 	Slot         time.Time
+	batch        string // the in-flight record it belongs to
 }
 
-// claimScript leases up to ARGV[2] due members (score <= ARGV[1]) by moving
-// them to ARGV[3] with one ZADD per chunk; it returns member, old score
-// pairs. One script, so concurrent schedulers never claim the same member.
+// The sweep, crash-safe with one sorted-set update per connection:
+//
+//   - ClaimDue reads due connections, then atomically moves each (if still
+//     at the score read) straight to its next slot and records the batch in
+//     flight: a hash member → slot, listed in the in-flight index by lease
+//     end. Concurrent schedulers never claim the same connection.
+//   - The caller enqueues each check with a task ID made of the connection
+//     and the slot, then AdvanceDue acknowledges the enqueued ones: they
+//     leave the batch (the batch goes when empty) and are marked queued.
+//   - If the caller dies between claim and acknowledgement, the batch's
+//     lease ends and a later ClaimDue hands it out again with the original
+//     slots: the same task IDs, so asynq refuses duplicates of tasks it
+//     still holds, and a re-run of a finished one is a duplicate attempt
+//     the store ignores. Nothing is lost and nothing is checked twice.
+
+// claimScript moves members still at the score read to their next slot and
+// records them as batch KEYS[3] leased until ARGV[1] in the in-flight index
+// KEYS[2]. ARGV[2..] are member, score read, next slot triples. It returns
+// the claimed members.
 var claimScript = redis.NewScript(`
-local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-local args = {}
-for i = 1, #items, 2 do
-  args[#args + 1] = ARGV[3]
-  args[#args + 1] = items[i]
-  if #args >= 2000 then
-    redis.call('ZADD', KEYS[1], 'XX', unpack(args))
-    args = {}
+local members = {}
+for i = 2, #ARGV, 3 do members[#members + 1] = ARGV[i] end
+if #members == 0 then return {} end
+local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+local moves, fly, out = {}, {}, {}
+for j = 1, #members do
+  local i = 2 + (j - 1) * 3
+  if scores[j] and tonumber(scores[j]) == tonumber(ARGV[i + 1]) then
+    moves[#moves + 1] = ARGV[i + 2]
+    moves[#moves + 1] = members[j]
+    fly[#fly + 1] = members[j]
+    fly[#fly + 1] = ARGV[i + 1]
+    out[#out + 1] = members[j]
   end
 end
-if #args > 0 then redis.call('ZADD', KEYS[1], 'XX', unpack(args)) end
+if #out > 0 then
+  redis.call('ZADD', KEYS[1], unpack(moves))
+  redis.call('HSET', KEYS[3], unpack(fly))
+  redis.call('ZADD', KEYS[2], ARGV[1], KEYS[3])
+end
+return out
+`)
+
+// reclaimScript re-leases an expired in-flight batch (still at ARGV[1]) until
+// ARGV[2] and returns its member, slot pairs; an empty batch is dropped.
+var reclaimScript = redis.NewScript(`
+local s = redis.call('ZSCORE', KEYS[1], KEYS[2])
+if (not s) or tonumber(s) ~= tonumber(ARGV[1]) then return {} end
+local items = redis.call('HGETALL', KEYS[2])
+if #items == 0 then
+  redis.call('ZREM', KEYS[1], KEYS[2])
+  return {}
+end
+redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
 return items
 `)
 
-// advanceScript moves leased members (still at ARGV[1]) to their next slot
-// and marks their checks queued until ARGV[2] in the hash KEYS[2]; ARGV[3..]
-// are member, next-slot pairs. A member removed or rescheduled since the
-// claim is left where it is. Each step is one command per chunk.
-var advanceScript = redis.NewScript(`
-local lease = tonumber(ARGV[1])
-local n = 0
-for c = 3, #ARGV, 2000 do
-  local members, marks, moves = {}, {}, {}
-  for i = c, math.min(c + 1998, #ARGV - 1), 2 do
-    members[#members + 1] = ARGV[i]
-    marks[#marks + 1] = ARGV[i]
-    marks[#marks + 1] = ARGV[2]
-  end
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
-  for j = 1, #members do
-    if scores[j] and tonumber(scores[j]) == lease then
-      moves[#moves + 1] = ARGV[c + 2 * j - 1]
-      moves[#moves + 1] = members[j]
-    end
-  end
-  if #moves > 0 then
-    redis.call('ZADD', KEYS[1], unpack(moves))
-    n = n + #moves / 2
-  end
-  redis.call('HSET', KEYS[2], unpack(marks))
+// ackScript removes enqueued members ARGV[2..] from batch KEYS[2] (dropping
+// the batch from the in-flight index KEYS[1] once empty) and marks their
+// checks queued until ARGV[1] in the hash KEYS[3].
+var ackScript = redis.NewScript(`
+local members, marks = {}, {}
+for i = 2, #ARGV do
+  members[#members + 1] = ARGV[i]
+  marks[#marks + 1] = ARGV[i]
+  marks[#marks + 1] = ARGV[1]
 end
+local n = redis.call('HDEL', KEYS[2], unpack(members))
+if redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], KEYS[2])
+end
+redis.call('HSET', KEYS[3], unpack(marks))
 return n
 `)
 
-// ClaimDue leases up to limit connections due at now until leaseUntil:
-// another scheduler does not see them, and if this one dies before
-// AdvanceDue they come due again when the lease ends. Cost O(log N + limit).
+func (s *Store) kInflight() string { return s.cfg.Prefix + "fl" }
+
+// ClaimDue claims up to limit connections due at now, moving each to its
+// next slot, with a lease until leaseUntil on the claim itself (see above):
+// first any batch whose lease ended unacknowledged, with its original
+// slots, else fresh due connections. Fewer than limit means none are left.
+// Cost O(log N + limit).
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]DueItem, error) {
-	v, err := claimScript.Run(ctx, s.rdb, []string{s.kDue()}, ms(now), limit, ms(leaseUntil)).StringSlice()
-	if err != nil {
+	p := s.rdb.Pipeline()
+	expired := p.ZRangeByScoreWithScores(ctx, s.kInflight(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: 1})
+	due := p.ZRangeByScoreWithScores(ctx, s.kDue(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: int64(limit)})
+	if _, err := p.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("claim due connections: %w", err)
 	}
-	out := make([]DueItem, 0, len(v)/2)
-	for i := 0; i+1 < len(v); i += 2 {
-		score, err := strconv.ParseFloat(v[i+1], 64)
-		if err != nil {
-			return nil, fmt.Errorf("claim due connections: score %q: %w", v[i+1], err)
+	if len(expired.Val()) > 0 {
+		if items, err := s.reclaim(ctx, expired.Val()[0], leaseUntil); err != nil || len(items) > 0 {
+			return items, err
 		}
-		out = append(out, DueItem{ConnectionID: v[i], Slot: fromMS(int64(score))})
+	}
+	var out []DueItem
+	read := due.Val()
+	for attempt := 0; len(read) > 0 && attempt < maxAttempts; attempt++ {
+		got, err := s.claim(ctx, read, leaseUntil, now)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, got...)
+		if len(out) >= limit || len(read) < limit-len(out)+len(got) {
+			break // enough, or the due index had no more than we read
+		}
+		// Another scheduler took some of what we read: read again.
+		read, err = s.rdb.ZRangeByScoreWithScores(ctx, s.kDue(), &redis.ZRangeBy{Min: "-inf",
+			Max: strconv.FormatInt(ms(now), 10), Count: int64(limit - len(out))}).Result()
+		if err != nil {
+			return out, fmt.Errorf("claim due connections: %w", err)
+		}
 	}
 	return out, nil
 }
 
-// AdvanceDue moves claimed connections, whose checks were enqueued, from
-// their lease to their next slot after now, and marks their checks queued
-// (see MarkQueued). It returns how many moved.
-func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, leaseUntil, now time.Time) (int, error) {
-	if len(items) == 0 {
-		return 0, nil
+func (s *Store) claim(ctx context.Context, read []redis.Z, leaseUntil, now time.Time) ([]DueItem, error) {
+	batch := newID(s.cfg.Prefix + "fl:")
+	args := make([]any, 0, 1+3*len(read))
+	args = append(args, ms(leaseUntil))
+	slots := make(map[string]int64, len(read))
+	for _, z := range read {
+		id, _ := z.Member.(string)
+		slots[id] = int64(z.Score)
+		args = append(args, id, int64(z.Score), ms(checks.NextSlot(id, now, s.cfg.Interval)))
 	}
-	args := make([]any, 0, 2+2*len(items))
-	args = append(args, ms(leaseUntil), ms(s.cfg.Clock.Now().Add(s.cfg.QueuedTTL)))
-	for _, it := range items {
-		args = append(args, it.ConnectionID, ms(checks.NextSlot(it.ConnectionID, now, s.cfg.Interval)))
-	}
-	n, err := advanceScript.Run(ctx, s.rdb, []string{s.kDue(), s.kQueued()}, args...).Int()
+	got, err := claimScript.Run(ctx, s.rdb, []string{s.kDue(), s.kInflight(), batch}, args...).StringSlice()
 	if err != nil {
-		return 0, fmt.Errorf("advance due connections: %w", err)
+		return nil, fmt.Errorf("claim due connections: %w", err)
+	}
+	out := make([]DueItem, len(got))
+	for i, id := range got {
+		out[i] = DueItem{ConnectionID: id, Slot: fromMS(slots[id]), batch: batch}
+	}
+	return out, nil
+}
+
+func (s *Store) reclaim(ctx context.Context, z redis.Z, leaseUntil time.Time) ([]DueItem, error) {
+	batch, _ := z.Member.(string)
+	v, err := reclaimScript.Run(ctx, s.rdb, []string{s.kInflight(), batch}, int64(z.Score), ms(leaseUntil)).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("reclaim unacknowledged checks: %w", err)
+	}
+	out := make([]DueItem, 0, len(v)/2)
+	for i := 0; i+1 < len(v); i += 2 {
+		slot, err := strconv.ParseInt(v[i+1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("reclaim unacknowledged checks: slot %q: %w", v[i+1], err)
+		}
+		out = append(out, DueItem{ConnectionID: v[i], Slot: fromMS(slot), batch: batch})
+	}
+	return out, nil
+}
+
+// AdvanceDue acknowledges claimed connections whose checks were enqueued
+// (they already sit at their next slot) and marks their checks queued (see
+// MarkQueued). Connections claimed but not acknowledged come back from
+// ClaimDue when the claim's lease ends. It returns how many it acknowledged.
+func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, _ time.Time, _ time.Time) (int, error) {
+	byBatch := map[string][]any{}
+	until := ms(s.cfg.Clock.Now().Add(s.cfg.QueuedTTL))
+	for _, it := range items {
+		if it.batch == "" {
+			return 0, fmt.Errorf("%w: AdvanceDue takes items returned by ClaimDue", ErrInvalid)
+		}
+		if byBatch[it.batch] == nil {
+			byBatch[it.batch] = []any{until}
+		}
+		byBatch[it.batch] = append(byBatch[it.batch], it.ConnectionID)
+	}
+	n := 0 // one batch per call from the scheduler: no pipeline needed
+	for b, args := range byBatch {
+		v, err := ackScript.Run(ctx, s.rdb, []string{s.kInflight(), b, s.kQueued()}, args...).Int()
+		if err != nil {
+			return n, fmt.Errorf("acknowledge enqueued checks: %w", err)
+		}
+		n += v
 	}
 	return n, nil
 }
+
+// ServeDue records that a check for the connection's due time slot was
+// enqueued outside the sweep (an on-demand or admin check): if the
+// connection is still due at slot it moves to its next slot after now, so
+// the sweep does not check it a second time. It reports whether it moved.
+func (s *Store) ServeDue(ctx context.Context, id string, slot, now time.Time) (bool, error) {
+	n, err := serveScript.Run(ctx, s.rdb, []string{s.kDue()}, id, ms(slot), ms(checks.NextSlot(id, now, s.cfg.Interval))).Int()
+	if err != nil {
+		return false, fmt.Errorf("move %s to its next slot: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+var serveScript = redis.NewScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) == tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+`)
