@@ -16,6 +16,8 @@
 //	P h:<conn>            list    newest-first status transitions, bounded
 //	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
 //	P q                   hash    conn → until (ms): a check is queued or running (cleared when it ends)
+//	P fl                  zset    sweep claims in flight, by lease end
+//	P fl:<batch>          hash    conn → slot (ms) of one claim not yet acknowledged
 //	P once:<name>         string  a single-use token was spent (expires with the token)
 package store
 
