@@ -36,6 +36,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/checkd/checkd/daemon"
+
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -249,6 +251,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer srv.stop()
 	srv.protocol = opts.RedisProtocol
+	if srv.protocol == 0 {
+		srv.protocol = daemon.RedisProtocol // as the daemon runs
+	}
 	logf("redis-server %s on %s (persistence off); scale %s", srv.Version, srv.Addr, opts.Sizes.Name)
 
 	e := &env{opts: opts, sz: opts.Sizes, srv: srv, logf: logf}

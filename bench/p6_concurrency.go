@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/checkd/checkd/daemon"
+
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -311,8 +313,11 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The daemon's pool: every check, every enqueuer and the API at once.
-	pool := cfg.Concurrency + 16 + 16
+	// The daemon's pool and protocol, as it would run this worker.
+	pool := daemon.RedisPoolSize(cfg.Concurrency, 16)
+	if cfg.Protocol == 0 {
+		cfg.Protocol = daemon.RedisProtocol
+	}
 	if cfg.PoolSize > 0 {
 		pool = cfg.PoolSize
 	}

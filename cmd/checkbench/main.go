@@ -39,7 +39,7 @@ func run() error {
 	p6d := flag.Duration("p6-duration", 0, "override P6's run length")
 	p6pool := flag.Int("p6-pool", 0, "experiment: the P6 worker process's go-redis pool size (default: concurrency + 32, as the daemon)")
 	p6buf := flag.Int("p6-bufsize", 0, "experiment: the P6 worker process's go-redis read/write buffer size in bytes (default: go-redis's)")
-	proto := flag.Int("redis-protocol", 0, "experiment: the clients' RESP version (default: go-redis's, as the daemon)")
+	proto := flag.Int("redis-protocol", 0, "experiment: the clients' RESP version (default: the daemon's, 2)")
 	child := flag.Bool(bench.ChildFlag, false, "internal: run as P6's worker process")
 	flag.Parse()
 
