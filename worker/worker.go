@@ -90,6 +90,8 @@ type Worker struct {
 	reg *checks.Registry
 	cfg Config
 	log logrus.FieldLogger
+	// debugOn reports whether the logger keeps debug lines (same purpose).
+	debugOn func() bool
 	// infoOn reports whether the logger keeps info lines; when it does not,
 	// the per-check line costs nothing, not even its fields map.
 	infoOn func() bool
@@ -138,21 +140,22 @@ func New(rdb redis.UniversalClient, st *store.Store, reg *checks.Registry, cfg C
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
-	return &Worker{rdb: rdb, st: st, reg: reg, cfg: cfg, log: cfg.Logger, infoOn: infoEnabled(cfg.Logger)}, nil
+	return &Worker{rdb: rdb, st: st, reg: reg, cfg: cfg, log: cfg.Logger,
+		infoOn: levelEnabled(cfg.Logger, logrus.InfoLevel), debugOn: levelEnabled(cfg.Logger, logrus.DebugLevel)}, nil
 }
 
-// infoEnabled reads the logger's level at each call (an atomic load), so a
+// levelEnabled reads the logger's level at each call (an atomic load), so a
 // level changed at run time takes effect.
-func infoEnabled(l logrus.FieldLogger) func() bool {
+func levelEnabled(l logrus.FieldLogger, lvl logrus.Level) func() bool {
 	switch v := l.(type) {
 	case *logrus.Logger:
-		return func() bool { return v.IsLevelEnabled(logrus.InfoLevel) }
+		return func() bool { return v.IsLevelEnabled(lvl) }
 	case *logrus.Entry:
 		if v.Logger != nil {
-			return func() bool { return v.Logger.IsLevelEnabled(logrus.InfoLevel) }
+			return func() bool { return v.Logger.IsLevelEnabled(lvl) }
 		}
 	case interface{ IsLevelEnabled(logrus.Level) bool }:
-		return func() bool { return v.IsLevelEnabled(logrus.InfoLevel) }
+		return func() bool { return v.IsLevelEnabled(lvl) }
 	}
 	return func() bool { return true }
 }
@@ -278,11 +281,19 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 		w.clearQueued(ctx, p.ConnectionID, taskID)
 	}
 	d := w.cfg.Clock.Now().Sub(startedAt)
-	if w.infoOn() {
-		w.log.WithFields(logrus.Fields{
+	// A line per change at info; a check that changed nothing (the usual
+	// weekly CONNECTED) only at debug: a million quiet checks a week would
+	// drown the changes, and formatting them costs ~7% of a check's CPU.
+	if changed := rec.Transitions > 0 || rec.Outcome != store.Applied; (changed && w.infoOn()) || w.debugOn() {
+		e := w.log.WithFields(logrus.Fields{
 			"connectionId": p.ConnectionID, "taskId": taskID, "datasource": target.Request.Datasource,
-			"from": rec.From, "to": rec.To, "outcome": rec.Outcome, "durationMs": d.Milliseconds(),
-		}).Info("check recorded")
+			"from": rec.From, "to": rec.To, "outcome": rec.Outcome, "transitions": rec.Transitions, "durationMs": d.Milliseconds(),
+		})
+		if changed {
+			e.Info("check recorded")
+		} else {
+			e.Debug("check recorded")
+		}
 	}
 	if w.cfg.OnCheck != nil {
 		w.cfg.OnCheck(CheckEvent{ConnectionID: p.ConnectionID, TaskID: taskID, Datasource: target.Request.Datasource,

@@ -341,6 +341,21 @@ func TestLogging(t *testing.T) {
 		}
 	}
 
+	// A check that changes nothing logs at debug only.
+	good := e.connection(t, "sandbox", "user_good")
+	must(t, e.w.HandleCheck(ctx, task(t, good.ID, t0)))
+	hook.Reset()
+	must(t, e.w.HandleCheck(ctx, task(t, good.ID, t0.Add(time.Hour))))
+	if n := len(hook.AllEntries()); n != 0 {
+		t.Errorf("a check without a transition logged %d lines at info", n)
+	}
+	log.SetLevel(logrus.DebugLevel)
+	must(t, e.w.HandleCheck(ctx, task(t, good.ID, t0.Add(2*time.Hour))))
+	if es := hook.AllEntries(); len(es) != 1 || es[0].Level != logrus.DebugLevel || es[0].Data["transitions"] != 0 {
+		t.Errorf("at debug level: %d lines %+v, want one debug line with 0 transitions", len(es), es)
+	}
+	log.SetLevel(logrus.InfoLevel)
+
 	// At warn level the per-check line is not even built.
 	hook.Reset()
 	log.SetLevel(logrus.WarnLevel)
