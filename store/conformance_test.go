@@ -300,6 +300,14 @@ func runConformance(t *testing.T, b backend) {
 			}
 		}
 		f.record(c.ID, "a3", t0.Add(2*time.Hour), pulled(checks.AcctPullCompleted, "A", "B"))
+		if got := f.get(c.ID); got.LastSuccessAt == nil || !got.LastSuccessAt.Equal(*got.LastCheckAt) || got.ConsecutiveFailures != 0 {
+			t.Fatalf("after a successful check: lastSuccess %v lastCheck %v failures %d", got.LastSuccessAt, got.LastCheckAt, got.ConsecutiveFailures)
+		}
+		f.record(c.ID, "a4", t0.Add(3*time.Hour), fail(checks.ConnWebsiteDown, ""))
+		if got := f.get(c.ID); got.LastSuccessAt == nil || !got.LastSuccessAt.Equal(t0.Add(2*time.Hour+time.Second)) || got.ConsecutiveFailures != 1 {
+			t.Fatalf("after a failure: lastSuccess %v failures %d", got.LastSuccessAt, got.ConsecutiveFailures)
+		}
+		f.record(c.ID, "a5", t0.Add(4*time.Hour), pulled(checks.AcctPullCompleted, "A", "B"))
 		for _, a := range f.get(c.ID).Accounts {
 			if a.Status != checks.AcctPullCompleted || a.StatusErrorDetail != "" {
 				t.Fatalf("pull completed: %+v", a)
@@ -601,6 +609,14 @@ func runConformance(t *testing.T, b backend) {
 		}
 		if s := fmt.Sprint(tg.Request.Credentials); strings.Contains(s, "s3cret") {
 			t.Fatalf("credentials print their secret: %s", s)
+		}
+		ex, err := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: f.co.ID, Datasource: "sandbox",
+			Credentials: checks.Credentials{Username: "u", Password: "p", Extra: map[string]string{"pin": "1234"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tg, err := f.s.LoadCheck(f.ctx, ex.ID); err != nil || tg.Request.Credentials.Extra["pin"] != "1234" || tg.Request.Credentials.Password != "p" {
+			t.Fatalf("extra credentials round trip: %+v %v", tg, err)
 		}
 		other, _ := GenerateKey()
 		oc, _ := NewCipher(other)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -221,10 +223,39 @@ func longAttempt(connID, a string) string {
 	return a
 }
 
-// sealedCreds is the plaintext that is encrypted: short names, since it is
-// stored once per connection.
+// sealedCreds is the plaintext that is encrypted, stored as a JSON array
+// (username, password[, extra]) since it sits in every record.
 type sealedCreds struct {
-	U string            `json:"u"`
-	P string            `json:"p,omitempty"`
-	X map[string]string `json:"x,omitempty"`
+	U string
+	P string
+	X map[string]string
+}
+
+// MarshalJSON writes [username, password] or [username, password, extra].
+func (c sealedCreds) MarshalJSON() ([]byte, error) {
+	if len(c.X) > 0 {
+		return json.Marshal([]any{c.U, c.P, c.X})
+	}
+	return json.Marshal([]string{c.U, c.P})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *sealedCreds) UnmarshalJSON(b []byte) error {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return err
+	}
+	if len(parts) < 2 || len(parts) > 3 {
+		return fmt.Errorf("sealed credentials have %d parts, want 2 or 3", len(parts))
+	}
+	if err := json.Unmarshal(parts[0], &c.U); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(parts[1], &c.P); err != nil {
+		return err
+	}
+	if len(parts) == 3 {
+		return json.Unmarshal(parts[2], &c.X)
+	}
+	return nil
 }

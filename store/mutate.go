@@ -142,7 +142,7 @@ func (s *Store) loadCommit(ctx context.Context) error {
 }
 
 func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
-	newRaw, err := json.Marshal(m.rec)
+	newRaw, err := m.rec.encode()
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
 	}
@@ -233,6 +233,9 @@ func decodeConn(id, raw string) (*connRec, error) {
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		return nil, fmt.Errorf("decode stored record: %w", err)
 	}
+	if r.LastSuccess == 0 && r.Failures == 0 && r.LastCheck != 0 {
+		r.LastSuccess = r.LastCheck // implied: see encode
+	}
 	r.ID = id // the key holds it; the value does not repeat it
 	return &r, nil
 }
@@ -252,4 +255,17 @@ func backoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// encode is the stored form of r. lastSuccess is left out when it equals
+// lastCheck with no failure since (the usual healthy connection): with
+// consecutiveFailures at 0 the last check succeeded, so decodeConn restores
+// it. That keeps a two-account record inside Redis's 512-byte allocation.
+func (r *connRec) encode() ([]byte, error) {
+	ls := r.LastSuccess
+	if r.Failures == 0 && ls == r.LastCheck {
+		r.LastSuccess = 0
+		defer func() { r.LastSuccess = ls }()
+	}
+	return json.Marshal(r)
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -161,7 +160,7 @@ func benchRecord(b *testing.B) (*connRec, string) {
 	if oc, _ := applyCheck(m.rec, ap); oc != Applied {
 		b.Fatalf("first check: %s", oc)
 	}
-	raw, err := json.Marshal(m.rec)
+	raw, err := m.rec.encode()
 	if err != nil {
 		b.Fatal(err)
 	}
