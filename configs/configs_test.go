@@ -32,7 +32,7 @@ func TestDefaults(t *testing.T) {
 		Roles:         []string{RoleScheduler, RoleWorker, RoleAPI},
 		Worker: Worker{Concurrency: 20, Queues: map[string]int{"critical": 6, "default": 3, "low": 1},
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second},
-		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 16,
+		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
 		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000},
 		Log:       Log{Level: "info", Format: FormatAuto},

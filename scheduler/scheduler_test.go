@@ -66,7 +66,7 @@ func TestNewConfig(t *testing.T) {
 		t.Parallel()
 		s := mustNew(t, e.st, rec, Config{})
 		c := s.Config()
-		if c.BatchSize != 1000 || c.MaxPerTick != 50000 || c.Lease != 5*time.Minute || c.EnqueueConcurrency != 16 ||
+		if c.BatchSize != 1000 || c.MaxPerTick != 50000 || c.Lease != 5*time.Minute || c.EnqueueConcurrency != 32 ||
 			c.Queue != tasks.QueueDefault || c.TaskTimeout != 2*time.Minute || c.MaxRetry != 5 || c.Clock == nil {
 			t.Errorf("defaults not applied: %+v", c)
 		}
