@@ -36,6 +36,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/checkd/checkd/scheduler"
+
 	"github.com/checkd/checkd/daemon"
 
 	"github.com/hibiken/asynq"
@@ -200,7 +202,7 @@ type env struct {
 // poolSize mirrors the daemon: worker concurrency + enqueuers + 16, with
 // room for P1's widest raw baseline.
 func poolSize(sz Sizes) int {
-	return max(sz.ProcessConcurrency+16+16, 64)
+	return daemon.RedisPoolSize(sz.ProcessConcurrency, scheduler.DefaultEnqueueConcurrency)
 }
 
 // Run runs the selected measures and prints their results. It returns an

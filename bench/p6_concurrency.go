@@ -256,7 +256,7 @@ func runP6(ctx context.Context, e *env) (r Result) {
 }
 
 func poolDesc(sz Sizes) string {
-	pool := "concurrency + 32 connections (as the daemon)"
+	pool := fmt.Sprintf("%d connections (daemon.RedisPoolSize, as the daemon)", daemon.RedisPoolSize(sz.P6Concurrency, 16))
 	if sz.P6PoolSize > 0 {
 		pool = fmt.Sprintf("%d connections (override)", sz.P6PoolSize)
 	}
