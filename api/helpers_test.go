@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/storetest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -105,19 +107,7 @@ func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
 
 func newStore(tb testing.TB, rdb redis.UniversalClient, clk clock.Clock) *store.Store {
 	tb.Helper()
-	key, err := store.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := store.NewCipher(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := store.New(rdb, store.Config{Cipher: c, Clock: clk})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return st
+	return storetest.New(tb, rdb, store.Config{Clock: clk})
 }
 
 // newEnv is an API over miniredis with a recording enqueuer and a link

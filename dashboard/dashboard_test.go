@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/storetest"
+
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
@@ -47,18 +49,7 @@ type env struct {
 func newEnv(t *testing.T, opts dashboard.Options) *env {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	key, err := store.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := store.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(rdb, store.Config{Cipher: c})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t, rdb, store.Config{})
 	ctx := context.Background()
 	co, err := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/storetest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
@@ -27,19 +29,7 @@ func newStore(t *testing.T) *store.Store {
 }
 
 func mustStore(t testing.TB, rdb redis.UniversalClient) *store.Store {
-	key, err := store.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := store.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(rdb, store.Config{Cipher: c, Clock: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return storetest.New(t, rdb, store.Config{Clock: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))})
 }
 
 func TestSeed(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/storetest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	dto "github.com/prometheus/client_model/go"
@@ -45,19 +47,8 @@ func newFixture(t *testing.T) *fixture {
 	// No retries: the outage test wants failures at once.
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1, DialerRetries: 1})
 	t.Cleanup(func() { _ = rdb.Close() })
-	key, err := store.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := store.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := clock.NewFake(testNow)
-	st, err := store.New(rdb, store.Config{Cipher: c, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t, rdb, store.Config{Clock: clk})
 	m := metrics.New(st, asynq.NewInspectorFromRedisClient(rdb), clk)
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/storetest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -44,20 +46,8 @@ func newEnv(tb testing.TB, interval time.Duration) *env {
 // newEnvOn returns an env over rdb.
 func newEnvOn(tb testing.TB, rdb *redis.Client, interval time.Duration) *env {
 	tb.Helper()
-	key, err := store.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ci, err := store.NewCipher(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	clk := clock.NewFake(t0)
-	st, err := store.New(rdb, store.Config{Cipher: ci, Clock: clk, Interval: interval})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &env{rdb: rdb, st: st, clk: clk}
+	return &env{rdb: rdb, st: storetest.New(tb, rdb, store.Config{Clock: clk, Interval: interval}), clk: clk}
 }
 
 // company creates an active company.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/storetest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -63,18 +65,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Cleanup(func() { _ = c.Close() })
 		o.rdb = c
 	}
-	key, err := store.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ci, err := store.NewCipher(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := &env{rdb: o.rdb, clk: clock.NewFake(t0), reg: checks.NewRegistry()}
-	if e.st, err = store.New(o.rdb, store.Config{Cipher: ci, Clock: e.clk, AutoTrack: o.autoTrack}); err != nil {
-		t.Fatal(err)
-	}
+	e.st = storetest.New(t, o.rdb, store.Config{Clock: e.clk, AutoTrack: o.autoTrack})
 	sb := sandbox.New(sandbox.Options{})
 	must(t, e.reg.Register(sandbox.Datasource, checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
 		if u, ok := e.users.Load(req.ConnectionID); ok {
@@ -99,6 +91,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 			next(ev)
 		}
 	}
+	var err error
 	if e.w, err = worker.New(o.rdb, e.st, e.reg, cfg); err != nil {
 		t.Fatal(err)
 	}
