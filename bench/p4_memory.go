@@ -118,26 +118,15 @@ func runP4(ctx context.Context, e *env) (r Result) {
 		r.Err = err
 		return r
 	}
-	var ix, ixKeys int64
-	var cursor uint64
-	for {
-		keys, next, err := e.rdb.Scan(ctx, cursor, prefix+"ix:*", 1000).Result()
-		if err != nil {
-			r.Err = err
-			return r
-		}
-		for _, k := range keys {
-			v, err := memoryUsage(ctx, e.rdb, k, 0)
-			if err != nil {
-				r.Err = err
-				return r
-			}
-			ix += v
-			ixKeys++
-		}
-		if cursor = next; cursor == 0 {
-			break
-		}
+	week, weekKeys, err := scanUsage(ctx, e.rdb, prefix+"wk:*")
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	ix, ixKeys, err := scanUsage(ctx, e.rdb, prefix+"ix:*")
+	if err != nil {
+		r.Err = err
+		return r
 	}
 	var globals int64
 	for _, k := range []string{prefix + "n", prefix + "companies", prefix + "q"} {
@@ -150,7 +139,7 @@ func runP4(ctx context.Context, e *env) (r Result) {
 	}
 	f := float64(n)
 	perConn := float64(total-stream) / f
-	indexes := float64(due+ix+globals) / f
+	indexes := float64(due+week+ix+globals) / f
 	a := rec + indexes
 	rest := perConn - a - hist
 
@@ -190,8 +179,8 @@ func runP4(ctx context.Context, e *env) (r Result) {
 	r.Details = append(r.Details,
 		fmt.Sprintf("used_memory (less client buffers) grew %.1f MB for %d connections; the change-event stream (%d entries, capped near %d globally) is %.1f MB of it and excluded",
 			mb(total), n, xlen, 100000, mb(stream)),
-		fmt.Sprintf("(a) record + indexes %.0f B/conn = record key %.0f (MEMORY USAGE of %d sampled cd:c:<id>, key and dict entry included) + due zset %.0f + %d status-index zsets %.0f + counters/companies/queued marks %.2f",
-			a, rec, len(recs), float64(due)/f, ixKeys, float64(ix)/f, float64(globals)/f),
+		fmt.Sprintf("(a) record + indexes %.0f B/conn = record key %.0f (MEMORY USAGE of %d sampled cd:c:<id>, key and dict entry included) + weekly schedule %.0f (%d minute sets) + on-demand due zset %.2f + %d status-index zsets %.0f + counters/companies/queued marks %.2f",
+			a, rec, len(recs), float64(week)/f, weekKeys, float64(due)/f, ixKeys, float64(ix)/f, float64(globals)/f),
 		fmt.Sprintf("(b) history list %.0f B/conn (cd:h:<id>, %.2f entries each: created + first check; bounded at the store's HistoryLimit, default 100)",
 			hist, float64(hl)/float64(len(hlens))),
 		fmt.Sprintf("unattributed %.0f B/conn: main-dictionary buckets and allocator rounding that MEMORY USAGE does not see (queued marks left in cd:q: %d, expected 0 once every check is recorded)",
@@ -206,3 +195,25 @@ func runP4(ctx context.Context, e *env) (r Result) {
 }
 
 func mb(b int64) float64 { return float64(b) / 1e6 }
+
+// scanUsage sums MEMORY USAGE over the keys matching pattern.
+func scanUsage(ctx context.Context, rdb *redis.Client, pattern string) (bytes, keys int64, err error) {
+	var cursor uint64
+	for {
+		ks, next, err := rdb.Scan(ctx, cursor, pattern, 1000).Result()
+		if err != nil {
+			return 0, 0, fmt.Errorf("scan %s: %w", pattern, err)
+		}
+		for _, k := range ks {
+			v, err := memoryUsage(ctx, rdb, k, 0)
+			if err != nil {
+				return 0, 0, err
+			}
+			bytes += v
+			keys++
+		}
+		if cursor = next; cursor == 0 {
+			return bytes, keys, nil
+		}
+	}
+}

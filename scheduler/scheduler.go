@@ -1,31 +1,36 @@
-// Package scheduler is checkd's cron-driven sweep: on every tick it claims
-// the connections whose check time has come from the store's due index and
-// enqueues one asynq check task per connection and slot.
+// Package scheduler is checkd's cron-driven sweep: on every tick it
+// enqueues one asynq check task per due connection and slot, from two
+// sources in the store: the on-demand due index (first checks of new
+// connections, reactivations, retries) and the weekly schedule, walked by a
+// cursor from the last sweep to now.
 //
-// Cost and eligibility. The due index only holds eligible connections: the
-// store's atomic writes remove a connection from it when it becomes
-// credential-blocked, deactivated or company-inactive, and put it back when
-// that ends. So a tick never reads a connection record; its cost is
-// O(due), never O(all connections). An admin may still act between enqueue
-// and run, so the worker re-checks eligibility (store.LoadCheck's Skip) when
-// the task executes.
+// Cost and eligibility. Both only hold eligible connections: the store's
+// atomic writes remove a connection when it becomes credential-blocked,
+// deactivated or company-inactive, and put it back when that ends. So a
+// tick never reads a connection record, and a weekly sweep writes nothing
+// per connection (the cursor moves once per batch); its cost is O(due),
+// never O(all connections). An admin may still act between enqueue and run,
+// so the worker re-checks eligibility (store.LoadCheck's Skip) when the
+// task executes.
 //
-// Exactly once across replicas. A claim atomically moves due connections to
-// their next slot and records the claim as in flight, so concurrent
-// schedulers (goroutines, processes, replicas) never claim the same one; the
+// Exactly once across replicas. An on-demand claim atomically takes due
+// connections out of the index and records the claim as in flight; the
+// weekly schedule is swept by one scheduler at a time (a leased lock). The
 // task ID is deterministic (tasks.CheckTaskID of connection and slot), so a
 // re-enqueue of the same slot is refused by asynq and counted as
 // AlreadyQueued.
 //
-// Nothing lost. The claim is acknowledged (store.AdvanceDue) only for the
-// connections whose task was accepted. If an enqueue fails, or the process
-// dies in between, the claim's lease (Config.Lease) ends and a later tick
-// gets those connections back with their original slot, hence the same task
-// ID: a task that did reach asynq is not enqueued twice.
+// Nothing lost. A claim is acknowledged only once every task of its batch
+// was tried: on-demand claims not acknowledged come back after their lease
+// (Config.Lease) with their original slot; the weekly cursor moves only over
+// acknowledged batches, and a connection whose enqueue failed goes to the
+// on-demand index at its slot. Either way a later tick retries with the
+// same task ID, so a task that did reach asynq is not enqueued twice.
 //
 // Bounded catch-up. A tick enqueues at most Config.MaxPerTick tasks, so a
 // backlog after downtime drains over several ticks instead of flooding the
-// queues.
+// queues; a scheduler down for longer than an interval checks each
+// connection once, not once per missed slot.
 package scheduler
 
 import (

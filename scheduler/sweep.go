@@ -15,26 +15,34 @@ import (
 	"github.com/checkd/checkd/tasks"
 )
 
-// advanceTimeout bounds one AdvanceDue call. Acknowledging runs even when
-// the tick's context is cancelled: an unacknowledged claim comes back after
-// its lease and costs a second enqueue attempt (refused by asynq while it
-// holds the task).
+// advanceTimeout bounds one acknowledgement (and releasing the sweep lock).
 const advanceTimeout = 30 * time.Second
 
-// Tick claims the connections due at now (at most MaxPerTick), enqueues a
-// check task for each with EnqueueConcurrency goroutines, and moves every
-// connection whose task was accepted to its next slot. Connections whose
-// enqueue failed keep their lease and come due again when it ends.
+// Tick enqueues a check task for every connection due at now (at most
+// MaxPerTick), with EnqueueConcurrency goroutines: first the on-demand due
+// index (new, reactivated and retried connections), then the weekly
+// schedule from the sweep cursor to now (store.BeginSweep; skipped while
+// another scheduler sweeps it). Connections whose enqueue failed come due
+// again: on-demand claims after their lease, weekly slots on the next tick.
 //
-// Claiming the next batch overlaps enqueueing the current one, and
-// advancing a finished batch overlaps both. Tick is synchronous (tests drive
-// a simulated week with it) and ticks of one Scheduler run one at a time.
-// The error reports a failed claim or advance; failed enqueues are counted
-// in TickStats.Failed and logged.
+// Reading the next batch overlaps enqueueing the current one, and
+// acknowledging a finished batch overlaps both. Tick is synchronous (tests
+// drive a simulated week with it) and ticks of one Scheduler run one at a
+// time. The error reports a failed claim or acknowledgement; failed
+// enqueues are counted in TickStats.Failed and logged.
 func (s *Scheduler) Tick(ctx context.Context, now time.Time) (TickStats, error) {
 	s.tickMu.Lock()
 	defer s.tickMu.Unlock()
 	return s.tick(ctx, now)
+}
+
+// source is where a tick's due connections come from: claim returns the
+// next batch and whether it is the last (empty: none was left), ack takes
+// each batch once every item was tried, ok[i] telling whether items[i]'s
+// task is queued.
+type source struct {
+	claim func(ctx context.Context, limit int) (items []store.DueItem, last bool, err error)
+	ack   func(ctx context.Context, items []store.DueItem, ok []bool) error
 }
 
 // batch is one claim round in flight. Every enqueuer gets the batch and
@@ -53,85 +61,151 @@ type enqueueFailure struct {
 	err            error
 }
 
+// tickRun accumulates one tick's outcome across its sources.
+type tickRun struct {
+	enqueued, already, failed atomic.Int64
+	failMu                    sync.Mutex
+	firstFail                 *enqueueFailure
+}
+
 // tick is Tick without the lock.
 func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) {
 	began := time.Now() // wall time: Duration measures work, not the simulated clock
 	leaseUntil := now.Add(s.cfg.Lease)
 	var (
-		stats                     TickStats
-		enqueued, already, failed atomic.Int64
-		failMu                    sync.Mutex
-		firstFail                 *enqueueFailure
-		work                      chan *batch
-		done                      chan *batch
-		workers                   sync.WaitGroup
-		advErr                    = make(chan error, 1)
-		claimErr                  error
+		stats TickStats
+		run   tickRun
+		errs  []error
+	)
+	var claimed map[string]bool // on demand this tick: their weekly slot is served too
+	onDemand := source{
+		claim: func(ctx context.Context, limit int) ([]store.DueItem, bool, error) {
+			items, err := s.st.ClaimDue(ctx, now, leaseUntil, limit)
+			for _, it := range items {
+				if claimed == nil {
+					claimed = map[string]bool{}
+				}
+				claimed[it.ConnectionID] = true
+			}
+			return items, len(items) < limit, err
+		},
+		ack: func(ctx context.Context, items []store.DueItem, ok []bool) error {
+			var queued []store.DueItem
+			for i, it := range items {
+				if ok[i] {
+					queued = append(queued, it)
+				}
+			}
+			if len(queued) == 0 {
+				return nil
+			}
+			_, err := s.st.AdvanceDue(ctx, queued, leaseUntil, now)
+			return err
+		},
+	}
+	remaining, err := s.drain(ctx, onDemand, s.cfg.MaxPerTick, &stats, &run)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if remaining > 0 && err == nil {
+		if err := s.sweepWeekly(ctx, now, remaining, claimed, &stats, &run); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	stats.Enqueued, stats.AlreadyQueued, stats.Failed = int(run.enqueued.Load()), int(run.already.Load()), int(run.failed.Load())
+	stats.Duration = time.Since(began)
+	s.report(stats, run.firstFail)
+	if s.cfg.OnTick != nil {
+		s.cfg.OnTick(stats)
+	}
+	if len(errs) > 0 {
+		return stats, fmt.Errorf("tick at %s: %w", now.UTC().Format(time.RFC3339), errors.Join(errs...))
+	}
+	return stats, nil
+}
+
+// sweepWeekly enqueues the weekly slots from the sweep cursor to now, at
+// most limit, unless another scheduler is sweeping. A connection in skip
+// (enqueued on demand by this tick) is not enqueued a second time.
+func (s *Scheduler) sweepWeekly(ctx context.Context, now time.Time, limit int, skip map[string]bool, stats *TickStats, run *tickRun) error {
+	sw, err := s.st.BeginSweep(ctx, now, s.cfg.Lease)
+	if err != nil || sw == nil {
+		return err
+	}
+	claim := func(ctx context.Context, limit int) ([]store.DueItem, bool, error) {
+		for {
+			items, err := sw.Next(ctx, limit)
+			last := len(items) < limit
+			if err != nil || len(skip) == 0 || len(items) == 0 {
+				return items, last, err
+			}
+			kept := items[:0:0]
+			for _, it := range items {
+				if !skip[it.ConnectionID] {
+					kept = append(kept, it)
+				}
+			}
+			if len(kept) > 0 {
+				return kept, last, nil // Ack needs only one item of a batch to know it
+			}
+			all := make([]bool, len(items)) // every one skipped: served, acknowledge at once
+			for i := range all {
+				all[i] = true
+			}
+			if err := sw.Ack(ctx, items, all); err != nil {
+				return nil, true, err
+			}
+			if last {
+				return nil, true, nil
+			}
+		}
+	}
+	_, err = s.drain(ctx, source{claim: claim, ack: sw.Ack}, limit, stats, run)
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), advanceTimeout)
+	defer cancel()
+	return errors.Join(err, sw.End(ectx))
+}
+
+// drain claims batches from src, at most limit items, enqueues them and
+// acknowledges each batch; it returns how many of limit are left.
+func (s *Scheduler) drain(ctx context.Context, src source, limit int, stats *TickStats, run *tickRun) (int, error) {
+	var (
+		work     chan *batch
+		done     chan *batch
+		workers  sync.WaitGroup
+		ackErr   = make(chan error, 1)
+		ackFail  atomic.Bool
+		claimErr error
 	)
 
-	// start spins the enqueuers and the advancer up on the first non-empty
-	// claim, so a tick with nothing due costs one round trip and no goroutines.
+	// start spins the enqueuers and the acknowledger up on the first
+	// non-empty claim, so a tick with nothing due starts no goroutines.
 	var n int // enqueuers
 	start := func(firstLen int, short bool) {
 		n = s.cfg.EnqueueConcurrency
 		if short { // the only batch: no more enqueuers than items
 			n = min(n, firstLen)
 		}
-		work = make(chan *batch, n)                                           // one batch ahead: the next claim overlaps this batch's enqueues
-		done = make(chan *batch, min(s.cfg.MaxPerTick/s.cfg.BatchSize+2, 64)) // enqueuers rarely wait for the advancer
+		work = make(chan *batch, n)                                // one batch ahead: the next claim overlaps this batch's enqueues
+		done = make(chan *batch, min(limit/s.cfg.BatchSize+2, 64)) // enqueuers rarely wait for the acknowledger
 		for range n {
-			workers.Go(func() {
-				var ne, na, nf int64
-				for b := range work {
-					for {
-						i := int(b.next.Add(1) - 1)
-						if i >= len(b.items) {
-							break
-						}
-						it := b.items[i]
-						task, err := tasks.NewCheckTask(it.ConnectionID, it.Slot, tasks.ReasonScheduled, s.opts...)
-						if err == nil {
-							_, err = s.enq.EnqueueContext(ctx, task)
-						}
-						switch {
-						case err == nil:
-							ne++
-							b.ok[i] = true
-						case errors.Is(err, asynq.ErrTaskIDConflict):
-							na++
-							b.ok[i] = true
-						default:
-							nf++
-							failMu.Lock()
-							if firstFail == nil {
-								firstFail = &enqueueFailure{connID: it.ConnectionID, taskID: tasks.CheckTaskID(it.ConnectionID, it.Slot), err: err}
-							}
-							failMu.Unlock()
-						}
-						if b.pending.Add(-1) == 0 {
-							done <- b
-						}
-					}
-				}
-				enqueued.Add(ne)
-				already.Add(na)
-				failed.Add(nf)
-			})
+			workers.Go(func() { s.enqueueBatches(ctx, work, done, run) })
 		}
-		go func() { advErr <- s.advance(ctx, done, leaseUntil, now) }()
+		go func() { ackErr <- s.acknowledge(ctx, src, done, &ackFail) }()
 	}
 
-	for remaining := s.cfg.MaxPerTick; remaining > 0; {
+	remaining := limit
+	for remaining > 0 && !ackFail.Load() {
 		want := min(s.cfg.BatchSize, remaining)
-		items, err := s.st.ClaimDue(ctx, now, leaseUntil, want)
+		items, last, err := src.claim(ctx, want)
 		if err != nil {
-			claimErr = fmt.Errorf("tick at %s: %w", now.UTC().Format(time.RFC3339), err)
+			claimErr = err
 			break
 		}
 		if len(items) == 0 {
 			break
 		}
-		short := len(items) < want
+		short := last
 		if work == nil {
 			start(len(items), short)
 		}
@@ -145,49 +219,80 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) 
 		if short {
 			break
 		}
-		stats.Truncated = remaining == 0
+		stats.Truncated = remaining <= 0
 	}
 
-	var advanceErr error
+	var err error
 	if work != nil {
 		close(work)
 		workers.Wait()
 		close(done)
-		advanceErr = <-advErr
+		err = <-ackErr
 	}
-	stats.Enqueued, stats.AlreadyQueued, stats.Failed = int(enqueued.Load()), int(already.Load()), int(failed.Load())
-	stats.Duration = time.Since(began)
-	s.report(stats, firstFail)
-	if s.cfg.OnTick != nil {
-		s.cfg.OnTick(stats)
-	}
-	return stats, errors.Join(claimErr, advanceErr)
+	return max(remaining, 0), errors.Join(claimErr, err)
 }
 
-// advance moves each finished batch's queued connections to their next
-// slot, until done is closed.
-func (s *Scheduler) advance(ctx context.Context, done <-chan *batch, leaseUntil, now time.Time) error {
-	var errs []error
-	var buf []store.DueItem // reused across batches
-	for b := range done {
-		buf = buf[:0]
-		for i, ok := range b.ok {
-			if ok {
-				buf = append(buf, b.items[i])
+// enqueueBatches enqueues the items of each batch from work, handing a
+// batch to done once every item was tried.
+func (s *Scheduler) enqueueBatches(ctx context.Context, work <-chan *batch, done chan<- *batch, run *tickRun) {
+	var ne, na, nf int64
+	for b := range work {
+		for {
+			i := int(b.next.Add(1) - 1)
+			if i >= len(b.items) {
+				break
+			}
+			it := b.items[i]
+			task, err := tasks.NewCheckTask(it.ConnectionID, it.Slot, tasks.ReasonScheduled, s.opts...)
+			if err == nil {
+				_, err = s.enq.EnqueueContext(ctx, task)
+			}
+			switch {
+			case err == nil:
+				ne++
+				b.ok[i] = true
+			case errors.Is(err, asynq.ErrTaskIDConflict):
+				na++
+				b.ok[i] = true
+			default:
+				nf++
+				run.failMu.Lock()
+				if run.firstFail == nil {
+					run.firstFail = &enqueueFailure{connID: it.ConnectionID, taskID: tasks.CheckTaskID(it.ConnectionID, it.Slot), err: err}
+				}
+				run.failMu.Unlock()
+			}
+			if b.pending.Add(-1) == 0 {
+				done <- b
 			}
 		}
-		if len(buf) == 0 {
+	}
+	run.enqueued.Add(ne)
+	run.already.Add(na)
+	run.failed.Add(nf)
+}
+
+// acknowledge hands each finished batch to src.ack, until done is closed.
+// Acknowledging runs even when the tick's context is cancelled (bounded by
+// advanceTimeout): an unacknowledged batch is offered again later and costs
+// a second enqueue attempt, refused by asynq while it holds the task. After
+// a failure the claim loop stops (failed is set) and the rest is drained.
+func (s *Scheduler) acknowledge(ctx context.Context, src source, done <-chan *batch, failed *atomic.Bool) error {
+	var errs []error
+	for b := range done {
+		if failed.Load() {
 			continue
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), advanceTimeout)
-		_, err := s.st.AdvanceDue(actx, buf, leaseUntil, now)
+		err := src.ack(actx, b.items, b.ok)
 		cancel()
 		if err != nil {
-			// Their tasks are queued; the claim comes back after the lease
-			// with the same slots, so asynq refuses the duplicates.
-			s.log.WithError(err).WithField("connections", len(buf)).
-				Error("could not acknowledge enqueued checks; they are offered again after the lease")
+			// Their tasks are queued; the batch is offered again later with
+			// the same slots, so asynq refuses the duplicates.
+			s.log.WithError(err).WithField("connections", len(b.items)).
+				Error("could not acknowledge enqueued checks; they are offered again later")
 			errs = append(errs, err)
+			failed.Store(true)
 		}
 	}
 	return errors.Join(errs...)

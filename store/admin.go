@@ -237,21 +237,39 @@ func (s *Store) Refreshable(ctx context.Context, id string) (Connection, error) 
 }
 
 // markScript sets the queued mark of ARGV[1] until ARGV[3] unless one runs
-// past ARGV[2] (now).
+// past ARGV[2] (now), or its weekly slot ARGV[4] is swept (cursor KEYS[4],
+// schedule set KEYS[3]), less than ARGV[5] ms ago, and the record KEYS[2]
+// shows no check since ("lc" is a number field no user string can forge
+// unescaped).
 var markScript = redis.NewScript(`
 local e = redis.call('HGET', KEYS[1], ARGV[1])
 if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
+local slot = tonumber(ARGV[4])
+if tonumber(ARGV[2]) < slot + tonumber(ARGV[5]) then
+  local cur = redis.call('GET', KEYS[4])
+  if cur and tonumber(cur) >= slot and redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+    local c = redis.call('GET', KEYS[2])
+    local lc = c and tonumber(string.match(c, '"lc":(%d+)') or '0') or 0
+    if lc < slot then return 0 end
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 `)
 
 // MarkQueued records that a check of the connection is queued or running,
 // unless one already is: it returns false then, and the caller enqueues
-// nothing. The mark ends when the check is recorded (or ClearQueued), or
-// after Config.QueuedTTL, so a lost task never blocks refreshes for long.
+// nothing. A check counts as queued while it holds a mark (ended when the
+// check is recorded, by ClearQueued, or after Config.QueuedTTL, so a lost
+// task never blocks refreshes for long), and while the connection's latest
+// weekly slot was swept less than QueuedTTL ago and no check was recorded
+// since (the sweep writes no mark per connection).
 func (s *Store) MarkQueued(ctx context.Context, id string) (bool, error) {
 	now := s.cfg.Clock.Now()
-	n, err := markScript.Run(ctx, s.rdb, []string{s.kQueued()}, id, ms(now), ms(now.Add(s.cfg.QueuedTTL))).Int()
+	week, _ := s.kWeek(id)
+	slot := checks.NextSlot(id, now, s.cfg.Interval).Add(-s.cfg.Interval)
+	n, err := markScript.Run(ctx, s.rdb, []string{s.kQueued(), s.kConn(id), week, s.kCursor()},
+		id, ms(now), ms(now.Add(s.cfg.QueuedTTL)), ms(slot), s.cfg.QueuedTTL.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("mark check of %s queued: %w", id, err)
 	}

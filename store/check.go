@@ -114,7 +114,6 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		}
 		out.To = checks.ConnectionStatus(r.Status)
 		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true,
-			dueAt:   ms(checks.NextSlot(r.ID, fromMS(ap.finished), s.cfg.Interval)),
 			history: historyOf(trs, ap.finished, CauseCheck, ap.attempt),
 			event:   newEvent(r, EventConnectionUpdated, CauseCheck, ap.finished, trs)}
 		if out.To.CredentialBlocked() {

@@ -134,7 +134,9 @@ func fail(s checks.ConnectionStatus, d string) checks.Result {
 
 // invariants checks that every index agrees with the stored connections:
 // each connection sits in exactly the status index of its status, the
-// counters match, and it is in the due index iff it is eligible.
+// counters match, it is in the weekly schedule (in the set of its slot's
+// minute, scored by its offset) iff it is eligible, and an ineligible one is
+// not in the on-demand due index either.
 func (f *fixture) invariants() {
 	f.t.Helper()
 	keys, err := f.rdb.Keys(f.ctx, f.s.cfg.Prefix+"c:*").Result()
@@ -161,9 +163,16 @@ func (f *fixture) invariants() {
 		}
 		co, _ := f.s.GetCompany(f.ctx, r.CompanyID)
 		eligible := checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, co.IsActive) == checks.SkipNone
-		_, err = f.rdb.ZScore(f.ctx, f.s.kDue(), r.ID).Result()
+		wk, off := f.s.kWeek(r.ID)
+		score, err := f.rdb.ZScore(f.ctx, wk, r.ID).Result()
 		if (err == nil) != eligible {
-			f.t.Errorf("%s (status %s): in due index = %v, eligible = %v", r.ID, r.Status, err == nil, eligible)
+			f.t.Errorf("%s (status %s): in the weekly schedule = %v, eligible = %v", r.ID, r.Status, err == nil, eligible)
+		}
+		if err == nil && int64(score) != off {
+			f.t.Errorf("%s: weekly schedule offset %v, want %d", r.ID, score, off)
+		}
+		if _, err := f.rdb.ZScore(f.ctx, f.s.kDue(), r.ID).Result(); err == nil && !eligible {
+			f.t.Errorf("%s (status %s): ineligible but in the on-demand due index", r.ID, r.Status)
 		}
 	}
 	got, err := f.s.StatusCounts(f.ctx)
@@ -397,18 +406,29 @@ func runConformance(t *testing.T, b backend) {
 		f := newFixture(t, b, nil)
 		c := f.conn("user_good") // due at t0 (prompt first check)
 		// A check started after the due time (say an on-demand one) serves it:
-		// the connection moves to its next slot and is not checked twice.
+		// the connection leaves the on-demand index, its next check is its
+		// weekly slot, and it is not checked twice.
 		f.record(c.ID, "refresh", t0.Add(time.Second), ok())
-		want := checks.NextSlot(c.ID, t0.Add(2*time.Second), DefaultInterval)
+		want := checks.NextSlot(c.ID, f.clk.Now(), DefaultInterval)
 		if got := f.get(c.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(want) {
 			t.Fatalf("next check %v, want the next slot %v", got.NextCheckAt, want)
+		}
+		if _, err := f.rdb.ZScore(f.ctx, f.s.kDue(), c.ID).Result(); !errors.Is(err, redis.Nil) {
+			t.Fatalf("served due time still in the on-demand index: %v", err)
 		}
 		// A check that started before a later due time leaves it alone.
 		d := f.conn("user_good")
 		f.forceDue(d.ID, t0.Add(time.Hour))
 		f.record(d.ID, "early", t0, ok())
-		if got := f.get(d.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(t0.Add(time.Hour)) {
-			t.Fatalf("a later due time was moved: %v", got.NextCheckAt)
+		if s, err := f.rdb.ZScore(f.ctx, f.s.kDue(), d.ID).Result(); err != nil || int64(s) != ms(t0.Add(time.Hour)) {
+			t.Fatalf("a later due time was moved: %v, %v", s, err)
+		}
+		want = t0.Add(time.Hour)
+		if w := checks.NextSlot(d.ID, f.clk.Now(), DefaultInterval); w.Before(want) {
+			want = w
+		}
+		if got := f.get(d.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(want) {
+			t.Fatalf("next check %v, want %v (the earlier of its due time and weekly slot)", got.NextCheckAt, want)
 		}
 		f.invariants()
 	})
@@ -588,7 +608,10 @@ func runConformance(t *testing.T, b backend) {
 			t.Fatalf("ServeDue = %v, %v", moved, err)
 		}
 		if moved, _ := f.s.ServeDue(f.ctx, d.ID, t0, t0); moved {
-			t.Fatal("ServeDue moved a connection no longer at that slot")
+			t.Fatal("ServeDue served a connection no longer due at that slot")
+		}
+		if got := f.get(d.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(checks.NextSlot(d.ID, f.clk.Now(), DefaultInterval)) {
+			t.Fatalf("after ServeDue the next check is %v, want the weekly slot", got.NextCheckAt)
 		}
 	})
 

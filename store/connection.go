@@ -168,17 +168,29 @@ func (s *Store) GetConnection(ctx context.Context, id string) (Connection, error
 }
 
 // getConnections reads connections and their next check times in one round
-// trip; missing ones are left out.
+// trip; missing ones are left out. The next check is the earlier of an
+// on-demand due time and the first weekly slot after the sweep cursor.
 func (s *Store) getConnections(ctx context.Context, ids []string) ([]Connection, error) {
 	p := s.rdb.Pipeline()
 	gets := make([]*redis.StringCmd, len(ids))
 	dues := make([]*redis.FloatCmd, len(ids))
+	weeks := make([]*redis.FloatCmd, len(ids))
+	cursor := p.Get(ctx, s.kCursor())
 	for i, id := range ids {
 		gets[i] = p.Get(ctx, s.kConn(id))
 		dues[i] = p.ZScore(ctx, s.kDue(), id)
+		wk, _ := s.kWeek(id)
+		weeks[i] = p.ZScore(ctx, wk, id)
 	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read connections: %w", err)
+	}
+	swept, err := cursor.Int64()
+	if errors.Is(err, redis.Nil) {
+		swept, err = ms(s.cfg.Clock.Now()), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the sweep cursor: %w", err)
 	}
 	out := make([]Connection, 0, len(ids))
 	for i := range ids {
@@ -193,8 +205,16 @@ func (s *Store) getConnections(ctx context.Context, ids []string) ([]Connection,
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", ids[i], err)
 		}
-		due, _ := dues[i].Result() // redis.Nil: not due (blocked or inactive)
-		out = append(out, r.public(int64(due)))
+		next := int64(0) // not checked (blocked or inactive)
+		if due, err := dues[i].Result(); err == nil {
+			next = int64(due)
+		}
+		if _, err := weeks[i].Result(); err == nil {
+			if w := ms(checks.NextSlot(ids[i], fromMS(swept), s.cfg.Interval)); next == 0 || w < next {
+				next = w
+			}
+		}
+		out = append(out, r.public(next))
 	}
 	return out, nil
 }
@@ -262,13 +282,20 @@ func parseCursor(c string, n int) (int, int64, error) {
 	return si, off, nil
 }
 
-// DueBacklog counts connections whose check time has passed (O(log N)).
+// DueBacklog counts the checks whose time has passed and that are not
+// enqueued yet: on-demand due times up to now (O(log N)) and weekly slots
+// between the sweep cursor and now (O(minutes behind), at most one per
+// connection). A new connection whose weekly slot also passed counts twice.
 func (s *Store) DueBacklog(ctx context.Context, now time.Time) (int64, error) {
 	n, err := s.rdb.ZCount(ctx, s.kDue(), "-inf", strconv.FormatInt(ms(now), 10)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("due backlog: %w", err)
 	}
-	return n, nil
+	w, err := s.weeklyBacklog(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	return n + w, nil
 }
 
 // bulkBatch is how many connections one pipeline of CreateConnections writes.

@@ -7,23 +7,26 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/checkd/checkd/checks"
 )
 
 // DueItem is a connection whose check time has come; Slot is that time.
 type DueItem struct {
 	ConnectionID string
 	Slot         time.Time
-	batch        string // the in-flight record it belongs to
+	batch        string      // on-demand: the in-flight record it belongs to
+	week         *sweepBatch // weekly: the sweep batch it belongs to
 }
 
-// The sweep, crash-safe with one sorted-set update per connection:
+// The on-demand due index ("P due": member → due time in ms) holds the
+// connections due at a time other than their weekly slot: a new connection's
+// first check, a reactivated one, a retry of a failed weekly enqueue. The
+// weekly slots themselves are in the schedule (schedule.go). Claims are
+// crash-safe:
 //
-//   - ClaimDue reads due connections, then atomically moves each (if still
-//     at the score read) straight to its next slot and records the batch in
-//     flight: a hash member → slot, listed in the in-flight index by lease
-//     end. Concurrent schedulers never claim the same connection.
+//   - ClaimDue reads due connections, then atomically takes each (if still
+//     at the score read) out of the index and records the batch in flight: a
+//     hash member → slot, listed in the in-flight index by lease end.
+//     Concurrent schedulers never claim the same connection.
 //   - The caller enqueues each check with a task ID made of the connection
 //     and the slot, then AdvanceDue acknowledges the enqueued ones: they
 //     leave the batch (the batch goes when empty) and are marked queued.
@@ -33,28 +36,26 @@ type DueItem struct {
 //     still holds, and a re-run of a finished one is a duplicate attempt
 //     the store ignores. Nothing is lost and nothing is checked twice.
 
-// claimScript moves members still at the score read to their next slot and
-// records them as batch KEYS[3] leased until ARGV[1] in the in-flight index
-// KEYS[2]. ARGV[2..] are member, score read, next slot triples. It returns
-// the claimed members.
+// claimScript takes members still at the score read out of the due index
+// and records them as batch KEYS[3] leased until ARGV[1] in the in-flight
+// index KEYS[2]. ARGV[2..] are member, score read pairs. It returns the
+// claimed members.
 var claimScript = redis.NewScript(`
 local members = {}
-for i = 2, #ARGV, 3 do members[#members + 1] = ARGV[i] end
+for i = 2, #ARGV, 2 do members[#members + 1] = ARGV[i] end
 if #members == 0 then return {} end
 local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
-local moves, fly, out = {}, {}, {}
+local fly, out = {}, {}
 for j = 1, #members do
-  local i = 2 + (j - 1) * 3
+  local i = 2 + (j - 1) * 2
   if scores[j] and tonumber(scores[j]) == tonumber(ARGV[i + 1]) then
-    moves[#moves + 1] = ARGV[i + 2]
-    moves[#moves + 1] = members[j]
     fly[#fly + 1] = members[j]
     fly[#fly + 1] = ARGV[i + 1]
     out[#out + 1] = members[j]
   end
 end
 if #out > 0 then
-  redis.call('ZADD', KEYS[1], unpack(moves))
+  redis.call('ZREM', KEYS[1], unpack(out))
   redis.call('HSET', KEYS[3], unpack(fly))
   redis.call('ZADD', KEYS[2], ARGV[1], KEYS[3])
 end
@@ -95,8 +96,8 @@ return n
 
 func (s *Store) kInflight() string { return s.cfg.Prefix + "fl" }
 
-// ClaimDue claims up to limit connections due at now, moving each to its
-// next slot, with a lease until leaseUntil on the claim itself (see above):
+// ClaimDue claims up to limit connections of the on-demand due index due at
+// now, taking each out of it, with a lease until leaseUntil on the claim itself (see above):
 // first any batch whose lease ended unacknowledged, with its original
 // slots, else fresh due connections. Fewer than limit means none are left.
 // Cost O(log N + limit).
@@ -115,7 +116,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 	var out []DueItem
 	read := due.Val()
 	for attempt := 0; len(read) > 0 && attempt < maxAttempts; attempt++ {
-		got, err := s.claim(ctx, read, leaseUntil, now)
+		got, err := s.claim(ctx, read, leaseUntil)
 		if err != nil {
 			return out, err
 		}
@@ -133,15 +134,15 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 	return out, nil
 }
 
-func (s *Store) claim(ctx context.Context, read []redis.Z, leaseUntil, now time.Time) ([]DueItem, error) {
+func (s *Store) claim(ctx context.Context, read []redis.Z, leaseUntil time.Time) ([]DueItem, error) {
 	batch := newID(s.cfg.Prefix + "fl:")
-	args := make([]any, 0, 1+3*len(read))
+	args := make([]any, 0, 1+2*len(read))
 	args = append(args, ms(leaseUntil))
 	slots := make(map[string]int64, len(read))
 	for _, z := range read {
 		id, _ := z.Member.(string)
 		slots[id] = int64(z.Score)
-		args = append(args, id, int64(z.Score), ms(checks.NextSlot(id, now, s.cfg.Interval)))
+		args = append(args, id, int64(z.Score))
 	}
 	got, err := claimScript.Run(ctx, s.rdb, []string{s.kDue(), s.kInflight(), batch}, args...).StringSlice()
 	if err != nil {
@@ -172,7 +173,7 @@ func (s *Store) reclaim(ctx context.Context, z redis.Z, leaseUntil time.Time) ([
 }
 
 // AdvanceDue acknowledges claimed connections whose checks were enqueued
-// (they already sit at their next slot) and marks their checks queued (see
+// (they already left the due index) and marks their checks queued (see
 // MarkQueued). Connections claimed but not acknowledged come back from
 // ClaimDue when the claim's lease ends. It returns how many it acknowledged.
 func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, _ time.Time, _ time.Time) (int, error) {
@@ -198,14 +199,14 @@ func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, _ time.Time, _ 
 	return n, nil
 }
 
-// ServeDue records that a check for the connection's due time slot was
-// enqueued outside the sweep (an on-demand or admin check): if the
-// connection is still due at slot it moves to its next slot after now, so
-// the sweep does not check it a second time. It reports whether it moved.
-func (s *Store) ServeDue(ctx context.Context, id string, slot, now time.Time) (bool, error) {
-	n, err := serveScript.Run(ctx, s.rdb, []string{s.kDue()}, id, ms(slot), ms(checks.NextSlot(id, now, s.cfg.Interval))).Int()
+// ServeDue records that a check for the connection's on-demand due time
+// slot was enqueued outside the sweep (an admin check): if the connection is
+// still due at slot it leaves the due index, so the sweep does not check it
+// a second time; its weekly slot stays. It reports whether it was due.
+func (s *Store) ServeDue(ctx context.Context, id string, slot, _ time.Time) (bool, error) {
+	n, err := serveScript.Run(ctx, s.rdb, []string{s.kDue()}, id, ms(slot)).Int()
 	if err != nil {
-		return false, fmt.Errorf("move %s to its next slot: %w", id, err)
+		return false, fmt.Errorf("take %s out of the due index: %w", id, err)
 	}
 	return n == 1, nil
 }
@@ -213,7 +214,7 @@ func (s *Store) ServeDue(ctx context.Context, id string, slot, now time.Time) (b
 var serveScript = redis.NewScript(`
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if s and tonumber(s) == tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1])
   return 1
 end
 return 0

@@ -14,15 +14,17 @@ import (
 // dueOp is what a write does to the connection's place in the due index.
 type dueOp string
 
+//
+// Every op but dueKeep also sets the connection's weekly schedule
+// membership: out of it for dueRemove, in it otherwise.
 const (
 	dueKeep   dueOp = ""    // leave it
-	dueRemove dueOp = "rem" // no longer eligible
-	dueAddNX  dueOp = "nx"  // eligible: keep its slot, or add one if absent
-	// dueAfter: a check that started at dueSince was recorded: a due time
-	// at or before it was served by that check and moves to dueAt (the
-	// next slot); a later one (a lease, a slot to come) stays.
+	dueRemove dueOp = "rem" // no longer eligible: out of the due index and the schedule
+	// dueAfter: a check that started at dueSince was recorded: an
+	// on-demand due time at or before it was served by that check and
+	// goes; a later one stays.
 	dueAfter dueOp = "adv"
-	dueSet   dueOp = "set" // check at dueAt
+	dueSet   dueOp = "set" // check at dueAt (on demand), and weekly
 )
 
 // mutation is one atomic write of a connection: the new record replaces the
@@ -46,11 +48,13 @@ type mutation struct {
 // commitScript applies a mutation; it returns 1 when applied, 0 when the
 // record changed since it was read, -1 when the company guard failed.
 //
-// KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued
+// KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued,
+// week (the connection's schedule set), cursor (the sweep's: started at the
+// first due time, so no weekly slot after it is skipped)
 // ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
 //
 //	histLimit, eventsMaxLen, event, companyActive, clearQueued, dueSince,
-//	history...
+//	weekOffset, history...
 var commitScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -65,15 +69,18 @@ redis.call('SET', KEYS[1], ARGV[2])
 local op = ARGV[4]
 if op == 'rem' then
   redis.call('ZREM', KEYS[2], ARGV[3])
-elseif op == 'nx' then
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[5], ARGV[3])
-elseif op == 'set' then
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
-elseif op == 'adv' then
-  local cur = redis.call('ZSCORE', KEYS[2], ARGV[3])
-  if (not cur) or tonumber(cur) <= tonumber(ARGV[14]) then
+  redis.call('ZREM', KEYS[10], ARGV[3])
+elseif op ~= '' then
+  if op == 'set' then
     redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+    redis.call('SET', KEYS[11], ARGV[5], 'NX')
+  elseif op == 'adv' then
+    local cur = redis.call('ZSCORE', KEYS[2], ARGV[3])
+    if cur and tonumber(cur) <= tonumber(ARGV[14]) then
+      redis.call('ZREM', KEYS[2], ARGV[3])
+    end
   end
+  redis.call('ZADD', KEYS[10], ARGV[15], ARGV[3])
 end
 if ARGV[6] ~= ARGV[7] then
   if ARGV[6] ~= '' then
@@ -86,8 +93,8 @@ end
 if ARGV[13] == '1' then
   redis.call('HDEL', KEYS[9], ARGV[3])
 end
-if #ARGV > 14 then
-  for i = 15, #ARGV do
+if #ARGV > 15 then
+  for i = 16, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
@@ -154,18 +161,19 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 		}
 		ev = string(b)
 	}
+	week, off := s.kWeek(m.rec.ID)
 	keys := []string{
 		s.kConn(m.rec.ID), s.kDue(),
 		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
-		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(),
+		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(), week, s.kCursor(),
 	}
 	clear := ""
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 15)
+	args := make([]any, 0, 16)
 	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
-		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince)
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off)
 	if m.history != nil {
 		b, err := json.Marshal(m.history)
 		if err != nil {

@@ -1,6 +1,6 @@
 // Package store persists companies, connections and their accounts in Redis
-// (go-redis v9): credentials encrypted at rest, the due index the scheduler
-// sweeps, per-company status indexes, a bounded per-connection history and
+// (go-redis v9): credentials encrypted at rest, the weekly schedule and the
+// on-demand due index the scheduler sweeps, per-company status indexes, a bounded per-connection history and
 // the change-event stream. Every write to a connection is one atomic
 // compare-and-set script that also maintains all of those, so a crash never
 // leaves a connection and its indexes disagreeing.
@@ -10,13 +10,17 @@
 //	P c:<conn>            string  the connection and its accounts (JSON, short names)
 //	P co:<company>        hash    name, active (1|0), ca (created, ms)
 //	P companies           zset    company IDs by creation time
-//	P due                 zset    eligible connection IDs by next check time (ms)
+//	P wk:<minute>         zset    the weekly schedule: eligible connection IDs whose slot falls in
+//	                              that minute of the interval, by slot offset (ms); see schedule.go
+//	P sw                  string  the sweep cursor: every weekly slot up to it (ms) is enqueued
+//	P sw:lock             string  the sweeping scheduler's token (leased)
+//	P due                 zset    on-demand due times (ms): first checks, reactivations, retries
 //	P ix:<company>:<st>   zset    a company's connections in status st, by creation time
 //	P n                   hash    number of connections per status
 //	P h:<conn>            list    newest-first status transitions, bounded
 //	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
 //	P q                   hash    conn → until (ms): a check is queued or running (cleared when it ends)
-//	P fl                  zset    sweep claims in flight, by lease end
+//	P fl                  zset    on-demand claims in flight, by lease end
 //	P fl:<batch>          hash    conn → slot (ms) of one claim not yet acknowledged
 //	P once:<name>         string  a single-use token was spent (expires with the token)
 package store

@@ -1,0 +1,369 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+)
+
+// The weekly schedule. Every checkable connection has a fixed slot in the
+// interval (checks.SlotOffset: a stable hash of its ID), so the set of
+// connections due in any minute of the week never changes with time: it is
+// kept as one small sorted set per minute of the interval ("P wk:<minute>",
+// member → offset in ms), written only when a connection becomes checkable
+// or stops being so. The sweep walks a cursor over the timeline: every slot
+// up to the cursor has been enqueued. A sweep of N due connections therefore
+// writes nothing per connection (it reads the minute sets and moves the
+// cursor once per batch), and a minute set of ~100 members is stored as a
+// compact listpack rather than as a skiplist node per connection.
+//
+// One scheduler at a time walks the cursor: BeginSweep takes a lock ("P
+// sw:lock", leased, renewed by every acknowledgement). The cursor moves only
+// over batches whose every task was tried; a connection whose enqueue failed
+// goes to the on-demand due index at its original slot, so the next tick
+// retries it with the same task ID. A scheduler that dies mid-sweep leaves
+// the cursor at its last acknowledged batch; the next lock holder re-reads
+// from there and asynq refuses the task IDs it already holds. Nothing is
+// lost and nothing is enqueued twice.
+
+// scheduleBucket is the width of one minute set of the weekly schedule.
+const scheduleBucket = time.Minute
+
+func (s *Store) intervalMS() int64 { return int64(s.cfg.Interval / time.Millisecond) }
+
+// bucketMS is the width of one schedule set: a minute, or the whole
+// interval when that is shorter.
+func (s *Store) bucketMS() int64 {
+	return max(1, min(int64(scheduleBucket/time.Millisecond), s.intervalMS()))
+}
+
+// slotOffset is the connection's slot within the interval, in ms.
+func (s *Store) slotOffset(id string) int64 {
+	return int64(checks.SlotOffset(id, s.cfg.Interval) / time.Millisecond)
+}
+
+// kWeek is the schedule set holding a connection, with its score.
+func (s *Store) kWeek(id string) (string, int64) {
+	off := s.slotOffset(id)
+	return s.kWeekPrefix() + strconv.FormatInt(off/s.bucketMS(), 10), off
+}
+
+func (s *Store) kWeekPrefix() string { return s.cfg.Prefix + "wk:" }
+func (s *Store) kCursor() string     { return s.cfg.Prefix + "sw" }
+func (s *Store) kSweepLock() string  { return s.cfg.Prefix + "sw:lock" }
+
+// segment is a range (lo, hi] of slot offsets, and base, the time of offset
+// 0 on the timeline: slot = base + offset.
+type segment struct{ lo, hi, base int64 }
+
+// segments splits the timeline range (from, to] (at most one interval long)
+// into offset ranges that do not wrap around the interval.
+func (s *Store) segments(from, to int64) []segment {
+	iv := s.intervalMS()
+	if to <= from || iv <= 0 {
+		return nil
+	}
+	if to-from > iv {
+		from = to - iv
+	}
+	lo := mod(from, iv)
+	base := from - lo
+	hi := lo + (to - from)
+	if hi < iv {
+		return []segment{{lo, hi, base}}
+	}
+	return []segment{{lo, iv - 1, base}, {-1, hi - iv, base + iv}}
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// readWeekScript returns members of the schedule sets with an offset in
+// (ARGV[3], ARGV[4]], in offset order, as member, offset pairs: at most
+// ARGV[5] unless the last offset read has more members, which are all
+// returned too (a batch never splits one millisecond, so the cursor can
+// stop at any batch's last offset). ARGV[1] is the sets' key prefix and
+// ARGV[2] their width. Keys are derived: standalone Redis only.
+var readWeekScript = redis.NewScript(`
+local pfx, w = ARGV[1], tonumber(ARGV[2])
+local lo, hi, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, n = {}, 0
+for b = math.floor((lo + 1) / w), math.floor(hi / w) do
+  local key = pfx .. b
+  local got = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[3], ARGV[4], 'WITHSCORES', 'LIMIT', 0, limit - n)
+  for i = 1, #got do out[#out + 1] = got[i] end
+  n = n + #got / 2
+  if n >= limit then
+    local last, k = got[#got], 0
+    for i = #out, 2, -2 do
+      if out[i] == last then k = k + 1 else break end
+    end
+    local same = redis.call('ZRANGEBYSCORE', key, last, last)
+    for i = k + 1, #same do
+      out[#out + 1] = same[i]
+      out[#out + 1] = last
+    end
+    return out
+  end
+end
+return out
+`)
+
+// countWeekScript counts members of the schedule sets with an offset in
+// (ARGV[3], ARGV[4]]; ARGV[1] and ARGV[2] as in readWeekScript.
+var countWeekScript = redis.NewScript(`
+local pfx, w = ARGV[1], tonumber(ARGV[2])
+local n = 0
+for b = math.floor((tonumber(ARGV[3]) + 1) / w), math.floor(tonumber(ARGV[4]) / w) do
+  n = n + redis.call('ZCOUNT', pfx .. b, '(' .. ARGV[3], ARGV[4])
+end
+return n
+`)
+
+// beginSweepScript takes the sweep lock KEYS[2] for token ARGV[1] for
+// ARGV[2] ms and returns the cursor KEYS[1], set to ARGV[3] (now) when it
+// has none yet; false when another scheduler holds the lock.
+var beginSweepScript = redis.NewScript(`
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local c = redis.call('GET', KEYS[1])
+if not c then
+  redis.call('SET', KEYS[1], ARGV[3])
+  c = ARGV[3]
+end
+return c
+`)
+
+// ackSweepScript moves the cursor KEYS[1] to ARGV[3] and renews the lock
+// KEYS[2] for ARGV[2] ms, if token ARGV[1] still holds it; the connections
+// whose enqueue failed (ARGV[4..], member, slot pairs) go to the on-demand
+// due index KEYS[3] at their slot. Returns 1, or 0 when the lock was lost.
+var ackSweepScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+for i = 4, #ARGV, 2 do
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[i + 1], ARGV[i])
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+`)
+
+// endSweepScript releases the lock KEYS[1] if token ARGV[1] holds it.
+var endSweepScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`)
+
+// ErrSweepLost reports that a sweep's lock ended (it was not renewed within
+// its lease) and another scheduler may have taken over: stop sweeping.
+var ErrSweepLost = errors.New("the sweep lock was lost to another scheduler; this tick stops sweeping")
+
+// Sweep is one scheduler's walk of the weekly schedule up to a time, from
+// BeginSweep to End. Next reads batches in slot order; Ack acknowledges a
+// batch once each of its tasks was tried, in any order (the cursor moves
+// over the acknowledged prefix). It is safe for concurrent use.
+type Sweep struct {
+	s          *Store
+	token      string
+	lease      time.Duration
+	leaseUntil time.Time
+
+	mu       sync.Mutex
+	segs     []segment // left to read, the first partly
+	read     int64     // timeline position read up to
+	nextSeq  int
+	ackedSeq int              // batches below it are acknowledged and the cursor is past them
+	done     map[int]sweepAck // acknowledged out of order
+	ended    bool
+}
+
+// sweepBatch ties a weekly DueItem to its batch.
+type sweepBatch struct {
+	sw  *Sweep
+	seq int
+	end int64 // timeline position after the batch
+}
+
+type sweepAck struct {
+	end    int64
+	failed []DueItem
+}
+
+// BeginSweep starts a sweep of the weekly schedule up to now, holding the
+// sweep lock for lease at a time. It returns nil and no error when another
+// scheduler is sweeping. The range starts at the cursor, or one interval
+// before now when the cursor is further behind (a scheduler down for longer
+// than an interval checks each connection once, not once per missed slot).
+func (s *Store) BeginSweep(ctx context.Context, now time.Time, lease time.Duration) (*Sweep, error) {
+	if lease <= 0 {
+		return nil, fmt.Errorf("%w: sweep lease %s must be positive", ErrInvalid, lease)
+	}
+	token := newID("sw")
+	v, err := beginSweepScript.Run(ctx, s.rdb, []string{s.kCursor(), s.kSweepLock()},
+		token, lease.Milliseconds(), ms(now)).Text()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("begin sweep: %w", err)
+	}
+	cursor, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("begin sweep: stored cursor %q is not a time in ms (delete key %s to restart from now): %w", v, s.kCursor(), err)
+	}
+	from := max(cursor, ms(now)-s.intervalMS())
+	return &Sweep{s: s, token: token, lease: lease, segs: s.segments(from, ms(now)),
+		read: from, done: map[int]sweepAck{}}, nil
+}
+
+func (sw *Sweep) remaining() bool { return len(sw.segs) > 0 }
+
+// Next returns the next batch of connections whose weekly slot is due, in
+// slot order: limit of them (more only when the last millisecond read has
+// more), fewer only when none are left after them.
+func (sw *Sweep) Next(ctx context.Context, limit int) ([]DueItem, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.ended {
+		return nil, fmt.Errorf("%w: sweep already ended", ErrInvalid)
+	}
+	s := sw.s
+	b := &sweepBatch{sw: sw, seq: sw.nextSeq}
+	var out []DueItem
+	for sw.remaining() && len(out) < limit {
+		seg := &sw.segs[0]
+		want := limit - len(out)
+		v, err := readWeekScript.Run(ctx, s.rdb, nil, s.kWeekPrefix(), s.bucketMS(), seg.lo, seg.hi, want).StringSlice()
+		if err != nil {
+			return nil, fmt.Errorf("read the weekly schedule: %w", err)
+		}
+		var last int64
+		for i := 0; i+1 < len(v); i += 2 {
+			off, err := strconv.ParseInt(v[i+1], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("read the weekly schedule: offset %q of %s: %w", v[i+1], v[i], err)
+			}
+			last = off
+			out = append(out, DueItem{ConnectionID: v[i], Slot: fromMS(seg.base + off), week: b})
+		}
+		if len(v)/2 < want { // the segment is exhausted
+			sw.read = seg.base + seg.hi
+			sw.segs = sw.segs[1:]
+		} else {
+			sw.read = seg.base + last
+			seg.lo = last
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	sw.nextSeq++
+	b.end = sw.read
+	return out, nil
+}
+
+// Ack acknowledges a batch from Next: ok[i] tells whether items[i]'s task
+// is queued. The cursor moves past every batch acknowledged so far without
+// a gap; failed items go to the on-demand due index at their slot.
+func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
+	if len(items) == 0 {
+		return nil
+	}
+	b := items[0].week
+	if b == nil || b.sw != sw || len(ok) != len(items) {
+		return fmt.Errorf("%w: Ack takes one batch returned by this sweep's Next, with one ok flag per item", ErrInvalid)
+	}
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	a := sweepAck{end: b.end}
+	for i, it := range items {
+		if !ok[i] {
+			a.failed = append(a.failed, it)
+		}
+	}
+	sw.done[b.seq] = a
+	args := []any{sw.token, sw.lease.Milliseconds(), int64(0)}
+	var end int64 = -1
+	for {
+		a, found := sw.done[sw.ackedSeq]
+		if !found {
+			break
+		}
+		delete(sw.done, sw.ackedSeq)
+		sw.ackedSeq++
+		end = a.end
+		for _, it := range a.failed {
+			args = append(args, it.ConnectionID, ms(it.Slot))
+		}
+	}
+	if end < 0 {
+		return nil // an earlier batch is still being enqueued
+	}
+	args[2] = end
+	s := sw.s
+	n, err := ackSweepScript.Run(ctx, s.rdb, []string{s.kCursor(), s.kSweepLock(), s.kDue()}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("move the sweep cursor to %s: %w", fromMS(end).Format(time.RFC3339Nano), err)
+	}
+	if n == 0 {
+		return ErrSweepLost
+	}
+	return nil
+}
+
+// End releases the sweep lock; it is safe to call twice. Batches not
+// acknowledged are read again by the next sweep.
+func (sw *Sweep) End(ctx context.Context) error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.ended {
+		return nil
+	}
+	sw.ended = true
+	if err := endSweepScript.Run(ctx, sw.s.rdb, []string{sw.s.kSweepLock()}, sw.token).Err(); err != nil {
+		return fmt.Errorf("end sweep: %w", err)
+	}
+	return nil
+}
+
+// sweepCursor is the weekly schedule's cursor (every slot up to it is
+// enqueued), or now when no sweep has run yet.
+func (s *Store) sweepCursor(ctx context.Context, now time.Time) (int64, error) {
+	v, err := s.rdb.Get(ctx, s.kCursor()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return ms(now), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the sweep cursor: %w", err)
+	}
+	return v, nil
+}
+
+// weeklyBacklog counts connections whose weekly slot in (cursor, now] is
+// not yet enqueued (O(minutes behind)).
+func (s *Store) weeklyBacklog(ctx context.Context, now time.Time) (int64, error) {
+	cursor, err := s.sweepCursor(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, seg := range s.segments(cursor, ms(now)) {
+		c, err := countWeekScript.Run(ctx, s.rdb, nil, s.kWeekPrefix(), s.bucketMS(), seg.lo, seg.hi).Int64()
+		if err != nil {
+			return 0, fmt.Errorf("count the weekly backlog: %w", err)
+		}
+		n += c
+	}
+	return n, nil
+}
