@@ -14,7 +14,6 @@ import (
 // dueOp is what a write does to the connection's place in the due index.
 type dueOp string
 
-//
 // Every op but dueKeep also sets the connection's weekly schedule
 // membership: out of it for dueRemove, in it otherwise.
 const (
