@@ -90,39 +90,9 @@ func mod(a, b int64) int64 {
 	return m
 }
 
-// readWeekScript returns members of the schedule sets with an offset in
-// (ARGV[3], ARGV[4]], in offset order, as member, offset pairs: at most
-// ARGV[5] unless the last offset read has more members, which are all
-// returned too (a batch never splits one millisecond, so the cursor can
-// stop at any batch's last offset). ARGV[1] is the sets' key prefix and
-// ARGV[2] their width. Keys are derived: standalone Redis only.
-var readWeekScript = redis.NewScript(`
-local pfx, w = ARGV[1], tonumber(ARGV[2])
-local lo, hi, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local out, n = {}, 0
-for b = math.floor((lo + 1) / w), math.floor(hi / w) do
-  local key = pfx .. b
-  local got = redis.call('ZRANGEBYSCORE', key, '(' .. ARGV[3], ARGV[4], 'WITHSCORES', 'LIMIT', 0, limit - n)
-  for i = 1, #got do out[#out + 1] = got[i] end
-  n = n + #got / 2
-  if n >= limit then
-    local last, k = got[#got], 0
-    for i = #out, 2, -2 do
-      if out[i] == last then k = k + 1 else break end
-    end
-    local same = redis.call('ZRANGEBYSCORE', key, last, last)
-    for i = k + 1, #same do
-      out[#out + 1] = same[i]
-      out[#out + 1] = last
-    end
-    return out
-  end
-end
-return out
-`)
-
 // countWeekScript counts members of the schedule sets with an offset in
-// (ARGV[3], ARGV[4]]; ARGV[1] and ARGV[2] as in readWeekScript.
+// (ARGV[3], ARGV[4]]; ARGV[1] is the sets' key prefix and ARGV[2] their
+// width. Keys are derived: standalone Redis only.
 var countWeekScript = redis.NewScript(`
 local pfx, w = ARGV[1], tonumber(ARGV[2])
 local n = 0
@@ -179,13 +149,15 @@ type Sweep struct {
 	lease      time.Duration
 	leaseUntil time.Time
 
-	mu       sync.Mutex
-	segs     []segment // left to read, the first partly
-	read     int64     // timeline position read up to
-	nextSeq  int
-	ackedSeq int              // batches below it are acknowledged and the cursor is past them
-	done     map[int]sweepAck // acknowledged out of order
-	ended    bool
+	mu   sync.Mutex
+	segs []segment // left to read, the first partly
+	read int64     // timeline position read up to
+	// members and sets read so far: the density that sizes the next read
+	membersRead, setsRead int64
+	nextSeq               int
+	ackedSeq              int              // batches below it are acknowledged and the cursor is past them
+	done                  map[int]sweepAck // acknowledged out of order
+	ended                 bool
 }
 
 // sweepBatch ties a weekly DueItem to its batch.
@@ -238,32 +210,14 @@ func (sw *Sweep) Next(ctx context.Context, limit int) ([]DueItem, error) {
 	if sw.ended {
 		return nil, fmt.Errorf("%w: sweep already ended", ErrInvalid)
 	}
-	s := sw.s
 	b := &sweepBatch{sw: sw, seq: sw.nextSeq}
 	var out []DueItem
 	for sw.remaining() && len(out) < limit {
-		seg := &sw.segs[0]
-		want := limit - len(out)
-		v, err := readWeekScript.Run(ctx, s.rdb, nil, s.kWeekPrefix(), s.bucketMS(), seg.lo, seg.hi, want).StringSlice()
+		items, err := sw.read1(ctx, b, limit-len(out))
 		if err != nil {
-			return nil, fmt.Errorf("read the weekly schedule: %w", err)
+			return nil, err
 		}
-		var last int64
-		for i := 0; i+1 < len(v); i += 2 {
-			off, err := strconv.ParseInt(v[i+1], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("read the weekly schedule: offset %q of %s: %w", v[i+1], v[i], err)
-			}
-			last = off
-			out = append(out, DueItem{ConnectionID: v[i], Slot: fromMS(seg.base + off), week: b})
-		}
-		if len(v)/2 < want { // the segment is exhausted
-			sw.read = seg.base + seg.hi
-			sw.segs = sw.segs[1:]
-		} else {
-			sw.read = seg.base + last
-			seg.lo = last
-		}
+		out = append(out, items...)
 	}
 	if len(out) == 0 {
 		return nil, nil
@@ -271,6 +225,64 @@ func (sw *Sweep) Next(ctx context.Context, limit int) ([]DueItem, error) {
 	sw.nextSeq++
 	b.end = sw.read
 	return out, nil
+}
+
+// maxReadSets bounds the schedule sets one read pipelines.
+const maxReadSets = 2048
+
+// read1 reads whole schedule sets of the first segment in one pipeline, as
+// many as should hold want members by the density seen so far, and returns
+// up to want of their members in slot order (more only to finish the last
+// millisecond taken). It moves the read position past what it returns.
+func (sw *Sweep) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem, error) {
+	s, seg := sw.s, &sw.segs[0]
+	w := s.bucketMS()
+	first, last := (seg.lo+1)/w, seg.hi/w
+	n := int64(maxReadSets)
+	if sw.setsRead > 0 && sw.membersRead > 0 {
+		n = int64(float64(want)*float64(sw.setsRead)/float64(sw.membersRead)) + 1
+	}
+	last = min(last, first+min(n, maxReadSets)-1)
+	from, to := "("+strconv.FormatInt(seg.lo, 10), strconv.FormatInt(seg.hi, 10)
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, 0, last-first+1)
+	for i := first; i <= last; i++ {
+		cmds = append(cmds, p.ZRangeByScoreWithScores(ctx, s.kWeekPrefix()+strconv.FormatInt(i, 10), &redis.ZRangeBy{Min: from, Max: to}))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read the weekly schedule: %w", err)
+	}
+	var out []DueItem
+	for ci, c := range cmds {
+		for _, z := range c.Val() {
+			off := int64(z.Score)
+			if len(out) >= want && off != seg.lo {
+				// Full, and a new millisecond: stop here; the rest of
+				// this set is read again from seg.lo.
+				sw.note(len(out), ci+1)
+				sw.read = seg.base + seg.lo
+				return out, nil
+			}
+			id, _ := z.Member.(string)
+			out = append(out, DueItem{ConnectionID: id, Slot: fromMS(seg.base + off), week: b})
+			seg.lo = off
+		}
+	}
+	sw.note(len(out), len(cmds))
+	if end := (last+1)*w - 1; end < seg.hi {
+		seg.lo = end
+		sw.read = seg.base + end
+	} else {
+		sw.read = seg.base + seg.hi
+		sw.segs = sw.segs[1:]
+	}
+	return out, nil
+}
+
+// note records how many members a read found in how many sets.
+func (sw *Sweep) note(members, sets int) {
+	sw.membersRead += int64(members)
+	sw.setsRead += int64(sets)
 }
 
 // Ack acknowledges a batch from Next: ok[i] tells whether items[i]'s task
