@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,12 +25,13 @@ type DueItem struct {
 // crash-safe:
 //
 //   - ClaimDue reads due connections, then atomically takes each (if still
-//     at the score read) out of the index and records the batch in flight: a
-//     hash member → slot, listed in the in-flight index by lease end.
-//     Concurrent schedulers never claim the same connection.
+//     at the score read) out of the index, marks its check queued, and
+//     records the batch in flight: one string of member, slot pairs, listed
+//     in the in-flight index by lease end. Concurrent schedulers never claim
+//     the same connection.
 //   - The caller enqueues each check with a task ID made of the connection
 //     and the slot, then AdvanceDue acknowledges the enqueued ones: they
-//     leave the batch (the batch goes when empty) and are marked queued.
+//     leave the batch (the batch goes when empty).
 //   - If the caller dies between claim and acknowledgement, the batch's
 //     lease ends and a later ClaimDue hands it out again with the original
 //     slots: the same task IDs, so asynq refuses duplicates of tasks it
@@ -37,61 +39,69 @@ type DueItem struct {
 //     the store ignores. Nothing is lost and nothing is checked twice.
 
 // claimScript takes members still at the score read out of the due index
-// and records them as batch KEYS[3] leased until ARGV[1] in the in-flight
-// index KEYS[2]. ARGV[2..] are member, score read pairs. It returns the
-// claimed members.
+// KEYS[1], marks their checks queued until ARGV[2] in KEYS[4] (see
+// MarkQueued), and records them as batch KEYS[3] leased until ARGV[1] in
+// the in-flight index KEYS[2]. ARGV[3..] are member, score read pairs. The
+// batch is one string, "<count>|<member> <slot> ...": written once, deleted
+// once when every member is acknowledged. It returns the claimed members.
 var claimScript = redis.NewScript(`
 local members = {}
-for i = 2, #ARGV, 2 do members[#members + 1] = ARGV[i] end
+for i = 3, #ARGV, 2 do members[#members + 1] = ARGV[i] end
 if #members == 0 then return {} end
 local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
-local fly, out = {}, {}
+local fly, marks, out = {}, {}, {}
 for j = 1, #members do
-  local i = 2 + (j - 1) * 2
+  local i = 3 + (j - 1) * 2
   if scores[j] and tonumber(scores[j]) == tonumber(ARGV[i + 1]) then
-    fly[#fly + 1] = members[j]
-    fly[#fly + 1] = ARGV[i + 1]
+    fly[#fly + 1] = members[j] .. ' ' .. ARGV[i + 1]
+    marks[#marks + 1] = members[j]
+    marks[#marks + 1] = ARGV[2]
     out[#out + 1] = members[j]
   end
 end
 if #out > 0 then
   redis.call('ZREM', KEYS[1], unpack(out))
-  redis.call('HSET', KEYS[3], unpack(fly))
+  redis.call('HSET', KEYS[4], unpack(marks))
+  redis.call('SET', KEYS[3], #out .. '|' .. table.concat(fly, ' '))
   redis.call('ZADD', KEYS[2], ARGV[1], KEYS[3])
 end
 return out
 `)
 
-// reclaimScript re-leases an expired in-flight batch (still at ARGV[1]) until
-// ARGV[2] and returns its member, slot pairs; an empty batch is dropped.
+// reclaimScript re-leases an expired in-flight batch KEYS[2] (still at
+// ARGV[1]) until ARGV[2] and returns it; a batch gone is dropped from the
+// in-flight index KEYS[1].
 var reclaimScript = redis.NewScript(`
 local s = redis.call('ZSCORE', KEYS[1], KEYS[2])
-if (not s) or tonumber(s) ~= tonumber(ARGV[1]) then return {} end
-local items = redis.call('HGETALL', KEYS[2])
-if #items == 0 then
+if (not s) or tonumber(s) ~= tonumber(ARGV[1]) then return '' end
+local b = redis.call('GET', KEYS[2])
+if not b then
   redis.call('ZREM', KEYS[1], KEYS[2])
-  return {}
+  return ''
 end
 redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
-return items
+return b
 `)
 
-// ackScript removes enqueued members ARGV[2..] from batch KEYS[2] (dropping
-// the batch from the in-flight index KEYS[1] once empty) and marks their
-// checks queued until ARGV[1] in the hash KEYS[3].
+// ackScript removes enqueued members ARGV[1..] from batch KEYS[2], dropping
+// the batch and its entry in the in-flight index KEYS[1] once empty, and
+// returns how many it removed.
 var ackScript = redis.NewScript(`
-local members, marks = {}, {}
-for i = 2, #ARGV do
-  members[#members + 1] = ARGV[i]
-  marks[#marks + 1] = ARGV[i]
-  marks[#marks + 1] = ARGV[1]
+local b = redis.call('GET', KEYS[2])
+if not b then return 0 end
+local acked = {}
+for i = 1, #ARGV do acked[ARGV[i]] = true end
+local keep, removed = {}, 0
+for m, slot in string.gmatch(string.sub(b, string.find(b, '|', 1, true) + 1), '(%S+) (%S+)') do
+  if acked[m] then removed = removed + 1 else keep[#keep + 1] = m .. ' ' .. slot end
 end
-local n = redis.call('HDEL', KEYS[2], unpack(members))
-if redis.call('HLEN', KEYS[2]) == 0 then
+if #keep == 0 then
+  redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[1], KEYS[2])
+elseif removed > 0 then
+  redis.call('SET', KEYS[2], #keep .. '|' .. table.concat(keep, ' '))
 end
-redis.call('HSET', KEYS[3], unpack(marks))
-return n
+return removed
 `)
 
 func (s *Store) kInflight() string { return s.cfg.Prefix + "fl" }
@@ -136,15 +146,15 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 
 func (s *Store) claim(ctx context.Context, read []redis.Z, leaseUntil time.Time) ([]DueItem, error) {
 	batch := newID(s.cfg.Prefix + "fl:")
-	args := make([]any, 0, 1+2*len(read))
-	args = append(args, ms(leaseUntil))
+	args := make([]any, 0, 2+2*len(read))
+	args = append(args, ms(leaseUntil), ms(s.cfg.Clock.Now().Add(s.cfg.QueuedTTL)))
 	slots := make(map[string]int64, len(read))
 	for _, z := range read {
 		id, _ := z.Member.(string)
 		slots[id] = int64(z.Score)
 		args = append(args, id, int64(z.Score))
 	}
-	got, err := claimScript.Run(ctx, s.rdb, []string{s.kDue(), s.kInflight(), batch}, args...).StringSlice()
+	got, err := claimScript.Run(ctx, s.rdb, []string{s.kDue(), s.kInflight(), batch, s.kQueued()}, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("claim due connections: %w", err)
 	}
@@ -157,40 +167,45 @@ func (s *Store) claim(ctx context.Context, read []redis.Z, leaseUntil time.Time)
 
 func (s *Store) reclaim(ctx context.Context, z redis.Z, leaseUntil time.Time) ([]DueItem, error) {
 	batch, _ := z.Member.(string)
-	v, err := reclaimScript.Run(ctx, s.rdb, []string{s.kInflight(), batch}, int64(z.Score), ms(leaseUntil)).StringSlice()
+	v, err := reclaimScript.Run(ctx, s.rdb, []string{s.kInflight(), batch}, int64(z.Score), ms(leaseUntil)).Text()
 	if err != nil {
 		return nil, fmt.Errorf("reclaim unacknowledged checks: %w", err)
 	}
-	out := make([]DueItem, 0, len(v)/2)
-	for i := 0; i+1 < len(v); i += 2 {
-		slot, err := strconv.ParseInt(v[i+1], 10, 64)
+	if v == "" {
+		return nil, nil
+	}
+	_, list, ok := strings.Cut(v, "|")
+	f := strings.Fields(list)
+	if !ok || len(f)%2 != 0 {
+		return nil, fmt.Errorf("reclaim unacknowledged checks: batch %s is malformed (delete it to drop it)", batch)
+	}
+	out := make([]DueItem, 0, len(f)/2)
+	for i := 0; i+1 < len(f); i += 2 {
+		slot, err := strconv.ParseInt(f[i+1], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("reclaim unacknowledged checks: slot %q: %w", v[i+1], err)
+			return nil, fmt.Errorf("reclaim unacknowledged checks: slot %q: %w", f[i+1], err)
 		}
-		out = append(out, DueItem{ConnectionID: v[i], Slot: fromMS(slot), batch: batch})
+		out = append(out, DueItem{ConnectionID: f[i], Slot: fromMS(slot), batch: batch})
 	}
 	return out, nil
 }
 
 // AdvanceDue acknowledges claimed connections whose checks were enqueued
-// (they already left the due index) and marks their checks queued (see
-// MarkQueued). Connections claimed but not acknowledged come back from
-// ClaimDue when the claim's lease ends. It returns how many it acknowledged.
+// (they already left the due index, their checks marked queued by the
+// claim: see MarkQueued). Connections claimed but not acknowledged come back
+// from ClaimDue when the claim's lease ends. It returns how many it
+// acknowledged.
 func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, _ time.Time, _ time.Time) (int, error) {
 	byBatch := map[string][]any{}
-	until := ms(s.cfg.Clock.Now().Add(s.cfg.QueuedTTL))
 	for _, it := range items {
 		if it.batch == "" {
 			return 0, fmt.Errorf("%w: AdvanceDue takes items returned by ClaimDue", ErrInvalid)
-		}
-		if byBatch[it.batch] == nil {
-			byBatch[it.batch] = []any{until}
 		}
 		byBatch[it.batch] = append(byBatch[it.batch], it.ConnectionID)
 	}
 	n := 0 // one batch per call from the scheduler: no pipeline needed
 	for b, args := range byBatch {
-		v, err := ackScript.Run(ctx, s.rdb, []string{s.kInflight(), b, s.kQueued()}, args...).Int()
+		v, err := ackScript.Run(ctx, s.rdb, []string{s.kInflight(), b}, args...).Int()
 		if err != nil {
 			return n, fmt.Errorf("acknowledge enqueued checks: %w", err)
 		}
