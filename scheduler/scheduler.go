@@ -196,8 +196,10 @@ func New(st *store.Store, enq Enqueuer, cfg Config) (*Scheduler, error) {
 // Config returns the effective configuration, defaults filled in.
 func (s *Scheduler) Config() Config { return s.cfg }
 
-// Start runs a tick, Tick(ctx, Clock.Now()), on every occurrence of
-// Config.Spec until Stop. A tick still running when the next one is due
+// Start makes the store's weekly schedule match its interval
+// (store.EnsureSchedule: a rebuild after the interval changed, one read
+// otherwise), then runs a tick, Tick(ctx, Clock.Now()), on every occurrence
+// of Config.Spec until Stop. A tick still running when the next one is due
 // makes that one skip. A Scheduler starts once: Start fails after Start or
 // Stop.
 func (s *Scheduler) Start(ctx context.Context) error {
@@ -205,6 +207,17 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.started || s.stopped {
 		return errors.New("scheduler: already started or stopped; create a new Scheduler to start again")
+	}
+	// The schedule is keyed by the interval: rebuild it first if the
+	// interval changed (a no-op read otherwise).
+	began := time.Now()
+	n, err := s.st.EnsureSchedule(ctx)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	if n > 0 {
+		s.log.WithFields(logrus.Fields{"connections": n, "interval": s.st.Interval().String(), "took": time.Since(began)}).
+			Info("rebuilt the weekly schedule for the check interval")
 	}
 	s.started = true
 	runCtx, cancel := context.WithCancel(ctx)

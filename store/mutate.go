@@ -24,6 +24,7 @@ const (
 	// goes; a later one stays.
 	dueAfter dueOp = "adv"
 	dueSet   dueOp = "set" // check at dueAt (on demand), and weekly
+	// dueWeekly (schedule.go): weekly only, the due time left alone.
 )
 
 // mutation is one atomic write of a connection: the new record replaces the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -378,4 +379,117 @@ func (s *Store) weeklyBacklog(ctx context.Context, now time.Time) (int64, error)
 		n += c
 	}
 	return n, nil
+}
+
+func (s *Store) kScheduleInterval() string { return s.cfg.Prefix + "sw:iv" }
+
+// dueWeekly puts an eligible connection in the weekly schedule and leaves
+// its on-demand due time alone (a schedule rebuild).
+const dueWeekly dueOp = "wk"
+
+// EnsureSchedule makes the weekly schedule match the store's interval. The
+// schedule sets are keyed by slot offsets within the interval, so when the
+// interval changes (CHECKD_CHECK_INTERVAL), or on a store written before
+// the schedule existed, it rebuilds them: it drops every set, then puts
+// each eligible connection back, each with the same atomic compare-and-set
+// write as any other change (so a concurrent admin action is never undone).
+// It returns how many connections it scheduled; with the schedule already
+// matching it costs one read. Run it before sweeping (Scheduler.Start
+// does); a run cut short is simply run again.
+func (s *Store) EnsureSchedule(ctx context.Context) (int, error) {
+	want := strconv.FormatInt(s.intervalMS(), 10)
+	got, err := s.rdb.Get(ctx, s.kScheduleInterval()).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("read the schedule's interval: %w", err)
+	}
+	if got == want {
+		return 0, nil
+	}
+	// Drop the old sets first: a write racing the rebuild lands in a set
+	// kept, and the scan below re-reads every record anyway.
+	if err := s.deleteMatching(ctx, s.kWeekPrefix()+"*"); err != nil {
+		return 0, fmt.Errorf("rebuild the schedule: %w", err)
+	}
+	active := map[string]bool{}
+	n := 0
+	var cursor uint64
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, s.cfg.Prefix+"c:*", 1000).Result()
+		if err != nil {
+			return n, fmt.Errorf("rebuild the schedule: %w", err)
+		}
+		for _, k := range keys {
+			id := strings.TrimPrefix(k, s.cfg.Prefix+"c:")
+			if !ValidID(ConnectionIDPrefix, id) {
+				continue
+			}
+			scheduled, err := s.reschedule(ctx, id, active)
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return n, fmt.Errorf("rebuild the schedule: %w", err)
+			}
+			if scheduled {
+				n++
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if err := s.rdb.Set(ctx, s.kScheduleInterval(), want, 0).Err(); err != nil {
+		return n, fmt.Errorf("rebuild the schedule: %w", err)
+	}
+	return n, nil
+}
+
+// reschedule puts one connection in the schedule when it is eligible, and
+// out of it (and of the due index) otherwise; active caches companies' flags.
+func (s *Store) reschedule(ctx context.Context, id string, active map[string]bool) (bool, error) {
+	var scheduled bool
+	attempt := 0
+	err := s.update(ctx, id, "", func(r *connRec) (*mutation, error) {
+		if attempt++; attempt > 1 {
+			delete(active, r.CompanyID) // the company may have changed: read it again
+		}
+		on, ok := active[r.CompanyID]
+		if !ok {
+			co, err := s.GetCompany(ctx, r.CompanyID)
+			if err != nil {
+				return nil, err
+			}
+			on = co.IsActive
+			active[r.CompanyID] = on
+		}
+		flag := "0"
+		if on {
+			flag = "1"
+		}
+		scheduled = checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, on) == checks.SkipNone
+		if scheduled {
+			return &mutation{due: dueWeekly, companyActive: flag}, nil
+		}
+		return &mutation{due: dueRemove, companyActive: flag}, nil
+	})
+	return scheduled, err
+}
+
+// deleteMatching deletes the keys matching pattern, a batch at a time.
+func (s *Store) deleteMatching(ctx context.Context, pattern string) error {
+	var cursor uint64
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, pattern, 1000).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			if err := s.rdb.Unlink(ctx, keys...).Err(); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -329,4 +331,62 @@ func runSweepConformance(t *testing.T, b backend) {
 			t.Fatalf("MarkQueued after QueuedTTL = %v, %v; want true", ok, err)
 		}
 	})
+}
+
+func TestEnsureSchedule(t *testing.T) {
+	t.Parallel()
+	for name, b := range map[string]backend{"miniredis": miniBackend, "redis": realBackend} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, b, nil)
+			if n, err := f.s.EnsureSchedule(f.ctx); err != nil || n != 0 {
+				t.Fatalf("empty store: %d, %v", n, err)
+			}
+			var ids []string
+			for range 30 {
+				ids = append(ids, f.conn("user_good").ID)
+			}
+			f.record(ids[0], "a1", t0, fail(checks.ConnPasswordIncorrect, "")) // blocked: not scheduled
+			if _, err := f.s.UpdateDetails(f.ctx, ids[1], DetailsPatch{IsActive: ptr(false)}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := f.s.EnsureSchedule(f.ctx); err != nil || n != 0 {
+				t.Fatalf("same interval: %d, %v; want nothing to do", n, err)
+			}
+
+			// The operator changes the interval to a day: the same Redis, a
+			// store with the new interval.
+			day, err := New(f.rdb, Config{Cipher: f.s.cfg.Cipher, Clock: f.clk, Interval: 24 * time.Hour, HistoryLimit: 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := day.EnsureSchedule(f.ctx)
+			if err != nil || n != 28 {
+				t.Fatalf("rebuild: %d, %v; want the 28 eligible connections", n, err)
+			}
+			g := &fixture{t: t, ctx: f.ctx, rdb: f.rdb, clk: f.clk, s: day, co: f.co}
+			g.invariants() // every eligible one in its new set, at its new offset; nothing else
+			keys, _ := f.rdb.Keys(f.ctx, day.kWeekPrefix()+"*").Result()
+			for _, k := range keys {
+				if m, _ := strconv.Atoi(strings.TrimPrefix(k, day.kWeekPrefix())); m >= 24*60 {
+					t.Fatalf("set %s of the old interval left behind", k)
+				}
+			}
+			if n, err := day.EnsureSchedule(f.ctx); err != nil || n != 0 {
+				t.Fatalf("after the rebuild: %d, %v; want nothing to do", n, err)
+			}
+			// A day later every scheduled connection is swept once, at its
+			// slot in the new interval.
+			g.sweepAll(t0, 10)
+			got := g.sweepAll(t0.Add(24*time.Hour), 10)
+			if len(got) != 28 {
+				t.Fatalf("swept %d a day on, want 28", len(got))
+			}
+			for _, it := range got {
+				if want := checks.NextSlot(it.ConnectionID, t0, 24*time.Hour); !it.Slot.Equal(want) {
+					t.Fatalf("%s at %v, want %v", it.ConnectionID, it.Slot, want)
+				}
+			}
+		})
+	}
 }
