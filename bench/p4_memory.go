@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -91,12 +93,20 @@ func runP4(ctx context.Context, e *env) (r Result) {
 	p := e.rdb.Pipeline()
 	var recs, hists []*redis.Cmd
 	var hlens []*redis.IntCmd
+	var raws []*redis.StringCmd
 	for i := 0; i < n; i += step {
 		recs = append(recs, p.Do(ctx, "MEMORY", "USAGE", prefix+"c:"+d.ids[i], "SAMPLES", 0))
+		raws = append(raws, p.Get(ctx, prefix+"c:"+d.ids[i]))
 		hists = append(hists, p.Do(ctx, "MEMORY", "USAGE", prefix+"h:"+d.ids[i], "SAMPLES", 0))
 		hlens = append(hlens, p.LLen(ctx, prefix+"h:"+d.ids[i]))
 	}
-	if _, err := p.Exec(ctx); err != nil {
+	// MEMORY USAGE of a missing key (no history list) is nil: counted as 0.
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		r.Err = err
+		return r
+	}
+	inRec, err := recordHistory(raws)
+	if err != nil {
 		r.Err = err
 		return r
 	}
@@ -108,9 +118,12 @@ func runP4(ctx context.Context, e *env) (r Result) {
 		}
 		return float64(s) / float64(len(cs))
 	}
-	var hl int64
+	var hl, lists int64
 	for _, c := range hlens {
 		hl += c.Val()
+		if c.Val() > 0 {
+			lists++
+		}
 	}
 	rec, hist := avg(recs), avg(hists)
 	due, err := memoryUsage(ctx, e.rdb, prefix+"due", 0)
@@ -179,16 +192,19 @@ func runP4(ctx context.Context, e *env) (r Result) {
 	r.Details = append(r.Details,
 		fmt.Sprintf("used_memory (less client buffers) grew %.1f MB for %d connections; the change-event stream (%d entries, capped near %d globally) is %.1f MB of it and excluded",
 			mb(total), n, xlen, 100000, mb(stream)),
-		fmt.Sprintf("(a) record + indexes %.0f B/conn = record key %.0f (MEMORY USAGE of %d sampled cd:c:<id>, key and dict entry included) + weekly schedule %.0f (%d minute sets) + on-demand due zset %.2f + %d status-index zsets %.0f + counters/companies/queued marks %.2f",
-			a, rec, len(recs), float64(week)/f, weekKeys, float64(due)/f, ixKeys, float64(ix)/f, float64(globals)/f),
-		fmt.Sprintf("(b) history list %.0f B/conn (cd:h:<id>, %.2f entries each: created + first check; bounded at the store's HistoryLimit, default 100)",
-			hist, float64(hl)/float64(len(hlens))),
+		fmt.Sprintf("(a) record + indexes %.0f B/conn = record key %.0f (MEMORY USAGE of %d sampled cd:c:<id>, key and dict entry included; the value is %.0f B of JSON on average, %d–%d) + weekly schedule %.0f (%d minute sets) + on-demand due zset %.2f + %d status-index zsets %.0f + counters/companies/queued marks %.2f",
+			a, rec, len(recs), inRec.recBytes, inRec.recMin, inRec.recMax, float64(week)/f, weekKeys, float64(due)/f, ixKeys, float64(ix)/f, float64(globals)/f),
+		fmt.Sprintf("(b) history kept in the record: %.1f B/conn of its JSON (field h, %.2f elements each: created + first check), part of the record key in (a)",
+			inRec.bytes, inRec.elems),
+		fmt.Sprintf("(c) history lists %.0f B/conn (%d of %d sampled connections have a cd:h:<id>, %.2f elements each; elements past the newest the record keeps spill there, record + list bounded at the store's HistoryLimit, default 100)",
+			hist, lists, len(hlens), float64(hl)/float64(len(hlens))),
 		fmt.Sprintf("unattributed %.0f B/conn: main-dictionary buckets and allocator rounding that MEMORY USAGE does not see (queued marks left in cd:q: %d, expected 0 once every check is recorded)",
 			rest, queued),
 		fmt.Sprintf("baseline = one asynq task scheduled with ProcessIn (check task, task ID): %.0f B/task over %d tasks", perTask, k))
 	r.Subs = append(r.Subs,
 		Result{ID: "P4.a", Name: "memory-record-indexes", Value: a, Unit: "B/conn", Met: "-"},
-		Result{ID: "P4.b", Name: "memory-history", Value: hist, Unit: "B/conn", Met: "-"},
+		Result{ID: "P4.hrec", Name: "history-json-in-record", Value: inRec.bytes, Unit: "B/conn", Goal: "part of P4.a", Met: "-"},
+		Result{ID: "P4.b", Name: "memory-history-lists", Value: hist, Unit: "B/conn", Met: "-"},
 		Result{ID: "P4.stream", Name: "memory-event-stream", Value: float64(stream), Unit: "B", Goal: "global, capped", Met: "-"},
 		Result{ID: "P4.asynq", Name: "asynq-scheduled-task", Value: perTask, Unit: "B/task", Met: "-"})
 	return r
@@ -216,4 +232,51 @@ func scanUsage(ctx context.Context, rdb *redis.Client, pattern string) (bytes, k
 			return bytes, keys, nil
 		}
 	}
+}
+
+// inRecord sizes the sampled records and the history they keep.
+type inRecord struct {
+	recBytes       float64 // JSON of the record, average
+	recMin, recMax int
+	bytes          float64 // of it, the history field's JSON, average
+	elems          float64 // history elements in the record, average
+}
+
+// recordHistory reads the history field ("h", see store/history.go) of
+// sampled records.
+func recordHistory(raws []*redis.StringCmd) (inRecord, error) {
+	var out inRecord
+	var n int
+	for _, c := range raws {
+		raw, err := c.Result()
+		if err != nil {
+			return out, fmt.Errorf("sampled record: %w", err)
+		}
+		var rec struct {
+			H json.RawMessage `json:"h"`
+		}
+		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+			return out, fmt.Errorf("sampled record: %w", err)
+		}
+		var elems []json.RawMessage
+		if len(rec.H) > 0 {
+			if err := json.Unmarshal(rec.H, &elems); err != nil {
+				return out, fmt.Errorf("sampled record history: %w", err)
+			}
+		}
+		if n == 0 || len(raw) < out.recMin {
+			out.recMin = len(raw)
+		}
+		out.recMax = max(out.recMax, len(raw))
+		out.recBytes += float64(len(raw))
+		out.bytes += float64(len(rec.H))
+		out.elems += float64(len(elems))
+		n++
+	}
+	if n > 0 {
+		out.recBytes /= float64(n)
+		out.bytes /= float64(n)
+		out.elems /= float64(n)
+	}
+	return out, nil
 }

@@ -171,7 +171,8 @@ type Sandbox struct {
 
 // Store configures persistence.
 type Store struct {
-	// HistoryLimit bounds each connection's status history.
+	// HistoryLimit bounds each connection's status history, in elements
+	// (one per write that changed a status).
 	HistoryLimit int `yaml:"historyLimit"`
 	// EventsMaxLen caps the change-event stream (approximately).
 	EventsMaxLen int64 `yaml:"eventsMaxLen"`

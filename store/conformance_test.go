@@ -479,8 +479,14 @@ func runConformance(t *testing.T, b backend) {
 			}
 			f.record(c.ID, fmt.Sprint(i), t0.Add(time.Duration(i)*time.Hour), res)
 		}
-		if n, _ := f.rdb.LLen(f.ctx, f.s.kHistory(c.ID)).Result(); n != 5 {
-			t.Fatalf("history length %d, want 5", n)
+		// Five elements kept: the newest recordHistory in the record, the
+		// rest in the list.
+		if n, _ := f.rdb.LLen(f.ctx, f.s.kHistory(c.ID)).Result(); n != 5-recordHistory {
+			t.Fatalf("history list length %d, want %d", n, 5-recordHistory)
+		}
+		h, err := f.s.History(f.ctx, c.ID, 0)
+		if err != nil || len(h) != 5 || h[0].Attempt != "19" || h[4].Attempt != "15" {
+			t.Fatalf("history = %+v, %v; want the last 5 checks", h, err)
 		}
 	})
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,32 +71,64 @@ func historyOf(trs []transition, t int64, cause, attempt string) *histRec {
 	return h
 }
 
-// History returns up to limit of a connection's transitions, newest first.
+// History returns up to limit of a connection's transitions, newest first:
+// those of the elements its record holds, then those of its history list.
+// Record and list are read in one transaction, so an element spilled from
+// the record meanwhile is seen exactly once.
 func (s *Store) History(ctx context.Context, connID string, limit int) ([]HistoryEntry, error) {
 	if limit <= 0 || limit > s.cfg.HistoryLimit {
 		limit = s.cfg.HistoryLimit
 	}
-	if _, err := s.GetConnection(ctx, connID); err != nil {
-		return nil, err
+	if !ValidID(ConnectionIDPrefix, connID) {
+		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
 	}
-	// One element per write, each with one or more transitions.
-	raws, err := s.rdb.LRange(ctx, s.kHistory(connID), 0, int64(limit-1)).Result()
+	var get *redis.StringCmd
+	var list *redis.StringSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.kConn(connID))
+		// Every element has one transition or more: limit elements suffice.
+		list = p.LRange(ctx, s.kHistory(connID), 0, int64(limit-1))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("history of %s: %w", connID, err)
+	}
+	raw, err := get.Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", connID, err)
 	}
-	out := make([]HistoryEntry, 0, len(raws))
-	for _, raw := range raws {
+	r, err := decodeConn(connID, raw)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", connID, err)
+	}
+	elems, err := r.history()
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", connID, err)
+	}
+	out := make([]HistoryEntry, 0, min(limit, 8))
+	// Newest first: a write's transitions are stored oldest first.
+	add := func(h histRec) bool {
+		es := h.public(connID)
+		for i := len(es) - 1; i >= 0 && len(out) < limit; i-- {
+			out = append(out, es[i])
+		}
+		return len(out) < limit
+	}
+	for _, h := range elems {
+		if !add(h) {
+			return out, nil
+		}
+	}
+	for _, raw := range list.Val() {
 		var h histRec
 		if err := json.Unmarshal([]byte(raw), &h); err != nil {
 			return nil, fmt.Errorf("history of %s: decode entry: %w", connID, err)
 		}
-		// Newest first: a write's transitions are stored oldest first.
-		es := h.public(connID)
-		for i := len(es) - 1; i >= 0; i-- {
-			out = append(out, es[i])
-		}
-		if len(out) >= limit {
-			return out[:limit], nil
+		if !add(h) {
+			break
 		}
 	}
 	return out, nil

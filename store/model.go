@@ -82,6 +82,10 @@ const (
 // connRec is the stored form of a connection: one JSON string per connection
 // with short field names and millisecond times, so a connection with two
 // accounts stays a few hundred bytes and is replaced in one atomic write.
+// Values implied by others are left out (see encode): lastUpdate and each
+// account's lastUpdate when equal to lastCheck, lastSuccess while there is
+// no failure. It also holds the connection's newest history elements (see
+// history.go).
 type connRec struct {
 	ID          string    `json:"-"` // the key holds it
 	CompanyID   string    `json:"co"`
@@ -92,7 +96,7 @@ type connRec struct {
 	Cred        []byte    `json:"cr,omitempty"`
 	Status      string    `json:"s"`
 	FirstSeen   int64     `json:"fs"`
-	LastUpdate  int64     `json:"lu"`
+	LastUpdate  int64     `json:"lu,omitempty"` // 0: equal to LastCheck
 	Detail      string    `json:"d,omitempty"`
 	LastCheck   int64     `json:"lc,omitempty"`
 	LastSuccess int64     `json:"ls,omitempty"`
@@ -104,7 +108,10 @@ type connRec struct {
 	StartDate   string    `json:"sd,omitempty"` // YYYY-MM-DD: collect bills from this date
 	Occupancy   float64   `json:"om,omitempty"` // occupancy multiplier
 	CredUpdated int64     `json:"cu,omitempty"` // last credential update
-	Accounts    []acctRec `json:"ac,omitempty"`
+	Accounts    []acctRec `json:"ac,omitempty"` // only ever appended (history refers to them by index)
+	// Hist is the newest history elements in compact form (history.go),
+	// kept encoded: only a write that adds an element, and History, decode it.
+	Hist json.RawMessage `json:"h,omitempty"`
 }
 
 type acctRec struct {
@@ -114,14 +121,16 @@ type acctRec struct {
 	Tracking   string `json:"t,omitempty"` // "" is UNSET`
 	Status     string `json:"s"`
 	FirstSeen  int64  `json:"fs"`
-	LastUpdate int64  `json:"lu"`
+	LastUpdate int64  `json:"lu,omitempty"` // 0: equal to the connection's LastCheck
 	Detail     string `json:"d,omitempty"`
 	CreatedAt  int64  `json:"ca,omitempty"` // 0: equal to FirstSeen (the first status is set at creation)
 	Prev       string `json:"ps,omitempty"` // status to restore on company reactivation
 }
 
-// histRec is one write's transitions, stored as one list element: the
-// account ID ("" for the connection), from, to and detail of each.
+// histRec is one write's transitions: the account ID ("" for the
+// connection), from, to and detail of each. It is the JSON of one element
+// of the history list; the record keeps its newest ones in a compact form
+// (history.go).
 type histRec struct {
 	T  int64       `json:"t"`
 	C  string      `json:"c"`

@@ -37,7 +37,8 @@ type mutation struct {
 	due       dueOp
 	dueAt     int64
 	dueSince  int64
-	history   *histRec // nil: no transition
+	history   *histRec // nil: no transition; commitArgs moves it into rec
+	spill     []histRec
 	event     *Event
 	// companyActive, when set, must match the company's active flag.
 	companyActive string
@@ -55,6 +56,9 @@ type mutation struct {
 //
 //	histLimit, eventsMaxLen, event, companyActive, clearQueued, dueSince,
 //	weekOffset, history...
+//
+// history... are the elements spilled from the record, oldest first; they
+// are pushed onto the history list, which is then trimmed to histLimit.
 var commitScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -148,7 +152,18 @@ func (s *Store) loadCommit(ctx context.Context) error {
 	return nil
 }
 
+// commitArgs builds the script's keys and arguments. A new history element
+// goes into the record first (once: m.history becomes m.spill, the
+// elements it pushed out of the record).
 func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
+	inRecord, inList := s.historySplit()
+	if m.history != nil {
+		spill, err := m.rec.addHistory(*m.history, inRecord)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connection %s: %w", m.rec.ID, err)
+		}
+		m.history, m.spill = nil, spill
+	}
 	newRaw, err := m.rec.encode()
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
@@ -171,11 +186,13 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 16)
+	args := make([]any, 0, 15+len(m.spill))
 	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
-		m.oldStatus, m.rec.Status, m.rec.CreatedAt, s.cfg.HistoryLimit, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off)
-	if m.history != nil {
-		b, err := json.Marshal(m.history)
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off)
+	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
+	// elements are dropped: LTRIM to -1 would keep them all.
+	for i := len(m.spill) - 1; i >= 0 && inList > 0; i-- {
+		b, err := json.Marshal(m.spill[i])
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode history of %s: %w", m.rec.ID, err)
 		}
@@ -241,8 +258,18 @@ func decodeConn(id, raw string) (*connRec, error) {
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		return nil, fmt.Errorf("decode stored record: %w", err)
 	}
-	if r.LastSuccess == 0 && r.Failures == 0 && r.LastCheck != 0 {
-		r.LastSuccess = r.LastCheck // implied: see encode
+	if r.LastCheck != 0 { // implied values: see encode
+		if r.LastSuccess == 0 && r.Failures == 0 {
+			r.LastSuccess = r.LastCheck
+		}
+		if r.LastUpdate == 0 {
+			r.LastUpdate = r.LastCheck
+		}
+		for i := range r.Accounts {
+			if r.Accounts[i].LastUpdate == 0 {
+				r.Accounts[i].LastUpdate = r.LastCheck
+			}
+		}
 	}
 	r.ID = id // the key holds it; the value does not repeat it
 	return &r, nil
@@ -265,15 +292,36 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// encode is the stored form of r. lastSuccess is left out when it equals
-// lastCheck with no failure since (the usual healthy connection): with
-// consecutiveFailures at 0 the last check succeeded, so decodeConn restores
-// it. That keeps a two-account record inside Redis's 512-byte allocation.
+// encode is the stored form of r. Values that decodeConn can restore are
+// left out: lastSuccess when it equals lastCheck with no failure since (the
+// usual healthy connection: with consecutiveFailures at 0 the last check
+// succeeded), and the connection's and each account's lastUpdate when it
+// equals lastCheck (every applied check sets all of them to its time).
+// That keeps a two-account record with its first check and its history
+// inside Redis's 512-byte allocation.
 func (r *connRec) encode() ([]byte, error) {
-	ls := r.LastSuccess
-	if r.Failures == 0 && ls == r.LastCheck {
-		r.LastSuccess = 0
-		defer func() { r.LastSuccess = ls }()
+	lc, ls, lu := r.LastCheck, r.LastSuccess, r.LastUpdate
+	if lc != 0 {
+		if r.Failures == 0 && ls == lc {
+			r.LastSuccess = 0
+		}
+		if lu == lc {
+			r.LastUpdate = 0
+		}
+		for i := range r.Accounts {
+			if r.Accounts[i].LastUpdate == lc {
+				r.Accounts[i].LastUpdate = 0
+			}
+		}
 	}
-	return json.Marshal(r)
+	b, err := json.Marshal(r)
+	if lc != 0 {
+		r.LastSuccess, r.LastUpdate = ls, lu
+		for i := range r.Accounts {
+			if r.Accounts[i].LastUpdate == 0 {
+				r.Accounts[i].LastUpdate = lc
+			}
+		}
+	}
+	return b, err
 }

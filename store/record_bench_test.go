@@ -141,7 +141,7 @@ func BenchmarkRecordCheckRedis(b *testing.B) {
 }
 
 // benchRecord returns a connection record as stored after a first
-// user_good check (two accounts), and its raw JSON.
+// user_good check (two accounts), its history included, and its raw JSON.
 func benchRecord(b *testing.B) (*connRec, string) {
 	b.Helper()
 	k, _ := GenerateKey()
@@ -153,12 +153,19 @@ func benchRecord(b *testing.B) (*connRec, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if _, _, err := s.commitArgs(m); err != nil { // the creation element goes into the record
+		b.Fatal(err)
+	}
 	good, _ := benchResults()
 	n := 0
 	ap := checkApply{attempt: ":1", started: ms(benchRecT0), finished: ms(benchRecT0), result: good,
 		newID: func() string { n++; return fmt.Sprintf("ac_%016d", n) }}
-	if oc, _ := applyCheck(m.rec, ap); oc != Applied {
+	oc, trs := applyCheck(m.rec, ap)
+	if oc != Applied {
 		b.Fatalf("first check: %s", oc)
+	}
+	if _, _, err := s.commitArgs(&mutation{rec: m.rec, history: historyOf(trs, ap.finished, CauseCheck, ap.attempt)}); err != nil {
+		b.Fatal(err)
 	}
 	raw, err := m.rec.encode()
 	if err != nil {

@@ -7,7 +7,7 @@
 //
 // Layout (prefix P, "cd:" by default):
 //
-//	P c:<conn>            string  the connection and its accounts (JSON, short names)
+//	P c:<conn>            string  the connection, its accounts and its newest history elements (JSON, short names)
 //	P co:<company>        hash    name, active (1|0), ca (created, ms)
 //	P companies           zset    company IDs by creation time
 //	P wk:<minute>         zset    the weekly schedule: eligible connection IDs whose slot falls in
@@ -17,7 +17,7 @@
 //	P due                 zset    on-demand due times (ms): first checks, reactivations, retries
 //	P ix:<company>:<st>   zset    a company's connections in status st, by creation time
 //	P n                   hash    number of connections per status
-//	P h:<conn>            list    newest-first status transitions, bounded
+//	P h:<conn>            list    older history elements spilled from the record, newest first (history.go)
 //	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
 //	P q                   hash    conn → until (ms): a check is queued or running (cleared when it ends)
 //	P fl                  zset    on-demand claims in flight, by lease end
@@ -58,7 +58,9 @@ type Config struct {
 	Clock clock.Clock
 	// Interval between two checks of a connection. Default 168h.
 	Interval time.Duration
-	// HistoryLimit bounds each connection's history list. Default 100.
+	// HistoryLimit bounds each connection's history: how many elements
+	// (one per write that changed a status) its record and its history list
+	// keep together, the newest in the record. Default 100.
 	HistoryLimit int
 	// EventsMaxLen caps the change-event stream (approximately). Default 100000.
 	EventsMaxLen int64

@@ -1,0 +1,415 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// A connection's history is one element (histRec) per write that made
+// status transitions. The newest recordHistory elements are kept in the
+// connection's record (field "h", compact form below); a write that adds
+// one beyond that spills the oldest record-held element to the list
+// P h:<conn> (histRec JSON, newest first) in the same commit script call,
+// and the list is trimmed to Config.HistoryLimit − recordHistory elements,
+// so record and list together keep at most Config.HistoryLimit elements.
+// (With HistoryLimit ≤ recordHistory the record keeps HistoryLimit
+// elements and spilled ones are dropped.)
+// A record without "h" (written before this layout) has its whole history
+// in the list; its new elements go into the record, and its list is trimmed
+// to the new bound at its first spill (until then it may keep up to
+// recordHistory elements more).
+//
+// Compact form of "h": a JSON array, newest element first. An element is
+//
+//   - a number n: the creation element (time createdAt, cause "created",
+//     one connection transition from "" to status code n, no detail);
+//   - an array [dt, cause, attempt, tr...], where dt is the element's time
+//     less createdAt in ms; cause a code of causeCodes or the cause itself;
+//     attempt, left out when there is none, a number d for the check
+//     attempt ":<T−d>" (a check task's short ID ends with its slot in ms,
+//     so d is how long after its slot the check finished) or the short
+//     attempt string; and each tr is [subject, from, to] or [subject,
+//     from, to, detail], with subject 0 for the connection, k ≥ 1 for the
+//     record's k-th account (accounts are only ever appended, so k stays
+//     valid) or an account ID, and from and to a code of statusCodes or
+//     the status itself.
+//
+// A two-account connection after its first check (created, then PENDING →
+// CONNECTED with two accounts DETECTED, finished 62 s after creation and
+// 2 s after its slot) holds "h":[[62000,0,2000,[0,1,2],[1,0,3],[2,0,3]],1]:
+// 42 bytes, where the list form of the same two elements is 218 bytes of
+// JSON in a list key of 408 bytes (MEMORY USAGE, Redis 7.0).
+
+// recordHistory (K) is how many of a connection's newest history elements
+// its record keeps. Measured on Redis 7.0 for a two-account sandbox
+// connection (record JSON / its "h" / MEMORY USAGE of the record key):
+// created 210 / 3 / 296 B; first check 478 / 42 / 584 B (jemalloc's
+// 512-byte class); accounts confirmed 613 / 71 / 712 B; first pulls
+// 620 / 106 / 712 B (640-byte class), and steady checks after that change
+// nothing. So K = 4 keeps the usual life of a connection (created, first
+// check, confirmation, first pulls) in its record with no list key, where
+// a list costs 232 B for one spilled element and 408 B for two. Past that,
+// elements are mostly status flaps of 100–300 bytes each (error details
+// are repeated per account), which a list stores about as compactly as the
+// record, so a larger K would only grow the record every check reads and
+// rewrites.
+const recordHistory = 4
+
+// statusCodes numbers the statuses a compact history element refers to.
+// Append only: stored records use these numbers. Statuses not listed are
+// stored as strings.
+var statusCodes = []string{
+	"", "PENDING", "CONNECTED", "DETECTED", "ONBOARDED", "PULL_COMPLETED",
+	"WEBSITE_DOWN", "WORKFLOW_NOT_ACCESSIBLE", "COMPANY_INACTIVE", "DEACTIVATED",
+	"PASSWORD_INCORRECT", "MFA_TOKEN_EXPIRED", "NEW_PASSWORD_NEEDED", "ADDITIONAL_CREDENTIALS_NEEDED",
+	"URL_INACCESSIBLE", "NO_ACCOUNTS_FOUND", "OTHER_ERROR", "UNDER_INVESTIGATION",
+	"NO_DOCUMENTS_FOUND", "PDF_DOWNLOAD_FAILED", "ACCOUNT_NOT_FOUND", "OLD_ACCOUNT",
+	"DUPLICATE", "CUSTOMER_NOT_TRACKED",
+}
+
+// causeCodes numbers the causes of history elements. Append only, as
+// statusCodes.
+var causeCodes = []string{
+	CauseCheck, CauseCreated, CauseDeactivated, CauseReactivated, CauseCompanyInactive,
+	CauseCompanyReactivate, CauseConfirm, CauseCredentials, CauseSettings,
+}
+
+var statusIndex, causeIndex = indexOf(statusCodes), indexOf(causeCodes)
+
+func indexOf(codes []string) map[string]int {
+	m := make(map[string]int, len(codes))
+	for i, c := range codes {
+		m[c] = i
+	}
+	return m
+}
+
+// historySplit is how many history elements a record keeps and how many
+// its list keeps, out of Config.HistoryLimit.
+func (s *Store) historySplit() (inRecord, inList int) {
+	inRecord = min(recordHistory, s.cfg.HistoryLimit)
+	return inRecord, s.cfg.HistoryLimit - inRecord
+}
+
+// addHistory puts h in r's history as its newest element and returns the
+// elements that no longer fit in the record (at most keep stay), newest
+// first. The elements kept are copied as stored, undecoded: a stored
+// element depends only on createdAt and the order of the accounts, which
+// never change.
+func (r *connRec) addHistory(h histRec, keep int) ([]histRec, error) {
+	old, err := splitArray(r.Hist)
+	if err != nil {
+		return nil, fmt.Errorf("decode record history: %w", err)
+	}
+	var spill []histRec
+	if keep <= 0 {
+		spill = append(spill, h)
+	}
+	if n := max(keep-1, 0); len(old) > n {
+		for i, raw := range old[n:] {
+			var e histRec
+			if err := r.decodeElem(raw, &e); err != nil {
+				return nil, fmt.Errorf("decode record history element %d: %w", n+i, err)
+			}
+			spill = append(spill, e)
+		}
+		old = old[:n]
+	}
+	b := make([]byte, 0, len(r.Hist)+64)
+	b = append(b, '[')
+	if keep > 0 {
+		b = r.appendElem(b, &h)
+	}
+	for _, raw := range old {
+		b = append(append(b, ','), raw...)
+	}
+	r.Hist = append(b, ']')
+	return spill, nil
+}
+
+// history decodes the elements r holds, newest first.
+func (r *connRec) history() ([]histRec, error) {
+	raws, err := splitArray(r.Hist)
+	if err != nil {
+		return nil, fmt.Errorf("decode record history: %w", err)
+	}
+	if len(raws) == 0 {
+		return nil, nil
+	}
+	out := make([]histRec, len(raws))
+	for i, raw := range raws {
+		if err := r.decodeElem(raw, &out[i]); err != nil {
+			return nil, fmt.Errorf("decode record history element %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// appendHistory appends the compact form of elems (newest first) to dst.
+func (r *connRec) appendHistory(dst []byte, elems []histRec) []byte {
+	dst = append(dst, '[')
+	for i := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = r.appendElem(dst, &elems[i])
+	}
+	return append(dst, ']')
+}
+
+func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
+	if h.C == CauseCreated && h.T == r.CreatedAt && h.A == "" && len(h.Tr) == 1 &&
+		h.Tr[0][0] == "" && h.Tr[0][1] == "" && h.Tr[0][3] == "" {
+		if c := statusIndex[h.Tr[0][2]]; c > 0 {
+			return strconv.AppendInt(dst, int64(c), 10)
+		}
+	}
+	dst = append(dst, '[')
+	dst = strconv.AppendInt(dst, h.T-r.CreatedAt, 10)
+	dst = append(dst, ',')
+	dst = appendCode(dst, causeIndex, h.C)
+	if h.A != "" {
+		dst = append(dst, ',')
+		if slot, ok := slotAttempt(h.A); ok {
+			dst = strconv.AppendInt(dst, h.T-slot, 10)
+		} else {
+			dst = appendString(dst, h.A)
+		}
+	}
+	for _, tr := range h.Tr {
+		dst = append(dst, ",["...)
+		if tr[0] == "" {
+			dst = append(dst, '0')
+		} else if k := r.accountIndex(tr[0]); k >= 0 {
+			dst = strconv.AppendInt(dst, int64(k+1), 10)
+		} else {
+			dst = appendString(dst, tr[0])
+		}
+		dst = append(dst, ',')
+		dst = appendCode(dst, statusIndex, tr[1])
+		dst = append(dst, ',')
+		dst = appendCode(dst, statusIndex, tr[2])
+		if tr[3] != "" {
+			dst = append(dst, ',')
+			dst = appendString(dst, tr[3])
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, ']')
+}
+
+func (r *connRec) decodeElem(raw []byte, h *histRec) error {
+	if len(raw) == 0 {
+		return errors.New("empty element")
+	}
+	if raw[0] != '[' { // the creation element: a status code
+		c, err := strconv.Atoi(string(raw))
+		if err != nil || c < 0 || c >= len(statusCodes) {
+			return fmt.Errorf("element %s is neither an array nor a status code", raw)
+		}
+		*h = histRec{T: r.CreatedAt, C: CauseCreated, Tr: [][4]string{{"", "", statusCodes[c], ""}}}
+		return nil
+	}
+	var buf [8][]byte
+	items, err := splitInto(raw, buf[:0])
+	if err != nil {
+		return err
+	}
+	if len(items) < 2 {
+		return fmt.Errorf("%d items, want 2 or more", len(items))
+	}
+	dt, err := strconv.ParseInt(string(items[0]), 10, 64)
+	if err != nil {
+		return fmt.Errorf("time: %w", err)
+	}
+	*h = histRec{T: r.CreatedAt + dt}
+	if h.C, err = decodeCode(causeCodes, items[1]); err != nil {
+		return fmt.Errorf("cause: %w", err)
+	}
+	rest := items[2:]
+	if len(rest) > 0 && rest[0][0] != '[' {
+		if rest[0][0] == '"' {
+			h.A, err = decodeString(rest[0])
+		} else {
+			var d int64
+			d, err = strconv.ParseInt(string(rest[0]), 10, 64)
+			h.A = ":" + strconv.FormatInt(h.T-d, 10)
+		}
+		if err != nil {
+			return fmt.Errorf("attempt: %w", err)
+		}
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		h.Tr = make([][4]string, len(rest))
+	}
+	for i, raw := range rest {
+		if err := r.decodeTransition(raw, &h.Tr[i]); err != nil {
+			return fmt.Errorf("transition %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {
+	if raw[0] != '[' {
+		return fmt.Errorf("%s is not an array", raw)
+	}
+	var buf [4][]byte
+	parts, err := splitInto(raw, buf[:0])
+	if err != nil {
+		return err
+	}
+	if len(parts) < 3 || len(parts) > 4 {
+		return fmt.Errorf("%d parts, want 3 or 4", len(parts))
+	}
+	if parts[0][0] == '"' {
+		if tr[0], err = decodeString(parts[0]); err != nil {
+			return err
+		}
+	} else {
+		k, err := strconv.Atoi(string(parts[0]))
+		if err != nil || k < 0 || k > len(r.Accounts) {
+			return fmt.Errorf("subject %s is not the connection or one of its %d accounts", parts[0], len(r.Accounts))
+		}
+		if k > 0 {
+			tr[0] = r.Accounts[k-1].ID
+		}
+	}
+	if tr[1], err = decodeCode(statusCodes, parts[1]); err != nil {
+		return fmt.Errorf("from: %w", err)
+	}
+	if tr[2], err = decodeCode(statusCodes, parts[2]); err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+	if len(parts) == 4 {
+		if parts[3][0] != '"' {
+			return fmt.Errorf("detail %s is not a string", parts[3])
+		}
+		if tr[3], err = decodeString(parts[3]); err != nil {
+			return fmt.Errorf("detail: %w", err)
+		}
+	}
+	return nil
+}
+
+// splitArray returns the values of the JSON array b ([] when b is empty),
+// as slices of b.
+func splitArray(b []byte) ([][]byte, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return splitInto(b, make([][]byte, 0, recordHistory+1))
+}
+
+// splitInto appends the values of the JSON array b to dst. b is
+// well-formed JSON (the record it comes from was decoded), so it only
+// needs to find where each value ends: at a comma or the closing bracket
+// outside strings and nested values.
+func splitInto(b []byte, dst [][]byte) ([][]byte, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return nil, fmt.Errorf("%.40s is not an array", b)
+	}
+	depth, start, inStr := 0, 1, false
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '[' || c == '{':
+			depth++
+		case (c == ']' || c == '}') && depth > 0:
+			depth--
+		case (c == ',' || c == ']') && depth == 0:
+			v := bytes.TrimSpace(b[start:i])
+			if len(v) == 0 {
+				if c == ']' && len(dst) == 0 && i == len(b)-1 {
+					return dst, nil // []
+				}
+				return nil, fmt.Errorf("empty value in %.40s", b)
+			}
+			dst = append(dst, v)
+			start = i + 1
+			if c == ']' {
+				if i != len(b)-1 {
+					return nil, fmt.Errorf("%.40s is not one array", b)
+				}
+				return dst, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%.40s is not a whole array", b)
+}
+
+// decodeString decodes the JSON string s: directly when it has no escape
+// and is valid UTF-8, else as encoding/json does.
+func decodeString(s []byte) (string, error) {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return "", fmt.Errorf("%.40s is not a string", s)
+	}
+	if in := s[1 : len(s)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+		return string(in), nil
+	}
+	var v string
+	err := json.Unmarshal(s, &v)
+	return v, err
+}
+
+func (r *connRec) accountIndex(id string) int {
+	for i := range r.Accounts {
+		if r.Accounts[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// slotAttempt reports the slot of a short check attempt ":<slot ms>",
+// written canonically (so that it reads back the same).
+func slotAttempt(a string) (int64, bool) {
+	rest, ok := strings.CutPrefix(a, ":")
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(rest, 10, 64)
+	// Bounded far beyond any time in ms, so T − slot cannot overflow.
+	if err != nil || strconv.FormatInt(v, 10) != rest || v > 1<<52 || v < -1<<52 {
+		return 0, false
+	}
+	return v, true
+}
+
+func appendCode(dst []byte, index map[string]int, s string) []byte {
+	if c, ok := index[s]; ok {
+		return strconv.AppendInt(dst, int64(c), 10)
+	}
+	return appendString(dst, s)
+}
+
+func decodeCode(codes []string, raw []byte) (string, error) {
+	if raw[0] == '"' {
+		return decodeString(raw)
+	}
+	c, err := strconv.Atoi(string(raw))
+	if err != nil || c < 0 || c >= len(codes) {
+		return "", fmt.Errorf("unknown code %s", raw)
+	}
+	return codes[c], nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always encodes
+	return append(dst, b...)
+}
