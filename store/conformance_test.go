@@ -567,7 +567,7 @@ func runConformance(t *testing.T, b backend) {
 		}
 	})
 
-	t.Run("claim moves to the next slot; unacknowledged claims come back with their slot", func(t *testing.T) {
+	t.Run("an on-demand claim leaves the due index; unacknowledged claims come back with their slot", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
 		c := f.conn("user_good")
