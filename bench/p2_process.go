@@ -80,6 +80,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		r.Err = err
 		return r
 	}
+	batches := map[string]store.BatchStats{}
 	runWorker := func(label string, slot func(int) time.Time) (*meter, error) {
 		if _, err := enqueueChecks(ctx, e.aq, d.ids[:n], n, slot, 16, opts...); err != nil {
 			return nil, err
@@ -100,6 +101,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		}
 		e.logf("P2: worker, %s, concurrency %d, %d checks", label, conc, n)
 		stopProf := e.startProfile("P2-" + label)
+		b0 := e.st.BatchStats()
 		m := startMeter(ctx, e.rdb, e.rt)
 		if err := w.Start(ctx); err != nil {
 			stopProf()
@@ -107,6 +109,8 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		}
 		err = waitAll(ctx, all, &done, n)
 		m.stop(ctx)
+		b1 := e.st.BatchStats()
+		batches[label] = store.BatchStats{Calls: b1.Calls - b0.Calls, Batches: b1.Batches - b0.Batches, Pipelined: b1.Pipelined - b0.Pipelined}
 		stopProf()
 		_ = w.Stop(ctx)
 		if err != nil {
@@ -142,9 +146,20 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		"worker, first checks "+m.perItem(n),
 		"worker, steady       "+steady.perItem(n),
 		"raw                  "+raw.perItem(n),
+		fmt.Sprintf("store group commit (LoadCheck reads and record writes sharing round trips): first checks %s; steady %s",
+			batchDetail(batches["first"]), batchDetail(batches["steady"])),
 		fmt.Sprintf("by CPU (Go + Redis per check, less sensitive to the machine's load): raw %s, worker first %s (ratio %.3f), steady %s (ratio %.3f)",
 			raw.cpuPerItem(n), m.cpuPerItem(n), m.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n)))
 	return r
+}
+
+// batchDetail describes the store's group commit over one run.
+func batchDetail(b store.BatchStats) string {
+	if b.Batches == 0 {
+		return "no script calls"
+	}
+	return fmt.Sprintf("%d script calls in %d round trips (%.2f per round trip; %.0f%% of calls shared one)",
+		b.Calls, b.Batches, float64(b.Calls)/float64(b.Batches), 100*float64(b.Pipelined)/float64(b.Calls))
 }
 
 // waitAll waits for all to close, bounded by drainTimeout.

@@ -43,7 +43,7 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	if !ValidID(ConnectionIDPrefix, connID) {
 		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
 	}
-	v, err := loadScript.Run(ctx, s.rdb, []string{s.kConn(connID)}, s.cfg.Prefix+"co:").Slice()
+	v, err := s.batch.run(ctx, loadScript, []string{s.kConn(connID)}, s.cfg.Prefix+"co:").Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
 	}

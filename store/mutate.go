@@ -120,7 +120,7 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 	if err != nil {
 		return err
 	}
-	n, err := commitScript.Run(ctx, s.rdb, keys, args...).Int()
+	n, err := s.batch.run(ctx, commitScript, keys, args...).Int()
 	if err != nil {
 		return fmt.Errorf("write connection %s: %w", m.rec.ID, err)
 	}

@@ -76,8 +76,9 @@ type Config struct {
 
 // Store is the Redis persistence of checkd. It is safe for concurrent use.
 type Store struct {
-	rdb redis.UniversalClient
-	cfg Config
+	rdb   redis.UniversalClient
+	cfg   Config
+	batch *scriptBatcher // LoadCheck's reads and every write's commit
 }
 
 // DefaultInterval is the check interval of the reference: weekly.
@@ -109,8 +110,12 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "cd:"
 	}
-	return &Store{rdb: rdb, cfg: cfg}, nil
+	return &Store{rdb: rdb, cfg: cfg, batch: newScriptBatcher(rdb)}, nil
 }
+
+// BatchStats returns what the group commit did so far: LoadCheck reads and
+// connection writes of concurrent callers share round trips to Redis.
+func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
 
 // Interval is the configured check interval.
 func (s *Store) Interval() time.Duration { return s.cfg.Interval }

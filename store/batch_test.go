@@ -1,0 +1,756 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/checks"
+)
+
+// The group commit's tests. A gate (a go-redis hook) holds the lone call
+// that leads while the test queues calls behind it, so the batch that
+// follows is known exactly; waits poll with a deadline that only bounds a
+// hang, and nothing asserts a time.
+
+// waitFor polls cond until it holds; the deadline only turns a hang into a
+// failure.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("still waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// gate records the script commands the client sends (not the connection
+// handshakes go-redis also runs through hooks) and can hold a single one or
+// a pipeline of them until released.
+type gate struct {
+	mu         sync.Mutex
+	holdSingle chan struct{} // non-nil: the next single command waits for it
+	holdPipe   chan struct{} // non-nil: the next pipeline waits for it
+	panicPipe  bool          // the next pipeline panics
+	entered    chan string   // "single" or "pipeline" when one is held
+	singles    []string      // command names, in order
+	pipes      [][]string    // each pipeline's command names
+}
+
+func newGate() *gate { return &gate{entered: make(chan string, 4)} }
+
+func (g *gate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !isScriptCmd(cmd) {
+			return next(ctx, cmd)
+		}
+		g.mu.Lock()
+		g.singles = append(g.singles, cmd.Name())
+		hold := g.holdSingle
+		g.holdSingle = nil
+		g.mu.Unlock()
+		if hold != nil {
+			g.entered <- "single"
+			<-hold
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) == 0 || !isScriptCmd(cmds[0]) {
+			return next(ctx, cmds)
+		}
+		names := make([]string, len(cmds))
+		for i, c := range cmds {
+			names[i] = c.Name()
+		}
+		g.mu.Lock()
+		g.pipes = append(g.pipes, names)
+		hold, panics := g.holdPipe, g.panicPipe
+		g.holdPipe, g.panicPipe = nil, false
+		g.mu.Unlock()
+		if panics {
+			panic("hook panics")
+		}
+		if hold != nil {
+			g.entered <- "pipeline"
+			<-hold
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func isScriptCmd(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "eval", "evalsha":
+		return true
+	}
+	return false
+}
+
+// holdNextSingle makes the next single command wait until release is called.
+func (g *gate) holdNextSingle() (release func()) {
+	ch := make(chan struct{})
+	g.mu.Lock()
+	g.holdSingle = ch
+	g.mu.Unlock()
+	return sync.OnceFunc(func() { close(ch) })
+}
+
+// holdNextPipeline makes the next pipeline wait until release is called.
+func (g *gate) holdNextPipeline() (release func()) {
+	ch := make(chan struct{})
+	g.mu.Lock()
+	g.holdPipe = ch
+	g.mu.Unlock()
+	return sync.OnceFunc(func() { close(ch) })
+}
+
+func (g *gate) pipelines() [][]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([][]string, len(g.pipes))
+	copy(out, g.pipes)
+	return out
+}
+
+func (g *gate) reset() {
+	g.mu.Lock()
+	g.singles, g.pipes = nil, nil
+	g.mu.Unlock()
+}
+
+func (b *scriptBatcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// idle fails the test unless nothing is in flight or queued: every call
+// that returned left the batcher as it found it.
+func (b *scriptBatcher) requireIdle(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.busy || len(b.queue) != 0 {
+		t.Fatalf("batcher not idle: busy=%v, %d queued", b.busy, len(b.queue))
+	}
+}
+
+// batchBackend is a fresh Redis behind a client with a gate.
+type batchBackend struct {
+	name string
+	new  func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) // mini is nil for a real Redis
+}
+
+var batchBackends = []batchBackend{
+	{"miniredis", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
+		mr := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+		t.Cleanup(func() { c.Close() })
+		return c, mr
+	}},
+	{"redis", func(t *testing.T) (redis.UniversalClient, *miniredis.Miniredis) {
+		return realBackend(t), nil
+	}},
+}
+
+// gated returns a batcher over a fresh Redis whose client has a gate.
+func gated(t *testing.T, be batchBackend) (*scriptBatcher, *gate, redis.UniversalClient, *miniredis.Miniredis) {
+	t.Helper()
+	rdb, mr := be.new(t)
+	g := newGate()
+	rdb.AddHook(g)
+	return newScriptBatcher(rdb), g, rdb, mr
+}
+
+// batchCall is one call of a forced batch and, once it returned, its reply.
+type batchCall struct {
+	ctx    context.Context
+	script *redis.Script
+	keys   []string
+	args   []any
+
+	val any
+	err error
+}
+
+// forceBatch runs lead alone, held at the gate until every call of batch is
+// queued behind it, so the calls of batch go out together as the next
+// round trip. It returns when every call returned.
+func forceBatch(t *testing.T, b *scriptBatcher, g *gate, lead *batchCall, batch []*batchCall) {
+	t.Helper()
+	release := g.holdNextSingle()
+	defer release()
+	var wg sync.WaitGroup
+	run := func(c *batchCall) {
+		defer wg.Done()
+		c.val, c.err = b.run(c.ctx, c.script, c.keys, c.args...).Result()
+	}
+	wg.Add(1)
+	go run(lead)
+	if got := <-g.entered; got != "single" {
+		t.Fatalf("the lone call went out as a %s", got)
+	}
+	for i, c := range batch {
+		wg.Add(1)
+		go run(c)
+		waitFor(t, fmt.Sprintf("call %d to queue", i), func() bool { return b.queued() == i+1 })
+	}
+	release()
+	wg.Wait()
+}
+
+var (
+	echoScript  = redis.NewScript(`return ARGV[1]`)
+	falseScript = redis.NewScript(`return false`)
+	errScript   = redis.NewScript(`return redis.error_reply('BOOM ' .. ARGV[1])`)
+	incrScript  = redis.NewScript(`return redis.call('INCRBY', KEYS[1], ARGV[1])`)
+	wrongScript = redis.NewScript(`return redis.call('GET', KEYS[1])`) // on a hash: WRONGTYPE
+	leadScript  = redis.NewScript(`return 'lead'`)
+)
+
+// TestBatchRepliesAsUnbatched sends a batch of calls with every kind of
+// reply and checks that each call got what Script.Run gives it alone.
+func TestBatchRepliesAsUnbatched(t *testing.T) {
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b, g, rdb, _ := gated(t, be)
+			ctx := context.Background()
+			if err := rdb.HSet(ctx, "h", "f", "v").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.Set(ctx, "s", `{"co":"co_1"}`, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			cases := []struct {
+				name   string
+				script *redis.Script
+				keys   []string
+				args   []any
+			}{
+				{"value", echoScript, nil, []any{"hello"}},
+				{"integer", incrScript, []string{"n"}, []any{5}},
+				{"nil reply", falseScript, nil, nil},
+				{"script error", errScript, nil, []any{"x"}},
+				{"command error", wrongScript, []string{"h"}, nil},
+				{"load: missing connection", loadScript, []string{"missing"}, []any{"co:"}},
+				{"load: connection", loadScript, []string{"s"}, []any{"co:"}},
+				{"another value", echoScript, nil, []any{"world"}},
+			}
+			// Unbatched, one by one: what each call must get.
+			want := make([]string, len(cases))
+			for i, c := range cases {
+				v, err := c.script.Run(ctx, rdb, c.keys, c.args...).Result()
+				want[i] = fmt.Sprintf("%v / %v", v, err)
+			}
+			if err := rdb.Set(ctx, "n", 0, 0).Err(); err != nil { // the same state again for INCRBY
+				t.Fatal(err)
+			}
+			g.reset()
+			calls := make([]*batchCall, len(cases))
+			for i, c := range cases {
+				calls[i] = &batchCall{ctx: ctx, script: c.script, keys: c.keys, args: c.args}
+			}
+			forceBatch(t, b, g, &batchCall{ctx: ctx, script: echoScript, args: []any{"lead"}}, calls)
+			for i, c := range calls {
+				if got := fmt.Sprintf("%v / %v", c.val, c.err); got != want[i] {
+					t.Errorf("%s: batched %q, unbatched %q", cases[i].name, got, want[i])
+				}
+			}
+			// One round trip for the batch. (miniredis does not cache a
+			// script that failed, so there the failing call's EVALSHA gets
+			// NOSCRIPT and an EVAL follows, as with Script.Run.)
+			p := g.pipelines()
+			if len(p) == 0 || len(p[0]) != len(cases) {
+				t.Errorf("pipelines %v, want one of %d calls", p, len(cases))
+			}
+			for _, retry := range p[min(1, len(p)):] {
+				for _, name := range retry {
+					if name != "eval" {
+						t.Errorf("pipeline after the batch: %v", retry)
+					}
+				}
+			}
+			if st := b.Stats(); st.Calls != int64(len(cases))+1 || st.Batches != 2 || st.Pipelined != int64(len(cases)) {
+				t.Errorf("stats %+v", st)
+			}
+			b.requireIdle(t)
+		})
+	}
+}
+
+// TestBatchConcurrent runs many callers at once (run it with -race): each
+// gets its own replies, in order, and the batcher ends idle.
+func TestBatchConcurrent(t *testing.T) {
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b, _, rdb, _ := gated(t, be)
+			ctx := context.Background()
+			const callers, calls = 24, 60
+			var wg sync.WaitGroup
+			errs := make(chan error, callers)
+			for i := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					key := fmt.Sprintf("k%d", i)
+					for j := 1; j <= calls; j++ {
+						if v, err := b.run(ctx, echoScript, nil, key).Text(); err != nil || v != key {
+							errs <- fmt.Errorf("echo of %s: %q, %v", key, v, err)
+							return
+						}
+						n, err := b.run(ctx, incrScript, []string{key}, i+1).Int()
+						if err != nil || n != j*(i+1) {
+							errs <- fmt.Errorf("%s: INCRBY gave %d, %v; want %d", key, n, err, j*(i+1))
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			b.requireIdle(t)
+			st := b.Stats()
+			if st.Calls != 2*callers*calls || st.Batches > st.Calls || st.Batches == 0 {
+				t.Errorf("stats %+v, want %d calls", st, 2*callers*calls)
+			}
+			t.Logf("%+v: %.2f calls per round trip", st, float64(st.Calls)/float64(st.Batches))
+			for i := range callers {
+				if n, err := rdb.Get(ctx, fmt.Sprintf("k%d", i)).Int(); err != nil || n != calls*(i+1) {
+					t.Errorf("k%d = %d, %v", i, n, err)
+				}
+			}
+		})
+	}
+}
+
+// TestBatchFailingRedis: a Redis that answers errors, then one that is
+// gone: every call gets the error, none hangs, and the batcher recovers.
+func TestBatchFailingRedis(t *testing.T) {
+	b, g, _, mr := gated(t, batchBackends[0])
+	ctx := context.Background()
+	calls := func() []*batchCall {
+		cs := make([]*batchCall, 4)
+		for i := range cs {
+			cs[i] = &batchCall{ctx: ctx, script: echoScript, args: []any{fmt.Sprint(i)}}
+		}
+		return cs
+	}
+
+	mr.SetError("ERR the server is failing")
+	lead, cs := &batchCall{ctx: ctx, script: echoScript, args: []any{"lead"}}, calls()
+	forceBatch(t, b, g, lead, cs)
+	for _, c := range append([]*batchCall{lead}, cs...) {
+		if c.err == nil || !strings.Contains(c.err.Error(), "the server is failing") {
+			t.Errorf("call %v: %v, %v; want the server's error", c.args, c.val, c.err)
+		}
+	}
+	mr.SetError("")
+	lead, cs = &batchCall{ctx: ctx, script: echoScript, args: []any{"lead"}}, calls()
+	forceBatch(t, b, g, lead, cs)
+	for i, c := range cs {
+		if c.err != nil || c.val != fmt.Sprint(i) {
+			t.Errorf("after recovery, call %d: %v, %v", i, c.val, c.err)
+		}
+	}
+
+	mr.Close()
+	lead, cs = &batchCall{ctx: ctx, script: echoScript, args: []any{"lead"}}, calls()
+	forceBatch(t, b, g, lead, cs)
+	for _, c := range append([]*batchCall{lead}, cs...) {
+		if c.err == nil {
+			t.Errorf("call %v to a closed server: %v, no error", c.args, c.val)
+		}
+	}
+	b.requireIdle(t)
+}
+
+// TestBatchCancelled: a context done before its call is sent fails that
+// call alone; one done after it was sent still gets its reply; a leader
+// giving up does not fail the calls it carries.
+func TestBatchCancelled(t *testing.T) {
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+
+			t.Run("before the call", func(t *testing.T) {
+				b, g, _, _ := gated(t, be)
+				cctx, cancel := context.WithCancel(ctx)
+				cancel()
+				if err := b.run(cctx, echoScript, nil, "x").Err(); !errors.Is(err, context.Canceled) {
+					t.Fatalf("got %v, want context.Canceled", err)
+				}
+				if len(g.singles)+len(g.pipes) != 0 {
+					t.Fatalf("a cancelled call was sent: %v %v", g.singles, g.pipes)
+				}
+				b.requireIdle(t)
+			})
+
+			t.Run("while queued", func(t *testing.T) {
+				b, g, _, _ := gated(t, be)
+				release := g.holdNextSingle()
+				defer release()
+				lead := make(chan error, 1)
+				go func() { lead <- b.run(ctx, echoScript, nil, "lead").Err() }()
+				<-g.entered
+				cctx, cancel := context.WithCancel(ctx)
+				type reply struct {
+					v   any
+					err error
+				}
+				gone := make(chan reply, 1)
+				go func() { v, err := b.run(cctx, echoScript, nil, "gone").Result(); gone <- reply{v, err} }()
+				waitFor(t, "the call to queue", func() bool { return b.queued() == 1 })
+				others := make([]chan reply, 3)
+				for i := range others {
+					others[i] = make(chan reply, 1)
+					go func() {
+						v, err := b.run(ctx, echoScript, nil, fmt.Sprint(i)).Result()
+						others[i] <- reply{v, err}
+					}()
+					waitFor(t, "the others to queue", func() bool { return b.queued() == i+2 })
+				}
+				cancel()
+				// It returns while the leader is still held: it never waited for it.
+				if r := <-gone; !errors.Is(r.err, context.Canceled) {
+					t.Fatalf("cancelled call: %v, %v; want context.Canceled", r.v, r.err)
+				}
+				release()
+				if err := <-lead; err != nil {
+					t.Fatal(err)
+				}
+				for i, ch := range others {
+					if r := <-ch; r.err != nil || r.v != fmt.Sprint(i) {
+						t.Errorf("call %d: %v, %v", i, r.v, r.err)
+					}
+				}
+				if p := g.pipelines(); len(p) != 1 || len(p[0]) != 3 {
+					t.Errorf("pipelines %v, want one of the 3 live calls", p)
+				}
+				b.requireIdle(t)
+			})
+
+			// The promoted call's context ends before it starts its batch.
+			// Whether it notices at once or at the start of its batch (the
+			// select picks either), it fails alone and the next call goes.
+			t.Run("promoted", func(t *testing.T) {
+				b, _, _, _ := gated(t, be)
+				for range 40 {
+					b.mu.Lock()
+					b.busy = true // the test holds the lead
+					b.mu.Unlock()
+					cctx, cancel := context.WithCancel(ctx)
+					gone, next := make(chan error, 1), make(chan string, 2)
+					go func() { gone <- b.run(cctx, echoScript, nil, "gone").Err() }()
+					waitFor(t, "the first call to queue", func() bool { return b.queued() == 1 })
+					for i := range 2 {
+						go func() {
+							v, err := b.run(ctx, echoScript, nil, "next").Text()
+							next <- fmt.Sprint(v, err)
+						}()
+						waitFor(t, "the others to queue", func() bool { return b.queued() == 2+i })
+					}
+					cancel()
+					b.release() // the test's turn ends: the first call is promoted
+					if err := <-gone; !errors.Is(err, context.Canceled) {
+						t.Fatalf("promoted, cancelled call: %v", err)
+					}
+					for range 2 {
+						if got := <-next; got != "next<nil>" {
+							t.Fatalf("next call: %s", got)
+						}
+					}
+					b.requireIdle(t)
+				}
+			})
+
+			t.Run("after it was sent", func(t *testing.T) {
+				b, g, _, _ := gated(t, be)
+				releaseSingle := g.holdNextSingle()
+				defer releaseSingle()
+				go func() { _ = b.run(ctx, echoScript, nil, "lead").Err() }()
+				<-g.entered
+				type reply struct {
+					v   any
+					err error
+				}
+				ctxs := make([]context.CancelFunc, 3)
+				replies := make([]chan reply, 3)
+				for i := range replies {
+					cctx, cancel := context.WithCancel(ctx)
+					ctxs[i], replies[i] = cancel, make(chan reply, 1)
+					go func() {
+						v, err := b.run(cctx, echoScript, nil, fmt.Sprint(i)).Result()
+						replies[i] <- reply{v, err}
+					}()
+					waitFor(t, "the calls to queue", func() bool { return b.queued() == i+1 })
+				}
+				releasePipe := g.holdNextPipeline()
+				defer releasePipe()
+				releaseSingle()
+				if got := <-g.entered; got != "pipeline" {
+					t.Fatalf("held a %s", got)
+				}
+				// In flight: the leader (call 0) and call 1 give up.
+				ctxs[0]()
+				ctxs[1]()
+				releasePipe()
+				for i, ch := range replies {
+					if r := <-ch; r.err != nil || r.v != fmt.Sprint(i) {
+						t.Errorf("call %d: %v, %v; want its reply", i, r.v, r.err)
+					}
+				}
+				for _, cancel := range ctxs {
+					cancel()
+				}
+				b.requireIdle(t)
+			})
+		})
+	}
+}
+
+// TestBatchNoScript: a batch whose scripts Redis does not have (after
+// SCRIPT FLUSH on miniredis; a script never loaded on the shared real
+// Redis, where a flush would disturb other packages' tests) runs them with
+// EVAL, and the next batch finds them cached.
+func TestBatchNoScript(t *testing.T) {
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b, g, rdb, mr := gated(t, be)
+			ctx := context.Background()
+			fresh := redis.NewScript(fmt.Sprintf("-- %d\nreturn ARGV[1] .. '!'", time.Now().UnixNano()))
+			batch := func() []*batchCall {
+				return []*batchCall{
+					{ctx: ctx, script: fresh, args: []any{"a"}},
+					{ctx: ctx, script: echoScript, args: []any{"b"}},
+					{ctx: ctx, script: fresh, args: []any{"c"}},
+					{ctx: ctx, script: incrScript, keys: []string{"n"}, args: []any{1}},
+				}
+			}
+			want := []string{"a!", "b", "c!"}
+			check := func(round string, cs []*batchCall, n int64) {
+				t.Helper()
+				for i, w := range want {
+					if cs[i].err != nil || cs[i].val != w {
+						t.Errorf("%s: call %d: %v, %v; want %q", round, i, cs[i].val, cs[i].err, w)
+					}
+				}
+				if cs[3].err != nil || cs[3].val != n {
+					t.Errorf("%s: INCRBY: %v, %v; want %d", round, cs[3].val, cs[3].err, n)
+				}
+			}
+			// Warm the other scripts so only fresh is missing at first.
+			for _, s := range []*redis.Script{echoScript, incrScript} {
+				if err := s.Load(ctx, rdb).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.reset()
+			cs := batch()
+			forceBatch(t, b, g, &batchCall{ctx: ctx, script: leadScript}, cs)
+			check("first", cs, 1)
+			if p := g.pipelines(); len(p) != 2 || strings.Join(p[1], ",") != "eval,eval" {
+				t.Errorf("pipelines %v, want the batch, then EVAL of the two calls of the missing script", p)
+			}
+
+			g.reset()
+			cs = batch()
+			forceBatch(t, b, g, &batchCall{ctx: ctx, script: leadScript}, cs)
+			check("cached", cs, 2)
+			if p := g.pipelines(); len(p) != 1 {
+				t.Errorf("pipelines %v, want the batch alone", p)
+			}
+
+			if mr == nil {
+				return
+			}
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			g.reset()
+			cs = batch()
+			forceBatch(t, b, g, &batchCall{ctx: ctx, script: leadScript}, cs)
+			check("after SCRIPT FLUSH", cs, 3)
+			if p := g.pipelines(); len(p) != 2 || strings.Join(p[1], ",") != "eval,eval,eval,eval" {
+				t.Errorf("pipelines %v, want the batch, then EVAL of all four", p)
+			}
+			b.requireIdle(t)
+		})
+	}
+}
+
+// TestBatchStore drives the store's check path through batches: loads and
+// records of many connections at once, and two records of one connection
+// in the same batch (the loser of the compare-and-set reads again).
+func TestBatchStore(t *testing.T) {
+	for _, be := range []struct {
+		name string
+		b    backend
+	}{{"miniredis", miniBackend}, {"redis", realBackend}} {
+		t.Run(be.name, func(t *testing.T) {
+			g := newGate()
+			f := newFixture(t, func(t *testing.T) redis.UniversalClient {
+				c := be.b(t)
+				c.AddHook(g)
+				return c
+			}, nil)
+
+			const n = 30
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = f.conn("user_good").ID
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for i, id := range ids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					tg, err := f.s.LoadCheck(f.ctx, id)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if tg.Skip != checks.SkipNone || tg.Request.Credentials.Username != "user_good" {
+						errs <- fmt.Errorf("%s: skip %q, request %+v", id, tg.Skip, tg.Request)
+						return
+					}
+					r, err := f.s.RecordCheck(f.ctx, tg, CheckResult{Attempt: fmt.Sprintf("check:%s:%d", id, i),
+						StartedAt: t0, FinishedAt: t0.Add(time.Second), Result: ok("1", "2")})
+					if err != nil || r.Outcome != Applied || r.To != checks.ConnConnected || r.Transitions != 3 {
+						errs <- fmt.Errorf("%s: %+v, %v", id, r, err)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			for _, id := range ids {
+				if c := f.get(id); c.Status != checks.ConnConnected || len(c.Accounts) != 2 {
+					t.Errorf("%s: %s with %d accounts", id, c.Status, len(c.Accounts))
+				}
+			}
+			f.invariants()
+			f.s.batch.requireIdle(t)
+
+			// Two checks of one connection, loaded before either records,
+			// recorded in one batch: both apply, one after reading again.
+			id := ids[0]
+			t1 := t0.Add(time.Hour)
+			results := []checks.Result{fail(checks.ConnWebsiteDown, "503"), ok("1", "2")}
+			targets := make([]*CheckTarget, 2)
+			for i := range targets {
+				tg, err := f.s.LoadCheck(f.ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				targets[i] = tg
+			}
+			g.reset()
+			release := g.holdNextSingle()
+			lead := make(chan error, 1)
+			go func() { lead <- f.s.batch.run(f.ctx, echoScript, nil, "lead").Err() }()
+			<-g.entered
+			recs := make([]Recorded, 2)
+			recErrs := make([]error, 2)
+			for i := range targets {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					recs[i], recErrs[i] = f.s.RecordCheck(f.ctx, targets[i], CheckResult{Attempt: fmt.Sprintf("check:%s:x%d", id, i),
+						StartedAt: t1.Add(time.Duration(i) * time.Minute), FinishedAt: t1.Add(time.Duration(i)*time.Minute + time.Second),
+						Result: results[i]})
+				}()
+				waitFor(t, "the record to queue", func() bool { return f.s.batch.queued() == i+1 })
+			}
+			release()
+			wg.Wait()
+			if err := <-lead; err != nil {
+				t.Fatal(err)
+			}
+			for i := range recs {
+				if recErrs[i] != nil || recs[i].Outcome != Applied {
+					t.Errorf("record %d: %+v, %v", i, recs[i], recErrs[i])
+				}
+			}
+			if p := g.pipelines(); len(p) == 0 || len(p[0]) != 2 {
+				t.Errorf("pipelines %v, want the two writes in one", p)
+			}
+			if c := f.get(id); c.Status != checks.ConnConnected || c.ConsecutiveFailures != 0 {
+				t.Errorf("after both: %s, %d failures; want the later check's CONNECTED", c.Status, c.ConsecutiveFailures)
+			}
+			h, err := f.s.History(f.ctx, id, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conn []string
+			for _, e := range h {
+				if e.AccountID == "" {
+					conn = append(conn, e.To+" "+strings.TrimPrefix(e.Attempt, "check:"+id+":"))
+				}
+			}
+			if got := strings.Join(conn, ", "); got != "CONNECTED x1, WEBSITE_DOWN x0, CONNECTED 0, PENDING " {
+				t.Errorf("connection history, newest first: %s", got)
+			}
+			f.invariants()
+			f.s.batch.requireIdle(t)
+		})
+	}
+}
+
+// TestBatchPanic: a panic while a batch is sent (in a hook, say) reaches
+// the leader's caller; the calls it carried fail, and the batcher goes on.
+func TestBatchPanic(t *testing.T) {
+	b, g, _, _ := gated(t, batchBackends[0])
+	ctx := context.Background()
+	release := g.holdNextSingle()
+	defer release()
+	go func() { _ = b.run(ctx, echoScript, nil, "lead").Err() }()
+	<-g.entered
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		_ = b.run(ctx, echoScript, nil, "0").Err()
+	}()
+	waitFor(t, "the leader to queue", func() bool { return b.queued() == 1 })
+	errs := make(chan error, 1)
+	go func() { errs <- b.run(ctx, echoScript, nil, "1").Err() }()
+	waitFor(t, "the call to queue", func() bool { return b.queued() == 2 })
+	g.mu.Lock()
+	g.panicPipe = true
+	g.mu.Unlock()
+	release()
+	if v := <-panicked; v != "hook panics" {
+		t.Fatalf("the leader's caller got %v, want the panic", v)
+	}
+	if err := <-errs; !errors.Is(err, errBatchAborted) {
+		t.Fatalf("the carried call got %v, want errBatchAborted", err)
+	}
+	b.requireIdle(t)
+	if v, err := b.run(ctx, echoScript, nil, "again").Text(); err != nil || v != "again" {
+		t.Fatalf("after the panic: %q, %v", v, err)
+	}
+}
