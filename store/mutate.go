@@ -14,14 +14,16 @@ import (
 // dueOp is what a write does to the connection's place in the due index.
 type dueOp string
 
-// Every op but dueKeep also sets the connection's weekly schedule
-// membership: out of it for dueRemove, in it otherwise.
+// Every op but dueKeep and dueAfter also sets the connection's weekly
+// schedule membership: out of it for dueRemove, in it otherwise.
 const (
 	dueKeep   dueOp = ""    // leave it
 	dueRemove dueOp = "rem" // no longer eligible: out of the due index and the schedule
 	// dueAfter: a check that started at dueSince was recorded: an
 	// on-demand due time at or before it was served by that check and
-	// goes; a later one stays.
+	// goes; a later one stays. The schedule is left alone: only a
+	// connection eligible when loaded has a check applied, so it is in the
+	// schedule already (EnsureSchedule rebuilds older stores).
 	dueAfter dueOp = "adv"
 	dueSet   dueOp = "set" // check at dueAt (on demand), and weekly
 	// dueWeekly (schedule.go): weekly only, the due time left alone.
@@ -84,7 +86,9 @@ elseif op ~= '' then
       redis.call('ZREM', KEYS[2], ARGV[3])
     end
   end
-  redis.call('ZADD', KEYS[10], ARGV[15], ARGV[3])
+  if op ~= 'adv' then
+    redis.call('ZADD', KEYS[10], ARGV[15], ARGV[3])
+  end
 end
 if ARGV[6] ~= ARGV[7] then
   if ARGV[6] ~= '' then
