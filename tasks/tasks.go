@@ -66,6 +66,9 @@ var ErrMalformed = errors.New("malformed task payload")
 
 // ParseCheckPayload decodes and validates a check:connection payload.
 func ParseCheckPayload(b []byte) (CheckPayload, error) {
+	if p, ok := parseCanonical(b); ok && p.ConnectionID != "" {
+		return p, nil
+	}
 	var p CheckPayload
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -74,4 +77,63 @@ func ParseCheckPayload(b []byte) (CheckPayload, error) {
 		return p, fmt.Errorf("%w: connectionId is missing", ErrMalformed)
 	}
 	return p, nil
+}
+
+// parseCanonical reads a payload in exactly the form NewCheckTask writes
+// for plain IDs and reasons, without encoding/json's reflection (a few
+// microseconds of every check). ok is false for anything else (escapes,
+// other spacing or order, numbers out of range), which ParseCheckPayload
+// hands to encoding/json, so both always agree (FuzzParseCanonical).
+func parseCanonical(b []byte) (p CheckPayload, ok bool) {
+	rest, ok := cutPrefix(b, `{"connectionId":"`)
+	if !ok {
+		return p, false
+	}
+	if p.ConnectionID, rest, ok = plainString(rest); !ok {
+		return p, false
+	}
+	if rest, ok = cutPrefix(rest, `,"slot":`); !ok {
+		return p, false
+	}
+	n := 0
+	for n < len(rest) && (rest[n] == '-' || rest[n] >= '0' && rest[n] <= '9') {
+		n++
+	}
+	num := string(rest[:n])
+	if num == "" || num == "-" || (num[0] == '-' && num[1] == '0' || num[0] == '0') && num != "0" {
+		return p, false // JSON has no leading zeros (and no "-0" here)
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return p, false
+	}
+	p.Slot = v
+	if rest, ok = cutPrefix(rest[n:], `,"reason":"`); !ok {
+		return p, false
+	}
+	if p.Reason, rest, ok = plainString(rest); !ok {
+		return p, false
+	}
+	return p, string(rest) == "}"
+}
+
+func cutPrefix(b []byte, prefix string) ([]byte, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return b, false
+	}
+	return b[len(prefix):], true
+}
+
+// plainString reads a JSON string's body up to its closing quote, when it
+// is printable ASCII without escapes (what our IDs and reasons are).
+func plainString(b []byte) (string, []byte, bool) {
+	for i, c := range b {
+		switch {
+		case c == '"':
+			return string(b[:i]), b[i+1:], true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return "", b, false
+		}
+	}
+	return "", b, false
 }

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -45,4 +46,55 @@ func FuzzParseCheckPayload(f *testing.F) {
 			t.Fatal("accepted a payload without a connection ID")
 		}
 	})
+}
+
+// FuzzParseCanonical: the fast path agrees with encoding/json on every
+// input it accepts, and accepts what NewCheckTask writes for plain IDs.
+func FuzzParseCanonical(f *testing.F) {
+	f.Add([]byte(`{"connectionId":"cn_x","slot":1767225600123,"reason":"scheduled"}`), "cn_x", int64(0), "refresh")
+	f.Add([]byte(`{"connectionId":"cn_x","slot":-0,"reason":""}`), "", int64(-1), "")
+	f.Add([]byte(`{"connectionId":"a\"b","slot":01,"reason":"x"} `), "cn_\u00e9<>&", int64(9223372036854775807), "\x00")
+	f.Add([]byte(`{"connectionId":"cn_x","slot":99999999999999999999,"reason":"x"}`), "cn_y", int64(-9223372036854775808), "x")
+	f.Fuzz(func(t *testing.T, b []byte, id string, slot int64, reason string) {
+		if p, ok := parseCanonical(b); ok {
+			var want CheckPayload
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("fast path accepted %q, which encoding/json rejects: %v", b, err)
+			}
+			if p != want {
+				t.Fatalf("%q: fast path %+v, encoding/json %+v", b, p, want)
+			}
+		}
+		task, err := NewCheckTask(id, time.UnixMilli(slot), reason)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ok := parseCanonical(task.Payload())
+		plain := func(s string) bool {
+			for i := 0; i < len(s); i++ {
+				if s[i] < 0x20 || s[i] > 0x7e || strings.ContainsRune(`"\\<>&`, rune(s[i])) {
+					return false
+				}
+			}
+			return true
+		}
+		if plain(id) && plain(reason) {
+			if want := (CheckPayload{ConnectionID: id, Slot: slot, Reason: reason}); !ok || p != want {
+				t.Fatalf("NewCheckTask(%q, %d, %q) wrote %q: fast path %+v, %v", id, slot, reason, task.Payload(), p, ok)
+			}
+		}
+	})
+}
+
+func BenchmarkParseCheckPayload(b *testing.B) {
+	task, err := NewCheckTask("cn_0123456789abcdef", time.UnixMilli(1767225600123), ReasonScheduled)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseCheckPayload(task.Payload()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
