@@ -5,19 +5,27 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // scriptBatcher is the store's group commit: the script calls of concurrent
 // callers (LoadCheck's read, every write's commit) go to Redis together, as
-// one pipeline, when several are waiting. It batches opportunistically and
-// never waits on a timer: a call made while nothing is in flight is sent at
-// once, alone, exactly as an unbatched Script.Run; calls made while a batch
-// is in flight queue up, and when it returns everything queued goes as the
-// next pipeline. So a lone caller pays no latency, and under load a round
-// trip (a write and a read system call on each side, per call) is shared by
-// the whole queue.
+// one pipeline, when several are waiting. Calls made while a batch is in
+// flight queue up, and when it returns everything queued goes as the next
+// pipeline, so under load a round trip (a write and a read system call on
+// each side, per call) is shared by the whole queue.
+//
+// A call made while nothing is in flight is sent at once, alone, exactly as
+// an unbatched Script.Run, with one exception: a check's call (runCheck)
+// waits up to the window for others to join it when the previous round
+// trip had company (others queued during it or shared it). Checks are not
+// latency-bound (asynq hands them out one at a time and runs many at
+// once), so a fraction of a millisecond costs nothing, while sharing round
+// trips cuts the CPU of both the worker and Redis per check. The condition
+// keeps a lone or serial caller from ever waiting: with nobody around, the
+// window is never opened. A window closes early once maxBatch calls wait.
 //
 // It has no goroutine of its own, hence nothing to start or stop: the caller
 // that finds nothing in flight sends (it leads); when its batch is back it
@@ -40,14 +48,25 @@ import (
 // The zero value is not usable; newScriptBatcher makes one. It is safe for
 // concurrent use.
 type scriptBatcher struct {
-	rdb redis.UniversalClient
+	rdb    redis.UniversalClient
+	window time.Duration // how long a check's call may wait for company; 0: never
 
 	mu    sync.Mutex
-	busy  bool          // a batch is in flight or about to be sent by a promoted leader
+	busy  bool          // a batch is in flight, about to be sent, or gathering in a window
 	queue []*scriptCall // waiting for the next batch, oldest first
 	spare []*scriptCall // the previous batch's backing array, reused for the next queue
-	stats BatchStats
+	// company: the last round trip had others queue during it or share it,
+	// so a check's call arriving at an idle batcher waits for them.
+	company bool
+	// gathering is the leader waiting out a window (nil: none); it is
+	// woken early when maxBatch calls are queued.
+	gathering *scriptCall
+	stats     BatchStats
 }
+
+// maxBatch closes a window early: that many calls fill a round trip well
+// enough, and a bigger pipeline only holds Redis longer for everyone else.
+const maxBatch = 32
 
 // BatchStats counts what the store's group commit did since the store was
 // created: script calls (LoadCheck reads and writes) and the round trips
@@ -61,6 +80,9 @@ type BatchStats struct {
 	// Pipelined is the number of calls that shared their round trip with
 	// at least one other call.
 	Pipelined int64
+	// Windows is the number of round trips whose leader (a check's call)
+	// waited for others to join it.
+	Windows int64
 }
 
 // callState is where a scriptCall is; guarded by scriptBatcher.mu.
@@ -84,8 +106,10 @@ type scriptCall struct {
 	wake   chan struct{} // one signal: promoted (callLeading) or replied (callDone)
 }
 
-func newScriptBatcher(rdb redis.UniversalClient) *scriptBatcher {
-	return &scriptBatcher{rdb: rdb}
+// newScriptBatcher returns a batcher over rdb whose check calls wait up to
+// window for company (0: never).
+func newScriptBatcher(rdb redis.UniversalClient, window time.Duration) *scriptBatcher {
+	return &scriptBatcher{rdb: rdb, window: max(window, 0)}
 }
 
 // Stats returns the counts so far.
@@ -98,12 +122,26 @@ func (b *scriptBatcher) Stats() BatchStats {
 // run runs script with keys and args as Script.Run would, sharing the round
 // trip with concurrent calls when a batch is already in flight.
 func (b *scriptBatcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return b.do(ctx, false, script, keys, args)
+}
+
+// runCheck is run for a check's calls: at an idle batcher it waits up to
+// the window for company when the last round trip had some.
+func (b *scriptBatcher) runCheck(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	return b.do(ctx, true, script, keys, args)
+}
+
+func (b *scriptBatcher) do(ctx context.Context, check bool, script *redis.Script, keys []string, args []any) *redis.Cmd {
 	if err := ctx.Err(); err != nil { // go-redis fails a command before sending it, too
 		return errCmd(ctx, err)
 	}
 	b.mu.Lock()
-	if !b.busy { // nothing in flight: send at once, alone
+	if !b.busy {
 		b.busy = true
+		if check && b.company && b.window > 0 {
+			return b.gather(ctx, script, keys, args) // unlocks
+		}
+		// Nothing in flight and nobody to wait for: send at once, alone.
 		b.stats.Calls++
 		b.stats.Batches++
 		b.mu.Unlock()
@@ -111,6 +149,10 @@ func (b *scriptBatcher) run(ctx context.Context, script *redis.Script, keys []st
 	}
 	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, wake: make(chan struct{}, 1)}
 	b.queue = append(b.queue, c)
+	if g := b.gathering; g != nil && len(b.queue) >= maxBatch {
+		b.gathering = nil
+		g.wake <- struct{}{} // buffered, sent once per window: never blocks
+	}
 	b.mu.Unlock()
 
 	select {
@@ -133,8 +175,40 @@ func (b *scriptBatcher) run(ctx context.Context, script *redis.Script, keys []st
 	}
 	// The signal orders the state (and the reply) written before it.
 	if c.state == callLeading {
-		b.lead(c)
+		b.lead(c, false)
 	}
+	return c.cmd
+}
+
+// gather leads a batch that first waits for company: it opens a window
+// of b.window (closed early when maxBatch calls queue), then sends
+// whatever queued with it. b.mu is held on entry with b.busy set, and
+// released.
+func (b *scriptBatcher) gather(ctx context.Context, script *redis.Script, keys []string, args []any) *redis.Cmd {
+	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, wake: make(chan struct{}, 1), state: callLeading}
+	b.queue = append(b.queue, c)
+	b.gathering = c
+	b.stats.Windows++
+	b.mu.Unlock()
+	t := time.NewTimer(b.window)
+	select {
+	case <-t.C:
+	case <-c.wake: // full
+	case <-ctx.Done():
+	}
+	t.Stop()
+	b.mu.Lock()
+	if b.gathering == c {
+		b.gathering = nil
+	}
+	if err := ctx.Err(); err != nil { // not sent: the next queued call leads at once
+		b.removeLocked(c)
+		b.promoteLocked()
+		b.mu.Unlock()
+		return errCmd(ctx, err)
+	}
+	b.mu.Unlock()
+	b.lead(c, true)
 	return c.cmd
 }
 
@@ -146,6 +220,7 @@ func (b *scriptBatcher) runAlone(ctx context.Context, script *redis.Script, keys
 
 func (b *scriptBatcher) release() {
 	b.mu.Lock()
+	b.company = len(b.queue) > 0
 	b.promoteLocked()
 	b.mu.Unlock()
 }
@@ -154,9 +229,10 @@ func (b *scriptBatcher) release() {
 // panic in the sending goroutine (a hook, say); the panic goes on.
 var errBatchAborted = errors.New("store: the batch carrying this call was aborted")
 
-// lead sends everything queued, with self (the promoted call) among it, as
-// one batch; then it hands out the replies and promotes the next leader.
-func (b *scriptBatcher) lead(self *scriptCall) {
+// lead sends everything queued, with self (the promoted call, or the one
+// that gathered the batch in a window) among it, as one batch; then it
+// hands out the replies and promotes the next leader.
+func (b *scriptBatcher) lead(self *scriptCall, gathered bool) {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue, b.spare = b.spare[:0], nil
@@ -193,6 +269,8 @@ func (b *scriptBatcher) lead(self *scriptCall) {
 				c.wake <- struct{}{} // buffered, and each call is signalled once: never blocks
 			}
 		}
+		// A promoted call queued behind another: company, even alone.
+		b.company = !gathered || len(sent) > 1 || len(b.queue) > 0
 		clear(batch)
 		if b.spare == nil {
 			b.spare = batch[:0]

@@ -174,11 +174,16 @@ var batchBackends = []batchBackend{
 
 // gated returns a batcher over a fresh Redis whose client has a gate.
 func gated(t *testing.T, be batchBackend) (*scriptBatcher, *gate, redis.UniversalClient, *miniredis.Miniredis) {
+	return gatedWindow(t, be, 0)
+}
+
+// gatedWindow is gated with a window for check calls.
+func gatedWindow(t *testing.T, be batchBackend, window time.Duration) (*scriptBatcher, *gate, redis.UniversalClient, *miniredis.Miniredis) {
 	t.Helper()
 	rdb, mr := be.new(t)
 	g := newGate()
 	rdb.AddHook(g)
-	return newScriptBatcher(rdb), g, rdb, mr
+	return newScriptBatcher(rdb, window), g, rdb, mr
 }
 
 // batchCall is one call of a forced batch and, once it returned, its reply.
@@ -752,5 +757,145 @@ func TestBatchPanic(t *testing.T) {
 	b.requireIdle(t)
 	if v, err := b.run(ctx, echoScript, nil, "again").Text(); err != nil || v != "again" {
 		t.Fatalf("after the panic: %q, %v", v, err)
+	}
+}
+
+// company makes the batcher's last round trip a shared one (a call queued
+// behind a lone one), so the next check call at an idle batcher opens a
+// window.
+func company(t *testing.T, b *scriptBatcher, g *gate) {
+	t.Helper()
+	forceBatch(t, b, g, &batchCall{ctx: context.Background(), script: leadScript},
+		[]*batchCall{{ctx: context.Background(), script: echoScript, args: []any{"company"}}})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.company {
+		t.Fatal("a round trip with a call queued behind it left no company")
+	}
+}
+
+// TestBatchWindow: a check call waits for company only when the last round
+// trip had some; the window closes when full, and a leader that gives up
+// hands its batch on. The windows here are an hour long, so a call that
+// waited when it must not, or a window that did not close early, hangs and
+// fails by the test's deadline instead of passing by luck of timing.
+func TestBatchWindow(t *testing.T) {
+	const long = time.Hour
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Run("a serial caller never waits", func(t *testing.T) {
+				b, g, _, _ := gatedWindow(t, be, long)
+				ctx := context.Background()
+				done := make(chan error, 1)
+				go func() {
+					for i := range 50 {
+						v, err := b.runCheck(ctx, echoScript, nil, i).Int()
+						if err == nil && v != i {
+							err = fmt.Errorf("call %d got %d", i, v)
+						}
+						if err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- nil
+				}()
+				waitFor(t, "50 serial check calls", func() bool { return len(done) == 1 })
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if st := b.Stats(); st.Windows != 0 || st.Batches != 50 || len(g.pipelines()) != 0 {
+					t.Fatalf("stats %+v, %d pipelines; want 50 lone round trips and no window", st, len(g.pipelines()))
+				}
+				b.requireIdle(t)
+			})
+
+			t.Run("after a shared round trip a window gathers maxBatch calls", func(t *testing.T) {
+				b, g, _, _ := gatedWindow(t, be, long)
+				ctx := context.Background()
+				company(t, b, g)
+				g.reset()
+				w0 := b.Stats().Windows
+				vals := make([]int, maxBatch)
+				errs := make([]error, maxBatch)
+				var wg sync.WaitGroup
+				for i := range maxBatch {
+					wg.Go(func() { vals[i], errs[i] = b.runCheck(ctx, echoScript, nil, i).Int() })
+					if i == 0 {
+						waitFor(t, "the first call to open a window", func() bool { return b.queued() == 1 })
+					}
+				}
+				wg.Wait()
+				for i := range maxBatch {
+					if errs[i] != nil || vals[i] != i {
+						t.Errorf("call %d: %d, %v", i, vals[i], errs[i])
+					}
+				}
+				if p := g.pipelines(); len(p) != 1 || len(p[0]) != maxBatch {
+					t.Fatalf("pipelines %v; want one of %d", p, maxBatch)
+				}
+				if w := b.Stats().Windows - w0; w != 1 {
+					t.Fatalf("%d windows, want 1", w)
+				}
+				b.requireIdle(t)
+			})
+
+			t.Run("calls that are not a check's never open a window", func(t *testing.T) {
+				b, g, _, _ := gatedWindow(t, be, long)
+				ctx := context.Background()
+				company(t, b, g)
+				w0 := b.Stats().Windows
+				if v, err := b.run(ctx, echoScript, nil, "plain").Text(); err != nil || v != "plain" {
+					t.Fatalf("%q, %v", v, err)
+				}
+				if w := b.Stats().Windows - w0; w != 0 {
+					t.Fatalf("%d windows, want 0", w)
+				}
+			})
+
+			t.Run("a leader that gives up hands its window on", func(t *testing.T) {
+				b, g, _, _ := gatedWindow(t, be, long)
+				company(t, b, g)
+				lctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				lead := make(chan error, 1)
+				go func() { lead <- b.runCheck(lctx, echoScript, nil, "lead").Err() }()
+				waitFor(t, "the leader to open a window", func() bool { return b.queued() == 1 })
+				other := make(chan string, 1)
+				go func() {
+					v, err := b.runCheck(context.Background(), echoScript, nil, "other").Text()
+					if err != nil {
+						v = err.Error()
+					}
+					other <- v
+				}()
+				waitFor(t, "a call to join the window", func() bool { return b.queued() == 2 })
+				cancel()
+				if err := <-lead; !errors.Is(err, context.Canceled) {
+					t.Fatalf("the leader got %v, want context.Canceled", err)
+				}
+				if v := <-other; v != "other" {
+					t.Fatalf("the call in the window got %q", v)
+				}
+				b.requireIdle(t)
+			})
+
+			t.Run("a window that nobody joins ends and sends its call", func(t *testing.T) {
+				b, g, _, _ := gatedWindow(t, be, time.Millisecond)
+				company(t, b, g)
+				w0 := b.Stats().Windows
+				if v, err := b.runCheck(context.Background(), echoScript, nil, "alone").Text(); err != nil || v != "alone" {
+					t.Fatalf("%q, %v", v, err)
+				}
+				if w := b.Stats().Windows - w0; w != 1 {
+					t.Fatalf("%d windows, want 1", w)
+				}
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				if b.company {
+					t.Fatal("a round trip that nobody shared left company: the next check call would wait for nobody")
+				}
+			})
+		})
 	}
 }

@@ -43,7 +43,7 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	if !ValidID(ConnectionIDPrefix, connID) {
 		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
 	}
-	v, err := s.batch.run(ctx, loadScript, []string{s.kConn(connID)}, s.cfg.Prefix+"co:").Slice()
+	v, err := s.batch.runCheck(ctx, loadScript, []string{s.kConn(connID)}, s.cfg.Prefix+"co:").Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
 	}
@@ -113,7 +113,7 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 			return nil, nil
 		}
 		out.To = checks.ConnectionStatus(r.Status)
-		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true,
+		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true, check: true,
 			history: historyOf(trs, ap.finished, CauseCheck, ap.attempt),
 			event:   newEvent(r, EventConnectionUpdated, CauseCheck, ap.finished, trs)}
 		if out.To.CredentialBlocked() {

@@ -46,6 +46,9 @@ type mutation struct {
 	companyActive string
 	// clearQueued drops the "check queued" marker (a check finished).
 	clearQueued bool
+	// check: the write records a check, so it may wait for company to
+	// share its round trip (scriptBatcher).
+	check bool
 }
 
 // commitScript applies a mutation; it returns 1 when applied, 0 when the
@@ -124,7 +127,11 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.batch.run(ctx, commitScript, keys, args...).Int()
+	run := s.batch.run
+	if m.check {
+		run = s.batch.runCheck
+	}
+	n, err := run(ctx, commitScript, keys, args...).Int()
 	if err != nil {
 		return fmt.Errorf("write connection %s: %w", m.rec.ID, err)
 	}

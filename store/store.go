@@ -72,7 +72,18 @@ type Config struct {
 	// QueuedTTL bounds how long a connection counts as having a check
 	// queued or running (so a lost task never blocks refreshes). Default 15m.
 	QueuedTTL time.Duration
+	// CheckBatchWindow is how long a check's read or write (LoadCheck,
+	// RecordCheck) waits for concurrent ones to share its round trip to
+	// Redis, when nothing is in flight and the last round trip was shared
+	// (a lone or serial caller never waits). Default DefaultCheckBatchWindow;
+	// negative: never wait.
+	CheckBatchWindow time.Duration
 }
+
+// DefaultCheckBatchWindow is the default Config.CheckBatchWindow: at a few
+// thousand checks per second it gathers about three calls per round trip,
+// and it is nothing beside a check's seconds at a provider's website.
+const DefaultCheckBatchWindow = 250 * time.Microsecond
 
 // Store is the Redis persistence of checkd. It is safe for concurrent use.
 type Store struct {
@@ -110,7 +121,10 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "cd:"
 	}
-	return &Store{rdb: rdb, cfg: cfg, batch: newScriptBatcher(rdb)}, nil
+	if cfg.CheckBatchWindow == 0 {
+		cfg.CheckBatchWindow = DefaultCheckBatchWindow
+	}
+	return &Store{rdb: rdb, cfg: cfg, batch: newScriptBatcher(rdb, cfg.CheckBatchWindow)}, nil
 }
 
 // BatchStats returns what the group commit did so far: LoadCheck reads and
