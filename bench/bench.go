@@ -88,6 +88,9 @@ type Sizes struct {
 	// pool size and read/write buffer sizes (0: as the daemon; experiments).
 	P6PoolSize   int
 	P6BufferSize int
+	// CheckBatchWindow, when set, overrides the store's window for a
+	// check's Redis calls (experiments; default: the store's).
+	CheckBatchWindow time.Duration
 }
 
 // FullSizes are the sizes of the performance targets.
@@ -274,7 +277,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if e.st, err = store.New(e.rdb, store.Config{Cipher: ci}); err != nil {
+	if e.st, err = store.New(e.rdb, store.Config{Cipher: ci, CheckBatchWindow: opts.Sizes.CheckBatchWindow}); err != nil {
 		return err
 	}
 	e.aq = asynq.NewClientFromRedisClient(e.rdb)

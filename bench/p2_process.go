@@ -52,17 +52,21 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
 		LogLevel: asynq.WarnLevel})
 	e.logf("P2: raw asynq server, no-op handler, concurrency %d, %d tasks", conc, n)
+	stopProf := e.startProfile("P2-raw")
 	m := startMeter(ctx, e.rdb, e.rt)
 	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { count(); return nil })); err != nil {
+		stopProf()
 		r.Err = err
 		return r
 	}
 	if err := waitAll(ctx, all, &handled, n); err != nil {
+		stopProf()
 		srv.Shutdown()
 		r.Err = fmt.Errorf("raw server: %w", err)
 		return r
 	}
 	m.stop(ctx)
+	stopProf()
 	raw := m
 	srv.Shutdown()
 	rawRate := float64(n) / raw.Wall.Seconds()
@@ -110,7 +114,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		err = waitAll(ctx, all, &done, n)
 		m.stop(ctx)
 		b1 := e.st.BatchStats()
-		batches[label] = store.BatchStats{Calls: b1.Calls - b0.Calls, Batches: b1.Batches - b0.Batches, Pipelined: b1.Pipelined - b0.Pipelined}
+		batches[label] = store.BatchStats{Calls: b1.Calls - b0.Calls, Batches: b1.Batches - b0.Batches, Pipelined: b1.Pipelined - b0.Pipelined, Windows: b1.Windows - b0.Windows}
 		stopProf()
 		_ = w.Stop(ctx)
 		if err != nil {
@@ -148,6 +152,9 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		"raw                  "+raw.perItem(n),
 		fmt.Sprintf("store group commit (LoadCheck reads and record writes sharing round trips): first checks %s; steady %s",
 			batchDetail(batches["first"]), batchDetail(batches["steady"])),
+		fmt.Sprintf("asynq's processor dequeues one task at a time (%.2f dequeue calls per task): mean dequeue call latency raw %s, worker first %s, steady %s; raw spends %s of wall time per task, the worker %s",
+			float64(raw.Dequeues)/float64(n), raw.dequeueLatency().Round(100*time.Nanosecond), m.dequeueLatency().Round(100*time.Nanosecond),
+			steady.dequeueLatency().Round(100*time.Nanosecond), (raw.Wall/time.Duration(n)).Round(100*time.Nanosecond), (m.Wall/time.Duration(n)).Round(100*time.Nanosecond)),
 		fmt.Sprintf("by CPU (Go + Redis per check, less sensitive to the machine's load): raw %s, worker first %s (ratio %.3f), steady %s (ratio %.3f)",
 			raw.cpuPerItem(n), m.cpuPerItem(n), m.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n)))
 	return r
@@ -158,8 +165,8 @@ func batchDetail(b store.BatchStats) string {
 	if b.Batches == 0 {
 		return "no script calls"
 	}
-	return fmt.Sprintf("%d script calls in %d round trips (%.2f per round trip; %.0f%% of calls shared one)",
-		b.Calls, b.Batches, float64(b.Calls)/float64(b.Batches), 100*float64(b.Pipelined)/float64(b.Calls))
+	return fmt.Sprintf("%d script calls in %d round trips (%.2f per round trip; %.0f%% of calls shared one; %d round trips waited for company)",
+		b.Calls, b.Batches, float64(b.Calls)/float64(b.Batches), 100*float64(b.Pipelined)/float64(b.Calls), b.Windows)
 }
 
 // waitAll waits for all to close, bounded by drainTimeout.

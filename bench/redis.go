@@ -109,15 +109,39 @@ func (s *redisServer) client(db, poolSize int) (*redis.Client, *rtCounter) {
 }
 
 // rtCounter counts client round trips: one per command, one per pipeline.
-type rtCounter struct{ n atomic.Int64 }
+// It also times asynq's dequeue script calls: asynq's processor dequeues
+// one task at a time, so their latency bounds a server's throughput.
+type rtCounter struct {
+	n          atomic.Int64
+	dequeues   atomic.Int64
+	dequeueDur atomic.Int64 // nanoseconds
+}
 
 func (r *rtCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (r *rtCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		r.n.Add(1)
-		return next(ctx, cmd)
+		if !isDequeue(cmd) {
+			return next(ctx, cmd)
+		}
+		t0 := time.Now()
+		err := next(ctx, cmd)
+		r.dequeueDur.Add(int64(time.Since(t0)))
+		r.dequeues.Add(1)
+		return err
 	}
+}
+
+// isDequeue tells asynq's dequeue script call (v0.26: EVALSHA sha 4
+// pending paused active lease ...) by its second key.
+func isDequeue(cmd redis.Cmder) bool {
+	a := cmd.Args()
+	if len(a) < 5 || cmd.Name() != "evalsha" {
+		return false
+	}
+	k, ok := a[4].(string)
+	return ok && strings.HasPrefix(k, "asynq:{") && strings.HasSuffix(k, "}:paused")
 }
 
 func (r *rtCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -214,15 +238,21 @@ type meter struct {
 	rt     *rtCounter
 	began  time.Time
 	rt0    int64
+	dq0    int64
+	dqDur0 int64
 	cs0    cmdStats
 	goCPU0 time.Duration
 	rCPU0  time.Duration
 
 	Wall       time.Duration
 	RoundTrips int64
-	Commands   cmdStats // deltas
-	GoCPU      time.Duration
-	RedisCPU   time.Duration
+	// Dequeues and DequeueTime: asynq's dequeue script calls and their
+	// total client-side latency.
+	Dequeues    int64
+	DequeueTime time.Duration
+	Commands    cmdStats // deltas
+	GoCPU       time.Duration
+	RedisCPU    time.Duration
 }
 
 func startMeter(ctx context.Context, c *redis.Client, rt *rtCounter) *meter {
@@ -231,6 +261,9 @@ func startMeter(ctx context.Context, c *redis.Client, rt *rtCounter) *meter {
 	m.rCPU0 = redisCPU(ctx, c)
 	m.goCPU0 = processCPU()
 	m.rt0 = rt.load()
+	if rt != nil {
+		m.dq0, m.dqDur0 = rt.dequeues.Load(), rt.dequeueDur.Load()
+	}
 	m.began = time.Now()
 	return m
 }
@@ -238,6 +271,10 @@ func startMeter(ctx context.Context, c *redis.Client, rt *rtCounter) *meter {
 func (m *meter) stop(ctx context.Context) *meter {
 	m.Wall = time.Since(m.began)
 	m.RoundTrips = m.rt.load() - m.rt0
+	if m.rt != nil {
+		m.Dequeues = m.rt.dequeues.Load() - m.dq0
+		m.DequeueTime = time.Duration(m.rt.dequeueDur.Load() - m.dqDur0)
+	}
 	m.GoCPU = processCPU() - m.goCPU0
 	m.RedisCPU = redisCPU(ctx, m.c) - m.rCPU0
 	cs := commandStats(ctx, m.c)
@@ -250,6 +287,14 @@ func (m *meter) stop(ctx context.Context) *meter {
 	delete(m.Commands, "info") // the meter's own
 	delete(m.Commands, "info/usec")
 	return m
+}
+
+// dequeueLatency is the mean latency of asynq's dequeue calls in the run.
+func (m *meter) dequeueLatency() time.Duration {
+	if m.Dequeues == 0 {
+		return 0
+	}
+	return m.DequeueTime / time.Duration(m.Dequeues)
 }
 
 // perItem summarises the run per item: round trips, Redis commands (with

@@ -39,6 +39,7 @@ func run() error {
 	p6d := flag.Duration("p6-duration", 0, "override P6's run length")
 	p6pool := flag.Int("p6-pool", 0, "experiment: the P6 worker process's go-redis pool size (default: concurrency + 32, as the daemon)")
 	p6buf := flag.Int("p6-bufsize", 0, "experiment: the P6 worker process's go-redis read/write buffer size in bytes (default: go-redis's)")
+	window := flag.Duration("check-batch-window", 0, "experiment: the store's CheckBatchWindow (default: the store's; negative: none)")
 	proto := flag.Int("redis-protocol", 0, "experiment: the clients' RESP version (default: the daemon's, 2)")
 	child := flag.Bool(bench.ChildFlag, false, "internal: run as P6's worker process")
 	flag.Parse()
@@ -66,6 +67,7 @@ func run() error {
 		sz.P6Warmup = min(sz.P6Warmup, *p6d/2)
 	}
 	sz.P6PoolSize, sz.P6BufferSize = *p6pool, *p6buf
+	sz.CheckBatchWindow = *window
 	exe, err := os.Executable()
 	if err != nil {
 		return err
