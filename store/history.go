@@ -408,8 +408,3 @@ func decodeCode(codes []string, raw []byte) (string, error) {
 	}
 	return codes[c], nil
 }
-
-func appendString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always encodes
-	return append(dst, b...)
-}

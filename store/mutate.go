@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -179,9 +178,12 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
 	}
+	// The event and history elements are encoded here, then copied into
+	// strings: the buffer can stay on the stack.
+	var buf [1024]byte
 	ev := ""
 	if m.event != nil {
-		b, err := json.Marshal(m.event)
+		b, err := marshalEvent(buf[:0], m.event)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode event of %s: %w", m.rec.ID, err)
 		}
@@ -203,11 +205,7 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
 	// elements are dropped: LTRIM to -1 would keep them all.
 	for i := len(m.spill) - 1; i >= 0 && inList > 0; i-- {
-		b, err := json.Marshal(m.spill[i])
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode history of %s: %w", m.rec.ID, err)
-		}
-		args = append(args, string(b))
+		args = append(args, string(appendHist(buf[:0], &m.spill[i])))
 	}
 	return keys, args, nil
 }
@@ -266,7 +264,7 @@ func (s *Store) updateFrom(ctx context.Context, id, raw string, pre *connRec, fn
 
 func decodeConn(id, raw string) (*connRec, error) {
 	var r connRec
-	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+	if err := unmarshalConn(raw, &r); err != nil {
 		return nil, fmt.Errorf("decode stored record: %w", err)
 	}
 	if r.LastCheck != 0 { // implied values: see encode
@@ -325,7 +323,7 @@ func (r *connRec) encode() ([]byte, error) {
 			}
 		}
 	}
-	b, err := json.Marshal(r)
+	b, err := marshalConn(r)
 	if lc != 0 {
 		r.LastSuccess, r.LastUpdate = ls, lu
 		for i := range r.Accounts {
