@@ -178,16 +178,15 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
 	}
-	// The event and history elements are encoded here, then copied into
-	// strings: the buffer can stay on the stack.
-	var buf [1024]byte
 	ev := ""
 	if m.event != nil {
-		b, err := marshalEvent(buf[:0], m.event)
-		if err != nil {
+		if err = withBuffer(func(b []byte) ([]byte, error) {
+			b, err := marshalEvent(b, m.event)
+			ev = string(b)
+			return b, err
+		}); err != nil {
 			return nil, nil, fmt.Errorf("encode event of %s: %w", m.rec.ID, err)
 		}
-		ev = string(b)
 	}
 	week, off := s.kWeek(m.rec.ID)
 	keys := []string{
@@ -205,7 +204,10 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
 	// elements are dropped: LTRIM to -1 would keep them all.
 	for i := len(m.spill) - 1; i >= 0 && inList > 0; i-- {
-		args = append(args, string(appendHist(buf[:0], &m.spill[i])))
+		args = append(args, withBuffer(func(b []byte) ([]byte, string) {
+			b = appendHist(b, &m.spill[i])
+			return b, string(b)
+		}))
 	}
 	return keys, args, nil
 }

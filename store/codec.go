@@ -1,0 +1,683 @@
+package store
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Hand-written JSON for what every write encodes and every load decodes
+// (connRec, histRec, Event): encoding/json's reflection was most of the
+// store's CPU on the check path. The encoders write exactly what
+// json.Marshal writes and leave values they do not cover to it; the
+// decoder reads what the encoder writes and leaves anything else to
+// json.Unmarshal, so results never differ from encoding/json's
+// (codec_test.go fuzzes both against it).
+
+// codecField is a JSON field of connRec or acctRec, as its tag has it.
+type codecField struct {
+	name string
+	key  string // "name":
+	omit bool   // omitempty
+}
+
+// connFields and acctFields are the records' fields in order, which their
+// fields methods list pointers to.
+var (
+	connFields = tagFields(func(r *connRec) []any { f := r.fields(); return f[:] })
+	acctFields = tagFields(func(a *acctRec) []any { f := a.fields(); return f[:] })
+)
+
+// fields lists pointers to r's JSON fields, in connFields' order.
+func (r *connRec) fields() [22]any {
+	return [...]any{&r.CompanyID, &r.Datasource, &r.Name, &r.CreatedAt, &r.Inactive, &r.Cred, &r.Status,
+		&r.FirstSeen, &r.LastUpdate, &r.Detail, &r.LastCheck, &r.LastSuccess, &r.Failures, &r.Attempt,
+		&r.Started, &r.Gen, &r.PrevStatus, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Accounts, &r.Hist}
+}
+
+// fields lists pointers to a's JSON fields, in acctFields' order.
+func (a *acctRec) fields() [10]any {
+	return [...]any{&a.ID, &a.Number, &a.Name, &a.Tracking, &a.Status, &a.FirstSeen, &a.LastUpdate,
+		&a.Detail, &a.CreatedAt, &a.Prev}
+}
+
+// tagFields reads T's JSON fields from its struct tags and checks that
+// fields lists exactly them, so the two cannot drift apart.
+func tagFields[T any](fields func(*T) []any) []codecField {
+	var v T
+	ptrs := fields(&v)
+	var out []codecField
+	t := reflect.TypeFor[T]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opt, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		// The encoder writes no null: slices must be omitempty.
+		if name == "" || len(out) == len(ptrs) || reflect.ValueOf(ptrs[len(out)]).Pointer() != reflect.ValueOf(&v).Pointer()+f.Offset ||
+			(opt != "" || f.Type.Kind() == reflect.Slice) && opt != "omitempty" {
+			panic("store: codec fields do not match " + t.Name() + "." + f.Name)
+		}
+		out = append(out, codecField{name: name, key: string(appendString(nil, name)) + ":", omit: opt != ""})
+	}
+	if len(out) != len(ptrs) {
+		panic("store: codec fields do not match " + t.Name())
+	}
+	return out
+}
+
+// encodeBufs holds buffers to encode into. A buffer on the stack would
+// cost more than it saves: asynq runs every check on a fresh goroutine,
+// whose small stack would grow, and be copied, to hold it.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// withBuffer calls f with an empty pooled buffer, whose contents must not
+// outlive the call.
+func withBuffer[T any](f func(b []byte) ([]byte, T)) T {
+	bp := encodeBufs.Get().(*[]byte)
+	b, v := f((*bp)[:0])
+	if cap(b) <= 64<<10 { // an outsized one goes back to the GC
+		*bp = b[:0]
+		encodeBufs.Put(bp)
+	}
+	return v
+}
+
+// marshalConn is json.Marshal(r).
+func marshalConn(r *connRec) ([]byte, error) {
+	f := r.fields()
+	out := withBuffer(func(b []byte) ([]byte, []byte) {
+		b, ok := appendObject(b, connFields, f[:])
+		if !ok {
+			return b, nil
+		}
+		return b, bytes.Clone(b)
+	})
+	if out != nil {
+		return out, nil
+	}
+	return json.Marshal(r)
+}
+
+// appendObject appends the fields ptrs points to as json.Marshal writes
+// them, false for a value left to json.Marshal: an infinite or NaN float
+// (an error there) or a RawMessage json.Marshal would rewrite or reject.
+func appendObject(b []byte, fs []codecField, ptrs []any) ([]byte, bool) {
+	var f [10]any // an account's fields: declared in a loop, it would be moved to the heap
+	b = append(b, '{')
+	start := len(b)
+	for i, p := range ptrs {
+		mark := len(b)
+		if len(b) > start {
+			b = append(b, ',')
+		}
+		b = append(b, fs[i].key...)
+		var empty bool
+		switch p := p.(type) {
+		case *string:
+			b, empty = appendString(b, *p), *p == ""
+		case *int64:
+			b, empty = strconv.AppendInt(b, *p, 10), *p == 0
+		case *int:
+			b, empty = strconv.AppendInt(b, int64(*p), 10), *p == 0
+		case *uint64:
+			b, empty = strconv.AppendUint(b, *p, 10), *p == 0
+		case *bool:
+			b, empty = strconv.AppendBool(b, *p), !*p
+		case *float64:
+			if math.IsInf(*p, 0) || math.IsNaN(*p) {
+				return b, false
+			}
+			b, empty = appendFloat(b, *p), *p == 0
+		case *[]byte:
+			b, empty = append(base64.StdEncoding.AppendEncode(append(b, '"'), *p), '"'), len(*p) == 0
+		case *json.RawMessage:
+			if empty = len(*p) == 0; !empty && !plainJSON(*p) {
+				return b, false
+			}
+			b = append(b, *p...)
+		case *[]acctRec:
+			b, empty = append(b, '['), len(*p) == 0
+			for j := range *p {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				f = (*p)[j].fields()
+				var ok bool
+				if b, ok = appendObject(b, acctFields, f[:]); !ok {
+					return b, false
+				}
+			}
+			b = append(b, ']')
+		default:
+			return b, false
+		}
+		if empty && fs[i].omit {
+			b = b[:mark]
+		}
+	}
+	return append(b, '}'), true
+}
+
+// plainJSON reports whether json.Marshal writes the RawMessage h as is:
+// h is valid, compact JSON (it is compacted) with no <, >, &, U+2028 or
+// U+2029 (they are escaped).
+func plainJSON(h []byte) bool {
+	if scanValue(h, 0, 0) != len(h) {
+		return false
+	}
+	for i, c := range h {
+		if c == '<' || c == '>' || c == '&' || c == 0xE2 && i+2 < len(h) && h[i+1] == 0x80 && h[i+2]&^1 == 0xA8 {
+			return false
+		}
+	}
+	return true
+}
+
+// appendHist appends h as json.Marshal writes it.
+func appendHist(b []byte, h *histRec) []byte {
+	b = strconv.AppendInt(append(b, `{"t":`...), h.T, 10)
+	b = appendString(append(b, `,"c":`...), h.C)
+	if h.A != "" {
+		b = appendString(append(b, `,"a":`...), h.A)
+	}
+	if h.Tr == nil {
+		return append(b, `,"x":null}`...)
+	}
+	b = append(b, `,"x":[`...)
+	for i := range h.Tr {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendStrings(b, h.Tr[i][:])
+	}
+	return append(b, "]}"...)
+}
+
+// appendStrings appends ss as a JSON array.
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// marshalEvent appends json.Marshal(ev) to dst.
+func marshalEvent(dst []byte, ev *Event) ([]byte, error) {
+	if b, ok := appendEvent(dst, ev); ok {
+		return b, nil
+	}
+	b, err := json.Marshal(ev)
+	return append(dst, b...), err
+}
+
+// appendEvent appends ev as json.Marshal writes it, false when ev holds
+// what newEvent does not build: a time outside UTC or one Time.MarshalJSON
+// rejects, or a map value other than a string or []map[string]string.
+func appendEvent(b []byte, ev *Event) ([]byte, bool) {
+	b = append(b, '{')
+	if ev.ID != "" {
+		b = append(appendString(append(b, `"id":`...), ev.ID), ',')
+	}
+	b = appendString(append(b, `"type":`...), ev.Type)
+	b = appendString(append(b, `,"connectionId":`...), ev.ConnectionID)
+	b = appendString(append(b, `,"companyId":`...), ev.CompanyID)
+	n := len(b) + len(`,"time":"`)
+	b = ev.Time.AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
+	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // a year Time.MarshalJSON rejects, or a zone
+		return b, false
+	}
+	b = appendString(append(b, `","cause":`...), ev.Cause)
+	if len(ev.ProtectedChanges) > 0 {
+		b = appendStrings(append(b, `,"protectedChanges":`...), ev.ProtectedChanges)
+	}
+	ok := true
+	if len(ev.Old) > 0 {
+		b, ok = appendMap(append(b, `,"old":`...), ev.Old)
+	}
+	if len(ev.New) > 0 && ok {
+		b, ok = appendMap(append(b, `,"new":`...), ev.New)
+	}
+	return append(b, '}'), ok
+}
+
+// appendMap appends m with its keys sorted as json.Marshal sorts them
+// (bytewise), false for a value that is not a string or
+// []map[string]string.
+func appendMap[V any](b []byte, m map[string]V) ([]byte, bool) {
+	if m == nil {
+		return append(b, "null"...), true
+	}
+	var buf [8]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(appendString(b, k), ':')
+		switch v := any(m[k]).(type) {
+		case string:
+			b = appendString(b, v)
+		case []map[string]string:
+			if v == nil {
+				b = append(b, "null"...)
+				break
+			}
+			b = append(b, '[')
+			for j, e := range v {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b, _ = appendMap(b, e)
+			}
+			b = append(b, ']')
+		default:
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+// appendFloat appends a finite f as json.Marshal does: like ES6, plain
+// decimals within [1e-6, 1e21), else an exponent with no leading zero.
+func appendFloat(b []byte, f float64) []byte {
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		b = strconv.AppendFloat(b, f, 'e', -1, 64)
+		if n := len(b); b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' { // e-07 → e-7
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+		return b
+	}
+	return strconv.AppendFloat(b, f, 'f', -1, 64)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string the way json.Marshal writes it:
+// <, >, &, U+2028 and U+2029 escaped (safe in HTML and JavaScript), control
+// characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += n
+			continue
+		}
+		i += n
+		start = i
+	}
+	return append(append(b, s[start:]...), '"')
+}
+
+// unmarshalConn is json.Unmarshal(raw, r) for a zero r.
+func unmarshalConn(raw string, r *connRec) error {
+	f := r.fields()
+	if d := (decoder{s: raw}); d.object(connFields, f[:]) && d.i == len(raw) {
+		return nil
+	}
+	*r = connRec{}
+	return json.Unmarshal([]byte(raw), r)
+}
+
+// decoder reads the JSON appendObject writes: no whitespace, known keys,
+// values of the fields' types. Its methods report false on anything else,
+// for the caller to hand the input to json.Unmarshal. Strings without
+// escapes are slices of the input, not copies.
+type decoder struct {
+	s string
+	i int
+}
+
+// object reads the object at d.i into the fields ptrs points to. A key
+// repeated keeps its last value, as with json.Unmarshal, but for a slice
+// of records (json.Unmarshal would decode into the first one's elements).
+func (d *decoder) object(fs []codecField, ptrs []any) bool {
+	if !d.eat('{') {
+		return false
+	}
+	if d.eat('}') {
+		return true
+	}
+	next := 0
+	for {
+		var key string
+		if !d.str(&key) || !d.eat(':') {
+			return false
+		}
+		// Keys come in field order unless someone else wrote them.
+		k := 0
+		for k < len(fs) && fs[(next+k)%len(fs)].name != key {
+			k++
+		}
+		if k == len(fs) || !d.value(ptrs[(next+k)%len(fs)]) {
+			return false
+		}
+		next = (next + k + 1) % len(fs)
+		if d.eat('}') {
+			return true
+		}
+		if !d.eat(',') {
+			return false
+		}
+	}
+}
+
+// value reads the value at d.i into p as json.Unmarshal does; a number
+// that does not parse as the field's type is an error there.
+func (d *decoder) value(p any) bool {
+	var err error
+	switch p := p.(type) {
+	case *string:
+		return d.str(p)
+	case *int64:
+		*p, err = strconv.ParseInt(d.number(), 10, 64)
+	case *int:
+		var v int64
+		v, err = strconv.ParseInt(d.number(), 10, strconv.IntSize)
+		*p = int(v)
+	case *uint64:
+		*p, err = strconv.ParseUint(d.number(), 10, 64)
+	case *float64:
+		*p, err = strconv.ParseFloat(d.number(), 64)
+	case *bool:
+		switch {
+		case strings.HasPrefix(d.s[d.i:], "true"):
+			*p, d.i = true, d.i+len("true")
+		case strings.HasPrefix(d.s[d.i:], "false"):
+			*p, d.i = false, d.i+len("false")
+		default:
+			return false
+		}
+	case *[]byte:
+		var s string
+		if !d.str(&s) {
+			return false
+		}
+		*p, err = base64.StdEncoding.DecodeString(s)
+	case *json.RawMessage:
+		end := scanValue(d.s, d.i, 0)
+		if end < 0 {
+			return false
+		}
+		*p = []byte(d.s[d.i:end])
+		d.i = end
+	case *[]acctRec:
+		// [] is an empty, non-nil slice, as json.Unmarshal makes it.
+		if *p != nil || !d.eat('[') {
+			return false
+		}
+		*p = make([]acctRec, 0, 2)
+		for !d.eat(']') {
+			if len(*p) > 0 && !d.eat(',') {
+				return false
+			}
+			*p = append(*p, acctRec{})
+			if f := (*p)[len(*p)-1].fields(); !d.object(acctFields, f[:]) {
+				return false
+			}
+		}
+	default:
+		return false
+	}
+	return err == nil
+}
+
+func (d *decoder) eat(c byte) bool {
+	if d.i < len(d.s) && d.s[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+func (d *decoder) str(p *string) bool {
+	end, plain := scanString(d.s, d.i)
+	if end < 0 {
+		return false
+	}
+	if *p = d.s[d.i+1 : end-1]; !plain {
+		*p = unescape(*p)
+	}
+	d.i = end
+	return true
+}
+
+// number returns the JSON number at d.i, "" (which no parse accepts) if
+// there is none.
+func (d *decoder) number() string {
+	end := scanNumber(d.s, d.i)
+	if end < 0 {
+		return ""
+	}
+	n := d.s[d.i:end]
+	d.i = end
+	return n
+}
+
+// maxDepth bounds the nesting scanValue follows; deeper values (far
+// beyond any history) go to encoding/json.
+const maxDepth = 32
+
+// scanValue returns the end of the JSON value at s[i], or -1 if there is
+// none or it has whitespace (json.Marshal would compact it).
+func scanValue[T ~string | ~[]byte](s T, i, depth int) int {
+	if i >= len(s) || depth > maxDepth {
+		return -1
+	}
+	switch c := s[i]; c {
+	case '"':
+		end, _ := scanString(s, i)
+		return end
+	case '[', '{':
+		closing := c + 2 // ']' or '}'
+		if i++; i < len(s) && s[i] == closing {
+			return i + 1
+		}
+		for {
+			if c == '{' {
+				if i, _ = scanString(s, i); i < 0 || i >= len(s) || s[i] != ':' {
+					return -1
+				}
+				i++
+			}
+			if i = scanValue(s, i, depth+1); i < 0 || i >= len(s) {
+				return -1
+			}
+			if s[i] == closing {
+				return i + 1
+			}
+			if s[i] != ',' {
+				return -1
+			}
+			i++
+		}
+	case 't', 'f', 'n':
+		for _, lit := range [...]string{"true", "false", "null"} {
+			if len(s)-i >= len(lit) && string(s[i:i+len(lit)]) == lit {
+				return i + len(lit)
+			}
+		}
+		return -1
+	}
+	return scanNumber(s, i)
+}
+
+// scanString returns the end of the JSON string at s[i], or -1, and
+// whether its content is as is: no escapes and valid UTF-8 (invalid UTF-8
+// is valid JSON, decoded as U+FFFD).
+func scanString[T ~string | ~[]byte](s T, i int) (int, bool) {
+	if i >= len(s) || s[i] != '"' {
+		return -1, false
+	}
+	plain := true
+	for i++; i < len(s); {
+		switch c := s[i]; {
+		case c == '"':
+			return i + 1, plain
+		case c < ' ':
+			return -1, false
+		case c == '\\':
+			plain = false
+			if i+1 < len(s) && strings.IndexByte(`"\/bfnrt`, s[i+1]) >= 0 {
+				i += 2
+			} else if i+6 <= len(s) && s[i+1] == 'u' && hex4(string(s[i+2:i+6])) >= 0 {
+				i += 6
+			} else {
+				return -1, false
+			}
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
+			plain = plain && (r != utf8.RuneError || n > 1)
+			i += n
+		}
+	}
+	return -1, false
+}
+
+// scanNumber returns the end of the JSON number at s[i], or -1.
+func scanNumber[T ~string | ~[]byte](s T, i int) int {
+	digits := func(i int) int {
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		i = digits(i)
+	default:
+		return -1
+	}
+	if i < len(s) && s[i] == '.' {
+		if i = digits(i + 1); s[i-1] == '.' {
+			return -1
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		if i++; i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if j := digits(i); j > i {
+			return j
+		}
+		return -1
+	}
+	return i
+}
+
+// hex4 is the value of the 4 hex digits h, -1 if they are not.
+func hex4(h string) rune {
+	v, err := strconv.ParseUint(h, 16, 16)
+	if err != nil {
+		return -1
+	}
+	return rune(v)
+}
+
+// unescape decodes the content of a JSON string scanString accepted, as
+// json.Unmarshal does: a \u escape of half a surrogate pair and invalid
+// UTF-8 become U+FFFD.
+func unescape(s string) string {
+	b := make([]byte, 0, len(s)+utf8.UTFMax)
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\' && s[i+1] == 'u':
+			r := hex4(s[i+2 : i+6])
+			if i += 6; utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if len(s)-i >= 6 && s[i] == '\\' && s[i+1] == 'u' {
+					r2 = hex4(s[i+2 : i+6])
+				}
+				if r = utf16.DecodeRune(r, r2); r != utf8.RuneError {
+					i += 6 // a valid pair
+				}
+			}
+			b = utf8.AppendRune(b, r)
+		case c == '\\':
+			switch c = s[i+1]; c {
+			case 'b':
+				c = '\b'
+			case 'f':
+				c = '\f'
+			case 'n':
+				c = '\n'
+			case 'r':
+				c = '\r'
+			case 't':
+				c = '\t'
+			} // else " \ or /, as is
+			b = append(b, c)
+			i += 2
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			b = utf8.AppendRune(b, r)
+			i += n
+		}
+	}
+	return string(b)
+}
