@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -434,6 +435,40 @@ func FuzzEvent(f *testing.F) {
 		y := ev.Time.Year()
 		if fast := checkEvent(t, ev); !fast && !odd && off == 0 && 0 <= y && y <= 9999 {
 			t.Fatalf("appendEvent(%#v) left it to json.Marshal", ev)
+		}
+	})
+}
+
+// FuzzSealedCreds holds the fast path of sealedCreds.UnmarshalJSON to the
+// encoding/json path it short-cuts: same values, same acceptance.
+func FuzzSealedCreds(f *testing.F) {
+	for _, s := range []string{`["user_good","pw"]`, `["a\"b","\u00e9\ud800"]`, `[ "u" , "p" ]`, `["u","p",{"k":"v"}]`,
+		`["u"]`, `["u","p","x","y"]`, `["u",1]`, `[]`, `["u","p"]x`, `"u"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var fast sealedCreds
+		errFast := json.Unmarshal([]byte(in), &fast) // calls UnmarshalJSON: the fast path first
+		var slow sealedCreds
+		var parts []json.RawMessage
+		errSlow := json.Unmarshal([]byte(in), &parts)
+		if errSlow == nil && (len(parts) < 2 || len(parts) > 3) {
+			errSlow = fmt.Errorf("%d parts", len(parts))
+		}
+		if errSlow == nil {
+			errSlow = json.Unmarshal(parts[0], &slow.U)
+		}
+		if errSlow == nil {
+			errSlow = json.Unmarshal(parts[1], &slow.P)
+		}
+		if errSlow == nil && len(parts) == 3 {
+			errSlow = json.Unmarshal(parts[2], &slow.X)
+		}
+		if (errFast == nil) != (errSlow == nil) {
+			t.Fatalf("%q: fast path error %v, encoding/json %v", in, errFast, errSlow)
+		}
+		if errFast == nil && (fast.U != slow.U || fast.P != slow.P || !reflect.DeepEqual(fast.X, slow.X)) {
+			t.Fatalf("%q: fast path %+v, encoding/json %+v", in, fast, slow)
 		}
 	})
 }

@@ -248,8 +248,16 @@ func (c sealedCreds) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string{c.U, c.P})
 }
 
-// UnmarshalJSON reads what MarshalJSON writes.
+// UnmarshalJSON reads what MarshalJSON writes. The usual two plain
+// strings are read without encoding/json (whose reflection was half of a
+// check's record decode); anything else goes to it, with the same result.
 func (c *sealedCreds) UnmarshalJSON(b []byte) error {
+	d := decoder{s: string(b)}
+	var u, p string
+	if d.eat('[') && d.str(&u) && d.eat(',') && d.str(&p) && d.eat(']') && d.i == len(d.s) {
+		c.U, c.P = u, p
+		return nil
+	}
 	var parts []json.RawMessage
 	if err := json.Unmarshal(b, &parts); err != nil {
 		return err
