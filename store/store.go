@@ -81,9 +81,12 @@ type Config struct {
 }
 
 // DefaultCheckBatchWindow is the default Config.CheckBatchWindow: at a few
-// thousand checks per second it gathers about three calls per round trip,
-// and it is nothing beside a check's seconds at a provider's website.
-const DefaultCheckBatchWindow = 250 * time.Microsecond
+// thousand checks per second it gathers about six calls per round trip
+// (250 µs gathered 2.4, 2 ms left a worker of concurrency 20 waiting on
+// its own checks), and it is nothing beside a check's seconds at a
+// provider's website. A round trip costs Redis and the worker some 35 µs
+// of CPU each on loopback; BENCHMARKS.md has the measurements.
+const DefaultCheckBatchWindow = time.Millisecond
 
 // Store is the Redis persistence of checkd. It is safe for concurrent use.
 type Store struct {
