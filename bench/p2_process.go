@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,74 +20,73 @@ import (
 // gives up (it never ends a healthy run).
 const drainTimeout = 15 * time.Minute
 
-// runP2: processing. The same n check tasks are queued twice: once for a
-// raw asynq server with a no-op handler, once for the worker (LoadCheck,
-// sandbox user_good with zero latency, RecordCheck), same concurrency and
-// queues. Time runs from the server's start to the n-th handled task.
+// runP2: processing. Check tasks are processed by a raw asynq server with
+// a no-op handler and by the worker (LoadCheck, sandbox user_good with zero
+// latency, RecordCheck), same concurrency and queues, in ProcessRounds
+// alternating rounds: each round gives raw asynq n/rounds tasks, the worker
+// the first checks of n/rounds fresh connections (PENDING → CONNECTED, two
+// accounts discovered: every write a transition), then the same
+// connections again (the usual weekly check: nothing changes). Raw runs
+// first in even rounds and last in odd ones, so a machine that slows down
+// or speeds up during the run weighs on both sides alike. Each side's rate
+// is its tasks over the sum of its rounds' times, each timed from the
+// server's start to the round's last handled task.
 func runP2(ctx context.Context, e *env) (r Result) {
 	r = Result{ID: "P2", Name: "process", Unit: "checks/s", Goal: "ratio ≥ 0.7"}
 	d := e.ds
-	n := min(e.sz.Process, len(d.ids))
+	rounds := max(e.sz.ProcessRounds, 1)
+	per := min(e.sz.Process, len(d.ids)) / rounds
+	if per == 0 {
+		r.Err = fmt.Errorf("%d checks cannot be split into %d rounds", e.sz.Process, rounds)
+		return r
+	}
+	n := per * rounds
 	conc := e.sz.ProcessConcurrency
 	queues := worker.DefaultQueues()
 	base := time.Now().Truncate(time.Hour).Add(24 * time.Hour) // distinct task IDs from the sweep's
-	slotOf := func(i int) time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
 	opts := []asynq.Option{asynq.Queue(tasks.QueueDefault)}
 	if err := flushAsynq(ctx, e.rdb); err != nil {
 		r.Err = err
 		return r
 	}
-
-	// Baseline: raw asynq server, no-op handler.
-	if _, err := enqueueChecks(ctx, e.aq, d.ids[:n], n, slotOf, 16, opts...); err != nil {
-		r.Err = err
-		return r
-	}
-	var handled atomic.Int64
-	all := make(chan struct{})
-	count := func() {
-		if handled.Add(1) == int64(n) {
-			close(all)
-		}
-	}
-	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
-		LogLevel: asynq.WarnLevel})
-	e.logf("P2: raw asynq server, no-op handler, concurrency %d, %d tasks", conc, n)
-	stopProf := e.startProfile("P2-raw")
-	m := startMeter(ctx, e.rdb, e.rt)
-	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { count(); return nil })); err != nil {
-		stopProf()
-		r.Err = err
-		return r
-	}
-	if err := waitAll(ctx, all, &handled, n); err != nil {
-		stopProf()
-		srv.Shutdown()
-		r.Err = fmt.Errorf("raw server: %w", err)
-		return r
-	}
-	m.stop(ctx)
-	stopProf()
-	raw := m
-	srv.Shutdown()
-	rawRate := float64(n) / raw.Wall.Seconds()
-	e.logf("P2: raw %.0f tasks/s", rawRate)
-	if err := flushAsynq(ctx, e.rdb); err != nil {
-		r.Err = err
-		return r
-	}
-
-	// Measured: the worker, first on first checks (PENDING → CONNECTED, two
-	// accounts discovered: every write a transition), then on the same
-	// connections again (the usual weekly check: nothing changes).
 	reg := checks.NewRegistry()
 	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{})); err != nil {
 		r.Err = err
 		return r
 	}
+
+	// runRaw: a raw asynq server with a no-op handler over ids' tasks.
+	runRaw := func(ids []string, slotOf func(int) time.Time, round int) (*meter, error) {
+		if _, err := enqueueChecks(ctx, e.aq, ids, len(ids), slotOf, 16, opts...); err != nil {
+			return nil, err
+		}
+		var handled atomic.Int64
+		all := make(chan struct{})
+		srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
+			LogLevel: asynq.WarnLevel})
+		stopProf := e.startProfile(fmt.Sprintf("P2-raw-%d", round))
+		defer stopProf()
+		m := startMeter(ctx, e.rdb, e.rt)
+		if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+			if handled.Add(1) == int64(len(ids)) {
+				close(all)
+			}
+			return nil
+		})); err != nil {
+			return nil, err
+		}
+		err := waitAll(ctx, all, &handled, len(ids))
+		m.stop(ctx)
+		srv.Shutdown()
+		if err != nil {
+			return nil, fmt.Errorf("raw server: %w", err)
+		}
+		return m, flushAsynq(ctx, e.rdb)
+	}
+	// runWorker: the worker over ids' tasks; every check must be applied.
 	batches := map[string]store.BatchStats{}
-	runWorker := func(label string, slot func(int) time.Time) (*meter, error) {
-		if _, err := enqueueChecks(ctx, e.aq, d.ids[:n], n, slot, 16, opts...); err != nil {
+	runWorker := func(ids []string, slotOf func(int) time.Time, label string, round int) (*meter, error) {
+		if _, err := enqueueChecks(ctx, e.aq, ids, len(ids), slotOf, 16, opts...); err != nil {
 			return nil, err
 		}
 		var done, applied atomic.Int64
@@ -96,67 +96,96 @@ func runP2(ctx context.Context, e *env) (r Result) {
 				if ev.Outcome == store.Applied {
 					applied.Add(1)
 				}
-				if done.Add(1) == int64(n) {
+				if done.Add(1) == int64(len(ids)) {
 					close(all)
 				}
 			}})
 		if err != nil {
 			return nil, err
 		}
-		e.logf("P2: worker, %s, concurrency %d, %d checks", label, conc, n)
-		stopProf := e.startProfile("P2-" + label)
+		stopProf := e.startProfile(fmt.Sprintf("P2-%s-%d", label, round))
+		defer stopProf()
 		b0 := e.st.BatchStats()
 		m := startMeter(ctx, e.rdb, e.rt)
 		if err := w.Start(ctx); err != nil {
-			stopProf()
 			return nil, err
 		}
-		err = waitAll(ctx, all, &done, n)
+		err = waitAll(ctx, all, &done, len(ids))
 		m.stop(ctx)
 		b1 := e.st.BatchStats()
-		batches[label] = store.BatchStats{Calls: b1.Calls - b0.Calls, Batches: b1.Batches - b0.Batches, Pipelined: b1.Pipelined - b0.Pipelined, Windows: b1.Windows - b0.Windows}
-		stopProf()
+		b := batches[label]
+		batches[label] = store.BatchStats{Calls: b.Calls + b1.Calls - b0.Calls, Batches: b.Batches + b1.Batches - b0.Batches,
+			Pipelined: b.Pipelined + b1.Pipelined - b0.Pipelined, Windows: b.Windows + b1.Windows - b0.Windows}
 		_ = w.Stop(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)
 		}
-		if int(applied.Load()) != n {
-			return nil, fmt.Errorf("%s: %d of %d checks applied", label, applied.Load(), n)
+		if int(applied.Load()) != len(ids) {
+			return nil, fmt.Errorf("%s: %d of %d checks applied", label, applied.Load(), len(ids))
 		}
 		return m, flushAsynq(ctx, e.rdb)
 	}
-	m, err := runWorker("first", slotOf)
-	if err != nil {
-		r.Err = err
-		return r
+
+	e.logf("P2: %d rounds of %d tasks each for raw asynq (no-op handler), worker first checks and worker steady checks; concurrency %d",
+		rounds, per, conc)
+	raw, first, steady := &meter{}, &meter{}, &meter{}
+	var roundRatios []string
+	for k := range rounds {
+		ids := d.ids[k*per : (k+1)*per]
+		slotOf := func(i int) time.Time { return base.Add(time.Duration(k*per+i) * time.Millisecond) }
+		var mr, mf, ms *meter
+		var err error
+		doRaw := func() {
+			if err == nil {
+				mr, err = runRaw(ids, slotOf, k+1)
+			}
+		}
+		if k%2 == 0 {
+			doRaw()
+		}
+		if err == nil {
+			mf, err = runWorker(ids, slotOf, "first", k+1)
+		}
+		if err == nil {
+			ms, err = runWorker(ids, func(i int) time.Time { return slotOf(i).Add(time.Hour) }, "steady", k+1)
+		}
+		if k%2 == 1 {
+			doRaw()
+		}
+		if err != nil {
+			r.Err = fmt.Errorf("round %d: %w", k+1, err)
+			return r
+		}
+		raw.add(mr)
+		first.add(mf)
+		steady.add(ms)
+		roundRatios = append(roundRatios, fmt.Sprintf("%.3f/%.3f", mr.Wall.Seconds()/mf.Wall.Seconds(), mr.Wall.Seconds()/ms.Wall.Seconds()))
+		e.logf("P2: round %d: raw %.0f/s, first %.0f/s, steady %.0f/s", k+1,
+			float64(per)/mr.Wall.Seconds(), float64(per)/mf.Wall.Seconds(), float64(per)/ms.Wall.Seconds())
 	}
-	if d.checked < n {
-		d.checked = n
-	}
-	steady, err := runWorker("steady", func(i int) time.Time { return slotOf(i).Add(time.Hour) })
-	if err != nil {
-		r.Err = err
-		return r
-	}
-	rate := float64(n) / m.Wall.Seconds()
+	d.checked = max(d.checked, n)
+
+	rawRate := float64(n) / raw.Wall.Seconds()
+	rate := float64(n) / first.Wall.Seconds()
 	r.Value, r.Baseline, r.HasBase, r.Ratio, r.HasRatio = rate, rawRate, true, rate/rawRate, true
 	r.Met = verdict(r.Ratio >= 0.7)
 	srate := float64(n) / steady.Wall.Seconds()
 	r.Subs = append(r.Subs, Result{ID: "P2.steady", Name: "process-steady", Value: srate, Unit: "checks/s",
 		Baseline: rawRate, HasBase: true, Ratio: srate / rawRate, HasRatio: true, Goal: "ratio ≥ 0.7", Met: verdict(srate/rawRate >= 0.7)})
 	r.Details = append(r.Details,
-		fmt.Sprintf("%d first checks (PENDING → CONNECTED, 2 accounts discovered) in %s; the same %d again, nothing changing, in %s; raw no-op %d tasks in %s; concurrency %d, queues %v",
-			n, m.Wall.Round(time.Millisecond), n, steady.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), conc, queues),
-		"worker, first checks "+m.perItem(n),
+		fmt.Sprintf("%d first checks (PENDING → CONNECTED, 2 accounts discovered) in %s; the same %d again, nothing changing, in %s; raw no-op %d tasks in %s; %d alternating rounds of %d; concurrency %d, queues %v",
+			n, first.Wall.Round(time.Millisecond), n, steady.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), rounds, per, conc, queues),
+		"ratio by round (first/steady): "+strings.Join(roundRatios, " "),
+		"worker, first checks "+first.perItem(n),
 		"worker, steady       "+steady.perItem(n),
 		"raw                  "+raw.perItem(n),
 		fmt.Sprintf("store group commit (LoadCheck reads and record writes sharing round trips): first checks %s; steady %s",
 			batchDetail(batches["first"]), batchDetail(batches["steady"])),
 		fmt.Sprintf("asynq's processor dequeues one task at a time (%.2f dequeue calls per task): mean dequeue call latency raw %s, worker first %s, steady %s; raw spends %s of wall time per task, the worker %s",
-			float64(raw.Dequeues)/float64(n), raw.dequeueLatency().Round(100*time.Nanosecond), m.dequeueLatency().Round(100*time.Nanosecond),
-			steady.dequeueLatency().Round(100*time.Nanosecond), (raw.Wall/time.Duration(n)).Round(100*time.Nanosecond), (m.Wall/time.Duration(n)).Round(100*time.Nanosecond)),
+			float64(raw.Dequeues)/float64(n), raw.dequeueLatency().Round(100*time.Nanosecond), first.dequeueLatency().Round(100*time.Nanosecond),
+			steady.dequeueLatency().Round(100*time.Nanosecond), (raw.Wall/time.Duration(n)).Round(100*time.Nanosecond), (first.Wall/time.Duration(n)).Round(100*time.Nanosecond)),
 		fmt.Sprintf("by CPU (Go + Redis per check, less sensitive to the machine's load): raw %s, worker first %s (ratio %.3f), steady %s (ratio %.3f)",
-			raw.cpuPerItem(n), m.cpuPerItem(n), m.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n)))
+			raw.cpuPerItem(n), first.cpuPerItem(n), first.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n)))
 	return r
 }
 

@@ -289,6 +289,22 @@ func (m *meter) stop(ctx context.Context) *meter {
 	return m
 }
 
+// add sums o's measures into m (a measure taken in several runs).
+func (m *meter) add(o *meter) {
+	m.Wall += o.Wall
+	m.RoundTrips += o.RoundTrips
+	m.Dequeues += o.Dequeues
+	m.DequeueTime += o.DequeueTime
+	m.GoCPU += o.GoCPU
+	m.RedisCPU += o.RedisCPU
+	if m.Commands == nil {
+		m.Commands = cmdStats{}
+	}
+	for k, v := range o.Commands {
+		m.Commands[k] += v
+	}
+}
+
 // dequeueLatency is the mean latency of asynq's dequeue calls in the run.
 func (m *meter) dequeueLatency() time.Duration {
 	if m.Dequeues == 0 {

@@ -35,6 +35,8 @@ func run() error {
 	redisBin := flag.String("redis-server", "redis-server", "redis-server binary")
 	conns := flag.Int("conns", 0, "override the dataset size (P1, P3's large index, P4)")
 	p2c := flag.Int("p2-concurrency", 0, "override P2's asynq concurrency (both sides)")
+	p2n := flag.Int("p2-checks", 0, "override P2's number of checks (both sides)")
+	p2r := flag.Int("p2-rounds", 0, "override how many alternating rounds P2's checks are split into")
 	sweepC := flag.Int("sweep-concurrency", 0, "override the scheduler's EnqueueConcurrency in P1 (default: the scheduler's)")
 	p6d := flag.Duration("p6-duration", 0, "override P6's run length")
 	p6pool := flag.Int("p6-pool", 0, "experiment: the P6 worker process's go-redis pool size (default: concurrency + 32, as the daemon)")
@@ -58,6 +60,12 @@ func run() error {
 	}
 	if *p2c > 0 {
 		sz.ProcessConcurrency = *p2c
+	}
+	if *p2n > 0 {
+		sz.Process = *p2n
+	}
+	if *p2r > 0 {
+		sz.ProcessRounds = *p2r
 	}
 	if *sweepC > 0 {
 		sz.SweepConcurrency = *sweepC
