@@ -74,6 +74,9 @@ type Sizes struct {
 	Process            int
 	ProcessConcurrency int
 	ProcessRounds      int
+	// ProcessFloor adds P2's floor experiment: raw asynq whose handler
+	// reads and writes one key per task.
+	ProcessFloor bool
 	// TickSmall is P3's small index; Ticks the ticks timed at each size.
 	TickSmall int
 	Ticks     int

@@ -83,6 +83,51 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		}
 		return m, flushAsynq(ctx, e.rdb)
 	}
+	// runFloor (experiment, -p2-floor): raw asynq whose handler reads and
+	// writes one Redis key per task (GET then SET of the connection's
+	// record, unbatched): the least a check that records its result does.
+	runFloor := func(ids []string, slotOf func(int) time.Time, round int) (*meter, error) {
+		if _, err := enqueueChecks(ctx, e.aq, ids, len(ids), slotOf, 16, opts...); err != nil {
+			return nil, err
+		}
+		var handled atomic.Int64
+		all := make(chan struct{})
+		srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
+			LogLevel: asynq.WarnLevel})
+		stopProf := e.startProfile(fmt.Sprintf("P2-floor-%d", round))
+		defer stopProf()
+		m := startMeter(ctx, e.rdb, e.rt)
+		if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			p, err := tasks.ParseCheckPayload(t.Payload())
+			if err != nil {
+				return err
+			}
+			key := "floor:" + p.ConnectionID
+			v, err := e.rdb.Get(ctx, "cd:c:"+p.ConnectionID).Result()
+			if err != nil {
+				return err
+			}
+			if err := e.rdb.Set(ctx, key, v, 0).Err(); err != nil {
+				return err
+			}
+			if handled.Add(1) == int64(len(ids)) {
+				close(all)
+			}
+			return nil
+		})); err != nil {
+			return nil, err
+		}
+		err := waitAll(ctx, all, &handled, len(ids))
+		m.stop(ctx)
+		srv.Shutdown()
+		if err != nil {
+			return nil, fmt.Errorf("floor server: %w", err)
+		}
+		if _, err := deletePattern(ctx, e.rdb, "floor:*"); err != nil {
+			return nil, err
+		}
+		return m, flushAsynq(ctx, e.rdb)
+	}
 	// runWorker: the worker over ids' tasks; every check must be applied.
 	batches := map[string]store.BatchStats{}
 	runWorker := func(ids []string, slotOf func(int) time.Time, label string, round int) (*meter, error) {
@@ -128,7 +173,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 
 	e.logf("P2: %d rounds of %d tasks each for raw asynq (no-op handler), worker first checks and worker steady checks; concurrency %d",
 		rounds, per, conc)
-	raw, first, steady := &meter{}, &meter{}, &meter{}
+	raw, first, steady, floor := &meter{}, &meter{}, &meter{}, &meter{}
 	var roundRatios []string
 	for k := range rounds {
 		ids := d.ids[k*per : (k+1)*per]
@@ -152,6 +197,12 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		if k%2 == 1 {
 			doRaw()
 		}
+		if err == nil && e.sz.ProcessFloor {
+			var mfl *meter
+			if mfl, err = runFloor(ids, func(i int) time.Time { return slotOf(i).Add(2 * time.Hour) }, k+1); err == nil {
+				floor.add(mfl)
+			}
+		}
 		if err != nil {
 			r.Err = fmt.Errorf("round %d: %w", k+1, err)
 			return r
@@ -172,6 +223,11 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	srate := float64(n) / steady.Wall.Seconds()
 	r.Subs = append(r.Subs, Result{ID: "P2.steady", Name: "process-steady", Value: srate, Unit: "checks/s",
 		Baseline: rawRate, HasBase: true, Ratio: srate / rawRate, HasRatio: true, Goal: "ratio ≥ 0.7", Met: verdict(srate/rawRate >= 0.7)})
+	if e.sz.ProcessFloor {
+		frate := float64(n) / floor.Wall.Seconds()
+		r.Details = append(r.Details, fmt.Sprintf("floor (experiment): raw asynq whose handler GETs and SETs one key: %.0f/s, ratio %.3f; CPU ratio %.3f; ",
+			frate, frate/rawRate, floor.cpuRatio(raw, n))+floor.perItem(n))
+	}
 	r.Details = append(r.Details,
 		fmt.Sprintf("%d first checks (PENDING → CONNECTED, 2 accounts discovered) in %s; the same %d again, nothing changing, in %s; raw no-op %d tasks in %s; %d alternating rounds of %d; concurrency %d, queues %v",
 			n, first.Wall.Round(time.Millisecond), n, steady.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), rounds, per, conc, queues),

@@ -37,6 +37,7 @@ func run() error {
 	p2c := flag.Int("p2-concurrency", 0, "override P2's asynq concurrency (both sides)")
 	p2n := flag.Int("p2-checks", 0, "override P2's number of checks (both sides)")
 	p2r := flag.Int("p2-rounds", 0, "override how many alternating rounds P2's checks are split into")
+	p2floor := flag.Bool("p2-floor", false, "experiment: also run P2's floor, raw asynq whose handler GETs and SETs one key per task")
 	sweepC := flag.Int("sweep-concurrency", 0, "override the scheduler's EnqueueConcurrency in P1 (default: the scheduler's)")
 	p6d := flag.Duration("p6-duration", 0, "override P6's run length")
 	p6pool := flag.Int("p6-pool", 0, "experiment: the P6 worker process's go-redis pool size (default: concurrency + 32, as the daemon)")
@@ -67,6 +68,7 @@ func run() error {
 	if *p2r > 0 {
 		sz.ProcessRounds = *p2r
 	}
+	sz.ProcessFloor = *p2floor
 	if *sweepC > 0 {
 		sz.SweepConcurrency = *sweepC
 	}
