@@ -194,18 +194,22 @@ func verdict(ok bool) string {
 
 // env is what the measures share.
 type env struct {
-	opts  Options
-	sz    Sizes
-	srv   *redisServer
-	rdb   *redis.Client // DB 0: store and asynq, as the daemon shares one client
-	rt    *rtCounter
-	st    *store.Store
-	aq    *asynq.Client
-	key   []byte
-	ds    *dataset
-	quiet *logrus.Logger // warn level, discarded
-	info  *logrus.Logger // info level, discarded: the per-check log line is formatted as in production
-	logf  func(format string, args ...any)
+	opts Options
+	sz   Sizes
+	srv  *redisServer
+	rdb  *redis.Client // DB 0: store and asynq, as the daemon shares one client
+	rt   *rtCounter
+	st   *store.Store
+	// loader is st with the group-commit window off, for the harness's own
+	// loops that call LoadCheck and RecordCheck back to back (a closed
+	// loop waits out every window: store.Config.CheckBatchWindow).
+	loader *store.Store
+	aq     *asynq.Client
+	key    []byte
+	ds     *dataset
+	quiet  *logrus.Logger // warn level, discarded
+	info   *logrus.Logger // info level, discarded: the per-check log line is formatted as in production
+	logf   func(format string, args ...any)
 }
 
 // poolSize mirrors the daemon: worker concurrency + enqueuers + 16, with
@@ -286,6 +290,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if e.st, err = store.New(e.rdb, store.Config{Cipher: ci, CheckBatchWindow: opts.Sizes.CheckBatchWindow}); err != nil {
+		return err
+	}
+	if e.loader, err = store.New(e.rdb, store.Config{Cipher: ci, CheckBatchWindow: -1}); err != nil {
 		return err
 	}
 	e.aq = asynq.NewClientFromRedisClient(e.rdb)

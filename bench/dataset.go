@@ -145,7 +145,8 @@ func (d *dataset) ensureSwept(ctx context.Context) error {
 
 // checkRange records one sandbox check (user_good, zero latency) of
 // ids[lo:hi] with store.LoadCheck and RecordCheck in goroutines, as a
-// worker would without asynq.
+// worker would without asynq, through the store with no group-commit
+// window (its goroutines call back to back).
 func (d *dataset) checkRange(ctx context.Context, lo, hi, goroutines int, slot time.Time) (int, error) {
 	e := d.e
 	sb := sandbox.New(sandbox.Options{})
@@ -164,7 +165,7 @@ func (d *dataset) checkRange(ctx context.Context, lo, hi, goroutines int, slot t
 				}
 				err := func() error {
 					id := d.ids[i]
-					t, err := e.st.LoadCheck(ctx, id)
+					t, err := e.loader.LoadCheck(ctx, id)
 					if err != nil {
 						return err
 					}
@@ -176,7 +177,7 @@ func (d *dataset) checkRange(ctx context.Context, lo, hi, goroutines int, slot t
 					if err != nil {
 						return err
 					}
-					rec, err := e.st.RecordCheck(ctx, t, store.CheckResult{Attempt: tasks.CheckTaskID(id, slot),
+					rec, err := e.loader.RecordCheck(ctx, t, store.CheckResult{Attempt: tasks.CheckTaskID(id, slot),
 						StartedAt: started, FinishedAt: time.Now(), Result: res})
 					if err != nil {
 						return err

@@ -37,7 +37,7 @@ func benchResults() (good, down checks.Result) {
 // benchStoreOn returns a store over a fresh database of the shared real
 // Redis with n connections that had their first check (two accounts
 // discovered).
-func benchStoreOn(b *testing.B, n int) (*Store, []string) {
+func benchStoreOn(b *testing.B, n int, window time.Duration) (*Store, []string) {
 	b.Helper()
 	rdb := redistest.Start(b).Client(b)
 	k, err := GenerateKey()
@@ -48,7 +48,7 @@ func benchStoreOn(b *testing.B, n int) (*Store, []string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(rdb, Config{Cipher: ci})
+	s, err := New(rdb, Config{Cipher: ci, CheckBatchWindow: window})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,18 +82,23 @@ func benchStoreOn(b *testing.B, n int) (*Store, []string) {
 }
 
 // BenchmarkRecordCheckRedis: one op is LoadCheck + RecordCheck of one
-// connection (no checker), serially and from parallel goroutines.
+// connection (no checker), serially and from parallel goroutines. The
+// parallel goroutines call back to back, a closed loop: with the store's
+// default group-commit window each batch waits out the window, since
+// nobody else can join it (Config.CheckBatchWindow); parallel-nowindow
+// runs them with the window off.
 func BenchmarkRecordCheckRedis(b *testing.B) {
 	const conns = 1024
 	good, down := benchResults()
 	for _, mode := range []string{"steady", "transition"} {
-		for _, par := range []bool{false, true} {
-			name := mode + "/serial"
-			if par {
-				name = mode + "/parallel"
-			}
-			b.Run(name, func(b *testing.B) {
-				s, ids := benchStoreOn(b, conns)
+		for _, run := range []struct {
+			name   string
+			par    bool
+			window time.Duration
+		}{{"serial", false, 0}, {"parallel", true, 0}, {"parallel-nowindow", true, -1}} {
+			par := run.par
+			b.Run(mode+"/"+run.name, func(b *testing.B) {
+				s, ids := benchStoreOn(b, conns, run.window)
 				ctx := context.Background()
 				var seq atomic.Int64
 				one := func() error {

@@ -76,7 +76,11 @@ type Config struct {
 	// RecordCheck) waits for concurrent ones to share its round trip to
 	// Redis, when nothing is in flight and the last round trip was shared
 	// (a lone or serial caller never waits). Default DefaultCheckBatchWindow;
-	// negative: never wait.
+	// negative: never wait. The window suits checks handed out by asynq,
+	// where new checks keep arriving while it is open; a few goroutines
+	// calling LoadCheck and RecordCheck back to back in a tight loop wait
+	// out the whole window on almost every call (nobody else can join), so
+	// such a caller should set it negative.
 	CheckBatchWindow time.Duration
 }
 
