@@ -68,6 +68,9 @@ type Sizes struct {
 	// SweepConcurrency overrides the scheduler's EnqueueConcurrency in P1
 	// (0: the scheduler's default).
 	SweepConcurrency int
+	// SweepRounds is how many alternating rounds of weekly ticks and raw
+	// enqueues P1 is split into.
+	SweepRounds int
 	// Process is P2's number of checks; ProcessConcurrency the asynq
 	// concurrency of both sides; ProcessRounds how many alternating rounds
 	// they are split into.
@@ -101,7 +104,7 @@ type Sizes struct {
 
 // FullSizes are the sizes of the performance targets.
 func FullSizes() Sizes {
-	return Sizes{Name: "full", Conns: 1_000_000, Companies: 8, RawProbe: 100_000, RawGoroutines: []int{8, 16, 32},
+	return Sizes{Name: "full", Conns: 1_000_000, Companies: 8, RawProbe: 100_000, RawGoroutines: []int{8, 16, 32}, SweepRounds: 4,
 		Process: 100_000, ProcessConcurrency: 20, ProcessRounds: 4, TickSmall: 10_000, Ticks: 1000, AsynqScheduled: 100_000,
 		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 30 * time.Second, P6Warmup: 5 * time.Second}
 }
@@ -110,7 +113,7 @@ func FullSizes() Sizes {
 // is CPU only (under a second), and its goal is statistical (fewer IDs
 // cannot meet 1.05 × mean by chance alone).
 func SmallSizes() Sizes {
-	return Sizes{Name: "small", Conns: 20_000, Companies: 4, RawProbe: 5_000, RawGoroutines: []int{8, 16, 32},
+	return Sizes{Name: "small", Conns: 20_000, Companies: 4, RawProbe: 5_000, RawGoroutines: []int{8, 16, 32}, SweepRounds: 2,
 		Process: 5_000, ProcessConcurrency: 20, ProcessRounds: 2, TickSmall: 1_000, Ticks: 300, AsynqScheduled: 5_000,
 		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 8 * time.Second, P6Warmup: 3 * time.Second}
 }

@@ -55,8 +55,9 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		return r
 	}
 
-	// runRaw: a raw asynq server with a no-op handler over ids' tasks.
-	runRaw := func(ids []string, slotOf func(int) time.Time, round int) (*meter, error) {
+	// runAsynq: a raw asynq server over ids' tasks whose handler runs work
+	// (nil: nothing) and counts the task.
+	runAsynq := func(ids []string, slotOf func(int) time.Time, label string, work func(context.Context, *asynq.Task) error) (*meter, error) {
 		if _, err := enqueueChecks(ctx, e.aq, ids, len(ids), slotOf, 16, opts...); err != nil {
 			return nil, err
 		}
@@ -64,10 +65,15 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		all := make(chan struct{})
 		srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
 			LogLevel: asynq.WarnLevel})
-		stopProf := e.startProfile(fmt.Sprintf("P2-raw-%d", round))
+		stopProf := e.startProfile(label)
 		defer stopProf()
 		m := startMeter(ctx, e.rdb, e.rt)
-		if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			if work != nil {
+				if err := work(ctx, t); err != nil {
+					return err
+				}
+			}
 			if handled.Add(1) == int64(len(ids)) {
 				close(all)
 			}
@@ -79,54 +85,34 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		m.stop(ctx)
 		srv.Shutdown()
 		if err != nil {
-			return nil, fmt.Errorf("raw server: %w", err)
+			return nil, fmt.Errorf("%s: %w", label, err)
 		}
 		return m, flushAsynq(ctx, e.rdb)
+	}
+	// runRaw: raw asynq with a no-op handler.
+	runRaw := func(ids []string, slotOf func(int) time.Time, round int) (*meter, error) {
+		return runAsynq(ids, slotOf, fmt.Sprintf("P2-raw-%d", round), nil)
 	}
 	// runFloor (experiment, -p2-floor): raw asynq whose handler reads and
 	// writes one Redis key per task (GET then SET of the connection's
 	// record, unbatched): the least a check that records its result does.
 	runFloor := func(ids []string, slotOf func(int) time.Time, round int) (*meter, error) {
-		if _, err := enqueueChecks(ctx, e.aq, ids, len(ids), slotOf, 16, opts...); err != nil {
-			return nil, err
-		}
-		var handled atomic.Int64
-		all := make(chan struct{})
-		srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
-			LogLevel: asynq.WarnLevel})
-		stopProf := e.startProfile(fmt.Sprintf("P2-floor-%d", round))
-		defer stopProf()
-		m := startMeter(ctx, e.rdb, e.rt)
-		if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		m, err := runAsynq(ids, slotOf, fmt.Sprintf("P2-floor-%d", round), func(ctx context.Context, t *asynq.Task) error {
 			p, err := tasks.ParseCheckPayload(t.Payload())
 			if err != nil {
 				return err
 			}
-			key := "floor:" + p.ConnectionID
 			v, err := e.rdb.Get(ctx, "cd:c:"+p.ConnectionID).Result()
 			if err != nil {
 				return err
 			}
-			if err := e.rdb.Set(ctx, key, v, 0).Err(); err != nil {
-				return err
-			}
-			if handled.Add(1) == int64(len(ids)) {
-				close(all)
-			}
-			return nil
-		})); err != nil {
-			return nil, err
-		}
-		err := waitAll(ctx, all, &handled, len(ids))
-		m.stop(ctx)
-		srv.Shutdown()
+			return e.rdb.Set(ctx, "floor:"+p.ConnectionID, v, 0).Err()
+		})
 		if err != nil {
-			return nil, fmt.Errorf("floor server: %w", err)
-		}
-		if _, err := deletePattern(ctx, e.rdb, "floor:*"); err != nil {
 			return nil, err
 		}
-		return m, flushAsynq(ctx, e.rdb)
+		_, err = deletePattern(ctx, e.rdb, "floor:*")
+		return m, err
 	}
 	// runWorker: the worker over ids' tasks; every check must be applied.
 	batches := map[string]store.BatchStats{}
