@@ -179,7 +179,7 @@ func runP1(ctx context.Context, e *env) (r Result) {
 		"sweep "+m.perItem(swept),
 		"raw   "+raw.perItem(n),
 		fmt.Sprintf("by CPU (Go + Redis per connection, less sensitive to the machine's load): raw %s, sweep %s, ratio %.3f",
-			raw.cpuPerItem(n), m.cpuPerItem(swept), float64(raw.cpuPerItem(n))/float64(max(m.cpuPerItem(swept), 1))),
+			raw.cpuPerItem(n), m.cpuPerItem(swept), m.cpuRatioOf(raw, n, swept)),
 		"after the sweep: each tick left exactly the tasks it enqueued pending; 0 connections due one interval on (the cursor moved past every slot)",
 		fmt.Sprintf("new connections (P1.new): %d due on demand since creation, swept in %s (%d claims of ≤%d, each taking them out of the on-demand index and marking them queued)",
 			n, mNew.Wall.Round(time.Millisecond), (n+cfg.BatchSize-1)/cfg.BatchSize, cfg.BatchSize),

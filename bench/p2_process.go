@@ -102,7 +102,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 			if err != nil {
 				return err
 			}
-			v, err := e.rdb.Get(ctx, "cd:c:"+p.ConnectionID).Result()
+			v, err := e.rdb.Get(ctx, prefix+"c:"+p.ConnectionID).Result()
 			if err != nil {
 				return err
 			}

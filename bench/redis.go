@@ -368,7 +368,12 @@ func (m *meter) cpuPerItem(n int) time.Duration {
 // base's CPU per item over m's. Unlike wall time it barely moves with the
 // load other processes put on a shared machine.
 func (m *meter) cpuRatio(base *meter, n int) float64 {
-	return float64(base.cpuPerItem(n)) / float64(max(m.cpuPerItem(n), 1))
+	return m.cpuRatioOf(base, n, n)
+}
+
+// cpuRatioOf is cpuRatio for a base run of baseN items and a run of n.
+func (m *meter) cpuRatioOf(base *meter, baseN, n int) float64 {
+	return float64(base.cpuPerItem(baseN)) / float64(max(m.cpuPerItem(n), 1))
 }
 
 // deletePattern deletes every key matching pattern (SCAN + DEL, pipelined).
