@@ -196,8 +196,17 @@ func TestTickAlreadyQueued(t *testing.T) {
 	if st.Claimed != 1 || st.Enqueued != 0 || st.AlreadyQueued != 1 || st.Failed != 0 {
 		t.Fatalf("stats %+v, want 1 already queued", st)
 	}
-	if n, _ := e.st.DueBacklog(ctx, e.clk.Now().Add(time.Hour)); n != 0 {
-		t.Errorf("%d connections still due, want the already-queued one advanced", n)
+	// Advanced to its weekly slot, which may fall anywhere in the coming
+	// week: nothing is due just before it, and it is due at it.
+	next := checks.NextSlot(cn.ID, cn.CreatedAt, store.DefaultInterval)
+	if n, err := e.st.DueBacklog(ctx, next.Add(-time.Millisecond)); err != nil || n != 0 {
+		t.Errorf("%d connections due before the weekly slot %v (%v), want the already-queued one advanced", n, next, err)
+	}
+	if n, err := e.st.DueBacklog(ctx, next); err != nil || n != 1 {
+		t.Errorf("%d connections due at the weekly slot %v (%v), want 1", n, next, err)
+	}
+	if got, err := e.st.GetConnection(ctx, cn.ID); err != nil || got.NextCheckAt == nil || !got.NextCheckAt.Equal(next) {
+		t.Errorf("next check at %v (%v), want the weekly slot %v", got.NextCheckAt, err, next)
 	}
 }
 
