@@ -239,8 +239,9 @@ func (s *Store) Refreshable(ctx context.Context, id string) (Connection, error) 
 // markScript sets the queued mark of ARGV[1] until ARGV[3] unless one runs
 // past ARGV[2] (now), or its weekly slot ARGV[4] is swept (cursor KEYS[4],
 // schedule set KEYS[3]), less than ARGV[5] ms ago, and the record KEYS[2]
-// shows no check since ("lc" is a number field no user string can forge
-// unescaped).
+// shows the connection created before that slot and no check since ("ca"
+// and "lc" are number fields no user string can forge unescaped, and the
+// connection's "ca" comes before its accounts').
 var markScript = redis.NewScript(`
 local e = redis.call('HGET', KEYS[1], ARGV[1])
 if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
@@ -250,7 +251,8 @@ if tonumber(ARGV[2]) < slot + tonumber(ARGV[5]) then
   if cur and tonumber(cur) >= slot and redis.call('ZSCORE', KEYS[3], ARGV[1]) then
     local c = redis.call('GET', KEYS[2])
     local lc = c and tonumber(string.match(c, '"lc":(%d+)') or '0') or 0
-    if lc < slot then return 0 end
+    local ca = c and tonumber(string.match(c, '"ca":(%d+)') or '0') or 0
+    if lc < slot and ca <= slot then return 0 end
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
