@@ -256,7 +256,7 @@ func runAdmin(t *testing.T, b backend) {
 		// An hour's interval so a quarter of new connections fall within
 		// QueuedTTL after their latest slot (at a week, 1 in 672 did: the
 		// creation's cursor then made MarkQueued refuse them).
-		f := newFixture(t, b, func(c *Config) { c.Interval, c.QueuedTTL = time.Hour, 15 * time.Minute })
+		f := newFixture(t, b, func(c *Config) { c.Interval, c.QueuedTTL = time.Hour, 15*time.Minute })
 		var c Connection
 		for range 200 {
 			c = f.conn("user_good")
