@@ -239,7 +239,7 @@ func (s *Store) Refreshable(ctx context.Context, id string) (Connection, error) 
 // markScript sets the queued mark of ARGV[1] until ARGV[3] unless one runs
 // past ARGV[2] (now), or its weekly slot ARGV[4] is swept (cursor KEYS[4],
 // schedule set KEYS[3]), less than ARGV[5] ms ago, and the record KEYS[2]
-// shows the connection created before that slot and no check since ("ca"
+// shows the connection created by that slot and no check since ("ca"
 // and "lc" are number fields no user string can forge unescaped, and the
 // connection's "ca" comes before its accounts').
 var markScript = redis.NewScript(`
