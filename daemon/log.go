@@ -34,7 +34,7 @@ func NewLogger(cfg configs.Log, w io.Writer) (*logrus.Logger, error) {
 	if text {
 		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 	} else {
-		l.SetFormatter(&logrus.JSONFormatter{})
+		l.SetFormatter(&jsonFormatter{})
 	}
 	return l, nil
 }
