@@ -115,7 +115,7 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		out.To = checks.ConnectionStatus(r.Status)
 		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true, check: true,
 			history: historyOf(trs, ap.finished, CauseCheck, ap.attempt),
-			event:   newEvent(r, EventConnectionUpdated, CauseCheck, ap.finished, trs)}
+			change:  newChange(EventConnectionUpdated, CauseCheck, ap.finished, trs)}
 		if out.To.CredentialBlocked() {
 			m.due = dueRemove
 		}

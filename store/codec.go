@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -93,20 +92,23 @@ func withBuffer[T any](f func(b []byte) ([]byte, T)) T {
 	return v
 }
 
-// marshalConn is json.Marshal(r).
-func marshalConn(r *connRec) ([]byte, error) {
+// marshalConn is json.Marshal(r), as the string the write sends: one
+// copy out of the pooled buffer.
+func marshalConn(r *connRec) (string, error) {
 	f := r.fields()
-	out := withBuffer(func(b []byte) ([]byte, []byte) {
-		b, ok := appendObject(b, connFields, f[:])
+	var ok bool
+	out := withBuffer(func(b []byte) ([]byte, string) {
+		b, ok = appendObject(b, connFields, f[:])
 		if !ok {
-			return b, nil
+			return b, ""
 		}
-		return b, bytes.Clone(b)
+		return b, string(b)
 	})
-	if out != nil {
+	if ok {
 		return out, nil
 	}
-	return json.Marshal(r)
+	b, err := json.Marshal(r)
+	return string(b), err
 }
 
 // appendObject appends the fields ptrs points to as json.Marshal writes

@@ -39,7 +39,7 @@ func checkConnEncode(t *testing.T, r *connRec) bool {
 	t.Helper()
 	want, wantErr := json.Marshal(r)
 	got, err := marshalConn(r)
-	if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+	if (err != nil) != (wantErr != nil) || got != string(want) {
 		t.Fatalf("marshalConn(%#v)\n= %q, %v\nwant %q, %v", r, got, err, want, wantErr)
 	}
 	f := r.fields()
@@ -439,11 +439,70 @@ func FuzzEvent(f *testing.F) {
 	})
 }
 
+// checkChange: appendChange writes what json.Marshal writes for the Event
+// newEvent builds from the same transitions (after whatever b held).
+func checkChange(t *testing.T, r *connRec, typ, cause string, at int64, trs []transition) {
+	t.Helper()
+	want, wantErr := json.Marshal(newEvent(r, typ, cause, at, trs))
+	got, err := appendChange([]byte("x"), r, newChange(typ, cause, at, trs))
+	if (err != nil) != (wantErr != nil) || !bytes.Equal(got[1:], want) || got[0] != 'x' {
+		t.Fatalf("appendChange(%v)\n= %q, %v\nwant x%q, %v", trs, got, err, want, wantErr)
+	}
+}
+
+func TestCodecChange(t *testing.T) {
+	r := &connRec{ID: "cn_1", CompanyID: odd}
+	at := ms(t0) + 1
+	for _, c := range []struct {
+		name string
+		at   int64
+		trs  []transition
+	}{
+		{"first check", at, []transition{{"", "PENDING", "CONNECTED", ""}, {"ac_1", "", "DETECTED", ""}, {"ac_2", "", "ONBOARDED", ""}}},
+		{"connection only", at, []transition{{"", "CONNECTED", "WEBSITE_DOWN", odd}}},
+		{"from nothing", at, []transition{{"", "", "PENDING", ""}}},
+		{"accounts only", at, []transition{{"ac_1", "DETECTED", "ONBOARDED", odd}, {"ac_2", "", "DETECTED", ""}}},
+		{"accounts first", at, []transition{{"ac_1", "DETECTED", "ONBOARDED", ""}, {"", "PENDING", "CONNECTED", ""}}},
+		{"two connection transitions", at, []transition{{"", "PENDING", "CONNECTED", "a"}, {"", "CONNECTED", "WEBSITE_DOWN", "b"}}},
+		{"a later one from nothing", at, []transition{{"", "PENDING", "CONNECTED", ""}, {"", "", "WEBSITE_DOWN", "b"}}},
+		{"odd strings", at, []transition{{odd, odd, odd, odd}, {"", odd, odd, odd}}},
+		{"milliseconds", 1772442062123, []transition{{"", "A", "B", ""}}},
+		{"year 10000", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), []transition{{"", "A", "B", ""}}},
+		{"year -1", time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), []transition{{"", "A", "B", ""}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			checkChange(t, r, EventConnectionUpdated, CauseCheck, c.at, c.trs)
+		})
+	}
+	if newChange(EventConnectionUpdated, CauseCheck, at, nil) != nil {
+		t.Error("newChange of no transitions is not nil")
+	}
+}
+
+func FuzzChange(f *testing.F) {
+	for i, seed := range fuzzSeeds() {
+		f.Add(seed, int64(1772442062000+i*1013))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, at int64) {
+		d := fuzzData(data)
+		r := &connRec{ID: d.str(), CompanyID: d.str()}
+		var trs []transition
+		for range 1 + d.byte()%5 {
+			tr := transition{from: d.str(), to: d.str(), detail: d.str()}
+			if d.byte()%2 == 0 {
+				tr.acct = d.str()
+			}
+			trs = append(trs, tr)
+		}
+		checkChange(t, r, d.str(), d.str(), at, trs)
+	})
+}
+
 // FuzzSealedCreds holds the fast path of sealedCreds.UnmarshalJSON to the
 // encoding/json path it short-cuts: same values, same acceptance.
 func FuzzSealedCreds(f *testing.F) {
 	for _, s := range []string{`["user_good","pw"]`, `["a\"b","\u00e9\ud800"]`, `[ "u" , "p" ]`, `["u","p",{"k":"v"}]`,
-		`["u"]`, `["u","p","x","y"]`, `["u",1]`, `[]`, `["u","p"]x`, `"u"`} {
+		`["u"]`, `["u","p","x","y"]`, `["u",1]`, `[]`, `["u","p"]x`, `"u"`, ` ["u","p"] `, `["u\x00","p"]`, "[\"u\xff\",\"p\"]"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -469,6 +528,12 @@ func FuzzSealedCreds(f *testing.F) {
 		}
 		if errFast == nil && (fast.U != slow.U || fast.P != slow.P || !reflect.DeepEqual(fast.X, slow.X)) {
 			t.Fatalf("%q: fast path %+v, encoding/json %+v", in, fast, slow)
+		}
+		var direct sealedCreds // as Store.open calls it, without json.Unmarshal's validating pass
+		if errDirect := direct.UnmarshalJSON([]byte(in)); (errDirect == nil) != (errSlow == nil) {
+			t.Fatalf("%q: direct error %v, encoding/json %v", in, errDirect, errSlow)
+		} else if errDirect == nil && (direct.U != slow.U || direct.P != slow.P || !reflect.DeepEqual(direct.X, slow.X)) {
+			t.Fatalf("%q: direct %+v, encoding/json %+v", in, direct, slow)
 		}
 	})
 }

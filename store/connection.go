@@ -146,7 +146,9 @@ func (s *Store) open(r *connRec) (checks.Credentials, error) {
 		return checks.Credentials{}, fmt.Errorf("credentials of %s: %w", r.ID, err)
 	}
 	var c sealedCreds
-	if err := json.Unmarshal(pt, &c); err != nil {
+	// Directly, not through json.Unmarshal: its validating pass would read
+	// the plaintext once more; UnmarshalJSON validates what it reads.
+	if err := c.UnmarshalJSON(pt); err != nil {
 		return checks.Credentials{}, fmt.Errorf("credentials of %s: decode: %w", r.ID, err)
 	}
 	return checks.Credentials{Username: c.U, Password: c.P, Extra: c.X}, nil

@@ -58,6 +58,99 @@ func newEvent(r *connRec, typ, cause string, t int64, trs []transition) *Event {
 	return ev
 }
 
+// change is the event of a write as its transitions: appendChange writes
+// the JSON of newEvent's Event without building the Event and its maps
+// (on a check's path, those maps were most of the bytes it allocated).
+type change struct {
+	typ, cause string
+	t          int64
+	trs        []transition
+}
+
+// newChange is newEvent's event as a change; nil when it would be nil.
+func newChange(typ, cause string, t int64, trs []transition) *change {
+	if len(trs) == 0 {
+		return nil
+	}
+	return &change{typ: typ, cause: cause, t: t, trs: trs}
+}
+
+// appendChange appends marshalEvent(newEvent(r, c.typ, c.cause, c.t,
+// c.trs)): the same fields in the same order, the maps' keys sorted as
+// json.Marshal sorts them, a later connection transition overwriting an
+// earlier one's values as in the maps. A time the fast path does not
+// write goes through the Event.
+func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
+	var conn *transition // the last connection transition
+	oldStatus, accts, conns := "", 0, 0
+	for i := range c.trs {
+		tr := &c.trs[i]
+		if tr.acct != "" {
+			accts++
+			continue
+		}
+		conn, conns = tr, conns+1
+		if tr.from != "" {
+			oldStatus = tr.from
+		}
+	}
+	mark := len(b)
+	b = append(b, `{"type":`...)
+	b = appendString(b, c.typ)
+	b = appendString(append(b, `,"connectionId":`...), r.ID)
+	b = appendString(append(b, `,"companyId":`...), r.CompanyID)
+	n := len(b) + len(`,"time":"`)
+	b = fromMS(c.t).AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
+	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // as appendEvent: let the Event path decide
+		return marshalEvent(b[:mark], newEvent(r, c.typ, c.cause, c.t, c.trs))
+	}
+	b = appendString(append(b, `","cause":`...), c.cause)
+	b = append(b, `,"protectedChanges":[`...)
+	for i := range conns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"status","statusFirstSeenTime","statusErrorDetail"`...)
+	}
+	if accts > 0 {
+		if conns > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"accounts"`...)
+	}
+	b = append(b, ']')
+	if oldStatus != "" {
+		b = append(appendString(append(b, `,"old":{"status":`...), oldStatus), '}')
+	}
+	b = append(b, `,"new":{`...)
+	if accts > 0 {
+		b = append(b, `"accounts":[`...)
+		k := 0
+		for i := range c.trs {
+			tr := &c.trs[i]
+			if tr.acct == "" {
+				continue
+			}
+			if k > 0 {
+				b = append(b, ',')
+			}
+			k++
+			b = appendString(append(b, `{"from":`...), tr.from)
+			b = appendString(append(b, `,"id":`...), tr.acct)
+			b = append(appendString(append(b, `,"to":`...), tr.to), '}')
+		}
+		b = append(b, ']')
+		if conn != nil {
+			b = append(b, ',')
+		}
+	}
+	if conn != nil {
+		b = appendString(append(b, `"status":`...), conn.to)
+		b = appendString(append(b, `,"statusErrorDetail":`...), conn.detail)
+	}
+	return append(b, '}', '}'), nil
+}
+
 // historyOf is the history element of one write, nil when it made no
 // transition.
 func historyOf(trs []transition, t int64, cause, attempt string) *histRec {

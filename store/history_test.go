@@ -242,7 +242,7 @@ func TestRecordImpliedTimes(t *testing.T) {
 				t.Fatalf("encode changed the record: %+v, want %+v", *r, want)
 			}
 			var top map[string]json.RawMessage
-			if err := json.Unmarshal(b, &top); err != nil {
+			if err := json.Unmarshal([]byte(b), &top); err != nil {
 				t.Fatal(err)
 			}
 			for _, k := range tc.omitted {

@@ -41,6 +41,9 @@ type mutation struct {
 	history   *histRec // nil: no transition; commitArgs moves it into rec
 	spill     []histRec
 	event     *Event
+	// change, when set instead of event, is the write's event as its
+	// transitions, written without building an Event (a check's path).
+	change *change
 	// companyActive, when set, must match the company's active flag.
 	companyActive string
 	// clearQueued drops the "check queued" marker (a check finished).
@@ -179,9 +182,14 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 		return nil, nil, fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
 	}
 	ev := ""
-	if m.event != nil {
+	if m.change != nil || m.event != nil {
 		if err = withBuffer(func(b []byte) ([]byte, error) {
-			b, err := marshalEvent(b, m.event)
+			var err error
+			if m.change != nil {
+				b, err = appendChange(b, m.rec, m.change)
+			} else {
+				b, err = marshalEvent(b, m.event)
+			}
 			ev = string(b)
 			return b, err
 		}); err != nil {
@@ -199,7 +207,7 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 		clear = "1"
 	}
 	args := make([]any, 0, 15+len(m.spill))
-	args = append(args, m.oldRaw, string(newRaw), m.rec.ID, string(m.due), m.dueAt,
+	args = append(args, m.oldRaw, newRaw, m.rec.ID, string(m.due), m.dueAt,
 		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off)
 	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
 	// elements are dropped: LTRIM to -1 would keep them all.
@@ -310,7 +318,7 @@ func backoff(ctx context.Context, attempt int) error {
 // equals lastCheck (every applied check sets all of them to its time).
 // That keeps a two-account record with its first check and its history
 // inside Redis's 512-byte allocation.
-func (r *connRec) encode() ([]byte, error) {
+func (r *connRec) encode() (string, error) {
 	lc, ls, lu := r.LastCheck, r.LastSuccess, r.LastUpdate
 	if lc != 0 {
 		if r.Failures == 0 && ls == lc {

@@ -176,7 +176,7 @@ func benchRecord(b *testing.B) (*connRec, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return m.rec, string(raw)
+	return m.rec, raw
 }
 
 // BenchmarkApplyCheck is the pure part of RecordCheck: decode the stored
@@ -210,7 +210,7 @@ func BenchmarkApplyCheck(b *testing.B) {
 				}
 				m := &mutation{rec: r, oldRaw: raw, oldStatus: oldStatus, due: dueAfter, dueSince: at,
 					dueAt: ms(checks.NextSlot(r.ID, fromMS(at), s.cfg.Interval)), clearQueued: true,
-					history: historyOf(trs, at, CauseCheck, ap.attempt), event: newEvent(r, EventConnectionUpdated, CauseCheck, at, trs)}
+					history: historyOf(trs, at, CauseCheck, ap.attempt), change: newChange(EventConnectionUpdated, CauseCheck, at, trs)}
 				if _, _, err := s.commitArgs(m); err != nil {
 					b.Fatal(err)
 				}
