@@ -234,9 +234,9 @@ func runP2(ctx context.Context, e *env) (r Result) {
 // batchDetail describes the store's group commit over one run.
 func batchDetail(b store.BatchStats) string {
 	if b.Batches == 0 {
-		return "no script calls"
+		return "no calls"
 	}
-	return fmt.Sprintf("%d script calls in %d round trips (%.2f per round trip; %.0f%% of calls shared one; %d round trips waited for company)",
+	return fmt.Sprintf("%d calls in %d round trips (%.2f per round trip; %.0f%% of calls shared one; %d round trips waited for company)",
 		b.Calls, b.Batches, float64(b.Calls)/float64(b.Batches), 100*float64(b.Pipelined)/float64(b.Calls), b.Windows)
 }
 

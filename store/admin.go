@@ -418,7 +418,7 @@ func (s *Store) SetCompanyActive(ctx context.Context, companyID string, active b
 	if active {
 		flag = "1"
 	}
-	if err := s.rdb.HSet(ctx, s.kCompany(companyID), "active", flag).Err(); err != nil {
+	if err := s.setCompanyFlag(ctx, companyID, flag); err != nil {
 		return CompanyChange{}, fmt.Errorf("set company %s active=%v: %w", companyID, active, err)
 	}
 	var sources []string
@@ -442,6 +442,19 @@ func (s *Store) SetCompanyActive(ctx context.Context, companyID string, active b
 	co, err := s.GetCompany(ctx, companyID)
 	out.Company = co
 	return out, err
+}
+
+// setCompanyFlag sets a company's active flag ("1" or "0") and moves the
+// company epoch in the same transaction: LoadCheck's cached flags are good
+// only while the epoch stands still, so every write of the flag goes
+// through here.
+func (s *Store) setCompanyFlag(ctx context.Context, companyID, flag string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.kCompany(companyID), "active", flag)
+		p.Incr(ctx, s.kCompanyEpoch())
+		return nil
+	})
+	return err
 }
 
 // moveCompany converts every connection in one status index of a company,

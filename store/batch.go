@@ -10,8 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// scriptBatcher is the store's group commit: the script calls of concurrent
-// callers (LoadCheck's read, every write's commit) go to Redis together, as
+// scriptBatcher is the store's group commit: the calls of concurrent
+// callers (LoadCheck's GETs, every write's commit script) go to Redis together, as
 // one pipeline, when several are waiting. Calls made while a batch is in
 // flight queue up, and when it returns everything queued goes as the next
 // pipeline, so under load a round trip (a write and a read system call on
@@ -69,10 +69,11 @@ type scriptBatcher struct {
 const maxBatch = 32
 
 // BatchStats counts what the store's group commit did since the store was
-// created: script calls (LoadCheck reads and writes) and the round trips
+// created: calls (LoadCheck reads and writes) and the round trips
 // that carried them.
 type BatchStats struct {
-	// Calls is the number of script calls sent to Redis.
+	// Calls is the number of calls sent to Redis (a script call, or
+	// LoadCheck's pair of GETs).
 	Calls int64
 	// Batches is the number of round trips that carried them (a retry with
 	// EVAL after NOSCRIPT not included); Calls/Batches is the mean batch size.
@@ -95,13 +96,16 @@ const (
 	callDone                     // cmd holds the reply
 )
 
-// scriptCall is one caller's script call.
+// scriptCall is one caller's script call, or its plain commands (cmds set,
+// script nil: they go in the batch as they are, in order, each with its own
+// reply).
 type scriptCall struct {
 	ctx    context.Context
 	script *redis.Script
 	keys   []string
 	args   []any
-	cmd    *redis.Cmd    // the reply, set by the batch's leader
+	cmds   []redis.Cmder
+	cmd    *redis.Cmd    // the reply, set by the batch's leader (plain: nil unless the call failed)
 	state  callState     // guarded by scriptBatcher.mu
 	wake   chan struct{} // one signal: promoted (callLeading) or replied (callDone)
 }
@@ -122,32 +126,46 @@ func (b *scriptBatcher) Stats() BatchStats {
 // run runs script with keys and args as Script.Run would, sharing the round
 // trip with concurrent calls when a batch is already in flight.
 func (b *scriptBatcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	return b.do(ctx, false, script, keys, args)
+	return b.do(ctx, false, &scriptCall{script: script, keys: keys, args: args})
 }
 
 // runCheck is run for a check's calls: at an idle batcher it waits up to
 // the window for company when the last round trip had some.
 func (b *scriptBatcher) runCheck(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	return b.do(ctx, true, script, keys, args)
+	return b.do(ctx, true, &scriptCall{script: script, keys: keys, args: args})
 }
 
-func (b *scriptBatcher) do(ctx context.Context, check bool, script *redis.Script, keys []string, args []any) *redis.Cmd {
-	if err := ctx.Err(); err != nil { // go-redis fails a command before sending it, too
-		return errCmd(ctx, err)
+// runCheckCmds is runCheck for plain commands: they share a round trip
+// with the other calls, in order (a pipeline, not a transaction). Each
+// command holds its own reply or error; the error returned is the call's
+// own (its context done before it was sent, its batch aborted), which each
+// command then holds too.
+func (b *scriptBatcher) runCheckCmds(ctx context.Context, cmds ...redis.Cmder) error {
+	if cmd := b.do(ctx, true, &scriptCall{cmds: cmds}); cmd != nil {
+		return cmd.Err()
 	}
+	return nil
+}
+
+func (b *scriptBatcher) do(ctx context.Context, check bool, c *scriptCall) *redis.Cmd {
+	if err := ctx.Err(); err != nil { // go-redis fails a command before sending it, too
+		c.fail(ctx, err)
+		return c.cmd
+	}
+	c.ctx = ctx
 	b.mu.Lock()
 	if !b.busy {
 		b.busy = true
 		if check && b.company && b.window > 0 {
-			return b.gather(ctx, script, keys, args) // unlocks
+			return b.gather(c) // unlocks
 		}
 		// Nothing in flight and nobody to wait for: send at once, alone.
 		b.stats.Calls++
 		b.stats.Batches++
 		b.mu.Unlock()
-		return b.runAlone(ctx, script, keys, args)
+		return b.runAlone(c)
 	}
-	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, wake: make(chan struct{}, 1)}
+	c.wake = make(chan struct{}, 1)
 	b.queue = append(b.queue, c)
 	if g := b.gathering; g != nil && len(b.queue) >= maxBatch {
 		b.gathering = nil
@@ -163,12 +181,14 @@ func (b *scriptBatcher) do(ctx context.Context, check bool, script *redis.Script
 		case callQueued: // not sent: leave the queue
 			b.removeLocked(c)
 			b.mu.Unlock()
-			return errCmd(ctx, ctx.Err())
+			c.fail(ctx, ctx.Err())
+			return c.cmd
 		case callLeading: // promoted but not started: the next one leads
 			b.removeLocked(c)
 			b.promoteLocked()
 			b.mu.Unlock()
-			return errCmd(ctx, ctx.Err())
+			c.fail(ctx, ctx.Err())
+			return c.cmd
 		}
 		b.mu.Unlock()
 		<-c.wake // sent: the reply is on its way, as for a single command
@@ -184,8 +204,9 @@ func (b *scriptBatcher) do(ctx context.Context, check bool, script *redis.Script
 // of b.window (closed early when maxBatch calls queue), then sends
 // whatever queued with it. b.mu is held on entry with b.busy set, and
 // released.
-func (b *scriptBatcher) gather(ctx context.Context, script *redis.Script, keys []string, args []any) *redis.Cmd {
-	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, wake: make(chan struct{}, 1), state: callLeading}
+func (b *scriptBatcher) gather(c *scriptCall) *redis.Cmd {
+	ctx := c.ctx
+	c.wake, c.state = make(chan struct{}, 1), callLeading
 	b.queue = append(b.queue, c)
 	b.gathering = c
 	b.stats.Windows++
@@ -205,7 +226,8 @@ func (b *scriptBatcher) gather(ctx context.Context, script *redis.Script, keys [
 		b.removeLocked(c)
 		b.promoteLocked()
 		b.mu.Unlock()
-		return errCmd(ctx, err)
+		c.fail(ctx, err)
+		return c.cmd
 	}
 	b.mu.Unlock()
 	b.lead(c, true)
@@ -213,9 +235,10 @@ func (b *scriptBatcher) gather(ctx context.Context, script *redis.Script, keys [
 }
 
 // runAlone sends one call while it holds the lead, then passes the lead on.
-func (b *scriptBatcher) runAlone(ctx context.Context, script *redis.Script, keys []string, args []any) *redis.Cmd {
+func (b *scriptBatcher) runAlone(c *scriptCall) *redis.Cmd {
 	defer b.release()
-	return script.Run(ctx, b.rdb, keys, args...)
+	b.send(c, []*scriptCall{c})
+	return c.cmd
 }
 
 func (b *scriptBatcher) release() {
@@ -239,7 +262,8 @@ func (b *scriptBatcher) lead(self *scriptCall, gathered bool) {
 	sent := batch[:0] // filtered in place: the calls whose context is still live
 	for _, c := range batch {
 		if err := c.ctx.Err(); err != nil {
-			c.cmd, c.state = errCmd(c.ctx, err), callDone
+			c.fail(c.ctx, err)
+			c.state = callDone
 			if c != self {
 				c.wake <- struct{}{}
 			}
@@ -262,7 +286,7 @@ func (b *scriptBatcher) lead(self *scriptCall, gathered bool) {
 		b.mu.Lock()
 		for _, c := range sent {
 			if !done {
-				c.cmd = errCmd(c.ctx, errBatchAborted)
+				c.fail(c.ctx, errBatchAborted)
 			}
 			c.state = callDone
 			if c != self {
@@ -292,6 +316,15 @@ func (b *scriptBatcher) send(self *scriptCall, calls []*scriptCall) {
 		return
 	case 1:
 		c := calls[0]
+		if c.script == nil {
+			_, _ = b.rdb.Pipelined(c.ctx, func(p redis.Pipeliner) error {
+				for _, cmd := range c.cmds {
+					_ = p.Process(c.ctx, cmd)
+				}
+				return nil
+			}) // each command holds its outcome
+			return
+		}
 		c.cmd = c.script.Run(c.ctx, b.rdb, c.keys, c.args...)
 		return
 	}
@@ -302,12 +335,18 @@ func (b *scriptBatcher) send(self *scriptCall, calls []*scriptCall) {
 	ctx = context.WithoutCancel(ctx)
 	p := b.rdb.Pipeline()
 	for _, c := range calls {
+		if c.script == nil {
+			for _, cmd := range c.cmds {
+				_ = p.Process(ctx, cmd)
+			}
+			continue
+		}
 		c.cmd = c.script.EvalSha(ctx, p, c.keys, c.args...)
 	}
 	_, _ = p.Exec(ctx) // each call's outcome is on its own command
 	var again redis.Pipeliner
 	for _, c := range calls {
-		if noScript(c.cmd.Err()) { // not run: run it with its source, which caches it
+		if c.script != nil && noScript(c.cmd.Err()) { // not run: run it with its source, which caches it
 			if again == nil {
 				again = b.rdb.Pipeline()
 			}
@@ -343,6 +382,15 @@ func (b *scriptBatcher) removeLocked(c *scriptCall) {
 
 func noScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
+}
+
+// fail ends c with err before (or instead of) its reply: its result, and
+// each of its plain commands, hold err.
+func (c *scriptCall) fail(ctx context.Context, err error) {
+	c.cmd = errCmd(ctx, err)
+	for _, cmd := range c.cmds {
+		cmd.SetErr(err)
+	}
 }
 
 // errCmd is a command that failed before it was sent.

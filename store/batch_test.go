@@ -192,6 +192,7 @@ type batchCall struct {
 	script *redis.Script
 	keys   []string
 	args   []any
+	gets   []*redis.StringCmd // a plain call (script nil): GETs
 
 	val any
 	err error
@@ -207,6 +208,15 @@ func forceBatch(t *testing.T, b *scriptBatcher, g *gate, lead *batchCall, batch 
 	var wg sync.WaitGroup
 	run := func(c *batchCall) {
 		defer wg.Done()
+		if c.script == nil {
+			cmds := make([]redis.Cmder, len(c.gets))
+			for i, g := range c.gets {
+				cmds[i] = g
+			}
+			c.err = b.runCheckCmds(c.ctx, cmds...)
+			c.val = getsResult(c.gets)
+			return
+		}
 		c.val, c.err = b.run(c.ctx, c.script, c.keys, c.args...).Result()
 	}
 	wg.Add(1)
@@ -223,7 +233,27 @@ func forceBatch(t *testing.T, b *scriptBatcher, g *gate, lead *batchCall, batch 
 	wg.Wait()
 }
 
+// newGets returns a GET of each key, not yet run.
+func newGets(ctx context.Context, keys ...string) []*redis.StringCmd {
+	gets := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		gets[i] = redis.NewStringCmd(ctx, "get", k)
+	}
+	return gets
+}
+
+// getsResult is each GET's value and error.
+func getsResult(gets []*redis.StringCmd) string {
+	var out []string
+	for _, g := range gets {
+		v, err := g.Result()
+		out = append(out, fmt.Sprintf("%q %v", v, err))
+	}
+	return strings.Join(out, "; ")
+}
+
 var (
+	pairScript  = redis.NewScript(`return {redis.call('GET', KEYS[1]), redis.call('HGET', KEYS[2], 'f')}`)
 	echoScript  = redis.NewScript(`return ARGV[1]`)
 	falseScript = redis.NewScript(`return false`)
 	errScript   = redis.NewScript(`return redis.error_reply('BOOM ' .. ARGV[1])`)
@@ -247,7 +277,7 @@ func TestBatchRepliesAsUnbatched(t *testing.T) {
 			}
 			cases := []struct {
 				name   string
-				script *redis.Script
+				script *redis.Script // nil: plain GETs of keys
 				keys   []string
 				args   []any
 			}{
@@ -256,15 +286,31 @@ func TestBatchRepliesAsUnbatched(t *testing.T) {
 				{"nil reply", falseScript, nil, nil},
 				{"script error", errScript, nil, []any{"x"}},
 				{"command error", wrongScript, []string{"h"}, nil},
-				{"load: missing connection", loadScript, []string{"missing"}, []any{"co:"}},
-				{"load: connection", loadScript, []string{"s"}, []any{"co:"}},
+				{"pair: missing key", pairScript, []string{"missing", "h"}, nil},
+				{"pair", pairScript, []string{"s", "h"}, nil},
+				{"plain: two GETs, one missing", nil, []string{"s", "missing"}, nil},
+				{"plain: a GET of a hash", nil, []string{"h"}, nil},
 				{"another value", echoScript, nil, []any{"world"}},
 			}
 			// Unbatched, one by one: what each call must get.
 			want := make([]string, len(cases))
+			sent := 0 // commands in the batch
 			for i, c := range cases {
+				if c.script == nil {
+					gets := newGets(ctx, c.keys...)
+					_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+						for _, g := range gets {
+							_ = p.Process(ctx, g)
+						}
+						return nil
+					})
+					want[i] = fmt.Sprintf("%v / %v", getsResult(gets), nil)
+					sent += len(gets)
+					continue
+				}
 				v, err := c.script.Run(ctx, rdb, c.keys, c.args...).Result()
 				want[i] = fmt.Sprintf("%v / %v", v, err)
+				sent++
 			}
 			if err := rdb.Set(ctx, "n", 0, 0).Err(); err != nil { // the same state again for INCRBY
 				t.Fatal(err)
@@ -273,6 +319,9 @@ func TestBatchRepliesAsUnbatched(t *testing.T) {
 			calls := make([]*batchCall, len(cases))
 			for i, c := range cases {
 				calls[i] = &batchCall{ctx: ctx, script: c.script, keys: c.keys, args: c.args}
+				if c.script == nil {
+					calls[i] = &batchCall{ctx: ctx, gets: newGets(ctx, c.keys...)}
+				}
 			}
 			forceBatch(t, b, g, &batchCall{ctx: ctx, script: echoScript, args: []any{"lead"}}, calls)
 			for i, c := range calls {
@@ -284,8 +333,8 @@ func TestBatchRepliesAsUnbatched(t *testing.T) {
 			// script that failed, so there the failing call's EVALSHA gets
 			// NOSCRIPT and an EVAL follows, as with Script.Run.)
 			p := g.pipelines()
-			if len(p) == 0 || len(p[0]) != len(cases) {
-				t.Errorf("pipelines %v, want one of %d calls", p, len(cases))
+			if len(p) == 0 || len(p[0]) != sent {
+				t.Errorf("pipelines %v, want one of %d commands", p, sent)
 			}
 			for _, retry := range p[min(1, len(p)):] {
 				for _, name := range retry {
@@ -898,4 +947,86 @@ func TestBatchWindow(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestBatchPlainCalls: plain commands (LoadCheck's GETs) go alone or in a
+// batch with their own replies, and fail as a script call would: a context
+// done before the call, a failing server, an aborted batch.
+func TestBatchPlainCalls(t *testing.T) {
+	ctx := context.Background()
+	asCmders := func(gets []*redis.StringCmd) []redis.Cmder {
+		cmds := make([]redis.Cmder, len(gets))
+		for i, g := range gets {
+			cmds[i] = g
+		}
+		return cmds
+	}
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b, _, rdb, _ := gated(t, be)
+			if err := rdb.Set(ctx, "a", "1", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			gets := newGets(ctx, "a", "missing")
+			if err := b.runCheckCmds(ctx, asCmders(gets)...); err != nil {
+				t.Fatalf("alone: %v", err)
+			}
+			if got, want := getsResult(gets), `"1" <nil>; "" redis: nil`; got != want {
+				t.Errorf("alone: %s, want %s", got, want)
+			}
+			if st := b.Stats(); st.Calls != 1 || st.Batches != 1 {
+				t.Errorf("alone: stats %+v", st)
+			}
+
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			gets = newGets(cctx, "a")
+			if err := b.runCheckCmds(cctx, asCmders(gets)...); !errors.Is(err, context.Canceled) || !errors.Is(gets[0].Err(), context.Canceled) {
+				t.Errorf("cancelled: %v, GET %v; want context.Canceled for both", err, gets[0].Err())
+			}
+			b.requireIdle(t)
+		})
+	}
+
+	t.Run("failing server", func(t *testing.T) {
+		b, g, _, mr := gated(t, batchBackends[0])
+		mr.SetError("ERR the server is failing")
+		plain := &batchCall{ctx: ctx, gets: newGets(ctx, "a", "b")}
+		forceBatch(t, b, g, &batchCall{ctx: ctx, script: echoScript, args: []any{"lead"}}, []*batchCall{plain})
+		for _, get := range plain.gets {
+			if err := get.Err(); err == nil || !strings.Contains(err.Error(), "the server is failing") {
+				t.Errorf("GET %v: %v; want the server's error", get.Args(), err)
+			}
+		}
+		b.requireIdle(t)
+	})
+
+	t.Run("aborted batch", func(t *testing.T) {
+		b, g, _, _ := gated(t, batchBackends[0])
+		release := g.holdNextSingle()
+		defer release()
+		go func() { _ = b.run(ctx, echoScript, nil, "lead").Err() }()
+		<-g.entered
+		panicked := make(chan any, 1)
+		go func() {
+			defer func() { panicked <- recover() }()
+			_ = b.run(ctx, echoScript, nil, "0").Err()
+		}()
+		waitFor(t, "the leader to queue", func() bool { return b.queued() == 1 })
+		gets := newGets(ctx, "a")
+		errs := make(chan error, 1)
+		go func() { errs <- b.runCheckCmds(ctx, asCmders(gets)...) }()
+		waitFor(t, "the plain call to queue", func() bool { return b.queued() == 2 })
+		g.mu.Lock()
+		g.panicPipe = true
+		g.mu.Unlock()
+		release()
+		if v := <-panicked; v != "hook panics" {
+			t.Fatalf("the leader's caller got %v, want the panic", v)
+		}
+		if err := <-errs; !errors.Is(err, errBatchAborted) || !errors.Is(gets[0].Err(), errBatchAborted) {
+			t.Fatalf("the carried plain call got %v, GET %v; want errBatchAborted for both", err, gets[0].Err())
+		}
+		b.requireIdle(t)
+	})
 }

@@ -4,25 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
 )
-
-// loadScript reads a connection and its company's active flag in one round
-// trip. The company ID is taken from the stored JSON (it is always the
-// second field, and user strings cannot forge the unescaped pattern).
-// KEYS: conn; ARGV: company key prefix. Returns {conn, active} or nil.
-var loadScript = redis.NewScript(`
-local c = redis.call('GET', KEYS[1])
-if not c then return false end
-local co = string.match(c, '"co":"([^"]*)"')
-local a = false
-if co then a = redis.call('HGET', ARGV[1] .. co, 'active') end
-return {c, a}
-`)
 
 // CheckTarget is a connection loaded for a check: its state, decrypted
 // credentials and the request to hand to the checker. Its raw form lets
@@ -43,21 +31,36 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	if !ValidID(ConnectionIDPrefix, connID) {
 		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
 	}
-	v, err := s.batch.runCheck(ctx, loadScript, []string{s.kConn(connID)}, s.cfg.Prefix+"co:").Slice()
-	if errors.Is(err, redis.Nil) {
+	// The record and the company epoch, in one round trip shared with other
+	// checks' calls; the company's active flag then comes from the cache of
+	// that epoch (companyActive).
+	get := redis.NewStringCmd(ctx, "get", s.kConn(connID))
+	epoch := redis.NewStringCmd(ctx, "get", s.kCompanyEpoch())
+	err := s.batch.runCheckCmds(ctx, get, epoch)
+	raw, gerr := get.Result()
+	ep, eerr := epoch.Result()
+	switch {
+	case err != nil:
+	case errors.Is(gerr, redis.Nil):
 		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
+	case gerr != nil:
+		err = gerr
+	case eerr != nil && !errors.Is(eerr, redis.Nil): // no epoch yet: no company changed since
+		err = eerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load connection %s: %w", connID, err)
 	}
-	raw, _ := v[0].(string)
-	active, _ := v[1].(string)
 	r, err := decodeConn(connID, raw)
 	if err != nil {
 		return nil, fmt.Errorf("connection %s: %w", connID, err)
 	}
+	active, err := s.companyActive(ctx, r.CompanyID, ep)
+	if err != nil {
+		return nil, fmt.Errorf("load connection %s: %w", connID, err)
+	}
 	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, raw: raw, rec: r,
-		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, active == "1")}
+		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, active)}
 	if t.Skip != checks.SkipNone {
 		return t, nil
 	}
@@ -123,4 +126,42 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 	})
 	t.raw, t.rec = "", nil // a second RecordCheck on the same target reads afresh
 	return out, err
+}
+
+// companyFlags caches companies' active flags for one company epoch: the
+// counter every change of an active flag increments in the same
+// transaction (SetCompanyActive). LoadCheck reads the epoch with the record,
+// so a flag served from the cache is as current as the script that used
+// to read it with the record: a change made before the read bumped the
+// epoch and emptied the cache. A company missing from the cache costs one
+// HGET, once per epoch.
+type companyFlags struct {
+	mu     sync.Mutex
+	epoch  string
+	active map[string]bool
+}
+
+// companyActive reports company co's active flag as of epoch.
+func (s *Store) companyActive(ctx context.Context, co, epoch string) (bool, error) {
+	c := &s.coFlags
+	c.mu.Lock()
+	if c.epoch != epoch || c.active == nil {
+		c.epoch, c.active = epoch, map[string]bool{}
+	}
+	v, ok := c.active[co]
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	flag, err := s.rdb.HGet(ctx, s.kCompany(co), "active").Result()
+	if err != nil && !errors.Is(err, redis.Nil) { // a missing company is not active
+		return false, fmt.Errorf("company %s: %w", co, err)
+	}
+	v = flag == "1"
+	c.mu.Lock()
+	if c.epoch == epoch { // read at or after epoch: good for it
+		c.active[co] = v
+	}
+	c.mu.Unlock()
+	return v, nil
 }

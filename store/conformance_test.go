@@ -621,6 +621,46 @@ func runConformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a check sees its company's flag change at once, in every store", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		s2, err := New(f.rdb, f.s.cfg) // another worker process: its own cache
+		if err != nil {
+			t.Fatal(err)
+		}
+		load := func(s *Store, want checks.Skip, when string) {
+			t.Helper()
+			for range 2 { // the second load is served by the cache
+				tg, err := s.LoadCheck(f.ctx, c.ID)
+				if err != nil || tg.Skip != want {
+					t.Fatalf("%s: skip %q, %v; want %q", when, tg.Skip, err, want)
+				}
+			}
+		}
+		load(f.s, checks.SkipNone, "active")
+		load(s2, checks.SkipNone, "active")
+		// SetCompanyActive's first step: the flag is down and no batch has
+		// moved the connection yet.
+		if err := f.s.setCompanyFlag(f.ctx, f.co.ID, "0"); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.get(c.ID); got.Status == checks.ConnCompanyInactive {
+			t.Fatal("the connection moved with the flag; the test needs it unmoved")
+		}
+		load(f.s, checks.SkipCompanyInactive, "flag down, connection not moved")
+		load(s2, checks.SkipCompanyInactive, "flag down, another store")
+		if err := s2.setCompanyFlag(f.ctx, f.co.ID, "1"); err != nil {
+			t.Fatal(err)
+		}
+		load(f.s, checks.SkipNone, "flag up again")
+		load(s2, checks.SkipNone, "flag up again, another store")
+		if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		load(s2, checks.SkipCompanyInactive, "deactivated")
+	})
+
 	t.Run("credentials are encrypted at rest", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)

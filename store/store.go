@@ -10,6 +10,8 @@
 //	P c:<conn>            string  the connection, its accounts and its newest history elements (JSON, short names)
 //	P co:<company>        hash    name, active (1|0), ca (created, ms)
 //	P companies           zset    company IDs by creation time
+//	P coep                string  the company epoch: incremented with every change of an active flag
+//	                              (LoadCheck caches the flags for one epoch; see check.go)
 //	P wk:<minute>         zset    the weekly schedule: eligible connection IDs whose slot falls in
 //	                              that minute of the interval, by slot offset (ms); see schedule.go
 //	P sw                  string  the sweep cursor: every weekly slot up to it (ms) is enqueued
@@ -97,6 +99,8 @@ type Store struct {
 	rdb   redis.UniversalClient
 	cfg   Config
 	batch *scriptBatcher // LoadCheck's reads and every write's commit
+	// coFlags caches companies' active flags for LoadCheck.
+	coFlags companyFlags
 }
 
 // DefaultInterval is the check interval of the reference: weekly.
@@ -147,6 +151,7 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 func (s *Store) kConn(id string) string      { return s.cfg.Prefix + "c:" + id }
 func (s *Store) kCompany(id string) string   { return s.cfg.Prefix + "co:" + id }
 func (s *Store) kCompanies() string          { return s.cfg.Prefix + "companies" }
+func (s *Store) kCompanyEpoch() string       { return s.cfg.Prefix + "coep" }
 func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
 func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
 func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
