@@ -127,6 +127,7 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 				}
 				if checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
 					m.due, m.dueAt, m.companyActive = dueSet, now, "1"
+					r.Joined = now // it was out of the schedule while inactive
 					ch.CheckNow = true
 				}
 			}
@@ -194,7 +195,8 @@ func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Crede
 		r.Cred, r.CredUpdated = sealed, now
 		r.Gen++
 		var trs []transition
-		if checks.ConnectionStatus(r.Status).CredentialBlocked() {
+		blocked := checks.ConnectionStatus(r.Status).CredentialBlocked()
+		if blocked {
 			trs = r.move(string(checks.ConnPending), "credentials updated; waiting for the next check", now, trs)
 		}
 		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs)}
@@ -204,6 +206,9 @@ func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Crede
 		}
 		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
 			m.due, m.dueAt, m.companyActive = dueSet, now, "1"
+			if blocked { // out of the schedule until now
+				r.Joined = now
+			}
 			ch.CheckNow = true
 		}
 		ch.Connection = r.public(0)
@@ -239,9 +244,10 @@ func (s *Store) Refreshable(ctx context.Context, id string) (Connection, error) 
 // markScript sets the queued mark of ARGV[1] until ARGV[3] unless one runs
 // past ARGV[2] (now), or its weekly slot ARGV[4] is swept (cursor KEYS[4],
 // schedule set KEYS[3]), less than ARGV[5] ms ago, and the record KEYS[2]
-// shows the connection created by that slot and no check since ("ca"
-// and "lc" are number fields no user string can forge unescaped, and the
-// connection's "ca" comes before its accounts').
+// shows the connection in the schedule at that slot (created by then, and
+// not back in it since: "sj") and no check since ("ca", "sj" and "lc" are
+// number fields no user string can forge unescaped, and the connection's
+// "ca" comes before its accounts').
 var markScript = redis.NewScript(`
 local e = redis.call('HGET', KEYS[1], ARGV[1])
 if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
@@ -252,7 +258,8 @@ if tonumber(ARGV[2]) < slot + tonumber(ARGV[5]) then
     local c = redis.call('GET', KEYS[2])
     local lc = c and tonumber(string.match(c, '"lc":(%d+)') or '0') or 0
     local ca = c and tonumber(string.match(c, '"ca":(%d+)') or '0') or 0
-    if lc < slot and ca <= slot then return 0 end
+    local sj = c and tonumber(string.match(c, '"sj":(%d+)') or '0') or 0
+    if lc < slot and ca <= slot and sj <= slot then return 0 end
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
@@ -567,6 +574,7 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 		}
 		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
 			m.due, m.dueAt = dueSet, now
+			r.Joined = now // out of the schedule while its company was inactive
 		}
 	}
 	m.history = historyOf(trs, now, cause, "")

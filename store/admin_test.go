@@ -279,6 +279,76 @@ func runAdmin(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a connection back in the schedule after its slot was swept is not taken as swept", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, func(c *Config) { c.Interval, c.QueuedTTL = time.Hour, 15*time.Minute })
+		c := f.conn("user_good")
+		f.record(c.ID, "a1", t0, ok()) // a check before the slot: only the slot's sweep could cover it
+		slot := checks.NextSlot(c.ID, t0.Add(time.Millisecond), time.Hour)
+		for _, step := range []struct {
+			name  string
+			out   func()
+			back  func()
+			check func(now time.Time) // what the sweep must have seen
+		}{
+			{"deactivated", func() {
+				if _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(false)}); err != nil {
+					t.Fatal(err)
+				}
+			}, func() {
+				if _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(true)}); err != nil {
+					t.Fatal(err)
+				}
+			}, nil},
+			{"credentials blocked", func() {
+				f.record(c.ID, "a2", f.clk.Now(), checks.Result{Status: checks.ConnPasswordIncorrect})
+			}, func() {
+				if _, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "user_good", Password: "new"}); err != nil {
+					t.Fatal(err)
+				}
+			}, nil},
+			{"company inactive", func() {
+				if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, false); err != nil {
+					t.Fatal(err)
+				}
+			}, func() {
+				if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, true); err != nil {
+					t.Fatal(err)
+				}
+			}, nil},
+		} {
+			// Out of the schedule before the slot, swept past it, back
+			// within QueuedTTL: nothing was enqueued for that slot, so a
+			// refresh must be able to mark the connection queued.
+			f.clk.Set(slot.Add(-time.Minute))
+			step.out()
+			f.clk.Set(slot.Add(time.Minute))
+			for _, it := range f.sweepAll(f.clk.Now(), 100) {
+				if it.ConnectionID == c.ID {
+					t.Fatalf("%s: the sweep enqueued a connection out of the schedule", step.name)
+				}
+			}
+			f.clk.Set(slot.Add(5 * time.Minute))
+			step.back()
+			if err := f.s.ClearQueued(f.ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			if first, err := f.s.MarkQueued(f.ctx, c.ID); err != nil || !first {
+				t.Fatalf("%s: mark of a connection back after its swept slot: %v, %v; want accepted", step.name, first, err)
+			}
+			if err := f.s.ClearQueued(f.ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			slot = slot.Add(time.Hour)
+		}
+		// In the schedule all along: its swept slot counts as queued.
+		f.clk.Set(slot.Add(time.Minute))
+		f.sweepAll(f.clk.Now(), 100)
+		if first, err := f.s.MarkQueued(f.ctx, c.ID); err != nil || first {
+			t.Fatalf("mark right after the sweep enqueued the slot: %v, %v; want refused", first, err)
+		}
+	})
+
 	t.Run("queued mark and single-use names", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)

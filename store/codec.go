@@ -37,10 +37,10 @@ var (
 )
 
 // fields lists pointers to r's JSON fields, in connFields' order.
-func (r *connRec) fields() [22]any {
+func (r *connRec) fields() [23]any {
 	return [...]any{&r.CompanyID, &r.Datasource, &r.Name, &r.CreatedAt, &r.Inactive, &r.Cred, &r.Status,
 		&r.FirstSeen, &r.LastUpdate, &r.Detail, &r.LastCheck, &r.LastSuccess, &r.Failures, &r.Attempt,
-		&r.Started, &r.Gen, &r.PrevStatus, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Accounts, &r.Hist}
+		&r.Started, &r.Gen, &r.PrevStatus, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Joined, &r.Accounts, &r.Hist}
 }
 
 // fields lists pointers to a's JSON fields, in acctFields' order.

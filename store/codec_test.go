@@ -27,7 +27,7 @@ func fullConn() *connRec {
 		Inactive: true, Cred: []byte{0, 1, 2, 250, 251, 252, 253}, Status: "CONNECTED", FirstSeen: 1772442062000,
 		LastUpdate: 1772442062001, Detail: odd, LastCheck: -5, LastSuccess: math.MaxInt64, Failures: -3,
 		Attempt: ":1772442060000", Started: math.MinInt64, Gen: math.MaxUint64, PrevStatus: "PENDING", StartDate: "2026-01-01",
-		Occupancy: 1.25, CredUpdated: 1,
+		Occupancy: 1.25, CredUpdated: 1, Joined: 1772442063000,
 		Accounts: []acctRec{{ID: "ac_1", Number: "1234567801", Name: "Electric", Tracking: "TRACKED", Status: "DETECTED",
 			FirstSeen: 7, LastUpdate: 8, Detail: odd, CreatedAt: 9, Prev: "X"}, {ID: "ac_2", Number: "", Status: ""}},
 		Hist: json.RawMessage(`[[62000,0,2000,[0,1,2],[1,0,3,"a \"b\" \\u003c"],[2,0,3]],1]`)}

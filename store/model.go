@@ -87,28 +87,33 @@ const (
 // no failure. It also holds the connection's newest history elements (see
 // history.go).
 type connRec struct {
-	ID          string    `json:"-"` // the key holds it
-	CompanyID   string    `json:"co"`
-	Datasource  string    `json:"ds"`
-	Name        string    `json:"nm,omitempty"`
-	CreatedAt   int64     `json:"ca"`
-	Inactive    bool      `json:"x,omitempty"`
-	Cred        []byte    `json:"cr,omitempty"`
-	Status      string    `json:"s"`
-	FirstSeen   int64     `json:"fs"`
-	LastUpdate  int64     `json:"lu,omitempty"` // 0: equal to LastCheck
-	Detail      string    `json:"d,omitempty"`
-	LastCheck   int64     `json:"lc,omitempty"`
-	LastSuccess int64     `json:"ls,omitempty"`
-	Failures    int       `json:"cf,omitempty"`
-	Attempt     string    `json:"at,omitempty"` // last applied check attempt
-	Started     int64     `json:"st,omitempty"` // start of the last applied check
-	Gen         uint64    `json:"g,omitempty"`  // bumped by actions that void checks in flight
-	PrevStatus  string    `json:"ps,omitempty"` // status to restore when a system status is lifted
-	StartDate   string    `json:"sd,omitempty"` // YYYY-MM-DD: collect bills from this date
-	Occupancy   float64   `json:"om,omitempty"` // occupancy multiplier
-	CredUpdated int64     `json:"cu,omitempty"` // last credential update
-	Accounts    []acctRec `json:"ac,omitempty"` // only ever appended (history refers to them by index)
+	ID          string  `json:"-"` // the key holds it
+	CompanyID   string  `json:"co"`
+	Datasource  string  `json:"ds"`
+	Name        string  `json:"nm,omitempty"`
+	CreatedAt   int64   `json:"ca"`
+	Inactive    bool    `json:"x,omitempty"`
+	Cred        []byte  `json:"cr,omitempty"`
+	Status      string  `json:"s"`
+	FirstSeen   int64   `json:"fs"`
+	LastUpdate  int64   `json:"lu,omitempty"` // 0: equal to LastCheck
+	Detail      string  `json:"d,omitempty"`
+	LastCheck   int64   `json:"lc,omitempty"`
+	LastSuccess int64   `json:"ls,omitempty"`
+	Failures    int     `json:"cf,omitempty"`
+	Attempt     string  `json:"at,omitempty"` // last applied check attempt
+	Started     int64   `json:"st,omitempty"` // start of the last applied check
+	Gen         uint64  `json:"g,omitempty"`  // bumped by actions that void checks in flight
+	PrevStatus  string  `json:"ps,omitempty"` // status to restore when a system status is lifted
+	StartDate   string  `json:"sd,omitempty"` // YYYY-MM-DD: collect bills from this date
+	Occupancy   float64 `json:"om,omitempty"` // occupancy multiplier
+	CredUpdated int64   `json:"cu,omitempty"` // last credential update
+	// Joined is when the connection last came back into the weekly
+	// schedule after being out of it (deactivated, blocked on credentials,
+	// company inactive); 0: in it since creation. MarkQueued needs it: a
+	// slot swept while the connection was out enqueued nothing.
+	Joined   int64     `json:"sj,omitempty"`
+	Accounts []acctRec `json:"ac,omitempty"` // only ever appended (history refers to them by index)
 	// Hist is the newest history elements in compact form (history.go),
 	// kept encoded: only a write that adds an element, and History, decode it.
 	Hist json.RawMessage `json:"h,omitempty"`

@@ -130,9 +130,13 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 `)
 
-// endSweepScript releases the lock KEYS[1] if token ARGV[1] holds it.
+// endSweepScript releases the lock KEYS[1] if token ARGV[1] holds it, and
+// then moves the cursor KEYS[2] to ARGV[2] unless that is empty.
 var endSweepScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+  redis.call('DEL', KEYS[1])
+end
 return 1
 `)
 
@@ -151,6 +155,7 @@ type Sweep struct {
 	leaseUntil time.Time
 
 	mu   sync.Mutex
+	from int64     // timeline position the sweep started at
 	segs []segment // left to read, the first partly
 	read int64     // timeline position read up to
 	// members and sets read so far: the density that sizes the next read
@@ -197,7 +202,7 @@ func (s *Store) BeginSweep(ctx context.Context, now time.Time, lease time.Durati
 	}
 	from := max(cursor, ms(now)-s.intervalMS())
 	return &Sweep{s: s, token: token, lease: lease, segs: s.segments(from, ms(now)),
-		read: from, done: map[int]sweepAck{}}, nil
+		from: from, read: from, done: map[int]sweepAck{}}, nil
 }
 
 func (sw *Sweep) remaining() bool { return len(sw.segs) > 0 }
@@ -344,7 +349,15 @@ func (sw *Sweep) End(ctx context.Context) error {
 		return nil
 	}
 	sw.ended = true
-	if err := endSweepScript.Run(ctx, sw.s.rdb, []string{sw.s.kSweepLock()}, sw.token).Err(); err != nil {
+	// A sweep that read to its end with every batch acknowledged also moves
+	// the cursor over what it read after its last batch (or over all it
+	// read, when it found nothing): no slot there is due, and the next tick
+	// would otherwise read those schedule sets again.
+	cursor := ""
+	if !sw.remaining() && sw.ackedSeq == sw.nextSeq && sw.read > sw.from {
+		cursor = strconv.FormatInt(sw.read, 10)
+	}
+	if err := endSweepScript.Run(ctx, sw.s.rdb, []string{sw.s.kSweepLock(), sw.s.kCursor()}, sw.token, cursor).Err(); err != nil {
 		return fmt.Errorf("end sweep: %w", err)
 	}
 	return nil

@@ -277,6 +277,69 @@ func runSweepConformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a sweep that read to its end moves the cursor there; one cut short does not", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		f.sweepAll(t0, 10)
+		cursor := func() time.Time {
+			t.Helper()
+			c, err := f.s.sweepCursor(f.ctx, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fromMS(c)
+		}
+		// Nothing in the schedule: the sweep reads an hour of empty sets,
+		// and the next one must not read them again.
+		if got := f.sweepAll(t0.Add(time.Hour), 10); len(got) != 0 || !cursor().Equal(t0.Add(time.Hour)) {
+			t.Fatalf("an empty sweep returned %d items and left the cursor at %v; want none and %v", len(got), cursor(), t0.Add(time.Hour))
+		}
+		for range 30 {
+			f.record(f.conn("user_good").ID, "a1", t0, ok())
+		}
+		end := t0.Add(time.Hour + DefaultInterval)
+		// Cut short: one batch read and acknowledged, then End. The cursor
+		// stays at that batch, so the next sweep reads the rest.
+		sw, err := f.s.BeginSweep(f.ctx, end, time.Minute)
+		if err != nil || sw == nil {
+			t.Fatalf("BeginSweep = %v, %v", sw, err)
+		}
+		first, err := sw.Next(f.ctx, 10)
+		if err != nil || len(first) != 10 {
+			t.Fatalf("Next = %d items, %v", len(first), err)
+		}
+		if err := sw.Ack(f.ctx, first, []bool{true, true, true, true, true, true, true, true, true, true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sw.End(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c := cursor(); c.Before(first[9].Slot) || !c.Before(end) {
+			t.Fatalf("cursor at %v after a cut-short sweep; want at its batch (%v), before %v", c, first[9].Slot, end)
+		}
+		// Read to the end, its last batch unacknowledged (an enqueue still
+		// under way when the tick gave up): End leaves the cursor alone.
+		sw, err = f.s.BeginSweep(f.ctx, end, time.Minute)
+		if err != nil || sw == nil {
+			t.Fatalf("BeginSweep = %v, %v", sw, err)
+		}
+		rest, err := sw.Next(f.ctx, 100)
+		if err != nil || len(rest) != 20 {
+			t.Fatalf("Next = %d items, %v; want the other 20", len(rest), err)
+		}
+		before := cursor()
+		if err := sw.End(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !cursor().Equal(before) {
+			t.Fatalf("End moved the cursor from %v to %v over an unacknowledged batch", before, cursor())
+		}
+		// The same, acknowledged: the cursor reaches the end of what was read.
+		if rest = f.sweepAll(end, 100); len(rest) != 20 || !cursor().Equal(end) {
+			t.Fatalf("full sweep: %d items, cursor %v; want 20 and %v", len(rest), cursor(), end)
+		}
+	})
+
 	t.Run("a scheduler down for weeks checks each connection once", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
