@@ -147,7 +147,9 @@ var ErrSweepLost = errors.New("the sweep lock was lost to another scheduler; thi
 // Sweep is one scheduler's walk of the weekly schedule up to a time, from
 // BeginSweep to End. Next reads batches in slot order; Ack acknowledges a
 // batch once each of its tasks was tried, in any order (the cursor moves
-// over the acknowledged prefix). It is safe for concurrent use.
+// over the acknowledged prefix, and at End over the rest of what was read
+// when nothing is left unread or unacknowledged). It is safe for
+// concurrent use.
 type Sweep struct {
 	s          *Store
 	token      string
