@@ -237,7 +237,7 @@ func (b *scriptBatcher) gather(c *scriptCall) *redis.Cmd {
 // runAlone sends one call while it holds the lead, then passes the lead on.
 func (b *scriptBatcher) runAlone(c *scriptCall) *redis.Cmd {
 	defer b.release()
-	b.send(c, []*scriptCall{c})
+	b.sendOne(c)
 	return c.cmd
 }
 
@@ -315,17 +315,7 @@ func (b *scriptBatcher) send(self *scriptCall, calls []*scriptCall) {
 	case 0:
 		return
 	case 1:
-		c := calls[0]
-		if c.script == nil {
-			_, _ = b.rdb.Pipelined(c.ctx, func(p redis.Pipeliner) error {
-				for _, cmd := range c.cmds {
-					_ = p.Process(c.ctx, cmd)
-				}
-				return nil
-			}) // each command holds its outcome
-			return
-		}
-		c.cmd = c.script.Run(c.ctx, b.rdb, c.keys, c.args...)
+		b.sendOne(calls[0])
 		return
 	}
 	ctx := self.ctx
@@ -356,6 +346,21 @@ func (b *scriptBatcher) send(self *scriptCall, calls []*scriptCall) {
 	if again != nil {
 		_, _ = again.Exec(ctx)
 	}
+}
+
+// sendOne runs one call alone under its own context: a script as
+// Script.Run, plain commands as one pipeline (each holds its outcome).
+func (b *scriptBatcher) sendOne(c *scriptCall) {
+	if c.script != nil {
+		c.cmd = c.script.Run(c.ctx, b.rdb, c.keys, c.args...)
+		return
+	}
+	_, _ = b.rdb.Pipelined(c.ctx, func(p redis.Pipeliner) error {
+		for _, cmd := range c.cmds {
+			_ = p.Process(c.ctx, cmd)
+		}
+		return nil
+	})
 }
 
 // promoteLocked makes the oldest queued call the next leader, or marks the
