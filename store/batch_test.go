@@ -913,6 +913,90 @@ func TestBatchWindow(t *testing.T) {
 				b.requireIdle(t)
 			})
 
+			t.Run("a window closes once all but two of the workers' check slots wait in it", func(t *testing.T) {
+				for _, tc := range []struct {
+					slots, calls int
+					windows      int64 // windows opened
+				}{
+					{slots: 5, calls: 3, windows: 1},     // the third call fills it
+					{slots: 2 + 7, calls: 7, windows: 1}, // two workers' slots
+					{slots: 3, calls: 1, windows: 0},     // too few slots: a check's call never waits
+					{slots: 1, calls: 1, windows: 0},
+				} {
+					t.Run(fmt.Sprintf("%d slots", tc.slots), func(t *testing.T) {
+						b, g, _, _ := gatedWindow(t, be, long) // only a full window ends
+						ctx := context.Background()
+						company(t, b, g)
+						g.reset()
+						if tc.slots == 2+7 {
+							b.addSlots(2)
+							b.addSlots(7)
+						} else {
+							b.addSlots(tc.slots)
+						}
+						w0 := b.Stats().Windows
+						vals := make([]int, tc.calls)
+						errs := make([]error, tc.calls)
+						var wg sync.WaitGroup
+						for i := range tc.calls {
+							wg.Go(func() { vals[i], errs[i] = b.runCheck(ctx, echoScript, nil, i).Int() })
+							if tc.windows > 0 && i < tc.calls-1 { // the last one fills the window, which is sent
+								waitFor(t, fmt.Sprintf("call %d to queue", i), func() bool { return b.queued() == i+1 })
+							}
+						}
+						sent := make(chan struct{})
+						go func() { wg.Wait(); close(sent) }()
+						waitFor(t, "the window to close (it lasts an hour)", func() bool {
+							select {
+							case <-sent:
+								return true
+							default:
+								return false
+							}
+						})
+						for i := range tc.calls {
+							if errs[i] != nil || vals[i] != i {
+								t.Errorf("call %d: %d, %v", i, vals[i], errs[i])
+							}
+						}
+						if w := b.Stats().Windows - w0; w != tc.windows {
+							t.Fatalf("%d windows, want %d", w, tc.windows)
+						}
+						if tc.calls > 1 {
+							if p := g.pipelines(); len(p) != 1 || len(p[0]) != tc.calls {
+								t.Fatalf("pipelines %v; want one of %d", p, tc.calls)
+							}
+						}
+						b.requireIdle(t)
+					})
+				}
+			})
+
+			t.Run("slots taken back no longer close a window", func(t *testing.T) {
+				b, g, _, _ := gatedWindow(t, be, long)
+				company(t, b, g)
+				b.addSlots(3)
+				b.addSlots(-3)
+				b.addSlots(-1) // more than were added: no slots, not fewer than none
+				if slots := b.Stats().Slots; slots != 0 {
+					t.Fatalf("%d slots left, want 0", slots)
+				}
+				done := make(chan error, 1)
+				go func() { done <- b.runCheck(context.Background(), echoScript, nil, "lead").Err() }()
+				waitFor(t, "the call to open a window", func() bool { return b.queued() == 1 })
+				// With 3 slots it would have been sent at once; now it waits
+				// (the window is an hour) until maxBatch calls join it.
+				var wg sync.WaitGroup
+				for range maxBatch - 1 {
+					wg.Go(func() { _ = b.runCheck(context.Background(), echoScript, nil, "join").Err() })
+				}
+				wg.Wait()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				b.requireIdle(t)
+			})
+
 			t.Run("calls that are not a check's never open a window", func(t *testing.T) {
 				b, g, _, _ := gatedWindow(t, be, long)
 				ctx := context.Background()

@@ -82,7 +82,8 @@ type Config struct {
 	// where new checks keep arriving while it is open; a few goroutines
 	// calling LoadCheck and RecordCheck back to back in a tight loop wait
 	// out the whole window on almost every call (nobody else can join), so
-	// such a caller should set it negative.
+	// such a caller should set it negative, or count itself in with
+	// AddCheckSlots as a worker does.
 	CheckBatchWindow time.Duration
 }
 
@@ -141,6 +142,16 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 // BatchStats returns what the group commit did so far: LoadCheck reads and
 // connection writes of concurrent callers share round trips to Redis.
 func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
+
+// AddCheckSlots tells the store that n more checks may run at once in this
+// process (negative n: fewer). A worker adds its concurrency when it starts
+// and takes it back when it stops. A check's call waiting for company
+// (Config.CheckBatchWindow) then stops waiting once all but two of those
+// slots wait with it: asynq hands out a check only into a free slot, so
+// with fewer free ones it could not bring company and would only idle
+// (without it, a worker of concurrency 8 ran no-op checks at half the
+// rate it reaches with it).
+func (s *Store) AddCheckSlots(n int) { s.batch.addSlots(n) }
 
 // Interval is the configured check interval.
 func (s *Store) Interval() time.Duration { return s.cfg.Interval }

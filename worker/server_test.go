@@ -34,6 +34,9 @@ func TestServer(t *testing.T) {
 			if err := e.w.Start(ctx); err == nil {
 				t.Error("second Start succeeded")
 			}
+			if n := e.st.BatchStats().Slots; n != 4 {
+				t.Errorf("the store counts %d check slots while the worker runs, want its concurrency 4", n)
+			}
 
 			cl := asynq.NewClientFromRedisClient(e.rdb)
 			for _, cn := range []string{good.ID, bad.ID} {
@@ -63,6 +66,9 @@ func TestServer(t *testing.T) {
 			must(t, e.w.Stop(stopCtx))
 			if err := e.w.Start(ctx); err == nil {
 				t.Error("Start after Stop succeeded")
+			}
+			if n := e.st.BatchStats().Slots; n != 0 {
+				t.Errorf("the store counts %d check slots after Stop (twice) and a refused Start, want 0", n)
 			}
 		})
 	}
@@ -122,6 +128,9 @@ func TestStartRedisDown(t *testing.T) {
 	_ = e.rdb.Close()
 	if err := e.w.Start(context.Background()); err == nil {
 		t.Fatal("Start with Redis down succeeded")
+	}
+	if n := e.st.BatchStats().Slots; n != 0 {
+		t.Errorf("a worker that did not start left %d check slots counted", n)
 	}
 	must(t, e.w.Stop(context.Background()))
 }

@@ -191,7 +191,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeCheckConnection, w.HandleCheck)
+	// The store's group commit waits for company only while asynq has free
+	// slots to bring it (store.AddCheckSlots).
+	w.st.AddCheckSlots(w.cfg.Concurrency)
 	if err := srv.Start(mux); err != nil {
+		w.st.AddCheckSlots(-w.cfg.Concurrency)
 		return fmt.Errorf("worker: start asynq server: %w", err)
 	}
 	w.srv, w.state, w.done = srv, stateStarted, make(chan struct{})
@@ -214,6 +218,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	case stateStarted:
 		go func() {
 			srv.Shutdown()
+			w.st.AddCheckSlots(-w.cfg.Concurrency)
 			w.log.Info("worker stopped")
 			close(done)
 		}()
