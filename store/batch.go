@@ -77,7 +77,7 @@ const maxBatch = 32
 // freeSlots is how many check slots a window leaves free: one for the
 // check asynq is handing out, one for a check finishing. With fewer, the
 // window closes. (A worker of concurrency 8 with a 1 ms window ran first
-// checks at 0.45 of raw asynq, 0.66-0.78 with this rule; BENCHMARKS.md.)
+// checks at 0.44-0.46 of raw asynq, 0.61-0.78 with this rule; BENCHMARKS.md.)
 const freeSlots = 2
 
 // BatchStats counts what the store's group commit did since the store was

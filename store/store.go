@@ -149,8 +149,8 @@ func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
 // (Config.CheckBatchWindow) then stops waiting once all but two of those
 // slots wait with it: asynq hands out a check only into a free slot, so
 // with fewer free ones it could not bring company and would only idle
-// (without it, a worker of concurrency 8 ran no-op checks at half the
-// rate it reaches with it).
+// (without it, a worker of concurrency 8 ran no-op checks at two thirds,
+// one of concurrency 4 at a third, of the rate it reaches with it).
 func (s *Store) AddCheckSlots(n int) { s.batch.addSlots(n) }
 
 // Interval is the configured check interval.
