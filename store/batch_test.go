@@ -915,24 +915,22 @@ func TestBatchWindow(t *testing.T) {
 
 			t.Run("a window closes once all but two of the workers' check slots wait in it", func(t *testing.T) {
 				for _, tc := range []struct {
-					slots, calls int
-					windows      int64 // windows opened
+					workers []int // each worker's slots
+					calls   int
+					windows int64 // windows opened
 				}{
-					{slots: 5, calls: 3, windows: 1},     // the third call fills it
-					{slots: 2 + 7, calls: 7, windows: 1}, // two workers' slots
-					{slots: 3, calls: 1, windows: 0},     // too few slots: a check's call never waits
-					{slots: 1, calls: 1, windows: 0},
+					{workers: []int{5}, calls: 3, windows: 1},    // the third call fills it
+					{workers: []int{2, 7}, calls: 7, windows: 1}, // two workers' slots add up
+					{workers: []int{3}, calls: 1, windows: 0},    // too few slots: a check's call never waits
+					{workers: []int{1}, calls: 1, windows: 0},
 				} {
-					t.Run(fmt.Sprintf("%d slots", tc.slots), func(t *testing.T) {
+					t.Run(fmt.Sprintf("slots %v", tc.workers), func(t *testing.T) {
 						b, g, _, _ := gatedWindow(t, be, long) // only a full window ends
 						ctx := context.Background()
 						company(t, b, g)
 						g.reset()
-						if tc.slots == 2+7 {
-							b.addSlots(2)
-							b.addSlots(7)
-						} else {
-							b.addSlots(tc.slots)
+						for _, n := range tc.workers {
+							b.addSlots(n)
 						}
 						w0 := b.Stats().Windows
 						vals := make([]int, tc.calls)
