@@ -25,13 +25,24 @@ func systemStatus(s string) bool {
 	return checks.ConnectionStatus(s).Category() == checks.CategorySystem
 }
 
-// restored is the status a connection returns to when a system status is
-// lifted: the one it had before, or PENDING if it never had one.
-func restored(prev string) string {
-	if prev == "" || systemStatus(prev) {
-		return string(checks.ConnPending)
+// save keeps the connection's status and detail to restore when the system
+// status it is entering is lifted; a second system status (deactivated
+// while its company is inactive) keeps the first one's.
+func (r *connRec) save() {
+	if !systemStatus(r.Status) {
+		r.PrevStatus, r.PrevDetail = r.Status, r.Detail
 	}
-	return prev
+}
+
+// restore moves the connection back to the status and detail it had before
+// a system status (PENDING if it never had one) and forgets them.
+func (r *connRec) restore(now int64, trs []transition) []transition {
+	to, detail := r.PrevStatus, r.PrevDetail
+	if to == "" || systemStatus(to) {
+		to, detail = string(checks.ConnPending), ""
+	}
+	r.PrevStatus, r.PrevDetail = "", ""
+	return r.move(to, detail, now, trs)
 }
 
 // Change tells the caller of an admin action what to do next.
@@ -111,9 +122,7 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 			if !*p.IsActive {
 				cause = CauseDeactivated
 				r.Inactive = true
-				if !systemStatus(r.Status) {
-					r.PrevStatus = r.Status
-				}
+				r.save()
 				if r.Status != string(checks.ConnCompanyInactive) {
 					trs = r.move(string(checks.ConnDeactivated), "", now, trs)
 				}
@@ -122,8 +131,7 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 				cause = CauseReactivated
 				r.Inactive = false
 				if r.Status == string(checks.ConnDeactivated) {
-					trs = r.move(restored(r.PrevStatus), "", now, trs)
-					r.PrevStatus = ""
+					trs = r.restore(now, trs)
 				}
 				if checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
 					m.due, m.dueAt, m.companyActive = dueSet, now, "1"
@@ -197,7 +205,11 @@ func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Crede
 		var trs []transition
 		blocked := checks.ConnectionStatus(r.Status).CredentialBlocked()
 		if blocked {
-			trs = r.move(string(checks.ConnPending), "credentials updated; waiting for the next check", now, trs)
+			trs = r.move(string(checks.ConnPending), "", now, trs)
+		} else if systemStatus(r.Status) && checks.ConnectionStatus(r.PrevStatus).CredentialBlocked() {
+			// Deactivated, or its company inactive: what reactivation
+			// restores is no longer blocked on the old credentials.
+			r.PrevStatus, r.PrevDetail = string(checks.ConnPending), ""
 		}
 		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs)}
 		if m.event == nil {
@@ -541,36 +553,32 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 	m := &mutation{}
 	r.Gen++
 	if !active {
-		if !systemStatus(r.Status) {
-			r.PrevStatus = r.Status
-		}
+		r.save()
 		trs = r.move(string(checks.ConnCompanyInactive), "", now, trs)
 		for i := range r.Accounts {
 			a := &r.Accounts[i]
 			if a.Status == string(checks.AcctCompanyInactive) {
 				continue
 			}
-			a.Prev = a.Status
+			a.Prev, a.PrevDetail = a.Status, a.Detail
 			trs = a.move(string(checks.AcctCompanyInactive), "", now, trs)
 		}
 		m.due = dueRemove
 	} else {
 		cause = CauseCompanyReactivate
-		to := restored(r.PrevStatus)
-		if r.Inactive {
-			to = string(checks.ConnDeactivated)
+		if r.Inactive { // still deactivated: its own status stays saved
+			trs = r.move(string(checks.ConnDeactivated), "", now, trs)
 		} else {
-			r.PrevStatus = ""
+			trs = r.restore(now, trs)
 		}
-		trs = r.move(to, "", now, trs)
 		for i := range r.Accounts {
 			a := &r.Accounts[i]
 			if a.Status != string(checks.AcctCompanyInactive) || a.Prev == "" {
 				continue
 			}
-			prev := a.Prev
-			a.Prev = ""
-			trs = a.move(prev, "", now, trs)
+			prev, detail := a.Prev, a.PrevDetail
+			a.Prev, a.PrevDetail = "", ""
+			trs = a.move(prev, detail, now, trs)
 		}
 		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
 			m.due, m.dueAt = dueSet, now

@@ -63,6 +63,99 @@ func runAdmin(t *testing.T, b backend) {
 		f.invariants()
 	})
 
+	t.Run("credentials updated while deactivated or company inactive unblock on reactivation", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name     string
+			out, in  func(f *fixture, id string)
+			outState checks.ConnectionStatus
+		}{
+			{"deactivated", func(f *fixture, id string) {
+				if _, err := f.s.UpdateDetails(f.ctx, id, DetailsPatch{IsActive: ptr(false)}); err != nil {
+					t.Fatal(err)
+				}
+			}, func(f *fixture, id string) {
+				if _, err := f.s.UpdateDetails(f.ctx, id, DetailsPatch{IsActive: ptr(true)}); err != nil {
+					t.Fatal(err)
+				}
+			}, checks.ConnDeactivated},
+			{"company inactive", func(f *fixture, _ string) {
+				if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, false); err != nil {
+					t.Fatal(err)
+				}
+			}, func(f *fixture, _ string) {
+				if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, true); err != nil {
+					t.Fatal(err)
+				}
+			}, checks.ConnCompanyInactive},
+		} {
+			f := newFixture(t, b, nil)
+			c := f.conn("bad")
+			f.record(c.ID, "a1", t0, fail(checks.ConnPasswordIncorrect, "rejected"))
+			tc.out(f, c.ID)
+			f.clk.Advance(time.Minute)
+			ch, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "user_good", Password: "new"})
+			if err != nil || ch.Connection.Status != tc.outState || ch.CheckNow {
+				t.Fatalf("%s: credential update: %+v %v; want still %s, no check", tc.name, ch, err, tc.outState)
+			}
+			f.clk.Advance(time.Minute)
+			tc.in(f, c.ID)
+			got := f.get(c.ID)
+			if got.Status != checks.ConnPending || got.StatusErrorDetail != "" || got.NextCheckAt == nil || got.NextCheckAt.After(f.clk.Now()) {
+				t.Fatalf("%s: after reactivation %s %q next %v; want PENDING and due now", tc.name, got.Status, got.StatusErrorDetail, got.NextCheckAt)
+			}
+			if tg, _ := f.s.LoadCheck(f.ctx, c.ID); tg.Skip != "" || tg.Request.Credentials.Password != "new" {
+				t.Fatalf("%s: after reactivation skip=%q creds=%v", tc.name, tg.Skip, tg.Request.Credentials)
+			}
+			f.invariants()
+		}
+	})
+
+	t.Run("reactivation restores each status with its detail", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		f.record(c.ID, "a1", t0, ok("A"))
+		f.record(c.ID, "a2", t0.Add(time.Hour), fail(checks.ConnWebsiteDown, "503"))
+		want := f.get(c.ID)
+		if want.Status != checks.ConnWebsiteDown || want.Accounts[0].Status != checks.AcctWorkflowNotAccessible || want.Accounts[0].StatusErrorDetail == "" {
+			t.Fatalf("setup: %+v", want)
+		}
+		for _, step := range []struct {
+			name    string
+			out, in func()
+		}{
+			{"connection", func() { f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(false)}) },
+				func() { f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(true)}) }},
+			{"company", func() { f.s.SetCompanyActive(f.ctx, f.co.ID, false) },
+				func() { f.s.SetCompanyActive(f.ctx, f.co.ID, true) }},
+			{"both, company back first", func() {
+				f.s.SetCompanyActive(f.ctx, f.co.ID, false)
+				f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(false)})
+			}, func() {
+				f.s.SetCompanyActive(f.ctx, f.co.ID, true)
+				if got := f.get(c.ID); got.Status != checks.ConnDeactivated || got.StatusErrorDetail != "" {
+					t.Fatalf("company back, connection still deactivated: %s %q", got.Status, got.StatusErrorDetail)
+				}
+				f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(true)})
+			}},
+		} {
+			step.out()
+			if got := f.get(c.ID); got.Status.Category() != checks.CategorySystem || got.StatusErrorDetail != "" {
+				t.Fatalf("%s: out: %s %q", step.name, got.Status, got.StatusErrorDetail)
+			}
+			step.in()
+			got := f.get(c.ID)
+			if got.Status != want.Status || got.StatusErrorDetail != want.StatusErrorDetail ||
+				got.Accounts[0].Status != want.Accounts[0].Status || got.Accounts[0].StatusErrorDetail != want.Accounts[0].StatusErrorDetail {
+				t.Fatalf("%s: restored %s %q, account %s %q; want %s %q, account %s %q", step.name,
+					got.Status, got.StatusErrorDetail, got.Accounts[0].Status, got.Accounts[0].StatusErrorDetail,
+					want.Status, want.StatusErrorDetail, want.Accounts[0].Status, want.Accounts[0].StatusErrorDetail)
+			}
+			f.invariants()
+		}
+	})
+
 	t.Run("settings are validated, nothing written on error", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
@@ -99,7 +192,7 @@ func runAdmin(t *testing.T, b backend) {
 		f.record(c.ID, "a1", t0, fail(checks.ConnPasswordIncorrect, "rejected"))
 		f.clk.Advance(time.Minute)
 		ch, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "user_good", Password: "new"})
-		if err != nil || ch.Connection.Status != checks.ConnPending || !ch.CheckNow || ch.Connection.NextCheckAt == nil || ch.Connection.CredentialsUpdatedAt == nil {
+		if err != nil || ch.Connection.Status != checks.ConnPending || ch.Connection.StatusErrorDetail != "" || !ch.CheckNow || ch.Connection.NextCheckAt == nil || ch.Connection.CredentialsUpdatedAt == nil {
 			t.Fatalf("%+v %v", ch, err)
 		}
 		rec, _ := f.s.RecordCheck(f.ctx, inflight, CheckResult{Attempt: "old", StartedAt: t0.Add(time.Second), FinishedAt: t0.Add(time.Second), Result: fail(checks.ConnPasswordIncorrect, "")})

@@ -105,6 +105,7 @@ type connRec struct {
 	Started     int64   `json:"st,omitempty"` // start of the last applied check
 	Gen         uint64  `json:"g,omitempty"`  // bumped by actions that void checks in flight
 	PrevStatus  string  `json:"ps,omitempty"` // status to restore when a system status is lifted
+	PrevDetail  string  `json:"pd,omitempty"` // and its statusErrorDetail
 	StartDate   string  `json:"sd,omitempty"` // YYYY-MM-DD: collect bills from this date
 	Occupancy   float64 `json:"om,omitempty"` // occupancy multiplier
 	CredUpdated int64   `json:"cu,omitempty"` // last credential update
@@ -130,6 +131,7 @@ type acctRec struct {
 	Detail     string `json:"d,omitempty"`
 	CreatedAt  int64  `json:"ca,omitempty"` // 0: equal to FirstSeen (the first status is set at creation)
 	Prev       string `json:"ps,omitempty"` // status to restore on company reactivation
+	PrevDetail string `json:"pd,omitempty"` // and its statusErrorDetail
 }
 
 // histRec is one write's transitions: the account ID ("" for the
