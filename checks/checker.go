@@ -67,6 +67,8 @@ func (r Result) Validate() error {
 		return fmt.Errorf("checker returned unknown connection status %q", r.Status)
 	case r.Status == ConnPending || r.Status.Category() == CategorySystem:
 		return fmt.Errorf("checker returned %s, which only the service itself sets", r.Status)
+	case r.Status == ConnUnderInvestigation:
+		return fmt.Errorf("checker returned %s, which only the operations team sets (it flags a connection for review)", r.Status)
 	}
 	seen := make(map[string]bool, len(r.Accounts))
 	for _, a := range r.Accounts {
@@ -84,6 +86,20 @@ func (r Result) Validate() error {
 		}
 	}
 	return nil
+}
+
+// NoAccountsDetail is the detail of a CONNECTED result without accounts,
+// which Normalized records as NO_ACCOUNTS_FOUND.
+const NoAccountsDetail = "logged in, but the website listed no accounts"
+
+// Normalized returns the result as the status rules record it: a login that
+// listed no accounts is NO_ACCOUNTS_FOUND ("can log in to the website, but no
+// accounts were available"), not CONNECTED.
+func (r Result) Normalized() Result {
+	if r.Status == ConnConnected && len(r.Accounts) == 0 {
+		r.Status, r.Detail = ConnNoAccountsFound, NoAccountsDetail
+	}
+	return r
 }
 
 // ErrTemporary marks a checker error on the service's own side (not the

@@ -185,6 +185,7 @@ func TestResultValidate(t *testing.T) {
 		{"unknown", Result{Status: "FINE"}, false},
 		{"pending", Result{Status: ConnPending}, false},
 		{"deactivated", Result{Status: ConnDeactivated}, false},
+		{"under investigation", Result{Status: ConnUnderInvestigation}, false}, // the operations team's flag
 		{"no number", Result{Status: ConnConnected, Accounts: []AccountResult{{}}}, false},
 		{"twice", Result{Status: ConnConnected, Accounts: []AccountResult{{Number: "1"}, {Number: "1"}}}, false},
 		{"terminal outcome", Result{Status: ConnConnected, Accounts: []AccountResult{{Number: "1", Status: AcctOldAccount}}}, false},
@@ -192,6 +193,28 @@ func TestResultValidate(t *testing.T) {
 	for _, c := range cases {
 		if err := c.r.Validate(); (err == nil) != c.ok {
 			t.Errorf("%s: Validate = %v", c.name, err)
+		}
+	}
+}
+
+func TestResultNormalized(t *testing.T) {
+	t.Parallel()
+	acct := []AccountResult{{Number: "1"}}
+	for _, c := range []struct {
+		name string
+		in   Result
+		want Result
+	}{
+		{"connected with accounts", Result{Status: ConnConnected, Accounts: acct}, Result{Status: ConnConnected, Accounts: acct}},
+		{"connected without accounts", Result{Status: ConnConnected, Detail: "x"}, Result{Status: ConnNoAccountsFound, Detail: NoAccountsDetail}},
+		{"error without accounts", Result{Status: ConnWebsiteDown, Detail: "503"}, Result{Status: ConnWebsiteDown, Detail: "503"}},
+	} {
+		got := c.in.Normalized()
+		if got.Status != c.want.Status || got.Detail != c.want.Detail || len(got.Accounts) != len(c.want.Accounts) {
+			t.Errorf("%s: Normalized = %+v, want %+v", c.name, got, c.want)
+		}
+		if err := got.Validate(); err != nil {
+			t.Errorf("%s: normalized result invalid: %v", c.name, err)
 		}
 	}
 }

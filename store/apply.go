@@ -67,7 +67,7 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 	case checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) != checks.SkipNone:
 		return Ineligible, nil
 	}
-	t, res := in.finished, in.result
+	t, res := in.finished, in.result.Normalized()
 	var trs []transition
 	detail := res.Detail
 	if res.Status == checks.ConnConnected {

@@ -238,8 +238,10 @@ func runConformance(t *testing.T, b backend) {
 				want{checks.ConnConnected, 5, 6, "", []checks.AccountStatus{checks.AcctDetected, checks.AcctAccountNotFound}, []int{5, 6}, 1}},
 			{"new account appears DETECTED", ok("A", "B", "C"),
 				want{checks.ConnConnected, 5, 7, "", []checks.AccountStatus{checks.AcctDetected, checks.AcctDetected, checks.AcctDetected}, []int{5, 7, 7}, 2}},
+			{"a login listing no accounts is NO_ACCOUNTS_FOUND", ok(),
+				want{checks.ConnNoAccountsFound, 8, 8, checks.NoAccountsDetail, []checks.AccountStatus{checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible}, []int{8, 8, 8}, 4}},
 			{"no accounts found is a connection failure", fail(checks.ConnNoAccountsFound, ""),
-				want{checks.ConnNoAccountsFound, 8, 8, "", []checks.AccountStatus{checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible}, []int{8, 8, 8}, 4}},
+				want{checks.ConnNoAccountsFound, 8, 9, "", []checks.AccountStatus{checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible, checks.AcctWorkflowNotAccessible}, []int{8, 8, 8}, 0}},
 		}
 		f := newFixture(t, b, nil)
 		c := f.conn("user_good")
@@ -280,7 +282,7 @@ func runConformance(t *testing.T, b backend) {
 				t.Fatalf("account %d: createdAt %v tracking %q, want %v UNSET (kept across status changes)", i, a.CreatedAt, a.TrackingStatus, want)
 			}
 		}
-		if got := f.get(c.ID); got.ConsecutiveFailures != 1 || got.LastSuccessAt == nil || !got.LastSuccessAt.Equal(t0.Add(7*time.Hour)) {
+		if got := f.get(c.ID); got.ConsecutiveFailures != 2 || got.LastSuccessAt == nil || !got.LastSuccessAt.Equal(t0.Add(7*time.Hour)) {
 			t.Fatalf("bookkeeping: failures=%d lastSuccess=%v", got.ConsecutiveFailures, got.LastSuccessAt)
 		}
 	})

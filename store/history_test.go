@@ -308,7 +308,7 @@ func newHistScenario(f *fixture, accounts bool) *histScenario {
 }
 
 // check records the next check: CONNECTED (discovering accounts A and B the
-// first time) and WEBSITE_DOWN alternately, every third one with an
+// first time; NO_ACCOUNTS_FOUND without them) and WEBSITE_DOWN alternately, every third one with an
 // attempt that is not a check task ID.
 func (s *histScenario) check() {
 	s.f.t.Helper()
@@ -319,17 +319,20 @@ func (s *histScenario) check() {
 	if i%3 == 2 {
 		attempt = fmt.Sprint("manual-", i)
 	}
-	res, conn := ok(), HistoryEntry{From: "WEBSITE_DOWN", To: "CONNECTED"}
+	// Without accounts, the login is recorded as NO_ACCOUNTS_FOUND.
+	good, goodDetail := "NO_ACCOUNTS_FOUND", checks.NoAccountsDetail
+	res := ok()
 	if s.accounts {
-		res = ok("A", "B")
+		good, goodDetail, res = "CONNECTED", "", ok("A", "B")
 	}
+	conn := HistoryEntry{From: "WEBSITE_DOWN", To: good, Detail: goodDetail}
 	acct := HistoryEntry{From: "WORKFLOW_NOT_ACCESSIBLE", To: "DETECTED"}
 	switch {
 	case i == 0:
 		conn.From, acct.From = "PENDING", ""
 	case i%2 == 1:
 		res = fail(checks.ConnWebsiteDown, fmt.Sprint("down ", i))
-		conn = HistoryEntry{From: "CONNECTED", To: "WEBSITE_DOWN", Detail: res.Detail}
+		conn = HistoryEntry{From: good, To: "WEBSITE_DOWN", Detail: res.Detail}
 		acct = HistoryEntry{From: "DETECTED", To: "WORKFLOW_NOT_ACCESSIBLE", Detail: "connection status WEBSITE_DOWN: " + res.Detail}
 	}
 	if r := s.f.record(s.id, attempt, start, res); r.Outcome != Applied {

@@ -83,7 +83,7 @@ func TestStopDrains(t *testing.T) {
 			"gated": checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
 				close(entered)
 				<-release
-				return checks.Result{Status: checks.ConnConnected}, nil
+				return checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "1"}}}, nil
 			}),
 		}})
 	cn := e.connection(t, "gated", "user_good")

@@ -350,7 +350,7 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 	if err := res.Validate(); err != nil {
 		return checks.Result{Status: checks.ConnOtherError, Detail: truncate("invalid checker result: " + err.Error())}, nil
 	}
-	return res, nil
+	return res.Normalized(), nil
 }
 
 // call runs the checker, turning a panic into an OTHER_ERROR result.

@@ -232,7 +232,7 @@ func TestHandleCheckStale(t *testing.T) {
 				<-release
 				return checks.Result{Status: checks.ConnWebsiteDown, Detail: "old"}, nil
 			}
-			return checks.Result{Status: checks.ConnConnected}, nil
+			return checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "1"}}}, nil
 		}),
 	}})
 	cn := e.connection(t, "gated", "user_good")
