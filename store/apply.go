@@ -38,9 +38,13 @@ const (
 	Ineligible Outcome = "ineligible"
 )
 
-// transition is one status change made by a write.
+// transition is one status change made by a write. A connection's also
+// carries the statusFirstSeenTime and detail it replaced, for its event's
+// old values.
 type transition struct {
 	acct, from, to, detail string
+	oldFirst               int64
+	oldDetail              string
 }
 
 // checkApply is the input of applyCheck, in stored units.
@@ -151,9 +155,9 @@ func notPulled(a *acctRec) checks.AccountStatus {
 // move applies the status rule to the connection and records the
 // transition, if any.
 func (r *connRec) move(to, detail string, t int64, trs []transition) []transition {
-	from := r.Status
+	from, first, was := r.Status, r.FirstSeen, r.Detail
 	if setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, to, detail, t) {
-		trs = append(trs, transition{from: from, to: to, detail: detail})
+		trs = append(trs, transition{from: from, to: to, detail: detail, oldFirst: first, oldDetail: was})
 	}
 	return trs
 }

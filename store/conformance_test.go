@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -441,7 +442,10 @@ func runConformance(t *testing.T, b backend) {
 		c := f.conn("user_good")
 		f.record(c.ID, "a1", t0, ok("A"))
 		f.record(c.ID, "a2", t0.Add(time.Hour), ok("A")) // no transition
-		f.record(c.ID, "a3", t0.Add(2*time.Hour), fail(checks.ConnPasswordIncorrect, "rejected"))
+		f.record(c.ID, "a3", t0.Add(90*time.Minute), fail(checks.ConnWebsiteDown, "503"))
+		down := f.get(c.ID)
+		f.record(c.ID, "a4", t0.Add(2*time.Hour), fail(checks.ConnPasswordIncorrect, "rejected"))
+		blocked := f.get(c.ID)
 		h, err := f.s.History(f.ctx, c.ID, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -452,7 +456,7 @@ func runConformance(t *testing.T, b backend) {
 				conn = append(conn, e.From+">"+e.To+"/"+e.Cause)
 			}
 		}
-		want := []string{"CONNECTED>PASSWORD_INCORRECT/check", "PENDING>CONNECTED/check", ">PENDING/created"}
+		want := []string{"WEBSITE_DOWN>PASSWORD_INCORRECT/check", "CONNECTED>WEBSITE_DOWN/check", "PENDING>CONNECTED/check", ">PENDING/created"}
 		if strings.Join(conn, " ") != strings.Join(want, " ") {
 			t.Fatalf("history = %v, want %v", conn, want)
 		}
@@ -460,12 +464,31 @@ func runConformance(t *testing.T, b backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) != 3 || evs[0].Type != EventConnectionCreated || evs[2].Type != EventConnectionUpdated ||
-			evs[2].Old["status"] != "CONNECTED" || evs[2].New["status"] != "PASSWORD_INCORRECT" {
+		if len(evs) != 4 || evs[0].Type != EventConnectionCreated || evs[3].Type != EventConnectionUpdated {
 			t.Fatalf("events = %+v", evs)
 		}
+		// old holds the previous value of every protected change (seed 001).
+		stamp := func(x time.Time) string { return x.UTC().Format(time.RFC3339Nano) }
+		for _, kv := range []struct {
+			m         map[string]any
+			key, want string
+		}{
+			{evs[3].Old, "status", "WEBSITE_DOWN"},
+			{evs[3].Old, "statusErrorDetail", "503"},
+			{evs[3].Old, "statusFirstSeenTime", stamp(down.StatusFirstSeenTime)},
+			{evs[3].New, "status", "PASSWORD_INCORRECT"},
+			{evs[3].New, "statusErrorDetail", "rejected"},
+			{evs[3].New, "statusFirstSeenTime", stamp(blocked.StatusFirstSeenTime)},
+		} {
+			if kv.m[kv.key] != kv.want {
+				t.Fatalf("event %s = %v, want %s: %+v", kv.key, kv.m[kv.key], kv.want, evs[3])
+			}
+		}
+		if !slices.Equal(evs[3].ProtectedChanges, []string{"status", "statusFirstSeenTime", "statusErrorDetail"}) {
+			t.Fatalf("protectedChanges = %v", evs[3].ProtectedChanges)
+		}
 		rest, err := f.s.Events(f.ctx, evs[1].ID, 100)
-		if err != nil || len(rest) != 1 || rest[0].ID != evs[2].ID {
+		if err != nil || len(rest) != 2 || rest[1].ID != evs[3].ID {
 			t.Fatalf("events after %s = %+v %v", evs[1].ID, rest, err)
 		}
 	})

@@ -44,8 +44,11 @@ func newEvent(r *connRec, typ, cause string, t int64, trs []transition) *Event {
 			ev.ProtectedChanges = append(ev.ProtectedChanges, "status", "statusFirstSeenTime", "statusErrorDetail")
 			if tr.from != "" {
 				ev.Old["status"] = tr.from
+				ev.Old["statusFirstSeenTime"] = string(appendEventTime(nil, tr.oldFirst))
+				ev.Old["statusErrorDetail"] = tr.oldDetail
 			}
 			ev.New["status"] = tr.to
+			ev.New["statusFirstSeenTime"] = string(appendEventTime(nil, t))
 			ev.New["statusErrorDetail"] = tr.detail
 			continue
 		}
@@ -56,6 +59,12 @@ func newEvent(r *connRec, typ, cause string, t int64, trs []transition) *Event {
 		ev.New["accounts"] = accts
 	}
 	return ev
+}
+
+// appendEventTime appends a millisecond time as the event's JSON writes
+// times (RFC 3339, UTC), unquoted.
+func appendEventTime(b []byte, v int64) []byte {
+	return fromMS(v).AppendFormat(b, time.RFC3339Nano)
 }
 
 // change is the event of a write as its transitions: appendChange writes
@@ -81,8 +90,8 @@ func newChange(typ, cause string, t int64, trs []transition) *change {
 // earlier one's values as in the maps. A time the fast path does not
 // write goes through the Event.
 func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
-	var conn *transition // the last connection transition
-	oldStatus, accts, conns := "", 0, 0
+	var conn, old *transition // the last connection transition, and the last with a status before it
+	accts, conns := 0, 0
 	for i := range c.trs {
 		tr := &c.trs[i]
 		if tr.acct != "" {
@@ -91,7 +100,7 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 		}
 		conn, conns = tr, conns+1
 		if tr.from != "" {
-			oldStatus = tr.from
+			old = tr
 		}
 	}
 	mark := len(b)
@@ -119,8 +128,10 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 		b = append(b, `"accounts"`...)
 	}
 	b = append(b, ']')
-	if oldStatus != "" {
-		b = append(appendString(append(b, `,"old":{"status":`...), oldStatus), '}')
+	if old != nil { // keys in json.Marshal's order
+		b = appendString(append(b, `,"old":{"status":`...), old.from)
+		b = appendString(append(b, `,"statusErrorDetail":`...), old.oldDetail)
+		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), old.oldFirst), '"', '}')
 	}
 	b = append(b, `,"new":{`...)
 	if accts > 0 {
@@ -147,6 +158,7 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	if conn != nil {
 		b = appendString(append(b, `"status":`...), conn.to)
 		b = appendString(append(b, `,"statusErrorDetail":`...), conn.detail)
+		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), c.t), '"')
 	}
 	return append(b, '}', '}'), nil
 }
