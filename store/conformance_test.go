@@ -755,8 +755,74 @@ func runConformance(t *testing.T, b backend) {
 		if err != nil || len(all.Connections) != 7 {
 			t.Fatalf("unfiltered listing: %d, %v", len(all.Connections), err)
 		}
-		if _, err := f.s.ListConnections(f.ctx, f.co.ID, nil, "garbage", 10); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("bad cursor: %v", err)
+		for _, c := range []string{"garbage", "0.3", "0.0.", "0.1.cn_x", "-1.0." + bad[0], "99.0." + bad[0], "0.x." + bad[0], "0.1." + bad[0] + ".x"} {
+			if _, err := f.s.ListConnections(f.ctx, f.co.ID, nil, c, 10); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("bad cursor %q: %v", c, err)
+			}
+		}
+	})
+
+	t.Run("paging lists each connection that keeps its status exactly once", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		// Ties (created in the same millisecond) and distinct times.
+		var ids []string
+		for i := range 11 {
+			if i%4 == 0 {
+				f.clk.Advance(time.Millisecond)
+			}
+			c := f.conn("bad")
+			f.record(c.ID, "a", t0.Add(time.Hour), fail(checks.ConnPasswordIncorrect, ""))
+			ids = append(ids, c.ID)
+		}
+		for _, tc := range []struct {
+			name     string
+			statuses []checks.ConnectionStatus
+			limit    int
+		}{
+			{"one status", []checks.ConnectionStatus{checks.ConnPasswordIncorrect}, 2},
+			{"every status", nil, 3},
+			{"page of one", []checks.ConnectionStatus{checks.ConnPasswordIncorrect, checks.ConnPending}, 1},
+		} {
+			// After each page, the first connection it listed leaves the
+			// status (a credential update makes it PENDING): the cursor
+			// may name a connection no longer in its group.
+			seen := map[string]int{}
+			moved := map[string]bool{}
+			cursor := ""
+			for pages := 0; ; pages++ {
+				p, err := f.s.ListConnections(f.ctx, f.co.ID, tc.statuses, cursor, tc.limit)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				for _, c := range p.Connections {
+					seen[c.ID]++
+				}
+				if len(p.Connections) > 0 && p.Connections[0].Status == checks.ConnPasswordIncorrect {
+					id := p.Connections[0].ID
+					if _, err := f.s.UpdateCredentials(f.ctx, id, checks.Credentials{Username: "user_good"}); err != nil {
+						t.Fatal(err)
+					}
+					moved[id] = true
+				}
+				if p.Next == "" {
+					break
+				}
+				if pages > 30 {
+					t.Fatalf("%s: paging does not end", tc.name)
+				}
+				cursor = p.Next
+			}
+			for _, id := range ids {
+				if !moved[id] && seen[id] != 1 {
+					t.Fatalf("%s: %s kept its status and was listed %d times (seen %v)", tc.name, id, seen[id], seen)
+				}
+			}
+			// Back to PASSWORD_INCORRECT for the next case.
+			for id := range moved {
+				f.clk.Advance(time.Minute)
+				f.record(id, "again-"+tc.name, f.clk.Now(), fail(checks.ConnPasswordIncorrect, ""))
+			}
 		}
 	})
 }

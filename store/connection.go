@@ -233,7 +233,12 @@ const MaxPageSize = 1000
 
 // ListConnections lists a company's connections, in the given statuses (all
 // when none), grouped by status in the reference's order and oldest first
-// within one. cursor is "" or a Page.Next. It costs O(limit), not O(N).
+// within one. cursor is "" or a Page.Next: it names the last connection
+// returned (its status group, creation time and ID), and the next page
+// resumes after it, so a connection that stays in its status while a
+// client pages is listed exactly once, whatever else changes meanwhile;
+// one whose status changes may be listed twice or not at all (listed
+// under the old status, then the new). It costs O(limit), not O(N).
 func (s *Store) ListConnections(ctx context.Context, companyID string, statuses []checks.ConnectionStatus, cursor string, limit int) (Page, error) {
 	if _, err := s.GetCompany(ctx, companyID); err != nil {
 		return Page{}, err
@@ -244,44 +249,80 @@ func (s *Store) ListConnections(ctx context.Context, companyID string, statuses 
 	if len(statuses) == 0 {
 		statuses = checks.ConnectionStatuses
 	}
-	si, off, err := parseCursor(cursor, len(statuses))
+	at, err := parseCursor(cursor, len(statuses))
 	if err != nil {
 		return Page{}, err
 	}
 	var ids []string
-	for ; si < len(statuses) && len(ids) < limit; si, off = si+1, 0 {
-		want := int64(limit - len(ids))
-		got, err := s.rdb.ZRange(ctx, s.kIndex(companyID, string(statuses[si])), off, off+want).Result()
-		if err != nil {
-			return Page{}, fmt.Errorf("list connections of %s: %w", companyID, err)
+	var last listCursor // the last connection taken
+	for si := at.group; si < len(statuses) && len(ids) < limit; si++ {
+		key := s.kIndex(companyID, string(statuses[si]))
+		from := at // resume after it in its own group; from the start in the next
+		if si != at.group {
+			from = listCursor{}
 		}
-		if int64(len(got)) > want { // one more exists in this status
-			ids = append(ids, got[:want]...)
-			off += want
-			cs, err := s.getConnections(ctx, ids)
-			return Page{Connections: cs, Next: fmt.Sprintf("%d.%d", si, off)}, err
+		min := "-inf"
+		if from.id != "" {
+			min = strconv.FormatInt(from.created, 10)
 		}
-		ids = append(ids, got...)
+		for off := int64(0); ; {
+			want := int64(limit - len(ids))
+			got, err := s.rdb.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: off, Count: want + 1}).Result()
+			if err != nil {
+				return Page{}, fmt.Errorf("list connections of %s: %w", companyID, err)
+			}
+			for _, z := range got {
+				id, _ := z.Member.(string)
+				// A sorted set orders equal scores by member: skip the ties
+				// at the cursor's creation time up to its ID.
+				if from.id != "" && int64(z.Score) == from.created && id <= from.id {
+					continue
+				}
+				if len(ids) == limit { // one more exists: the page is full
+					cs, err := s.getConnections(ctx, ids)
+					return Page{Connections: cs, Next: last.String()}, err
+				}
+				ids, last = append(ids, id), listCursor{si, int64(z.Score), id}
+			}
+			if int64(len(got)) <= want { // the group is done
+				break
+			}
+			off += int64(len(got)) // a full batch of which ties were skipped: on after it
+		}
 	}
 	cs, err := s.getConnections(ctx, ids)
 	p := Page{Connections: cs}
-	if si < len(statuses) && err == nil {
-		p.Next = fmt.Sprintf("%d.%d", si, 0)
+	if len(ids) == limit && err == nil { // more may follow (the next page may be empty)
+		p.Next = last.String()
 	}
 	return p, err
 }
 
-func parseCursor(c string, n int) (int, int64, error) {
+// listCursor is where a listing page ended: after connection id, created at
+// created (its status index score), in the status group-th of the listing.
+type listCursor struct {
+	group   int
+	created int64
+	id      string
+}
+
+func (c listCursor) String() string { return fmt.Sprintf("%d.%d.%s", c.group, c.created, c.id) }
+
+func parseCursor(c string, n int) (listCursor, error) {
 	if c == "" {
-		return 0, 0, nil
+		return listCursor{}, nil
 	}
-	a, b, ok := strings.Cut(c, ".")
-	si, err1 := strconv.Atoi(a)
-	off, err2 := strconv.ParseInt(b, 10, 64)
-	if !ok || err1 != nil || err2 != nil || si < 0 || si >= n || off < 0 {
-		return 0, 0, fmt.Errorf("%w: cursor %q is not one this listing returned", ErrInvalid, c)
+	bad := fmt.Errorf("%w: cursor %q is not one this listing returned (start again without a cursor)", ErrInvalid, c)
+	parts := strings.Split(c, ".")
+	if len(parts) != 3 {
+		return listCursor{}, bad
 	}
-	return si, off, nil
+	group, err1 := strconv.Atoi(parts[0])
+	created, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil || group < 0 || group >= n || !ValidID(ConnectionIDPrefix, parts[2]) {
+		return listCursor{}, bad
+	}
+	return listCursor{group, created, parts[2]}, nil
 }
 
 // DueBacklog counts the checks whose time has passed and that are not
