@@ -135,7 +135,8 @@ func keyCheck(keys [][sha256.Size]byte, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get(HeaderAPIKey)
 		if key == "" {
-			if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			// The scheme is case-insensitive (RFC 9110, section 11.1).
+			if scheme, v, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
 				key = strings.TrimSpace(v)
 			}
 		}

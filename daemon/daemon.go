@@ -29,6 +29,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -481,7 +482,10 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 		d.log.WithError(err).Warn("readyz: redis unreachable")
 		return
 	}
-	fmt.Fprintf(w, `{"status":"ready","roles":%q}`, d.cfg.Roles)
+	_ = json.NewEncoder(w).Encode(struct {
+		Status string   `json:"status"`
+		Roles  []string `json:"roles"`
+	}{"ready", d.cfg.Roles})
 }
 
 // startOps serves /metrics, /healthz and /readyz on metricsAddr: how a

@@ -1,8 +1,10 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +53,7 @@ func TestOperatorSurface(t *testing.T) {
 	}
 	key := map[string]string{"X-API-Key": testAPIKey}
 	bearer := map[string]string{"Authorization": "Bearer " + testAPIKey}
+	lowerBearer := map[string]string{"Authorization": "bearer " + testAPIKey}
 
 	cases := []struct {
 		name       string
@@ -63,6 +66,8 @@ func TestOperatorSurface(t *testing.T) {
 		{"metrics need a key", base + "/metrics", nil, "", "", http.StatusUnauthorized, "X-API-Key"},
 		{"metrics with the key", base + "/metrics", key, "", "", http.StatusOK, "checkd_connections"},
 		{"metrics with a bearer key", base + "/metrics", bearer, "", "", http.StatusOK, "checkd_due_backlog"},
+		{"metrics with a lower-case bearer key", base + "/metrics", lowerBearer, "", "", http.StatusOK, "checkd_due_backlog"},
+		{"metrics with another scheme", base + "/metrics", map[string]string{"Authorization": "Basic " + testAPIKey}, "", "", http.StatusUnauthorized, ""},
 		{"readyz", base + "/readyz", nil, "", "", http.StatusOK, `"ready"`},
 		{"dashboard needs credentials", base + "/monitoring/", nil, "", "", http.StatusUnauthorized, ""},
 		{"dashboard wrong password", base + "/monitoring/", nil, "admin", "nope", http.StatusUnauthorized, ""},
@@ -77,6 +82,17 @@ func TestOperatorSurface(t *testing.T) {
 		code, body := get(tc.url, tc.hdr, tc.user, tc.pass)
 		if code != tc.want || !strings.Contains(strings.ToLower(body), strings.ToLower(tc.contains)) {
 			t.Errorf("%s: %d %.200q, want %d containing %q", tc.name, code, body, tc.want, tc.contains)
+		}
+	}
+	// /readyz is JSON a probe can parse, naming every role of the process.
+	for _, u := range []string{base, ops} {
+		_, body := get(u+"/readyz", nil, "", "")
+		var ready struct {
+			Status string   `json:"status"`
+			Roles  []string `json:"roles"`
+		}
+		if err := json.Unmarshal([]byte(body), &ready); err != nil || ready.Status != "ready" || !slices.Equal(ready.Roles, c.Roles) {
+			t.Errorf("%s/readyz = %q (%v), want status ready and roles %v", u, body, err, c.Roles)
 		}
 	}
 
