@@ -139,6 +139,7 @@ func TestRealRedisDetails(t *testing.T) {
 		{"zero multiplier", call{method: "PATCH", path: path, body: `{"occupancyMultiplier":0}`}, 400, api.CodeInvalidRequest, []string{"occupancyMultiplier"}},
 		{"huge multiplier", call{method: "PATCH", path: path, body: `{"occupancyMultiplier":1e9}`}, 400, api.CodeInvalidRequest, []string{"occupancyMultiplier"}},
 		{"long name", call{method: "PATCH", path: path, body: `{"name":"` + strings.Repeat("n", store.MaxNameLen+1) + `"}`}, 400, api.CodeInvalidRequest, []string{"name", "200"}},
+		{"escape sequence in the name", call{method: "PATCH", path: path, body: `{"name":"x\u001b[2J"}`}, 400, api.CodeInvalidRequest, []string{"control characters"}},
 		{"valid part of an invalid patch", call{method: "PATCH", path: path, body: `{"isActive":false,"startDate":"yesterday"}`}, 400, api.CodeInvalidRequest, []string{"startDate"}},
 		{"nothing to update", call{method: "PATCH", path: path, body: `{}`}, 400, api.CodeInvalidRequest, []string{"nothing to update", "isActive"}},
 		{"only nulls", call{method: "PATCH", path: path, body: `{"isActive":null,"name":null}`}, 400, api.CodeInvalidRequest, []string{"nothing to update"}},

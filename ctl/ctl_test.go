@@ -257,6 +257,15 @@ func TestCommands(t *testing.T) {
 				"ID    NUMBER  NAME     TRACKING  STATUS    DETAIL\nac_1  1001    Meter A  UNSET     DETECTED  -\n"},
 		},
 		{
+			name: "connection show escapes control characters from the API",
+			args: []string{"connection", "show", "cn_1"},
+			replies: ok(strings.Replace(strings.Replace(connJSON, `"Main office"`, `"Main\u001b[8m office"`, 1),
+				`"Meter A"`, `"Meter\tA\u009b"`, 1)),
+			want:   []request{get("/v1/connection/cn_1/details", "")},
+			outHas: []string{`Main\x1b[8m office`, `Meter A\x9b`},
+			noOut:  []string{"\x1b", "\u009b", "\t"},
+		},
+		{
 			name:    "connection show escapes the ID",
 			args:    []string{"connection", "show", "cn_1/../x"},
 			replies: ok(connJSON),

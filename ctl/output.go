@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 )
 
 // tw writes aligned columns; line writes free text between tables.
@@ -20,25 +21,48 @@ func newTW(out io.Writer) *tw {
 	return &tw{out: out, w: tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)}
 }
 
-// row writes one row; tabs and newlines in cells become spaces so a value
-// never breaks the columns.
+// printable makes a value from the API safe to print on a terminal: tabs
+// and newlines become spaces, so a value never breaks the columns, and other
+// control characters are shown escaped (\x1b), so an escape sequence in a
+// name cannot hide or rewrite what the operator reads. The API refuses them
+// in names; this covers data stored before it did.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteByte(' ')
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// row writes one row of values made printable.
 func (t *tw) row(cells ...string) {
 	for i, c := range cells {
-		cells[i] = strings.Map(func(r rune) rune {
-			if r == '\t' || r == '\n' || r == '\r' {
-				return ' '
-			}
-			return r
-		}, c)
+		cells[i] = printable(c)
 	}
 	if _, err := fmt.Fprintln(t.w, strings.Join(cells, "\t")); err != nil && t.err == nil {
 		t.err = err
 	}
 }
 
-// line flushes the pending rows and writes a line of text.
+// line flushes the pending rows and writes a line of text; string
+// arguments are made printable.
 func (t *tw) line(format string, a ...any) {
 	t.flush()
+	for i, v := range a {
+		if s, ok := v.(string); ok {
+			a[i] = printable(s)
+		}
+	}
 	if _, err := fmt.Fprintf(t.out, format+"\n", a...); err != nil && t.err == nil {
 		t.err = err
 	}

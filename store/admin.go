@@ -67,8 +67,10 @@ const MaxOccupancyMultiplier = 100
 
 func (p DetailsPatch) validate() error {
 	var problems []string
-	if p.Name != nil && len(*p.Name) > MaxNameLen {
-		problems = append(problems, fmt.Sprintf("name is at most %d bytes", MaxNameLen))
+	if p.Name != nil {
+		if np := nameProblem(*p.Name); np != "" {
+			problems = append(problems, np)
+		}
 	}
 	if p.StartDate != nil && *p.StartDate != "" {
 		if _, err := time.Parse(time.DateOnly, *p.StartDate); err != nil {

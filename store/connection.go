@@ -64,8 +64,8 @@ func (in NewConnection) validate() error {
 		problems = append(problems, "datasource is required")
 	}
 	problems = append(problems, credentialProblems(in.Credentials)...)
-	if len(in.Name) > MaxNameLen {
-		problems = append(problems, fmt.Sprintf("name is at most %d bytes", MaxNameLen))
+	if p := nameProblem(in.Name); p != "" {
+		problems = append(problems, p)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))

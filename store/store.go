@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
 
@@ -221,11 +222,28 @@ type NewCompany struct {
 // MaxNameLen bounds names so one record stays small.
 const MaxNameLen = 200
 
+// nameProblem says what is wrong with a company's or connection's name, ""
+// when nothing. Control characters are refused: a name is printed on
+// operators' terminals (checkctl), where an escape sequence could hide or
+// rewrite what they read.
+func nameProblem(name string) string {
+	switch {
+	case len(name) > MaxNameLen:
+		return fmt.Sprintf("name is at most %d bytes", MaxNameLen)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return "name must not contain control characters (tabs, newlines, escape sequences)"
+	}
+	return ""
+}
+
 // CreateCompany stores a new active company.
 func (s *Store) CreateCompany(ctx context.Context, in NewCompany) (Company, error) {
 	name := strings.TrimSpace(in.Name)
-	if name == "" || len(name) > MaxNameLen {
-		return Company{}, fmt.Errorf("%w: company name is required and at most %d bytes", ErrInvalid, MaxNameLen)
+	if name == "" {
+		return Company{}, fmt.Errorf("%w: company name is required (at most %d bytes)", ErrInvalid, MaxNameLen)
+	}
+	if p := nameProblem(name); p != "" {
+		return Company{}, fmt.Errorf("%w: company %s", ErrInvalid, p)
 	}
 	now := s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)
 	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now}
