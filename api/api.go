@@ -47,7 +47,9 @@
 //     allowed). A request without a Content-Type is read as JSON too, so a
 //     bare `curl -d '{...}'` works; any other media type is 415.
 //   - Errors are {"error":{"code":"...","message":"..."}}; the message says
-//     what to fix. A request answered with a 4xx has written nothing.
+//     what to fix. A request answered with a 4xx has written nothing, with
+//     one exception: a company (de)activation overtaken by a later one (409,
+//     store.CompanyToggledError) stops where it is and the later finishes.
 //   - Credentials are accepted when a connection is created or its
 //     credentials are updated, and never appear in a response or a log line.
 //   - Every response carries X-Request-ID (the caller's, when it sent a sane

@@ -423,6 +423,22 @@ type CompanyChange struct {
 // between them.
 const companyBatch = 500
 
+// CompanyToggledError reports a company activation change overtaken by a
+// later one (another request flipped the flag back meanwhile): the later
+// request converts the company's connections; this one stopped, having
+// converted some already. It wraps ErrConflict.
+type CompanyToggledError struct {
+	CompanyID string
+}
+
+func (e *CompanyToggledError) Error() string {
+	return "company " + e.CompanyID + " was activated or deactivated again by another request while this one ran; " +
+		"that request finishes converting its connections (some were converted by this one): read the company to see where it ended"
+}
+
+// Unwrap makes the error match ErrConflict.
+func (e *CompanyToggledError) Unwrap() error { return ErrConflict }
+
 // SetCompanyActive deactivates or reactivates a company. Deactivation makes
 // every connection and account of it COMPANY_INACTIVE (remembering what
 // each was) and takes them out of the due index; reactivation restores
@@ -531,7 +547,7 @@ func (s *Store) moveCompany(ctx context.Context, companyID, status, flag string)
 			case 1:
 				progress++
 			case -1:
-				return moved + progress, fmt.Errorf("company %s was toggled again during the update; the later call finishes the job: %w", companyID, ErrConflict)
+				return moved + progress, &CompanyToggledError{CompanyID: companyID}
 			}
 		}
 		moved += progress

@@ -156,6 +156,23 @@ func runAdmin(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a company change overtaken by a later one stops with a conflict naming it", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		// A deactivation still converting when a reactivation set the flag
+		// back: its writes fail the company guard.
+		before := f.snapshot(c.ID)
+		_, err := f.s.moveCompany(f.ctx, f.co.ID, string(checks.ConnPending), "0")
+		var te *CompanyToggledError
+		if !errors.As(err, &te) || te.CompanyID != f.co.ID || !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "finishes converting") {
+			t.Fatalf("err = %v, want a CompanyToggledError matching ErrConflict", err)
+		}
+		if f.snapshot(c.ID) != before {
+			t.Fatal("a write against the company's current flag went through")
+		}
+	})
+
 	t.Run("settings are validated, nothing written on error", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
