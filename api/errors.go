@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/store"
@@ -76,11 +80,21 @@ func writeInternal(w http.ResponseWriter, r *http.Request) {
 		"internal error: retry later, and report request ID %s if it persists", RequestID(r.Context())))
 }
 
+// unreachable reports an error of the connection to Redis (refused,
+// reset, timed out, closed, no free connection) rather than of a command:
+// the request may succeed once Redis is back.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
+}
+
 // storeError answers a store error: ErrNotFound → 404 with notFound as the
 // message, ErrInvalid → 400 with the store's explanation (and the refused
 // accounts of an *store.AccountsError), ErrNotAllowed → 409 saying why,
-// ErrConflict → 409, anything else → 500 with the detail logged, not
-// returned.
+// ErrConflict → 409, Redis unreachable → 503 with Retry-After, anything
+// else → 500; the detail of a 503 or 500 is logged, not returned.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	var accts *store.AccountsError
 	switch {
@@ -95,6 +109,11 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, n
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error())
+	case unreachable(err):
+		s.logError(r, err, "api: redis unreachable")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable,
+			"the database is unreachable: retry in a few seconds (GET /readyz says when it is back)")
 	default:
 		s.logError(r, err, "api: request failed")
 		writeInternal(w, r)

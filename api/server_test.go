@@ -212,38 +212,58 @@ func TestMount(t *testing.T) {
 	}
 }
 
-func TestStoreFailureIs500(t *testing.T) {
+func TestStoreFailures(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	co := e.company("Acme")
-	addr := e.mr.Addr()
-	e.mr.Close() // every store call now fails with a connection error
-	for _, c := range []call{
-		{method: "GET", path: "/v1/company"},
-		{method: "GET", path: "/v1/company/" + co.ID},
-		{method: "POST", path: "/v1/connection/company/" + co.ID, body: goodConnection},
-	} {
-		e.logs.Reset()
-		w := e.do(c)
-		if w.Code != http.StatusInternalServerError {
-			t.Errorf("%s %s: %d %s", c.method, c.path, w.Code, w.Body)
-			continue
-		}
-		got := decodeAs[api.ErrorResponse](t, w)
-		if got.Error.Code != api.CodeInternal || strings.Contains(got.Error.Message, addr) || strings.Contains(got.Error.Message, "refused") {
-			t.Errorf("%s %s: message leaks the detail: %q", c.method, c.path, got.Error.Message)
-		}
-		var detailLogged bool
+	// logged checks that the failure's detail went to the log at error level.
+	logged := func(e *env) bool {
 		for _, en := range e.logs.AllEntries() {
 			if err, ok := en.Data[logrus.ErrorKey].(error); ok && en.Level == logrus.ErrorLevel && err != nil {
-				detailLogged = true
+				return true
 			}
 		}
-		if !detailLogged {
-			t.Errorf("%s %s: the failure was not logged", c.method, c.path)
-		}
+		return false
 	}
-	e.assertNoSecret()
+
+	t.Run("a corrupt record is 500", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		c := e.connection(e.company("Acme").ID, "user_good")
+		e.mr.Set("cd:c:"+c.ID, "{not json")
+		w := e.do(call{method: "GET", path: "/v1/connection/" + c.ID + "/details"})
+		got := decodeAs[api.ErrorResponse](t, w)
+		if w.Code != http.StatusInternalServerError || got.Error.Code != api.CodeInternal || strings.Contains(got.Error.Message, "json") || !logged(e) {
+			t.Fatalf("%d %s, want 500 without the detail, which is logged", w.Code, w.Body)
+		}
+	})
+
+	t.Run("Redis unreachable is 503 with Retry-After", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		co := e.company("Acme")
+		addr := e.mr.Addr()
+		e.mr.Close() // every store call now fails with a connection error
+		for _, c := range []call{
+			{method: "GET", path: "/v1/company"},
+			{method: "GET", path: "/v1/company/" + co.ID},
+			{method: "POST", path: "/v1/connection/company/" + co.ID, body: goodConnection},
+		} {
+			e.logs.Reset()
+			w := e.do(c)
+			if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+				t.Errorf("%s %s: %d %v %s, want 503 with Retry-After", c.method, c.path, w.Code, w.Header(), w.Body)
+				continue
+			}
+			got := decodeAs[api.ErrorResponse](t, w)
+			if got.Error.Code != api.CodeUnavailable || !strings.Contains(got.Error.Message, "retry") ||
+				strings.Contains(got.Error.Message, addr) || strings.Contains(got.Error.Message, "refused") {
+				t.Errorf("%s %s: message %q: want a retry hint without the detail", c.method, c.path, got.Error.Message)
+			}
+			if !logged(e) {
+				t.Errorf("%s %s: the failure was not logged", c.method, c.path)
+			}
+		}
+		e.assertNoSecret()
+	})
 }
 
 func TestStopWithRequestInFlight(t *testing.T) {
