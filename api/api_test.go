@@ -183,10 +183,13 @@ func TestCreateConnection(t *testing.T) {
 			t.Errorf("response has field %q", k)
 		}
 	}
+	if ds, _ := raw["datasource"].(map[string]any); ds["name"] != "sandbox" { // seed 001: datasource.name
+		t.Errorf("datasource = %#v, want {\"name\":\"sandbox\"}", raw["datasource"])
+	}
 	c := decodeAs[api.Connection](t, w)
 	info, _ := checks.ConnPending.Info()
 	switch {
-	case !store.ValidID(store.ConnectionIDPrefix, c.ID), c.CompanyID != co.ID, c.Datasource != "sandbox", c.Name != "Electric", !c.IsActive:
+	case !store.ValidID(store.ConnectionIDPrefix, c.ID), c.CompanyID != co.ID, c.Datasource.Name != "sandbox", c.Name != "Electric", !c.IsActive:
 		t.Errorf("identity fields: %+v", c.Connection)
 	case c.Status != checks.ConnPending, !c.StatusFirstSeenTime.Equal(testNow), !c.StatusLastUpdateTime.Equal(testNow), c.StatusErrorDetail != "":
 		t.Errorf("status fields: %+v", c.Connection)

@@ -88,30 +88,46 @@ type account struct {
 	StatusErrorDetail   string `json:"statusErrorDetail"`
 }
 
+// datasource is a connection's datasource: {"name": ...}, or a bare name
+// (servers before the object form).
+type datasource string
+
+func (d *datasource) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, (*string)(d))
+	}
+	var o struct {
+		Name string `json:"name"`
+	}
+	err := json.Unmarshal(b, &o)
+	*d = datasource(o.Name)
+	return err
+}
+
 type connection struct {
-	ID                   string    `json:"id"`
-	CompanyID            string    `json:"companyId"`
-	Datasource           string    `json:"datasource"`
-	Name                 string    `json:"name"`
-	IsActive             bool      `json:"isActive"`
-	CreatedAt            string    `json:"createdAt"`
-	Status               string    `json:"status"`
-	StatusDisplayName    string    `json:"statusDisplayName"`
-	StatusFirstSeenTime  string    `json:"statusFirstSeenTime"`
-	StatusLastUpdateTime string    `json:"statusLastUpdateTime"`
-	StatusErrorDetail    string    `json:"statusErrorDetail"`
-	LastCheckAt          *string   `json:"lastCheckAt"`
-	LastSuccessAt        *string   `json:"lastSuccessAt"`
-	NextCheckAt          *string   `json:"nextCheckAt"`
-	ConsecutiveFailures  int       `json:"consecutiveFailures"`
-	StartDate            string    `json:"startDate"`
-	OccupancyMultiplier  float64   `json:"occupancyMultiplier"`
-	CanRefresh           bool      `json:"canRefresh"`
-	CanReconnect         bool      `json:"canReconnect"`
-	CheckEnqueued        *bool     `json:"checkEnqueued"`
-	CheckTaskID          string    `json:"checkTaskId"`
-	CheckNote            string    `json:"checkNote"`
-	Accounts             []account `json:"accounts"`
+	ID                   string     `json:"id"`
+	CompanyID            string     `json:"companyId"`
+	Datasource           datasource `json:"datasource"`
+	Name                 string     `json:"name"`
+	IsActive             bool       `json:"isActive"`
+	CreatedAt            string     `json:"createdAt"`
+	Status               string     `json:"status"`
+	StatusDisplayName    string     `json:"statusDisplayName"`
+	StatusFirstSeenTime  string     `json:"statusFirstSeenTime"`
+	StatusLastUpdateTime string     `json:"statusLastUpdateTime"`
+	StatusErrorDetail    string     `json:"statusErrorDetail"`
+	LastCheckAt          *string    `json:"lastCheckAt"`
+	LastSuccessAt        *string    `json:"lastSuccessAt"`
+	NextCheckAt          *string    `json:"nextCheckAt"`
+	ConsecutiveFailures  int        `json:"consecutiveFailures"`
+	StartDate            string     `json:"startDate"`
+	OccupancyMultiplier  float64    `json:"occupancyMultiplier"`
+	CanRefresh           bool       `json:"canRefresh"`
+	CanReconnect         bool       `json:"canReconnect"`
+	CheckEnqueued        *bool      `json:"checkEnqueued"`
+	CheckTaskID          string     `json:"checkTaskId"`
+	CheckNote            string     `json:"checkNote"`
+	Accounts             []account  `json:"accounts"`
 }
 
 type connectionPage struct {
@@ -328,7 +344,7 @@ func connectionsList(c *call) error {
 	if err := c.emit(raw, &conns, func(t *tw) {
 		t.row("ID", "NAME", "DATASOURCE", "STATUS", "ACTIVE", "ACCOUNTS", "LAST CHECK", "NEXT CHECK")
 		for _, cn := range conns.Connections {
-			t.row(cn.ID, orDash(cn.Name), cn.Datasource, cn.Status, yesNo(cn.IsActive), strconv.Itoa(len(cn.Accounts)),
+			t.row(cn.ID, orDash(cn.Name), string(cn.Datasource), cn.Status, yesNo(cn.IsActive), strconv.Itoa(len(cn.Accounts)),
 				orDash(deref(cn.LastCheckAt)), orDash(deref(cn.NextCheckAt)))
 		}
 	}); err != nil {
@@ -432,7 +448,7 @@ func (c *call) showConnection(raw []byte) error {
 		t.row("ID:", cn.ID)
 		t.row("Company:", cn.CompanyID)
 		t.row("Name:", orDash(cn.Name))
-		t.row("Datasource:", cn.Datasource)
+		t.row("Datasource:", string(cn.Datasource))
 		t.row("Active:", yesNo(cn.IsActive))
 		t.row("Status:", status)
 		t.row("Status since:", orDash(cn.StatusFirstSeenTime))

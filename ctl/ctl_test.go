@@ -61,7 +61,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 const (
 	companyJSON = `{"id":"co_1","name":"Acme","isActive":true,"createdAt":"2026-03-02T10:00:00Z"}`
-	connJSON    = `{"id":"cn_1","companyId":"co_1","datasource":"sandbox","name":"Main office","isActive":true,
+	connJSON    = `{"id":"cn_1","companyId":"co_1","datasource":{"name":"sandbox"},"name":"Main office","isActive":true,
 		"createdAt":"2026-03-02T10:00:00Z","status":"PASSWORD_INCORRECT","statusDisplayName":"Password Incorrect",
 		"statusFirstSeenTime":"2026-03-02T10:05:00Z","statusLastUpdateTime":"2026-03-03T10:05:00Z",
 		"statusErrorDetail":"login rejected","lastCheckAt":"2026-03-03T10:05:00Z","lastSuccessAt":null,"nextCheckAt":null,

@@ -117,13 +117,14 @@ func TestAgainstRealAPICreateListShow(t *testing.T) {
 	contains(t, "companies list", mustCLI(t, url, "", "companies", "list"), "ID", co.ID, "Acme Corp", "yes")
 
 	var cn struct {
-		ID, Status, Datasource, Name string
-		CompanyID                    string `json:"companyId"`
+		ID, Status, Name string
+		CompanyID        string `json:"companyId"`
+		Datasource       struct{ Name string }
 	}
 	decodeJSON(t, mustCLI(t, url, realSecret+"\n", "connection", "create", co.ID, "--datasource", "sandbox",
 		"--username", "user_good", "--password-stdin", "--name", "Main office", "--output", "json"), &cn)
 	if !store.ValidID(store.ConnectionIDPrefix, cn.ID) || cn.Status != "PENDING" || cn.CompanyID != co.ID ||
-		cn.Datasource != "sandbox" || cn.Name != "Main office" {
+		cn.Datasource.Name != "sandbox" || cn.Name != "Main office" {
 		t.Fatalf("connection create returned %+v", cn)
 	}
 

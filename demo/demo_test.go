@@ -70,7 +70,7 @@ func TestSeed(t *testing.T) {
 	}
 	users := map[string]int{}
 	for _, c := range page.Connections {
-		if c.Status != checks.ConnPending || c.Datasource != sandbox.Datasource || !c.IsActive || c.NextCheckAt == nil {
+		if c.Status != checks.ConnPending || c.Datasource.Name != sandbox.Datasource || !c.IsActive || c.NextCheckAt == nil {
 			t.Errorf("seeded connection %+v: want an active PENDING sandbox connection due at once", c)
 		}
 		tg, err := st.LoadCheck(ctx, c.ID)

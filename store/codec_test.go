@@ -537,3 +537,27 @@ func FuzzSealedCreds(f *testing.F) {
 		}
 	})
 }
+
+func TestDatasourceJSON(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{`{"name":"sandbox"}`, "sandbox", true},
+		{`"sandbox"`, "sandbox", true}, // the request form
+		{`{}`, "", true},
+		{`42`, "", false},
+		{`["sandbox"]`, "", false},
+	} {
+		var d Datasource
+		err := json.Unmarshal([]byte(c.in), &d)
+		if (err == nil) != c.ok || d.Name != c.want {
+			t.Errorf("%s: %+v, %v", c.in, d, err)
+		}
+	}
+	if b, _ := json.Marshal(Datasource{Name: "sandbox"}); string(b) != `{"name":"sandbox"}` {
+		t.Errorf("marshal: %s", b)
+	}
+}

@@ -18,12 +18,27 @@ type Company struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
+// Datasource names the provider a connection logs in to; the reference's
+// integrators read it as datasource.name.
+type Datasource struct {
+	Name string `json:"name"`
+}
+
+// UnmarshalJSON reads the object, or a bare name (the form requests send).
+func (d *Datasource) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &d.Name)
+	}
+	type plain Datasource
+	return json.Unmarshal(b, (*plain)(d))
+}
+
 // Connection is a login to a provider's website and the accounts behind it,
 // with the reference's status fields. Credentials are never part of it.
 type Connection struct {
 	ID                   string                  `json:"id"`
 	CompanyID            string                  `json:"companyId"`
-	Datasource           string                  `json:"datasource"`
+	Datasource           Datasource              `json:"datasource"`
 	Name                 string                  `json:"name,omitempty"`
 	IsActive             bool                    `json:"isActive"`
 	CreatedAt            time.Time               `json:"createdAt"`
@@ -161,7 +176,7 @@ func (r *connRec) public(nextCheck int64) Connection {
 	c := Connection{
 		ID:                   r.ID,
 		CompanyID:            r.CompanyID,
-		Datasource:           r.Datasource,
+		Datasource:           Datasource{Name: r.Datasource},
 		Name:                 r.Name,
 		IsActive:             !r.Inactive,
 		CreatedAt:            fromMS(r.CreatedAt),
