@@ -334,6 +334,17 @@ func (s *Server) publicURL() string {
 const linksUnavailable = "credential-update links are not available: this API has no link signer configured"
 
 func (s *Server) createLink(w http.ResponseWriter, r *http.Request, id string) {
+	s.link(w, r, id, http.StatusCreated)
+}
+
+// editLink is the reference's "GET /connection/{connectionId}: generate a
+// magic link for editing an existing connection": the same link as POST
+// .../link, answered 200 (signing a token changes nothing on the server).
+func (s *Server) editLink(w http.ResponseWriter, r *http.Request) {
+	s.link(w, r, r.PathValue("connectionId"), http.StatusOK)
+}
+
+func (s *Server) link(w http.ResponseWriter, r *http.Request, id string, code int) {
 	if s.cfg.Links == nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
 		return
@@ -350,7 +361,7 @@ func (s *Server) createLink(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	// The token rides in the fragment: browsers never send it to a server,
 	// so it stays out of access logs and Referer headers.
-	writeJSON(w, http.StatusCreated, LinkResponse{ConnectionID: id, URL: s.publicURL() + "/link#token=" + tok, Token: tok, ExpiresAt: exp})
+	writeJSON(w, code, LinkResponse{ConnectionID: id, URL: s.publicURL() + "/link#token=" + tok, Token: tok, ExpiresAt: exp})
 }
 
 func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {

@@ -554,12 +554,23 @@ func TestRealRedisLinks(t *testing.T) {
 	if _, ok := raw["accounts"]; ok {
 		t.Errorf("the link answer exposes the connection's details: %v", raw)
 	}
+	// The reference's GET /connection/{connectionId} gives the same link.
+	c := e.connection(co.ID, "user_c")
+	var viaGet api.LinkResponse
+	e.send(call{method: "GET", path: "/v1/connection/" + c.ID}, 200, &viaGet)
+	if viaGet.ConnectionID != c.ID || viaGet.URL != publicURL+"/link#token="+viaGet.Token {
+		t.Fatalf("GET link: %+v", viaGet)
+	}
+	e.send(use(viaGet.Token, good), 200, &res)
+	if res.ConnectionID != c.ID {
+		t.Fatalf("GET link use: %+v", res)
+	}
 	tg, _ := e.st.LoadCheck(context.Background(), a.ID)
 	if tg.Request.Credentials.Password != "fresh-Pa55" {
 		t.Fatalf("credentials of A not updated: %+v", tg.Request.Credentials)
 	}
 	crit := e.queued(tasks.QueueCritical)
-	if len(crit) != 2 { // A's, then B's from its own link
+	if len(crit) != 3 { // A's, then B's from its own link, then C's
 		t.Fatalf("critical queue: %v", crit)
 	}
 	e.runErrorCases(t, []errorCase{
@@ -602,6 +613,8 @@ func TestRealRedisLinks(t *testing.T) {
 		{"link for unknown connection", call{method: "POST", path: "/v1/connection/" + unknownConnection + "/link"}, 404, api.CodeNotFound, []string{unknownConnection}},
 		{"link without key", call{method: "POST", path: "/v1/connection/" + a.ID + "/link", key: "-"}, 401, api.CodeUnauthorized, nil},
 		{"GET a link", call{method: "GET", path: "/v1/connection/" + a.ID + "/link"}, 405, api.CodeMethodNotAllowed, []string{"POST"}},
+		{"GET link for unknown connection", call{method: "GET", path: "/v1/connection/" + unknownConnection}, 404, api.CodeNotFound, []string{unknownConnection}},
+		{"GET link without key", call{method: "GET", path: "/v1/connection/" + a.ID, key: "-"}, 401, api.CodeUnauthorized, nil},
 	})
 
 	// No token ever reaches the log.

@@ -28,6 +28,7 @@
 //	PATCH /v1/connection/{connectionId}/credentials {"credentials":{...}} → connection + "checkEnqueued" (a blocked one becomes PENDING and is checked)
 //	POST  /v1/connection/{connectionId}/refresh     → 202 {"enqueued","taskId"|"reason"}; 409 when the status forbids a refresh
 //	POST  /v1/connection/{connectionId}/link        → 201 {"url","token","expiresAt"}: a single-use credential-update link
+//	GET   /v1/connection/{connectionId}             → 200 the same link (the reference's "magic link for editing")
 //	PATCH /v1/link/credentials                      {"token","credentials"} → 200; NO API key: the token authorizes one update
 //	GET   /link                                     the page a link opens (token in the URL fragment); no key
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}

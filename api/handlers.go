@@ -113,6 +113,7 @@ func (s *Server) routes() {
 	// which ServeMux refuses; one pattern dispatches both, by the connRoutes
 	// table. Connection IDs start with "cn_", so never "company".
 	s.mux.HandleFunc("/v1/connection/{id}/{view}", s.connectionRoute)
+	api("GET /v1/connection/{connectionId}", s.editLink)
 	api("GET /v1/statuses", s.statuses)
 	api("GET /v1/queues", s.listQueues)
 	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
