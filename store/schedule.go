@@ -315,13 +315,12 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 	sw.done[b.seq] = a
 	args := []any{sw.token, sw.lease.Milliseconds(), int64(0)}
 	var end int64 = -1
-	for {
-		a, found := sw.done[sw.ackedSeq]
+	first := sw.ackedSeq
+	for seq := first; ; seq++ {
+		a, found := sw.done[seq]
 		if !found {
 			break
 		}
-		delete(sw.done, sw.ackedSeq)
-		sw.ackedSeq++
 		end = a.end
 		for _, it := range a.failed {
 			args = append(args, it.ConnectionID, ms(it.Slot))
@@ -334,7 +333,17 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 	s := sw.s
 	n, err := ackSweepScript.Run(ctx, s.rdb, []string{s.kCursor(), s.kSweepLock(), s.kDue()}, args...).Int()
 	if err != nil {
+		// The batches stay unacknowledged: the next Ack sends them again
+		// (the script is idempotent), and End does not move the cursor
+		// over them, so a failed item's slot is not lost with the reply.
 		return fmt.Errorf("move the sweep cursor to %s: %w", fromMS(end).Format(time.RFC3339Nano), err)
+	}
+	for { // the batches just sent, held under sw.mu since
+		if _, found := sw.done[sw.ackedSeq]; !found {
+			break
+		}
+		delete(sw.done, sw.ackedSeq)
+		sw.ackedSeq++
 	}
 	if n == 0 {
 		return ErrSweepLost

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,6 +218,70 @@ func runSweepConformance(t *testing.T, b backend) {
 		}
 		if _, err := f.s.BeginSweep(f.ctx, t0, 0); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("zero lease: %v", err)
+		}
+	})
+
+	t.Run("an acknowledgement that fails keeps its batches: no slot is lost", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		f.sweepAll(t0, 10)
+		for range 30 {
+			f.record(f.conn("user_good").ID, "a1", t0, ok())
+		}
+		allOK := func(n int) []bool {
+			ok := make([]bool, n)
+			for i := range ok {
+				ok[i] = true
+			}
+			return ok
+		}
+		for k, then := range []string{"end", "ack again"} {
+			end := t0.Add(time.Duration(k+1) * DefaultInterval) // each case sweeps an interval of its own
+			sw, err := f.s.BeginSweep(f.ctx, end, time.Minute)
+			if err != nil || sw == nil {
+				t.Fatalf("BeginSweep = %v, %v", sw, err)
+			}
+			limit := 100 // "end": the whole sweep in one batch, so End has read everything
+			if then == "ack again" {
+				limit = 10
+			}
+			b0, _ := sw.Next(f.ctx, limit)
+			ok0 := allOK(len(b0))
+			ok0[2] = false // its enqueue failed, and then its acknowledgement (a Redis blip)
+			h := &failScripts{keys: 3, key: f.s.kCursor()}
+			h.left.Store(1)
+			f.rdb.AddHook(h)
+			if err := sw.Ack(f.ctx, b0, ok0); err == nil || h.left.Load() != 0 {
+				t.Fatalf("%s: the injected failure did not happen: %v", then, err)
+			}
+			if then == "ack again" {
+				// The next batch's acknowledgement carries the first one's too.
+				b1, _ := sw.Next(f.ctx, 10)
+				if err := sw.Ack(f.ctx, b1, allOK(len(b1))); err != nil {
+					t.Fatal(err)
+				}
+				if c, _ := f.s.sweepCursor(f.ctx, end); c < ms(b1[len(b1)-1].Slot) {
+					t.Fatalf("cursor at %v, want past batch 1", fromMS(c))
+				}
+				if due, err := f.rdb.ZScore(f.ctx, f.s.kDue(), b0[2].ConnectionID).Result(); err != nil || int64(due) != ms(b0[2].Slot) {
+					t.Fatalf("the failed item is due at %v (%v), want its slot %v", due, err, b0[2].Slot)
+				}
+				if err := sw.End(f.ctx); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if err := sw.End(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			// The cursor stayed before the batch: the next sweep reads it again.
+			again := map[string]time.Time{}
+			for _, it := range f.sweepAll(end, 100) {
+				again[it.ConnectionID] = it.Slot
+			}
+			if got, found := again[b0[2].ConnectionID]; !found || !got.Equal(b0[2].Slot) {
+				t.Fatalf("the failed item's slot %v was not swept again (got %v, %v)", b0[2].Slot, got, found)
+			}
 		}
 	})
 
@@ -451,5 +518,32 @@ func TestEnsureSchedule(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failScripts fails the next left script calls with keys keys whose first key
+// is key, as a dropped connection would.
+type failScripts struct {
+	keys int
+	key  string
+	left atomic.Int32
+}
+
+func (h *failScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *failScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *failScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		a := cmd.Args()
+		if name, _ := a[0].(string); (name == "evalsha" || name == "eval") && len(a) > 3 &&
+			fmt.Sprint(a[2]) == strconv.Itoa(h.keys) && a[3] == h.key && h.left.Add(-1) >= 0 {
+			err := errors.New("injected: connection reset by peer")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
 	}
 }
