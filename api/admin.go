@@ -70,17 +70,30 @@ type RefreshResult struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// LinkResponse is the answer of POST /v1/connection/{connectionId}/link.
-// The token is a secret: hand URL to the connection's user only.
+// LinkConnectionRequest is the body of POST /v1/link/connection: a
+// new-connection link's token and the connection to add to its company.
+type LinkConnectionRequest struct {
+	Token string `json:"token"`
+	CreateConnectionRequest
+}
+
+// LinkResponse is the answer of POST /v1/connection/{connectionId}/link (a
+// credential-update link: ConnectionID set) and of
+// /v1/connection/company/{companyId}/link (a new-connection link: CompanyID
+// set). The token is a secret: hand URL to the end user only.
 type LinkResponse struct {
-	ConnectionID string    `json:"connectionId"`
+	ConnectionID string    `json:"connectionId,omitempty"`
+	CompanyID    string    `json:"companyId,omitempty"`
 	URL          string    `json:"url"`
 	Token        string    `json:"token"`
 	ExpiresAt    time.Time `json:"expiresAt"`
 }
 
-// LinkResult is the answer of PATCH /v1/link/credentials. It tells the
-// link's user only what they need, not the connection's details.
+// LinkResult is the answer of PATCH /v1/link/credentials and POST
+// /v1/link/connection. It tells the link's user only what they need, not
+// the connection's details. A new connection is checked on the
+// scheduler's next tick (CheckEnqueued false), like one created with the
+// API key.
 type LinkResult struct {
 	ConnectionID      string                  `json:"connectionId"`
 	Status            checks.ConnectionStatus `json:"status"`
@@ -353,7 +366,31 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request, id string, code in
 		s.storeError(w, r, err, connectionNotFound(id))
 		return
 	}
-	tok, exp, err := s.cfg.Links.Sign(id)
+	s.signLink(w, r, id, code, LinkResponse{ConnectionID: id})
+}
+
+// companyLink is the reference's "/connection/company/{companyId}/link (GET,
+// POST): generate a magic link for creating a new connection".
+func (s *Server) companyLink(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Links == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
+		return
+	}
+	id := r.PathValue("companyId")
+	if _, err := s.st.GetCompany(r.Context(), id); err != nil {
+		s.storeError(w, r, err, companyNotFound(id))
+		return
+	}
+	code := http.StatusCreated
+	if r.Method == http.MethodGet {
+		code = http.StatusOK
+	}
+	s.signLink(w, r, id, code, LinkResponse{CompanyID: id})
+}
+
+// signLink answers out with a token for subject and the URL of its page.
+func (s *Server) signLink(w http.ResponseWriter, r *http.Request, subject string, code int, out LinkResponse) {
+	tok, exp, err := s.cfg.Links.Sign(subject)
 	if err != nil {
 		s.logError(r, err, "api: sign link")
 		writeInternal(w, r)
@@ -361,7 +398,81 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request, id string, code in
 	}
 	// The token rides in the fragment: browsers never send it to a server,
 	// so it stays out of access logs and Referer headers.
-	writeJSON(w, code, LinkResponse{ConnectionID: id, URL: s.publicURL() + "/link#token=" + tok, Token: tok, ExpiresAt: exp})
+	out.URL, out.Token, out.ExpiresAt = s.publicURL()+"/link#token="+tok, tok, exp
+	writeJSON(w, code, out)
+}
+
+// verifyLink checks a link token for an action on a subject of kind
+// prefix (a connection or a company); false when it answered the refusal.
+func (s *Server) verifyLink(w http.ResponseWriter, token, prefix string) (link.Claims, bool) {
+	if token == "" {
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, `token is required: send the token of the link you were given in {"token": "..."}`)
+		return link.Claims{}, false
+	}
+	claims, err := s.cfg.Links.Verify(token)
+	switch {
+	case errors.Is(err, link.ErrExpired):
+		writeError(w, http.StatusGone, CodeGone, fmt.Sprintf("this link expired at %s; ask for a new one", claims.Expires.Format(time.RFC3339)))
+		return claims, false
+	case err != nil, !store.ValidID(prefix, claims.Subject): // a genuine token for the other action counts as not valid here
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this link is not valid: open it exactly as you received it, or ask for a new one")
+		return claims, false
+	}
+	return claims, true
+}
+
+// spendLink makes the token single-use: of concurrent requests with one
+// token, exactly one gets true. False when it answered the refusal.
+func (s *Server) spendLink(ctx context.Context, w http.ResponseWriter, r *http.Request, claims link.Claims) bool {
+	fresh, err := s.st.UseOnce(ctx, "link:"+claims.Nonce, claims.Expires)
+	if err != nil {
+		s.storeError(w, r, err, "")
+		return false
+	}
+	if !fresh {
+		writeError(w, http.StatusGone, CodeGone, "this link was already used; ask for a new one")
+		return false
+	}
+	return true
+}
+
+// useNewLink adds a connection to the company of a new-connection link.
+func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Links == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
+		return
+	}
+	var in LinkConnectionRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	claims, ok := s.verifyLink(w, in.Token, store.CompanyIDPrefix)
+	if !ok {
+		return
+	}
+	// Everything that can refuse the request is checked before the token is
+	// spent, so a mistyped body does not burn the link.
+	if problems := s.connectionProblems(in.CreateConnectionRequest); len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, strings.Join(problems, "; "))
+		return
+	}
+	if _, err := s.st.GetCompany(r.Context(), claims.Subject); err != nil {
+		s.storeError(w, r, err, "the company of this link no longer exists")
+		return
+	}
+	ctx, cancel := detached(r)
+	defer cancel()
+	if !s.spendLink(ctx, w, r, claims) {
+		return
+	}
+	c, err := s.st.CreateConnection(ctx, store.NewConnection{
+		CompanyID: claims.Subject, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials})
+	if err != nil {
+		s.storeError(w, r, err, "the company of this link no longer exists")
+		return
+	}
+	info, _ := c.Status.Info()
+	writeJSON(w, http.StatusCreated, LinkResult{ConnectionID: c.ID, Status: c.Status, StatusDisplayName: info.DisplayName})
 }
 
 func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
@@ -373,17 +484,8 @@ func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &in) {
 		return
 	}
-	if in.Token == "" {
-		writeError(w, http.StatusUnauthorized, CodeUnauthorized, `token is required: send the token of the link you were given in {"token": "..."}`)
-		return
-	}
-	claims, err := s.cfg.Links.Verify(in.Token)
-	switch {
-	case errors.Is(err, link.ErrExpired):
-		writeError(w, http.StatusGone, CodeGone, fmt.Sprintf("this link expired at %s; ask for a new one", claims.Expires.Format(time.RFC3339)))
-		return
-	case err != nil:
-		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this link is not valid: open it exactly as you received it, or ask for a new one")
+	claims, ok := s.verifyLink(w, in.Token, store.ConnectionIDPrefix)
+	if !ok {
 		return
 	}
 	// Everything that can refuse the request is checked before the token is
@@ -392,24 +494,16 @@ func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, p)
 		return
 	}
-	if _, err := s.st.GetConnection(r.Context(), claims.ConnectionID); err != nil {
+	if _, err := s.st.GetConnection(r.Context(), claims.Subject); err != nil {
 		s.storeError(w, r, err, "the connection of this link no longer exists")
 		return
 	}
 	ctx, cancel := detached(r)
 	defer cancel()
-	// UseOnce is the atomic gate: of concurrent requests with one token,
-	// exactly one gets past it.
-	fresh, err := s.st.UseOnce(ctx, "link:"+claims.Nonce, claims.Expires)
-	if err != nil {
-		s.storeError(w, r, err, "")
+	if !s.spendLink(ctx, w, r, claims) {
 		return
 	}
-	if !fresh {
-		writeError(w, http.StatusGone, CodeGone, "this link was already used; ask for a new one")
-		return
-	}
-	ch, err := s.st.UpdateCredentials(ctx, claims.ConnectionID, *in.Credentials)
+	ch, err := s.st.UpdateCredentials(ctx, claims.Subject, *in.Credentials)
 	if err != nil {
 		s.storeError(w, r, err, "the connection of this link no longer exists")
 		return

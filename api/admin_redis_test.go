@@ -503,6 +503,65 @@ func tokenFor(tb testing.TB, tok, from, to string) string {
 	return base64.RawURLEncoding.EncodeToString(p) + "." + mac
 }
 
+func TestRealRedisNewConnectionLinks(t *testing.T) {
+	t.Parallel()
+	e := newRealEnv(t)
+	co := e.company("Acme")
+	cn := e.connection(co.ID, "user_a")
+	path := "/v1/connection/company/" + co.ID + "/link"
+	var viaPost, viaGet api.LinkResponse
+	e.send(call{method: "POST", path: path}, 201, &viaPost)
+	e.send(call{method: "GET", path: path}, 200, &viaGet)
+	for _, l := range []api.LinkResponse{viaPost, viaGet} {
+		if l.CompanyID != co.ID || l.ConnectionID != "" || l.URL != publicURL+"/link#token="+l.Token || !l.ExpiresAt.Equal(e.clk.Now().Add(linkTTL)) {
+			t.Fatalf("company link: %+v", l)
+		}
+	}
+	add := func(tok, body string) call {
+		return call{method: "POST", path: "/v1/link/connection", key: "-", body: `{"token":"` + tok + `",` + body + `}`}
+	}
+	const good = `"datasource":"sandbox","name":"Gas","credentials":{"username":"user_good","password":"n3w-Pa55"}`
+	var connLink api.LinkResponse
+	e.send(call{method: "POST", path: "/v1/connection/" + cn.ID + "/link"}, 201, &connLink)
+	e.runErrorCases(t, []errorCase{
+		{"unknown company", call{method: "GET", path: "/v1/connection/company/co_0000000000000000/link"}, 404, api.CodeNotFound, []string{"co_0000000000000000"}},
+		{"without key", call{method: "POST", path: path, key: "-"}, 401, api.CodeUnauthorized, nil},
+		// Refused before the token is spent: nothing is written.
+		{"no datasource", add(viaPost.Token, `"credentials":{"username":"u"}`), 400, api.CodeInvalidRequest, []string{"datasource is required"}},
+		{"unknown datasource", add(viaPost.Token, `"datasource":"nope","credentials":{"username":"u"}`), 400, api.CodeInvalidRequest, []string{"nope"}},
+		{"no credentials", add(viaPost.Token, `"datasource":"sandbox"`), 400, api.CodeInvalidRequest, []string{"credentials is required"}},
+		{"unknown field", add(viaPost.Token, good+`,"companyId":"`+co.ID+`"`), 400, api.CodeInvalidRequest, []string{`unknown field "companyId"`}},
+		{"no token", call{method: "POST", path: "/v1/link/connection", key: "-", body: `{` + good + `}`}, 401, api.CodeUnauthorized, []string{"token is required"}},
+		{"tampered", add(viaPost.Token[:len(viaPost.Token)-2]+"AA", good), 401, api.CodeUnauthorized, []string{"not valid"}},
+		// A genuine token for the other action is no key to this one, either way.
+		{"a connection's link", add(connLink.Token, good), 401, api.CodeUnauthorized, []string{"not valid"}},
+		{"a company's link on credentials", call{method: "PATCH", path: "/v1/link/credentials", key: "-",
+			body: `{"token":"` + viaGet.Token + `","credentials":{"username":"user_good"}}`}, 401, api.CodeUnauthorized, []string{"not valid"}},
+	})
+
+	var res api.LinkResult
+	e.send(add(viaPost.Token, good), 201, &res)
+	got, err := e.st.GetConnection(context.Background(), res.ConnectionID)
+	if err != nil || got.CompanyID != co.ID || got.Datasource.Name != "sandbox" || got.Name != "Gas" || got.Status != checks.ConnPending ||
+		res.Status != checks.ConnPending || res.StatusDisplayName != "Pending" {
+		t.Fatalf("link use: %+v; connection %+v, %v", res, got, err)
+	}
+	if tg, _ := e.st.LoadCheck(context.Background(), res.ConnectionID); tg.Request.Credentials.Password != "n3w-Pa55" {
+		t.Fatalf("credentials not stored: %+v", tg.Request.Credentials)
+	}
+	e.runErrorCases(t, []errorCase{
+		{"replay", add(viaPost.Token, good), 410, api.CodeGone, []string{"already used"}},
+	})
+	e.clk.Advance(linkTTL)
+	e.runErrorCases(t, []errorCase{
+		{"expired", add(viaGet.Token, good), 410, api.CodeGone, []string{"expired"}},
+	})
+	// The page a link opens offers the datasources for a new connection.
+	if w := e.do(call{method: "GET", path: "/link", key: "-"}); w.Code != 200 || !strings.Contains(w.Body.String(), `<option value="sandbox">sandbox</option>`) {
+		t.Fatalf("link page: %d %.300s", w.Code, w.Body)
+	}
+}
+
 func TestRealRedisLinks(t *testing.T) {
 	t.Parallel()
 	e := newRealEnv(t)

@@ -30,13 +30,15 @@
 //	POST  /v1/connection/{connectionId}/link        → 201 {"url","token","expiresAt"}: a single-use credential-update link
 //	GET   /v1/connection/{connectionId}             → 200 the same link (the reference's "magic link for editing")
 //	PATCH /v1/link/credentials                      {"token","credentials"} → 200; NO API key: the token authorizes one update
+//	GET|POST /v1/connection/company/{companyId}/link → 200|201 {"companyId","url","token","expiresAt"}: a single-use new-connection link
+//	POST  /v1/link/connection                       {"token","datasource","name","credentials"} → 201; NO API key: one new connection
 //	GET   /link                                     the page a link opens (token in the URL fragment); no key
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
 //
 // Contract:
-//   - Every route except /healthz, /link and PATCH /v1/link/credentials
-//     requires an X-API-Key header equal to one of the configured keys
+//   - Every route except /healthz, /link, PATCH /v1/link/credentials and
+//     POST /v1/link/connection requires an X-API-Key header equal to one of the configured keys
 //     (compared in constant time). The link routes take a signed, expiring,
 //     single-use token (package link) in the body or the URL fragment, never
 //     in a path, so it never reaches the access log.

@@ -120,6 +120,9 @@ func (s *Server) routes() {
 	api("POST /v1/queues/{queue}/resume", s.resumeQueue)
 	// The link routes take no API key: the signed token is the authority.
 	s.mux.HandleFunc("PATCH /v1/link/credentials", s.useLink)
+	s.mux.HandleFunc("POST /v1/link/connection", s.useNewLink)
+	api("GET /v1/connection/company/{companyId}/link", s.companyLink)
+	api("POST /v1/connection/company/{companyId}/link", s.companyLink)
 	s.mux.HandleFunc("GET /link", s.linkPage)
 	s.connRoutes = map[string]map[string]connHandler{
 		"company":     {http.MethodGet: s.listConnections, http.MethodPost: s.createConnection}, // keyed by id == "company"
@@ -267,6 +270,23 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, compan
 	if !s.decode(w, r, &in) {
 		return
 	}
+	if problems := s.connectionProblems(in); len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, strings.Join(problems, "; "))
+		return
+	}
+	c, err := s.st.CreateConnection(r.Context(), store.NewConnection{
+		CompanyID: companyID, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials})
+	if err != nil {
+		s.storeError(w, r, err, companyNotFound(companyID))
+		return
+	}
+	w.Header().Set("Location", "/v1/connection/"+c.ID+"/details")
+	writeJSON(w, http.StatusCreated, viewConnection(c))
+}
+
+// connectionProblems lists what the API itself refuses in a new
+// connection (the store checks the rest).
+func (s *Server) connectionProblems(in CreateConnectionRequest) []string {
 	var problems []string
 	valid := s.cfg.Datasources()
 	switch {
@@ -281,18 +301,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, compan
 	case strings.TrimSpace(in.Credentials.Username) == "":
 		problems = append(problems, "credentials.username is required")
 	}
-	if len(problems) > 0 {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, strings.Join(problems, "; "))
-		return
-	}
-	c, err := s.st.CreateConnection(r.Context(), store.NewConnection{
-		CompanyID: companyID, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials})
-	if err != nil {
-		s.storeError(w, r, err, companyNotFound(companyID))
-		return
-	}
-	w.Header().Set("Location", "/v1/connection/"+c.ID+"/details")
-	writeJSON(w, http.StatusCreated, viewConnection(c))
+	return problems
 }
 
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, companyID string) {

@@ -21,6 +21,8 @@ var commands = []*command{
 		minArgs: 1, maxArgs: 1, run: companySetActive(false)},
 	{name: "company reactivate", args: "<companyId>", summary: "reactivate a company: its connections get their statuses back and are checked",
 		minArgs: 1, maxArgs: 1, run: companySetActive(true)},
+	{name: "company link", args: "<companyId>", summary: "make a single-use link for the customer to add a connection to the company", minArgs: 1, maxArgs: 1,
+		run: companyLink},
 
 	{name: "connections list", args: "<companyId>", flagSyn: "[--status S[,S]] [--limit N] [--cursor C | --all]", summary: "list a company's connections", minArgs: 1, maxArgs: 1,
 		detail: "Connections come grouped by status, oldest first within one. Without --all one page is\n" +
@@ -590,7 +592,16 @@ func connectionRefresh(c *call) error {
 }
 
 func connectionLink(c *call) error {
-	raw, _, err := c.send(http.MethodPost, connPath(c.args[0])+"/link", nil, nil)
+	return printLink(c, connPath(c.args[0])+"/link")
+}
+
+func companyLink(c *call) error {
+	return printLink(c, "/v1/connection/company/"+seg(c.args[0])+"/link")
+}
+
+// printLink asks for a link at path and prints where it leads and until when.
+func printLink(c *call, path string) error {
+	raw, _, err := c.send(http.MethodPost, path, nil, nil)
 	if err != nil {
 		return err
 	}

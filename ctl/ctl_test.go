@@ -348,6 +348,13 @@ func TestCommands(t *testing.T) {
 			outHas:  []string{"URL:      http://127.0.0.1:8080/link#tok", "Expires:  2026-03-09T10:00:00Z"},
 		},
 		{
+			name:    "company link",
+			args:    []string{"company", "link", "co_1"},
+			replies: []reply{{201, `{"companyId":"co_1","url":"http://127.0.0.1:8080/link#tok","token":"tok","expiresAt":"2026-03-09T10:00:00Z"}`}},
+			want:    []request{{method: "POST", path: "/v1/connection/company/co_1/link"}},
+			outHas:  []string{"URL:      http://127.0.0.1:8080/link#tok", "Expires:  2026-03-09T10:00:00Z"},
+		},
+		{
 			name:    "link gone",
 			args:    []string{"connection", "link", "cn_1"},
 			replies: []reply{{410, `{"error":{"code":"gone","message":"gone"}}`}},
@@ -550,7 +557,7 @@ func TestHelp(t *testing.T) {
 		})
 	}
 	// Every command has a --help that exits 0 with its own synopsis.
-	for _, name := range []string{"companies list", "company create", "company deactivate", "company reactivate",
+	for _, name := range []string{"companies list", "company create", "company deactivate", "company reactivate", "company link",
 		"connections list", "connection create", "connection show", "connection history", "connection deactivate",
 		"connection reactivate", "connection set", "connection refresh", "connection credentials", "connection link",
 		"accounts confirm", "accounts reject", "queues list", "queues pause", "queues resume", "statuses"} {

@@ -188,6 +188,7 @@ func TestAgainstRealAPIAdmin(t *testing.T) {
 	}
 	contains(t, "credentials", mustCLI(t, url, realSecret+"2\n", "connection", "credentials", cn.ID, "--username", "user_good", "--password-stdin"), cn.ID)
 	contains(t, "link", mustCLI(t, url, "", "connection", "link", cn.ID), "URL:", "https://checkd.example.com/link#", "Expires:")
+	contains(t, "company link", mustCLI(t, url, "", "company", "link", co.ID), "URL:", "https://checkd.example.com/link#", "Expires:")
 	if _, errOut, code := cli(t, url, "", "accounts", "confirm", cn.ID, "ac_0000000000000000"); code != ctl.ExitError ||
 		!strings.Contains(errOut, "  ac_0000000000000000: ") {
 		t.Errorf("confirming an unknown account: exit %d, stderr %q; want 1 naming the account", code, errOut)

@@ -24,7 +24,7 @@ func ExampleSigner() {
 		log.Fatal(err)
 	}
 	c, err := s.Verify(tok)
-	fmt.Println(c.ConnectionID, c.Expires.Equal(exp), err)
+	fmt.Println(c.Subject, c.Expires.Equal(exp), err)
 
 	_, err = s.Verify(tok[:len(tok)-1])
 	fmt.Println(errors.Is(err, link.ErrTampered))

@@ -1,10 +1,12 @@
-// Package link signs and verifies credential-update link tokens: the "magic
-// link" a company hands to its end user so they can fix one connection's
-// credentials without an API key.
+// Package link signs and verifies link tokens: the "magic links" a company
+// hands to its end user, so they can fix one connection's credentials, or
+// add one connection to the company, without an API key. A token names its
+// subject, the connection or the company it is for; the caller checks that
+// the subject is of the kind its action needs.
 //
 // A token is base64url(payload) + "." + base64url(HMAC-SHA256(key, payload)),
 // unpadded, where payload is a version byte, the expiry (Unix ms, 8 bytes big
-// endian), a random 16-byte nonce and the connection ID. Tokens are
+// endian), a random 16-byte nonce and the subject's ID. Tokens are
 // stateless: Verify proves a token was signed with the key and has not
 // expired. Single use is the caller's job: spend Claims.Nonce atomically
 // (store.UseOnce) before acting on a token.
@@ -42,8 +44,8 @@ const DefaultTTL = 24 * time.Hour
 // MinKeyLen is the shortest signing key NewSigner accepts.
 const MinKeyLen = 32
 
-// MaxConnectionIDLen bounds the connection ID a token carries.
-const MaxConnectionIDLen = 128
+// MaxSubjectLen bounds the subject ID a token carries.
+const MaxSubjectLen = 128
 
 // MaxTokenLen bounds a token Verify reads; longer input is rejected before
 // any decoding.
@@ -69,8 +71,8 @@ func DeriveKey(master []byte) []byte {
 
 // Claims is what a verified token says.
 type Claims struct {
-	// ConnectionID is the only connection the token may update.
-	ConnectionID string
+	// Subject is the ID of the only connection or company the token may act on.
+	Subject string
 	// Nonce is unique per token (base64url); spend it to make the token
 	// single-use.
 	Nonce string
@@ -107,17 +109,18 @@ func NewSigner(key []byte, ttl time.Duration, clk clock.Clock) (*Signer, error) 
 // TTL is how long the tokens this signer issues stay valid.
 func (s *Signer) TTL() time.Duration { return s.ttl }
 
-// Sign issues a token for connectionID and tells when it expires.
-func (s *Signer) Sign(connectionID string) (string, time.Time, error) {
-	if connectionID == "" || len(connectionID) > MaxConnectionIDLen || !utf8.ValidString(connectionID) {
-		return "", time.Time{}, fmt.Errorf("link: sign: the connection ID must be 1 to %d bytes of UTF-8", MaxConnectionIDLen)
+// Sign issues a token for subject (a connection or company ID) and tells
+// when it expires.
+func (s *Signer) Sign(subject string) (string, time.Time, error) {
+	if subject == "" || len(subject) > MaxSubjectLen || !utf8.ValidString(subject) {
+		return "", time.Time{}, fmt.Errorf("link: sign: the subject ID must be 1 to %d bytes of UTF-8", MaxSubjectLen)
 	}
 	exp := s.clk.Now().Add(s.ttl).UnixMilli()
-	p := make([]byte, headLen, headLen+len(connectionID))
+	p := make([]byte, headLen, headLen+len(subject))
 	p[0] = version
 	binary.BigEndian.PutUint64(p[1:9], uint64(exp))
 	_, _ = rand.Read(p[9:headLen]) // crypto/rand.Read never fails (it crashes the program instead)
-	p = append(p, connectionID...)
+	p = append(p, subject...)
 	return b64.EncodeToString(p) + "." + b64.EncodeToString(s.mac(p)), time.UnixMilli(exp).UTC(), nil
 }
 
@@ -147,7 +150,7 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: not of the form payload.signature", ErrTampered)
 	}
 	p, err := b64.DecodeString(enc)
-	if err != nil || len(p) <= headLen || len(p) > headLen+MaxConnectionIDLen {
+	if err != nil || len(p) <= headLen || len(p) > headLen+MaxSubjectLen {
 		return Claims{}, fmt.Errorf("%w: malformed payload", ErrTampered)
 	}
 	got, err := b64.DecodeString(encMAC)
@@ -161,9 +164,9 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: unknown version %d", ErrTampered, p[0])
 	}
 	c := Claims{
-		ConnectionID: string(p[headLen:]),
-		Nonce:        b64.EncodeToString(p[9:headLen]),
-		Expires:      time.UnixMilli(int64(binary.BigEndian.Uint64(p[1:9]))).UTC(),
+		Subject: string(p[headLen:]),
+		Nonce:   b64.EncodeToString(p[9:headLen]),
+		Expires: time.UnixMilli(int64(binary.BigEndian.Uint64(p[1:9]))).UTC(),
 	}
 	if !s.clk.Now().Before(c.Expires) {
 		return c, fmt.Errorf("%w (at %s)", ErrExpired, c.Expires.Format(time.RFC3339))

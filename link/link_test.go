@@ -89,7 +89,7 @@ func TestSignVerify(t *testing.T) {
 		t.Errorf("token %q: the ID must not be readable and the encoding must be URL-safe and unpadded", tok)
 	}
 	c, err := s.Verify(tok)
-	if err != nil || c.ConnectionID != connA || !c.Expires.Equal(exp) || len(c.Nonce) != 22 {
+	if err != nil || c.Subject != connA || !c.Expires.Equal(exp) || len(c.Nonce) != 22 {
 		t.Fatalf("Verify = %+v, %v", c, err)
 	}
 	tok2 := sign(t, s, connA)
@@ -112,7 +112,7 @@ func TestSignVerify(t *testing.T) {
 		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Errorf("%s: err %v, want %v", tc.name, err, tc.want)
 		}
-		if c.ConnectionID != connA {
+		if c.Subject != connA {
 			t.Errorf("%s: claims %+v: a genuine token reports its claims even when expired", tc.name, c)
 		}
 	}
@@ -120,7 +120,7 @@ func TestSignVerify(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		id   string
-	}{{"empty", ""}, {"too long", strings.Repeat("x", link.MaxConnectionIDLen+1)}, {"not UTF-8", "cn_\xff"}} {
+	}{{"empty", ""}, {"too long", strings.Repeat("x", link.MaxSubjectLen+1)}, {"not UTF-8", "cn_\xff"}} {
 		if _, _, err := s.Sign(tc.id); err == nil {
 			t.Errorf("Sign(%s) succeeded", tc.name)
 		}
@@ -183,7 +183,7 @@ func TestVerifyRejects(t *testing.T) {
 // this oracle rather than a list of issued tokens.
 func FuzzVerify(f *testing.F) {
 	s := newSigner(f, clock.NewFake(t0))
-	for _, id := range []string{connA, "x", strings.Repeat("y", link.MaxConnectionIDLen)} {
+	for _, id := range []string{connA, "x", strings.Repeat("y", link.MaxSubjectLen)} {
 		tok := sign(f, s, id)
 		f.Add(tok)
 		f.Add(tok[:len(tok)-1])
@@ -212,7 +212,7 @@ func FuzzVerify(f *testing.F) {
 		want := m.Sum(nil)
 		if err1 != nil || err2 != nil || !hmac.Equal(got, want) ||
 			base64.RawURLEncoding.EncodeToString(p)+"."+base64.RawURLEncoding.EncodeToString(want) != token ||
-			!strings.HasSuffix(string(p), c.ConnectionID) {
+			!strings.HasSuffix(string(p), c.Subject) {
 			t.Fatalf("accepted %q (%+v), which is not a canonical signed token", token, c)
 		}
 	})
