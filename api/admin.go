@@ -179,10 +179,12 @@ func (s *Server) afterChange(r *http.Request, ch store.Change, reason string) Co
 		out.CheckNote = "no task queue is configured for the API: the scheduler checks the connection on its next tick"
 		return out
 	}
-	// The store made the connection due now, at this slot.
-	slot := s.cfg.Clock.Now()
-	if ch.Connection.NextCheckAt != nil {
-		slot = *ch.Connection.NextCheckAt
+	// The store made the connection due on demand at this slot. (Not
+	// NextCheckAt: a weekly slot the sweep has yet to reach may come first,
+	// and a task of its ID on this queue would not meet the sweep's.)
+	slot := ch.DueAt
+	if slot.IsZero() {
+		slot = s.cfg.Clock.Now()
 	}
 	ctx, cancel := detached(r)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
@@ -501,6 +502,42 @@ func tokenFor(tb testing.TB, tok, from, to string) string {
 	}
 	p = append(p[:len(p)-len(from)], to...)
 	return base64.RawURLEncoding.EncodeToString(p) + "." + mac
+}
+
+// TestRealRedisReactivationBehindTheSweep: a connection reactivated while
+// one of its weekly slots lies between the sweep cursor and now gets one
+// check, for the on-demand due time the reactivation set; the sweep's task
+// of the weekly slot then finds it served.
+func TestRealRedisReactivationBehindTheSweep(t *testing.T) {
+	t.Parallel()
+	e := newRealEnv(t)
+	ctx := context.Background()
+	c := e.connection(e.company("Acme").ID, "user_good")
+	recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "1"}}})
+	path := "/v1/connection/" + c.ID + "/details"
+	e.send(call{method: "PATCH", path: path, body: `{"isActive":false}`}, 200, nil)
+	slot := checks.NextSlot(c.ID, e.clk.Now(), e.st.Interval())
+	// The sweep has not reached the slot yet (a tick is due, or its
+	// scheduler is down), and the slot has passed.
+	if err := e.rdb.Set(ctx, "cd:sw", slot.Add(-time.Second).UnixMilli(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Set(slot.Add(30 * time.Second))
+	now := e.clk.Now()
+	var on api.ConnectionChange
+	e.send(call{method: "PATCH", path: path, body: `{"isActive":true}`}, 200, &on)
+	if want := tasks.CheckTaskID(c.ID, now); !on.CheckEnqueued || on.CheckTaskID != want {
+		t.Fatalf("reactivated: %+v, want task %s (the due time, not the weekly slot %v)", on, want, slot)
+	}
+	if _, err := e.rdb.ZScore(ctx, "cd:due", c.ID).Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("the due time the check was enqueued for is still in the due index (%v)", err)
+	}
+	// The reactivation's check runs; then the sweep's task of the weekly slot.
+	recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "1"}}})
+	tg, err := e.st.LoadCheck(ctx, c.ID)
+	if err != nil || !tg.Served(slot) || tg.Served(e.clk.Now().Add(time.Millisecond)) {
+		t.Fatalf("after the reactivation's check: served(slot)=%v, served(later)=%v, %v", tg.Served(slot), tg.Served(e.clk.Now().Add(time.Millisecond)), err)
+	}
 }
 
 func TestRealRedisNewConnectionLinks(t *testing.T) {

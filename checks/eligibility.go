@@ -9,6 +9,10 @@ const (
 	SkipCredentialBlocked Skip = "credentials must be updated before the next check"
 	SkipDeactivated       Skip = "collection is deactivated (isActive false)"
 	SkipCompanyInactive   Skip = "the company is inactive"
+	// SkipServed: a check that started at or after the task's slot is
+	// already recorded, so the task has nothing left to do (see
+	// store.CheckTarget.Served). Not an eligibility rule.
+	SkipServed Skip = "a check that started at or after this task's slot is already recorded"
 )
 
 // Eligibility decides whether a connection is checked, from its status, its

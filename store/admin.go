@@ -51,6 +51,9 @@ type Change struct {
 	// CheckNow: the connection became checkable; enqueue a check at once on
 	// the critical queue (see MarkQueued).
 	CheckNow bool
+	// DueAt is the on-demand due time the change set when CheckNow: the
+	// slot of that check, which ServeDue then takes out of the due index.
+	DueAt time.Time
 }
 
 // DetailsPatch is a partial update of a connection's settings; nil fields
@@ -138,7 +141,7 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 				if checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
 					m.due, m.dueAt, m.companyActive = dueSet, now, "1"
 					r.Joined = now // it was out of the schedule while inactive
-					ch.CheckNow = true
+					ch.CheckNow, ch.DueAt = true, fromMS(now)
 				}
 			}
 		}
@@ -223,7 +226,7 @@ func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Crede
 			if blocked { // out of the schedule until now
 				r.Joined = now
 			}
-			ch.CheckNow = true
+			ch.CheckNow, ch.DueAt = true, fromMS(now)
 		}
 		ch.Connection = r.public(0)
 		return m, nil

@@ -21,8 +21,19 @@ type CheckTarget struct {
 	Skip    checks.Skip
 	Request checks.Request
 	gen     uint64
+	started int64 // start of the last check recorded (ms); 0: none
 	raw     string
 	rec     *connRec // decoded raw, handed to the first write attempt
+}
+
+// Served reports whether a check that started at or after slot is already
+// recorded, so a task for slot has nothing left to do: a slot enqueued twice
+// (an admin action's check and the sweep's, on different queues, where
+// asynq's task IDs do not meet), a sweep read again after a scheduler died
+// (asynq forgets a completed task's ID), a retry whose first attempt did
+// record. A zero slot (a payload without one) is never served.
+func (t *CheckTarget) Served(slot time.Time) bool {
+	return slot.UnixMilli() > 0 && t.started >= slot.UnixMilli()
 }
 
 // LoadCheck loads a connection for a check. The worker runs the checker only
@@ -59,7 +70,7 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	if err != nil {
 		return nil, fmt.Errorf("load connection %s: %w", connID, err)
 	}
-	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, raw: raw, rec: r,
+	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, started: r.Started, raw: raw, rec: r,
 		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, active)}
 	if t.Skip != checks.SkipNone {
 		return t, nil

@@ -258,6 +258,9 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("check %s: %w", p.ConnectionID, err)
 	}
+	if target.Skip == checks.SkipNone && target.Served(time.UnixMilli(p.Slot)) {
+		target.Skip = checks.SkipServed // no second login at the provider for one slot
+	}
 	if target.Skip != checks.SkipNone {
 		if w.infoOn() {
 			w.entry(p.ConnectionID, taskID).WithField("reason", string(target.Skip)).Info("check skipped")

@@ -203,21 +203,45 @@ func TestHandleCheckRedisDown(t *testing.T) {
 	}
 }
 
-func TestHandleCheckDuplicate(t *testing.T) {
+func TestHandleCheckServedSlot(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{})
-	cn := e.connection(t, "sandbox", "user_good")
+	var calls atomic.Int32
+	e := newEnv(t, envOpts{checkers: map[string]checks.Checker{
+		"counted": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
+			calls.Add(1)
+			return checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "1"}}}, nil
+		}),
+	}})
+	cn := e.connection(t, "counted", "user_good")
 	ctx := context.Background()
-	tk := task(t, cn.ID, t0)
-	must(t, e.w.HandleCheck(ctx, tk))
+	slot := e.clk.Now()
+	must(t, e.w.HandleCheck(ctx, task(t, cn.ID, slot)))
 	first := e.get(t, cn.ID)
-	e.clk.Advance(time.Minute)
-	must(t, e.w.HandleCheck(ctx, tk)) // asynq redelivers, e.g. after a lost ack
-	if got := e.outcomes(); len(got) != 2 || got[0] != store.Applied || got[1] != store.Duplicate {
-		t.Fatalf("outcomes %v, want [applied duplicate]", got)
+	for _, tc := range []struct {
+		name string
+		slot time.Time
+		runs bool
+	}{
+		// asynq redelivers after a lost acknowledgement, or the same slot
+		// comes from a second queue: no second login at the provider.
+		{"the same slot again", slot, false},
+		// A sweep read again after its scheduler died (asynq forgot the
+		// completed task's ID).
+		{"an earlier slot", slot.Add(-time.Hour), false},
+		{"a later slot", slot.Add(2 * time.Minute), true},
+	} {
+		e.clk.Advance(time.Minute)
+		before := calls.Load()
+		must(t, e.w.HandleCheck(ctx, task(t, cn.ID, tc.slot)))
+		if ran := calls.Load() > before; ran != tc.runs {
+			t.Fatalf("%s: checker ran %v, want %v", tc.name, ran, tc.runs)
+		}
+		if got := e.get(t, cn.ID); !tc.runs && !got.StatusLastUpdateTime.Equal(first.StatusLastUpdateTime) {
+			t.Fatalf("%s: a served slot wrote statusLastUpdateTime %v (was %v)", tc.name, got.StatusLastUpdateTime, first.StatusLastUpdateTime)
+		}
 	}
-	if again := e.get(t, cn.ID); !again.StatusLastUpdateTime.Equal(first.StatusLastUpdateTime) {
-		t.Fatalf("duplicate wrote statusLastUpdateTime %v (was %v)", again.StatusLastUpdateTime, first.StatusLastUpdateTime)
+	if got := e.outcomes(); len(got) != 2 || got[0] != store.Applied || got[1] != store.Applied {
+		t.Fatalf("outcomes %v, want [applied applied]: served slots record nothing", got)
 	}
 }
 
