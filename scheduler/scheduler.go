@@ -239,7 +239,11 @@ func (s *Scheduler) cronTick(ctx context.Context) {
 		return
 	}
 	defer s.tickMu.Unlock()
-	_, _ = s.tick(ctx, s.cfg.Clock.Now()) // tick logs its own failures
+	// tick logs failed enqueues itself; a failed claim, sweep or
+	// acknowledgement comes back as its error.
+	if _, err := s.tick(ctx, s.cfg.Clock.Now()); err != nil && ctx.Err() == nil {
+		s.log.WithError(err).Error("tick failed; its unfinished connections come due again on a later tick")
+	}
 }
 
 // Stop stops the cron and waits, bounded by ctx, for a running tick to

@@ -627,6 +627,26 @@ func TestCronTickSkipsWhileTicking(t *testing.T) {
 	}
 }
 
+// TestCronTickLogsItsError: a cron tick that fails (Redis unreachable:
+// the claim fails) says so at error level; nothing else would.
+func TestCronTickLogsItsError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, store.DefaultInterval)
+	logger, hook := logtest.NewNullLogger()
+	s := mustNew(t, e.st, &recorder{}, Config{Clock: e.clk, Logger: logger})
+	_ = e.rdb.Close() // every command now fails
+	s.cronTick(context.Background())
+	var found bool
+	for _, en := range hook.AllEntries() {
+		if err, ok := en.Data[logrus.ErrorKey].(error); ok && en.Level == logrus.ErrorLevel && strings.Contains(en.Message, "tick failed") && err != nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("a failed cron tick was not logged at error level: %v", hook.AllEntries())
+	}
+}
+
 // TestTickLogs: info with counts when something was enqueued, debug when
 // not; a failed enqueue is logged with the connection and task IDs, never
 // credentials.
