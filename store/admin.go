@@ -398,7 +398,9 @@ func (s *Store) ConfirmAccounts(ctx context.Context, id string, ds []AccountDeci
 			case a.Status == string(checks.AcctDetected) || a.Status == string(checks.AcctCustomerNotTracked):
 				to = string(checks.AcctOnboarded)
 			}
-			trs = a.move(to, "", now, trs)
+			if to != a.Status { // a decision that keeps the status keeps its detail and time too
+				trs = a.move(to, "", now, trs)
+			}
 		}
 		ch.Connection = r.public(0)
 		m := &mutation{history: historyOf(trs, now, CauseConfirm, ""), event: newEvent(r, EventConnectionUpdated, CauseConfirm, now, trs)}

@@ -272,6 +272,28 @@ func runAdmin(t *testing.T, b backend) {
 		f.invariants()
 	})
 
+	t.Run("confirming a tracked account again changes nothing of its status", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, func(c *Config) { c.AutoTrack = true })
+		c := f.conn("user_good")
+		f.record(c.ID, "a1", t0, ok("A"))
+		f.record(c.ID, "a2", t0.Add(time.Hour), pulled(checks.AcctPDFDownloadFailed, "A"))
+		was := f.get(c.ID).Accounts[0]
+		if was.Status != checks.AcctPDFDownloadFailed || was.StatusErrorDetail == "" {
+			t.Fatalf("setup: %+v", was)
+		}
+		f.clk.Advance(time.Hour)
+		ch, err := f.s.ConfirmAccounts(f.ctx, c.ID, []AccountDecision{{AccountID: was.ID, TrackingStatus: checks.TrackingEnabled}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ch.Connection.Accounts[0]; got.Status != was.Status || got.StatusErrorDetail != was.StatusErrorDetail ||
+			!got.StatusLastUpdateTime.Equal(was.StatusLastUpdateTime) || !got.StatusFirstSeenTime.Equal(was.StatusFirstSeenTime) {
+			t.Fatalf("re-confirmed account %+v, want unchanged %+v", got, was)
+		}
+		f.invariants()
+	})
+
 	t.Run("company deactivation in batches, reactivation restores everything", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
