@@ -458,6 +458,11 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, strings.Join(problems, "; "))
 		return
 	}
+	nc := store.NewConnection{CompanyID: claims.Subject, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials}
+	if err := nc.Validate(); err != nil {
+		s.storeError(w, r, err, "")
+		return
+	}
 	if _, err := s.st.GetCompany(r.Context(), claims.Subject); err != nil {
 		s.storeError(w, r, err, "the company of this link no longer exists")
 		return
@@ -467,8 +472,7 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 	if !s.spendLink(ctx, w, r, claims) {
 		return
 	}
-	c, err := s.st.CreateConnection(ctx, store.NewConnection{
-		CompanyID: claims.Subject, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials})
+	c, err := s.st.CreateConnection(ctx, nc)
 	if err != nil {
 		s.storeError(w, r, err, "the company of this link no longer exists")
 		return

@@ -567,6 +567,7 @@ func TestRealRedisNewConnectionLinks(t *testing.T) {
 		{"no datasource", add(viaPost.Token, `"credentials":{"username":"u"}`), 400, api.CodeInvalidRequest, []string{"datasource is required"}},
 		{"unknown datasource", add(viaPost.Token, `"datasource":"nope","credentials":{"username":"u"}`), 400, api.CodeInvalidRequest, []string{"nope"}},
 		{"no credentials", add(viaPost.Token, `"datasource":"sandbox"`), 400, api.CodeInvalidRequest, []string{"credentials is required"}},
+		{"escape in the name", add(viaPost.Token, `"datasource":"sandbox","name":"a\u001bb","credentials":{"username":"u"}`), 400, api.CodeInvalidRequest, []string{"control characters"}},
 		{"unknown field", add(viaPost.Token, good+`,"companyId":"`+co.ID+`"`), 400, api.CodeInvalidRequest, []string{`unknown field "companyId"`}},
 		{"no token", call{method: "POST", path: "/v1/link/connection", key: "-", body: `{` + good + `}`}, 401, api.CodeUnauthorized, []string{"token is required"}},
 		{"tampered", add(viaPost.Token[:len(viaPost.Token)-2]+"AA", good), 401, api.CodeUnauthorized, []string{"not valid"}},

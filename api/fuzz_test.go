@@ -206,3 +206,35 @@ func FuzzLinkCredentials(f *testing.F) {
 		`{"token":"$TOKEN","credentials":{"username":"u"}} trailing`,
 	})
 }
+
+// FuzzLinkConnection fuzzes a new-connection link's body; "$COTOKEN" is a
+// fresh link of the fixture's company, "$TOKEN" a link of its connection
+// (refused here).
+func FuzzLinkConnection(f *testing.F) {
+	for _, s := range []string{
+		`{"token":"$COTOKEN","datasource":"sandbox","name":"Gas","credentials":{"username":"user_good","password":"p"}}`,
+		`{"token":"$COTOKEN","datasource":"sandbox","credentials":{"username":"u"}}`,
+		`{"token":"$COTOKEN","datasource":"nope","credentials":{"username":"u"}}`,
+		`{"token":"$COTOKEN","credentials":{"username":"u"}}`, `{"token":"$COTOKEN","datasource":"sandbox"}`,
+		`{"token":"$TOKEN","datasource":"sandbox","credentials":{"username":"u"}}`,
+		`{"token":"$COTOKENx","datasource":"sandbox","credentials":{"username":"u"}}`,
+		`{"token":"$COTOKEN","datasource":"sandbox","name":"a\u001bb","credentials":{"username":"u"}}`,
+		`{"token":"$COTOKEN","datasource":{"name":"sandbox"},"credentials":{"username":"u"}}`,
+		`{"token":"$COTOKEN","companyId":"co_x","datasource":"sandbox","credentials":{"username":"u"}}`,
+		`{}`, `[]`, `{`, ``, `null`,
+	} {
+		f.Add(s, "application/json")
+	}
+	f.Add(`{"token":"$COTOKEN","datasource":"sandbox","credentials":{"username":"u"}}`, "text/plain")
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		fuzzSend(t, e, "POST", func() (string, *strings.Replacer) {
+			c, _, tok := fixture(t, e, checks.ConnConnected)
+			coTok, _, err := e.links.Sign(c.CompanyID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "/v1/link/connection", strings.NewReplacer("$COTOKEN", coTok, "$TOKEN", tok)
+		}, body, ct, false)
+	})
+}

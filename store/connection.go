@@ -58,7 +58,10 @@ func ValidateCredentials(c checks.Credentials) error {
 	return nil
 }
 
-func (in NewConnection) validate() error {
+// Validate reports what CreateConnection would refuse in in, apart from
+// its company (wrapping ErrInvalid): a caller that must not act on a
+// refused connection (spending a single-use link) checks it first.
+func (in NewConnection) Validate() error {
 	var problems []string
 	if in.Datasource == "" {
 		problems = append(problems, "datasource is required")
@@ -77,7 +80,7 @@ func (in NewConnection) validate() error {
 // PENDING and due at once (its first check is prompt); under an inactive
 // company it is COMPANY_INACTIVE and not due.
 func (s *Store) CreateConnection(ctx context.Context, in NewConnection) (Connection, error) {
-	if err := in.validate(); err != nil {
+	if err := in.Validate(); err != nil {
 		return Connection{}, err
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -351,7 +354,7 @@ const bulkBatch = 500
 func (s *Store) CreateConnections(ctx context.Context, companyID string, ins []NewConnection) ([]Connection, error) {
 	for i, in := range ins {
 		in.CompanyID = companyID
-		if err := in.validate(); err != nil {
+		if err := in.Validate(); err != nil {
 			return nil, fmt.Errorf("connection %d: %w", i, err)
 		}
 	}
