@@ -25,6 +25,17 @@ func systemStatus(s string) bool {
 	return checks.ConnectionStatus(s).Category() == checks.CategorySystem
 }
 
+// void voids the checks in flight for an admin action: they were loaded
+// under the old generation and are fenced. It also forgets when the last
+// check started, so the check this action enqueues is never taken as served
+// by one from before it (CheckTarget.Served), whatever the clocks of the
+// worker and the API say; older checks being fenced, the stale rule needs
+// no start time from before the action.
+func (r *connRec) void() {
+	r.Gen++
+	r.Started = 0
+}
+
 // save keeps the connection's status and detail to restore when the system
 // status it is entering is lifted; a second system status (deactivated
 // while its company is inactive) keeps the first one's.
@@ -38,7 +49,11 @@ func (r *connRec) save() {
 // a system status (PENDING if it never had one) and forgets them.
 func (r *connRec) restore(now int64, trs []transition) []transition {
 	to, detail := r.PrevStatus, r.PrevDetail
-	if to == "" || systemStatus(to) {
+	// Credentials replaced since the system status began (r.FirstSeen)
+	// unblock: UpdateCredentials saves PENDING then, but a record written
+	// before it did holds the blocked status.
+	if to == "" || systemStatus(to) ||
+		checks.ConnectionStatus(to).CredentialBlocked() && r.CredUpdated > r.FirstSeen {
 		to, detail = string(checks.ConnPending), ""
 	}
 	r.PrevStatus, r.PrevDetail = "", ""
@@ -123,7 +138,7 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 			r.Occupancy = *p.OccupancyMultiplier
 		}
 		if p.IsActive != nil && *p.IsActive == r.Inactive { // a real change
-			r.Gen++
+			r.void()
 			if !*p.IsActive {
 				cause = CauseDeactivated
 				r.Inactive = true
@@ -206,7 +221,7 @@ func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Crede
 		ch = Change{}
 		now := ms(s.cfg.Clock.Now())
 		r.Cred, r.CredUpdated = sealed, now
-		r.Gen++
+		r.void()
 		var trs []transition
 		blocked := checks.ConnectionStatus(r.Status).CredentialBlocked()
 		if blocked {
@@ -574,7 +589,7 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 	var trs []transition
 	cause := CauseCompanyInactive
 	m := &mutation{}
-	r.Gen++
+	r.void()
 	if !active {
 		r.save()
 		trs = r.move(string(checks.ConnCompanyInactive), "", now, trs)

@@ -111,6 +111,47 @@ func runAdmin(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("an admin action's check is not taken as served by one from before it, whatever the clocks", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("bad")
+		// A worker whose clock runs 5 s ahead of the API's records a check.
+		f.record(c.ID, "a1", f.clk.Now().Add(5*time.Second), fail(checks.ConnPasswordIncorrect, "rejected"))
+		f.clk.Advance(2 * time.Second) // the API's clock: before that check's start
+		ch, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "user_good", Password: "new"})
+		if err != nil || !ch.CheckNow || ch.DueAt.IsZero() {
+			t.Fatalf("%+v %v", ch, err)
+		}
+		if tg, _ := f.s.LoadCheck(f.ctx, c.ID); tg.Served(ch.DueAt) {
+			t.Fatalf("the check for the new credentials (slot %v) counts as served by the check with the old ones", ch.DueAt)
+		}
+	})
+
+	t.Run("a record written before credentials updated while deactivated were saved unblocks too", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("bad")
+		f.record(c.ID, "a1", t0, fail(checks.ConnPasswordIncorrect, "rejected"))
+		f.clk.Advance(time.Minute)
+		if _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+		// As the previous version wrote a credential update while
+		// DEACTIVATED: new credentials, the blocked status still saved.
+		f.clk.Advance(time.Minute)
+		f.s.update(f.ctx, c.ID, "", func(r *connRec) (*mutation, error) {
+			r.CredUpdated = ms(f.clk.Now())
+			r.void()
+			return &mutation{}, nil
+		})
+		f.clk.Advance(time.Minute)
+		ch, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(true)})
+		if err != nil || ch.Connection.Status != checks.ConnPending || !ch.CheckNow {
+			t.Fatalf("reactivated: %+v %v; want PENDING and a check", ch, err)
+		}
+		f.invariants()
+	})
+
 	t.Run("reactivation restores each status with its detail", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
