@@ -554,16 +554,14 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 	}
 	exist, err := s.existingQueues()
 	if err != nil {
-		s.logError(r, err, "api: list queues")
-		writeInternal(w, r)
+		s.serverError(w, r, err, "api: list queues")
 		return
 	}
 	out := QueueList{Queues: make([]QueueStats, 0, len(tasks.Queues))}
 	for _, q := range tasks.Queues {
 		st, err := s.queueStats(q, exist[q])
 		if err != nil {
-			s.logError(r, err, "api: list queues")
-			writeInternal(w, r)
+			s.serverError(w, r, err, "api: list queues")
 			return
 		}
 		out.Queues = append(out.Queues, st)
@@ -603,8 +601,7 @@ func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, pause bool) {
 		st, err = s.queueStats(name, exist[name])
 	}
 	if err != nil {
-		s.logError(r, errors.Join(opErr, err), "api: pause or resume queue")
-		writeInternal(w, r)
+		s.serverError(w, r, errors.Join(opErr, err), "api: pause or resume queue")
 		return
 	}
 	if opErr != nil {
@@ -612,8 +609,7 @@ func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, pause bool) {
 		// with an untyped error; the state tells whether that was all.
 		already := strings.Contains(opErr.Error(), "already paused") || strings.Contains(opErr.Error(), "not paused")
 		if exist[name] && st.Paused != pause || !exist[name] && !already {
-			s.logError(r, opErr, "api: pause or resume queue")
-			writeInternal(w, r)
+			s.serverError(w, r, opErr, "api: pause or resume queue")
 			return
 		}
 	}

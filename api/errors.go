@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -81,10 +82,20 @@ func writeInternal(w http.ResponseWriter, r *http.Request) {
 }
 
 // unreachable reports an error of the connection to Redis (refused,
-// reset, timed out, closed, no free connection) rather than of a command:
-// the request may succeed once Redis is back.
+// reset, timed out, closed, no free connection), or Redis answering that it
+// cannot serve now (loading its data after a restart, a read-only replica
+// or a lost master during a failover), rather than a failed command: the
+// request may succeed once Redis is back.
 func unreachable(err error) bool {
 	var ne net.Error
+	var re redis.Error
+	if errors.As(err, &re) {
+		for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "} {
+			if strings.HasPrefix(re.Error(), p) {
+				return true
+			}
+		}
+	}
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
@@ -109,13 +120,21 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, n
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error())
-	case unreachable(err):
-		s.logError(r, err, "api: redis unreachable")
+	default:
+		s.serverError(w, r, err, "api: request failed")
+	}
+}
+
+// serverError answers a failure that is not the request's fault: 503 with
+// Retry-After while Redis is unreachable or not serving, else 500. The
+// detail is logged with msg, never returned.
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	s.logError(r, err, msg)
+	if unreachable(err) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable,
 			"the database is unreachable: retry in a few seconds (GET /readyz says when it is back)")
-	default:
-		s.logError(r, err, "api: request failed")
-		writeInternal(w, r)
+		return
 	}
+	writeInternal(w, r)
 }

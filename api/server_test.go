@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
@@ -236,9 +237,28 @@ func TestStoreFailures(t *testing.T) {
 		}
 	})
 
-	t.Run("Redis unreachable is 503 with Retry-After", func(t *testing.T) {
+	t.Run("Redis loading its data is 503 with Retry-After", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
+		co := e.company("Acme")
+		for _, msg := range []string{"LOADING Redis is loading the dataset in memory", "READONLY You can't write against a read only replica.", "MASTERDOWN Link with MASTER is down"} {
+			e.mr.SetError(msg)
+			w := e.do(call{method: "GET", path: "/v1/company/" + co.ID})
+			if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+				t.Errorf("%q: %d %s, want 503 with Retry-After", msg, w.Code, w.Body)
+			}
+		}
+		e.mr.SetError("ERR something else")
+		if w := e.do(call{method: "GET", path: "/v1/company/" + co.ID}); w.Code != http.StatusInternalServerError {
+			t.Errorf("another error reply: %d %s, want 500", w.Code, w.Body)
+		}
+	})
+
+	t.Run("Redis unreachable is 503 with Retry-After", func(t *testing.T) {
+		t.Parallel()
+		insp := &lateInspector{}
+		e := newEnv(t, func(c *api.Config) { c.Inspector = insp })
+		insp.in = asynq.NewInspectorFromRedisClient(e.rdb)
 		co := e.company("Acme")
 		addr := e.mr.Addr()
 		e.mr.Close() // every store call now fails with a connection error
@@ -246,6 +266,8 @@ func TestStoreFailures(t *testing.T) {
 			{method: "GET", path: "/v1/company"},
 			{method: "GET", path: "/v1/company/" + co.ID},
 			{method: "POST", path: "/v1/connection/company/" + co.ID, body: goodConnection},
+			{method: "GET", path: "/v1/queues"},
+			{method: "POST", path: "/v1/queues/default/pause"},
 		} {
 			e.logs.Reset()
 			w := e.do(c)
@@ -314,3 +336,12 @@ func TestStopWithRequestInFlight(t *testing.T) {
 		t.Errorf("Stop after a failed Stop: %v", err)
 	}
 }
+
+// lateInspector is a QueueInspector whose *asynq.Inspector is set after the
+// server is built (it needs the env's Redis client).
+type lateInspector struct{ in *asynq.Inspector }
+
+func (l *lateInspector) Queues() ([]string, error)                       { return l.in.Queues() }
+func (l *lateInspector) GetQueueInfo(q string) (*asynq.QueueInfo, error) { return l.in.GetQueueInfo(q) }
+func (l *lateInspector) PauseQueue(q string) error                       { return l.in.PauseQueue(q) }
+func (l *lateInspector) UnpauseQueue(q string) error                     { return l.in.UnpauseQueue(q) }
