@@ -155,6 +155,7 @@ func TestCompanies(t *testing.T) {
 		{"wrong type", call{method: "POST", path: "/v1/company", body: `{"name":42}`}, 400, api.CodeInvalidRequest, []string{`field "name" has a JSON number where a string is expected`}},
 		{"name too long", call{method: "POST", path: "/v1/company", body: `{"name":"` + strings.Repeat("n", store.MaxNameLen+1) + `"}`}, 400, api.CodeInvalidRequest, []string{"at most 200"}},
 		{"escape sequence in the name", call{method: "POST", path: "/v1/company", body: `{"name":"Acme\u001b[8m"}`}, 400, api.CodeInvalidRequest, []string{"control characters"}},
+		{"direction override in the name", call{method: "POST", path: "/v1/company", body: `{"name":"Acme\u202eemcA"}`}, 400, api.CodeInvalidRequest, []string{"direction overrides"}},
 		{"too large", call{method: "POST", path: "/v1/company", body: big}, 413, api.CodePayloadTooLarge, []string{"4096 bytes"}},
 		{"too large, unknown length", call{method: "POST", path: "/v1/company", body: big, chunked: true}, 413, api.CodePayloadTooLarge, []string{"4096 bytes"}},
 		{"padding past the limit", call{method: "POST", path: "/v1/company", body: `{"name":"a"}` + strings.Repeat(" ", 5000), chunked: true}, 413, api.CodePayloadTooLarge, []string{"larger than"}},

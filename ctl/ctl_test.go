@@ -260,10 +260,10 @@ func TestCommands(t *testing.T) {
 			name: "connection show escapes control characters from the API",
 			args: []string{"connection", "show", "cn_1"},
 			replies: ok(strings.Replace(strings.Replace(connJSON, `"Main office"`, `"Main\u001b[8m office"`, 1),
-				`"Meter A"`, `"Meter\tA\u009b"`, 1)),
+				`"Meter A"`, `"Meter\tA\u009b\u202e"`, 1)),
 			want:   []request{get("/v1/connection/cn_1/details", "")},
-			outHas: []string{`Main\x1b[8m office`, `Meter A\x9b`},
-			noOut:  []string{"\x1b", "\u009b", "\t"},
+			outHas: []string{`Main\x1b[8m office`, `Meter\x09A\x9b\u202e`},
+			noOut:  []string{"\x1b", "\u009b", "\u202e"},
 		},
 		{
 			name:    "connection show escapes the ID",
