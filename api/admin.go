@@ -73,8 +73,10 @@ type RefreshResult struct {
 // LinkConnectionRequest is the body of POST /v1/link/connection: a
 // new-connection link's token and the connection to add to its company.
 type LinkConnectionRequest struct {
-	Token string `json:"token"`
-	CreateConnectionRequest
+	Token       string              `json:"token"`
+	Datasource  DatasourceName      `json:"datasource"`
+	Name        string              `json:"name,omitempty"`
+	Credentials *checks.Credentials `json:"credentials"`
 }
 
 // LinkResponse is the answer of POST /v1/connection/{connectionId}/link (a
@@ -454,11 +456,11 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 	}
 	// Everything that can refuse the request is checked before the token is
 	// spent, so a mistyped body does not burn the link.
-	if problems := s.connectionProblems(in.CreateConnectionRequest); len(problems) > 0 {
+	if problems := s.connectionProblems(CreateConnectionRequest{Datasource: in.Datasource, Name: in.Name, Credentials: in.Credentials}); len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, strings.Join(problems, "; "))
 		return
 	}
-	nc := store.NewConnection{CompanyID: claims.Subject, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials}
+	nc := store.NewConnection{CompanyID: claims.Subject, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials}
 	if err := nc.Validate(); err != nil {
 		s.storeError(w, r, err, "")
 		return

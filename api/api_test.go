@@ -167,6 +167,23 @@ func TestCompanies(t *testing.T) {
 
 const goodConnection = `{"datasource":"sandbox","name":"Electric","credentials":{"username":"user_good","password":"` + secret + `"}}`
 
+// TestCreateConnectionDatasourceForms: a request may name the datasource
+// bare or as the object answers carry, so an answer can be sent back.
+func TestCreateConnectionDatasourceForms(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	co := e.company("Acme")
+	for _, ds := range []string{`"sandbox"`, `{"name":"sandbox"}`, ` { "name" : "sandbox" } `} {
+		w := e.do(call{method: "POST", path: "/v1/connection/company/" + co.ID, body: `{"datasource":` + ds + `,"credentials":{"username":"user_good"}}`})
+		if w.Code != http.StatusCreated {
+			t.Fatalf("datasource %s: %d %s", ds, w.Code, w.Body)
+		}
+		if c := decodeAs[api.Connection](t, w); c.Datasource.Name != "sandbox" {
+			t.Fatalf("datasource %s: created %+v", ds, c.Datasource)
+		}
+	}
+}
+
 func TestCreateConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -238,6 +255,9 @@ func TestCreateConnection(t *testing.T) {
 		{"extra not strings", call{method: "POST", path: path, body: cred(`{"username":"u","extra":{"pin":1}}`)}, 400, api.CodeInvalidRequest, []string{`field "credentials.extra" has a JSON number where a string is expected`}},
 		{"too many extras", call{method: "POST", path: path, body: string(extraJSON)}, 400, api.CodeInvalidRequest, []string{"at most 16"}},
 		{"username too long", call{method: "POST", path: path, body: cred(`{"username":"` + strings.Repeat("u", store.MaxCredentialLen+1) + `"}`)}, 400, api.CodeInvalidRequest, []string{"at most 1024"}},
+		{"datasource a number", call{method: "POST", path: path, body: `{"datasource":7,"credentials":{"username":"u"}}`}, 400, api.CodeInvalidRequest, []string{`field "datasource" has a JSON number where a string is expected`}},
+		{"datasource object with an unknown field", call{method: "POST", path: path, body: `{"datasource":{"name":"sandbox","id":1},"credentials":{"username":"u"}}`}, 400, api.CodeInvalidRequest, []string{`unknown field "id"`}},
+		{"datasource object of an unknown name", call{method: "POST", path: path, body: `{"datasource":{"name":"nope"},"credentials":{"username":"u"}}`}, 400, api.CodeInvalidRequest, []string{"nope"}},
 		{"newline in the name", call{method: "POST", path: path, body: `{"datasource":"sandbox","name":"a\nb","credentials":{"username":"u"}}`}, 400, api.CodeInvalidRequest, []string{"control characters"}},
 		{"trailing data", call{method: "POST", path: path, body: goodConnection + `{}`}, 400, api.CodeInvalidRequest, []string{"after the JSON object"}},
 		{"unknown company", call{method: "POST", path: "/v1/connection/company/" + unknownCompany, body: goodConnection}, 404, api.CodeNotFound, []string{unknownCompany, "not found"}},

@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,9 +28,48 @@ type CreateCompanyRequest struct {
 
 // CreateConnectionRequest is the body of POST /v1/connection/company/{companyId}.
 type CreateConnectionRequest struct {
-	Datasource  string              `json:"datasource"`
+	Datasource  DatasourceName      `json:"datasource"`
 	Name        string              `json:"name,omitempty"`
 	Credentials *checks.Credentials `json:"credentials"`
+}
+
+// DatasourceName is a request's datasource: its name, or the object
+// answers carry ({"name": "sandbox"}), so a connection read from the API
+// can be sent back as it is.
+type DatasourceName string
+
+// UnmarshalJSON reads a string or {"name": string}; anything else is the
+// *json.UnmarshalTypeError encoding/json gives a mistyped field.
+func (d *DatasourceName) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return &json.UnmarshalTypeError{Value: "nothing", Type: reflect.TypeFor[string]()}
+	}
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		return json.Unmarshal(b, (*string)(d))
+	case len(b) > 0 && b[0] == '{':
+		var o struct {
+			Name string `json:"name"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&o); err != nil {
+			return err
+		}
+		*d = DatasourceName(o.Name)
+		return nil
+	case string(b) == "null":
+		return nil
+	}
+	kind := "number"
+	switch b[0] {
+	case '[':
+		kind = "array"
+	case 't', 'f':
+		kind = "bool"
+	}
+	return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeFor[string]()}
 }
 
 // CompanyList is the answer of GET /v1/company.
@@ -275,7 +317,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, compan
 		return
 	}
 	c, err := s.st.CreateConnection(r.Context(), store.NewConnection{
-		CompanyID: companyID, Datasource: in.Datasource, Name: in.Name, Credentials: *in.Credentials})
+		CompanyID: companyID, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials})
 	if err != nil {
 		s.storeError(w, r, err, companyNotFound(companyID))
 		return
@@ -292,8 +334,8 @@ func (s *Server) connectionProblems(in CreateConnectionRequest) []string {
 	switch {
 	case in.Datasource == "":
 		problems = append(problems, fmt.Sprintf("datasource is required (one of %s)", strings.Join(valid, ", ")))
-	case !slices.Contains(valid, in.Datasource):
-		problems = append(problems, (&checks.UnknownValueError{Kind: "datasource", Value: in.Datasource, Valid: valid}).Error())
+	case !slices.Contains(valid, string(in.Datasource)):
+		problems = append(problems, (&checks.UnknownValueError{Kind: "datasource", Value: string(in.Datasource), Valid: valid}).Error())
 	}
 	switch {
 	case in.Credentials == nil:
