@@ -10,8 +10,10 @@ FUZZTIME ?= 10s
 .PHONY: run build test bench fuzz lint cluster
 
 ## run: start checkd with every role on an embedded Redis with demo data
+# (exec: make's SIGTERM reaches checkd itself, which `go run` would not pass on)
 run:
-	CHECKD_CONFIG=$(CHECKD_CONFIG) $(GO) run ./cmd/checkd
+	$(GO) build -o bin/checkd ./cmd/checkd
+	CHECKD_CONFIG=$(CHECKD_CONFIG) exec bin/checkd
 
 ## build: build bin/checkd and bin/checkctl
 build:
