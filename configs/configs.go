@@ -414,6 +414,17 @@ func (c *Config) normalize() {
 	}
 }
 
+// Warnings lists settings that run but probably not as meant (the daemon
+// logs them at start).
+func (c Config) Warnings() []string {
+	var w []string
+	if c.Has(RoleWorker) && c.Worker.CheckTimeout > c.CheckInterval {
+		w = append(w, fmt.Sprintf("checkInterval %s is shorter than worker.checkTimeout %s: a slow check can still run when its connection's next one starts, and both log in at the provider",
+			c.CheckInterval, c.Worker.CheckTimeout))
+	}
+	return w
+}
+
 // Validate reports every problem of the configuration in one error wrapping
 // ErrInvalid. Secrets are never quoted.
 func (c Config) Validate() error {

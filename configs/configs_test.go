@@ -50,6 +50,37 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	demo, err := load(filepath.Join(".", DemoFile), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  func() Config
+		want string // "" : no warning
+	}{
+		{"defaults", Default, ""},
+		{"the demo", func() Config { return demo }, ""},
+		{"an interval shorter than a check", func() Config {
+			c := Default()
+			c.CheckInterval = time.Minute
+			return c
+		}, "checkInterval 1m0s is shorter than worker.checkTimeout 2m0s"},
+		{"the same without the worker role", func() Config {
+			c := Default()
+			c.CheckInterval, c.Roles = time.Minute, []string{RoleScheduler, RoleAPI}
+			return c
+		}, ""},
+	} {
+		w := strings.Join(tc.cfg().Warnings(), "\n")
+		if tc.want == "" && w != "" || !strings.Contains(w, tc.want) {
+			t.Errorf("%s: warnings %q, want %q", tc.name, w, tc.want)
+		}
+	}
+}
+
 func TestDemoFile(t *testing.T) {
 	t.Parallel()
 	c, err := load(filepath.Join(".", DemoFile), env(nil))

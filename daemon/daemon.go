@@ -148,6 +148,9 @@ func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) 
 	if opts.Out == nil {
 		opts.Out = os.Stderr
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	return &Daemon{cfg: cfg, log: log, opts: opts, apiKeys: cfg.APIKeys}, nil
 }
 
