@@ -409,6 +409,10 @@ func (s *Server) signLink(w http.ResponseWriter, r *http.Request, subject string
 // verifyLink checks a link token for an action on a subject of kind
 // prefix (a connection or a company); false when it answered the refusal.
 func (s *Server) verifyLink(w http.ResponseWriter, token, prefix string) (link.Claims, bool) {
+	if s.cfg.Links == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
+		return link.Claims{}, false
+	}
 	if token == "" {
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, `token is required: send the token of the link you were given in {"token": "..."}`)
 		return link.Claims{}, false
@@ -442,10 +446,6 @@ func (s *Server) spendLink(ctx context.Context, w http.ResponseWriter, r *http.R
 
 // useNewLink adds a connection to the company of a new-connection link.
 func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Links == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
-		return
-	}
 	var in LinkConnectionRequest
 	if !s.decode(w, r, &in) {
 		return
@@ -484,10 +484,6 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Links == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, linksUnavailable)
-		return
-	}
 	var in LinkCredentialsRequest
 	if !s.decode(w, r, &in) {
 		return

@@ -7,7 +7,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"unicode"
+
+	"github.com/checkd/checkd/display"
 )
 
 // tw writes aligned columns; line writes free text between tables.
@@ -21,41 +22,12 @@ func newTW(out io.Writer) *tw {
 	return &tw{out: out, w: tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)}
 }
 
-// printable makes a value from the API safe to print on a terminal: the
-// runes a terminal acts on rather than shows (control characters, tabs and
-// newlines included, the bidirectional controls, the line separators) are
-// shown escaped (\x1b, \u202e), so a value never breaks the columns and an
-// escape sequence or a direction override in a name cannot hide or reorder
-// what the operator reads. The API refuses them in names; this covers data
-// stored before it did, and details.
-func printable(s string) string {
-	if !strings.ContainsFunc(s, unprintable) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case !unprintable(r):
-			b.WriteRune(r)
-		case r < 0x100:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		default:
-			fmt.Fprintf(&b, "\\u%04x", r)
-		}
-	}
-	return b.String()
-}
-
-// unprintable reports the runes printable escapes (the store refuses the
-// same in names).
-func unprintable(r rune) bool {
-	switch {
-	case unicode.IsControl(r), r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E,
-		r >= 0x2066 && r <= 0x2069, r == 0x2028, r == 0x2029:
-		return true
-	}
-	return false
-}
+// printable makes a value from the API safe to print on a terminal
+// (display.Escape): a value never breaks the columns, and an escape
+// sequence or a direction override in a name cannot hide or reorder what the
+// operator reads. The API refuses them in names; this covers data stored
+// before it did, and details.
+func printable(s string) string { return display.Escape(s) }
 
 // row writes one row of values made printable.
 func (t *tw) row(cells ...string) {

@@ -78,11 +78,7 @@ func (f *fixture) sweepAll(now time.Time, limit int) []DueItem {
 		if len(items) == 0 {
 			break
 		}
-		ok := make([]bool, len(items))
-		for i := range ok {
-			ok[i] = true
-		}
-		if err := sw.Ack(f.ctx, items, ok); err != nil {
+		if err := sw.Ack(f.ctx, items, allOK(len(items))); err != nil {
 			f.t.Fatal(err)
 		}
 		all = append(all, items...)
@@ -228,13 +224,6 @@ func runSweepConformance(t *testing.T, b backend) {
 		for range 30 {
 			f.record(f.conn("user_good").ID, "a1", t0, ok())
 		}
-		allOK := func(n int) []bool {
-			ok := make([]bool, n)
-			for i := range ok {
-				ok[i] = true
-			}
-			return ok
-		}
 		for k, then := range []string{"end", "ack again"} {
 			end := t0.Add(time.Duration(k+1) * DefaultInterval) // each case sweeps an interval of its own
 			sw, err := f.s.BeginSweep(f.ctx, end, time.Minute)
@@ -303,21 +292,14 @@ func runSweepConformance(t *testing.T, b backend) {
 		if len(b0) != 10 || len(b1) != 10 || len(b2) != 10 {
 			t.Fatalf("batches of %d, %d, %d; want 10 each", len(b0), len(b1), len(b2))
 		}
-		all := func(n int) []bool {
-			ok := make([]bool, n)
-			for i := range ok {
-				ok[i] = true
-			}
-			return ok
-		}
 		// Batch 1 finishes first: the cursor must wait for batch 0.
-		if err := sw.Ack(f.ctx, b1, all(10)); err != nil {
+		if err := sw.Ack(f.ctx, b1, allOK(10)); err != nil {
 			t.Fatal(err)
 		}
 		if c, _ := f.s.sweepCursor(f.ctx, t0); c != ms(t0) {
 			t.Fatalf("cursor moved to %v past an unacknowledged batch", fromMS(c))
 		}
-		okb0 := all(10)
+		okb0 := allOK(10)
 		okb0[3] = false // this enqueue failed
 		if err := sw.Ack(f.ctx, b0, okb0); err != nil {
 			t.Fatal(err)
@@ -335,7 +317,7 @@ func runSweepConformance(t *testing.T, b backend) {
 		if err := f.rdb.Del(f.ctx, f.s.kSweepLock()).Err(); err != nil { // the lease running out
 			t.Fatal(err)
 		}
-		if err := sw.Ack(f.ctx, b2, all(10)); !errors.Is(err, ErrSweepLost) {
+		if err := sw.Ack(f.ctx, b2, allOK(10)); !errors.Is(err, ErrSweepLost) {
 			t.Fatalf("ack after the lock was lost = %v, want ErrSweepLost", err)
 		}
 		again := f.sweepAll(end, 100)
@@ -546,4 +528,13 @@ func (h *failScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return next(ctx, cmd)
 	}
+}
+
+// allOK is the ok flags of a batch of n whose every enqueue worked.
+func allOK(n int) []bool {
+	ok := make([]bool, n)
+	for i := range ok {
+		ok[i] = true
+	}
+	return ok
 }

@@ -35,12 +35,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/display"
 )
 
 // ErrNotFound reports an unknown company or connection.
@@ -230,22 +230,10 @@ func nameProblem(name string) string {
 	switch {
 	case len(name) > MaxNameLen:
 		return fmt.Sprintf("name is at most %d bytes", MaxNameLen)
-	case strings.ContainsFunc(name, unprintable):
+	case strings.ContainsFunc(name, display.Unsafe):
 		return "name must not contain control characters (tabs, newlines, escape sequences, direction overrides)"
 	}
 	return ""
-}
-
-// unprintable reports the runes a terminal acts on rather than shows:
-// control characters, the bidirectional controls (which reorder what
-// follows them, "Trojan Source") and the line and paragraph separators.
-func unprintable(r rune) bool {
-	switch {
-	case unicode.IsControl(r), r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E,
-		r >= 0x2066 && r <= 0x2069, r == 0x2028, r == 0x2029:
-		return true
-	}
-	return false
 }
 
 // CreateCompany stores a new active company.
