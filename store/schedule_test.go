@@ -219,11 +219,7 @@ func runSweepConformance(t *testing.T, b backend) {
 
 	t.Run("an acknowledgement that fails keeps its batches: no slot is lost", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, b, nil)
-		f.sweepAll(t0, 10)
-		for range 30 {
-			f.record(f.conn("user_good").ID, "a1", t0, ok())
-		}
+		f := newScheduled(t, b, 30)
 		for k, then := range []string{"end", "ack again"} {
 			end := t0.Add(time.Duration(k+1) * DefaultInterval) // each case sweeps an interval of its own
 			sw, err := f.s.BeginSweep(f.ctx, end, time.Minute)
@@ -276,11 +272,7 @@ func runSweepConformance(t *testing.T, b backend) {
 
 	t.Run("the cursor moves only over acknowledged batches, failures come back", func(t *testing.T) {
 		t.Parallel()
-		f := newFixture(t, b, nil)
-		f.sweepAll(t0, 10)
-		for range 30 {
-			f.record(f.conn("user_good").ID, "a1", t0, ok())
-		}
+		f := newScheduled(t, b, 30)
 		end := t0.Add(DefaultInterval)
 		sw, err := f.s.BeginSweep(f.ctx, end, time.Minute)
 		if err != nil || sw == nil {
@@ -537,4 +529,15 @@ func allOK(n int) []bool {
 		ok[i] = true
 	}
 	return ok
+}
+
+// newScheduled is a fixture whose sweep cursor is at t0, with n connections
+// checked at t0: in the weekly schedule only.
+func newScheduled(t *testing.T, b backend, n int) *fixture {
+	f := newFixture(t, b, nil)
+	f.sweepAll(t0, 10)
+	for range n {
+		f.record(f.conn("user_good").ID, "a1", t0, ok())
+	}
+	return f
 }
