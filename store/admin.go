@@ -49,11 +49,12 @@ func (r *connRec) save() {
 // a system status (PENDING if it never had one) and forgets them.
 func (r *connRec) restore(now int64, trs []transition) []transition {
 	to, detail := r.PrevStatus, r.PrevDetail
-	// Credentials replaced since the system status began (r.FirstSeen)
-	// unblock: UpdateCredentials saves PENDING then, but a record written
-	// before it did holds the blocked status.
+	// Credentials replaced since the system status began (r.FirstSeen; in
+	// the same millisecond too) unblock. UpdateCredentials saves PENDING
+	// then, which also covers a second system status that began after the
+	// update; a record written before it did holds the blocked status.
 	if to == "" || systemStatus(to) ||
-		checks.ConnectionStatus(to).CredentialBlocked() && r.CredUpdated > r.FirstSeen {
+		checks.ConnectionStatus(to).CredentialBlocked() && r.CredUpdated >= r.FirstSeen {
 		to, detail = string(checks.ConnPending), ""
 	}
 	r.PrevStatus, r.PrevDetail = "", ""
