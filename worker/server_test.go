@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,4 +134,60 @@ func TestStartRedisDown(t *testing.T) {
 		t.Errorf("a worker that did not start left %d check slots counted", n)
 	}
 	must(t, e.w.Stop(context.Background()))
+}
+
+// TestTemporaryFailureOnLastAttempt: a check whose checker fails
+// temporarily on every attempt is recorded as OTHER_ERROR on the last one
+// (asynq retries the earlier ones), and its queued mark ends with it.
+func TestTemporaryFailureOnLastAttempt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 2, ShutdownTimeout: 5 * time.Second}})
+	cn := e.connection(t, "sandbox", "user_temporary")
+	ctx := context.Background()
+	if first, err := e.st.MarkQueued(ctx, cn.ID); err != nil || !first {
+		t.Fatalf("mark queued: %v %v", first, err)
+	}
+	must(t, e.w.Start(ctx))
+	t.Cleanup(func() { _ = e.w.Stop(ctx) })
+	tk, err := tasks.NewCheckTask(cn.ID, t0, tasks.ReasonRefresh, asynq.Queue(tasks.QueueCritical), asynq.MaxRetry(0))
+	must(t, err)
+	if _, err := asynq.NewClientFromRedisClient(e.rdb).EnqueueContext(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn.ID).Status != checks.ConnPending })
+	got := e.get(t, cn.ID)
+	if got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "temporary failure on every attempt") {
+		t.Fatalf("status %s %q, want OTHER_ERROR naming the temporary failure", got.Status, got.StatusErrorDetail)
+	}
+	if again, err := e.st.MarkQueued(ctx, cn.ID); err != nil || !again {
+		t.Fatalf("the queued mark outlived the recorded check: %v %v", again, err)
+	}
+}
+
+// TestCheckerIgnoringItsContext: a checker that does not return by its
+// deadline is abandoned there; the timeout is recorded and the handler
+// returns, so the task's slot is free for the next check.
+func TestCheckerIgnoringItsContext(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	e := newEnv(t, envOpts{cfg: worker.Config{CheckTimeout: 50 * time.Millisecond},
+		checkers: map[string]checks.Checker{
+			"stuck": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
+				<-release // never looks at its context
+				return checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "1"}}}, nil
+			}),
+		}})
+	cn := e.connection(t, "stuck", "user_good")
+	returned := make(chan error, 1)
+	go func() { returned <- e.w.HandleCheck(context.Background(), task(t, cn.ID, t0)) }()
+	select {
+	case err := <-returned:
+		must(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("HandleCheck waited for a checker that ignores its context")
+	}
+	if got := e.get(t, cn.ID); got.Status != checks.ConnWebsiteDown || !strings.Contains(got.StatusErrorDetail, "timed out") {
+		t.Fatalf("status %s %q, want the timeout recorded", got.Status, got.StatusErrorDetail)
+	}
 }

@@ -6,7 +6,8 @@
 // Provider-side failures (bad password, website down, a checker that errs,
 // panics or times out) are recorded statuses, never task failures. A task
 // fails, and asynq retries it, only when the service itself could not do its
-// part: Redis unreachable, or a checker error wrapping checks.ErrTemporary.
+// part: Redis unreachable, or a checker error wrapping checks.ErrTemporary
+// (on asynq's last attempt that one is recorded as OTHER_ERROR instead).
 // Retries are safe because the store applies each task ID once.
 package worker
 
@@ -345,6 +346,11 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 		// (say, half the accounts listed): record the timeout instead.
 		return checks.Result{Status: checks.ConnWebsiteDown,
 			Detail: fmt.Sprintf("check timed out after %s", w.cfg.CheckTimeout)}, nil
+	case errors.Is(err, checks.ErrTemporary) && lastAttempt(ctx):
+		// No retry is left: record the failure, so the connection shows it
+		// (and its queued mark ends) instead of keeping a status no check saw.
+		return checks.Result{Status: checks.ConnOtherError,
+			Detail: truncate(fmt.Sprintf("temporary failure on every attempt: %v", err))}, nil
 	case errors.Is(err, checks.ErrTemporary):
 		return checks.Result{}, fmt.Errorf("check %s: %w", connID, err)
 	case err != nil:
@@ -356,17 +362,48 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 	return res.Normalized(), nil
 }
 
-// call runs the checker, turning a panic into an OTHER_ERROR result.
-func (w *Worker) call(ctx context.Context, c checks.Checker, req checks.Request, connID, taskID string) (res checks.Result, panicked bool, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			w.entry(connID, taskID).WithFields(logrus.Fields{"datasource": req.Datasource, "panic": v, "stack": string(debug.Stack())}).
-				Error("checker panicked")
-			res, panicked, err = checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf("checker panicked: %v", v))}, true, nil
-		}
+// lastAttempt reports whether asynq will not retry the task if it fails
+// now (outside asynq, say a test calling HandleCheck: no).
+func lastAttempt(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	max, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= max
+}
+
+// checkOutcome is what a checker call gave.
+type checkOutcome struct {
+	res      checks.Result
+	panicked bool
+	err      error
+}
+
+// call runs the checker, turning a panic into an OTHER_ERROR result. It
+// returns when the checker does or when ctx ends, whichever comes first: a
+// checker that ignores its context is abandoned there (its goroutine runs
+// on until it returns, and its result is dropped), so CheckTimeout holds
+// and the task's slot is freed for the next check.
+func (w *Worker) call(ctx context.Context, c checks.Checker, req checks.Request, connID, taskID string) (checks.Result, bool, error) {
+	done := make(chan checkOutcome, 1) // buffered: an abandoned checker never blocks
+	go func() {
+		var out checkOutcome
+		defer func() {
+			if v := recover(); v != nil {
+				w.entry(connID, taskID).WithFields(logrus.Fields{"datasource": req.Datasource, "panic": v, "stack": string(debug.Stack())}).
+					Error("checker panicked")
+				out = checkOutcome{res: checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf("checker panicked: %v", v))}, panicked: true}
+			}
+			done <- out
+		}()
+		out.res, out.err = c.Check(ctx, req)
 	}()
-	res, err = c.Check(ctx, req)
-	return res, false, err
+	select {
+	case out := <-done:
+		return out.res, out.panicked, out.err
+	case <-ctx.Done():
+		w.entry(connID, taskID).WithField("datasource", req.Datasource).
+			Warn("checker did not return by its deadline; abandoned (a checker must honour its context)")
+		return checks.Result{}, false, ctx.Err()
+	}
 }
 
 // truncate bounds s to maxDetail bytes without splitting a UTF-8 sequence.
