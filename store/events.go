@@ -176,23 +176,30 @@ func historyOf(trs []transition, t int64, cause, attempt string) *histRec {
 	return h
 }
 
-// History returns up to limit of a connection's transitions, newest first:
-// those of the elements its record holds, then those of its history list.
-// Record and list are read in one transaction, so an element spilled from
-// the record meanwhile is seen exactly once.
+// History returns a connection's transitions, newest first: those of the
+// elements its record holds, then those of its history list; up to limit
+// of them, or every one it keeps when limit is 0 (Config.HistoryLimit
+// counts elements, one per write, and a write may hold several
+// transitions: the connection's and each account's). Record and list are
+// read in one transaction, so an element spilled from the record meanwhile
+// is seen exactly once.
 func (s *Store) History(ctx context.Context, connID string, limit int) ([]HistoryEntry, error) {
-	if limit <= 0 || limit > s.cfg.HistoryLimit {
-		limit = s.cfg.HistoryLimit
+	if limit < 0 {
+		limit = 0
 	}
 	if !ValidID(ConnectionIDPrefix, connID) {
 		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
+	}
+	// Every element has one transition or more: limit elements suffice.
+	keep := int64(s.cfg.HistoryLimit)
+	if limit > 0 {
+		keep = min(keep, int64(limit))
 	}
 	var get *redis.StringCmd
 	var list *redis.StringSliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, s.kConn(connID))
-		// Every element has one transition or more: limit elements suffice.
-		list = p.LRange(ctx, s.kHistory(connID), 0, int64(limit-1))
+		list = p.LRange(ctx, s.kHistory(connID), 0, keep-1)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -213,14 +220,15 @@ func (s *Store) History(ctx context.Context, connID string, limit int) ([]Histor
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", connID, err)
 	}
-	out := make([]HistoryEntry, 0, min(limit, 8))
+	out := make([]HistoryEntry, 0, 8)
+	full := func() bool { return limit > 0 && len(out) >= limit }
 	// Newest first: a write's transitions are stored oldest first.
 	add := func(h histRec) bool {
 		es := h.public(connID)
-		for i := len(es) - 1; i >= 0 && len(out) < limit; i-- {
+		for i := len(es) - 1; i >= 0 && !full(); i-- {
 			out = append(out, es[i])
 		}
-		return len(out) < limit
+		return !full()
 	}
 	for _, h := range elems {
 		if !add(h) {
@@ -240,10 +248,13 @@ func (s *Store) History(ctx context.Context, connID string, limit int) ([]Histor
 }
 
 // Events returns up to count change events after the stream ID after ("0"
-// or "" for the oldest kept).
+// or "" for the oldest kept); count 0 or less returns none.
 func (s *Store) Events(ctx context.Context, after string, count int64) ([]Event, error) {
 	if after == "" {
 		after = "0"
+	}
+	if count <= 0 { // Redis answers COUNT 0 with a null reply
+		return nil, nil
 	}
 	msgs, err := s.rdb.XRangeN(ctx, s.kEvents(), "("+after, "+", count).Result()
 	if err != nil {

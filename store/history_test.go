@@ -278,11 +278,12 @@ type histModel struct{ elems [][]HistoryEntry }
 
 func (m *histModel) add(es ...HistoryEntry) { m.elems = append([][]HistoryEntry{es}, m.elems...) }
 
-// want is History(limit) when the newest kept elements are kept.
+// want is History(limit) when the newest kept elements are kept: every
+// transition they hold for limit 0.
 func (m *histModel) want(kept, limit int) []HistoryEntry {
 	out := []HistoryEntry{}
 	for _, es := range m.elems[:min(kept, len(m.elems))] {
-		for i := len(es) - 1; i >= 0 && len(out) < limit; i-- {
+		for i := len(es) - 1; i >= 0 && (limit == 0 || len(out) < limit); i-- {
 			out = append(out, es[i])
 		}
 	}
@@ -382,8 +383,11 @@ func (s *histScenario) stored() (inRecord, inList int) {
 // elements, for every limit up to all transitions and beyond.
 func (s *histScenario) verify(kept int) {
 	s.f.t.Helper()
-	limits := []int{0, s.f.s.cfg.HistoryLimit + 1}
-	for l := 1; l <= min(s.f.s.cfg.HistoryLimit, 3*kept+1); l++ {
+	// Every limit up to past all kept transitions (three per check with
+	// accounts), and 0: all of them, whatever HistoryLimit (which counts
+	// elements) is.
+	limits := []int{0, 3*kept + 5}
+	for l := 1; l <= 3*kept+1; l++ {
 		limits = append(limits, l)
 	}
 	for _, limit := range limits {
@@ -391,11 +395,7 @@ func (s *histScenario) verify(kept int) {
 		if err != nil {
 			s.f.t.Fatal(err)
 		}
-		eff := limit
-		if eff <= 0 || eff > s.f.s.cfg.HistoryLimit {
-			eff = s.f.s.cfg.HistoryLimit
-		}
-		want := s.m.want(kept, eff)
+		want := s.m.want(kept, limit)
 		gb, _ := json.Marshal(got)
 		wb, _ := json.Marshal(want)
 		if string(gb) != string(wb) {
