@@ -128,17 +128,23 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 		now := ms(s.cfg.Clock.Now())
 		m := &mutation{}
 		var trs []transition
+		var changed []string // the settings the patch changes, as the event names them
 		cause := CauseSettings
-		if p.Name != nil {
-			r.Name = strings.TrimSpace(*p.Name)
+		if p.Name != nil && strings.TrimSpace(*p.Name) != r.Name {
+			r.Name, changed = strings.TrimSpace(*p.Name), append(changed, "name")
 		}
-		if p.StartDate != nil {
-			r.StartDate = *p.StartDate
+		if p.StartDate != nil && *p.StartDate != r.StartDate {
+			r.StartDate, changed = *p.StartDate, append(changed, "startDate")
 		}
-		if p.OccupancyMultiplier != nil {
-			r.Occupancy = *p.OccupancyMultiplier
+		if p.OccupancyMultiplier != nil && *p.OccupancyMultiplier != r.Occupancy {
+			r.Occupancy, changed = *p.OccupancyMultiplier, append(changed, "occupancyMultiplier")
+		}
+		if len(changed) == 0 && (p.IsActive == nil || *p.IsActive != r.Inactive) {
+			ch.Connection = r.public(0)
+			return nil, nil // nothing changes: no write, no history, no event
 		}
 		if p.IsActive != nil && *p.IsActive == r.Inactive { // a real change
+			changed = append(changed, "isActive")
 			r.void()
 			if !*p.IsActive {
 				cause = CauseDeactivated
@@ -164,9 +170,9 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 		m.history = historyOf(trs, now, cause, "")
 		m.event = newEvent(r, EventConnectionUpdated, cause, now, trs)
 		if m.event == nil {
-			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
-				Cause: cause, ProtectedChanges: p.fields()}
+			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now), Cause: cause}
 		}
+		m.event.ProtectedChanges = append(m.event.ProtectedChanges, changed...)
 		ch.Connection = r.public(0)
 		return m, nil
 	})
@@ -174,23 +180,6 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 		return Change{}, err
 	}
 	return s.withNext(ctx, ch)
-}
-
-func (p DetailsPatch) fields() []string {
-	var f []string
-	if p.IsActive != nil {
-		f = append(f, "isActive")
-	}
-	if p.Name != nil {
-		f = append(f, "name")
-	}
-	if p.StartDate != nil {
-		f = append(f, "startDate")
-	}
-	if p.OccupancyMultiplier != nil {
-		f = append(f, "occupancyMultiplier")
-	}
-	return f
 }
 
 // withNext fills the connection's nextCheckAt after a write.

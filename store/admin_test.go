@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +212,43 @@ func runAdmin(t *testing.T, b backend) {
 		}
 		if f.snapshot(c.ID) != before {
 			t.Fatal("a write against the company's current flag went through")
+		}
+	})
+
+	t.Run("a patch that changes nothing writes nothing; a change's event names what changed", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		if _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{Name: ptr("HQ"), StartDate: ptr("2024-01-31"), OccupancyMultiplier: ptr(1.5)}); err != nil {
+			t.Fatal(err)
+		}
+		before := f.snapshot(c.ID)
+		for _, p := range []DetailsPatch{
+			{IsActive: ptr(true)}, {Name: ptr(" HQ ")}, {StartDate: ptr("2024-01-31")}, {OccupancyMultiplier: ptr(1.5)},
+			{IsActive: ptr(true), Name: ptr("HQ"), StartDate: ptr("2024-01-31"), OccupancyMultiplier: ptr(1.5)},
+		} {
+			ch, err := f.s.UpdateDetails(f.ctx, c.ID, p)
+			if err != nil || ch.CheckNow || ch.Connection.Name != "HQ" {
+				t.Fatalf("%+v: %+v %v", p, ch, err)
+			}
+			if f.snapshot(c.ID) != before {
+				t.Fatalf("%+v changed nothing but wrote", p)
+			}
+		}
+		for _, tc := range []struct {
+			p    DetailsPatch
+			want []string
+		}{
+			{DetailsPatch{Name: ptr("Plant"), OccupancyMultiplier: ptr(1.5)}, []string{"name"}},
+			{DetailsPatch{IsActive: ptr(false), StartDate: ptr("")}, []string{"status", "statusFirstSeenTime", "statusErrorDetail", "startDate", "isActive"}},
+		} {
+			if _, err := f.s.UpdateDetails(f.ctx, c.ID, tc.p); err != nil {
+				t.Fatal(err)
+			}
+			evs, err := f.s.Events(f.ctx, "", 100)
+			if err != nil || len(evs) == 0 || !slices.Equal(evs[len(evs)-1].ProtectedChanges, tc.want) {
+				t.Fatalf("%+v: last event %+v (%v), want protectedChanges %v", tc.p, evs[len(evs)-1], err, tc.want)
+			}
 		}
 	})
 
