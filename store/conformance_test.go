@@ -487,6 +487,9 @@ func runConformance(t *testing.T, b backend) {
 		if !slices.Equal(evs[3].ProtectedChanges, []string{"status", "statusFirstSeenTime", "statusErrorDetail"}) {
 			t.Fatalf("protectedChanges = %v", evs[3].ProtectedChanges)
 		}
+		if none, err := f.s.Events(f.ctx, evs[1].ID, 0); err != nil || len(none) != 0 {
+			t.Fatalf("Events with count 0 = %v, %v; want none", none, err)
+		}
 		rest, err := f.s.Events(f.ctx, evs[1].ID, 100)
 		if err != nil || len(rest) != 2 || rest[1].ID != evs[3].ID {
 			t.Fatalf("events after %s = %+v %v", evs[1].ID, rest, err)
