@@ -263,12 +263,12 @@ func load(path string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, withSource(err, path)
 	}
-	if err := c.applyEnv(getenv); err != nil {
-		return Config{}, err
-	}
+	// Every problem at once: the environment's and the result's.
+	p := c.applyEnv(getenv)
 	c.normalize()
-	if err := c.Validate(); err != nil {
-		return Config{}, withSource(err, path)
+	p = append(p, c.problems()...)
+	if len(p) > 0 {
+		return Config{}, withSource(fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; ")), path)
 	}
 	return c, nil
 }
@@ -333,9 +333,10 @@ func decode(data []byte, c *Config) error {
 	return nil
 }
 
-// applyEnv overrides c with the CHECKD_* environment variables.
-func (c *Config) applyEnv(getenv func(string) string) error {
-	var problems []string
+// applyEnv overrides c with the CHECKD_* environment variables and lists
+// the values it could not read (which leave c's value as it was).
+func (c *Config) applyEnv(getenv func(string) string) problems {
+	var problems problems
 	if v := getenv(EnvRedisURL); v != "" {
 		c.RedisURL = v
 	}
@@ -349,11 +350,11 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		c.EncryptionKey = v
 	}
 	if v := getenv(EnvCheckInterval); v != "" {
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil {
+		if d, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
 			problems = append(problems, fmt.Sprintf("%s=%q is not a duration (use e.g. 168h, 10m)", EnvCheckInterval, v))
+		} else {
+			c.CheckInterval = d
 		}
-		c.CheckInterval = d
 	}
 	if v := getenv(EnvTick); v != "" {
 		c.Tick = v
@@ -373,10 +374,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv(EnvDashboardPass); v != "" {
 		c.Dashboard.Password = v
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
-	}
-	return nil
+	return problems
 }
 
 // splitList splits a comma-separated list, trimming blanks and dropping
@@ -428,6 +426,14 @@ func (c Config) Warnings() []string {
 // Validate reports every problem of the configuration in one error wrapping
 // ErrInvalid. Secrets are never quoted.
 func (c Config) Validate() error {
+	if p := c.problems(); len(p) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+	}
+	return nil
+}
+
+// problems lists what Validate reports.
+func (c Config) problems() problems {
 	var p problems
 
 	if c.RedisURL != "" {
@@ -510,6 +516,9 @@ func (c Config) Validate() error {
 	p.positiveDur("scheduler.lease", s.Lease)
 	p.positive("scheduler.enqueueConcurrency", s.EnqueueConcurrency)
 	p.positiveDur("scheduler.taskTimeout", s.TaskTimeout)
+	if s.TaskTimeout > 0 && s.TaskTimeout%time.Second != 0 {
+		p.add("scheduler.taskTimeout (%s) must be whole seconds: asynq keeps a task's timeout in seconds and would cut it to %s", s.TaskTimeout, s.TaskTimeout.Truncate(time.Second))
+	}
 	if s.TaskTimeout > 0 && w.CheckTimeout > 0 && s.TaskTimeout <= w.CheckTimeout {
 		p.add("scheduler.taskTimeout (%s) must exceed worker.checkTimeout (%s): a check that times out is recorded only if its task outlives it", s.TaskTimeout, w.CheckTimeout)
 	}
@@ -553,11 +562,7 @@ func (c Config) Validate() error {
 	if total > MaxDemoConnections {
 		p.add("demo has %d connections; at most %d", total, MaxDemoConnections)
 	}
-
-	if len(p) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
-	}
-	return nil
+	return p
 }
 
 type problems []string

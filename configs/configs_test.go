@@ -238,6 +238,7 @@ func TestInvalid(t *testing.T) {
 		{"negative batch", "scheduler:\n  batchSize: -1\n", nil, "scheduler.batchSize is -1"},
 		{"zero lease", "scheduler:\n  lease: 0s\n", nil, "scheduler.lease is 0s"},
 		{"task timeout below check timeout", "scheduler:\n  taskTimeout: 1m\n", nil, "must exceed worker.checkTimeout"},
+		{"task timeout not whole seconds", "scheduler:\n  taskTimeout: 150500ms\n", nil, "must be whole seconds"},
 		{"negative retry", "scheduler:\n  maxRetry: -1\n", nil, "scheduler.maxRetry is -1"},
 		{"unknown queue", "worker:\n  queues: {urgent: 2}\n", nil, `unknown queue "urgent"`},
 		{"zero weight", "worker:\n  queues: {low: 0}\n", nil, "worker.queues.low is 0"},
@@ -280,6 +281,16 @@ func TestAllProblemsReportedAtOnce(t *testing.T) {
 	_, err := Parse([]byte("worker:\n  concurrency: 0\nscheduler:\n  batchSize: 0\n"))
 	if err == nil || !strings.Contains(err.Error(), "worker.concurrency") || !strings.Contains(err.Error(), "scheduler.batchSize") {
 		t.Errorf("want both problems in one error, got %v", err)
+	}
+	// An unreadable variable does not hide the others' problems.
+	_, err = load("", env(map[string]string{EnvCheckInterval: "bogus", EnvRoles: "nope", EnvLogLevel: "loud"}))
+	for _, want := range []string{EnvCheckInterval, `"nope"`, "loud", "(embedded defaults and environment)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("environment problems: %v; want it to mention %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "checkInterval (CHECKD_CHECK_INTERVAL) is 0s") {
+		t.Errorf("an unreadable interval is reported twice: %v", err)
 	}
 }
 
