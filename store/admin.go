@@ -49,12 +49,14 @@ func (r *connRec) save() {
 // a system status (PENDING if it never had one) and forgets them.
 func (r *connRec) restore(now int64, trs []transition) []transition {
 	to, detail := r.PrevStatus, r.PrevDetail
-	// Credentials replaced since the system status began (r.FirstSeen; in
-	// the same millisecond too) unblock. UpdateCredentials saves PENDING
-	// then, which also covers a second system status that began after the
-	// update; a record written before it did holds the blocked status.
+	// Credentials replaced after the system status began (r.FirstSeen)
+	// unblock. UpdateCredentials saves PENDING then, which also covers a
+	// second system status that began after the update; a record written
+	// before it did holds the blocked status. (Not in the same
+	// millisecond: a check of the new credentials may have found them bad
+	// before the deactivation.)
 	if to == "" || systemStatus(to) ||
-		checks.ConnectionStatus(to).CredentialBlocked() && r.CredUpdated >= r.FirstSeen {
+		checks.ConnectionStatus(to).CredentialBlocked() && r.CredUpdated > r.FirstSeen {
 		to, detail = string(checks.ConnPending), ""
 	}
 	r.PrevStatus, r.PrevDetail = "", ""

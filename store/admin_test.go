@@ -153,6 +153,26 @@ func runAdmin(t *testing.T, b backend) {
 		f.invariants()
 	})
 
+	t.Run("new credentials found bad before a deactivation stay blocked after it, in one millisecond too", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("bad")
+		f.record(c.ID, "a1", t0, fail(checks.ConnPasswordIncorrect, "rejected"))
+		f.clk.Advance(time.Minute) // everything below at one instant
+		if _, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "user_good", Password: "new"}); err != nil {
+			t.Fatal(err)
+		}
+		f.record(c.ID, "a2", f.clk.Now(), fail(checks.ConnPasswordIncorrect, "new pw bad"))
+		if _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Advance(time.Minute)
+		ch, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: ptr(true)})
+		if err != nil || ch.Connection.Status != checks.ConnPasswordIncorrect || ch.Connection.StatusErrorDetail != "new pw bad" || ch.CheckNow {
+			t.Fatalf("reactivated: %+v %v; want PASSWORD_INCORRECT \"new pw bad\" and no check", ch.Connection, err)
+		}
+	})
+
 	t.Run("reactivation restores each status with its detail", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
