@@ -261,6 +261,11 @@ func load(path string, getenv func(string) string) (Config, error) {
 	}
 	c, err := parse(data)
 	if err != nil {
+		// The environment's problems too, read over the defaults.
+		d := Default()
+		if p := d.applyEnv(getenv); len(p) > 0 {
+			err = fmt.Errorf("%w; %s", err, strings.Join(p, "; "))
+		}
 		return Config{}, withSource(err, path)
 	}
 	// Every problem at once: the environment's and the result's.

@@ -292,6 +292,17 @@ func TestAllProblemsReportedAtOnce(t *testing.T) {
 	if err != nil && strings.Contains(err.Error(), "checkInterval (CHECKD_CHECK_INTERVAL) is 0s") {
 		t.Errorf("an unreadable interval is reported twice: %v", err)
 	}
+	// A file that does not decode does not hide the environment's problems.
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("checkInterval: banana\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = load(path, env(map[string]string{EnvCheckInterval: "nonsense"}))
+	for _, want := range []string{"banana", EnvCheckInterval, "(file " + path} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("file and environment problems: %v; want it to mention %s", err, want)
+		}
+	}
 }
 
 func TestSecretsNeverInErrors(t *testing.T) {
