@@ -341,7 +341,7 @@ func decode(data []byte, c *Config) error {
 // applyEnv overrides c with the CHECKD_* environment variables and lists
 // the values it could not read (which leave c's value as it was).
 func (c *Config) applyEnv(getenv func(string) string) problems {
-	var problems problems
+	var p problems
 	if v := getenv(EnvRedisURL); v != "" {
 		c.RedisURL = v
 	}
@@ -356,7 +356,7 @@ func (c *Config) applyEnv(getenv func(string) string) problems {
 	}
 	if v := getenv(EnvCheckInterval); v != "" {
 		if d, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
-			problems = append(problems, fmt.Sprintf("%s=%q is not a duration (use e.g. 168h, 10m)", EnvCheckInterval, v))
+			p.add("%s=%q is not a duration (use e.g. 168h, 10m)", EnvCheckInterval, v)
 		} else {
 			c.CheckInterval = d
 		}
@@ -379,7 +379,7 @@ func (c *Config) applyEnv(getenv func(string) string) problems {
 	if v := getenv(EnvDashboardPass); v != "" {
 		c.Dashboard.Password = v
 	}
-	return problems
+	return p
 }
 
 // splitList splits a comma-separated list, trimming blanks and dropping

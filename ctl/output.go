@@ -22,17 +22,12 @@ func newTW(out io.Writer) *tw {
 	return &tw{out: out, w: tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)}
 }
 
-// printable makes a value from the API safe to print on a terminal
-// (display.Escape): a value never breaks the columns, and an escape
-// sequence or a direction override in a name cannot hide or reorder what the
-// operator reads. The API refuses them in names; this covers data stored
-// before it did, and details.
-func printable(s string) string { return display.Escape(s) }
-
-// row writes one row of values made printable.
+// row writes one row; values from the API are escaped (display.Escape), so
+// none breaks the columns or hides or reorders what the operator reads (the
+// API refuses such names; this covers data stored before, and details).
 func (t *tw) row(cells ...string) {
 	for i, c := range cells {
-		cells[i] = printable(c)
+		cells[i] = display.Escape(c)
 	}
 	if _, err := fmt.Fprintln(t.w, strings.Join(cells, "\t")); err != nil && t.err == nil {
 		t.err = err
@@ -40,12 +35,12 @@ func (t *tw) row(cells ...string) {
 }
 
 // line flushes the pending rows and writes a line of text; string
-// arguments are made printable.
+// arguments are escaped as in row.
 func (t *tw) line(format string, a ...any) {
 	t.flush()
 	for i, v := range a {
 		if s, ok := v.(string); ok {
-			a[i] = printable(s)
+			a[i] = display.Escape(s)
 		}
 	}
 	if _, err := fmt.Fprintf(t.out, format+"\n", a...); err != nil && t.err == nil {
