@@ -5,11 +5,13 @@
 // the subject is of the kind its action needs.
 //
 // A token is base64url(payload) + "." + base64url(HMAC-SHA256(key, payload)),
-// unpadded, where payload is a version byte, the expiry (Unix ms, 8 bytes big
-// endian), a random 16-byte nonce and the subject's ID. Tokens are
-// stateless: Verify proves a token was signed with the key and has not
-// expired. Single use is the caller's job: spend Claims.Nonce atomically
-// (store.UseOnce) before acting on a token.
+// unpadded, where payload is a version byte (2), the issue time and the
+// expiry (Unix ms, 8 bytes big endian each), a random 16-byte nonce and the
+// subject's ID. Tokens are stateless: Verify proves a token was signed with
+// the key and has not expired. Single use is the caller's job: spend
+// Claims.Nonce atomically (store.UseOnce) before acting on a token; so is
+// refusing a token that what happened since its issue made stale
+// (Claims.IssuedAt).
 //
 // Tokens are secrets. Never log them and never put them in a URL path (the
 // access log records paths): links carry them in the fragment, which
@@ -52,10 +54,12 @@ const MaxSubjectLen = 128
 const MaxTokenLen = 512
 
 const (
-	version  = 1
+	version  = 2
 	nonceLen = 16
-	headLen  = 1 + 8 + nonceLen // version, expiry, nonce
+	headLen  = 1 + 8 + 8 + nonceLen // version, issue time, expiry, nonce
 	macLen   = sha256.Size
+	// Version 1 tokens (no issue time) are still read until they expire.
+	v1HeadLen = 1 + 8 + nonceLen
 )
 
 var b64 = base64.RawURLEncoding.Strict()
@@ -76,6 +80,10 @@ type Claims struct {
 	// Nonce is unique per token (base64url); spend it to make the token
 	// single-use.
 	Nonce string
+	// IssuedAt is when the token was signed (ms precision). For a token of
+	// the first format, which did not carry it, Expires less the signer's
+	// TTL.
+	IssuedAt time.Time
 	// Expires is when the token stops being valid.
 	Expires time.Time
 }
@@ -115,11 +123,13 @@ func (s *Signer) Sign(subject string) (string, time.Time, error) {
 	if subject == "" || len(subject) > MaxSubjectLen || !utf8.ValidString(subject) {
 		return "", time.Time{}, fmt.Errorf("link: sign: the subject ID must be 1 to %d bytes of UTF-8", MaxSubjectLen)
 	}
-	exp := s.clk.Now().Add(s.ttl).UnixMilli()
+	now := s.clk.Now()
+	exp := now.Add(s.ttl).UnixMilli()
 	p := make([]byte, headLen, headLen+len(subject))
 	p[0] = version
-	binary.BigEndian.PutUint64(p[1:9], uint64(exp))
-	_, _ = rand.Read(p[9:headLen]) // crypto/rand.Read never fails (it crashes the program instead)
+	binary.BigEndian.PutUint64(p[1:9], uint64(now.UnixMilli()))
+	binary.BigEndian.PutUint64(p[9:17], uint64(exp))
+	_, _ = rand.Read(p[17:headLen]) // crypto/rand.Read never fails (it crashes the program instead)
 	p = append(p, subject...)
 	return b64.EncodeToString(p) + "." + b64.EncodeToString(s.mac(p)), time.UnixMilli(exp).UTC(), nil
 }
@@ -150,7 +160,7 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: not of the form payload.signature", ErrTampered)
 	}
 	p, err := b64.DecodeString(enc)
-	if err != nil || len(p) <= headLen || len(p) > headLen+MaxSubjectLen {
+	if err != nil || len(p) <= v1HeadLen || len(p) > headLen+MaxSubjectLen {
 		return Claims{}, fmt.Errorf("%w: malformed payload", ErrTampered)
 	}
 	got, err := b64.DecodeString(encMAC)
@@ -160,18 +170,29 @@ func (s *Signer) Verify(token string) (Claims, error) {
 	if !hmac.Equal(got, s.mac(p)) {
 		return Claims{}, fmt.Errorf("%w: signature mismatch", ErrTampered)
 	}
-	if p[0] != version {
-		return Claims{}, fmt.Errorf("%w: unknown version %d", ErrTampered, p[0])
-	}
-	c := Claims{
-		Subject: string(p[headLen:]),
-		Nonce:   b64.EncodeToString(p[9:headLen]),
-		Expires: time.UnixMilli(int64(binary.BigEndian.Uint64(p[1:9]))).UTC(),
+	var c Claims
+	switch {
+	case p[0] == version && len(p) > headLen:
+		c = Claims{
+			Subject:  string(p[headLen:]),
+			Nonce:    b64.EncodeToString(p[17:headLen]),
+			IssuedAt: msTime(p[1:9]),
+			Expires:  msTime(p[9:17]),
+		}
+	case p[0] == 1 && len(p) <= v1HeadLen+MaxSubjectLen:
+		c = Claims{Subject: string(p[v1HeadLen:]), Nonce: b64.EncodeToString(p[9:v1HeadLen]), Expires: msTime(p[1:9])}
+		c.IssuedAt = c.Expires.Add(-s.ttl)
+	default:
+		return Claims{}, fmt.Errorf("%w: unknown version %d or malformed payload", ErrTampered, p[0])
 	}
 	if !s.clk.Now().Before(c.Expires) {
 		return c, fmt.Errorf("%w (at %s)", ErrExpired, c.Expires.Format(time.RFC3339))
 	}
 	return c, nil
+}
+
+func msTime(b []byte) time.Time {
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b))).UTC()
 }
 
 // tokenByte reports the bytes a token is made of: the base64url alphabet and

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestSignVerify(t *testing.T) {
 		t.Errorf("token %q: the ID must not be readable and the encoding must be URL-safe and unpadded", tok)
 	}
 	c, err := s.Verify(tok)
-	if err != nil || c.Subject != connA || !c.Expires.Equal(exp) || len(c.Nonce) != 22 {
+	if err != nil || c.Subject != connA || !c.Expires.Equal(exp) || !c.IssuedAt.Equal(t0) || len(c.Nonce) != 22 {
 		t.Fatalf("Verify = %+v, %v", c, err)
 	}
 	tok2 := sign(t, s, connA)
@@ -141,9 +142,13 @@ func TestVerifyRejects(t *testing.T) {
 	forB := bytes.Clone(raw)
 	forB = append(forB[:len(forB)-len(connA)], "cn_fedcba9876543210"...)
 	later := bytes.Clone(raw)
-	later[1]++ // a later expiry
-	v2 := bytes.Clone(raw)
-	v2[0] = 2
+	later[9]++ // a later expiry
+	earlier := bytes.Clone(raw)
+	earlier[1]-- // an earlier issue time (older than a credential update)
+	v3 := bytes.Clone(raw)
+	v3[0] = 3
+	v1 := bytes.Clone(raw)
+	v1[0] = 1 // the first format, read with this one's fields
 	enc := base64.RawURLEncoding.EncodeToString
 	flip := []byte(tok)
 	flip[len(flip)-1] ^= 1
@@ -155,7 +160,11 @@ func TestVerifyRejects(t *testing.T) {
 		{"other key", sign(t, other, connA)},
 		{"payload for another connection", enc(forB) + "." + mac},
 		{"extended expiry", enc(later) + "." + mac},
-		{"unknown version", enc(v2) + "." + mac},
+		{"back-dated", enc(earlier) + "." + mac},
+		{"unknown version", enc(v3) + "." + mac},
+		{"unknown version, signed", enc(v3) + "." + enc(hmacOf(v3))},
+		{"version changed", enc(v1) + "." + mac},
+		{"version 0, signed", enc(append([]byte{0}, raw[1:]...)) + "." + enc(hmacOf(append([]byte{0}, raw[1:]...)))},
 		{"signature swapped", payload + "." + strings.Split(sign(t, s, connA), ".")[1]},
 		{"flipped bit", string(flip)},
 		{"truncated signature", tok[:len(tok)-2]},
@@ -173,6 +182,38 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	if _, err := s.Verify(tok); err != nil {
 		t.Fatalf("the original still verifies: %v", err)
+	}
+}
+
+// hmacOf signs p as newSigner's key does, to build payloads the signer
+// did not issue.
+func hmacOf(p []byte) []byte {
+	m := hmac.New(sha256.New, link.DeriveKey(master))
+	m.Write(p)
+	return m.Sum(nil)
+}
+
+// TestVerifyVersion1 reads a token of the first format (version 1, expiry,
+// nonce, subject: no issue time), issued before an upgrade: it verifies
+// until it expires, and its issue time is its expiry less the TTL.
+func TestVerifyVersion1(t *testing.T) {
+	clk := clock.NewFake(t0)
+	s := newSigner(t, clk)
+	exp := t0.Add(30 * time.Minute)
+	p := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint64(p[1:9], uint64(exp.UnixMilli()))
+	p = append(p, bytes.Repeat([]byte{0xab}, 16)...)
+	p = append(p, connA...)
+	enc := base64.RawURLEncoding.EncodeToString
+	tok := enc(p) + "." + enc(hmacOf(p))
+	c, err := s.Verify(tok)
+	if err != nil || c.Subject != connA || !c.Expires.Equal(exp) || !c.IssuedAt.Equal(exp.Add(-time.Hour)) ||
+		c.Nonce != enc(bytes.Repeat([]byte{0xab}, 16)) {
+		t.Fatalf("version 1 token: Verify = %+v, %v", c, err)
+	}
+	clk.Advance(30 * time.Minute)
+	if _, err := s.Verify(tok); !errors.Is(err, link.ErrExpired) {
+		t.Fatalf("expired version 1 token: err %v, want ErrExpired", err)
 	}
 }
 
