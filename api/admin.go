@@ -348,6 +348,11 @@ func (s *Server) publicURL() string {
 	return "http://" + s.Addr()
 }
 
+// linkSuperseded refuses a credential link issued before the credentials
+// were last replaced (by an operator, or through a newer link), so a
+// forwarded or leaked old link cannot overwrite newer credentials.
+const linkSuperseded = "this link was replaced: the connection's credentials were updated after it was issued; ask for a new one"
+
 const linksUnavailable = "credential-update links are not available: this API has no link signer configured"
 
 func (s *Server) createLink(w http.ResponseWriter, r *http.Request, id string) {
@@ -381,8 +386,13 @@ func (s *Server) companyLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("companyId")
-	if _, err := s.st.GetCompany(r.Context(), id); err != nil {
+	co, err := s.st.GetCompany(r.Context(), id)
+	if err != nil {
 		s.storeError(w, r, err, companyNotFound(id))
+		return
+	}
+	if !co.IsActive { // its link could add nothing that would be checked
+		writeError(w, http.StatusConflict, CodeNotAllowed, fmt.Sprintf("company %s is inactive: reactivate it (PATCH /v1/company/%s {\"isActive\":true}) before handing out a link to add connections", id, id))
 		return
 	}
 	code := http.StatusCreated
@@ -465,8 +475,13 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err, "")
 		return
 	}
-	if _, err := s.st.GetCompany(r.Context(), claims.Subject); err != nil {
+	co, err := s.st.GetCompany(r.Context(), claims.Subject)
+	if err != nil {
 		s.storeError(w, r, err, "the company of this link no longer exists")
+		return
+	}
+	if !co.IsActive {
+		writeError(w, http.StatusConflict, CodeNotAllowed, "the company of this link is inactive: connections cannot be added to it until it is reactivated")
 		return
 	}
 	ctx, cancel := detached(r)
@@ -498,8 +513,13 @@ func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, p)
 		return
 	}
-	if _, err := s.st.GetConnection(r.Context(), claims.Subject); err != nil {
+	c, err := s.st.GetConnection(r.Context(), claims.Subject)
+	if err != nil {
 		s.storeError(w, r, err, "the connection of this link no longer exists")
+		return
+	}
+	if c.CredentialsUpdatedAt != nil && c.CredentialsUpdatedAt.After(claims.IssuedAt) {
+		writeError(w, http.StatusGone, CodeGone, linkSuperseded)
 		return
 	}
 	ctx, cancel := detached(r)
@@ -507,7 +527,12 @@ func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
 	if !s.spendLink(ctx, w, r, claims) {
 		return
 	}
-	ch, err := s.st.UpdateCredentials(ctx, claims.Subject, *in.Credentials)
+	// Checked again in the write: credentials replaced since the look above.
+	ch, err := s.st.UpdateCredentialsSince(ctx, claims.Subject, *in.Credentials, claims.IssuedAt)
+	if errors.Is(err, store.ErrSuperseded) {
+		writeError(w, http.StatusGone, CodeGone, linkSuperseded)
+		return
+	}
 	if err != nil {
 		s.storeError(w, r, err, "the connection of this link no longer exists")
 		return

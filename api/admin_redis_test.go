@@ -725,6 +725,88 @@ func TestRealRedisLinks(t *testing.T) {
 	}
 }
 
+// TestRealRedisStaleLinks: a credential link is refused once the
+// credentials were replaced after it was issued (by an operator or through
+// a newer link), and a company link while the company is inactive; both
+// write nothing.
+func TestRealRedisStaleLinks(t *testing.T) {
+	t.Parallel()
+	e := newRealEnv(t)
+	ctx := context.Background()
+	co := e.company("Acme")
+	a := e.connection(co.ID, "user_a")
+	newLink := func(path string) string {
+		t.Helper()
+		var l api.LinkResponse
+		e.send(call{method: "POST", path: path}, 201, &l)
+		e.clk.Advance(time.Second)
+		return l.Token
+	}
+	use := func(tok, password string) call {
+		return call{method: "PATCH", path: "/v1/link/credentials", key: "-",
+			body: `{"token":"` + tok + `","credentials":{"username":"user_good","password":"` + password + `"}}`}
+	}
+	password := func() string {
+		t.Helper()
+		tg, err := e.st.LoadCheck(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg.Request.Credentials.Password
+	}
+	connLink := "/v1/connection/" + a.ID + "/link"
+
+	stale := newLink(connLink)
+	e.send(call{method: "PATCH", path: "/v1/connection/" + a.ID + "/credentials",
+		body: `{"credentials":{"username":"user_good","password":"operator"}}`}, 200, nil)
+	e.clk.Advance(time.Second)
+	older, newer := newLink(connLink), newLink(connLink)
+	e.runErrorCases(t, []errorCase{
+		{"issued before the operator's update", use(stale, "attacker"), 410, api.CodeGone, []string{"replaced", "ask for a new one"}},
+	})
+	if p := password(); p != "operator" {
+		t.Fatalf("password %q after a stale link, want the operator's", p)
+	}
+	e.send(use(newer, "customer"), 200, nil)
+	e.runErrorCases(t, []errorCase{
+		{"older than the link used", use(older, "attacker"), 410, api.CodeGone, []string{"replaced"}},
+	})
+	if p := password(); p != "customer" {
+		t.Fatalf("password %q, want the newest link's", p)
+	}
+	e.send(use(newLink(connLink), "again"), 200, nil) // issued after every update
+	if p := password(); p != "again" {
+		t.Fatalf("password %q, want the fresh link's", p)
+	}
+	// The store checks the same in its atomic write, for an update between
+	// the API's look and its write.
+	if _, err := e.st.UpdateCredentialsSince(ctx, a.ID, checks.Credentials{Username: "x"}, e.clk.Now().Add(-2*time.Second)); !errors.Is(err, store.ErrSuperseded) {
+		t.Fatalf("UpdateCredentialsSince before the last update: %v, want ErrSuperseded", err)
+	}
+
+	companyLink := "/v1/connection/company/" + co.ID + "/link"
+	add := func(tok string) call {
+		return call{method: "POST", path: "/v1/link/connection", key: "-",
+			body: `{"token":"` + tok + `","datasource":"sandbox","name":"Gas","credentials":{"username":"user_good"}}`}
+	}
+	tok := newLink(companyLink)
+	e.send(call{method: "PATCH", path: "/v1/company/" + co.ID, body: `{"isActive":false}`}, 200, nil)
+	e.runErrorCases(t, []errorCase{
+		{"company link of an inactive company", add(tok), 409, api.CodeNotAllowed, []string{"inactive", "reactivated"}},
+		{"minting for an inactive company", call{method: "POST", path: companyLink}, 409, api.CodeNotAllowed, []string{"inactive", "reactivate"}},
+	})
+	list, err := e.st.ListConnections(ctx, co.ID, nil, "", 0)
+	if err != nil || len(list.Connections) != 1 {
+		t.Fatalf("connections after the refused link: %d, %v; want only A", len(list.Connections), err)
+	}
+	e.send(call{method: "PATCH", path: "/v1/company/" + co.ID, body: `{"isActive":true}`}, 200, nil)
+	var res api.LinkResult
+	e.send(add(tok), 201, &res) // the refusal did not spend the link
+	if res.Status != checks.ConnPending {
+		t.Fatalf("link use after reactivation: %+v", res)
+	}
+}
+
 func TestRealRedisQueues(t *testing.T) {
 	t.Parallel()
 	e := newRealEnv(t)

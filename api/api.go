@@ -30,8 +30,10 @@
 //	POST  /v1/connection/{connectionId}/link        → 201 {"url","token","expiresAt"}: a single-use credential-update link
 //	GET   /v1/connection/{connectionId}             → 200 the same link (the reference's "magic link for editing")
 //	PATCH /v1/link/credentials                      {"token","credentials"} → 200; NO API key: the token authorizes one update
+//	                                                (410 once the credentials were replaced after the link was issued)
 //	GET|POST /v1/connection/company/{companyId}/link → 200|201 {"companyId","url","token","expiresAt"}: a single-use new-connection link
 //	POST  /v1/link/connection                       {"token","datasource","name","credentials"} → 201; NO API key: one new connection
+//	                                                (409 while the company is inactive, as for minting its link)
 //	GET   /link                                     the page a link opens (token in the URL fragment); no key
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue

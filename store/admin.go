@@ -194,10 +194,29 @@ func (s *Store) withNext(ctx context.Context, ch Change) (Change, error) {
 	return ch, nil
 }
 
+// ErrSuperseded reports a conditional credential update refused because
+// the credentials were replaced after the time it was based on.
+var ErrSuperseded = errors.New("the credentials were updated since")
+
 // UpdateCredentials replaces a connection's credentials (encrypted). Checks
 // in flight with the old ones are voided. A credential-blocked connection
 // becomes PENDING and, when checkable, CheckNow asks for a check at once.
 func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Credentials) (Change, error) {
+	return s.updateCredentials(ctx, id, c, -1)
+}
+
+// UpdateCredentialsSince is UpdateCredentials for a request whose authority
+// dates from since (a link issued then): it writes nothing and returns an
+// error wrapping ErrSuperseded when the credentials were replaced after
+// since, in the same atomic step as the write, so a stale link cannot
+// overwrite newer credentials.
+func (s *Store) UpdateCredentialsSince(ctx context.Context, id string, c checks.Credentials, since time.Time) (Change, error) {
+	return s.updateCredentials(ctx, id, c, max(0, ms(since)))
+}
+
+// updateCredentials is UpdateCredentials refusing a replacement of the
+// credentials after since (Unix ms; no condition when negative).
+func (s *Store) updateCredentials(ctx context.Context, id string, c checks.Credentials, since int64) (Change, error) {
 	if err := ValidateCredentials(c); err != nil {
 		return Change{}, err
 	}
@@ -211,6 +230,9 @@ func (s *Store) UpdateCredentials(ctx context.Context, id string, c checks.Crede
 	var ch Change
 	err = s.update(ctx, id, "", func(r *connRec) (*mutation, error) {
 		ch = Change{}
+		if since >= 0 && r.CredUpdated > since {
+			return nil, fmt.Errorf("connection %s: %w at %s", id, ErrSuperseded, fromMS(r.CredUpdated).Format(time.RFC3339Nano))
+		}
 		now := ms(s.cfg.Clock.Now())
 		r.Cred, r.CredUpdated = sealed, now
 		r.void()

@@ -723,6 +723,38 @@ func runConformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a credential update based on an older time is refused", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		c := f.conn("user_good")
+		issued := f.clk.Now()
+		if _, err := f.s.UpdateCredentialsSince(f.ctx, c.ID, checks.Credentials{Username: "same-ms"}, issued); err != nil {
+			t.Fatalf("never updated since: %v", err) // creation is no update
+		}
+		if _, err := f.s.UpdateCredentialsSince(f.ctx, c.ID, checks.Credentials{Username: "same-ms-again"}, issued); err != nil {
+			t.Fatalf("updated in the same millisecond as since: %v, want applied", err)
+		}
+		f.clk.Advance(time.Millisecond)
+		if _, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "operator"}); err != nil {
+			t.Fatal(err)
+		}
+		before := f.snapshot(c.ID) // the event stream's length included
+		_, err := f.s.UpdateCredentialsSince(f.ctx, c.ID, checks.Credentials{Username: "stale"}, issued)
+		if !errors.Is(err, ErrSuperseded) || !strings.Contains(err.Error(), c.ID) {
+			t.Fatalf("stale update: %v, want ErrSuperseded naming the connection", err)
+		}
+		if f.snapshot(c.ID) != before {
+			t.Fatal("a refused update wrote")
+		}
+		if tg, _ := f.s.LoadCheck(f.ctx, c.ID); tg.Request.Credentials.Username != "operator" {
+			t.Fatalf("credentials %q, want the operator's", tg.Request.Credentials.Username)
+		}
+		if _, err := f.s.UpdateCredentialsSince(f.ctx, c.ID, checks.Credentials{Username: "newer"}, f.clk.Now()); err != nil {
+			t.Fatalf("based on the time of the last update: %v", err)
+		}
+		f.invariants()
+	})
+
 	t.Run("listing filters by status and pages", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
