@@ -29,11 +29,14 @@ func systemStatus(s string) bool {
 // under the old generation and are fenced. It also forgets when the last
 // check started, so the check this action enqueues is never taken as served
 // by one from before it (CheckTarget.Served), whatever the clocks of the
-// worker and the API say; older checks being fenced, the stale rule needs
-// no start time from before the action.
+// worker and the API say, and which attempt was applied last, so that check
+// is not taken as a duplicate when its task ID (its slot, to the
+// millisecond) equals the last one's; older checks being fenced, neither
+// rule needs what came before the action.
 func (r *connRec) void() {
 	r.Gen++
 	r.Started = 0
+	r.Attempt = ""
 }
 
 // save keeps the connection's status and detail to restore when the system

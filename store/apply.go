@@ -56,6 +56,9 @@ type checkApply struct {
 	result    checks.Result
 	autoTrack bool
 	newID     func() string
+	// companyInactive: the company's flag, read live, is down (a retry
+	// after the write's company guard failed).
+	companyInactive bool
 }
 
 // applyCheck applies a check result to r in place, following the status
@@ -68,7 +71,7 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 		return Fenced, nil
 	case in.started < r.Started:
 		return Stale, nil
-	case checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) != checks.SkipNone:
+	case checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, !in.companyInactive) != checks.SkipNone:
 		return Ineligible, nil
 	}
 	t, res := in.finished, in.result.Normalized()

@@ -111,7 +111,8 @@ type Recorded struct {
 // in one atomic write, with the due index, status index, history and change
 // event. A duplicate attempt, a result older than the last applied one, a
 // check voided by an admin action since it was loaded, and a connection no
-// longer checked are dropped, and Recorded says which.
+// longer checked (its company's deactivation included, however far it got)
+// are dropped, and Recorded says which.
 func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult) (Recorded, error) {
 	if err := in.Result.Validate(); err != nil {
 		return Recorded{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -119,7 +120,18 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 	ap := checkApply{attempt: shortAttempt(t.Connection.ID, in.Attempt), started: ms(in.StartedAt), finished: ms(in.FinishedAt),
 		gen: t.gen, result: in.Result, autoTrack: s.cfg.AutoTrack, newID: func() string { return newShortID(AccountIDPrefix) }}
 	var out Recorded
-	err := s.updateFrom(ctx, t.Connection.ID, t.raw, t.rec, func(r *connRec) (*mutation, error) {
+	calls := 0
+	fn := func(r *connRec) (*mutation, error) {
+		if calls++; calls > 1 {
+			// A retry: the record changed, or the company guard failed
+			// (its deactivation began after the load). Its live flag
+			// decides; the write guards it again.
+			active, err := s.companyFlag(ctx, r.CompanyID)
+			if err != nil {
+				return nil, fmt.Errorf("record check of %s: %w", r.ID, err)
+			}
+			ap.companyInactive = !active
+		}
 		out = Recorded{From: checks.ConnectionStatus(r.Status), To: checks.ConnectionStatus(r.Status)}
 		oc, trs := applyCheck(r, ap)
 		out.Outcome, out.Transitions = oc, len(trs)
@@ -127,14 +139,24 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 			return nil, nil
 		}
 		out.To = checks.ConnectionStatus(r.Status)
-		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true, check: true,
+		// The company guard: a company's deactivation lowers its flag, then
+		// converts its connections index by index, so a check loaded
+		// before must not move one into an index already converted.
+		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true, check: true, companyActive: "1",
 			history: historyOf(trs, ap.finished, CauseCheck, ap.attempt),
 			change:  newChange(EventConnectionUpdated, CauseCheck, ap.finished, trs)}
 		if out.To.CredentialBlocked() {
 			m.due = dueRemove
 		}
 		return m, nil
-	})
+	}
+	err := s.updateFrom(ctx, t.Connection.ID, t.raw, t.rec, fn)
+	if err == nil && out.Outcome != Applied && calls == 1 {
+		// Dropped on the record as loaded: tell the status as it is now
+		// (an admin action may have come in between). A fresher record
+		// drops it too: generations and start times only move forward.
+		err = s.updateFrom(ctx, t.Connection.ID, "", nil, fn)
+	}
 	t.raw, t.rec = "", nil // a second RecordCheck on the same target reads afresh
 	return out, err
 }
@@ -164,15 +186,24 @@ func (s *Store) companyActive(ctx context.Context, co, epoch string) (bool, erro
 	if ok {
 		return v, nil
 	}
-	flag, err := s.rdb.HGet(ctx, s.kCompany(co), "active").Result()
-	if err != nil && !errors.Is(err, redis.Nil) { // a missing company is not active
-		return false, fmt.Errorf("company %s: %w", co, err)
+	v, err := s.companyFlag(ctx, co)
+	if err != nil {
+		return false, err
 	}
-	v = flag == "1"
 	c.mu.Lock()
 	if c.epoch == epoch { // read at or after epoch: good for it
 		c.active[co] = v
 	}
 	c.mu.Unlock()
 	return v, nil
+}
+
+// companyFlag reads company co's active flag from Redis; a missing company
+// is not active.
+func (s *Store) companyFlag(ctx context.Context, co string) (bool, error) {
+	flag, err := s.rdb.HGet(ctx, s.kCompany(co), "active").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("company %s: %w", co, err)
+	}
+	return flag == "1", nil
 }
