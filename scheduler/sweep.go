@@ -77,11 +77,17 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) 
 		run   tickRun
 		errs  []error
 	)
-	var claimed map[string]bool // on demand this tick: their weekly slot is served too
+	// Claimed on demand this tick: their check runs after now, so it serves
+	// their weekly slot too. Not a reclaimed claim: its check may have run
+	// before the weekly slot, and its task may be refused as already done.
+	var claimed map[string]bool
 	onDemand := source{
 		claim: func(ctx context.Context, limit int) ([]store.DueItem, bool, error) {
 			items, err := s.st.ClaimDue(ctx, now, leaseUntil, limit)
 			for _, it := range items {
+				if it.Reclaimed {
+					continue
+				}
 				if claimed == nil {
 					claimed = map[string]bool{}
 				}

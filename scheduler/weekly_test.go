@@ -3,6 +3,8 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -124,5 +126,56 @@ func TestWeeklySweepOneSchedulerAtATime(t *testing.T) {
 	}
 	if d := rec.dupes(); len(d) > 0 {
 		t.Fatalf("enqueued twice: %v", d)
+	}
+}
+
+// TestReclaimedClaimKeepsWeeklySlot: a scheduler died after enqueueing an
+// on-demand claim and before acknowledging it, and the check ran. When a
+// tick reclaims that claim (its lease over) in the tick that also sweeps
+// the connection's weekly slot, the weekly slot is still enqueued: the
+// reclaimed task is for the old slot (asynq may refuse it as done, the
+// worker skips it as served), so skipping the weekly slot for it would
+// leave the connection unchecked for an interval.
+func TestReclaimedClaimKeepsWeeklySlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, store.DefaultInterval)
+	const lease = 5 * time.Minute
+	co := e.company(t, "Acme")
+	var cn store.Connection
+	for i := 0; ; i++ { // one whose weekly slot comes after the lease
+		cn = e.connection(t, co, fmt.Sprint("user_", i))
+		if checks.NextSlot(cn.ID, t0, store.DefaultInterval).After(t0.Add(lease + time.Minute)) {
+			break
+		}
+	}
+	weekly := checks.NextSlot(cn.ID, t0, store.DefaultInterval)
+	// The scheduler that died: its claims (every connection created), then
+	// the worker's first checks; no acknowledgement.
+	items, err := e.st.ClaimDue(ctx, t0, t0.Add(lease), 100)
+	if err != nil || len(items) == 0 {
+		t.Fatalf("claim: %v %v", items, err)
+	}
+	for _, it := range items {
+		e.checkOnce(t, it.ConnectionID, t0.Add(time.Second))
+	}
+
+	rec := &recorder{}
+	s := mustNew(t, e.st, rec, Config{Lease: lease})
+	e.clk.Set(weekly.Add(time.Second))
+	if _, err := s.Tick(ctx, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var slots []time.Time
+	for _, p := range rec.take() {
+		if p.ConnectionID == cn.ID {
+			slots = append(slots, time.UnixMilli(p.Slot))
+		}
+	}
+	if !slices.ContainsFunc(slots, weekly.Equal) {
+		t.Errorf("tasks of %s for slots %v: its weekly slot %v is missing", cn.ID, slots, weekly)
+	}
+	if !slices.ContainsFunc(slots, t0.Equal) {
+		t.Errorf("tasks of %s for slots %v: the reclaimed claim's slot %v is missing", cn.ID, slots, t0)
 	}
 }

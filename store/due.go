@@ -14,8 +14,12 @@ import (
 type DueItem struct {
 	ConnectionID string
 	Slot         time.Time
-	batch        string      // on-demand: the in-flight record it belongs to
-	week         *sweepBatch // weekly: the sweep batch it belongs to
+	// Reclaimed: an on-demand claim whose lease ended unacknowledged,
+	// claimed again with its original slot; its check may well have run
+	// already.
+	Reclaimed bool
+	batch     string      // on-demand: the in-flight record it belongs to
+	week      *sweepBatch // weekly: the sweep batch it belongs to
 }
 
 // The on-demand due index ("P due": member → due time in ms) holds the
@@ -185,7 +189,7 @@ func (s *Store) reclaim(ctx context.Context, z redis.Z, leaseUntil time.Time) ([
 		if err != nil {
 			return nil, fmt.Errorf("reclaim unacknowledged checks: slot %q: %w", f[i+1], err)
 		}
-		out = append(out, DueItem{ConnectionID: f[i], Slot: fromMS(slot), batch: batch})
+		out = append(out, DueItem{ConnectionID: f[i], Slot: fromMS(slot), Reclaimed: true, batch: batch})
 	}
 	return out, nil
 }
