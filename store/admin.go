@@ -119,7 +119,10 @@ func (p DetailsPatch) validate() error {
 // UpdateDetails applies a settings patch atomically. isActive false makes
 // the connection DEACTIVATED: it leaves the due index and any check queued
 // or running for it is voided. isActive true restores its previous status
-// and, when that is checkable, asks for a check at once (CheckNow).
+// and, when that is checkable, asks for a check at once (CheckNow); while
+// its company is inactive (a deactivation under way included) the
+// connection becomes COMPANY_INACTIVE instead, as the company's
+// deactivation would have made it.
 func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (Change, error) {
 	if err := p.validate(); err != nil {
 		return Change{}, err
@@ -162,11 +165,27 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 			} else {
 				cause = CauseReactivated
 				r.Inactive = false
-				if r.Status == string(checks.ConnDeactivated) {
-					trs = r.restore(now, trs)
+				// The company's flag, read now and guarded by the write: a
+				// company deactivation under way (flag down, connections
+				// converted index by index) may have passed the index the
+				// restored status would go to.
+				active, err := s.companyFlag(ctx, r.CompanyID)
+				if err != nil {
+					return nil, fmt.Errorf("reactivate connection %s: %w", r.ID, err)
 				}
-				if checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
-					m.due, m.dueAt, m.companyActive = dueSet, now, "1"
+				m.companyActive = "0"
+				if active {
+					m.companyActive = "1"
+				}
+				switch {
+				case r.Status != string(checks.ConnDeactivated):
+				case active:
+					trs = r.restore(now, trs)
+				default: // as the company's deactivation would have left it
+					trs = r.enterCompanyInactive(now, trs)
+				}
+				if active && checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
+					m.due, m.dueAt = dueSet, now
 					r.Joined = now // it was out of the schedule while inactive
 					ch.CheckNow, ch.DueAt = true, fromMS(now)
 				}
@@ -600,6 +619,22 @@ func (s *Store) moveCompany(ctx context.Context, companyID, status, flag string)
 	}
 }
 
+// enterCompanyInactive makes the connection and its accounts
+// COMPANY_INACTIVE, saving what each was to restore on reactivation.
+func (r *connRec) enterCompanyInactive(now int64, trs []transition) []transition {
+	r.save()
+	trs = r.move(string(checks.ConnCompanyInactive), "", now, trs)
+	for i := range r.Accounts {
+		a := &r.Accounts[i]
+		if a.Status == string(checks.AcctCompanyInactive) {
+			continue
+		}
+		a.Prev, a.PrevDetail = a.Status, a.Detail
+		trs = a.move(string(checks.AcctCompanyInactive), "", now, trs)
+	}
+	return trs
+}
+
 // companyMutation moves one connection and its accounts into or out of
 // COMPANY_INACTIVE.
 func companyMutation(r *connRec, active bool, now int64) *mutation {
@@ -608,16 +643,7 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 	m := &mutation{}
 	r.void()
 	if !active {
-		r.save()
-		trs = r.move(string(checks.ConnCompanyInactive), "", now, trs)
-		for i := range r.Accounts {
-			a := &r.Accounts[i]
-			if a.Status == string(checks.AcctCompanyInactive) {
-				continue
-			}
-			a.Prev, a.PrevDetail = a.Status, a.Detail
-			trs = a.move(string(checks.AcctCompanyInactive), "", now, trs)
-		}
+		trs = r.enterCompanyInactive(now, trs)
 		m.due = dueRemove
 	} else {
 		cause = CauseCompanyReactivate

@@ -155,6 +155,16 @@ func notPulled(a *acctRec) checks.AccountStatus {
 	return cur
 }
 
+// newest is the latest time the record's status fields hold, its
+// accounts' included.
+func (r *connRec) newest() int64 {
+	t := max(r.FirstSeen, r.LastUpdate, r.LastCheck, r.LastSuccess)
+	for i := range r.Accounts {
+		t = max(t, r.Accounts[i].FirstSeen, r.Accounts[i].LastUpdate)
+	}
+	return t
+}
+
 // move applies the status rule to the connection and records the
 // transition, if any.
 func (r *connRec) move(to, detail string, t int64, trs []transition) []transition {

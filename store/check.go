@@ -132,8 +132,13 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 			}
 			ap.companyInactive = !active
 		}
+		// A write landing after newer ones (an admin action after the
+		// check ended, a later-started check that ended first) is stamped
+		// with the newest time the record holds: its times never go back.
+		in := ap
+		in.finished = max(in.finished, r.newest())
 		out = Recorded{From: checks.ConnectionStatus(r.Status), To: checks.ConnectionStatus(r.Status)}
-		oc, trs := applyCheck(r, ap)
+		oc, trs := applyCheck(r, in)
 		out.Outcome, out.Transitions = oc, len(trs)
 		if oc != Applied {
 			return nil, nil
@@ -142,9 +147,9 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		// The company guard: a company's deactivation lowers its flag, then
 		// converts its connections index by index, so a check loaded
 		// before must not move one into an index already converted.
-		m := &mutation{due: dueAfter, dueSince: ap.started, clearQueued: true, check: true, companyActive: "1",
-			history: historyOf(trs, ap.finished, CauseCheck, ap.attempt),
-			change:  newChange(EventConnectionUpdated, CauseCheck, ap.finished, trs)}
+		m := &mutation{due: dueAfter, dueSince: in.started, clearQueued: true, check: true, companyActive: "1",
+			history: historyOf(trs, in.finished, CauseCheck, in.attempt),
+			change:  newChange(EventConnectionUpdated, CauseCheck, in.finished, trs)}
 		if out.To.CredentialBlocked() {
 			m.due = dueRemove
 		}

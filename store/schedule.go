@@ -118,12 +118,16 @@ return c
 
 // ackSweepScript moves the cursor KEYS[1] to ARGV[3] and renews the lock
 // KEYS[2] for ARGV[2] ms, if token ARGV[1] still holds it; the connections
-// whose enqueue failed (ARGV[4..], member, slot pairs) go to the on-demand
-// due index KEYS[3] at their slot. Returns 1, or 0 when the lock was lost.
+// whose enqueue failed (ARGV[4..], member, slot, schedule set triples) go
+// to the on-demand due index KEYS[3] at their slot, if still in their
+// schedule set (eligible: an admin may have deactivated one since the
+// sweep read it). Returns 1, or 0 when the lock was lost.
 var ackSweepScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-for i = 4, #ARGV, 2 do
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[i + 1], ARGV[i])
+for i = 4, #ARGV, 3 do
+  if redis.call('ZSCORE', ARGV[i + 2], ARGV[i]) then
+    redis.call('ZADD', KEYS[3], 'NX', ARGV[i + 1], ARGV[i])
+  end
 end
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -306,6 +310,7 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 	}
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
+	s := sw.s
 	a := sweepAck{end: b.end}
 	for i, it := range items {
 		if !ok[i] {
@@ -323,14 +328,14 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 		}
 		end = a.end
 		for _, it := range a.failed {
-			args = append(args, it.ConnectionID, ms(it.Slot))
+			week, _ := s.kWeek(it.ConnectionID)
+			args = append(args, it.ConnectionID, ms(it.Slot), week)
 		}
 	}
 	if end < 0 {
 		return nil // an earlier batch is still being enqueued
 	}
 	args[2] = end
-	s := sw.s
 	n, err := ackSweepScript.Run(ctx, s.rdb, []string{s.kCursor(), s.kSweepLock(), s.kDue()}, args...).Int()
 	if err != nil {
 		// The batches stay unacknowledged: the next Ack sends them again
