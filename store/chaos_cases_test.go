@@ -32,24 +32,12 @@ func TestReactivationDuringCompanyDeactivationEscapesConversion(t *testing.T) {
 	}
 	f.clk.Advance(time.Minute)
 
-	// SetCompanyActive(co, false), with the reactivation between its steps.
-	if err := f.s.setCompanyFlag(f.ctx, f.co.ID, "0"); err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range checks.ConnectionStatuses {
-		if st == checks.ConnCompanyInactive || st == checks.ConnDeactivated {
-			continue
+	// The reactivation just before the conversion reaches DEACTIVATED.
+	f.deactivateCompanyAround(checks.ConnDeactivated, func() {
+		if _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: &on}); err != nil {
+			t.Fatalf("reactivation: %v", err)
 		}
-		if _, err := f.s.moveCompany(f.ctx, f.co.ID, string(st), "0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{IsActive: &on}); err != nil {
-		t.Fatalf("reactivation: %v", err)
-	}
-	if _, err := f.s.moveCompany(f.ctx, f.co.ID, string(checks.ConnDeactivated), "0"); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	co, _ := f.s.GetCompany(f.ctx, f.co.ID)
 	if got := f.get(c.ID); !co.IsActive && got.Status != checks.ConnCompanyInactive {

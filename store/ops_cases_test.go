@@ -11,6 +11,28 @@ import (
 // Interleavings FuzzOperations found wrong, each fixed (the tests failed
 // before their fix).
 
+// deactivateCompanyAround runs SetCompanyActive(f.co, false)'s own steps,
+// the flag, then moveCompany per status in its order, with during run just
+// before status split is converted: what a caller acting concurrently
+// with the deactivation does.
+func (f *fixture) deactivateCompanyAround(split checks.ConnectionStatus, during func()) {
+	f.t.Helper()
+	if err := f.s.setCompanyFlag(f.ctx, f.co.ID, "0"); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, st := range checks.ConnectionStatuses {
+		if st == split {
+			during()
+		}
+		if st == checks.ConnCompanyInactive {
+			continue
+		}
+		if _, err := f.s.moveCompany(f.ctx, f.co.ID, string(st), "0"); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
 // TestCompanyDeactivationMissesCheckInFlight: SetCompanyActive(false)
 // converts a company's connections one status index at a time, in the
 // order of checks.ConnectionStatuses. A check loaded before the company's
@@ -35,35 +57,16 @@ func TestCompanyDeactivationMissesCheckInFlight(t *testing.T) {
 		t.Fatalf("load: %v %q", err, tg.Skip)
 	}
 
-	// SetCompanyActive(co, false), interleaved with the check's record.
-	if err := f.s.setCompanyFlag(f.ctx, f.co.ID, "0"); err != nil {
-		t.Fatal(err)
-	}
-	var rest []checks.ConnectionStatus
-	for _, st := range checks.ConnectionStatuses {
-		if st == checks.ConnCompanyInactive {
-			continue
-		}
-		if st == checks.ConnWebsiteDown || len(rest) > 0 {
-			rest = append(rest, st)
-			continue
-		}
-		if _, err := f.s.moveCompany(f.ctx, f.co.ID, string(st), "0"); err != nil { // PENDING .. CONNECTED
+	// PENDING .. CONNECTED converted, then the check's record, then the rest.
+	f.deactivateCompanyAround(checks.ConnWebsiteDown, func() {
+		rec, err := f.s.RecordCheck(f.ctx, tg, CheckResult{Attempt: "a2", StartedAt: f.clk.Now(), FinishedAt: f.clk.Now().Add(time.Second), Result: ok("A")})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	rec, err := f.s.RecordCheck(f.ctx, tg, CheckResult{Attempt: "a2", StartedAt: f.clk.Now(), FinishedAt: f.clk.Now().Add(time.Second), Result: ok("A")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.Outcome != Ineligible {
-		t.Errorf("check recorded while the company was being deactivated: %s %s → %s, want ineligible", rec.Outcome, rec.From, rec.To)
-	}
-	for _, st := range rest { // WEBSITE_DOWN .. DEACTIVATED
-		if _, err := f.s.moveCompany(f.ctx, f.co.ID, string(st), "0"); err != nil {
-			t.Fatal(err)
+		if rec.Outcome != Ineligible {
+			t.Errorf("check recorded while the company was being deactivated: %s %s → %s, want ineligible", rec.Outcome, rec.From, rec.To)
 		}
-	}
+	})
 
 	co, _ := f.s.GetCompany(f.ctx, f.co.ID)
 	got := f.get(c.ID)
