@@ -86,18 +86,57 @@ type chaosRun struct {
 	dumps    int
 	// toggleErr: a SetCompanyActive of the company was overtaken.
 	toggleErr map[string]bool
+	pace      *pacer
 }
 
 func (c *chaosRun) rng(stream uint64) *rand.Rand { return rand.New(rand.NewPCG(c.seed, stream)) }
 
-// sleep pauses a goroutine, letting a checkpoint in meanwhile. The pauses
-// (here and in clock) are jitter that spreads the goroutines' calls so
-// admin actions land between a check's load and its record; no assertion
-// waits on them or depends on their length.
-func (c *chaosRun) sleep(d time.Duration) {
+// sleep ends a goroutine's step and lets up to steps of the others' land
+// before its next one (so admin actions land between a check's load and
+// its record), letting a checkpoint in meanwhile. It waits on the other
+// goroutines' steps, not on time.
+func (c *chaosRun) sleep(steps int) {
 	c.gate.RUnlock()
-	time.Sleep(d)
+	c.pace.pause(steps)
 	c.gate.RLock()
+}
+
+// pacer spreads the goroutines' steps: pause ends the caller's step and
+// waits until n more steps were taken by all, or until every goroutine
+// still running waits too (then nobody could take one).
+type pacer struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	steps   int64
+	running int
+	waiting int
+}
+
+func newPacer() *pacer {
+	p := &pacer{}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+func (p *pacer) pause(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.steps++
+	target := p.steps + int64(n)
+	p.waiting++
+	p.cond.Broadcast()
+	for p.steps < target && p.waiting < p.running {
+		p.cond.Wait()
+	}
+	p.waiting--
+}
+
+// add counts a goroutine in (n 1) or out (n -1).
+func (p *pacer) add(n int) {
+	p.mu.Lock()
+	p.running += n
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
 
 func (c *chaosRun) count(what string) {
@@ -194,7 +233,7 @@ func runChaos(t *testing.T, b backend, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &chaosRun{t: t, f: f, seed: seed, cos: []string{f.co.ID, co2.ID}, toggleErr: map[string]bool{}, stats: map[string]int{}, reported: map[string]bool{}}
+	c := &chaosRun{t: t, f: f, seed: seed, cos: []string{f.co.ID, co2.ID}, toggleErr: map[string]bool{}, stats: map[string]int{}, reported: map[string]bool{}, pace: newPacer()}
 	for i := range chaosConns {
 		cn, err := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: c.cos[i%2], Datasource: "sandbox",
 			Name: fmt.Sprint("conn ", i), Credentials: checks.Credentials{Username: "user_good", Password: "pw"}})
@@ -208,8 +247,10 @@ func runChaos(t *testing.T, b backend, seed uint64) {
 	var wg sync.WaitGroup
 	goFn := func(name string, fn func()) {
 		wg.Add(1)
+		c.pace.add(1)
 		go func() {
 			defer wg.Done()
+			defer c.pace.add(-1)
 			if name != "clock" {
 				c.gate.RLock()
 				defer c.gate.RUnlock()
@@ -278,12 +319,12 @@ func (c *chaosRun) worker(w int, r *rand.Rand) {
 		if tg.Skip != checks.SkipNone {
 			c.count("skip " + string(tg.Skip))
 			c.allowed("ClearQueued", s.ClearQueued(ctx, k.conn))
-			c.sleep(time.Duration(r.IntN(1500)) * time.Microsecond) // the next task comes
+			c.sleep(r.IntN(6)) // the next task comes
 			continue
 		}
 		started := clk.Now()
 		if r.IntN(3) == 0 { // admin actions land between load and record
-			c.sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
+			c.sleep(r.IntN(8))
 		}
 		b := byte(r.Uint32())
 		if r.IntN(2) == 0 {
@@ -321,9 +362,9 @@ func (c *chaosRun) toggler(r *rand.Rand) {
 	for range chaosAdminIters {
 		id := c.ids[r.IntN(len(c.ids))]
 		c.setActive(id, false)
-		c.sleep(time.Duration(r.IntN(2500)) * time.Microsecond)
+		c.sleep(r.IntN(10))
 		c.setActive(id, r.IntN(5) != 0) // now and then it stays deactivated
-		c.sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
+		c.sleep(r.IntN(12))
 	}
 }
 
@@ -340,7 +381,7 @@ func (c *chaosRun) setActive(id string, active bool) {
 func (c *chaosRun) connAdmin(r *rand.Rand) {
 	s, ctx := c.f.s, c.f.ctx
 	for range chaosAdminIters {
-		c.sleep(time.Duration(r.IntN(5000)) * time.Microsecond)
+		c.sleep(r.IntN(20))
 		id := c.ids[r.IntN(len(c.ids))]
 		if r.IntN(3) == 0 {
 			names := []string{"Electric", " Gas ", "bad\x1bname", ""}
@@ -376,7 +417,7 @@ func (c *chaosRun) connAdmin(r *rand.Rand) {
 func (c *chaosRun) accountAdmin(r *rand.Rand) {
 	s, ctx, clk := c.f.s, c.f.ctx, c.f.clk
 	for range chaosAdminIters {
-		c.sleep(time.Duration(r.IntN(5000)) * time.Microsecond)
+		c.sleep(r.IntN(20))
 		id := c.ids[r.IntN(len(c.ids))]
 		if r.IntN(3) == 0 {
 			cn, err := s.Refreshable(ctx, id)
@@ -438,11 +479,11 @@ func (c *chaosRun) companyAdmin(i int, r *rand.Rand) {
 		}
 		c.count(fmt.Sprintf("company active=%v err=%v", active, err != nil))
 		c.logf("company co%d active=%v: %v", slices.Index(c.cos, co), active, err)
-		pause := 3000 // short inactive spells, so most checks find their company active
+		pause := 12 // short inactive spells, so most checks find their company active
 		if active {
-			pause = 25000
+			pause = 100
 		}
-		c.sleep(time.Duration(r.IntN(pause)) * time.Microsecond)
+		c.sleep(r.IntN(pause))
 	}
 }
 
@@ -477,7 +518,7 @@ func (c *chaosRun) scheduler(r *rand.Rand) {
 				if len(items) == 0 {
 					break
 				}
-				c.sleep(time.Duration(r.IntN(1500)) * time.Microsecond) // enqueueing takes a while
+				c.sleep(r.IntN(6)) // enqueueing takes a while
 				okv := make([]bool, len(items))
 				for i, it := range items {
 					okv[i] = r.IntN(4) != 0 // the enqueue failed
@@ -491,7 +532,7 @@ func (c *chaosRun) scheduler(r *rand.Rand) {
 			}
 			c.allowed("Sweep.End", sw.End(ctx))
 		}
-		c.sleep(time.Duration(r.IntN(12000)) * time.Microsecond)
+		c.sleep(r.IntN(48))
 	}
 }
 
@@ -500,12 +541,12 @@ func (c *chaosRun) clock(r *rand.Rand) {
 	steps := []time.Duration{0, time.Millisecond, time.Second, time.Minute, 7 * time.Minute}
 	for range chaosClockIters {
 		c.f.clk.Advance(steps[r.IntN(len(steps))])
-		time.Sleep(time.Duration(r.IntN(4000)) * time.Microsecond)
+		c.pace.pause(r.IntN(16))
 	}
 }
 
 // checkpoint checks the store between calls, while every goroutine
-// sleeps: each write is atomic and every call has returned, so the indexes
+// pauses: each write is atomic and every call has returned, so the indexes
 // agree with the records and each company's connections with its flag
 // (a SetCompanyActive overtaken by a later one leaves the conversion to
 // the later one, which has returned too).
