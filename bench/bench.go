@@ -309,7 +309,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	if want("P2") {
-		need = max(need, e.sz.Process)
+		need = max(need, 2*e.sz.Process) // first checks with the memo on, and off
 	}
 	if want("P6") {
 		need = max(need, min(e.sz.Conns, p6Tasks(e.sz)))

@@ -35,7 +35,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	r = Result{ID: "P2", Name: "process", Unit: "checks/s", Goal: "ratio ≥ 0.7"}
 	d := e.ds
 	rounds := max(e.sz.ProcessRounds, 1)
-	per := min(e.sz.Process, len(d.ids)) / rounds
+	per := min(e.sz.Process, len(d.ids)/2) / rounds // half for P2.nomemo
 	if per == 0 {
 		r.Err = fmt.Errorf("%d checks cannot be split into %d rounds", e.sz.Process, rounds)
 		return r
@@ -116,13 +116,14 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	}
 	// runWorker: the worker over ids' tasks; every check must be applied.
 	batches := map[string]store.BatchStats{}
-	runWorker := func(ids []string, slotOf func(int) time.Time, label string, round int) (*meter, error) {
+	runWorker := func(ids []string, slotOf func(int) time.Time, label string, round int, recheck time.Duration) (*meter, error) {
 		if _, err := enqueueChecks(ctx, e.aq, ids, len(ids), slotOf, 16, opts...); err != nil {
 			return nil, err
 		}
 		var done, applied atomic.Int64
 		all := make(chan struct{})
 		w, err := worker.New(e.rdb, e.st, reg, worker.Config{Concurrency: conc, Queues: queues, Logger: e.info,
+			EmptyQueueRecheck: recheck,
 			OnCheck: func(ev worker.CheckEvent) {
 				if ev.Outcome == store.Applied {
 					applied.Add(1)
@@ -159,28 +160,39 @@ func runP2(ctx context.Context, e *env) (r Result) {
 
 	e.logf("P2: %d rounds of %d tasks each for raw asynq (no-op handler), worker first checks and worker steady checks; concurrency %d",
 		rounds, per, conc)
-	raw, first, steady, floor := &meter{}, &meter{}, &meter{}, &meter{}
+	raw, first, steady, floor, nomemo := &meter{}, &meter{}, &meter{}, &meter{}, &meter{}
 	var roundRatios []string
 	for k := range rounds {
 		ids := d.ids[k*per : (k+1)*per]
+		// P2.nomemo: the first checks of other fresh connections, with the
+		// worker's empty-queue memo off (every dequeue asks Redis, as raw
+		// asynq's does).
+		ids2 := d.ids[n+k*per : n+(k+1)*per]
 		slotOf := func(i int) time.Time { return base.Add(time.Duration(k*per+i) * time.Millisecond) }
-		var mr, mf, ms *meter
+		var mr, mf, ms, mn *meter
 		var err error
 		doRaw := func() {
 			if err == nil {
 				mr, err = runRaw(ids, slotOf, k+1)
 			}
 		}
+		doNoMemo := func() {
+			if err == nil {
+				mn, err = runWorker(ids2, slotOf, "nomemo", k+1, -1)
+			}
+		}
 		if k%2 == 0 {
 			doRaw()
+			doNoMemo()
 		}
 		if err == nil {
-			mf, err = runWorker(ids, slotOf, "first", k+1)
+			mf, err = runWorker(ids, slotOf, "first", k+1, 0)
 		}
 		if err == nil {
-			ms, err = runWorker(ids, func(i int) time.Time { return slotOf(i).Add(time.Hour) }, "steady", k+1)
+			ms, err = runWorker(ids, func(i int) time.Time { return slotOf(i).Add(time.Hour) }, "steady", k+1, 0)
 		}
 		if k%2 == 1 {
+			doNoMemo()
 			doRaw()
 		}
 		if err == nil && e.sz.ProcessFloor {
@@ -196,11 +208,13 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		raw.add(mr)
 		first.add(mf)
 		steady.add(ms)
-		roundRatios = append(roundRatios, fmt.Sprintf("%.3f/%.3f", mr.Wall.Seconds()/mf.Wall.Seconds(), mr.Wall.Seconds()/ms.Wall.Seconds()))
-		e.logf("P2: round %d: raw %.0f/s, first %.0f/s, steady %.0f/s", k+1,
-			float64(per)/mr.Wall.Seconds(), float64(per)/mf.Wall.Seconds(), float64(per)/ms.Wall.Seconds())
+		nomemo.add(mn)
+		roundRatios = append(roundRatios, fmt.Sprintf("%.3f/%.3f/%.3f", mr.Wall.Seconds()/mf.Wall.Seconds(), mr.Wall.Seconds()/ms.Wall.Seconds(),
+			mr.Wall.Seconds()/mn.Wall.Seconds()))
+		e.logf("P2: round %d: raw %.0f/s, first %.0f/s, steady %.0f/s, first with the memo off %.0f/s", k+1,
+			float64(per)/mr.Wall.Seconds(), float64(per)/mf.Wall.Seconds(), float64(per)/ms.Wall.Seconds(), float64(per)/mn.Wall.Seconds())
 	}
-	d.checked = max(d.checked, n)
+	d.checked = max(d.checked, 2*n)
 
 	rawRate := float64(n) / raw.Wall.Seconds()
 	rate := float64(n) / first.Wall.Seconds()
@@ -209,6 +223,9 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	srate := float64(n) / steady.Wall.Seconds()
 	r.Subs = append(r.Subs, Result{ID: "P2.steady", Name: "process-steady", Value: srate, Unit: "checks/s",
 		Baseline: rawRate, HasBase: true, Ratio: srate / rawRate, HasRatio: true, Goal: "ratio ≥ 0.7", Met: verdict(srate/rawRate >= 0.7)})
+	nrate := float64(n) / nomemo.Wall.Seconds()
+	r.Subs = append(r.Subs, Result{ID: "P2.nomemo", Name: "process-memo-off", Value: nrate, Unit: "checks/s",
+		Baseline: rawRate, HasBase: true, Ratio: nrate / rawRate, HasRatio: true, Goal: "none: the memo's share of P2", Met: "-"})
 	if e.sz.ProcessFloor {
 		frate := float64(n) / floor.Wall.Seconds()
 		r.Details = append(r.Details, fmt.Sprintf("floor (experiment): raw asynq whose handler GETs and SETs one key: %.0f/s, ratio %.3f; CPU ratio %.3f; ",
@@ -217,17 +234,21 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	r.Details = append(r.Details,
 		fmt.Sprintf("%d first checks (PENDING → CONNECTED, 2 accounts discovered) in %s; the same %d again, nothing changing, in %s; raw no-op %d tasks in %s; %d alternating rounds of %d; concurrency %d, queues %v",
 			n, first.Wall.Round(time.Millisecond), n, steady.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), rounds, per, conc, queues),
-		"ratio by round (first/steady): "+strings.Join(roundRatios, " "),
+		"ratio by round (first/steady/first with the memo off): "+strings.Join(roundRatios, " "),
 		"worker, first checks "+first.perItem(n),
 		"worker, steady       "+steady.perItem(n),
+		"worker, memo off     "+nomemo.perItem(n),
 		"raw                  "+raw.perItem(n),
 		fmt.Sprintf("store group commit (LoadCheck reads and record writes sharing round trips): first checks %s; steady %s",
 			batchDetail(batches["first"]), batchDetail(batches["steady"])),
-		fmt.Sprintf("asynq's processor dequeues one task at a time (%.2f dequeue calls per task): mean dequeue call latency raw %s, worker first %s, steady %s; raw spends %s of wall time per task, the worker %s",
-			float64(raw.Dequeues)/float64(n), raw.dequeueLatency().Round(100*time.Nanosecond), first.dequeueLatency().Round(100*time.Nanosecond),
-			steady.dequeueLatency().Round(100*time.Nanosecond), (raw.Wall/time.Duration(n)).Round(100*time.Nanosecond), (first.Wall/time.Duration(n)).Round(100*time.Nanosecond)),
-		fmt.Sprintf("by CPU (Go + Redis per check, less sensitive to the machine's load): raw %s, worker first %s (ratio %.3f), steady %s (ratio %.3f)",
-			raw.cpuPerItem(n), first.cpuPerItem(n), first.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n)))
+		fmt.Sprintf("asynq's processor dequeues one task at a time, asking the queues in a weighted random order until one has a task: dequeue calls reaching Redis per task raw %.2f, worker first %.2f, steady %.2f, memo off %.2f (the worker's memo answers for a queue found empty less than %s ago while another hands out tasks); mean dequeue call latency raw %s, worker first %s, steady %s, memo off %s; wall time per task raw %s, worker first %s, memo off %s",
+			float64(raw.Dequeues)/float64(n), float64(first.Dequeues)/float64(n), float64(steady.Dequeues)/float64(n), float64(nomemo.Dequeues)/float64(n),
+			worker.DefaultEmptyQueueRecheck,
+			raw.dequeueLatency().Round(100*time.Nanosecond), first.dequeueLatency().Round(100*time.Nanosecond),
+			steady.dequeueLatency().Round(100*time.Nanosecond), nomemo.dequeueLatency().Round(100*time.Nanosecond),
+			(raw.Wall/time.Duration(n)).Round(100*time.Nanosecond), (first.Wall/time.Duration(n)).Round(100*time.Nanosecond), (nomemo.Wall/time.Duration(n)).Round(100*time.Nanosecond)),
+		fmt.Sprintf("by CPU (Go + Redis per check, less sensitive to the machine's load): raw %s, worker first %s (ratio %.3f), steady %s (ratio %.3f), memo off %s (ratio %.3f)",
+			raw.cpuPerItem(n), first.cpuPerItem(n), first.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n), nomemo.cpuPerItem(n), nomemo.cpuRatio(raw, n)))
 	return r
 }
 

@@ -145,6 +145,9 @@ type Worker struct {
 	CheckTimeout time.Duration `yaml:"checkTimeout"`
 	// ShutdownTimeout is how long running checks may finish on stop.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// EmptyQueueRecheck is how long a queue found empty is not asked again
+	// while another queue hands out tasks (worker.Config); 0 turns it off.
+	EmptyQueueRecheck time.Duration `yaml:"emptyQueueRecheck"`
 }
 
 // Scheduler configures the sweep of due connections.
@@ -502,6 +505,9 @@ func (c Config) problems() problems {
 	p.positive("worker.concurrency", w.Concurrency)
 	p.positiveDur("worker.checkTimeout", w.CheckTimeout)
 	p.positiveDur("worker.shutdownTimeout", w.ShutdownTimeout)
+	if w.EmptyQueueRecheck < 0 || w.EmptyQueueRecheck > maxEmptyQueueRecheck {
+		p.add("worker.emptyQueueRecheck is %s; it must be between 0 (off) and %s: an on-demand check arriving in an empty queue waits up to that long", w.EmptyQueueRecheck, maxEmptyQueueRecheck)
+	}
 	for q, wt := range w.Queues {
 		if !slices.Contains(tasks.Queues, q) {
 			p.add("worker.queues has unknown queue %q; the queues are %s", q, strings.Join(tasks.Queues, ", "))
@@ -571,6 +577,10 @@ func (c Config) problems() problems {
 }
 
 type problems []string
+
+// maxEmptyQueueRecheck bounds worker.emptyQueueRecheck: asynq itself
+// looks at its queues again a second after finding them all empty.
+const maxEmptyQueueRecheck = time.Second
 
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
 

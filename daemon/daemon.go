@@ -78,6 +78,15 @@ func RedisPoolSize(workerConcurrency, enqueueConcurrency int) int {
 	return min(workerConcurrency+enqueueConcurrency+16, maxPool)
 }
 
+// emptyQueueRecheck maps worker.emptyQueueRecheck (0: off) to
+// worker.Config's (0: default, negative: off).
+func emptyQueueRecheck(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // Options are the parts of a daemon that tests replace.
 type Options struct {
 	// Clock is shared by the store, the worker, the scheduler and the API.
@@ -214,7 +223,8 @@ func (d *Daemon) start(ctx context.Context) error {
 		wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
 			Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
 			CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-			Clock: d.opts.Clock, Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
+			EmptyQueueRecheck: emptyQueueRecheck(cfg.Worker.EmptyQueueRecheck), Clock: d.opts.Clock,
+			Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
 		})
 		if err != nil {
 			return fmt.Errorf("daemon: %w", err)
