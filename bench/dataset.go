@@ -116,7 +116,9 @@ func (d *dataset) load(ctx context.Context, n int) error {
 
 // newScheduler returns a scheduler over the dataset with quiet logs;
 // maxPerTick 0 keeps the default.
-func (e *env) newScheduler(st *store.Store, aq *asynq.Client, maxPerTick, concurrency int) (*scheduler.Scheduler, error) {
+func (e *env) newScheduler(st *store.Store, maxPerTick, concurrency int) (*scheduler.Scheduler, error) {
+	// The daemon's enqueuer: an asynq client over the store's shared client.
+	aq := asynq.NewClientFromRedisClient(st.SharedClient())
 	return scheduler.New(st, aq, scheduler.Config{MaxPerTick: maxPerTick, EnqueueConcurrency: concurrency, Logger: e.quiet})
 }
 
@@ -127,7 +129,7 @@ func (d *dataset) ensureSwept(ctx context.Context) error {
 		return nil
 	}
 	e := d.e
-	sch, err := e.newScheduler(e.st, e.aq, len(d.ids)+1, 0)
+	sch, err := e.newScheduler(e.st, len(d.ids)+1, 0)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func runP1(ctx context.Context, e *env) (r Result) {
 	d := e.ds
 	n := len(d.ids)
 	rounds := max(e.sz.SweepRounds, 1)
-	sch, err := e.newScheduler(e.st, e.aq, n, e.sz.SweepConcurrency)
+	sch, err := e.newScheduler(e.st, n, e.sz.SweepConcurrency)
 	if err != nil {
 		r.Err = err
 		return r

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/scheduler"
@@ -58,8 +56,7 @@ func runP3(ctx context.Context, e *env) (r Result) {
 		r.Err = err
 		return r
 	}
-	aq2 := asynq.NewClientFromRedisClient(c2)
-	schSmall, err := e.newScheduler(st2, aq2, small+1, 0)
+	schSmall, err := e.newScheduler(st2, small+1, 0)
 	if err != nil {
 		r.Err = err
 		return r
@@ -73,12 +70,12 @@ func runP3(ctx context.Context, e *env) (r Result) {
 		r.Err = err
 		return r
 	}
-	schBig, err := e.newScheduler(e.st, e.aq, 0, 0)
+	schBig, err := e.newScheduler(e.st, 0, 0)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	if schSmall, err = e.newScheduler(st2, aq2, 0, 0); err != nil {
+	if schSmall, err = e.newScheduler(st2, 0, 0); err != nil {
 		r.Err = err
 		return r
 	}

@@ -209,8 +209,10 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 
 	// One asynq client and inspector share d.rdb (asynq refuses to close a
-	// shared client, so they are dropped, not closed, on stop).
-	d.enq = asynq.NewClientFromRedisClient(d.rdb)
+	// shared client, so they are dropped, not closed, on stop). The client's
+	// enqueues go through the store's group commit: a sweep's concurrent
+	// enqueues share round trips.
+	d.enq = asynq.NewClientFromRedisClient(d.st.SharedClient())
 	d.insp = asynq.NewInspectorFromRedisClient(d.rdb)
 	d.met = metrics.New(d.st, d.insp, d.opts.Clock)
 
