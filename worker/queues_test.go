@@ -534,9 +534,9 @@ func (e *queueEnv) stop(t *testing.T) {
 	}
 }
 
-// pollUntil polls cond every few milliseconds until it holds, failing the
-// test if it does not within d.
-func pollUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+// WaitFor polls cond until it holds, failing the test if it does not
+// within d. Exported for the package's external tests (waitFor).
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
@@ -579,7 +579,7 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 			}
 			e.enqueue(t, tasks.QueueDefault, ids...)
 			e.start(t)
-			pollUntil(t, 60*time.Second, fmt.Sprintf("%d checks", n), func() bool { return e.checked.Load() >= n })
+			WaitFor(t, 60*time.Second, fmt.Sprintf("%d checks", n), func() bool { return e.checked.Load() >= n })
 			e.stop(t)
 
 			calls := e.hook.dequeues.Load()
@@ -632,7 +632,7 @@ func TestEmptyQueueRecheckServesCritical(t *testing.T) {
 	}
 	e.start(t)
 	// Critical has been found empty, and default is handing out tasks.
-	pollUntil(t, 60*time.Second, "default handing out tasks, critical found empty", func() bool {
+	WaitFor(t, 60*time.Second, "default handing out tasks, critical found empty", func() bool {
 		n, err := e.rdb.LLen(context.Background(), pendingKey).Result()
 		return err == nil && n < backlog-20 && e.hook.queueCalls(tasks.QueueCritical) > 0
 	})
