@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -115,8 +116,18 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+	cmd, err := launch(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--databases", fmt.Sprint(Databases), "--dir", dir, "--protected-mode", "yes")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server on port %d: %w", port, err)
+	}
+	return &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}, nil
+}
+
+// launch starts redis-server bin with args and waits until it is ready to
+// accept connections.
+func launch(bin string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -138,9 +149,10 @@ func start() (*Server, error) {
 	case <-ready:
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("redis-server on port %d did not become ready in 10s", port)
+		_ = cmd.Wait()
+		return nil, errors.New("not ready to accept connections after 10s")
 	}
-	return &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}, nil
+	return cmd, nil
 }
 
 // Main runs a package's tests and then stops the server Start may have

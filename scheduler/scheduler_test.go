@@ -702,3 +702,62 @@ func TestTickLogs(t *testing.T) {
 		t.Errorf("idle tick logged %+v, want one debug entry", last)
 	}
 }
+
+// TestReclaimedPartialClaimsInOneTick: when enqueues failed for a few
+// connections of several claim batches (the rest acknowledged), the claims
+// come back after their lease one batch at a time, each shorter than a
+// batch. A tick takes them all, and goes on to what is newly due: a short
+// reclaimed batch is not the end of the due index. (Before, each tick took
+// one such batch and stopped, so recovery from a burst of failures took a
+// tick per batch and held back new connections' first checks.)
+func TestReclaimedPartialClaimsInOneTick(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, longInterval)
+	co := e.company(t, "Acme")
+	e.connections(t, co, 20)
+	const lease, batch = 5 * time.Minute, 5
+	// A scheduler claimed three batches, enqueued all but one connection of
+	// each (acknowledged), and failed that one.
+	var left []string
+	for range 3 {
+		items, err := e.st.ClaimDue(ctx, e.clk.Now(), e.clk.Now().Add(lease), batch)
+		if err != nil || len(items) != batch {
+			t.Fatalf("claim: %d items, %v", len(items), err)
+		}
+		if _, err := e.st.AdvanceDue(ctx, items[1:], e.clk.Now().Add(lease), e.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, items[0].ConnectionID)
+	}
+	fresh := e.connections(t, co, 3) // due after the failures, before the lease ended
+	e.clk.Advance(lease + time.Second)
+
+	rec := &recorder{}
+	s := mustNew(t, e.st, rec, Config{Lease: lease, BatchSize: batch})
+	st, err := s.Tick(ctx, e.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 reclaimed, 5 never claimed, 3 new.
+	if st.Enqueued != 11 || st.Failed != 0 {
+		t.Errorf("tick after the lease: %+v, want the 3 reclaimed, the 5 unclaimed and the 3 new enqueued", st)
+	}
+	got := map[string]bool{}
+	for _, p := range rec.take() {
+		got[p.ConnectionID] = true
+	}
+	for _, id := range left {
+		if !got[id] {
+			t.Errorf("reclaimed connection %s not enqueued", id)
+		}
+	}
+	for _, cn := range fresh {
+		if !got[cn.ID] {
+			t.Errorf("new connection %s not enqueued in the same tick", cn.ID)
+		}
+	}
+	if st, err := s.Tick(ctx, e.clk.Advance(time.Minute)); err != nil || st.Claimed != 0 {
+		t.Errorf("next tick: %+v %v, want nothing left", st, err)
+	}
+}

@@ -93,7 +93,10 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) 
 				}
 				claimed[it.ConnectionID] = true
 			}
-			return items, len(items) < limit, err
+			// A reclaimed claim is one batch's unacknowledged rest, often
+			// short: only a short fresh claim means the due index is empty.
+			reclaimed := len(items) > 0 && items[0].Reclaimed
+			return items, len(items) < limit && !reclaimed, err
 		},
 		ack: func(ctx context.Context, items []store.DueItem, ok []bool) error {
 			var queued []store.DueItem

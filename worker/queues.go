@@ -91,8 +91,9 @@ func isDequeue(keys []string) bool {
 // dry, the others may still be answered from the memo in that round, so
 // asynq sleeps its idle poll (0.5–1.5 s) after all; a task that came into
 // one of them in the last ttl waits that sleep, as one arriving just after
-// asynq's own look would. The round after, the last task is older than
-// ttl (ttl ≤ 1 s, configs) and every queue is asked.
+// asynq's own look would. Once the last task is older than ttl, every
+// queue is asked (after one sleep at the 5 ms default; configs bounds ttl
+// at 1 s, which a second sleep may take to pass).
 func (m *emptyQueues) dequeue(ctx context.Context, keys []string, call func() *redis.Cmd) *redis.Cmd {
 	if !isDequeue(keys) {
 		return call()
