@@ -522,7 +522,11 @@ func (e *faultEnv) recover(t *testing.T, s *Scheduler, now time.Time, items []du
 		queued := e.requireSafe(t, fmt.Sprintf("after recovery tick %d", len(out)), items, at)
 		backlog, err := e.st.DueBacklog(ctx, now)
 		if err != nil {
-			t.Fatal(err)
+			// The client under test may run without retries: after a crash,
+			// each stale pooled connection fails once. Not recovered yet;
+			// the next round reads again (the deadline bounds it).
+			t.Logf("due backlog: %v", err)
+			backlog = -1
 		}
 		rs := e.state(t, nil, at)
 		if queued == len(items) && backlog == 0 && len(rs.due) == 0 && len(rs.inflight) == 0 {
