@@ -12,9 +12,9 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/link"
+	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // DetailsRequest is the body of PATCH /v1/connection/{connectionId}/details.

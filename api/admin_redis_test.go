@@ -21,7 +21,7 @@ import (
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // The admin and operator routes end to end on a real redis-server, with the

@@ -13,7 +13,7 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // Unit tests of the admin routes on miniredis with a recording enqueuer:

@@ -78,8 +78,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/sirupsen/logrus"
 
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/link"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/store"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
-	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/store"
 )
 

@@ -33,7 +33,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 //go:embed checkd.yaml demo.yaml

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
 

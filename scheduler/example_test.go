@@ -12,7 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 )

@@ -19,11 +19,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/storetest"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/testing/storetest"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // Fault injection for the sweep's enqueues through Store.SharedClient: a

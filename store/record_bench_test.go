@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/testing/redistest"
 )
 
 // Micro-benchmarks of the status record, the worker's hot path: the pure

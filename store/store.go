@@ -39,8 +39,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/display"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/termtext"
 )
 
 // ErrNotFound reports an unknown company or connection.
@@ -230,7 +230,7 @@ func nameProblem(name string) string {
 	switch {
 	case len(name) > MaxNameLen:
 		return fmt.Sprintf("name is at most %d bytes", MaxNameLen)
-	case strings.ContainsFunc(name, display.Unsafe):
+	case strings.ContainsFunc(name, termtext.Unsafe):
 		return "name must not contain control characters (tabs, newlines, escape sequences, direction overrides)"
 	}
 	return ""

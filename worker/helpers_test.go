@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/storetest"
+	"github.com/checkd/checkd/internal/testing/storetest"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
@@ -17,10 +17,10 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/worker"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/internal/clock"
 )
 
 // DefaultEmptyQueueRecheck is Config.EmptyQueueRecheck's default.

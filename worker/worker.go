@@ -25,9 +25,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // Defaults of Config.

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/checkd/checkd/bench"
+	"github.com/checkd/checkd/internal/bench"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/checkd/checkd/ctl"
+	"github.com/checkd/checkd/internal/ctl"
 )
 
 func main() {

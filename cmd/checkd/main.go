@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/checkd/checkd/configs"
-	"github.com/checkd/checkd/daemon"
+	"github.com/checkd/checkd/internal/daemon"
 )
 
 // stopTimeout bounds a graceful stop; it exceeds the worker's default

@@ -9,9 +9,9 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/daemon"
-	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
 

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 
-	"github.com/checkd/checkd/ctl"
+	"github.com/checkd/checkd/internal/ctl"
 )
 
 // ExampleRun lists companies, as `checkctl companies list` does; the

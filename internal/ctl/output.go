@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/checkd/checkd/display"
+	"github.com/checkd/checkd/internal/termtext"
 )
 
 // tw writes aligned columns; line writes free text between tables.
@@ -22,12 +22,12 @@ func newTW(out io.Writer) *tw {
 	return &tw{out: out, w: tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)}
 }
 
-// row writes one row; values from the API are escaped (display.Escape), so
+// row writes one row; values from the API are escaped (termtext.Escape), so
 // none breaks the columns or hides or reorders what the operator reads (the
 // API refuses such names; this covers data stored before, and details).
 func (t *tw) row(cells ...string) {
 	for i, c := range cells {
-		cells[i] = display.Escape(c)
+		cells[i] = termtext.Escape(c)
 	}
 	if _, err := fmt.Fprintln(t.w, strings.Join(cells, "\t")); err != nil && t.err == nil {
 		t.err = err
@@ -40,7 +40,7 @@ func (t *tw) line(format string, a ...any) {
 	t.flush()
 	for i, v := range a {
 		if s, ok := v.(string); ok {
-			a[i] = display.Escape(s)
+			a[i] = termtext.Escape(s)
 		}
 	}
 	if _, err := fmt.Fprintf(t.out, format+"\n", a...); err != nil && t.err == nil {

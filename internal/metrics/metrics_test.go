@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/storetest"
+	"github.com/checkd/checkd/internal/testing/storetest"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
@@ -22,11 +22,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/metrics"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/metrics"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/worker"
 )
 

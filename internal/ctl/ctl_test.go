@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/checkd/checkd/ctl"
+	"github.com/checkd/checkd/internal/ctl"
 )
 
 const testKey = "test-key-123"

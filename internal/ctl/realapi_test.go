@@ -15,9 +15,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/ctl"
-	"github.com/checkd/checkd/link"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/ctl"
+	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/store"
 )
 

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/link"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/link"
 )
 
 var (

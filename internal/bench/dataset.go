@@ -13,7 +13,7 @@ import (
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // dataset is the run's connections: sandbox user_good, PENDING and due at

@@ -19,8 +19,8 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/configs"
-	"github.com/checkd/checkd/daemon"
-	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/redistest"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

@@ -39,7 +39,7 @@ import (
 	"github.com/checkd/checkd/scheduler"
 
 	"github.com/checkd/checkd/configs"
-	"github.com/checkd/checkd/daemon"
+	"github.com/checkd/checkd/internal/daemon"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/checkd/checkd/configs"
-	"github.com/checkd/checkd/daemon"
+	"github.com/checkd/checkd/internal/daemon"
 )
 
 // TestOperatorSurface checks what the daemon mounts beside the REST API:

@@ -1,10 +1,10 @@
-package display_test
+package termtext_test
 
 import (
 	"fmt"
 	"testing"
 
-	"github.com/checkd/checkd/display"
+	"github.com/checkd/checkd/internal/termtext"
 )
 
 func TestEscape(t *testing.T) {
@@ -20,7 +20,7 @@ func TestEscape(t *testing.T) {
 		{"line\u2028para\u2029", `line\u2028para\u2029`},
 		{"zwj\u200d emoji 👩‍💻", "zwj\u200d emoji 👩‍💻"}, // joiners shape scripts and emoji: shown
 	} {
-		if got := display.Escape(c.in); got != c.want {
+		if got := termtext.Escape(c.in); got != c.want {
 			t.Errorf("Escape(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
@@ -31,19 +31,19 @@ func FuzzEscape(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := display.Escape(s)
+		out := termtext.Escape(s)
 		for _, r := range out {
-			if display.Unsafe(r) {
+			if termtext.Unsafe(r) {
 				t.Fatalf("Escape(%q) = %q keeps unsafe rune %U", s, out, r)
 			}
 		}
-		if display.Escape(out) != out {
+		if termtext.Escape(out) != out {
 			t.Fatalf("Escape(%q) = %q is not a fixed point", s, out)
 		}
 	})
 }
 
 func ExampleEscape() {
-	fmt.Println(display.Escape("Acme\x1b[8m hidden"))
+	fmt.Println(termtext.Escape("Acme\x1b[8m hidden"))
 	// Output: Acme\x1b[8m hidden
 }

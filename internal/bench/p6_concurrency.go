@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/checkd/checkd/daemon"
+	"github.com/checkd/checkd/internal/daemon"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -27,7 +27,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/worker"
 )
 

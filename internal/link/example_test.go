@@ -6,8 +6,8 @@ import (
 	"log"
 	"time"
 
-	"github.com/checkd/checkd/clock"
-	"github.com/checkd/checkd/link"
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/link"
 )
 
 // ExampleSigner issues a link token for a connection, verifies it, and

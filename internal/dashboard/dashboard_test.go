@@ -12,16 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/storetest"
+	"github.com/checkd/checkd/internal/testing/storetest"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/dashboard"
-	"github.com/checkd/checkd/redistest"
+	"github.com/checkd/checkd/internal/dashboard"
+	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/tasks"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

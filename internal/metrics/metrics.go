@@ -33,7 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"

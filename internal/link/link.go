@@ -30,7 +30,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/internal/clock"
 )
 
 // ErrTampered reports a token that is malformed or whose signature does not

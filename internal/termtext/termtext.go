@@ -1,10 +1,10 @@
-// Package display decides which text is safe to show on an operator's
+// Package termtext decides which text is safe to show on an operator's
 // terminal: the runes a terminal acts on rather than shows (control
 // characters, escape sequences' ESC among them, the bidirectional controls
 // that reorder what follows them, the line separators) can hide or rewrite
 // what an operator reads. The store refuses them in names; checkctl shows
 // them escaped in whatever the API returns.
-package display
+package termtext
 
 import (
 	"fmt"

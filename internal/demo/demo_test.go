@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/storetest"
+	"github.com/checkd/checkd/internal/testing/storetest"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
-	"github.com/checkd/checkd/clock"
+	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/configs"
-	"github.com/checkd/checkd/demo"
+	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/store"
 )
 
