@@ -20,8 +20,8 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
 )
 
 // The admin and operator routes end to end on a real redis-server, with the

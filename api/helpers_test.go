@@ -27,9 +27,9 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/tasks"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

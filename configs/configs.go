@@ -32,8 +32,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
-	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
 )
 
 //go:embed checkd.yaml demo.yaml

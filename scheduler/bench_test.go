@@ -14,9 +14,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/tasks"
 )
 
 // The sweep benchmarks run on a real redis-server (redistest), where the

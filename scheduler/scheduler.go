@@ -46,8 +46,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/internal/clock"
-	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
 )
 
 // Enqueuer enqueues asynq tasks; *asynq.Client satisfies it.

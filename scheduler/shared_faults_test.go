@@ -20,10 +20,10 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
-	"github.com/checkd/checkd/internal/testing/redistest"
-	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/redistest"
+	"github.com/checkd/checkd/internal/testing/storetest"
+	"github.com/checkd/checkd/store"
 )
 
 // Fault injection for the sweep's enqueues through Store.SharedClient: a

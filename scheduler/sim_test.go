@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/tasks"
 )
 
 // simConn is what the simulation knows of one connection.

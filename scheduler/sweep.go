@@ -11,8 +11,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/sirupsen/logrus"
 
-	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
 )
 
 // advanceTimeout bounds one acknowledgement (and releasing the sweep lock).

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
 )
 
 // checkOnce records a successful check of id started at at, as the worker

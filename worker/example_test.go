@@ -13,8 +13,8 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
-	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
 )
 

@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/worker"
 )
 

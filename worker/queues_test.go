@@ -19,9 +19,9 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/internal/clock"
-	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/storetest"
+	"github.com/checkd/checkd/store"
 )
 
 // qt0 is the fake clocks' start in these tests.

@@ -26,8 +26,8 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
-	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
 )
 
 // Defaults of Config.

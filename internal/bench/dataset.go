@@ -11,9 +11,9 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/tasks"
 )
 
 // dataset is the run's connections: sandbox user_good, PENDING and due at

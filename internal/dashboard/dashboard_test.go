@@ -19,9 +19,9 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/dashboard"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/tasks"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

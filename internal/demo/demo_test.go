@@ -14,8 +14,8 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
-	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/configs"
+	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/store"
 )

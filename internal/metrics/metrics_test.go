@@ -24,9 +24,9 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/metrics"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
-	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/worker"
 )
 
