@@ -192,11 +192,7 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 			}
 		}
 		m.history = historyOf(trs, now, cause, "")
-		m.event = newEvent(r, EventConnectionUpdated, cause, now, trs)
-		if m.event == nil {
-			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now), Cause: cause}
-		}
-		m.event.ProtectedChanges = append(m.event.ProtectedChanges, changed...)
+		m.cause, m.at = cause, now
 		ch.Connection = r.public(0)
 		return m, nil
 	})
@@ -267,11 +263,7 @@ func (s *Store) updateCredentials(ctx context.Context, id string, c checks.Crede
 			// restores is no longer blocked on the old credentials.
 			r.PrevStatus, r.PrevDetail = string(checks.ConnPending), ""
 		}
-		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs)}
-		if m.event == nil {
-			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
-				Cause: CauseCredentials, ProtectedChanges: []string{"credentials"}}
-		}
+		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), cause: CauseCredentials, at: now}
 		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
 			m.due, m.dueAt, m.companyActive = dueSet, now, "1"
 			if blocked { // out of the schedule until now
@@ -454,12 +446,7 @@ func (s *Store) ConfirmAccounts(ctx context.Context, id string, ds []AccountDeci
 			}
 		}
 		ch.Connection = r.public(0)
-		m := &mutation{history: historyOf(trs, now, CauseConfirm, ""), event: newEvent(r, EventConnectionUpdated, CauseConfirm, now, trs)}
-		if m.event == nil {
-			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
-				Cause: CauseConfirm, ProtectedChanges: []string{"accounts"}}
-		}
-		return m, nil
+		return &mutation{history: historyOf(trs, now, CauseConfirm, ""), cause: CauseConfirm, at: now}, nil
 	})
 	if err != nil {
 		return Change{}, err
@@ -585,9 +572,9 @@ func (s *Store) moveCompany(ctx context.Context, companyID, status, flag string)
 			if err != nil {
 				return moved, err
 			}
-			oldStatus := r.Status
+			before := r.clone()
 			m := companyMutation(r, flag == "1", now)
-			m.rec, m.oldRaw, m.oldStatus, m.companyActive = r, raw, oldStatus, flag
+			m.rec, m.oldRaw, m.oldStatus, m.companyActive, m.before = r, raw, before.Status, flag, before
 			cmd, err := s.commitCmd(ctx, p, m)
 			if err != nil {
 				return moved, err
@@ -667,6 +654,6 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 		}
 	}
 	m.history = historyOf(trs, now, cause, "")
-	m.event = newEvent(r, EventConnectionUpdated, cause, now, trs)
+	m.cause, m.at = cause, now
 	return m
 }

@@ -709,21 +709,11 @@ func (c *chaosRun) checkHistoryAndEvents() {
 	}
 	fromEvents := map[string][]chaosTr{}
 	for _, ev := range evs {
-		t := ms(ev.Time)
-		if st, ok := ev.New["status"].(string); ok {
-			old, _ := ev.Old["status"].(string)
-			fromEvents[ev.ConnectionID] = append(fromEvents[ev.ConnectionID], chaosTr{"", old, st, ev.Cause, t})
-			if first, _ := ev.New["statusFirstSeenTime"].(string); ev.Type == EventConnectionUpdated && first != ev.Time.UTC().Format(time.RFC3339Nano) {
-				c.errorf("%s: event %s new statusFirstSeenTime %s, event time %v", ev.ConnectionID, ev.ID, first, ev.Time)
+		for _, tr := range eventTransitions(ev) {
+			if tr.acct == "" && ev.Old != nil && !ev.Connection.StatusFirstSeenTime.Equal(ev.Time) {
+				c.errorf("%s: event %s statusFirstSeenTime %v, event time %v", ev.ConnectionID, ev.ID, ev.Connection.StatusFirstSeenTime, ev.Time)
 			}
-		}
-		accts, _ := ev.New["accounts"].([]any)
-		for _, a := range accts {
-			m, _ := a.(map[string]any)
-			id, _ := m["id"].(string)
-			from, _ := m["from"].(string)
-			to, _ := m["to"].(string)
-			fromEvents[ev.ConnectionID] = append(fromEvents[ev.ConnectionID], chaosTr{id, from, to, ev.Cause, t})
+			fromEvents[ev.ConnectionID] = append(fromEvents[ev.ConnectionID], tr)
 		}
 	}
 	for _, id := range c.ids {

@@ -148,8 +148,7 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		// converts its connections index by index, so a check loaded
 		// before must not move one into an index already converted.
 		m := &mutation{due: dueAfter, dueSince: in.started, clearQueued: true, check: true, companyActive: "1",
-			history: historyOf(trs, in.finished, CauseCheck, in.attempt),
-			change:  newChange(EventConnectionUpdated, CauseCheck, in.finished, trs)}
+			history: historyOf(trs, in.finished, CauseCheck, in.attempt), cause: CauseCheck, at: in.finished}
 		if out.To.CredentialBlocked() {
 			m.due = dueRemove
 		}

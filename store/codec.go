@@ -5,17 +5,15 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // Hand-written JSON for what every write encodes and every load decodes
-// (connRec, histRec, Event): encoding/json's reflection was most of the
+// (connRec, histRec): encoding/json's reflection was most of the
 // store's CPU on the check path. The encoders write exactly what
 // json.Marshal writes and leave values they do not cover to it; the
 // decoder reads what the encoder writes and leaves anything else to
@@ -37,10 +35,10 @@ var (
 )
 
 // fields lists pointers to r's JSON fields, in connFields' order.
-func (r *connRec) fields() [24]any {
+func (r *connRec) fields() [25]any {
 	return [...]any{&r.CompanyID, &r.Datasource, &r.Name, &r.CreatedAt, &r.Inactive, &r.Cred, &r.Status,
 		&r.FirstSeen, &r.LastUpdate, &r.Detail, &r.LastCheck, &r.LastSuccess, &r.Failures, &r.Attempt,
-		&r.Started, &r.Gen, &r.PrevStatus, &r.PrevDetail, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Joined, &r.Accounts, &r.Hist}
+		&r.Started, &r.Gen, &r.PrevStatus, &r.PrevDetail, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Joined, &r.Seq, &r.Accounts, &r.Hist}
 }
 
 // fields lists pointers to a's JSON fields, in acctFields' order.
@@ -216,87 +214,6 @@ func appendStrings(b []byte, ss []string) []byte {
 		b = appendString(b, s)
 	}
 	return append(b, ']')
-}
-
-// marshalEvent appends json.Marshal(ev) to dst.
-func marshalEvent(dst []byte, ev *Event) ([]byte, error) {
-	if b, ok := appendEvent(dst, ev); ok {
-		return b, nil
-	}
-	b, err := json.Marshal(ev)
-	return append(dst, b...), err
-}
-
-// appendEvent appends ev as json.Marshal writes it, false when ev holds
-// what newEvent does not build: a time outside UTC or one Time.MarshalJSON
-// rejects, or a map value other than a string or []map[string]string.
-func appendEvent(b []byte, ev *Event) ([]byte, bool) {
-	b = append(b, '{')
-	if ev.ID != "" {
-		b = append(appendString(append(b, `"id":`...), ev.ID), ',')
-	}
-	b = appendString(append(b, `"type":`...), ev.Type)
-	b = appendString(append(b, `,"connectionId":`...), ev.ConnectionID)
-	b = appendString(append(b, `,"companyId":`...), ev.CompanyID)
-	n := len(b) + len(`,"time":"`)
-	b = ev.Time.AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
-	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // a year Time.MarshalJSON rejects, or a zone
-		return b, false
-	}
-	b = appendString(append(b, `","cause":`...), ev.Cause)
-	if len(ev.ProtectedChanges) > 0 {
-		b = appendStrings(append(b, `,"protectedChanges":`...), ev.ProtectedChanges)
-	}
-	ok := true
-	if len(ev.Old) > 0 {
-		b, ok = appendMap(append(b, `,"old":`...), ev.Old)
-	}
-	if len(ev.New) > 0 && ok {
-		b, ok = appendMap(append(b, `,"new":`...), ev.New)
-	}
-	return append(b, '}'), ok
-}
-
-// appendMap appends m with its keys sorted as json.Marshal sorts them
-// (bytewise), false for a value that is not a string or
-// []map[string]string.
-func appendMap[V any](b []byte, m map[string]V) ([]byte, bool) {
-	if m == nil {
-		return append(b, "null"...), true
-	}
-	var buf [8]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(appendString(b, k), ':')
-		switch v := any(m[k]).(type) {
-		case string:
-			b = appendString(b, v)
-		case []map[string]string:
-			if v == nil {
-				b = append(b, "null"...)
-				break
-			}
-			b = append(b, '[')
-			for j, e := range v {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b, _ = appendMap(b, e)
-			}
-			b = append(b, ']')
-		default:
-			return b, false
-		}
-	}
-	return append(b, '}'), true
 }
 
 // appendFloat appends a finite f as json.Marshal does: like ES6, plain

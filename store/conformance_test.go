@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -464,28 +465,25 @@ func runConformance(t *testing.T, b backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) != 4 || evs[0].Type != EventConnectionCreated || evs[3].Type != EventConnectionUpdated {
+		if len(evs) != 4 || !slices.Equal(evs[0].Types, []string{EventConnectionCreated}) ||
+			!slices.Equal(evs[3].Types, []string{EventConnectionUpdated, EventConnectionValidated}) {
 			t.Fatalf("events = %+v", evs)
 		}
-		// old holds the previous value of every protected change (seed 001).
-		stamp := func(x time.Time) string { return x.UTC().Format(time.RFC3339Nano) }
-		for _, kv := range []struct {
-			m         map[string]any
-			key, want string
-		}{
-			{evs[3].Old, "status", "WEBSITE_DOWN"},
-			{evs[3].Old, "statusErrorDetail", "503"},
-			{evs[3].Old, "statusFirstSeenTime", stamp(down.StatusFirstSeenTime)},
-			{evs[3].New, "status", "PASSWORD_INCORRECT"},
-			{evs[3].New, "statusErrorDetail", "rejected"},
-			{evs[3].New, "statusFirstSeenTime", stamp(blocked.StatusFirstSeenTime)},
-		} {
-			if kv.m[kv.key] != kv.want {
-				t.Fatalf("event %s = %v, want %s: %+v", kv.key, kv.m[kv.key], kv.want, evs[3])
+		for i, ev := range evs {
+			if ev.Sequence != int64(i+1) || ev.ConnectionID != c.ID || ev.CompanyID != f.co.ID {
+				t.Fatalf("event %d: sequence %d, connection %s, company %s", i, ev.Sequence, ev.ConnectionID, ev.CompanyID)
 			}
 		}
-		if !slices.Equal(evs[3].ProtectedChanges, []string{"status", "statusFirstSeenTime", "statusErrorDetail"}) {
-			t.Fatalf("protectedChanges = %v", evs[3].ProtectedChanges)
+		// The event holds the connection before and after, exactly as GET
+		// details showed them (before: without nextCheckAt), and names
+		// every field that changed (seed 001's protectedChanges).
+		down.NextCheckAt = nil
+		if !reflect.DeepEqual(*evs[3].Old, down) || !reflect.DeepEqual(evs[3].Connection, blocked) {
+			t.Fatalf("event connections\nold %+v\nwant %+v\nnew %+v\nwant %+v", *evs[3].Old, down, evs[3].Connection, blocked)
+		}
+		want = []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures", "accounts"}
+		if !slices.Equal(evs[3].ProtectedChanges, want) {
+			t.Fatalf("protectedChanges = %v, want %v", evs[3].ProtectedChanges, want)
 		}
 		if none, err := f.s.Events(f.ctx, evs[1].ID, 0); err != nil || len(none) != 0 {
 			t.Fatalf("Events with count 0 = %v, %v; want none", none, err)

@@ -126,8 +126,7 @@ func (s *Store) newConnMutation(in NewConnection, co Company) (*mutation, error)
 		setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnCompanyInactive), "", now)
 	}
 	m.history = historyOf([]transition{{to: r.Status}}, now, CauseCreated, "")
-	m.event = &Event{Type: EventConnectionCreated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
-		Cause: CauseCreated, New: map[string]any{"status": r.Status}}
+	m.cause, m.at = CauseCreated, now
 	return m, nil
 }
 
@@ -210,18 +209,32 @@ func (s *Store) getConnections(ctx context.Context, ids []string) ([]Connection,
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", ids[i], err)
 		}
-		next := int64(0) // not checked (blocked or inactive)
-		if due, err := dues[i].Result(); err == nil {
-			next = int64(due)
+		var due *int64
+		if d, err := dues[i].Result(); err == nil {
+			v := int64(d)
+			due = &v
 		}
-		if _, err := weeks[i].Result(); err == nil {
-			if w := ms(checks.NextSlot(ids[i], fromMS(swept), s.cfg.Interval)); next == 0 || w < next {
-				next = w
-			}
-		}
-		out = append(out, r.public(next))
+		_, err = weeks[i].Result()
+		out = append(out, r.public(s.nextCheck(ids[i], due, err == nil, swept)))
 	}
 	return out, nil
+}
+
+// nextCheck is a connection's nextCheckAt (ms, 0 for none: not checked,
+// blocked or inactive): the earlier of its on-demand due time, if any, and,
+// when it is in the weekly schedule, its first slot after the sweep
+// cursor swept.
+func (s *Store) nextCheck(id string, due *int64, inWeek bool, swept int64) int64 {
+	next := int64(0)
+	if due != nil {
+		next = *due
+	}
+	if inWeek {
+		if w := ms(checks.NextSlot(id, fromMS(swept), s.cfg.Interval)); next == 0 || w < next {
+			next = w
+		}
+	}
+	return next
 }
 
 // Page is one page of a listing; Next is the cursor of the following page,

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,155 +15,254 @@ import (
 
 // Event types of the change-event stream, named as the reference's webhooks.
 const (
-	EventConnectionCreated = "connection.created.v2"
-	EventConnectionUpdated = "connection.updated.v2"
+	EventConnectionCreated   = "connection.created.v2"
+	EventConnectionUpdated   = "connection.updated.v2"
+	EventConnectionValidated = "connection.validated.v2"
 )
 
-// Event is one entry of the change-event stream: what changed on a
-// connection, with the previous values of the changed fields.
+// EventTypes lists every event type.
+var EventTypes = []string{EventConnectionCreated, EventConnectionUpdated, EventConnectionValidated}
+
+// Event is one entry of the change-event stream: a write that changed what
+// GET /v1/connection/{id}/details shows. Every such write appends one in
+// the same atomic step, with the connection as it was before and after.
 type Event struct {
-	ID               string         `json:"id,omitempty"` // stream entry ID, set when read
-	Type             string         `json:"type"`
-	ConnectionID     string         `json:"connectionId"`
-	CompanyID        string         `json:"companyId"`
-	Time             time.Time      `json:"time"`
-	Cause            string         `json:"cause"`
-	ProtectedChanges []string       `json:"protectedChanges,omitempty"`
-	Old              map[string]any `json:"old,omitempty"`
-	New              map[string]any `json:"new,omitempty"`
+	// ID is the stream entry ID.
+	ID string
+	// Types are the messages the write makes: connection.created.v2 for a
+	// creation; connection.updated.v2, followed by
+	// connection.validated.v2 when a check recorded a connection status
+	// different from the one before it.
+	Types []string
+	// Sequence counts the connection's writes that emitted an event (1 for
+	// its creation): it only grows, so a consumer can drop an older
+	// message arriving after a newer one.
+	Sequence int64
+	// Time is the write's time.
+	Time  time.Time
+	Cause string
+	// ConnectionID and CompanyID name the connection.
+	ConnectionID, CompanyID string
+	// ProtectedChanges names the fields of Connection whose value the write
+	// changed, in the order GET details lists them, account changes as
+	// "accounts" and replaced credentials as "credentials" (which has no
+	// value anywhere); nextCheckAt (derived from the schedule) is never
+	// named. Empty for a creation.
+	ProtectedChanges []string
+	// Old is the connection before the write (nil for a creation); its
+	// NextCheckAt is nil.
+	Old *Connection
+	// Connection is the connection after the write, nextCheckAt included,
+	// as GET details answered at that moment.
+	Connection Connection
 }
 
-// newEvent builds the event of a write that made transitions; nil when
-// nothing a subscriber cares about changed.
-func newEvent(r *connRec, typ, cause string, t int64, trs []transition) *Event {
-	if len(trs) == 0 {
-		return nil
+// Field names of GET details that a write's event names in
+// protectedChanges, besides "accounts" and "credentials".
+const (
+	fieldName                 = "name"
+	fieldIsActive             = "isActive"
+	fieldStatus               = "status"
+	fieldStatusFirstSeenTime  = "statusFirstSeenTime"
+	fieldStatusLastUpdateTime = "statusLastUpdateTime"
+	fieldStatusErrorDetail    = "statusErrorDetail"
+	fieldLastCheckAt          = "lastCheckAt"
+	fieldLastSuccessAt        = "lastSuccessAt"
+	fieldConsecutiveFailures  = "consecutiveFailures"
+	fieldStartDate            = "startDate"
+	fieldOccupancyMultiplier  = "occupancyMultiplier"
+	fieldCredentialsUpdatedAt = "credentialsUpdatedAt"
+	fieldAccounts             = "accounts"
+	fieldCredentials          = "credentials"
+)
+
+// changedFields names the fields of GET details whose value differs
+// between a and b, in the order GET details lists them, then
+// "credentials". emits is false when every difference is a timestamp a
+// check moves without changing anything else (statusLastUpdateTime,
+// lastCheckAt, lastSuccessAt, and accounts' statusLastUpdateTime): such a
+// write makes no event.
+func changedFields(a, b *connRec) (changed []string, emits bool) {
+	add := func(name string, timestamp bool) {
+		changed = append(changed, name)
+		emits = emits || !timestamp
 	}
-	ev := &Event{Type: typ, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(t), Cause: cause,
-		Old: map[string]any{}, New: map[string]any{}}
-	var accts []map[string]string
-	for _, tr := range trs {
-		if tr.acct == "" {
-			ev.ProtectedChanges = append(ev.ProtectedChanges, "status", "statusFirstSeenTime", "statusErrorDetail")
-			if tr.from != "" {
-				ev.Old["status"] = tr.from
-				ev.Old["statusFirstSeenTime"] = string(appendEventTime(nil, tr.oldFirst))
-				ev.Old["statusErrorDetail"] = tr.oldDetail
-			}
-			ev.New["status"] = tr.to
-			ev.New["statusFirstSeenTime"] = string(appendEventTime(nil, t))
-			ev.New["statusErrorDetail"] = tr.detail
-			continue
-		}
-		accts = append(accts, map[string]string{"id": tr.acct, "from": tr.from, "to": tr.to})
+	if a.Name != b.Name {
+		add(fieldName, false)
 	}
-	if len(accts) > 0 {
-		ev.ProtectedChanges = append(ev.ProtectedChanges, "accounts")
-		ev.New["accounts"] = accts
+	if a.Inactive != b.Inactive {
+		add(fieldIsActive, false)
 	}
-	return ev
+	if a.Status != b.Status {
+		add(fieldStatus, false)
+	}
+	if a.FirstSeen != b.FirstSeen {
+		add(fieldStatusFirstSeenTime, false)
+	}
+	if a.LastUpdate != b.LastUpdate {
+		add(fieldStatusLastUpdateTime, true)
+	}
+	if a.Detail != b.Detail {
+		add(fieldStatusErrorDetail, false)
+	}
+	if a.LastCheck != b.LastCheck {
+		add(fieldLastCheckAt, true)
+	}
+	if a.LastSuccess != b.LastSuccess {
+		add(fieldLastSuccessAt, true)
+	}
+	if a.Failures != b.Failures {
+		add(fieldConsecutiveFailures, false)
+	}
+	if a.StartDate != b.StartDate {
+		add(fieldStartDate, false)
+	}
+	if a.Occupancy != b.Occupancy {
+		add(fieldOccupancyMultiplier, false)
+	}
+	if a.CredUpdated != b.CredUpdated {
+		add(fieldCredentialsUpdatedAt, false)
+	}
+	if differ, timestamps := accountsDiffer(a.Accounts, b.Accounts); differ {
+		add(fieldAccounts, timestamps)
+	}
+	if !bytes.Equal(a.Cred, b.Cred) {
+		add(fieldCredentials, false)
+	}
+	return changed, emits
 }
 
-// appendEventTime appends a millisecond time as the event's JSON writes
-// times (RFC 3339, UTC), unquoted.
-func appendEventTime(b []byte, v int64) []byte {
-	return fromMS(v).AppendFormat(b, time.RFC3339Nano)
+// accountsDiffer reports whether two account lists differ in what GET
+// details shows, and whether only in statusLastUpdateTime.
+func accountsDiffer(a, b []acctRec) (differ, timestampsOnly bool) {
+	if len(a) != len(b) {
+		return true, false
+	}
+	timestampsOnly = true
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.ID != y.ID || x.Number != y.Number || x.Name != y.Name || x.tracking() != y.tracking() ||
+			x.Status != y.Status || x.FirstSeen != y.FirstSeen || x.Detail != y.Detail || x.created() != y.created() {
+			return true, false
+		}
+		if x.LastUpdate != y.LastUpdate {
+			differ = true
+		}
+	}
+	return differ, differ && timestampsOnly
 }
 
-// change is the event of a write as its transitions: appendChange writes
-// the JSON of newEvent's Event without building the Event and its maps
-// (on a check's path, those maps were most of the bytes it allocated).
-type change struct {
-	typ, cause string
-	t          int64
-	trs        []transition
+// clone copies what a write may change in r in place (its accounts), so
+// the copy keeps the record as read.
+func (r *connRec) clone() *connRec {
+	c := *r
+	c.Accounts = slices.Clone(r.Accounts)
+	return &c
 }
 
-// newChange is newEvent's event as a change; nil when it would be nil.
-func newChange(typ, cause string, t int64, trs []transition) *change {
-	if len(trs) == 0 {
-		return nil
+// eventFields are the stream fields of a write's event, "" when it makes
+// none: the header (types, sequence, time, cause, changed fields), and the
+// record before (none for a creation) and after, without credentials or
+// history. It sets the record's sequence, so it runs before the record is
+// encoded. The commit script adds the schedule's state for nextCheckAt.
+func eventFields(m *mutation) (header, before, after string, err error) {
+	r := m.rec
+	var types, changed []string
+	switch {
+	case m.before == nil && m.oldRaw == "": // a creation
+		types = []string{EventConnectionCreated}
+		r.Seq = 1
+	case m.before == nil:
+		return "", "", "", nil
+	default:
+		var emits bool
+		if changed, emits = changedFields(m.before, r); !emits {
+			r.Seq = m.before.Seq
+			return "", "", "", nil
+		}
+		types = []string{EventConnectionUpdated}
+		if m.cause == CauseCheck && m.before.Status != r.Status {
+			types = append(types, EventConnectionValidated)
+		}
+		r.Seq = m.before.Seq + 1
 	}
-	return &change{typ: typ, cause: cause, t: t, trs: trs}
+	header = withBuffer(func(b []byte) ([]byte, string) {
+		b = appendString(append(b, `{"c":`...), r.ID)
+		b = appendStrings(append(b, `,"t":`...), types)
+		b = strconv.AppendInt(append(b, `,"q":`...), r.Seq, 10)
+		b = strconv.AppendInt(append(b, `,"at":`...), m.at, 10)
+		b = appendString(append(b, `,"ca":`...), m.cause)
+		if len(changed) > 0 {
+			b = appendStrings(append(b, `,"pc":`...), changed)
+		}
+		b = append(b, '}')
+		return b, string(b)
+	})
+	if m.before != nil {
+		if before, err = snapshot(m.before); err != nil {
+			return "", "", "", err
+		}
+	}
+	after, err = snapshot(r)
+	return header, before, after, err
 }
 
-// appendChange appends marshalEvent(newEvent(r, c.typ, c.cause, c.t,
-// c.trs)): the same fields in the same order, the maps' keys sorted as
-// json.Marshal sorts them, a later connection transition overwriting an
-// earlier one's values as in the maps. A time the fast path does not
-// write goes through the Event.
-func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
-	var conn, old *transition // the last connection transition, and the last with a status before it
-	accts, conns := 0, 0
-	for i := range c.trs {
-		tr := &c.trs[i]
-		if tr.acct != "" {
-			accts++
-			continue
+// snapshot is r's stored form without its credentials and history: what
+// an event keeps of it.
+func snapshot(r *connRec) (string, error) {
+	c := *r
+	c.Cred, c.Hist = nil, nil
+	return marshalConn(&c)
+}
+
+// eventHeader is the decoded header of a stream entry.
+type eventHeader struct {
+	Conn    string   `json:"c"`
+	Types   []string `json:"t"`
+	Seq     int64    `json:"q"`
+	At      int64    `json:"at"`
+	Cause   string   `json:"ca"`
+	Changed []string `json:"pc"`
+}
+
+// decodeEvent reads a stream entry: header "e", records "o" (before) and
+// "r" (after), and the schedule's state the commit script added: "d" the
+// on-demand due time, "w" set when the connection is in the weekly
+// schedule, "c" the sweep cursor.
+func (s *Store) decodeEvent(m redis.XMessage) (Event, error) {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	var h eventHeader
+	if err := json.Unmarshal([]byte(str("e")), &h); err != nil {
+		return Event{}, fmt.Errorf("decode event %s: %w", m.ID, err)
+	}
+	if !ValidID(ConnectionIDPrefix, h.Conn) || len(h.Types) == 0 {
+		return Event{}, fmt.Errorf("decode event %s: no connection or type", m.ID)
+	}
+	after, err := decodeConn(h.Conn, str("r"))
+	if err != nil {
+		return Event{}, fmt.Errorf("decode event %s: %w", m.ID, err)
+	}
+	var due *int64
+	if d, err := strconv.ParseFloat(str("d"), 64); err == nil {
+		v := int64(d)
+		due = &v
+	}
+	swept, err := strconv.ParseInt(str("c"), 10, 64)
+	if err != nil {
+		swept = h.At // no sweep yet: as GET details, which takes now
+	}
+	ev := Event{ID: m.ID, Types: h.Types, Sequence: h.Seq, Time: fromMS(h.At), Cause: h.Cause,
+		ConnectionID: h.Conn, CompanyID: after.CompanyID, ProtectedChanges: h.Changed,
+		Connection: after.public(s.nextCheck(h.Conn, due, str("w") != "", swept))}
+	if raw := str("o"); raw != "" {
+		before, err := decodeConn(h.Conn, raw)
+		if err != nil {
+			return Event{}, fmt.Errorf("decode event %s: %w", m.ID, err)
 		}
-		conn, conns = tr, conns+1
-		if tr.from != "" {
-			old = tr
-		}
+		old := before.public(0)
+		ev.Old = &old
 	}
-	mark := len(b)
-	b = append(b, `{"type":`...)
-	b = appendString(b, c.typ)
-	b = appendString(append(b, `,"connectionId":`...), r.ID)
-	b = appendString(append(b, `,"companyId":`...), r.CompanyID)
-	n := len(b) + len(`,"time":"`)
-	b = fromMS(c.t).AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
-	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // as appendEvent: let the Event path decide
-		return marshalEvent(b[:mark], newEvent(r, c.typ, c.cause, c.t, c.trs))
-	}
-	b = appendString(append(b, `","cause":`...), c.cause)
-	b = append(b, `,"protectedChanges":[`...)
-	for i := range conns {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `"status","statusFirstSeenTime","statusErrorDetail"`...)
-	}
-	if accts > 0 {
-		if conns > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `"accounts"`...)
-	}
-	b = append(b, ']')
-	if old != nil { // keys in json.Marshal's order
-		b = appendString(append(b, `,"old":{"status":`...), old.from)
-		b = appendString(append(b, `,"statusErrorDetail":`...), old.oldDetail)
-		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), old.oldFirst), '"', '}')
-	}
-	b = append(b, `,"new":{`...)
-	if accts > 0 {
-		b = append(b, `"accounts":[`...)
-		k := 0
-		for i := range c.trs {
-			tr := &c.trs[i]
-			if tr.acct == "" {
-				continue
-			}
-			if k > 0 {
-				b = append(b, ',')
-			}
-			k++
-			b = appendString(append(b, `{"from":`...), tr.from)
-			b = appendString(append(b, `,"id":`...), tr.acct)
-			b = append(appendString(append(b, `,"to":`...), tr.to), '}')
-		}
-		b = append(b, ']')
-		if conn != nil {
-			b = append(b, ',')
-		}
-	}
-	if conn != nil {
-		b = appendString(append(b, `"status":`...), conn.to)
-		b = appendString(append(b, `,"statusErrorDetail":`...), conn.detail)
-		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), c.t), '"')
-	}
-	return append(b, '}', '}'), nil
+	return ev, nil
 }
 
 // historyOf is the history element of one write, nil when it made no
@@ -260,18 +362,12 @@ func (s *Store) Events(ctx context.Context, after string, count int64) ([]Event,
 	if err != nil {
 		return nil, fmt.Errorf("read events after %s: %w", after, err)
 	}
-	return decodeEvents(msgs)
-}
-
-func decodeEvents(msgs []redis.XMessage) ([]Event, error) {
 	out := make([]Event, 0, len(msgs))
 	for _, m := range msgs {
-		raw, _ := m.Values["e"].(string)
-		var ev Event
-		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-			return nil, fmt.Errorf("decode event %s: %w", m.ID, err)
+		ev, err := s.decodeEvent(m)
+		if err != nil {
+			return nil, err
 		}
-		ev.ID = m.ID
 		out = append(out, ev)
 	}
 	return out, nil

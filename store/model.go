@@ -128,7 +128,11 @@ type connRec struct {
 	// schedule after being out of it (deactivated, blocked on credentials,
 	// company inactive); 0: in it since creation. MarkQueued needs it: a
 	// slot swept while the connection was out enqueued nothing.
-	Joined   int64     `json:"sj,omitempty"`
+	Joined int64 `json:"sj,omitempty"`
+	// Seq counts the writes that changed what GET details shows (each
+	// emits a change event carrying it): an integrator orders a
+	// connection's webhook messages by it.
+	Seq      int64     `json:"sq,omitempty"`
 	Accounts []acctRec `json:"ac,omitempty"` // only ever appended (history refers to them by index)
 	// Hist is the newest history elements in compact form (history.go),
 	// kept encoded: only a write that adds an element, and History, decode it.

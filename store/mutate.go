@@ -40,10 +40,12 @@ type mutation struct {
 	dueSince  int64
 	history   *histRec // nil: no transition; commitArgs moves it into rec
 	spill     []histRec
-	event     *Event
-	// change, when set instead of event, is the write's event as its
-	// transitions, written without building an Event (a check's path).
-	change *change
+	// before is the record as read (update sets it; nil when creating):
+	// the write's event names what differs from it (events.go).
+	before *connRec
+	// cause and at are the write's cause and time, for its event.
+	cause string
+	at    int64
 	// companyActive, when set, must match the company's active flag.
 	companyActive string
 	// clearQueued drops the "check queued" marker (a check finished).
@@ -58,14 +60,19 @@ type mutation struct {
 //
 // KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued,
 // week (the connection's schedule set), cursor (the sweep's: started at the
-// first due time, so no weekly slot after it is skipped)
+// first due time, so no weekly slot after it is skipped), eventsFloor
 // ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
 //
-//	histLimit, eventsMaxLen, event, companyActive, clearQueued, dueSince,
-//	weekOffset, history...
+//	histLimit, eventsMaxLen, eventHeader, companyActive, clearQueued,
+//	dueSince, weekOffset, eventBefore, eventAfter, history...
 //
 // history... are the elements spilled from the record, oldest first; they
 // are pushed onto the history list, which is then trimmed to histLimit.
+// The event entry gets the schedule's state after the write (due time,
+// weekly membership, sweep cursor: the connection's nextCheckAt). The
+// stream is trimmed to the floor the webhook dispatcher keeps (every entry
+// before it dispatched), or, while no dispatcher has ever run, to about
+// eventsMaxLen entries.
 var commitScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -106,14 +113,27 @@ end
 if ARGV[13] == '1' then
   redis.call('HDEL', KEYS[9], ARGV[3])
 end
-if #ARGV > 15 then
-  for i = 16, #ARGV do
+if #ARGV > 17 then
+  for i = 18, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
 end
 if ARGV[11] ~= '' then
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', 'e', ARGV[11])
+  local f = {'e', ARGV[11], 'r', ARGV[17],
+    'd', redis.call('ZSCORE', KEYS[2], ARGV[3]) or '',
+    'w', redis.call('ZSCORE', KEYS[10], ARGV[3]) and '1' or '',
+    'c', redis.call('GET', KEYS[11]) or ''}
+  if ARGV[16] ~= '' then
+    f[#f+1] = 'o'
+    f[#f+1] = ARGV[16]
+  end
+  local floor = redis.call('GET', KEYS[12])
+  if floor then
+    redis.call('XADD', KEYS[7], 'MINID', '~', floor, '*', unpack(f))
+  else
+    redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', unpack(f))
+  end
 end
 return 1
 `)
@@ -177,38 +197,29 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 		}
 		m.history, m.spill = nil, spill
 	}
+	ev, before, after, err := eventFields(m) // sets the record's sequence: before encoding it
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode event of %s: %w", m.rec.ID, err)
+	}
 	newRaw, err := m.rec.encode()
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode connection %s: %w", m.rec.ID, err)
-	}
-	ev := ""
-	if m.change != nil || m.event != nil {
-		if err = withBuffer(func(b []byte) ([]byte, error) {
-			var err error
-			if m.change != nil {
-				b, err = appendChange(b, m.rec, m.change)
-			} else {
-				b, err = marshalEvent(b, m.event)
-			}
-			ev = string(b)
-			return b, err
-		}); err != nil {
-			return nil, nil, fmt.Errorf("encode event of %s: %w", m.rec.ID, err)
-		}
 	}
 	week, off := s.kWeek(m.rec.ID)
 	keys := []string{
 		s.kConn(m.rec.ID), s.kDue(),
 		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
 		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(), week, s.kCursor(),
+		s.kEventsFloor(),
 	}
 	clear := ""
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 15+len(m.spill))
+	args := make([]any, 0, 17+len(m.spill))
 	args = append(args, m.oldRaw, newRaw, m.rec.ID, string(m.due), m.dueAt,
-		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off)
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off,
+		before, after)
 	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
 	// elements are dropped: LTRIM to -1 would keep them all.
 	for i := len(m.spill) - 1; i >= 0 && inList > 0; i-- {
@@ -253,12 +264,12 @@ func (s *Store) updateFrom(ctx context.Context, id, raw string, pre *connRec, fn
 				return fmt.Errorf("connection %s: %w", id, err)
 			}
 		}
-		oldStatus := rec.Status
+		before := rec.clone()
 		m, err := fn(rec)
 		if err != nil || m == nil {
 			return err
 		}
-		m.rec, m.oldRaw, m.oldStatus = rec, raw, oldStatus
+		m.rec, m.oldRaw, m.oldStatus, m.before = rec, raw, before.Status, before
 		err = s.commit(ctx, m)
 		if errors.Is(err, errRetry) || errors.Is(err, errCompanyChanged) {
 			raw = ""

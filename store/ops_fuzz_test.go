@@ -206,6 +206,10 @@ type opsRun struct {
 	converting string
 	// lastRecorded is the check the current operation applied, if any.
 	lastRecorded *recorded
+	// seq is each connection's last event sequence, creds its sealed
+	// credentials as of before (a change means they were replaced).
+	seq   map[string]int64
+	creds map[string]string
 }
 
 func runOps(t *testing.T, data []byte, verbose bool) {
@@ -218,7 +222,7 @@ func runOps(t *testing.T, data []byte, verbose bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &opsRun{t: t, f: f, ctx: f.ctx, cos: []string{f.co.ID, co2.ID}, verbose: verbose,
+	o := &opsRun{t: t, f: f, ctx: f.ctx, cos: []string{f.co.ID, co2.ID}, verbose: verbose, seq: map[string]int64{}, creds: map[string]string{},
 		m: opsModel{coActive: map[string]bool{f.co.ID: true, co2.ID: true}}}
 	r := &opsReader{b: data}
 	for o.step = 0; o.step < maxOps && r.more(); o.step++ {
@@ -251,6 +255,23 @@ func runOps(t *testing.T, data []byte, verbose bool) {
 func (o *opsRun) fatalf(format string, args ...any) {
 	o.t.Helper()
 	o.t.Fatalf(o.desc+": "+format, args...)
+}
+
+// credsNow reads every connection's sealed credentials.
+func (o *opsRun) credsNow() map[string]string {
+	out := map[string]string{}
+	for _, c := range o.m.conns {
+		raw, err := o.f.rdb.Get(o.ctx, o.f.s.kConn(c.id)).Result()
+		if err != nil {
+			o.fatalf("read %s: %v", c.id, err)
+		}
+		r, err := decodeConn(c.id, raw)
+		if err != nil {
+			o.fatalf("decode %s: %v", c.id, err)
+		}
+		out[c.id] = string(r.Cred)
+	}
+	return out
 }
 
 // observe reads every connection through the public API.
@@ -896,41 +917,31 @@ func (o *opsRun) check(before, after map[string]Connection) {
 	if len(evs) > 0 {
 		o.lastEv = evs[len(evs)-1].ID
 	}
-	statusEvents := map[string][]Event{}
+	byConn := map[string][]Event{}
 	for _, ev := range evs {
-		if _, ok := ev.New["status"]; ok {
-			statusEvents[ev.ConnectionID] = append(statusEvents[ev.ConnectionID], ev)
-		}
+		byConn[ev.ConnectionID] = append(byConn[ev.ConnectionID], ev)
 	}
+	creds := o.credsNow()
 	lr := o.lastRecorded
 	o.lastRecorded = nil
 	for _, mc := range o.m.conns {
 		cur := after[mc.id]
 		old, existed := before[mc.id]
 		o.checkConn(mc, cur)
-		// Events: exactly one per status change, old status = previous.
-		se := statusEvents[mc.id]
-		switch {
-		case !existed:
-			if len(se) != 1 || se[0].Type != EventConnectionCreated || se[0].New["status"] != string(cur.Status) {
-				o.fatalf("%s created: status events %+v", mc.id, se)
-			}
-		case old.Status != cur.Status:
-			if len(se) != 1 || se[0].Type != EventConnectionUpdated || se[0].New["status"] != string(cur.Status) || se[0].Old["status"] != string(old.Status) {
-				o.fatalf("%s: %s → %s made status events %+v, want one with old %s", mc.id, old.Status, cur.Status, se, old.Status)
-			}
-			stamp := func(x time.Time) string { return x.UTC().Format(time.RFC3339Nano) }
-			if se[0].Old["statusFirstSeenTime"] != stamp(old.StatusFirstSeenTime) || se[0].New["statusFirstSeenTime"] != stamp(cur.StatusFirstSeenTime) {
-				o.fatalf("%s: event statusFirstSeenTime %v → %v, want %s → %s", mc.id, se[0].Old["statusFirstSeenTime"], se[0].New["statusFirstSeenTime"], stamp(old.StatusFirstSeenTime), stamp(cur.StatusFirstSeenTime))
-			}
-			if se[0].Old["statusErrorDetail"] != old.StatusErrorDetail || se[0].New["statusErrorDetail"] != cur.StatusErrorDetail {
-				o.fatalf("%s: event details %v → %v, want %q → %q", mc.id, se[0].Old["statusErrorDetail"], se[0].New["statusErrorDetail"], old.StatusErrorDetail, cur.StatusErrorDetail)
-			}
-		default:
-			if len(se) != 0 {
-				o.fatalf("%s kept status %s but status events were written: %+v", mc.id, cur.Status, se)
-			}
+		// Events: each names exactly what its write changed, with the
+		// connection before and after, in sequence (events_test.go).
+		var prev *Connection
+		if existed {
+			prev = &old
 		}
+		replaced := existed && o.creds[mc.id] != creds[mc.id]
+		seq, err := checkEvents(o.t, prev, cur, byConn[mc.id], o.seq[mc.id], replaced)
+		if err != nil {
+			o.fatalf("%v", err)
+		}
+		o.seq[mc.id] = seq
+		delete(byConn, mc.id)
+		o.creds[mc.id] = creds[mc.id]
 		if !existed {
 			continue
 		}
@@ -956,6 +967,9 @@ func (o *opsRun) check(before, after map[string]Connection) {
 		if lr != nil && lr.conn == mc.id {
 			o.checkApplied(mc, old, cur, lr)
 		}
+	}
+	for id, evs := range byConn {
+		o.fatalf("events of an unknown connection %s: %+v", id, evs)
 	}
 	for _, mc := range o.m.conns {
 		h, err := o.f.s.History(o.ctx, mc.id, 0)

@@ -203,14 +203,14 @@ func BenchmarkApplyCheck(b *testing.B) {
 				}
 				at := ms(benchRecT0) + i
 				ap := checkApply{attempt: fmt.Sprintf(":b%d", i), started: at, finished: at, result: res}
-				oldStatus := r.Status
+				before := r.clone()
 				oc, trs := applyCheck(r, ap)
 				if oc != Applied {
 					b.Fatalf("outcome %s", oc)
 				}
-				m := &mutation{rec: r, oldRaw: raw, oldStatus: oldStatus, due: dueAfter, dueSince: at,
+				m := &mutation{rec: r, oldRaw: raw, oldStatus: before.Status, before: before, due: dueAfter, dueSince: at,
 					dueAt: ms(checks.NextSlot(r.ID, fromMS(at), s.cfg.Interval)), clearQueued: true,
-					history: historyOf(trs, at, CauseCheck, ap.attempt), change: newChange(EventConnectionUpdated, CauseCheck, at, trs)}
+					history: historyOf(trs, at, CauseCheck, ap.attempt), cause: CauseCheck, at: at}
 				if _, _, err := s.commitArgs(m); err != nil {
 					b.Fatal(err)
 				}

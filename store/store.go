@@ -20,7 +20,9 @@
 //	P ix:<company>:<st>   zset    a company's connections in status st, by creation time
 //	P n                   hash    number of connections per status
 //	P h:<conn>            list    older history elements spilled from the record, newest first (history.go)
-//	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
+//	P ev                  stream  change events: one per write that changed what GET details shows (events.go)
+//	P ev:floor            string  every event before this stream ID is dispatched (the webhook
+//	                              dispatcher keeps it); writes trim the stream up to it
 //	P q                   hash    conn → until (ms): a check is queued or running (cleared when it ends)
 //	P fl                  zset    on-demand claims in flight, by lease end
 //	P fl:<batch>          hash    conn → slot (ms) of one claim not yet acknowledged
@@ -168,6 +170,7 @@ func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
 func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
 func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
 func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
+func (s *Store) kEventsFloor() string        { return s.cfg.Prefix + "ev:floor" }
 func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
 func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
 func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
