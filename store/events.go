@@ -57,77 +57,77 @@ type Event struct {
 	Connection Connection
 }
 
-// Field names of GET details that a write's event names in
-// protectedChanges, besides "accounts" and "credentials".
+// changedFieldNames are the fields of GET details that a write's event
+// names in protectedChanges, in the order GET details lists them, then
+// "credentials"; a changeSet has bit i set for the i-th.
+var changedFieldNames = []string{
+	"name", "isActive", "status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail",
+	"lastCheckAt", "lastSuccessAt", "consecutiveFailures", "startDate", "occupancyMultiplier",
+	"credentialsUpdatedAt", "accounts", "credentials",
+}
+
+// changeSet is a set of changedFieldNames, as bits.
+type changeSet uint32
+
+// Bits of a changeSet.
 const (
-	fieldName                 = "name"
-	fieldIsActive             = "isActive"
-	fieldStatus               = "status"
-	fieldStatusFirstSeenTime  = "statusFirstSeenTime"
-	fieldStatusLastUpdateTime = "statusLastUpdateTime"
-	fieldStatusErrorDetail    = "statusErrorDetail"
-	fieldLastCheckAt          = "lastCheckAt"
-	fieldLastSuccessAt        = "lastSuccessAt"
-	fieldConsecutiveFailures  = "consecutiveFailures"
-	fieldStartDate            = "startDate"
-	fieldOccupancyMultiplier  = "occupancyMultiplier"
-	fieldCredentialsUpdatedAt = "credentialsUpdatedAt"
-	fieldAccounts             = "accounts"
-	fieldCredentials          = "credentials"
+	chName changeSet = 1 << iota
+	chIsActive
+	chStatus
+	chFirstSeen
+	chLastUpdate
+	chDetail
+	chLastCheck
+	chLastSuccess
+	chFailures
+	chStartDate
+	chOccupancy
+	chCredUpdated
+	chAccounts
+	chCredentials
 )
 
-// changedFields names the fields of GET details whose value differs
-// between a and b, in the order GET details lists them, then
-// "credentials". emits is false when every difference is a timestamp a
-// check moves without changing anything else (statusLastUpdateTime,
-// lastCheckAt, lastSuccessAt, and accounts' statusLastUpdateTime): such a
-// write makes no event.
-func changedFields(a, b *connRec) (changed []string, emits bool) {
-	add := func(name string, timestamp bool) {
-		changed = append(changed, name)
-		emits = emits || !timestamp
+// names lists the set's field names in order.
+func (c changeSet) names() []string {
+	var out []string
+	for i, n := range changedFieldNames {
+		if c&(1<<i) != 0 {
+			out = append(out, n)
+		}
 	}
-	if a.Name != b.Name {
-		add(fieldName, false)
+	return out
+}
+
+// changedFields is the set of fields of GET details whose value differs
+// between a and b, and "credentials" when they were replaced. emits is
+// false when every difference is a timestamp a check moves without
+// changing anything else (statusLastUpdateTime, lastCheckAt,
+// lastSuccessAt, and accounts' statusLastUpdateTime): such a write makes
+// no event.
+func changedFields(a, b *connRec) (changed changeSet, emits bool) {
+	set := func(bit changeSet, differ bool) {
+		if differ {
+			changed |= bit
+		}
 	}
-	if a.Inactive != b.Inactive {
-		add(fieldIsActive, false)
-	}
-	if a.Status != b.Status {
-		add(fieldStatus, false)
-	}
-	if a.FirstSeen != b.FirstSeen {
-		add(fieldStatusFirstSeenTime, false)
-	}
-	if a.LastUpdate != b.LastUpdate {
-		add(fieldStatusLastUpdateTime, true)
-	}
-	if a.Detail != b.Detail {
-		add(fieldStatusErrorDetail, false)
-	}
-	if a.LastCheck != b.LastCheck {
-		add(fieldLastCheckAt, true)
-	}
-	if a.LastSuccess != b.LastSuccess {
-		add(fieldLastSuccessAt, true)
-	}
-	if a.Failures != b.Failures {
-		add(fieldConsecutiveFailures, false)
-	}
-	if a.StartDate != b.StartDate {
-		add(fieldStartDate, false)
-	}
-	if a.Occupancy != b.Occupancy {
-		add(fieldOccupancyMultiplier, false)
-	}
-	if a.CredUpdated != b.CredUpdated {
-		add(fieldCredentialsUpdatedAt, false)
-	}
-	if differ, timestamps := accountsDiffer(a.Accounts, b.Accounts); differ {
-		add(fieldAccounts, timestamps)
-	}
-	if !bytes.Equal(a.Cred, b.Cred) {
-		add(fieldCredentials, false)
+	set(chName, a.Name != b.Name)
+	set(chIsActive, a.Inactive != b.Inactive)
+	set(chStatus, a.Status != b.Status)
+	set(chFirstSeen, a.FirstSeen != b.FirstSeen)
+	set(chLastUpdate, a.LastUpdate != b.LastUpdate)
+	set(chDetail, a.Detail != b.Detail)
+	set(chLastCheck, a.LastCheck != b.LastCheck)
+	set(chLastSuccess, a.LastSuccess != b.LastSuccess)
+	set(chFailures, a.Failures != b.Failures)
+	set(chStartDate, a.StartDate != b.StartDate)
+	set(chOccupancy, a.Occupancy != b.Occupancy)
+	set(chCredUpdated, a.CredUpdated != b.CredUpdated)
+	accts, timestamps := accountsDiffer(a.Accounts, b.Accounts)
+	set(chAccounts, accts)
+	set(chCredentials, !bytes.Equal(a.Cred, b.Cred))
+	emits = changed&^(chLastUpdate|chLastCheck|chLastSuccess) != 0
+	if timestamps && changed&^(chLastUpdate|chLastCheck|chLastSuccess|chAccounts) == 0 {
+		emits = false
 	}
 	return changed, emits
 }
@@ -167,7 +167,8 @@ func (r *connRec) clone() *connRec {
 // encoded. The commit script adds the schedule's state for nextCheckAt.
 func eventFields(m *mutation) (header, before, after string, err error) {
 	r := m.rec
-	var types, changed []string
+	var types []string
+	var changed changeSet
 	switch {
 	case m.before == nil && m.oldRaw == "": // a creation
 		types = []string{EventConnectionCreated}
@@ -192,8 +193,8 @@ func eventFields(m *mutation) (header, before, after string, err error) {
 		b = strconv.AppendInt(append(b, `,"q":`...), r.Seq, 10)
 		b = strconv.AppendInt(append(b, `,"at":`...), m.at, 10)
 		b = appendString(append(b, `,"ca":`...), m.cause)
-		if len(changed) > 0 {
-			b = appendStrings(append(b, `,"pc":`...), changed)
+		if changed != 0 {
+			b = appendStrings(append(b, `,"pc":`...), changed.names())
 		}
 		b = append(b, '}')
 		return b, string(b)
