@@ -383,11 +383,3 @@ func TestEventStreamKeepsUndispatched(t *testing.T) {
 		})
 	}
 }
-
-// streamIDLess compares two stream entry IDs (ms-seq).
-func streamIDLess(a, b string) bool {
-	var am, as, bm, bs int64
-	fmt.Sscanf(a, "%d-%d", &am, &as)
-	fmt.Sscanf(b, "%d-%d", &bm, &bs)
-	return am < bm || am == bm && as < bs
-}

@@ -1,0 +1,693 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Webhook messages and their delivery. A message is one hash holding the
+// exact bytes every attempt sends, its type, connection, company and
+// change time, and one field per endpoint it is for: the delivery's state,
+// "<status><attempts>:<attempt IDs>" (status p pending, s delivered, f
+// failed; attempts of the retry schedule; IDs of the endpoint's attempt
+// log entries, comma-separated). Messages expire after the retention,
+// counted from their change; three sorted sets list them by change time
+// (all, per type, per connection) and are trimmed to it. Every endpoint
+// has an attempt log, a stream trimmed to the retention.
+
+// Delivery states of a message to one endpoint.
+const (
+	DeliveryPending = "pending" // attempts are scheduled
+	DeliverySuccess = "success" // an attempt got a 2xx
+	DeliveryFailed  = "failed"  // every scheduled attempt failed, or the endpoint was disabled
+)
+
+// Attempt triggers.
+const (
+	TriggerScheduled = "scheduled" // the first attempt, when the change was dispatched
+	TriggerRetry     = "retry"     // a later attempt of the retry schedule
+	TriggerResend    = "resend"    // an operator asked for one more attempt
+	TriggerRecover   = "recover"   // an operator recovered the endpoint's failed messages
+	TriggerTest      = "test"      // an example message
+)
+
+func (s *Store) kWebhookMessage(id string) string     { return s.cfg.Prefix + "wh:m:" + id }
+func (s *Store) kWebhookMessages() string             { return s.cfg.Prefix + "wh:ml" }
+func (s *Store) kWebhookMessagesOf(typ string) string { return s.cfg.Prefix + "wh:mt:" + typ }
+func (s *Store) kWebhookConnMessages(id string) string {
+	return s.cfg.Prefix + "wh:mc:" + id
+}
+func (s *Store) kWebhookAttempts(ep string) string { return s.cfg.Prefix + "wh:a:" + ep }
+
+// MaxWebhookMessageID bounds a message ID (they are made by the webhook
+// package from a connection ID and a sequence).
+const MaxWebhookMessageID = 100
+
+// ValidWebhookMessageID reports whether s can be a message ID: msg_ and
+// characters of [A-Za-z0-9_], as the Standard Webhooks' webhook-id.
+func ValidWebhookMessageID(s string) bool {
+	if !strings.HasPrefix(s, "msg_") || len(s) > MaxWebhookMessageID || len(s) == len("msg_") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// NewWebhookMessage is a message to store: the body every attempt sends,
+// and the endpoints it is for (their deliveries start pending).
+type NewWebhookMessage struct {
+	ID           string
+	Type         string
+	ConnectionID string
+	CompanyID    string
+	Time         time.Time
+	Body         []byte
+	Endpoints    []string
+	// Unlisted keeps the message out of the listings (an example sent to
+	// test an endpoint).
+	Unlisted bool
+}
+
+// SaveWebhookMessages stores messages for retention, counted from their
+// change time. It is idempotent: a message stored already keeps its body
+// and its deliveries' states, so a dispatcher that dies after saving and
+// saves again changes nothing.
+func (s *Store) SaveWebhookMessages(ctx context.Context, msgs []NewWebhookMessage, retention time.Duration) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	horizon := strconv.FormatInt(ms(s.cfg.Clock.Now().Add(-retention)), 10)
+	types := map[string]bool{}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range msgs {
+			if !ValidWebhookMessageID(m.ID) {
+				return fmt.Errorf("%w: webhook message ID %q", ErrInvalid, m.ID)
+			}
+			at, until := ms(m.Time), m.Time.Add(retention)
+			k := s.kWebhookMessage(m.ID)
+			p.HSetNX(ctx, k, "b", m.Body)
+			p.HSet(ctx, k, "t", m.Type, "c", m.ConnectionID, "o", m.CompanyID, "at", at)
+			for _, ep := range m.Endpoints {
+				p.HSetNX(ctx, k, "d:"+ep, "p0:")
+			}
+			p.PExpireAt(ctx, k, until)
+			if m.Unlisted {
+				continue
+			}
+			z := redis.Z{Score: float64(at), Member: m.ID}
+			p.ZAdd(ctx, s.kWebhookMessages(), z)
+			p.ZAdd(ctx, s.kWebhookMessagesOf(m.Type), z)
+			ck := s.kWebhookConnMessages(m.ConnectionID)
+			p.ZAdd(ctx, ck, z)
+			p.ZRemRangeByScore(ctx, ck, "-inf", "("+horizon)
+			p.PExpireAt(ctx, ck, until)
+			types[m.Type] = true
+		}
+		p.ZRemRangeByScore(ctx, s.kWebhookMessages(), "-inf", "("+horizon)
+		for t := range types {
+			p.ZRemRangeByScore(ctx, s.kWebhookMessagesOf(t), "-inf", "("+horizon)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save webhook messages: %w", err)
+	}
+	return nil
+}
+
+// WebhookMessage is a stored message as the API shows it.
+type WebhookMessage struct {
+	ID           string    `json:"id"`
+	EventType    string    `json:"eventType"`
+	ConnectionID string    `json:"connectionId"`
+	CompanyID    string    `json:"companyId"`
+	Timestamp    time.Time `json:"timestamp"`
+	// Payload is the exact body every attempt sends.
+	Payload    json.RawMessage   `json:"payload"`
+	Deliveries []WebhookDelivery `json:"deliveries"`
+}
+
+// WebhookDelivery is a message's delivery to one endpoint.
+type WebhookDelivery struct {
+	EndpointID string `json:"endpointId"`
+	Status     string `json:"status"`
+	// Attempts counts the attempts of the retry schedule so far.
+	Attempts int `json:"attempts"`
+	// attemptIDs are the endpoint's attempt log entries of this message.
+	attemptIDs []string
+}
+
+// parseDelivery reads a delivery state field value.
+func parseDelivery(ep, v string) (WebhookDelivery, bool) {
+	head, ids, ok := strings.Cut(v, ":")
+	if !ok || len(head) < 2 {
+		return WebhookDelivery{}, false
+	}
+	n, err := strconv.Atoi(head[1:])
+	if err != nil {
+		return WebhookDelivery{}, false
+	}
+	d := WebhookDelivery{EndpointID: ep, Attempts: n}
+	switch head[0] {
+	case 'p':
+		d.Status = DeliveryPending
+	case 's':
+		d.Status = DeliverySuccess
+	case 'f':
+		d.Status = DeliveryFailed
+	default:
+		return WebhookDelivery{}, false
+	}
+	if ids != "" {
+		d.attemptIDs = strings.Split(ids, ",")
+	}
+	return d, true
+}
+
+// decodeWebhookMessage reads a message hash (HGETALL); ok is false when it
+// does not exist (expired).
+func decodeWebhookMessage(id string, h map[string]string) (WebhookMessage, bool) {
+	if h["t"] == "" {
+		return WebhookMessage{}, false
+	}
+	at, _ := strconv.ParseInt(h["at"], 10, 64)
+	m := WebhookMessage{ID: id, EventType: h["t"], ConnectionID: h["c"], CompanyID: h["o"], Timestamp: fromMS(at),
+		Payload: json.RawMessage(h["b"]), Deliveries: []WebhookDelivery{}}
+	for k, v := range h {
+		if ep, ok := strings.CutPrefix(k, "d:"); ok {
+			if d, ok := parseDelivery(ep, v); ok {
+				m.Deliveries = append(m.Deliveries, d)
+			}
+		}
+	}
+	slices.SortFunc(m.Deliveries, func(a, b WebhookDelivery) int { return strings.Compare(a.EndpointID, b.EndpointID) })
+	return m, true
+}
+
+// GetWebhookMessage returns a message, or ErrNotFound (unknown or expired).
+func (s *Store) GetWebhookMessage(ctx context.Context, id string) (WebhookMessage, error) {
+	ms, err := s.webhookMessages(ctx, []string{id})
+	if err != nil {
+		return WebhookMessage{}, err
+	}
+	if len(ms) == 0 {
+		return WebhookMessage{}, fmt.Errorf("webhook message %q: %w", id, ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+func (s *Store) webhookMessages(ctx context.Context, ids []string) ([]WebhookMessage, error) {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !ValidWebhookMessageID(id) })
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	p := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = p.HGetAll(ctx, s.kWebhookMessage(id))
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read webhook messages: %w", err)
+	}
+	out := make([]WebhookMessage, 0, len(ids))
+	for i, c := range cmds {
+		if m, ok := decodeWebhookMessage(ids[i], c.Val()); ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// WebhookMessageFilter selects messages of a listing; empty fields select
+// all.
+type WebhookMessageFilter struct {
+	EventType    string
+	ConnectionID string
+}
+
+// WebhookMessagePage is a page of messages, newest first; Next is the
+// cursor of the next page, empty on the last.
+type WebhookMessagePage struct {
+	Messages []WebhookMessage `json:"messages"`
+	Next     string           `json:"nextCursor"`
+}
+
+// MaxWebhookPage bounds a page of messages or attempts.
+const MaxWebhookPage = 250
+
+// ListWebhookMessages lists messages newest first, limit at a time after
+// cursor (a Next of a previous page): a message is listed once however
+// many arrive while a client pages.
+func (s *Store) ListWebhookMessages(ctx context.Context, f WebhookMessageFilter, cursor string, limit int) (WebhookMessagePage, error) {
+	if limit <= 0 || limit > MaxWebhookPage {
+		limit = MaxWebhookPage
+	}
+	if f.EventType != "" && !slices.Contains(EventTypes, f.EventType) {
+		return WebhookMessagePage{}, fmt.Errorf("%w: eventType %.100q is not one of %s", ErrInvalid, f.EventType, strings.Join(EventTypes, ", "))
+	}
+	key := s.kWebhookMessages()
+	switch {
+	case f.ConnectionID != "":
+		if !ValidID(ConnectionIDPrefix, f.ConnectionID) {
+			return WebhookMessagePage{}, fmt.Errorf("%w: connectionId %.100q is not a connection ID", ErrInvalid, f.ConnectionID)
+		}
+		key = s.kWebhookConnMessages(f.ConnectionID)
+	case f.EventType != "":
+		key = s.kWebhookMessagesOf(f.EventType)
+	}
+	at, after, err := parseScoreCursor(cursor)
+	if err != nil {
+		return WebhookMessagePage{}, err
+	}
+	page := WebhookMessagePage{Messages: []WebhookMessage{}}
+	for len(page.Messages) < limit {
+		ids, scores, err := s.zpage(ctx, key, math.MinInt64, math.MaxInt64, at, after, limit-len(page.Messages), true)
+		if err != nil {
+			return WebhookMessagePage{}, fmt.Errorf("list webhook messages: %w", err)
+		}
+		if len(ids) == 0 {
+			return page, nil
+		}
+		at, after = scores[len(ids)-1], ids[len(ids)-1]
+		msgs, err := s.webhookMessages(ctx, ids)
+		if err != nil {
+			return WebhookMessagePage{}, err
+		}
+		for _, m := range msgs {
+			if f.EventType == "" || m.EventType == f.EventType {
+				page.Messages = append(page.Messages, m)
+			}
+		}
+	}
+	page.Next = scoreCursor(at, after)
+	return page, nil
+}
+
+func scoreCursor(at int64, id string) string { return strconv.FormatInt(at, 10) + "." + id }
+
+// parseScoreCursor reads a scoreCursor ("" is the start).
+func parseScoreCursor(c string) (int64, string, error) {
+	if c == "" {
+		return 0, "", nil
+	}
+	n, id, ok := strings.Cut(c, ".")
+	v, err := strconv.ParseInt(n, 10, 64)
+	if !ok || err != nil || v < 0 || !ValidWebhookMessageID(id) {
+		return 0, "", fmt.Errorf("%w: cursor %.100q is not one this listing returned (start again without a cursor)", ErrInvalid, c)
+	}
+	return v, id, nil
+}
+
+// zpage returns up to n members of a sorted set with scores in [lo, hi],
+// in (score, member) order (descending when desc), strictly after the
+// member after at score at (from the first when after is "").
+func (s *Store) zpage(ctx context.Context, key string, lo, hi, at int64, after string, n int, desc bool) ([]string, []int64, error) {
+	bound := func(v int64) string {
+		switch v {
+		case math.MinInt64:
+			return "-inf"
+		case math.MaxInt64:
+			return "+inf"
+		}
+		return strconv.FormatInt(v, 10)
+	}
+	min, max := bound(lo), bound(hi)
+	if after != "" {
+		if desc {
+			max = bound(at)
+		} else {
+			min = bound(at)
+		}
+	}
+	var ids []string
+	var scores []int64
+	for off := int64(0); len(ids) < n; {
+		by := &redis.ZRangeBy{Min: min, Max: max, Offset: off, Count: int64(n)}
+		var got []redis.Z
+		var err error
+		if desc {
+			got, err = s.rdb.ZRevRangeByScoreWithScores(ctx, key, by).Result()
+		} else {
+			got, err = s.rdb.ZRangeByScoreWithScores(ctx, key, by).Result()
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, z := range got {
+			id, _ := z.Member.(string)
+			// Members tied with the cursor's score come in member order:
+			// skip those up to it.
+			if after != "" && int64(z.Score) == at && (desc && id >= after || !desc && id <= after) {
+				continue
+			}
+			if len(ids) < n {
+				ids, scores = append(ids, id), append(scores, int64(z.Score))
+			}
+		}
+		if len(got) < n {
+			break
+		}
+		off += int64(len(got))
+	}
+	return ids, scores, nil
+}
+
+// WebhookMessagesBetween lists the messages whose change is in [from, to],
+// oldest first, up to limit after cursor ("" from the start); next is the
+// cursor of the rest, "" after the last.
+func (s *Store) WebhookMessagesBetween(ctx context.Context, from, to time.Time, cursor string, limit int) ([]WebhookMessage, string, error) {
+	at, after, err := parseScoreCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	ids, scores, err := s.zpage(ctx, s.kWebhookMessages(), ms(from), ms(to), at, after, limit, false)
+	if err != nil {
+		return nil, "", fmt.Errorf("list webhook messages: %w", err)
+	}
+	msgs, err := s.webhookMessages(ctx, ids)
+	if err != nil || len(ids) < limit {
+		return msgs, "", err
+	}
+	return msgs, scoreCursor(scores[len(ids)-1], ids[len(ids)-1]), nil
+}
+
+// WebhookTarget is what one delivery attempt needs: the message, the
+// endpoint with its secrets, and the delivery's state.
+type WebhookTarget struct {
+	MessageType string
+	CompanyID   string
+	Body        []byte
+	// Delivery is the state of the message's delivery to the endpoint
+	// (Status "" when the message was never for it).
+	Delivery WebhookDelivery
+	Endpoint WebhookEndpoint
+	Secrets  WebhookSecrets
+}
+
+// Errors of LoadWebhookTarget.
+var (
+	ErrWebhookMessageGone  = errors.New("the webhook message expired")
+	ErrWebhookEndpointGone = errors.New("the webhook endpoint was deleted")
+)
+
+// LoadWebhookTarget reads a message and an endpoint for an attempt, in one
+// round trip. It fails with ErrWebhookMessageGone or ErrWebhookEndpointGone
+// when either no longer exists.
+func (s *Store) LoadWebhookTarget(ctx context.Context, msgID, epID string) (WebhookTarget, error) {
+	if !ValidWebhookMessageID(msgID) {
+		return WebhookTarget{}, fmt.Errorf("webhook message %q: %w", msgID, ErrWebhookMessageGone)
+	}
+	if !ValidID(WebhookEndpointIDPrefix, epID) {
+		return WebhookTarget{}, fmt.Errorf("webhook endpoint %q: %w", epID, ErrWebhookEndpointGone)
+	}
+	p := s.rdb.Pipeline()
+	msg := p.HMGet(ctx, s.kWebhookMessage(msgID), "t", "o", "b", "d:"+epID)
+	ep := p.HMGet(ctx, s.kWebhookEndpoint(epID), webhookEndpointFields...)
+	sec := p.HMGet(ctx, s.kWebhookEndpoint(epID), "s", "ps", "pu")
+	if _, err := p.Exec(ctx); err != nil {
+		return WebhookTarget{}, fmt.Errorf("load webhook message %s for %s: %w", msgID, epID, err)
+	}
+	mv := msg.Val()
+	str := func(i int) string { s, _ := mv[i].(string); return s }
+	if str(0) == "" {
+		return WebhookTarget{}, fmt.Errorf("webhook message %s: %w", msgID, ErrWebhookMessageGone)
+	}
+	e, ok, err := decodeWebhookEndpoint(epID, ep.Val())
+	if err != nil {
+		return WebhookTarget{}, err
+	}
+	if !ok {
+		return WebhookTarget{}, fmt.Errorf("webhook endpoint %s: %w", epID, ErrWebhookEndpointGone)
+	}
+	secrets, err := s.decodeSecrets(epID, sec.Val())
+	if err != nil {
+		return WebhookTarget{}, err
+	}
+	t := WebhookTarget{MessageType: str(0), CompanyID: str(1), Body: []byte(str(2)), Endpoint: e, Secrets: secrets}
+	if d, ok := parseDelivery(epID, str(3)); ok {
+		t.Delivery = d
+	} else {
+		t.Delivery.EndpointID = epID
+	}
+	return t, nil
+}
+
+// WebhookAttempt is one delivery attempt, as the attempt logs keep it.
+type WebhookAttempt struct {
+	// ID is the attempt's entry in its endpoint's log (set when read).
+	ID         string    `json:"id"`
+	MessageID  string    `json:"msgId"`
+	EndpointID string    `json:"endpointId"`
+	URL        string    `json:"url"`
+	Timestamp  time.Time `json:"timestamp"`
+	Trigger    string    `json:"trigger"`
+	// Attempt numbers the message's attempts to the endpoint, from 1.
+	Attempt int `json:"attempt"`
+	// Status is "success" (a 2xx) or "failed".
+	Status string `json:"status"`
+	// ResponseStatusCode is the HTTP status (0: no response, see Error).
+	ResponseStatusCode int    `json:"responseStatusCode"`
+	Error              string `json:"error,omitempty"`
+	DurationMs         int64  `json:"durationMs"`
+	// Response is the start of the response body.
+	Response string `json:"response,omitempty"`
+	// NextAttemptAt is when the retry schedule tries again (none: it
+	// does not).
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+}
+
+// AttemptOutcome is what an attempt does to its delivery and endpoint.
+type AttemptOutcome struct {
+	// Series: an attempt of the retry schedule (scheduled, retry); its
+	// delivery's attempts count one more. Others (resend, recover, test)
+	// change a delivery only by succeeding or, when no schedule runs for
+	// it, by failing.
+	Series bool
+	// Success: a 2xx. Otherwise Final ends the schedule (no retry left, or
+	// Gone), and Gone (a 410) disables the endpoint at once.
+	Success, Final, Gone bool
+	// GoneReason and StaleReason are the endpoint's disabled reason for a
+	// 410, and for failing for DisableAfter.
+	GoneReason, StaleReason string
+	// Retention bounds the attempt log; DisableAfter disables an endpoint
+	// whose attempts have all failed for that long.
+	Retention, DisableAfter time.Duration
+}
+
+// recordScript logs an attempt and applies its outcome to the delivery
+// state and the endpoint (failing since, disabled). It returns the log
+// entry's ID and the reason the endpoint was disabled by it ("" if not).
+//
+// KEYS: message, endpoint, attempt log, endpoints version
+// ARGV: delivery field, attempt JSON, series (1|0), outcome (ok|retry|final|gone),
+//
+//	now (ms), log floor (ms), disableAfter (ms), goneReason, staleReason
+var recordScript = redis.NewScript(`
+local id = redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[6], '*', 'a', ARGV[2])
+local out = ARGV[4]
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local st = redis.call('HGET', KEYS[1], ARGV[1])
+  local s, n, ids = 'f', 0, ''
+  if st then
+    s, n, ids = string.match(st, '^(%a)(%d+):(.*)$')
+    n = tonumber(n)
+  end
+  if ids ~= '' then ids = ids .. ',' end
+  ids = ids .. id
+  if ARGV[3] == '1' then n = n + 1 end
+  if out == 'ok' then
+    s = 's'
+  elseif s ~= 's' then
+    if ARGV[3] == '1' then
+      if out == 'retry' then s = 'p' else s = 'f' end
+    elseif s ~= 'p' then
+      s = 'f'
+    end
+  end
+  redis.call('HSET', KEYS[1], ARGV[1], s .. n .. ':' .. ids)
+end
+local reason = ''
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if out == 'ok' then
+    redis.call('HDEL', KEYS[2], 'ff')
+  else
+    local now = tonumber(ARGV[5])
+    local ff = tonumber(redis.call('HGET', KEYS[2], 'ff') or '')
+    if not ff then
+      ff = now
+      redis.call('HSET', KEYS[2], 'ff', ARGV[5])
+    end
+    if not redis.call('HGET', KEYS[2], 'x') then
+      if out == 'gone' then
+        reason = ARGV[8]
+      elseif now - ff >= tonumber(ARGV[7]) then
+        reason = ARGV[9]
+      end
+      if reason ~= '' then
+        redis.call('HSET', KEYS[2], 'x', reason, 'xa', ARGV[5], 'ua', ARGV[5])
+        redis.call('INCR', KEYS[4])
+      end
+    end
+  end
+end
+return {id, reason}
+`)
+
+// RecordWebhookAttempt logs an attempt and applies its outcome, in one
+// atomic step: the delivery's state, the endpoint's run of failures, and
+// its disabling (a 410, or every attempt failed for DisableAfter). It
+// returns the log entry's ID and, when this attempt disabled the endpoint,
+// the reason.
+func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o AttemptOutcome) (id, disabled string, err error) {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return "", "", fmt.Errorf("encode webhook attempt: %w", err)
+	}
+	series := "0"
+	if o.Series {
+		series = "1"
+	}
+	out := "retry"
+	switch {
+	case o.Success:
+		out = "ok"
+	case o.Gone:
+		out = "gone"
+	case o.Final:
+		out = "final"
+	}
+	now := ms(a.Timestamp)
+	v, err := recordScript.Run(ctx, s.rdb, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
+		s.kWebhookAttempts(a.EndpointID), s.kWebhookVersion()},
+		"d:"+a.EndpointID, b, series, out, now, now-o.Retention.Milliseconds(), o.DisableAfter.Milliseconds(),
+		o.GoneReason, o.StaleReason).StringSlice()
+	if err != nil || len(v) != 2 {
+		return "", "", fmt.Errorf("record webhook attempt of %s to %s: %w", a.MessageID, a.EndpointID, err)
+	}
+	return v[0], v[1], nil
+}
+
+// failScript ends a pending delivery as failed (its endpoint was disabled
+// or deleted before its next attempt).
+//
+// KEYS: message
+// ARGV: delivery field
+var failScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], ARGV[1])
+if st and string.sub(st, 1, 1) == 'p' then
+  redis.call('HSET', KEYS[1], ARGV[1], 'f' .. string.sub(st, 2))
+end
+return 1
+`)
+
+// FailWebhookDelivery ends a pending delivery as failed, without an
+// attempt: its endpoint is disabled. Recover sends it again.
+func (s *Store) FailWebhookDelivery(ctx context.Context, msgID, epID string) error {
+	if err := failScript.Run(ctx, s.rdb, []string{s.kWebhookMessage(msgID)}, "d:"+epID).Err(); err != nil {
+		return fmt.Errorf("end delivery of %s to %s: %w", msgID, epID, err)
+	}
+	return nil
+}
+
+func decodeAttempts(msgs []redis.XMessage) ([]WebhookAttempt, error) {
+	out := make([]WebhookAttempt, 0, len(msgs))
+	for _, m := range msgs {
+		raw, _ := m.Values["a"].(string)
+		var a WebhookAttempt
+		if err := json.Unmarshal([]byte(raw), &a); err != nil {
+			return nil, fmt.Errorf("decode webhook attempt %s: %w", m.ID, err)
+		}
+		a.ID = m.ID
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// WebhookMessageAttempts returns every attempt of a message, to every
+// endpoint still existing, oldest first; ErrNotFound for an unknown or
+// expired message.
+func (s *Store) WebhookMessageAttempts(ctx context.Context, msgID string) ([]WebhookAttempt, error) {
+	m, err := s.GetWebhookMessage(ctx, msgID)
+	if err != nil {
+		return nil, err
+	}
+	p := s.rdb.Pipeline()
+	var cmds []*redis.XMessageSliceCmd
+	for _, d := range m.Deliveries {
+		for _, id := range d.attemptIDs {
+			cmds = append(cmds, p.XRange(ctx, s.kWebhookAttempts(d.EndpointID), id, id))
+		}
+	}
+	out := []WebhookAttempt{}
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read attempts of %s: %w", msgID, err)
+	}
+	for _, c := range cmds {
+		as, err := decodeAttempts(c.Val())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, as...)
+	}
+	slices.SortFunc(out, func(a, b WebhookAttempt) int {
+		if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// WebhookAttemptPage is a page of an endpoint's attempts, newest first.
+type WebhookAttemptPage struct {
+	Attempts []WebhookAttempt `json:"attempts"`
+	Next     string           `json:"nextCursor"`
+}
+
+// WebhookEndpointAttempts lists an endpoint's attempts, newest first, limit
+// at a time before cursor (a Next of a previous page).
+func (s *Store) WebhookEndpointAttempts(ctx context.Context, epID, cursor string, limit int) (WebhookAttemptPage, error) {
+	if _, err := s.WebhookEndpoint(ctx, epID); err != nil {
+		return WebhookAttemptPage{}, err
+	}
+	if limit <= 0 || limit > MaxWebhookPage {
+		limit = MaxWebhookPage
+	}
+	end := "+"
+	if cursor != "" {
+		var a, b uint64
+		if n, _ := fmt.Sscanf(cursor, "%d-%d", &a, &b); n != 2 || fmt.Sprintf("%d-%d", a, b) != cursor {
+			return WebhookAttemptPage{}, fmt.Errorf("%w: cursor %.100q is not one this listing returned (start again without a cursor)", ErrInvalid, cursor)
+		}
+		end = "(" + cursor
+	}
+	msgs, err := s.rdb.XRevRangeN(ctx, s.kWebhookAttempts(epID), end, "-", int64(limit)).Result()
+	if err != nil {
+		return WebhookAttemptPage{}, fmt.Errorf("read attempts of %s: %w", epID, err)
+	}
+	as, err := decodeAttempts(msgs)
+	if err != nil {
+		return WebhookAttemptPage{}, err
+	}
+	page := WebhookAttemptPage{Attempts: as}
+	if len(as) == limit {
+		page.Next = as[len(as)-1].ID
+	}
+	return page, nil
+}
