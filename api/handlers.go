@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/checkd/checkd/api/view"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/store"
 )
@@ -77,31 +78,16 @@ type CompanyList struct {
 	Companies []store.Company `json:"companies"`
 }
 
-// StatusInfo is what a status means, derived from the checks vocabulary, so
-// a client need not carry its own copy.
-type StatusInfo struct {
-	StatusDisplayName string          `json:"statusDisplayName"`
-	StatusCategory    checks.Category `json:"statusCategory"`
-	StatusReason      string          `json:"statusReason"`
-	CanRefresh        bool            `json:"canRefresh"`
-	CanReconnect      bool            `json:"canReconnect"`
-}
+// StatusInfo is what a status means (package view).
+type StatusInfo = view.StatusInfo
 
-// Account is an account as the API returns it: the stored fields and what
-// its status means.
-type Account struct {
-	store.Account
-	StatusInfo
-}
+// Account is an account as the API returns it (package view).
+type Account = view.Account
 
 // Connection is a connection as the API returns it: the stored fields (never
-// credentials), what its status means, and its accounts likewise.
-type Connection struct {
-	store.Connection
-	StatusInfo
-	// Accounts shadows store.Connection.Accounts with the derived fields.
-	Accounts []Account `json:"accounts"`
-}
+// credentials), what its status means, and its accounts likewise. Webhook
+// messages carry the same (package view).
+type Connection = view.Connection
 
 // ConnectionPage is the answer of GET /v1/connection/company/{companyId}.
 // NextCursor is empty on the last page; otherwise pass it as ?cursor= with
@@ -125,21 +111,7 @@ type Statuses struct {
 	Datasources        []string                `json:"datasources"`
 }
 
-func statusInfo(in checks.Info) StatusInfo {
-	return StatusInfo{StatusDisplayName: in.DisplayName, StatusCategory: in.Category,
-		StatusReason: in.Reason, CanRefresh: in.CanRefresh, CanReconnect: in.CanReconnect}
-}
-
-func viewConnection(c store.Connection) Connection {
-	in, _ := c.Status.Info() // an unknown stored status leaves the derived fields empty
-	out := Connection{Connection: c, StatusInfo: statusInfo(in), Accounts: make([]Account, len(c.Accounts))}
-	for i, a := range c.Accounts {
-		ai, _ := a.Status.Info()
-		out.Accounts[i] = Account{Account: a, StatusInfo: statusInfo(ai)}
-	}
-	out.Connection.Accounts = nil // shadowed; keeps one copy in memory
-	return out
-}
+func viewConnection(c store.Connection) Connection { return view.Of(c) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -85,6 +85,32 @@ func (s *Store) ReadEvents(ctx context.Context, group, consumer string, count in
 	return s.decodeBatch(res[0].Messages), nil
 }
 
+// ReadPendingEvents reads up to count entries pending for consumer of
+// group: read by it earlier but not acknowledged (a round that failed).
+// Entries trimmed from the stream meanwhile come back as Skipped.
+func (s *Store) ReadPendingEvents(ctx context.Context, group, consumer string, count int64) (EventBatch, error) {
+	res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: consumer,
+		Streams: []string{s.kEvents(), "0"}, Count: count, Block: -1}).Result()
+	if errors.Is(err, redis.Nil) || err == nil && len(res) == 0 {
+		return EventBatch{}, nil
+	}
+	if err != nil {
+		return EventBatch{}, fmt.Errorf("read pending change events: %w", err)
+	}
+	var live []redis.XMessage
+	var gone []string
+	for _, m := range res[0].Messages {
+		if len(m.Values) == 0 {
+			gone = append(gone, m.ID)
+			continue
+		}
+		live = append(live, m)
+	}
+	b := s.decodeBatch(live)
+	b.Skipped = append(b.Skipped, gone...)
+	return b, nil
+}
+
 // ClaimEvents takes over up to count entries of group pending for longer
 // than minIdle with any consumer (one that died), from start ("0-0" the
 // oldest); next is where the following call starts ("0-0": the pending

@@ -150,6 +150,22 @@ type WebhookDelivery struct {
 	attemptIDs []string
 }
 
+// AttemptIDs are the entries of the endpoint's attempt log made for this
+// message (every trigger's), oldest first.
+func (d WebhookDelivery) AttemptIDs() []string { return d.attemptIDs }
+
+// DeliveryTo is the message's delivery to an endpoint (Status "" when the
+// message was not for it: dispatched before the endpoint existed, or while
+// it was disabled).
+func (m WebhookMessage) DeliveryTo(ep string) WebhookDelivery {
+	for _, d := range m.Deliveries {
+		if d.EndpointID == ep {
+			return d
+		}
+	}
+	return WebhookDelivery{EndpointID: ep}
+}
+
 // parseDelivery reads a delivery state field value.
 func parseDelivery(ep, v string) (WebhookDelivery, bool) {
 	head, ids, ok := strings.Cut(v, ":")

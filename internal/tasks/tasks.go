@@ -137,3 +137,88 @@ func plainString(b []byte) (string, []byte, bool) {
 	}
 	return "", b, false
 }
+
+// Webhook delivery: the dispatcher enqueues one webhook:deliver task per
+// message and endpoint on QueueWebhooks, which the deliverer serves with an
+// asynq server of its own, so a slow endpoint never holds up a check.
+const (
+	TypeWebhookDeliver = "webhook:deliver" // one attempt (and its retries) of a message to an endpoint
+	TypeWebhookRecover = "webhook:recover" // one page of an endpoint's recovery: its failed messages sent again
+	QueueWebhooks      = "webhooks"
+)
+
+// WebhookDeliverPayload is the payload of a webhook:deliver task: IDs only
+// (the message's body is read from the store at each attempt).
+type WebhookDeliverPayload struct {
+	MessageID  string `json:"m"`
+	EndpointID string `json:"e"`
+	// Trigger is scheduled (the dispatcher's task: the retry schedule runs
+	// as its retries), resend, recover or test (one attempt each).
+	Trigger string `json:"t"`
+}
+
+// WebhookDeliverTaskID is the task ID of a message's scheduled delivery
+// to an endpoint: dispatcher replicas, or one dispatching again after a
+// crash, enqueue it once while it is pending, retrying or archived (and
+// the deliverer skips a delivery already finished). Other triggers take a
+// fresh ID (nonce), since a fixed one stays taken while archived.
+func WebhookDeliverTaskID(msgID, epID, trigger, nonce string) string {
+	if nonce == "" {
+		return "wh:" + msgID + ":" + epID
+	}
+	return "wh:" + msgID + ":" + epID + ":" + trigger + ":" + nonce
+}
+
+// NewWebhookDeliverTask returns the task of one delivery; nonce "" gives
+// the scheduled delivery's fixed ID (WebhookDeliverTaskID).
+func NewWebhookDeliverTask(p WebhookDeliverPayload, nonce string, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook delivery of %s: %w", p.MessageID, err)
+	}
+	opts = append([]asynq.Option{asynq.Queue(QueueWebhooks), asynq.TaskID(WebhookDeliverTaskID(p.MessageID, p.EndpointID, p.Trigger, nonce))}, opts...)
+	return asynq.NewTask(TypeWebhookDeliver, b, opts...), nil
+}
+
+// ParseWebhookDeliverPayload decodes a webhook:deliver payload.
+func ParseWebhookDeliverPayload(b []byte) (WebhookDeliverPayload, error) {
+	var p WebhookDeliverPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if p.MessageID == "" || p.EndpointID == "" || p.Trigger == "" {
+		return p, fmt.Errorf("%w: a webhook delivery needs m, e and t", ErrMalformed)
+	}
+	return p, nil
+}
+
+// WebhookRecoverPayload is the payload of a webhook:recover task: the
+// endpoint, the window of change times (Unix ms) and where the previous
+// page ended.
+type WebhookRecoverPayload struct {
+	EndpointID string `json:"e"`
+	Since      int64  `json:"s"`
+	Until      int64  `json:"u"`
+	Cursor     string `json:"c,omitempty"`
+}
+
+// NewWebhookRecoverTask returns the task of one page of a recovery.
+func NewWebhookRecoverTask(p WebhookRecoverPayload, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode webhook recovery of %s: %w", p.EndpointID, err)
+	}
+	return asynq.NewTask(TypeWebhookRecover, b, append([]asynq.Option{asynq.Queue(QueueWebhooks)}, opts...)...), nil
+}
+
+// ParseWebhookRecoverPayload decodes a webhook:recover payload.
+func ParseWebhookRecoverPayload(b []byte) (WebhookRecoverPayload, error) {
+	var p WebhookRecoverPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if p.EndpointID == "" || p.Until < p.Since {
+		return p, fmt.Errorf("%w: a webhook recovery needs e and s ≤ u", ErrMalformed)
+	}
+	return p, nil
+}

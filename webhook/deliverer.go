@@ -1,0 +1,554 @@
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
+)
+
+// DelivererConfig configures a Deliverer. Every field is required but the
+// test hooks (Resolver, Rand, OnAttempt, OnDisabled): configs/checkd.yaml
+// holds the defaults.
+type DelivererConfig struct {
+	// Concurrency is how many attempts run at once in this process.
+	Concurrency int
+	// PerEndpoint bounds the attempts to one endpoint at once in this
+	// process, so a slow endpoint holds at most that many of Concurrency.
+	PerEndpoint int
+	// Timeout bounds an attempt: no 2xx within it is a failure.
+	Timeout time.Duration
+	// Schedule is the delay before each attempt of a message to an
+	// endpoint, from the previous one's failure (the first from the
+	// dispatch, normally 0); its length is the number of attempts. Each
+	// delay is spread by ±Jitter (0.2: ±20%).
+	Schedule []time.Duration
+	Jitter   float64
+	// DisableAfter disables an endpoint all of whose attempts failed for
+	// that long.
+	DisableAfter time.Duration
+	// Retention is how long attempts stay in the logs.
+	Retention time.Duration
+	// Policy decides which addresses attempts may connect to.
+	Policy Policy
+	// ShutdownTimeout is how long Stop lets attempts in flight finish.
+	ShutdownTimeout time.Duration
+	// PollInterval is how often an idle deliverer looks for work (asynq's
+	// TaskCheckInterval; its scheduled and retried tasks are looked at
+	// every second).
+	PollInterval time.Duration
+	// Clock stamps attempts and their signatures.
+	Clock clock.Clock
+	// Logger receives a line per failed attempt and per disabled endpoint.
+	Logger logrus.FieldLogger
+
+	// Rand, when set, replaces the jitter's random source (tests): a
+	// number in [0, 1).
+	Rand func() float64
+	// OnAttempt, when set, is called after every attempt (metrics).
+	OnAttempt func(Attempt)
+	// OnDisabled, when set, is called when an attempt disabled its
+	// endpoint (metrics).
+	OnDisabled func(endpointID, reason string)
+}
+
+func (c DelivererConfig) validate() error {
+	var p []string
+	if c.Concurrency <= 0 || c.PerEndpoint <= 0 {
+		p = append(p, "concurrency and perEndpoint must be positive")
+	}
+	if c.Timeout <= 0 || c.DisableAfter <= 0 || c.Retention <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 {
+		p = append(p, "timeout, disableAfter, retention, shutdownTimeout and pollInterval must be positive")
+	}
+	if len(c.Schedule) == 0 {
+		p = append(p, "the retry schedule needs at least one attempt")
+	}
+	for _, d := range c.Schedule {
+		if d < 0 {
+			p = append(p, "the retry schedule's delays must not be negative")
+			break
+		}
+	}
+	if c.Jitter < 0 || c.Jitter >= 1 {
+		p = append(p, "jitter must be in [0, 1)")
+	}
+	if c.Clock == nil || c.Logger == nil {
+		p = append(p, "a clock and a logger are required")
+	}
+	if len(p) > 0 {
+		return fmt.Errorf("webhook: deliverer config: %s", strings.Join(p, "; "))
+	}
+	return nil
+}
+
+// Attempt describes one attempt, for metrics.
+type Attempt struct {
+	EndpointID string
+	Trigger    string
+	// Outcome is success, failure or gone (a 410).
+	Outcome  string
+	Duration time.Duration
+}
+
+// Outcomes of an Attempt.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeGone    = "gone"
+)
+
+// Enqueuer enqueues asynq tasks; *asynq.Client implements it.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Deliverer is the asynq server of the webhooks queue and its handlers: it
+// POSTs messages to endpoints, signed, and retries them on the schedule.
+type Deliverer struct {
+	rdb  redis.UniversalClient
+	st   *store.Store
+	enq  Enqueuer
+	cfg  DelivererConfig
+	log  logrus.FieldLogger
+	http *http.Client
+
+	slotsMu sync.Mutex
+	slots   map[string]int // attempts in flight per endpoint
+
+	mu    sync.Mutex
+	state int
+	srv   *asynq.Server
+	done  chan struct{}
+}
+
+const (
+	stateNew = iota
+	stateStarted
+	stateStopped
+)
+
+// NewDeliverer returns a deliverer of st's messages taking tasks from rdb;
+// enq enqueues recovery pages. It touches nothing until Start.
+func NewDeliverer(rdb redis.UniversalClient, st *store.Store, enq Enqueuer, cfg DelivererConfig) (*Deliverer, error) {
+	if rdb == nil || st == nil || enq == nil {
+		return nil, errors.New("webhook: a deliverer needs a redis client, a store and an enqueuer")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = mrand.Float64
+	}
+	dialer := &net.Dialer{Timeout: cfg.Timeout, Control: cfg.Policy.control}
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would connect for us, past the address policy
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+		MaxIdleConnsPerHost:   cfg.PerEndpoint,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]int{},
+		http: &http.Client{Transport: tr, Timeout: cfg.Timeout,
+			// A redirect is a failure: following it would deliver where the
+			// endpoint's owner did not register, past the address policy.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
+}
+
+// retryError asks asynq to run the task again after a delay, without
+// counting a failure: the retry schedule's next attempt, or a busy
+// endpoint's.
+type retryError struct {
+	after  time.Duration
+	reason string
+}
+
+func (e *retryError) Error() string { return e.reason }
+
+// notFailure: the retry schedule's errors are not asynq failures, so its
+// retry count (for checkd's own failures, Redis unreachable) does not move.
+func notFailure(err error) bool {
+	var r *retryError
+	return !errors.As(err, &r)
+}
+
+// retryDelay is the asynq delay of a task whose handler failed: the
+// schedule's, or a short backoff for checkd's own failures.
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var r *retryError
+	if errors.As(err, &r) {
+		return r.after
+	}
+	return min(time.Duration(1<<min(n, 6))*time.Second, time.Minute)
+}
+
+// Start starts the asynq server of the webhooks queue.
+func (d *Deliverer) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch d.state {
+	case stateStarted:
+		return errors.New("webhook: deliverer already started")
+	case stateStopped:
+		return errors.New("webhook: deliverer stopped; create a new one to start again")
+	}
+	if err := d.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("webhook: redis is unreachable: %w", err)
+	}
+	base := context.WithoutCancel(ctx)
+	srv := asynq.NewServerFromRedisClient(d.rdb, asynq.Config{
+		Concurrency:              d.cfg.Concurrency,
+		Queues:                   map[string]int{tasks.QueueWebhooks: 1},
+		ShutdownTimeout:          d.cfg.ShutdownTimeout,
+		BaseContext:              func() context.Context { return base },
+		TaskCheckInterval:        d.cfg.PollInterval,
+		DelayedTaskCheckInterval: time.Second,
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                notFailure,
+		Logger:                   d.log.WithField("component", "asynq"),
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if !notFailure(err) {
+				return // the schedule's retries are logged with their attempt
+			}
+			id, _ := asynq.GetTaskID(ctx)
+			d.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type()}).WithError(err).Warn("webhook task failed; asynq retries it")
+		}),
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeWebhookDeliver, d.HandleDeliver)
+	mux.HandleFunc(tasks.TypeWebhookRecover, d.HandleRecover)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
+	}
+	d.srv, d.state, d.done = srv, stateStarted, make(chan struct{})
+	d.log.WithFields(logrus.Fields{"concurrency": d.cfg.Concurrency, "perEndpoint": d.cfg.PerEndpoint,
+		"allowPrivate": d.cfg.Policy.AllowPrivate}).Info("webhook deliverer started")
+	return nil
+}
+
+// Stop stops taking tasks and waits for attempts in flight, up to
+// ShutdownTimeout (asynq then returns the rest to the queue) or until ctx
+// ends. It is safe to call twice and before Start.
+func (d *Deliverer) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	prev, srv, done := d.state, d.srv, d.done
+	d.state = stateStopped
+	d.mu.Unlock()
+	if prev == stateStarted {
+		go func() {
+			srv.Shutdown()
+			d.http.CloseIdleConnections()
+			d.log.Info("webhook deliverer stopped")
+			close(done)
+		}()
+	}
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("webhook: stop the deliverer: attempts are still in flight: %w", ctx.Err())
+	}
+}
+
+// acquire takes one of the endpoint's PerEndpoint slots; false when they
+// are all taken.
+func (d *Deliverer) acquire(ep string) bool {
+	d.slotsMu.Lock()
+	defer d.slotsMu.Unlock()
+	if d.slots[ep] >= d.cfg.PerEndpoint {
+		return false
+	}
+	d.slots[ep]++
+	return true
+}
+
+func (d *Deliverer) release(ep string) {
+	d.slotsMu.Lock()
+	defer d.slotsMu.Unlock()
+	if d.slots[ep]--; d.slots[ep] <= 0 {
+		delete(d.slots, ep)
+	}
+}
+
+// jitter spreads a delay by ±Jitter.
+func (d *Deliverer) jitter(v time.Duration) time.Duration {
+	return time.Duration(float64(v) * (1 + d.cfg.Jitter*(2*d.cfg.Rand()-1)))
+}
+
+// maxRetryAfter bounds how long a Retry-After header can put an attempt off.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64); err == nil && n > 0 {
+		return min(time.Duration(n)*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// maxResponse is how much of a response body an attempt keeps.
+const maxResponse = 512
+
+// HandleDeliver is the webhook:deliver handler: one attempt of a message
+// to an endpoint. A scheduled delivery that fails is retried on the
+// schedule (a *retryError asynq runs again without counting a failure)
+// until it succeeds, its last attempt fails, or its endpoint answers 410
+// or is disabled; other triggers make one attempt. It returns other
+// errors only when checkd could not do its part (Redis unreachable), for
+// asynq to retry.
+func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.ParseWebhookDeliverPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("webhook task: %w; archived: %w", err, asynq.SkipRetry)
+	}
+	entry := d.log.WithFields(logrus.Fields{"msgId": p.MessageID, "endpointId": p.EndpointID, "trigger": p.Trigger})
+	tg, err := d.st.LoadWebhookTarget(ctx, p.MessageID, p.EndpointID)
+	switch {
+	case errors.Is(err, store.ErrWebhookMessageGone), errors.Is(err, store.ErrWebhookEndpointGone):
+		entry.WithError(err).Info("webhook delivery dropped")
+		return nil
+	case err != nil:
+		return err
+	}
+	series := p.Trigger == store.TriggerScheduled
+	switch {
+	case series && tg.Delivery.Status != store.DeliveryPending:
+		return nil // finished already: a second task of a delivery dispatched twice
+	case tg.Endpoint.Disabled:
+		if series {
+			entry.Info("webhook delivery failed: its endpoint is disabled (recover it once enabled)")
+			return d.st.FailWebhookDelivery(ctx, p.MessageID, p.EndpointID)
+		}
+		entry.Info("webhook delivery skipped: its endpoint is disabled")
+		return nil
+	case p.Trigger == store.TriggerRecover && tg.Delivery.Status == store.DeliverySuccess:
+		return nil // delivered since the recovery was asked for
+	}
+	if !d.acquire(p.EndpointID) {
+		return &retryError{after: time.Second + time.Duration(d.cfg.Rand()*float64(2*time.Second)),
+			reason: "the endpoint has " + strconv.Itoa(d.cfg.PerEndpoint) + " attempts in flight already"}
+	}
+	defer d.release(p.EndpointID)
+
+	trigger := p.Trigger
+	if series && tg.Delivery.Attempts > 0 {
+		trigger = store.TriggerRetry
+	}
+	start := d.cfg.Clock.Now()
+	a := store.WebhookAttempt{MessageID: p.MessageID, EndpointID: p.EndpointID, URL: tg.Endpoint.URL,
+		Timestamp: start.UTC().Truncate(time.Millisecond), Trigger: trigger, Attempt: len(tg.Delivery.AttemptIDs()) + 1}
+	code, retryAfterHeader, err := d.post(ctx, &tg, p.MessageID, start, &a)
+	a.DurationMs = d.cfg.Clock.Now().Sub(start).Milliseconds()
+	o := store.AttemptOutcome{Series: series, Retention: d.cfg.Retention, DisableAfter: d.cfg.DisableAfter}
+	outcome := OutcomeFailure
+	switch {
+	case err == nil && code/100 == 2:
+		a.Status, o.Success, outcome = store.DeliverySuccess, true, OutcomeSuccess
+	case code == http.StatusGone:
+		a.Status, o.Gone, o.Final, outcome = store.DeliveryFailed, true, true, OutcomeGone
+	default:
+		a.Status = store.DeliveryFailed
+	}
+	o.GoneReason = fmt.Sprintf("the endpoint answered 410 Gone at %s", a.Timestamp.Format(time.RFC3339))
+	since := start
+	if tg.Endpoint.FailingSince != nil {
+		since = *tg.Endpoint.FailingSince
+	}
+	o.StaleReason = fmt.Sprintf("every attempt failed since %s (webhooks.disableAfter %s)", since.UTC().Format(time.RFC3339), d.cfg.DisableAfter)
+	var next time.Duration
+	if series && !o.Success && !o.Gone {
+		n := tg.Delivery.Attempts + 1 // attempts of the schedule made, this one included
+		if n >= len(d.cfg.Schedule) {
+			o.Final = true
+		} else {
+			next = d.jitter(d.cfg.Schedule[n])
+			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+				next = max(next, retryAfter(retryAfterHeader, start))
+			}
+			at := a.Timestamp.Add(next)
+			a.NextAttemptAt = &at
+		}
+	}
+	_, disabled, rerr := d.st.RecordWebhookAttempt(ctx, a, o)
+	if rerr != nil {
+		return rerr // asynq retries the task; the attempt is made again
+	}
+	if d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(Attempt{EndpointID: p.EndpointID, Trigger: trigger, Outcome: outcome, Duration: time.Duration(a.DurationMs) * time.Millisecond})
+	}
+	if disabled != "" {
+		d.log.WithFields(logrus.Fields{"endpointId": p.EndpointID, "url": tg.Endpoint.URL}).Warn("webhook endpoint disabled: " + disabled +
+			"; it receives nothing until re-enabled (PATCH disabled:false), then recover its messages")
+		if d.cfg.OnDisabled != nil {
+			d.cfg.OnDisabled(p.EndpointID, disabled)
+		}
+	}
+	if o.Success {
+		return nil
+	}
+	fields := logrus.Fields{"attempt": a.Attempt, "status": a.ResponseStatusCode}
+	if a.Error != "" {
+		fields["error"] = a.Error
+	}
+	if a.NextAttemptAt == nil {
+		entry.WithFields(fields).Warn("webhook delivery failed; no attempt left")
+		return nil
+	}
+	entry.WithFields(fields).WithField("nextAttemptAt", a.NextAttemptAt.Format(time.RFC3339)).Info("webhook attempt failed; retrying")
+	return &retryError{after: next, reason: fmt.Sprintf("attempt %d failed (%s); next in %s", a.Attempt, attemptFailure(a), next.Round(time.Second))}
+}
+
+func attemptFailure(a store.WebhookAttempt) string {
+	if a.Error != "" {
+		return a.Error
+	}
+	return "HTTP " + strconv.Itoa(a.ResponseStatusCode)
+}
+
+// post makes the attempt: it signs the message for this moment and POSTs
+// it, filling a's response fields. It returns the status code (0 without
+// a response) and the Retry-After header.
+func (d *Deliverer) post(ctx context.Context, tg *store.WebhookTarget, msgID string, now time.Time, a *store.WebhookAttempt) (int, string, error) {
+	sig, err := Sign(msgID, now, tg.Body, tg.Secrets.At(now))
+	if err != nil {
+		a.Error = err.Error()
+		return 0, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.Endpoint.URL, strings.NewReader(string(tg.Body)))
+	if err != nil {
+		a.Error = err.Error()
+		return 0, "", err
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "checkd-webhooks/1")
+	h.Set(HeaderID, msgID)
+	h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	h.Set(HeaderSignature, sig)
+	resp, err := d.http.Do(req)
+	if err != nil {
+		a.Error = describe(err)
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	a.ResponseStatusCode = resp.StatusCode
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	a.Response = strings.ToValidUTF8(string(b), string(utf8.RuneError))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
+}
+
+// describe is a network error as an attempt log shows it.
+func describe(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrURLRefused):
+		return "refused: " + err.Error()
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out: " + err.Error()
+	}
+	return err.Error()
+}
+
+// nonce is a fresh task ID suffix.
+func nonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recoverPage is how many messages one webhook:recover task looks at.
+const recoverPage = 500
+
+// HandleRecover is the webhook:recover handler: one page of an endpoint's
+// recovery. It sends again, once each, the messages of the window that
+// its endpoint receives, created after it, and not delivered to it
+// (failed, or dispatched while it was disabled), then enqueues the next
+// page.
+func (d *Deliverer) HandleRecover(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.ParseWebhookRecoverPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("webhook task: %w; archived: %w", err, asynq.SkipRetry)
+	}
+	ep, err := d.st.WebhookEndpoint(ctx, p.EndpointID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	msgs, next, err := d.st.WebhookMessagesBetween(ctx, time.UnixMilli(p.Since), time.UnixMilli(p.Until), p.Cursor, recoverPage)
+	if err != nil {
+		return err
+	}
+	sent := 0
+	for _, m := range msgs {
+		if !ep.Receives(m.EventType, m.CompanyID) || m.Timestamp.Before(ep.CreatedAt) {
+			continue
+		}
+		if st := m.DeliveryTo(ep.ID).Status; st == store.DeliverySuccess || st == store.DeliveryPending {
+			continue
+		}
+		task, err := tasks.NewWebhookDeliverTask(tasks.WebhookDeliverPayload{MessageID: m.ID, EndpointID: ep.ID, Trigger: store.TriggerRecover},
+			nonce(), asynq.MaxRetry(deliverMaxRetry), asynq.Timeout(d.cfg.Timeout+taskTimeoutMargin))
+		if err != nil {
+			return err
+		}
+		if _, err := d.enq.EnqueueContext(ctx, task); err != nil {
+			return fmt.Errorf("webhook: enqueue the recovery of %s to %s: %w", m.ID, ep.ID, err)
+		}
+		sent++
+	}
+	d.log.WithFields(logrus.Fields{"endpointId": ep.ID, "messages": sent, "more": next != ""}).Info("webhook recovery: messages sent again")
+	if next == "" {
+		return nil
+	}
+	p.Cursor = next
+	task, err := tasks.NewWebhookRecoverTask(p, asynq.TaskID("whr:"+ep.ID+":"+nonce()))
+	if err != nil {
+		return err
+	}
+	if _, err := d.enq.EnqueueContext(ctx, task); err != nil {
+		return fmt.Errorf("webhook: enqueue the next page of the recovery of %s: %w", ep.ID, err)
+	}
+	return nil
+}
+
+// Task options of every delivery: asynq's own retries are for checkd's
+// failures only (the schedule's do not count), and an attempt's task
+// outlives its HTTP timeout.
+const (
+	deliverMaxRetry   = 25
+	taskTimeoutMargin = 30 * time.Second
+)
