@@ -38,6 +38,22 @@
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
 //
+// Webhook routes (package webhook; docs/webhooks.md):
+//
+//	POST   /v1/webhooks/endpoints                   {"url","description","filterTypes","companyIds","disabled"} → 201 endpoint + "secret"
+//	GET    /v1/webhooks/endpoints                   ?limit=&cursor= → {"endpoints":[...],"nextCursor"}
+//	GET|PATCH|DELETE /v1/webhooks/endpoints/{endpointId}
+//	GET    /v1/webhooks/endpoints/{endpointId}/secret         → {"secret"}
+//	POST   /v1/webhooks/endpoints/{endpointId}/secret/rotate  → {"secret","previousValidUntil"}
+//	POST   /v1/webhooks/endpoints/{endpointId}/test           {"eventType"} → 202 {"msgId"}: an example message now
+//	POST   /v1/webhooks/endpoints/{endpointId}/recover        {"since","until"} → 202: failed messages sent again
+//	GET    /v1/webhooks/endpoints/{endpointId}/attempts       ?limit=&cursor= → {"attempts":[...],"nextCursor"}
+//	GET    /v1/webhooks/event-types                 {"eventTypes":[{"name","description","example"}]}
+//	GET    /v1/webhooks/messages                    ?eventType=&connectionId=&limit=&cursor= → {"messages":[...],"nextCursor"}
+//	GET    /v1/webhooks/messages/{msgId}            a message: payload, deliveries
+//	GET    /v1/webhooks/messages/{msgId}/attempts   {"attempts":[...]}
+//	POST   /v1/webhooks/messages/{msgId}/endpoints/{endpointId}/resend → 202: one more attempt now
+//
 // Contract:
 //   - Every route except /healthz, /link, PATCH /v1/link/credentials and
 //     POST /v1/link/connection requires an X-API-Key header equal to one of the configured keys
@@ -81,6 +97,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/webhook"
 )
 
 // DefaultAddr is the listen address when Config.Addr is empty.
@@ -124,6 +141,10 @@ type Config struct {
 	// Links signs and verifies credential-update link tokens. Optional:
 	// without it the link routes answer 503.
 	Links *link.Signer
+	// Webhooks does what the webhook routes need beyond the store (the
+	// address policy of endpoint URLs, secrets, test messages, resends,
+	// recoveries). Optional: without it the webhook routes answer 503.
+	Webhooks *webhook.Admin
 	// PublicURL is the base of the link URLs handed out
 	// (https://checkd.example.com); links point at PublicURL + "/link".
 	// Default "http://" + the listen address.

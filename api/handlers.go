@@ -138,6 +138,7 @@ func (s *Server) routes() {
 	api("GET /v1/connection/company/{companyId}/link", s.companyLink)
 	api("POST /v1/connection/company/{companyId}/link", s.companyLink)
 	s.mux.HandleFunc("GET /link", s.linkPage)
+	s.webhookRoutes(api)
 	s.connRoutes = map[string]map[string]connHandler{
 		"company":     {http.MethodGet: s.listConnections, http.MethodPost: s.createConnection}, // keyed by id == "company"
 		"details":     {http.MethodGet: s.connectionDetails, http.MethodPatch: s.patchDetails},

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,18 +48,19 @@ const (
 
 // Environment variables read by Load.
 const (
-	EnvConfig        = "CHECKD_CONFIG"
-	EnvRedisURL      = "CHECKD_REDIS_URL"
-	EnvHTTPAddr      = "CHECKD_HTTP_ADDR"
-	EnvAPIKeys       = "CHECKD_API_KEYS"
-	EnvEncryptionKey = "CHECKD_ENCRYPTION_KEY"
-	EnvCheckInterval = "CHECKD_CHECK_INTERVAL"
-	EnvTick          = "CHECKD_TICK"
-	EnvRoles         = "CHECKD_ROLES"
-	EnvLogLevel      = "CHECKD_LOG_LEVEL"
-	EnvPublicURL     = "CHECKD_PUBLIC_URL"
-	EnvMetricsAddr   = "CHECKD_METRICS_ADDR"
-	EnvDashboardPass = "CHECKD_DASHBOARD_PASSWORD"
+	EnvConfig         = "CHECKD_CONFIG"
+	EnvRedisURL       = "CHECKD_REDIS_URL"
+	EnvHTTPAddr       = "CHECKD_HTTP_ADDR"
+	EnvAPIKeys        = "CHECKD_API_KEYS"
+	EnvEncryptionKey  = "CHECKD_ENCRYPTION_KEY"
+	EnvCheckInterval  = "CHECKD_CHECK_INTERVAL"
+	EnvTick           = "CHECKD_TICK"
+	EnvRoles          = "CHECKD_ROLES"
+	EnvLogLevel       = "CHECKD_LOG_LEVEL"
+	EnvPublicURL      = "CHECKD_PUBLIC_URL"
+	EnvMetricsAddr    = "CHECKD_METRICS_ADDR"
+	EnvDashboardPass  = "CHECKD_DASHBOARD_PASSWORD"
+	EnvWebhookPrivate = "CHECKD_WEBHOOK_ALLOW_PRIVATE"
 )
 
 // Roles a checkd process can play.
@@ -109,6 +111,7 @@ type Config struct {
 	Scheduler Scheduler `yaml:"scheduler"`
 	Sandbox   Sandbox   `yaml:"sandbox"`
 	Store     Store     `yaml:"store"`
+	Webhooks  Webhooks  `yaml:"webhooks"`
 	Log       Log       `yaml:"log"`
 	Demo      Demo      `yaml:"demo"`
 	// PublicURL is the base of credential-update links given to users;
@@ -181,6 +184,40 @@ type Store struct {
 	EventsMaxLen int64 `yaml:"eventsMaxLen"`
 	// AutoTrack tracks newly discovered accounts at once (demos).
 	AutoTrack bool `yaml:"autoTrack"`
+}
+
+// Webhooks configures the delivery of change events to webhook endpoints.
+type Webhooks struct {
+	// AllowPrivate allows http endpoints and any address (development).
+	// Env: CHECKD_WEBHOOK_ALLOW_PRIVATE.
+	AllowPrivate bool `yaml:"allowPrivate"`
+	// Concurrency is how many attempts run at once in a worker process;
+	// PerEndpoint bounds those to one endpoint.
+	Concurrency int `yaml:"concurrency"`
+	PerEndpoint int `yaml:"perEndpoint"`
+	// Timeout bounds one attempt.
+	Timeout time.Duration `yaml:"timeout"`
+	// RetrySchedule is the delay before each attempt, from the previous
+	// failure; RetryJitter spreads each by that fraction either way.
+	RetrySchedule []time.Duration `yaml:"retrySchedule"`
+	RetryJitter   float64         `yaml:"retryJitter"`
+	// DisableAfter disables an endpoint failing for that long.
+	DisableAfter time.Duration `yaml:"disableAfter"`
+	// Retention is how long messages and attempts are kept.
+	Retention time.Duration `yaml:"retention"`
+	// RotationGrace is how long a rotated-out secret keeps signing.
+	RotationGrace time.Duration `yaml:"rotationGrace"`
+	// PollInterval is how often an idle deliverer looks for work.
+	PollInterval time.Duration    `yaml:"pollInterval"`
+	Dispatch     WebhooksDispatch `yaml:"dispatch"`
+}
+
+// WebhooksDispatch configures the dispatcher of change events.
+type WebhooksDispatch struct {
+	BatchSize          int           `yaml:"batchSize"`
+	Block              time.Duration `yaml:"block"`
+	ClaimIdle          time.Duration `yaml:"claimIdle"`
+	EnqueueConcurrency int           `yaml:"enqueueConcurrency"`
 }
 
 // Log configures logging.
@@ -382,6 +419,13 @@ func (c *Config) applyEnv(getenv func(string) string) problems {
 	if v := getenv(EnvDashboardPass); v != "" {
 		c.Dashboard.Password = v
 	}
+	if v := getenv(EnvWebhookPrivate); v != "" {
+		if b, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			p.add("%s=%q is not true or false", EnvWebhookPrivate, v)
+		} else {
+			c.Webhooks.AllowPrivate = b
+		}
+	}
 	return p
 }
 
@@ -545,6 +589,8 @@ func (c Config) problems() problems {
 		p.add("store.eventsMaxLen is %d; it must be positive", c.Store.EventsMaxLen)
 	}
 
+	p = append(p, c.Webhooks.problems()...)
+
 	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
 		p.add("log.level (%s) %q is not a level; use trace, debug, info, warn or error", EnvLogLevel, c.Log.Level)
 	}
@@ -573,6 +619,45 @@ func (c Config) problems() problems {
 	if total > MaxDemoConnections {
 		p.add("demo has %d connections; at most %d", total, MaxDemoConnections)
 	}
+	return p
+}
+
+// maxRetrySchedule bounds webhooks.retrySchedule.
+const maxRetrySchedule = 20
+
+func (w Webhooks) problems() problems {
+	var p problems
+	p.positive("webhooks.concurrency", w.Concurrency)
+	p.positive("webhooks.perEndpoint", w.PerEndpoint)
+	if w.PerEndpoint > w.Concurrency && w.Concurrency > 0 {
+		p.add("webhooks.perEndpoint (%d) is more than webhooks.concurrency (%d): one slow endpoint could take every delivery slot", w.PerEndpoint, w.Concurrency)
+	}
+	if w.Timeout < time.Second || w.Timeout > 5*time.Minute {
+		p.add("webhooks.timeout is %s; use between 1s and 5m (default 15s)", w.Timeout)
+	}
+	if len(w.RetrySchedule) == 0 || len(w.RetrySchedule) > maxRetrySchedule {
+		p.add("webhooks.retrySchedule has %d delays; give 1 to %d (default [0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h])", len(w.RetrySchedule), maxRetrySchedule)
+	}
+	for i, d := range w.RetrySchedule {
+		if d < 0 || d > 24*time.Hour {
+			p.add("webhooks.retrySchedule[%d] is %s; delays are between 0s and 24h", i, d)
+		}
+	}
+	if w.RetryJitter < 0 || w.RetryJitter >= 1 {
+		p.add("webhooks.retryJitter is %v; use a fraction in [0, 1), e.g. 0.2 for +-20%%", w.RetryJitter)
+	}
+	p.positiveDur("webhooks.disableAfter", w.DisableAfter)
+	if w.Retention < time.Hour {
+		p.add("webhooks.retention is %s; keep messages at least 1h (default 720h)", w.Retention)
+	}
+	if w.RotationGrace < 0 {
+		p.add("webhooks.rotationGrace is %s; use 0s or more", w.RotationGrace)
+	}
+	p.positiveDur("webhooks.pollInterval", w.PollInterval)
+	p.positive("webhooks.dispatch.batchSize", w.Dispatch.BatchSize)
+	p.positiveDur("webhooks.dispatch.block", w.Dispatch.Block)
+	p.positiveDur("webhooks.dispatch.claimIdle", w.Dispatch.ClaimIdle)
+	p.positive("webhooks.dispatch.enqueueConcurrency", w.Dispatch.EnqueueConcurrency)
 	return p
 }
 

@@ -34,7 +34,11 @@ func TestDefaults(t *testing.T) {
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second, EmptyQueueRecheck: 5 * time.Millisecond},
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
-		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000},
+		Store: Store{HistoryLimit: 100, EventsMaxLen: 100000},
+		Webhooks: Webhooks{Concurrency: 20, PerEndpoint: 5, Timeout: 15 * time.Second,
+			RetrySchedule: []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+			RetryJitter:   0.2, DisableAfter: 5 * 24 * time.Hour, Retention: 30 * 24 * time.Hour, RotationGrace: 24 * time.Hour,
+			PollInterval: 100 * time.Millisecond, Dispatch: WebhooksDispatch{BatchSize: 500, Block: time.Second, ClaimIdle: time.Minute, EnqueueConcurrency: 32}},
 		Log:       Log{Level: "info", Format: FormatAuto},
 		LinkTTL:   24 * time.Hour,
 		Dashboard: Dashboard{User: "admin"},
@@ -182,6 +186,8 @@ func TestEnvOverrides(t *testing.T) {
 			func(c Config) bool {
 				return c.Dashboard.Password == "correct horse battery" && c.Redacted().Dashboard.Password == "<redacted>"
 			}},
+		{"webhooks allow private", map[string]string{EnvWebhookPrivate: "true"},
+			func(c Config) bool { return c.Webhooks.AllowPrivate }},
 		{"empty variables ignored", map[string]string{EnvHTTPAddr: "", EnvRoles: ""},
 			func(c Config) bool { return c.HTTPAddr == "127.0.0.1:8080" && len(c.Roles) == 3 }},
 	}
@@ -251,6 +257,14 @@ func TestInvalid(t *testing.T) {
 		{"demo without name", "demo:\n  companies: [{connections: {user_good: 1}}]\n", nil, "demo.companies[0].name is required"},
 		{"demo negative count", "demo:\n  companies: [{name: A, connections: {user_good: -2}}]\n", nil, "counts must be 0 or more"},
 		{"demo too big", "demo:\n  companies: [{name: A, connections: {user_good: 100001}}]\n", nil, "at most 100000"},
+		{"bad allow private", "", map[string]string{EnvWebhookPrivate: "yes please"}, "CHECKD_WEBHOOK_ALLOW_PRIVATE=\"yes please\" is not true or false"},
+		{"no retry schedule", "webhooks:\n  retrySchedule: []\n", nil, "webhooks.retrySchedule has 0 delays"},
+		{"negative retry delay", "webhooks:\n  retrySchedule: [0s, -5s]\n", nil, "webhooks.retrySchedule[1] is -5s"},
+		{"jitter of one", "webhooks:\n  retryJitter: 1\n", nil, "webhooks.retryJitter is 1"},
+		{"per endpoint over concurrency", "webhooks:\n  perEndpoint: 50\n", nil, "one slow endpoint could take every delivery slot"},
+		{"tiny webhook timeout", "webhooks:\n  timeout: 10ms\n", nil, "webhooks.timeout is 10ms"},
+		{"short retention", "webhooks:\n  retention: 1m\n", nil, "webhooks.retention is 1m0s"},
+		{"zero dispatch batch", "webhooks:\n  dispatch:\n    batchSize: 0\n", nil, "webhooks.dispatch.batchSize is 0"},
 		{"two documents", "tick: '@every 1m'\n---\ntick: '@every 2m'\n", nil, "exactly one YAML document"},
 		{"not a mapping", "- a\n- b\n", nil, "cannot unmarshal"},
 	}

@@ -10,9 +10,12 @@
 //     Redis without a key gets a throwaway key; an external Redis without
 //     one is refused, since credentials would be unreadable after a restart.
 //  3. The checker registry (the sandbox datasource).
-//  4. The worker, if the role is on: it serves tasks before any are made.
+//  4. The worker, if the role is on: it serves tasks before any are made;
+//     with it the webhook deliverer (an asynq server of its own on the
+//     webhooks queue).
 //  5. The scheduler, if the role is on, enqueueing through an asynq client
-//     sharing the Redis connection.
+//     sharing the Redis connection; with it the webhook dispatcher (the
+//     change-event stream into delivery tasks).
 //  6. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
 //     serves /metrics (key required), /readyz, and the asynqmon dashboard at
@@ -22,8 +25,9 @@
 //  8. Demo data, if enabled and the store has no company yet.
 //
 // Stop runs in reverse: the ops listener and the API (no new requests), the
-// scheduler (no new tasks), the worker (in-flight checks drain or are
-// requeued), then Redis.
+// webhook dispatcher and the scheduler (no new tasks), the deliverer and
+// the worker (in-flight attempts and checks drain or are requeued), then
+// Redis.
 // A failed Start stops what it had started.
 package daemon
 
@@ -58,6 +62,7 @@ import (
 	"github.com/checkd/checkd/internal/metrics"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/webhook"
 	"github.com/checkd/checkd/worker"
 )
 
@@ -119,7 +124,9 @@ type Daemon struct {
 	st      *store.Store
 	reg     *checks.Registry
 	wk      *worker.Worker
+	dlv     *webhook.Deliverer
 	sch     *scheduler.Scheduler
+	dsp     *webhook.Dispatcher
 	srv     *api.Server
 	ops     *http.Server
 	opsAddr string
@@ -159,6 +166,10 @@ func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) 
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn("config: " + w)
+	}
+	if cfg.Webhooks.AllowPrivate {
+		log.Warn("webhooks.allowPrivate is on (" + configs.EnvWebhookPrivate + "): webhook endpoints may be plain http and reach " +
+			"loopback, private and link-local addresses; for development only, never in production")
 	}
 	return &Daemon{cfg: cfg, log: log, opts: opts, apiKeys: cfg.APIKeys}, nil
 }
@@ -235,6 +246,9 @@ func (d *Daemon) start(ctx context.Context) error {
 			return fmt.Errorf("daemon: %w", err)
 		}
 		d.wk = wk
+		if err := d.startDeliverer(ctx); err != nil {
+			return err
+		}
 	}
 
 	if cfg.Has(configs.RoleScheduler) {
@@ -255,6 +269,9 @@ func (d *Daemon) start(ctx context.Context) error {
 			return fmt.Errorf("daemon: %w", err)
 		}
 		d.sch = sch
+		if err := d.startDispatcher(ctx); err != nil {
+			return err
+		}
 	}
 
 	if cfg.Has(configs.RoleAPI) {
@@ -286,6 +303,48 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.ready.Store(true)
 	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
 		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
+	return nil
+}
+
+// webhookPolicy is the address policy of webhook endpoints; allowing
+// private addresses is said loudly once.
+func (d *Daemon) webhookPolicy() webhook.Policy {
+	return webhook.Policy{AllowPrivate: d.cfg.Webhooks.AllowPrivate}
+}
+
+func (d *Daemon) startDeliverer(ctx context.Context) error {
+	w := d.cfg.Webhooks
+	dlv, err := webhook.NewDeliverer(d.rdb, d.st, d.enq, webhook.DelivererConfig{
+		Concurrency: w.Concurrency, PerEndpoint: w.PerEndpoint, Timeout: w.Timeout,
+		Schedule: w.RetrySchedule, Jitter: w.RetryJitter, DisableAfter: w.DisableAfter, Retention: w.Retention,
+		Policy: d.webhookPolicy(), ShutdownTimeout: d.cfg.Worker.ShutdownTimeout, PollInterval: w.PollInterval,
+		Clock: d.opts.Clock, Logger: d.log.WithField("component", "webhooks"),
+		OnAttempt: d.met.ObserveWebhookAttempt, OnDisabled: d.met.ObserveWebhookDisabled,
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := dlv.Start(ctx); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.dlv = dlv
+	return nil
+}
+
+func (d *Daemon) startDispatcher(ctx context.Context) error {
+	w := d.cfg.Webhooks
+	dsp, err := webhook.NewDispatcher(d.st, d.enq, webhook.DispatcherConfig{
+		BatchSize: w.Dispatch.BatchSize, Block: w.Dispatch.Block, ClaimIdle: w.Dispatch.ClaimIdle,
+		EnqueueConcurrency: w.Dispatch.EnqueueConcurrency, Retention: w.Retention, Timeout: w.Timeout,
+		Clock: d.opts.Clock, Logger: d.log.WithField("component", "webhooks"), OnDispatch: d.met.ObserveWebhookDispatch,
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := dsp.Start(ctx); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.dsp = dsp
 	return nil
 }
 
@@ -354,7 +413,12 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	maxRetry := max(d.cfg.Scheduler.MaxRetry, 0)
-	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
+	wh, err := webhook.NewAdmin(d.st, d.enq, webhook.AdminConfig{Policy: d.webhookPolicy(), RotationGrace: d.cfg.Webhooks.RotationGrace,
+		Timeout: d.cfg.Webhooks.Timeout, Retention: d.cfg.Webhooks.Retention, Clock: d.opts.Clock})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	srv, err := api.New(d.st, api.Config{Webhooks: wh,Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
 		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
 		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
 		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(maxRetry)}})
@@ -416,9 +480,19 @@ func (d *Daemon) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop api: %w", err))
 		}
 	}
+	if d.dsp != nil {
+		if err := d.dsp.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop webhook dispatcher: %w", err))
+		}
+	}
 	if d.sch != nil {
 		if err := d.sch.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop scheduler: %w", err))
+		}
+	}
+	if d.dlv != nil {
+		if err := d.dlv.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop webhook deliverer: %w", err))
 		}
 	}
 	if d.wk != nil {

@@ -15,6 +15,19 @@
 //	checkd_scheduler_tick_duration_seconds    wall time of a scheduler tick
 //	checkd_scheduler_enqueued_total           check tasks the scheduler's ticks enqueued
 //	checkd_scheduler_enqueue_failures_total   enqueues that failed (those connections come due again)
+//	checkd_webhook_deliveries_total{endpoint,outcome}
+//	                                          webhook attempts by endpoint and outcome (success, failure, gone)
+//	checkd_webhook_attempt_duration_seconds{outcome}
+//	                                          one attempt: connect, POST, answer
+//	checkd_webhook_messages_total             messages the dispatcher stored (each event type of a change
+//	                                          that some endpoint receives)
+//	checkd_webhook_endpoints_disabled_total{reason}
+//	                                          endpoints disabled by their attempts (gone: a 410; failing:
+//	                                          webhooks.disableAfter)
+//	checkd_webhook_endpoints{state}           endpoints enabled and disabled (read at scrape)
+//	checkd_webhook_messages_pending           deliveries waiting in the webhooks queue: pending, running,
+//	                                          scheduled or awaiting a retry (read at scrape)
+//	checkd_webhook_dispatch_backlog           change events no dispatcher has handed on yet (read at scrape)
 //	go_*, process_*                           the Go runtime and the process
 //
 // ObserveCheck and ObserveTick plug into worker.Config.OnCheck and
@@ -23,7 +36,9 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -34,8 +49,10 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/webhook"
 	"github.com/checkd/checkd/worker"
 )
 
@@ -62,7 +79,16 @@ type Metrics struct {
 	tickDur     prometheus.Histogram
 	enqueued    prometheus.Counter
 	enqueueFail prometheus.Counter
+	whAttempts  *prometheus.CounterVec
+	whDur       *prometheus.HistogramVec
+	whMessages  prometheus.Counter
+	whDisabled  *prometheus.CounterVec
 }
+
+// AttemptDurationBuckets are the buckets of
+// checkd_webhook_attempt_duration_seconds: from a local receiver to the
+// 15-second default timeout.
+var AttemptDurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30}
 
 // New returns the metrics of one checkd process. st feeds the scrape-time
 // gauges checkd_connections and checkd_due_backlog (evaluated at clk's now);
@@ -99,11 +125,29 @@ func New(st *store.Store, inspector *asynq.Inspector, clk clock.Clock) *Metrics 
 			Help: "Check enqueues that failed; those connections come due again when their lease ends.",
 		}),
 	}
-	m.reg.MustRegister(m.checks, m.checkDur, m.tickDur, m.enqueued, m.enqueueFail,
+	m.whAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkd_webhook_deliveries_total",
+		Help: "Webhook delivery attempts, by endpoint and outcome (success: a 2xx; failure; gone: a 410, which disables the endpoint).",
+	}, []string{"endpoint", "outcome"})
+	m.whDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "checkd_webhook_attempt_duration_seconds",
+		Help:    "Time of one webhook attempt, from connecting to the end of the answer, by outcome.",
+		Buckets: AttemptDurationBuckets,
+	}, []string{"outcome"})
+	m.whMessages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "checkd_webhook_messages_total",
+		Help: "Webhook messages the dispatcher stored: each event type of a change that some endpoint receives.",
+	})
+	m.whDisabled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkd_webhook_endpoints_disabled_total",
+		Help: "Webhook endpoints disabled by their attempts (gone: a 410 Gone; failing: every attempt failed for webhooks.disableAfter).",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.checks, m.checkDur, m.tickDur, m.enqueued, m.enqueueFail, m.whAttempts, m.whDur, m.whMessages, m.whDisabled,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if st != nil {
 		m.reg.MustRegister(&storeCollector{st: st, clk: clk})
+		m.reg.MustRegister(&webhookCollector{st: st, insp: inspector})
 	}
 	if inspector != nil {
 		m.reg.MustRegister(unchecked{asynqmetrics.NewQueueMetricsCollector(inspector)})
@@ -137,6 +181,89 @@ func (m *Metrics) ObserveTick(s scheduler.TickStats) {
 	m.tickDur.Observe(s.Duration.Seconds())
 	m.enqueued.Add(float64(s.Enqueued))
 	m.enqueueFail.Add(float64(s.Failed))
+}
+
+// ObserveWebhookAttempt records one webhook attempt; pass it as
+// webhook.DelivererConfig.OnAttempt.
+func (m *Metrics) ObserveWebhookAttempt(a webhook.Attempt) {
+	m.whAttempts.WithLabelValues(a.EndpointID, a.Outcome).Inc()
+	m.whDur.WithLabelValues(a.Outcome).Observe(a.Duration.Seconds())
+}
+
+// ObserveWebhookDisabled records an endpoint its attempts disabled; pass it
+// as webhook.DelivererConfig.OnDisabled.
+func (m *Metrics) ObserveWebhookDisabled(_, reason string) {
+	kind := "failing"
+	if strings.Contains(reason, "410") {
+		kind = "gone"
+	}
+	m.whDisabled.WithLabelValues(kind).Inc()
+}
+
+// ObserveWebhookDispatch records one dispatch round; pass it as
+// webhook.DispatcherConfig.OnDispatch.
+func (m *Metrics) ObserveWebhookDispatch(s webhook.DispatchStats) {
+	m.whMessages.Add(float64(s.Messages))
+}
+
+var (
+	webhookEndpointsDesc = prometheus.NewDesc("checkd_webhook_endpoints",
+		"Webhook endpoints, enabled and disabled (read at scrape).", []string{"state"}, nil)
+	webhookPendingDesc = prometheus.NewDesc("checkd_webhook_messages_pending",
+		"Webhook deliveries waiting in the webhooks queue: pending, running, scheduled or awaiting a retry (read at scrape).", nil, nil)
+	webhookBacklogDesc = prometheus.NewDesc("checkd_webhook_dispatch_backlog",
+		"Change events no webhook dispatcher has handed on yet (read at scrape).", nil, nil)
+)
+
+// webhookCollector reads the webhook gauges at scrape time: the endpoints
+// (at most store.MaxWebhookEndpoints), the webhooks queue's counts and the
+// dispatch group's lag.
+type webhookCollector struct {
+	st   *store.Store
+	insp *asynq.Inspector
+}
+
+// Describe sends the three descriptors.
+func (c *webhookCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- webhookEndpointsDesc
+	ch <- webhookPendingDesc
+	ch <- webhookBacklogDesc
+}
+
+// Collect reads them; a failed read becomes an invalid metric.
+func (c *webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
+	defer cancel()
+	if es, _, err := c.st.AllWebhookEndpoints(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(webhookEndpointsDesc, err)
+	} else {
+		disabled := 0
+		for _, e := range es {
+			if e.Disabled {
+				disabled++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(webhookEndpointsDesc, prometheus.GaugeValue, float64(len(es)-disabled), "enabled")
+		ch <- prometheus.MustNewConstMetric(webhookEndpointsDesc, prometheus.GaugeValue, float64(disabled), "disabled")
+	}
+	if c.insp != nil {
+		n := 0
+		qi, err := c.insp.GetQueueInfo(tasks.QueueWebhooks)
+		switch {
+		case err == nil:
+			n = qi.Pending + qi.Active + qi.Scheduled + qi.Retry
+			ch <- prometheus.MustNewConstMetric(webhookPendingDesc, prometheus.GaugeValue, float64(n))
+		case errors.Is(err, asynq.ErrQueueNotFound):
+			ch <- prometheus.MustNewConstMetric(webhookPendingDesc, prometheus.GaugeValue, 0)
+		default:
+			ch <- prometheus.NewInvalidMetric(webhookPendingDesc, err)
+		}
+	}
+	if n, err := c.st.EventBacklog(ctx, webhook.Group); err != nil {
+		ch <- prometheus.NewInvalidMetric(webhookBacklogDesc, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(webhookBacklogDesc, prometheus.GaugeValue, float64(n))
+	}
 }
 
 var (
