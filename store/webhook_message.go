@@ -82,28 +82,33 @@ type NewWebhookMessage struct {
 }
 
 // SaveWebhookMessages stores messages for retention, counted from their
-// change time. It is idempotent: a message stored already keeps its body
+// change time (one older than that is not stored). It is idempotent: a message stored already keeps its body
 // and its deliveries' states, so a dispatcher that dies after saving and
 // saves again changes nothing.
 func (s *Store) SaveWebhookMessages(ctx context.Context, msgs []NewWebhookMessage, retention time.Duration) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	horizon := strconv.FormatInt(ms(s.cfg.Clock.Now().Add(-retention)), 10)
+	now := s.cfg.Clock.Now()
+	horizon := strconv.FormatInt(ms(now.Add(-retention)), 10)
 	types := map[string]bool{}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range msgs {
 			if !ValidWebhookMessageID(m.ID) {
 				return fmt.Errorf("%w: webhook message ID %q", ErrInvalid, m.ID)
 			}
-			at, until := ms(m.Time), m.Time.Add(retention)
+			// Kept until its change is retention old, by the store's clock.
+			at, ttl := ms(m.Time), m.Time.Add(retention).Sub(now)
+			if ttl <= 0 {
+				continue
+			}
 			k := s.kWebhookMessage(m.ID)
 			p.HSetNX(ctx, k, "b", m.Body)
 			p.HSet(ctx, k, "t", m.Type, "c", m.ConnectionID, "o", m.CompanyID, "at", at)
 			for _, ep := range m.Endpoints {
 				p.HSetNX(ctx, k, "d:"+ep, "p0:")
 			}
-			p.PExpireAt(ctx, k, until)
+			p.PExpire(ctx, k, ttl)
 			if m.Unlisted {
 				continue
 			}
@@ -113,7 +118,10 @@ func (s *Store) SaveWebhookMessages(ctx context.Context, msgs []NewWebhookMessag
 			ck := s.kWebhookConnMessages(m.ConnectionID)
 			p.ZAdd(ctx, ck, z)
 			p.ZRemRangeByScore(ctx, ck, "-inf", "("+horizon)
-			p.PExpireAt(ctx, ck, until)
+			// Expires with its newest message (a message dispatched late
+			// must not cut it short).
+			p.Do(ctx, "PEXPIRE", ck, ttl.Milliseconds(), "NX")
+			p.Do(ctx, "PEXPIRE", ck, ttl.Milliseconds(), "GT")
 			types[m.Type] = true
 		}
 		p.ZRemRangeByScore(ctx, s.kWebhookMessages(), "-inf", "("+horizon)

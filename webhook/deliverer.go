@@ -184,9 +184,10 @@ type retryError struct {
 
 func (e *retryError) Error() string { return e.reason }
 
-// notFailure: the retry schedule's errors are not asynq failures, so its
-// retry count (for checkd's own failures, Redis unreachable) does not move.
-func notFailure(err error) bool {
+// isFailure is asynq's IsFailure: the retry schedule's errors are not
+// failures, so asynq's retry count (for checkd's own failures: Redis
+// unreachable) does not move with them.
+func isFailure(err error) bool {
 	var r *retryError
 	return !errors.As(err, &r)
 }
@@ -223,11 +224,11 @@ func (d *Deliverer) Start(ctx context.Context) error {
 		TaskCheckInterval:        d.cfg.PollInterval,
 		DelayedTaskCheckInterval: time.Second,
 		RetryDelayFunc:           retryDelay,
-		IsFailure:                notFailure,
+		IsFailure:                isFailure,
 		Logger:                   d.log.WithField("component", "asynq"),
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			if !notFailure(err) {
+			if !isFailure(err) {
 				return // the schedule's retries are logged with their attempt
 			}
 			id, _ := asynq.GetTaskID(ctx)

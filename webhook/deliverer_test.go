@@ -1,0 +1,586 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/store"
+)
+
+// deliverTask is the task of p, as the dispatcher, Admin or a recovery
+// enqueue it.
+func deliverTask(t testing.TB, p tasks.WebhookDeliverPayload) *asynq.Task {
+	t.Helper()
+	task, err := tasks.NewWebhookDeliverTask(p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// dispatched creates one connection (its connection.created.v2), dispatches
+// it and returns the delivery task for ep.
+func (e *env) dispatched(ep string) tasks.WebhookDeliverPayload {
+	e.t.Helper()
+	e.conn("user_good")
+	e.drain(e.dispatcher(nil, nil))
+	for _, p := range deliverTasks(e.t, e.enq.take()) {
+		if p.EndpointID == ep {
+			return p
+		}
+	}
+	e.t.Fatalf("no delivery task for %s", ep)
+	return tasks.WebhookDeliverPayload{}
+}
+
+// verify checks a request with the reference library: the signature of
+// its body under secret (the fake clock's timestamps are not now, so the
+// tolerance check is left out), and the headers the specification names.
+func verify(t testing.TB, r request, secret string) error {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	return wh.VerifyIgnoringTimestamp(r.body, r.header)
+}
+
+// TestRetriesOnSchedule: a receiver that fails the first three attempts
+// gets the fourth at the schedule's delays (jitter included, on the fake
+// clock), every attempt with the same webhook-id and body, signed at its
+// own time; the message is then delivered, once.
+func TestRetriesOnSchedule(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	rcv := newReceiver(t, failFirst(3, http.StatusInternalServerError))
+	ep, secret := e.endpoint(rcv.URL, nil)
+	p := e.dispatched(ep.ID)
+	rands := []float64{0, 0.999, 0.5, 0.25}
+	var calls atomic.Int64
+	d := e.deliverer(func(c *DelivererConfig) {
+		c.Rand = func() float64 { return rands[int(calls.Add(1)-1)%len(rands)] }
+	})
+	task := deliverTask(t, p)
+	var times []time.Time
+	for i := range 4 {
+		times = append(times, e.clk.Now())
+		err := d.HandleDeliver(e.ctx, task)
+		if i == 3 {
+			if err != nil {
+				t.Fatalf("attempt 4: %v", err)
+			}
+			break
+		}
+		var re *retryError
+		if !errors.As(err, &re) || isFailure(err) {
+			t.Fatalf("attempt %d: %v, want a retry that asynq does not count as a failure", i+1, err)
+		}
+		want := time.Duration(float64(schedule[i+1]) * (1 + 0.2*(2*rands[i]-1)))
+		if re.after != want || retryDelay(0, err, task) != want {
+			t.Fatalf("attempt %d: retry in %s, want %s (schedule %s, jitter draw %v)", i+1, re.after, want, schedule[i+1], rands[i])
+		}
+		if lo, hi := time.Duration(0.8*float64(schedule[i+1])), time.Duration(1.2*float64(schedule[i+1])); want < lo || want > hi {
+			t.Fatalf("delay %s outside ±20%% of %s", want, schedule[i+1])
+		}
+		e.clk.Advance(re.after)
+	}
+	reqs := rcv.requests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d requests, want 4", len(reqs))
+	}
+	for i, r := range reqs {
+		if r.header.Get(HeaderID) != p.MessageID || string(r.body) != string(reqs[0].body) {
+			t.Fatalf("request %d: webhook-id %q body %q; want %q and the first body", i, r.header.Get(HeaderID), r.body, p.MessageID)
+		}
+		if ts := r.header.Get(HeaderTimestamp); ts != strconv.FormatInt(times[i].Unix(), 10) {
+			t.Fatalf("request %d: webhook-timestamp %s, want %d (the attempt's time)", i, ts, times[i].Unix())
+		}
+		if err := verify(t, r, secret); err != nil {
+			t.Fatalf("request %d does not verify: %v", i, err)
+		}
+	}
+	as, err := e.st.WebhookMessageAttempts(e.ctx, p.MessageID)
+	if err != nil || len(as) != 4 {
+		t.Fatalf("attempts %+v, %v", as, err)
+	}
+	for i, a := range as {
+		trigger, status := store.TriggerRetry, store.DeliveryFailed
+		if i == 0 {
+			trigger = store.TriggerScheduled
+		}
+		if i == 3 {
+			status = store.DeliverySuccess
+		}
+		if a.Trigger != trigger || a.Status != status || a.Attempt != i+1 || !a.Timestamp.Equal(times[i]) || a.URL != rcv.URL || a.EndpointID != ep.ID {
+			t.Fatalf("attempt %d: %+v", i, a)
+		}
+		if i < 3 && (a.NextAttemptAt == nil || !a.NextAttemptAt.Equal(times[i+1]) || a.ResponseStatusCode != 500) {
+			t.Fatalf("attempt %d: next %v, status %d; want next %v, 500", i, a.NextAttemptAt, a.ResponseStatusCode, times[i+1])
+		}
+		if i == 3 && (a.NextAttemptAt != nil || a.ResponseStatusCode != 204) {
+			t.Fatalf("last attempt %+v", a)
+		}
+	}
+	m, err := e.st.GetWebhookMessage(e.ctx, p.MessageID)
+	if err != nil || m.DeliveryTo(ep.ID).Status != store.DeliverySuccess || m.DeliveryTo(ep.ID).Attempts != 4 || string(m.Payload) != string(reqs[0].body) {
+		t.Fatalf("message %+v, %v", m, err)
+	}
+	// The same task again (dispatched twice): delivered already, nothing sent.
+	if err := d.HandleDeliver(e.ctx, task); err != nil || len(rcv.requests()) != 4 {
+		t.Fatalf("a finished delivery's task: %v, %d requests", err, len(rcv.requests()))
+	}
+	// The endpoint's run of failures ended with the success.
+	if got, _ := e.st.WebhookEndpoint(e.ctx, ep.ID); got.FailingSince != nil || got.Disabled {
+		t.Fatalf("endpoint after a success %+v", got)
+	}
+}
+
+// TestScheduleRunsOut: after the schedule's last attempt the message is
+// failed for the endpoint and nothing retries it.
+func TestScheduleRunsOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	rcv := newReceiver(t, failFirst(100, http.StatusBadGateway))
+	ep, _ := e.endpoint(rcv.URL, nil)
+	p := e.dispatched(ep.ID)
+	d := e.deliverer(nil)
+	task := deliverTask(t, p)
+	for i := range len(schedule) {
+		err := d.HandleDeliver(e.ctx, task)
+		var re *retryError
+		switch {
+		case i < len(schedule)-1 && !errors.As(err, &re):
+			t.Fatalf("attempt %d: %v, want a retry", i+1, err)
+		case i == len(schedule)-1 && err != nil:
+			t.Fatalf("last attempt: %v, want nil (no retry)", err)
+		case re != nil:
+			e.clk.Advance(re.after)
+		}
+	}
+	m, _ := e.st.GetWebhookMessage(e.ctx, p.MessageID)
+	if st := m.DeliveryTo(ep.ID); st.Status != store.DeliveryFailed || st.Attempts != len(schedule) {
+		t.Fatalf("delivery %+v, want failed after %d attempts", st, len(schedule))
+	}
+	if n := len(rcv.requests()); n != len(schedule) {
+		t.Fatalf("%d requests, want %d", n, len(schedule))
+	}
+	if err := d.HandleDeliver(e.ctx, task); err != nil || len(rcv.requests()) != len(schedule) {
+		t.Fatal("a failed delivery was attempted again")
+	}
+}
+
+// TestGoneDisables: a 410 disables the endpoint at once, with the reason;
+// its pending deliveries then fail without a request.
+func TestGoneDisables(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	rcv := newReceiver(t, failFirst(1, http.StatusGone))
+	ep, _ := e.endpoint(rcv.URL, nil)
+	first := e.dispatched(ep.ID)
+	second := e.dispatched(ep.ID)
+	var disabled []string
+	d := e.deliverer(func(c *DelivererConfig) { c.OnDisabled = func(id, reason string) { disabled = append(disabled, id+": "+reason) } })
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, first)); err != nil {
+		t.Fatalf("a 410: %v, want no retry", err)
+	}
+	got, _ := e.st.WebhookEndpoint(e.ctx, ep.ID)
+	if !got.Disabled || !strings.Contains(got.DisabledReason, "410") || got.DisabledAt == nil || len(disabled) != 1 {
+		t.Fatalf("endpoint after a 410: %+v; callbacks %v", got, disabled)
+	}
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, second)); err != nil || len(rcv.requests()) != 1 {
+		t.Fatalf("a delivery to a disabled endpoint: %v, %d requests", err, len(rcv.requests()))
+	}
+	for _, p := range []tasks.WebhookDeliverPayload{first, second} {
+		m, _ := e.st.GetWebhookMessage(e.ctx, p.MessageID)
+		if st := m.DeliveryTo(ep.ID).Status; st != store.DeliveryFailed {
+			t.Fatalf("%s: delivery %s, want failed", p.MessageID, st)
+		}
+	}
+	if !strings.Contains(logText(e), "webhook endpoint disabled: the endpoint answered 410 Gone") {
+		t.Fatalf("no log line says the endpoint was disabled:\n%s", logText(e))
+	}
+}
+
+func logText(e *env) string {
+	var b strings.Builder
+	for _, en := range e.log.AllEntries() {
+		s, _ := en.String()
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// TestDisableAfter: an endpoint all of whose attempts fail for
+// DisableAfter is disabled; a success meanwhile starts the count again.
+func TestDisableAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	fail := atomic.Bool{}
+	fail.Store(true)
+	rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	ep, _ := e.endpoint(rcv.URL, nil)
+	d := e.deliverer(func(c *DelivererConfig) {
+		c.DisableAfter, c.Schedule, c.Jitter = time.Hour, []time.Duration{0, 40 * time.Minute, 40 * time.Minute, 40 * time.Minute}, 0
+	})
+	attempt := func(p tasks.WebhookDeliverPayload) error { return d.HandleDeliver(e.ctx, deliverTask(t, p)) }
+	a := e.dispatched(ep.ID)
+	attempt(a) // fails at t0
+	e.clk.Advance(40 * time.Minute)
+	attempt(a) // fails at 40m: failing for 40m
+	if got, _ := e.st.WebhookEndpoint(e.ctx, ep.ID); got.Disabled || got.FailingSince == nil || !got.FailingSince.Equal(t0) {
+		t.Fatalf("after 40 minutes of failures: %+v", got)
+	}
+	// A success resets the run.
+	fail.Store(false)
+	b := e.dispatched(ep.ID)
+	if err := attempt(b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.st.WebhookEndpoint(e.ctx, ep.ID); got.FailingSince != nil {
+		t.Fatalf("a success left failingSince %v", got.FailingSince)
+	}
+	fail.Store(true)
+	start := e.clk.Now()
+	e.clk.Advance(time.Minute)
+	attempt(a)
+	e.clk.Advance(59 * time.Minute)
+	if got, _ := e.st.WebhookEndpoint(e.ctx, ep.ID); got.Disabled {
+		t.Fatal("disabled before an hour of failures")
+	}
+	e.clk.Advance(time.Minute)
+	c := e.dispatched(ep.ID)
+	attempt(c) // an hour after the run's first failure
+	got, _ := e.st.WebhookEndpoint(e.ctx, ep.ID)
+	if !got.Disabled || !strings.Contains(got.DisabledReason, "every attempt failed since "+start.Add(time.Minute).Format(time.RFC3339)) {
+		t.Fatalf("after an hour of failures: %+v", got)
+	}
+}
+
+// TestRetryAfter: a 429 or 503's Retry-After puts the next attempt off
+// when it asks for longer than the schedule; 3xx is a failure, not
+// followed.
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status int
+		header string
+		want   time.Duration
+	}{
+		{http.StatusTooManyRequests, "3600", time.Hour},
+		{http.StatusServiceUnavailable, t0.Add(2 * time.Hour).Format(http.TimeFormat), 2 * time.Hour},
+		{http.StatusServiceUnavailable, "1", 5 * time.Second}, // shorter than the schedule's
+		{http.StatusInternalServerError, "3600", 5 * time.Second},
+		{http.StatusTooManyRequests, "999999999", maxRetryAfter},
+	} {
+		e := newEnv(t, miniClient(t))
+		rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+			w.Header().Set("Retry-After", tc.header)
+			w.WriteHeader(tc.status)
+		})
+		ep, _ := e.endpoint(rcv.URL, nil)
+		d := e.deliverer(func(c *DelivererConfig) { c.Jitter = 0 })
+		var re *retryError
+		if err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID))); !errors.As(err, &re) || re.after != tc.want {
+			t.Fatalf("%d Retry-After %q: %v, want a retry in %s", tc.status, tc.header, err, tc.want)
+		}
+	}
+	e := newEnv(t, miniClient(t))
+	target := newReceiver(t, nil)
+	rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		w.Header().Set("Location", target.URL)
+		w.WriteHeader(http.StatusFound)
+	})
+	ep, _ := e.endpoint(rcv.URL, nil)
+	var re *retryError
+	if err := e.deliverer(nil).HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID))); !errors.As(err, &re) {
+		t.Fatalf("a 302: %v, want a retry", err)
+	}
+	if len(target.requests()) != 0 {
+		t.Fatal("a redirect was followed")
+	}
+}
+
+// TestAddressPolicyAtConnect: an endpoint whose host resolves to a
+// loopback address is refused when connecting, with the policy on, even
+// if it was stored (a DNS answer that changed since its creation).
+func TestAddressPolicyAtConnect(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	rcv := newReceiver(t, nil)
+	ep, _ := e.endpoint(rcv.URL, nil)
+	d := e.deliverer(func(c *DelivererConfig) { c.Policy = Policy{} })
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID))); err == nil {
+		t.Fatal("a delivery to 127.0.0.1 succeeded with the policy on")
+	}
+	if len(rcv.requests()) != 0 {
+		t.Fatal("the receiver on 127.0.0.1 got a request")
+	}
+	page, _ := e.st.WebhookEndpointAttempts(e.ctx, ep.ID, "", 10)
+	if len(page.Attempts) != 1 || !strings.Contains(page.Attempts[0].Error, "refused") || !strings.Contains(page.Attempts[0].Error, EnvAllowPrivate) {
+		t.Fatalf("attempts %+v", page.Attempts)
+	}
+}
+
+// TestPerEndpointBound: with an endpoint's slots taken, an attempt waits
+// (a short retry asynq does not count) instead of taking another slot.
+func TestPerEndpointBound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	rcv := newReceiver(t, nil)
+	ep, _ := e.endpoint(rcv.URL, nil)
+	d := e.deliverer(func(c *DelivererConfig) { c.PerEndpoint = 1 })
+	if !d.acquire(ep.ID) {
+		t.Fatal("first slot refused")
+	}
+	var re *retryError
+	err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID)))
+	if !errors.As(err, &re) || isFailure(err) || re.after < time.Second || re.after > 3*time.Second || len(rcv.requests()) != 0 {
+		t.Fatalf("busy endpoint: %v (%d requests)", err, len(rcv.requests()))
+	}
+	d.release(ep.ID)
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID))); err != nil || len(rcv.requests()) != 1 {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+// TestSignaturesDuringRotation: during a rotation's grace both the new and
+// the old secret verify a message (the reference library accepts either
+// signature); after it, only the new one.
+func TestSignaturesDuringRotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	rcv := newReceiver(t, nil)
+	ep, old := e.endpoint(rcv.URL, nil)
+	admin, err := NewAdmin(e.st, e.enq, AdminConfig{RotationGrace: time.Hour, Timeout: time.Second, Retention: time.Hour, Clock: e.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := admin.RotateSecret(e.ctx, ep.ID)
+	if err != nil || fresh == old {
+		t.Fatalf("rotate: %q, %v", fresh, err)
+	}
+	d := e.deliverer(nil)
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID))); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(time.Hour)
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID))); err != nil {
+		t.Fatal(err)
+	}
+	reqs := rcv.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	if n := len(strings.Fields(reqs[0].header.Get(HeaderSignature))); n != 2 {
+		t.Fatalf("during the grace %d signatures, want 2", n)
+	}
+	for _, s := range []string{fresh, old} {
+		if err := verify(t, reqs[0], s); err != nil {
+			t.Fatalf("during the grace a secret does not verify: %v", err)
+		}
+	}
+	if err := verify(t, reqs[1], fresh); err != nil {
+		t.Fatalf("after the grace the new secret does not verify: %v", err)
+	}
+	if err := verify(t, reqs[1], old); !errors.Is(err, standardwebhooks.ErrNoMatchingSignature) {
+		t.Fatalf("after the grace the old secret verifies: %v", err)
+	}
+}
+
+// TestResendAndRecover: resend delivers a message once more with the same
+// webhook-id and body; recover sends again, with their own webhook-ids,
+// the messages whose delivery failed and those dispatched while the
+// endpoint was disabled, and nothing it got already.
+func TestResendAndRecover(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	gone := atomic.Bool{}
+	gone.Store(false)
+	rcv := newReceiver(t, func(_ int, w http.ResponseWriter) {
+		if gone.Load() {
+			w.WriteHeader(http.StatusGone)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ep, secret := e.endpoint(rcv.URL, nil)
+	admin, err := NewAdmin(e.st, e.enq, AdminConfig{Policy: Policy{AllowPrivate: true}, RotationGrace: time.Hour, Timeout: time.Second,
+		Retention: 30 * 24 * time.Hour, Clock: e.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.deliverer(nil)
+	run := func() {
+		for _, task := range e.enq.take() {
+			h := d.HandleDeliver
+			if task.Type() == tasks.TypeWebhookRecover {
+				h = d.HandleRecover
+			}
+			if err := h(e.ctx, task); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	delivered := e.dispatched(ep.ID)
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, delivered)); err != nil {
+		t.Fatal(err)
+	}
+	// Resend: once more, the same message.
+	if err := admin.Resend(e.ctx, delivered.MessageID, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	run()
+	reqs := rcv.requests()
+	if len(reqs) != 2 || reqs[1].header.Get(HeaderID) != delivered.MessageID || string(reqs[1].body) != string(reqs[0].body) {
+		t.Fatalf("resend: %d requests, second id %q", len(reqs), reqs[len(reqs)-1].header.Get(HeaderID))
+	}
+	if err := verify(t, reqs[1], secret); err != nil {
+		t.Fatal(err)
+	}
+	// A 410 disables the endpoint; a change meanwhile is kept for it.
+	gone.Store(true)
+	failed := e.dispatched(ep.ID)
+	if err := d.HandleDeliver(e.ctx, deliverTask(t, failed)); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(time.Minute)
+	e.conn("user_good")
+	e.drain(e.dispatcher(nil, nil))
+	if ts := e.enq.take(); len(ts) != 0 {
+		t.Fatalf("a disabled endpoint got %d tasks", len(ts))
+	}
+	whileDisabled, err := e.st.ListWebhookMessages(e.ctx, store.WebhookMessageFilter{}, "", 1)
+	if err != nil || len(whileDisabled.Messages) != 1 || whileDisabled.Messages[0].DeliveryTo(ep.ID).Status != "" {
+		t.Fatalf("message dispatched while disabled: %+v %v", whileDisabled, err)
+	}
+	if err := admin.Recover(e.ctx, ep.ID, t0, e.clk.Now()); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("recover of a disabled endpoint: %v", err)
+	}
+	gone.Store(false)
+	if _, err := admin.UpdateEndpoint(e.ctx, ep.ID, store.WebhookEndpointPatch{Disabled: new(false)}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(rcv.requests())
+	if err := admin.Recover(e.ctx, ep.ID, t0, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	run() // the recovery's page
+	run() // its deliveries
+	got := map[string]int{}
+	for _, r := range rcv.requests()[before:] {
+		got[r.header.Get(HeaderID)]++
+		if err := verify(t, r, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{failed.MessageID: 1, whileDisabled.Messages[0].ID: 1}
+	if len(got) != len(want) || got[failed.MessageID] != 1 || got[whileDisabled.Messages[0].ID] != 1 {
+		t.Fatalf("recovered %v, want %v", got, want)
+	}
+	for id := range want {
+		m, _ := e.st.GetWebhookMessage(e.ctx, id)
+		if m.DeliveryTo(ep.ID).Status != store.DeliverySuccess {
+			t.Fatalf("%s after recovery: %+v", id, m.DeliveryTo(ep.ID))
+		}
+	}
+	as, _ := e.st.WebhookMessageAttempts(e.ctx, failed.MessageID)
+	if len(as) != 2 || as[1].Trigger != store.TriggerRecover || as[1].Status != store.DeliverySuccess {
+		t.Fatalf("attempts of the recovered message %+v", as)
+	}
+}
+
+// TestTestMessage: an endpoint test sends a signed example now, kept out of
+// the listings.
+func TestTestMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, miniClient(t))
+	rcv := newReceiver(t, nil)
+	ep, secret := e.endpoint(rcv.URL, nil)
+	admin, err := NewAdmin(e.st, e.enq, AdminConfig{RotationGrace: time.Hour, Timeout: time.Second, Retention: time.Hour, Clock: e.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := admin.Test(e.ctx, ep.ID, store.EventConnectionValidated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range e.enq.take() {
+		if err := e.deliverer(nil).HandleDeliver(e.ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := rcv.requests()
+	if len(reqs) != 1 || reqs[0].header.Get(HeaderID) != id || verify(t, reqs[0], secret) != nil {
+		t.Fatalf("test message: %d requests", len(reqs))
+	}
+	var p Payload
+	if err := json.Unmarshal(reqs[0].body, &p); err != nil || p.Type != store.EventConnectionValidated || p.Data.ID != "cn_0123456789abcdef" {
+		t.Fatalf("test body %s: %v", reqs[0].body, err)
+	}
+	if page, _ := e.st.ListWebhookMessages(e.ctx, store.WebhookMessageFilter{}, "", 10); len(page.Messages) != 0 {
+		t.Fatalf("the test message is listed: %+v", page)
+	}
+	as, err := e.st.WebhookMessageAttempts(e.ctx, id)
+	if err != nil || len(as) != 1 || as[0].Trigger != store.TriggerTest {
+		t.Fatalf("test attempts %+v %v", as, err)
+	}
+}
+
+// TestDelivererThroughAsynq runs the deliverer's own asynq server on real
+// Redis with a short schedule: asynq runs the schedule's retries (without
+// counting them as failures) until the receiver accepts.
+func TestDelivererThroughAsynq(t *testing.T) {
+	t.Parallel()
+	rdb := realClient(t)
+	e := newEnv(t, rdb)
+	rcv := newReceiver(t, failFirst(2, http.StatusServiceUnavailable))
+	e.endpoint(rcv.URL, nil)
+	client := asynq.NewClientFromRedisClient(rdb)
+	d := e.deliverer(func(c *DelivererConfig) {
+		c.Clock, c.Schedule, c.Jitter = clock.Real{}, []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond}, 0
+	})
+	if err := d.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	e.conn("user_good")
+	e.drain(e.dispatcher(client, nil))
+	waitFor(t, 20*time.Second, "the third attempt", func() bool { return len(rcv.requests()) >= 3 })
+	ins := asynq.NewInspectorFromRedisClient(rdb)
+	waitFor(t, 10*time.Second, "the queue to empty", func() bool {
+		q, err := ins.GetQueueInfo(tasks.QueueWebhooks)
+		return err == nil && q.Size == 0
+	})
+	q, _ := ins.GetQueueInfo(tasks.QueueWebhooks)
+	if q.Failed != 0 || q.Archived != 0 || len(rcv.requests()) != 3 {
+		t.Fatalf("queue %+v, %d requests; want 3 attempts and no failure counted", q, len(rcv.requests()))
+	}
+	ids := map[string]bool{}
+	for _, r := range rcv.requests() {
+		ids[r.header.Get(HeaderID)] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("webhook-ids %v, want one", ids)
+	}
+}
