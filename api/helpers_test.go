@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
+	"github.com/checkd/checkd/webhook"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -65,6 +67,7 @@ type env struct {
 	links *link.Signer
 	enq   *fakeEnqueuer    // newEnv: records what the API enqueues
 	insp  *asynq.Inspector // newRealEnv: the real queues
+	wh    *webhook.Admin
 }
 
 // fakeEnqueuer records tasks instead of enqueueing them, or fails with err.
@@ -124,9 +127,10 @@ func newEnv(tb testing.TB, opts ...func(*api.Config)) *env {
 	logger.SetLevel(logrus.DebugLevel)
 	e := &env{t: tb, mr: mr, rdb: rdb, st: st, clk: clk, logs: hook, dump: mr.Dump,
 		links: newSigner(tb, clk), enq: &fakeEnqueuer{}}
+	e.wh = newWebhooks(tb, st, e.enq, clk)
 	cfg := api.Config{
 		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
-		MaxBodyBytes: 4096, Enqueuer: e.enq, Links: e.links, PublicURL: publicURL,
+		MaxBodyBytes: 4096, Enqueuer: e.enq, Links: e.links, PublicURL: publicURL, Webhooks: e.wh,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -137,6 +141,33 @@ func newEnv(tb testing.TB, opts ...func(*api.Config)) *env {
 	}
 	e.srv = srv
 	return e
+}
+
+// webhookHosts resolves the hosts of the test endpoints: no test looks up
+// a real name.
+type webhookHosts map[string]string
+
+func (h webhookHosts) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	a, ok := h[host]
+	if !ok {
+		return nil, fmt.Errorf("no such host %q", host)
+	}
+	return []netip.Addr{netip.MustParseAddr(a)}, nil
+}
+
+// newWebhooks is the webhook operations of the test APIs: the address
+// policy on, with hooks.example.com public and internal.example.com
+// private.
+func newWebhooks(tb testing.TB, st *store.Store, enq webhook.Enqueuer, clk clock.Clock) *webhook.Admin {
+	tb.Helper()
+	a, err := webhook.NewAdmin(st, enq, webhook.AdminConfig{
+		Policy:        webhook.Policy{Resolver: webhookHosts{"hooks.example.com": "93.184.216.34", "internal.example.com": "10.0.0.7"}},
+		RotationGrace: time.Hour, Timeout: 15 * time.Second, Retention: 30 * 24 * time.Hour, Clock: clk,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
 }
 
 // newRealEnv is an API over a database of its own on the real
@@ -157,6 +188,7 @@ func newRealEnv(tb testing.TB) *env {
 		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
 		MaxBodyBytes: 4096, Enqueuer: asynq.NewClientFromRedisClient(rdb), Inspector: insp,
 		Links: e.links, PublicURL: publicURL + "/", // the trailing slash is dropped
+		Webhooks: newWebhooks(tb, st, asynq.NewClientFromRedisClient(rdb), clk),
 		// Options reach the task, but never move it off the critical queue.
 		TaskOptions: []asynq.Option{asynq.MaxRetry(2), asynq.Queue(tasks.QueueLow)},
 	})

@@ -106,21 +106,35 @@ func (s *Store) kWebhookEndpoint(id string) string { return s.cfg.Prefix + "wh:e
 func (s *Store) kWebhookEndpoints() string         { return s.cfg.Prefix + "wh:es" }
 func (s *Store) kWebhookVersion() string           { return s.cfg.Prefix + "wh:ev" }
 
+// ValidateWebhookURL reports (wrapping ErrInvalid) what the store refuses
+// in an endpoint URL: it must be an absolute http(s) URL, without user
+// information, fragment, spaces or control characters. Which hosts may be
+// reached is the webhook package's policy.
+func ValidateWebhookURL(u string) error {
+	pu, err := url.Parse(u)
+	msg := ""
+	switch {
+	case len(u) > MaxWebhookURLLen:
+		msg = fmt.Sprintf("url is at most %d bytes", MaxWebhookURLLen)
+	case err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.Opaque != "":
+		msg = fmt.Sprintf("url %.100q is not an absolute http(s) URL such as https://example.com/webhooks", u)
+	case pu.User != nil:
+		msg = "url must not carry a user or password: authenticate the messages with their signature"
+	case pu.Fragment != "" || strings.ContainsFunc(u, termtext.Unsafe) || strings.ContainsAny(u, " \t"):
+		msg = "url must not have a fragment, spaces or control characters"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, msg)
+}
+
 // webhookEndpointProblems lists what is wrong with an endpoint's fields
 // (the URL's form only: which hosts may be reached is the caller's policy).
 func (s *Store) webhookEndpointProblems(ctx context.Context, u, desc *string, types, cos *[]string) ([]string, error) {
 	var p []string
 	if u != nil {
-		pu, err := url.Parse(*u)
-		switch {
-		case len(*u) > MaxWebhookURLLen:
-			p = append(p, fmt.Sprintf("url is at most %d bytes", MaxWebhookURLLen))
-		case err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.Opaque != "":
-			p = append(p, fmt.Sprintf("url %.100q is not an absolute http(s) URL such as https://example.com/webhooks", *u))
-		case pu.User != nil:
-			p = append(p, "url must not carry a user or password: authenticate the messages with their signature")
-		case pu.Fragment != "" || strings.ContainsFunc(*u, termtext.Unsafe) || strings.ContainsAny(*u, " \t"):
-			p = append(p, "url must not have a fragment, spaces or control characters")
+		if err := ValidateWebhookURL(*u); err != nil {
+			p = append(p, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 		}
 	}
 	if desc != nil {

@@ -53,7 +53,7 @@ var ErrDisabled = errors.New("the webhook endpoint is disabled: enable it first 
 // CreateEndpoint checks the URL against the policy, makes a secret and
 // stores the endpoint; it returns the endpoint and its secret.
 func (a *Admin) CreateEndpoint(ctx context.Context, in store.NewWebhookEndpoint) (store.WebhookEndpoint, string, error) {
-	if err := a.cfg.Policy.Check(ctx, in.URL); err != nil {
+	if err := a.checkURL(ctx, in.URL); err != nil {
 		return store.WebhookEndpoint{}, "", err
 	}
 	secret, err := NewSecret()
@@ -68,11 +68,19 @@ func (a *Admin) CreateEndpoint(ctx context.Context, in store.NewWebhookEndpoint)
 // UpdateEndpoint checks a new URL against the policy and applies the patch.
 func (a *Admin) UpdateEndpoint(ctx context.Context, id string, p store.WebhookEndpointPatch) (store.WebhookEndpoint, error) {
 	if p.URL != nil {
-		if err := a.cfg.Policy.Check(ctx, *p.URL); err != nil {
+		if err := a.checkURL(ctx, *p.URL); err != nil {
 			return store.WebhookEndpoint{}, err
 		}
 	}
 	return a.st.UpdateWebhookEndpoint(ctx, id, p)
+}
+
+// checkURL checks a URL's form, then the address policy.
+func (a *Admin) checkURL(ctx context.Context, u string) error {
+	if err := store.ValidateWebhookURL(u); err != nil {
+		return err
+	}
+	return a.cfg.Policy.Check(ctx, u)
 }
 
 // RotateSecret gives an endpoint a new secret and returns it; the old one
