@@ -293,14 +293,19 @@ func deliverTasks(t testing.TB, ts []*asynq.Task) []tasks.WebhookDeliverPayload 
 	return out
 }
 
-// waitFor polls cond until it holds or d passes.
+// waitFor polls cond until it holds, failing the test if it does not
+// within d.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("timed out after %s waiting for %s", d, what)
+		case <-tick.C:
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
