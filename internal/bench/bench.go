@@ -19,6 +19,8 @@
 //	P4 memory       Redis used_memory per checked connection (two accounts), vs one asynq scheduled task
 //	P5 spread       weekly slots of 1M connections created in one minute, by hour (bench/out/spread.svg)
 //	P6 concurrency  one worker process, concurrency 2000, 1 s sandbox latency: throughput and peak RSS
+//	P7 webhooks     100k changes delivered to a local receiver by the dispatcher and deliverer vs raw asynq
+//	                POSTing the same signed messages; latency at 200 changes/s; Redis bytes per message
 package bench
 
 import (
@@ -100,13 +102,22 @@ type Sizes struct {
 	// CheckBatchWindow, when set, overrides the store's window for a
 	// check's Redis calls (experiments; default: the store's).
 	CheckBatchWindow time.Duration
+	// P7: P7Changes delivered in P7Rounds alternating rounds at
+	// P7Concurrency on both sides; then P7Rate changes per second for
+	// P7Duration for the latency.
+	P7Changes     int
+	P7Rounds      int
+	P7Concurrency int
+	P7Rate        int
+	P7Duration    time.Duration
 }
 
 // FullSizes are the sizes of the performance targets.
 func FullSizes() Sizes {
 	return Sizes{Name: "full", Conns: 1_000_000, Companies: 8, RawProbe: 100_000, RawGoroutines: []int{8, 16, 32}, SweepRounds: 4,
 		Process: 100_000, ProcessConcurrency: 20, ProcessRounds: 4, TickSmall: 10_000, Ticks: 1000, AsynqScheduled: 100_000,
-		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 30 * time.Second, P6Warmup: 5 * time.Second}
+		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 30 * time.Second, P6Warmup: 5 * time.Second,
+		P7Changes: 100_000, P7Rounds: 2, P7Concurrency: 20, P7Rate: 200, P7Duration: 30 * time.Second}
 }
 
 // SmallSizes run every measure in well under a minute. P5 keeps 1M IDs: it
@@ -115,7 +126,8 @@ func FullSizes() Sizes {
 func SmallSizes() Sizes {
 	return Sizes{Name: "small", Conns: 20_000, Companies: 4, RawProbe: 5_000, RawGoroutines: []int{8, 16, 32}, SweepRounds: 2,
 		Process: 5_000, ProcessConcurrency: 20, ProcessRounds: 2, TickSmall: 1_000, Ticks: 300, AsynqScheduled: 5_000,
-		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 8 * time.Second, P6Warmup: 3 * time.Second}
+		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 8 * time.Second, P6Warmup: 3 * time.Second,
+		P7Changes: 5_000, P7Rounds: 2, P7Concurrency: 20, P7Rate: 200, P7Duration: 5 * time.Second}
 }
 
 // SizesFor returns the sizes of a scale name.
@@ -243,7 +255,7 @@ func Run(ctx context.Context, opts Options) error {
 			continue
 		}
 		if !validID(id) {
-			return fmt.Errorf("-only %s: want measure IDs P1..P6", id)
+			return fmt.Errorf("-only %s: want measure IDs P1..P7", id)
 		}
 		sel[id] = true
 	}
@@ -327,7 +339,7 @@ func Run(ctx context.Context, opts Options) error {
 		id  string
 		run func(context.Context, *env) Result
 	}{
-		{"P1", runP1}, {"P3", runP3}, {"P2", runP2}, {"P4", runP4}, {"P5", runP5}, {"P6", runP6},
+		{"P1", runP1}, {"P3", runP3}, {"P2", runP2}, {"P4", runP4}, {"P5", runP5}, {"P6", runP6}, {"P7", runP7},
 	}
 	var results []Result
 	var failed []string
@@ -360,7 +372,7 @@ func Run(ctx context.Context, opts Options) error {
 
 func validID(id string) bool {
 	switch id {
-	case "P1", "P2", "P3", "P4", "P5", "P6":
+	case "P1", "P2", "P3", "P4", "P5", "P6", "P7":
 		return true
 	}
 	return false
