@@ -323,7 +323,6 @@ func FuzzHistRec(f *testing.F) {
 	})
 }
 
-
 // FuzzSealedCreds holds the fast path of sealedCreds.UnmarshalJSON to the
 // encoding/json path it short-cuts: same values, same acceptance.
 func FuzzSealedCreds(f *testing.F) {

@@ -194,7 +194,9 @@ func TestGoneDisables(t *testing.T) {
 	first := e.dispatched(ep.ID)
 	second := e.dispatched(ep.ID)
 	var disabled []string
-	d := e.deliverer(func(c *DelivererConfig) { c.OnDisabled = func(id, reason string) { disabled = append(disabled, id+": "+reason) } })
+	d := e.deliverer(func(c *DelivererConfig) {
+		c.OnDisabled = func(id, reason string) { disabled = append(disabled, id+": "+reason) }
+	})
 	if err := d.HandleDeliver(e.ctx, deliverTask(t, first)); err != nil {
 		t.Fatalf("a 410: %v, want no retry", err)
 	}
