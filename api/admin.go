@@ -116,7 +116,7 @@ type QueueStats struct {
 	Paused    bool   `json:"paused"`
 }
 
-// QueueList is the answer of GET /v1/queues, in tasks.Queues order.
+// QueueList is the answer of GET /v1/queues, in tasks.AllQueues order.
 type QueueList struct {
 	Queues []QueueStats `json:"queues"`
 }
@@ -544,7 +544,7 @@ func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
 
 const queuesUnavailable = "queue controls are not available: this API has no queue inspector configured"
 
-// queueStats reads one of tasks.Queues; exists is whether asynq has
+// queueStats reads one of tasks.AllQueues; exists is whether asynq has
 // created it (a queue is created with its first task).
 func (s *Server) queueStats(name string, exists bool) (QueueStats, error) {
 	if !exists {
@@ -580,8 +580,8 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err, "api: list queues")
 		return
 	}
-	out := QueueList{Queues: make([]QueueStats, 0, len(tasks.Queues))}
-	for _, q := range tasks.Queues {
+	out := QueueList{Queues: make([]QueueStats, 0, len(tasks.AllQueues))}
+	for _, q := range tasks.AllQueues {
 		st, err := s.queueStats(q, exist[q])
 		if err != nil {
 			s.serverError(w, r, err, "api: list queues")
@@ -608,8 +608,8 @@ func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, pause bool) {
 		return
 	}
 	name := r.PathValue("queue")
-	if !slices.Contains(tasks.Queues, name) {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("queue %.100q not found: valid queues are %s", name, strings.Join(tasks.Queues, ", ")))
+	if !slices.Contains(tasks.AllQueues, name) {
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("queue %.100q not found: valid queues are %s", name, strings.Join(tasks.AllQueues, ", ")))
 		return
 	}
 	var opErr error

@@ -289,7 +289,7 @@ func TestRealRedisCompany(t *testing.T) {
 		t.Fatalf("blocked connection after reactivation: %s next %v", b.Status, b.NextCheckAt)
 	}
 	// No mass enqueue: the scheduler picks the due connections up.
-	for _, q := range tasks.Queues {
+	for _, q := range tasks.AllQueues {
 		if ts := e.queued(q); len(ts) != 0 {
 			t.Fatalf("queue %s holds %v", q, ts)
 		}
@@ -812,11 +812,11 @@ func TestRealRedisQueues(t *testing.T) {
 	e := newRealEnv(t)
 	var list api.QueueList
 	e.send(call{method: "GET", path: "/v1/queues"}, 200, &list)
-	if len(list.Queues) != len(tasks.Queues) {
+	if len(list.Queues) != len(tasks.AllQueues) {
 		t.Fatalf("queues: %+v", list)
 	}
 	for i, q := range list.Queues {
-		if q != (api.QueueStats{Queue: tasks.Queues[i]}) {
+		if q != (api.QueueStats{Queue: tasks.AllQueues[i]}) {
 			t.Errorf("a queue with no task yet reports zeros: %+v", q)
 		}
 	}

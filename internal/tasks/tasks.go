@@ -23,8 +23,12 @@ const (
 	QueueLow      = "low"      // bulk and demo work
 )
 
-// Queues lists every queue checkd uses.
+// Queues lists the check queues, which the worker serves by weight.
 var Queues = []string{QueueCritical, QueueDefault, QueueLow}
+
+// AllQueues lists every queue checkd uses: the check queues, then the
+// webhook deliverer's own.
+var AllQueues = []string{QueueCritical, QueueDefault, QueueLow, QueueWebhooks}
 
 // Reasons a check was enqueued.
 const (
