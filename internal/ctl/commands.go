@@ -14,7 +14,7 @@ import (
 )
 
 // commands lists every command, in help order.
-var commands = []*command{
+var commands = append([]*command{
 	{name: "companies list", summary: "list companies", maxArgs: 0, run: companiesList},
 	{name: "company create", args: "<name>", summary: "create a company", minArgs: 1, maxArgs: 1, run: companyCreate},
 	{name: "company deactivate", args: "<companyId>", summary: "deactivate a company: its connections become COMPANY_INACTIVE and stop being checked",
@@ -69,7 +69,7 @@ var commands = []*command{
 	{name: "queues resume", args: "<queue>", summary: "resume a paused queue", minArgs: 1, maxArgs: 1, run: queueAction("resume")},
 
 	{name: "statuses", summary: "list the status vocabulary and the datasources", maxArgs: 0, run: statuses},
-}
+}, webhookCommands...)
 
 // --- API shapes (the fields checkctl prints; --output json prints all) ---
 
