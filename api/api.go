@@ -80,6 +80,7 @@ import (
 
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/store"
 )
 
@@ -162,11 +163,11 @@ type Server struct {
 	// method (see connectionRoute).
 	connRoutes map[string]map[string]connHandler
 
-	mu      sync.Mutex
-	srv     *http.Server
-	addr    string
-	done    chan struct{}
-	stopped bool
+	life startstop.Lifecycle
+	srv  *http.Server  // set by Start
+	done chan struct{} // closed when srv stops serving
+	mu   sync.Mutex    // guards addr
+	addr string
 }
 
 // New returns a server over st. It fails when cfg lacks API keys or
@@ -231,16 +232,13 @@ func (s *Server) Mount(pattern string, h http.Handler, requireKey bool) {
 }
 
 // Start listens on Config.Addr, failing at once when the address is taken,
-// and serves in the background until Stop. ctx bounds only the listen.
+// and serves in the background until Stop. ctx bounds only the listen. A
+// server starts once (startstop.Lifecycle).
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.stopped:
-		return errors.New("api: start: server was stopped; create a new one with New")
-	case s.srv != nil:
-		return errors.New("api: start: server is already running")
-	}
+	return s.life.Start("api", func() error { return s.start(ctx) })
+}
+
+func (s *Server) start(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
@@ -262,8 +260,11 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.WithError(err).Error("api: server stopped serving")
 		}
 	}()
-	s.srv, s.done, s.addr = srv, done, ln.Addr().String()
-	s.log.WithField("addr", s.addr).Info("api: listening")
+	s.srv, s.done = srv, done
+	s.mu.Lock()
+	s.addr = ln.Addr().String()
+	s.mu.Unlock()
+	s.log.WithField("addr", ln.Addr().String()).Info("api: listening")
 	return nil
 }
 
@@ -277,21 +278,19 @@ func (s *Server) Addr() string {
 
 // Stop shuts the server down gracefully, waiting for requests in flight
 // until ctx ends (then it closes the remaining connections). It is safe to
-// call twice and before Start; a stopped server cannot be started again.
+// call twice and before Start (startstop.Lifecycle); a stopped server
+// cannot be started again.
 func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	srv, done := s.srv, s.done
-	s.srv, s.stopped = nil, true
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	if err := srv.Shutdown(ctx); err != nil {
-		_ = srv.Close()
+	return s.life.Stop(ctx, "api", s.stop)
+}
+
+func (s *Server) stop(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
 		return fmt.Errorf("api: graceful shutdown: %w (remaining connections were closed)", err)
 	}
 	select {
-	case <-done:
+	case <-s.done:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("api: waiting for the server to stop: %w", ctx.Err())

@@ -46,6 +46,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 )
@@ -134,11 +135,9 @@ type Scheduler struct {
 
 	tickMu sync.Mutex // serializes ticks of this process
 
-	mu      sync.Mutex // guards the lifecycle below
-	cron    *cron.Cron
-	cancel  context.CancelFunc
-	started bool
-	stopped bool
+	life   startstop.Lifecycle
+	cron   *cron.Cron         // set by Start
+	cancel context.CancelFunc // cancels the ticks' context
 }
 
 // New returns a scheduler over st that enqueues with enq. It fails on an
@@ -200,14 +199,13 @@ func (s *Scheduler) Config() Config { return s.cfg }
 // (store.EnsureSchedule: a rebuild after the interval changed, one read
 // otherwise), then runs a tick, Tick(ctx, Clock.Now()), on every occurrence
 // of Config.Spec until Stop. A tick still running when the next one is due
-// makes that one skip. A Scheduler starts once: Start fails after Start or
-// Stop.
+// makes that one skip. A Scheduler starts once (startstop.Lifecycle): Start
+// fails after Start or Stop.
 func (s *Scheduler) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.stopped {
-		return errors.New("scheduler: already started or stopped; create a new Scheduler to start again")
-	}
+	return s.life.Start("scheduler", func() error { return s.start(ctx) })
+}
+
+func (s *Scheduler) start(ctx context.Context) error {
 	// The schedule is keyed by the interval: rebuild it first if the
 	// interval changed (a no-op read otherwise).
 	began := time.Now()
@@ -219,7 +217,6 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.log.WithFields(logrus.Fields{"connections": n, "interval": s.st.Interval().String(), "took": time.Since(began)}).
 			Info("rebuilt the weekly schedule for the check interval")
 	}
-	s.started = true
 	runCtx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	s.cron = cron.New(cron.WithLogger(cronLogger{s.log}), cron.WithChain(cron.Recover(cronLogger{s.log})))
@@ -249,25 +246,18 @@ func (s *Scheduler) cronTick(ctx context.Context) {
 // Stop stops the cron and waits, bounded by ctx, for a running tick to
 // finish; when ctx ends first the tick is cancelled (its unfinished
 // connections come due again after their lease) and Stop returns ctx's
-// error. It is safe to call twice and before Start.
+// error. It is safe to call twice and before Start (startstop.Lifecycle).
 func (s *Scheduler) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.started || s.stopped {
-		s.stopped = true
-		s.mu.Unlock()
-		return nil
-	}
-	s.stopped = true
-	c, cancel := s.cron, s.cancel
-	s.mu.Unlock()
+	return s.life.Stop(ctx, "scheduler", s.stop)
+}
 
-	defer cancel()
+func (s *Scheduler) stop(ctx context.Context) error {
+	defer s.cancel()
 	select {
-	case <-c.Stop().Done():
+	case <-s.cron.Stop().Done():
 		s.log.Info("scheduler stopped")
 		return nil
 	case <-ctx.Done():
-		cancel()
 		return fmt.Errorf("scheduler: stop: a tick was still running and has been cancelled: %w", ctx.Err())
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +25,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 )
@@ -106,17 +106,9 @@ type Worker struct {
 	// the per-check line costs nothing, not even its fields map.
 	infoOn func() bool
 
-	mu    sync.Mutex
-	state int // stateNew, stateStarted, stateStopped
-	srv   *asynq.Server
-	done  chan struct{} // closed when the server has shut down
+	life startstop.Lifecycle
+	srv  *asynq.Server // set by Start
 }
-
-const (
-	stateNew = iota
-	stateStarted
-	stateStopped
-)
 
 // New returns a worker that checks connections of st with the checkers of
 // reg, taking tasks from rdb. It does not touch Redis until Start.
@@ -176,14 +168,10 @@ func levelEnabled(l logrus.FieldLogger, lvl logrus.Level) func() bool {
 // Start starts the asynq server in the background: it serves check:connection
 // tasks from the configured queues until Stop. A worker starts once.
 func (w *Worker) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch w.state {
-	case stateStarted:
-		return errors.New("worker: already started")
-	case stateStopped:
-		return errors.New("worker: stopped; create a new worker to start again")
-	}
+	return w.life.Start("worker", func() error { return w.start(ctx) })
+}
+
+func (w *Worker) start(ctx context.Context) error {
 	if err := w.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("worker: redis is unreachable (check CHECKD_REDIS_URL): %w", err)
 	}
@@ -211,36 +199,29 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.st.AddCheckSlots(-w.cfg.Concurrency)
 		return fmt.Errorf("worker: start asynq server: %w", err)
 	}
-	w.srv, w.state, w.done = srv, stateStarted, make(chan struct{})
+	w.srv = srv
 	w.log.WithFields(logrus.Fields{"concurrency": w.cfg.Concurrency, "queues": w.cfg.Queues}).Info("worker started")
 	return nil
 }
 
 // Stop stops taking tasks and waits for in-flight checks, up to
 // ShutdownTimeout (asynq then returns the unfinished ones to their queue) or
-// until ctx is done. It is safe to call twice, concurrently, or before Start;
-// a stopped worker does not start again.
+// until ctx is done. It is safe to call twice, concurrently, or before Start
+// (startstop.Lifecycle); a stopped worker does not start again.
 func (w *Worker) Stop(ctx context.Context) error {
-	w.mu.Lock()
-	prev, srv, done := w.state, w.srv, w.done
-	w.state = stateStopped
-	w.mu.Unlock()
-	switch prev {
-	case stateNew:
-		return nil
-	case stateStarted:
-		go func() {
-			srv.Shutdown()
-			w.st.AddCheckSlots(-w.cfg.Concurrency)
-			w.log.Info("worker stopped")
-			close(done)
-		}()
-	}
-	if done == nil {
-		return nil
-	}
+	return w.life.Stop(ctx, "worker", w.stop)
+}
+
+func (w *Worker) stop(ctx context.Context) error {
+	drained := make(chan struct{})
+	go func() {
+		w.srv.Shutdown()
+		w.st.AddCheckSlots(-w.cfg.Concurrency)
+		w.log.Info("worker stopped")
+		close(drained)
+	}()
 	select {
-	case <-done:
+	case <-drained:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("worker: stop: in-flight checks are still finishing: %w", ctx.Err())

@@ -56,6 +56,7 @@ import (
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -100,20 +101,18 @@ type Options struct {
 // failedStartTimeout bounds the cleanup of a Start that failed half-way.
 const failedStartTimeout = 10 * time.Second
 
-const (
-	stateNew = iota
-	stateStarted
-	stateStopped
-)
-
 // Daemon is one checkd process. Build it with New, then Start and Stop it.
 type Daemon struct {
 	cfg  configs.Config
 	log  *logrus.Logger
 	opts Options
 
-	mu      sync.Mutex
-	state   int
+	life startstop.Lifecycle
+	// parts holds the stop of every part Start brought up, in start order;
+	// Stop runs them in reverse.
+	parts startstop.Stack
+
+	mu      sync.Mutex // guards the parts below; held by Start and Stop
 	mr      *miniredis.Miniredis
 	rdb     *redis.Client
 	st      *store.Store
@@ -121,7 +120,6 @@ type Daemon struct {
 	wk      *worker.Worker
 	sch     *scheduler.Scheduler
 	srv     *api.Server
-	ops     *http.Server
 	opsAddr string
 	enq     *asynq.Client
 	insp    *asynq.Inspector
@@ -165,34 +163,59 @@ func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) 
 
 // Start brings the process up in the documented order and returns once
 // every role is running; it does not block. ctx bounds the startup (Redis
-// ping, listen, demo seeding). A daemon starts once.
+// ping, listen, demo seeding). A daemon starts once (startstop.Lifecycle);
+// a Start that failed has stopped what it started.
 func (d *Daemon) Start(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch d.state {
-	case stateStarted:
-		return errors.New("daemon: already started")
-	case stateStopped:
-		return errors.New("daemon: stopped; create a new daemon to start again")
-	}
-	d.state = stateStarted
-	if err := d.start(ctx); err != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failedStartTimeout)
-		defer cancel()
-		if serr := d.stop(sctx); serr != nil {
-			d.log.WithError(serr).Warn("cleaning up after a failed start")
+	return d.life.Start("daemon", func() error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err := d.start(ctx); err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failedStartTimeout)
+			defer cancel()
+			if serr := d.stop(sctx); serr != nil {
+				d.log.WithError(serr).Warn("cleaning up after a failed start")
+			}
+			return err
 		}
-		return err
+		return nil
+	})
+}
+
+// start runs the start steps in the package's documented order; each step
+// that brings up a running part pushes its stop on d.parts.
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	steps := []struct {
+		on  bool
+		run func(context.Context) error
+	}{
+		{true, d.startRedis},
+		{true, d.openStore},
+		{true, d.registerCheckers},
+		{cfg.Has(configs.RoleWorker), d.startWorker},
+		{cfg.Has(configs.RoleScheduler), d.startScheduler},
+		{cfg.Has(configs.RoleAPI), d.startAPI},
+		{cfg.MetricsAddr != "", d.startOps},
+		{cfg.Demo.Enabled, d.seedDemo},
 	}
+	for _, step := range steps {
+		if !step.on {
+			continue
+		}
+		if err := step.run(ctx); err != nil {
+			return err
+		}
+	}
+	d.ready.Store(true)
+	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
+		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
 	return nil
 }
 
-func (d *Daemon) start(ctx context.Context) error {
+// openStore builds the store over d.rdb, with the credential cipher, and
+// the asynq client, inspector and metrics that share it.
+func (d *Daemon) openStore(context.Context) error {
 	cfg := d.cfg
-	if err := d.startRedis(ctx); err != nil {
-		return err
-	}
-
 	key, err := d.encryptionKey()
 	if err != nil {
 		return err
@@ -207,7 +230,6 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-
 	// One asynq client and inspector share d.rdb (asynq refuses to close a
 	// shared client, so they are dropped, not closed, on stop). The client's
 	// enqueues go through the store's group commit: a sweep's concurrent
@@ -215,77 +237,73 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.enq = asynq.NewClientFromRedisClient(d.st.SharedClient())
 	d.insp = asynq.NewInspectorFromRedisClient(d.rdb)
 	d.met = metrics.New(d.st, d.insp, d.opts.Clock)
+	return nil
+}
 
+// registerCheckers builds the checker registry: the sandbox datasource.
+func (d *Daemon) registerCheckers(context.Context) error {
 	d.reg = checks.NewRegistry()
-	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
+	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: d.cfg.Sandbox.Latency})); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
+	return nil
+}
 
-	if cfg.Has(configs.RoleWorker) {
-		wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
-			Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
-			CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-			EmptyQueueRecheck: emptyQueueRecheck(cfg.Worker.EmptyQueueRecheck), Clock: d.opts.Clock,
-			Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
-		})
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		if err := wk.Start(ctx); err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.wk = wk
+func (d *Daemon) startWorker(ctx context.Context) error {
+	cfg := d.cfg
+	wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
+		Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
+		CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		EmptyQueueRecheck: emptyQueueRecheck(cfg.Worker.EmptyQueueRecheck), Clock: d.opts.Clock,
+		Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
-
-	if cfg.Has(configs.RoleScheduler) {
-		maxRetry := cfg.Scheduler.MaxRetry
-		if maxRetry == 0 {
-			maxRetry = -1 // the scheduler reads 0 as "default"; the config means none
-		}
-		sch, err := scheduler.New(d.st, d.enq, scheduler.Config{
-			Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
-			Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
-			TaskTimeout: cfg.Scheduler.TaskTimeout, MaxRetry: maxRetry,
-			Clock: d.opts.Clock, Logger: d.log, OnTick: d.met.ObserveTick,
-		})
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		if err := sch.Start(ctx); err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.sch = sch
+	if err := wk.Start(ctx); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
+	d.wk = wk
+	d.parts.Push("worker", wk.Stop)
+	return nil
+}
 
-	if cfg.Has(configs.RoleAPI) {
-		if err := d.startAPI(ctx); err != nil {
-			return err
-		}
+func (d *Daemon) startScheduler(ctx context.Context) error {
+	cfg := d.cfg
+	maxRetry := cfg.Scheduler.MaxRetry
+	if maxRetry == 0 {
+		maxRetry = -1 // the scheduler reads 0 as "default"; the config means none
 	}
-
-	if cfg.MetricsAddr != "" {
-		if err := d.startOps(ctx); err != nil {
-			return err
-		}
+	sch, err := scheduler.New(d.st, d.enq, scheduler.Config{
+		Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
+		Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
+		TaskTimeout: cfg.Scheduler.TaskTimeout, MaxRetry: maxRetry,
+		Clock: d.opts.Clock, Logger: d.log, OnTick: d.met.ObserveTick,
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
-
-	if cfg.Demo.Enabled {
-		sum, err := demo.Seed(ctx, d.st, cfg.Demo)
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.seeded = sum
-		if sum.Skipped {
-			d.log.Info("demo data not seeded: the store already has companies")
-		} else {
-			d.log.WithFields(logrus.Fields{"companies": sum.Companies, "connections": sum.Connections}).
-				Info("demo data seeded: sandbox connections are PENDING and checked on the next tick")
-		}
+	if err := sch.Start(ctx); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
+	d.sch = sch
+	d.parts.Push("scheduler", sch.Stop)
+	return nil
+}
 
-	d.ready.Store(true)
-	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
-		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
+// seedDemo seeds the demo data into a store without companies.
+func (d *Daemon) seedDemo(ctx context.Context) error {
+	sum, err := demo.Seed(ctx, d.st, d.cfg.Demo)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.seeded = sum
+	if sum.Skipped {
+		d.log.Info("demo data not seeded: the store already has companies")
+	} else {
+		d.log.WithFields(logrus.Fields{"companies": sum.Companies, "connections": sum.Connections}).
+			Info("demo data seeded: sandbox connections are PENDING and checked on the next tick")
+	}
 	return nil
 }
 
@@ -297,6 +315,7 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 			return fmt.Errorf("daemon: start the embedded Redis: %w", err)
 		}
 		d.mr = mr
+		d.parts.Push("embedded redis", func(context.Context) error { mr.Close(); return nil })
 		opt = &redis.Options{Addr: mr.Addr()}
 		d.log.WithField("addr", mr.Addr()).Warn("no Redis configured: using an EMBEDDED IN-MEMORY Redis; all data is LOST ON EXIT. Set " +
 			configs.EnvRedisURL + " (e.g. redis://127.0.0.1:6379/0) to keep it")
@@ -312,7 +331,14 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 	if opt.PoolSize == 0 {
 		opt.PoolSize = RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
 	}
-	d.rdb = redis.NewClient(opt)
+	rdb := redis.NewClient(opt)
+	d.rdb = rdb
+	d.parts.Push("redis client", func(context.Context) error {
+		if err := rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			return err
+		}
+		return nil
+	})
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := d.rdb.Ping(pctx).Err(); err != nil {
@@ -374,6 +400,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.srv = srv
+	d.parts.Push("api", srv.Stop)
 	if d.genKey {
 		// Printed once, on Out and never in the log, so the user can curl.
 		k := d.apiKeys[0]
@@ -388,54 +415,22 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 // Stop stops the process in reverse start order, bounded by ctx, and
 // reports every failure. It is safe to call twice and before Start.
 func (d *Daemon) Stop(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.state != stateStarted {
-		d.state = stateStopped
-		return nil
-	}
-	d.state = stateStopped
-	err := d.stop(ctx)
-	if err == nil {
-		d.log.Info("checkd stopped")
-	}
-	return err
+	return d.life.Stop(ctx, "daemon", func(ctx context.Context) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		err := d.stop(ctx)
+		if err == nil {
+			d.log.Info("checkd stopped")
+		}
+		return err
+	})
 }
 
-// stop stops whatever was started; each part's Stop is safe to repeat.
+// stop stops whatever was started, last started first.
 func (d *Daemon) stop(ctx context.Context) error {
-	var errs []error
 	d.ready.Store(false)
-	if d.ops != nil {
-		if err := d.ops.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop ops listener: %w", err))
-		}
-	}
-	if d.srv != nil {
-		if err := d.srv.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop api: %w", err))
-		}
-	}
-	if d.sch != nil {
-		if err := d.sch.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop scheduler: %w", err))
-		}
-	}
-	if d.wk != nil {
-		if err := d.wk.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop worker: %w", err))
-		}
-	}
-	if d.rdb != nil {
-		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close redis client: %w", err))
-		}
-	}
-	if d.mr != nil {
-		d.mr.Close()
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("daemon: stop: %w", errors.Join(errs...))
+	if err := d.parts.Stop(ctx); err != nil {
+		return fmt.Errorf("daemon: stop: %w", err)
 	}
 	return nil
 }
@@ -525,13 +520,14 @@ func (d *Daemon) startOps(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: listen on metricsAddr %s: %w (pick another with %s)", d.cfg.MetricsAddr, err, configs.EnvMetricsAddr)
 	}
-	d.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ops := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.opsAddr = ln.Addr().String()
 	go func() {
-		if err := d.ops.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := ops.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.WithError(err).Error("ops listener failed")
 		}
 	}()
+	d.parts.Push("ops listener", ops.Shutdown)
 	d.log.WithField("addr", d.opsAddr).Info("serving /metrics, /healthz and /readyz")
 	return nil
 }
