@@ -21,6 +21,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/store"
@@ -504,11 +505,13 @@ func (e *faultEnv) recover(t *testing.T, s *Scheduler, now time.Time, items []du
 	t.Helper()
 	at := now
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
-	var out []TickStats
-	for {
+	var (
+		out     []TickStats
+		queued  int
+		backlog int64
+		rs      redisState
+	)
+	recovered := poll.Until(30*time.Second, func() bool {
 		now = now.Add(time.Minute + s.cfg.Lease)
 		e.clk.Set(now)
 		st, err := s.Tick(ctx, now)
@@ -519,25 +522,22 @@ func (e *faultEnv) recover(t *testing.T, s *Scheduler, now time.Time, items []du
 			t.Errorf("recovery tick %+v: claimed is not enqueued + already queued + failed", st)
 		}
 		out = append(out, st)
-		queued := e.requireSafe(t, fmt.Sprintf("after recovery tick %d", len(out)), items, at)
-		backlog, err := e.st.DueBacklog(ctx, now)
-		if err != nil {
+		queued = e.requireSafe(t, fmt.Sprintf("after recovery tick %d", len(out)), items, at)
+		if backlog, err = e.st.DueBacklog(ctx, now); err != nil {
 			// The client under test may run without retries: after a crash,
 			// each stale pooled connection fails once. Not recovered yet;
 			// the next round reads again (the deadline bounds it).
 			t.Logf("due backlog: %v", err)
 			backlog = -1
 		}
-		rs := e.state(t, nil, at)
-		if queued == len(items) && backlog == 0 && len(rs.due) == 0 && len(rs.inflight) == 0 {
-			return out, rs.later
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %d recovery ticks (%+v): %d of %d queued, backlog %d, %d due, %d in flight",
-				len(out), out, queued, len(items), backlog, len(rs.due), len(rs.inflight))
-		}
-		<-poll.C
+		rs = e.state(t, nil, at)
+		return queued == len(items) && backlog == 0 && len(rs.due) == 0 && len(rs.inflight) == 0
+	})
+	if !recovered {
+		t.Fatalf("after %d recovery ticks (%+v): %d of %d queued, backlog %d, %d due, %d in flight",
+			len(out), out, queued, len(items), backlog, len(rs.due), len(rs.inflight))
 	}
+	return out, rs.later
 }
 
 // TestSharedSweepFaults proves that a sweep whose enqueues share round

@@ -149,7 +149,4 @@ func (e *env) outcomes() []store.Outcome {
 	return out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-var waitFor = worker.WaitFor
-
 var errBroken = errors.New("login form changed: selector #username not found")

@@ -20,6 +20,7 @@ import (
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/store"
 )
@@ -534,23 +535,6 @@ func (e *queueEnv) stop(t *testing.T) {
 	}
 }
 
-// WaitFor polls cond until it holds, failing the test if it does not
-// within d. Exported for the package's external tests (waitFor).
-func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		case <-tick.C:
-		}
-	}
-}
-
 // TestWorkerSkipsEmptyQueues proves, through a real asynq server, that
 // with the memo a backlog in one queue costs about one dequeue round trip
 // per task, where asynq alone also asks the empty queues (about 1.92 per
@@ -579,7 +563,7 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 			}
 			e.enqueue(t, tasks.QueueDefault, ids...)
 			e.start(t)
-			WaitFor(t, 60*time.Second, fmt.Sprintf("%d checks", n), func() bool { return e.checked.Load() >= n })
+			poll.WaitFor(t, 60*time.Second, fmt.Sprintf("%d checks", n), func() bool { return e.checked.Load() >= n })
 			e.stop(t)
 
 			calls := e.hook.dequeues.Load()
@@ -632,7 +616,7 @@ func TestEmptyQueueRecheckServesCritical(t *testing.T) {
 	}
 	e.start(t)
 	// Critical has been found empty, and default is handing out tasks.
-	WaitFor(t, 60*time.Second, "default handing out tasks, critical found empty", func() bool {
+	poll.WaitFor(t, 60*time.Second, "default handing out tasks, critical found empty", func() bool {
 		n, err := e.rdb.LLen(context.Background(), pendingKey).Result()
 		return err == nil && n < backlog-20 && e.hook.queueCalls(tasks.QueueCritical) > 0
 	})

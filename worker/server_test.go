@@ -11,6 +11,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/worker"
 )
@@ -47,7 +48,7 @@ func TestServer(t *testing.T) {
 					t.Fatalf("enqueue: %v", err)
 				}
 			}
-			waitFor(t, 20*time.Second, "both checks recorded", func() bool {
+			poll.WaitFor(t, 20*time.Second, "both checks recorded", func() bool {
 				return e.get(t, good.ID).Status != checks.ConnPending && e.get(t, bad.ID).Status != checks.ConnPending
 			})
 			if g := e.get(t, good.ID); g.Status != checks.ConnConnected || len(g.Accounts) != 2 {
@@ -154,7 +155,7 @@ func TestTemporaryFailureOnLastAttempt(t *testing.T) {
 	if _, err := asynq.NewClientFromRedisClient(e.rdb).EnqueueContext(ctx, tk); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn.ID).Status != checks.ConnPending })
+	poll.WaitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn.ID).Status != checks.ConnPending })
 	got := e.get(t, cn.ID)
 	if got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "temporary failure on every attempt") {
 		t.Fatalf("status %s %q, want OTHER_ERROR naming the temporary failure", got.Status, got.StatusErrorDetail)
