@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/store"
 )
 
@@ -35,7 +36,9 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st, err := store.New(rdb, store.Config{Cipher: cipher})
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
+	stCfg.Cipher = cipher
+	st, err := store.New(rdb, stCfg)
 	if err != nil {
 		log.Fatal(err)
 	}

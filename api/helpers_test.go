@@ -107,7 +107,7 @@ func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
 
 func newStore(tb testing.TB, rdb redis.UniversalClient, clk clock.Clock) *store.Store {
 	tb.Helper()
-	return storetest.New(tb, rdb, store.Config{Clock: clk})
+	return storetest.New(tb, rdb, func(c *store.Config) { c.Clock = clk })
 }
 
 // newEnv is an API over miniredis with a recording enqueuer and a link

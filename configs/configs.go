@@ -243,6 +243,15 @@ func (c Config) Redacted() Config {
 	return out
 }
 
+// StoreConfig returns the store's settings: store.New's Config without the
+// Cipher and Clock, which the caller adds. (The other parts read theirs
+// with scheduler.ConfigFrom, worker.ConfigFrom and api.ConfigFrom; this one
+// lives here because configs imports store to validate keys and names.)
+func (c Config) StoreConfig() store.Config {
+	return store.Config{Interval: c.CheckInterval, HistoryLimit: c.Store.HistoryLimit, EventsMaxLen: c.Store.EventsMaxLen,
+		AutoTrack: c.Store.AutoTrack, QueuedTTL: c.Store.QueuedTTL, CheckBatchWindow: c.Store.CheckBatchWindow}
+}
+
 // Default returns the embedded production defaults.
 func Default() Config {
 	c, err := Parse(nil)

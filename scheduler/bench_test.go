@@ -16,7 +16,6 @@ import (
 
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
-	"github.com/checkd/checkd/store"
 )
 
 // The sweep benchmarks run on a real redis-server (redistest), where the
@@ -105,7 +104,7 @@ func seedDue(b *testing.B, rdb *redis.Client, ids []string, at time.Time) {
 // benchEnv returns a store and an asynq client on a flushed real Redis.
 func benchEnv(b *testing.B) (*env, *asynq.Client) {
 	b.Helper()
-	e := newEnvOn(b, redistest.Start(b).Client(b), store.DefaultInterval)
+	e := newEnvOn(b, redistest.Start(b).Client(b), defaultInterval)
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	return e, client
 }

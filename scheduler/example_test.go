@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
@@ -30,9 +31,11 @@ func ExampleScheduler_Tick() {
 
 	ctx := context.Background()
 	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	ci, _ := store.NewCipher(key)
-	st, err := store.New(rdb, store.Config{Cipher: ci, Clock: clk})
+	stCfg.Cipher, _ = store.NewCipher(key)
+	stCfg.Clock = clk
+	st, err := store.New(rdb, stCfg)
 	if err != nil {
 		panic(err)
 	}

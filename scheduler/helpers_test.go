@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
@@ -23,6 +24,10 @@ import (
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
+
+// defaultInterval is checkd's default check interval, which most tests run
+// with.
+var defaultInterval = configs.Default().CheckInterval
 
 // t0 is the simulated start of every test: a Monday.
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -47,7 +52,7 @@ func newEnv(tb testing.TB, interval time.Duration) *env {
 func newEnvOn(tb testing.TB, rdb *redis.Client, interval time.Duration) *env {
 	tb.Helper()
 	clk := clock.NewFake(t0)
-	return &env{rdb: rdb, st: storetest.New(tb, rdb, store.Config{Clock: clk, Interval: interval}), clk: clk}
+	return &env{rdb: rdb, st: storetest.New(tb, rdb, func(c *store.Config) { c.Clock, c.Interval = clk, interval }), clk: clk}
 }
 
 // company creates an active company.

@@ -17,12 +17,11 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
-	"github.com/checkd/checkd/store"
 )
 
 func TestNewConfig(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	rec := &recorder{}
 	tests := []struct {
 		spec    string
@@ -181,7 +180,7 @@ func TestTickPromptFirstCheck(t *testing.T) {
 func TestTickAlreadyQueued(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	cn := e.connection(t, e.company(t, "Acme"), "bob")
 	task, err := tasks.NewCheckTask(cn.ID, cn.CreatedAt, tasks.ReasonScheduled)
@@ -201,7 +200,7 @@ func TestTickAlreadyQueued(t *testing.T) {
 	}
 	// Advanced to its weekly slot, which may fall anywhere in the coming
 	// week: nothing is due just before it, and it is due at it.
-	next := checks.NextSlot(cn.ID, cn.CreatedAt, store.DefaultInterval)
+	next := checks.NextSlot(cn.ID, cn.CreatedAt, defaultInterval)
 	if n, err := e.st.DueBacklog(ctx, next.Add(-time.Millisecond)); err != nil || n != 0 {
 		t.Errorf("%d connections due before the weekly slot %v (%v), want the already-queued one advanced", n, next, err)
 	}
@@ -218,7 +217,7 @@ func TestTickAlreadyQueued(t *testing.T) {
 func TestConcurrentSchedulers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	const n = 3000
 	want := map[string]bool{}   // every first check, exactly once
 	weekly := map[string]bool{} // weekly slots that came in the minute since creation
@@ -226,7 +225,7 @@ func TestConcurrentSchedulers(t *testing.T) {
 	for c := range 3 {
 		for _, cn := range e.connections(t, e.company(t, fmt.Sprint("Co", c)), n/3) {
 			want[tasks.CheckTaskID(cn.ID, cn.CreatedAt)] = true
-			if w := checks.NextSlot(cn.ID, cn.CreatedAt, store.DefaultInterval); !w.After(now) {
+			if w := checks.NextSlot(cn.ID, cn.CreatedAt, defaultInterval); !w.After(now) {
 				weekly[tasks.CheckTaskID(cn.ID, w)] = true
 			}
 		}
@@ -314,7 +313,7 @@ func TestConcurrentSchedulers(t *testing.T) {
 func TestBoundedCatchUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	const n, perTick = 1000, 100
 	cns := e.connections(t, e.company(t, "Acme"), n)
 	rec := &recorder{}
@@ -325,7 +324,7 @@ func TestBoundedCatchUp(t *testing.T) {
 	// creation (1000 connections have one about 1 time in 10).
 	want := n
 	for _, cn := range cns {
-		if !checks.NextSlot(cn.ID, cn.CreatedAt, store.DefaultInterval).After(now) {
+		if !checks.NextSlot(cn.ID, cn.CreatedAt, defaultInterval).After(now) {
 			want++
 		}
 	}
@@ -441,7 +440,7 @@ func TestFailedEnqueueComesDueAgain(t *testing.T) {
 // claimed is lost.
 func TestTickCancelled(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connections(t, e.company(t, "Acme"), 10)
 	s := mustNew(t, e.st, &recorder{}, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -460,7 +459,7 @@ func TestTickCancelled(t *testing.T) {
 // ticks on its spec and reports through OnTick.
 func TestStartStop(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	cn := e.connection(t, e.company(t, "Acme"), "carol")
 	ctx := context.Background()
 
@@ -513,7 +512,7 @@ func TestStartStop(t *testing.T) {
 // does not finish in time.
 func TestStopCancelsLongTick(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connection(t, e.company(t, "Acme"), "dave")
 	entered := make(chan struct{})
 	var once sync.Once
@@ -562,7 +561,7 @@ func (f enqueuerFunc) EnqueueContext(ctx context.Context, task *asynq.Task, opts
 // once (the second waits), so they never enqueue the same slot twice.
 func TestOverlappingTicksSerialize(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connections(t, e.company(t, "Acme"), 50)
 	var mu sync.Mutex
 	active, maxActive := 0, 0
@@ -604,7 +603,7 @@ func TestOverlappingTicksSerialize(t *testing.T) {
 // skips (and says so) instead of queueing up behind it.
 func TestCronTickSkipsWhileTicking(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connection(t, e.company(t, "Acme"), "erin")
 	logger, hook := logtest.NewNullLogger()
 	rec := &recorder{}
@@ -631,7 +630,7 @@ func TestCronTickSkipsWhileTicking(t *testing.T) {
 // the claim fails) says so at error level; nothing else would.
 func TestCronTickLogsItsError(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	logger, hook := logtest.NewNullLogger()
 	s := mustNew(t, e.st, &recorder{}, Config{Clock: e.clk, Logger: logger})
 	_ = e.rdb.Close() // every command now fails
@@ -653,7 +652,7 @@ func TestCronTickLogsItsError(t *testing.T) {
 func TestTickLogs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	co := e.company(t, "Acme")
 	ok := e.connection(t, co, "frank")
 	bad := e.connection(t, co, "grace")

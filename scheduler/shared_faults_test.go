@@ -325,7 +325,7 @@ func newFaultEnv(t *testing.T, o faultOpts) *faultEnv {
 	t.Cleanup(func() { _ = rdb.Close() })
 	rdb.AddHook(e.pipe)
 	clk := clock.NewFake(t0)
-	e.env = &env{rdb: rdb, st: storetest.New(t, rdb, store.Config{Clock: clk, Interval: o.interval}), clk: clk}
+	e.env = &env{rdb: rdb, st: storetest.New(t, rdb, func(c *store.Config) { c.Clock, c.Interval = clk, o.interval }), clk: clk}
 	e.enq = asynq.NewClientFromRedisClient(e.st.SharedClient())
 	return e
 }
@@ -633,7 +633,7 @@ func TestSharedSweepFaults(t *testing.T) {
 				o := c.opts
 				o.interval = longInterval
 				if weekly {
-					o.interval = store.DefaultInterval
+					o.interval = defaultInterval
 				}
 				e := newFaultEnv(t, o)
 				items, at := e.seed(t, n, weekly)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -30,9 +31,10 @@ func Example() {
 	defer rdb.Close()
 	ctx := context.Background()
 
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	ci, _ := store.NewCipher(key)
-	st, _ := store.New(rdb, store.Config{Cipher: ci})
+	stCfg.Cipher, _ = store.NewCipher(key)
+	st, _ := store.New(rdb, stCfg)
 	reg := checks.NewRegistry()
 	_ = reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{}))
 
@@ -87,9 +89,10 @@ func ExampleWorker_HandleCheck() {
 	defer rdb.Close()
 	ctx := context.Background()
 
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	ci, _ := store.NewCipher(key)
-	st, _ := store.New(rdb, store.Config{Cipher: ci})
+	stCfg.Cipher, _ = store.NewCipher(key)
+	st, _ := store.New(rdb, stCfg)
 	reg := checks.NewRegistry()
 	_ = reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{}))
 	log := logrus.New()

@@ -66,7 +66,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		o.rdb = c
 	}
 	e := &env{rdb: o.rdb, clk: clock.NewFake(t0), reg: checks.NewRegistry()}
-	e.st = storetest.New(t, o.rdb, store.Config{Clock: e.clk, AutoTrack: o.autoTrack})
+	e.st = storetest.New(t, o.rdb, func(c *store.Config) { c.Clock, c.AutoTrack = e.clk, o.autoTrack })
 	sb := sandbox.New(sandbox.Options{})
 	must(t, e.reg.Register(sandbox.Datasource, checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
 		if u, ok := e.users.Load(req.ConnectionID); ok {

@@ -464,7 +464,7 @@ func newQueueEnv(t *testing.T, cfg Config) *queueEnv {
 	t.Cleanup(func() { _ = e.rdb.Close() })
 	e.rdb.AddHook(e.hook)
 	clk := clock.NewFake(qt0)
-	e.st = storetest.New(t, e.rdb, store.Config{Clock: clk})
+	e.st = storetest.New(t, e.rdb, func(c *store.Config) { c.Clock = clk })
 	reg := checks.NewRegistry()
 	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{})); err != nil {
 		t.Fatal(err)

@@ -326,7 +326,7 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer rdb.Close()
 	rt := &rtCounter{}
 	rdb.AddHook(rt)
-	st, err := store.New(rdb, store.Config{Cipher: ci})
+	st, err := store.New(rdb, storeConfig(ci))
 	if err != nil {
 		return err
 	}

@@ -225,9 +225,9 @@ func (d *Daemon) openStore(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	d.st, err = store.New(d.rdb, store.Config{Cipher: cipher, Clock: d.opts.Clock, Interval: cfg.CheckInterval,
-		HistoryLimit: cfg.Store.HistoryLimit, EventsMaxLen: cfg.Store.EventsMaxLen, AutoTrack: cfg.Store.AutoTrack})
-	if err != nil {
+	stCfg := cfg.StoreConfig()
+	stCfg.Cipher, stCfg.Clock = cipher, d.opts.Clock
+	if d.st, err = store.New(d.rdb, stCfg); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	// One asynq client and inspector share d.rdb (asynq refuses to close a

@@ -49,7 +49,7 @@ type env struct {
 func newEnv(t *testing.T, opts dashboard.Options) *env {
 	t.Helper()
 	rdb := redistest.Start(t).Client(t)
-	st := storetest.New(t, rdb, store.Config{})
+	st := storetest.New(t, rdb)
 	ctx := context.Background()
 	co, err := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
 	if err != nil {

@@ -29,7 +29,7 @@ func newStore(t *testing.T) *store.Store {
 }
 
 func mustStore(t testing.TB, rdb redis.UniversalClient) *store.Store {
-	return storetest.New(t, rdb, store.Config{Clock: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))})
+	return storetest.New(t, rdb, func(c *store.Config) { c.Clock = clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) })
 }
 
 func TestSeed(t *testing.T) {
@@ -165,9 +165,10 @@ func ExampleSeed() {
 	defer mr.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
+	cfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	cipher, _ := store.NewCipher(key)
-	st, _ := store.New(rdb, store.Config{Cipher: cipher})
+	cfg.Cipher, _ = store.NewCipher(key)
+	st, _ := store.New(rdb, cfg)
 
 	sum, err := demo.Seed(context.Background(), st, configs.Demo{Enabled: true, Companies: []configs.DemoCompany{
 		{Name: "Acme", Connections: map[string]int{"user_good": 8, "error_PASSWORD_INCORRECT": 2}},

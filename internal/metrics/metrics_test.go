@@ -51,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	// A century-long interval: the tests move the clock by minutes and count
 	// the due backlog, which a weekly slot falling in those minutes would
 	// change.
-	st := storetest.New(t, rdb, store.Config{Clock: clk, Interval: 100 * 365 * 24 * time.Hour})
+	st := storetest.New(t, rdb, func(c *store.Config) { c.Clock, c.Interval = clk, 100*365*24*time.Hour })
 	m := metrics.New(st, asynq.NewInspectorFromRedisClient(rdb), clk)
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)
