@@ -48,7 +48,9 @@ func ExampleScheduler_Tick() {
 	client := asynq.NewClientFromRedisClient(rdb)
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	s, err := scheduler.New(st, client, scheduler.Config{Clock: clk, Logger: quiet})
+	cfg := scheduler.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.Clock, cfg.Logger = clk, quiet
+	s, err := scheduler.New(st, client, cfg)
 	if err != nil {
 		panic(err)
 	}

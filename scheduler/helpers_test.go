@@ -192,11 +192,21 @@ func (r *recorder) distinct() int {
 	return len(r.ids)
 }
 
-// mustNew returns a scheduler or fails the test.
-func mustNew(tb testing.TB, st *store.Store, enq Enqueuer, cfg Config) *Scheduler {
+// testConfig is checkd's default scheduler configuration with a quiet
+// logger.
+func testConfig() Config {
+	cfg := ConfigFrom(configs.Default())
+	cfg.Logger = quietLogger()
+	return cfg
+}
+
+// mustNew returns a scheduler with testConfig changed by each of mods, or
+// fails the test.
+func mustNew(tb testing.TB, st *store.Store, enq Enqueuer, mods ...func(*Config)) *Scheduler {
 	tb.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+	cfg := testConfig()
+	for _, m := range mods {
+		m(&cfg)
 	}
 	s, err := New(st, enq, cfg)
 	if err != nil {

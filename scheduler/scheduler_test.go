@@ -16,6 +16,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 )
 
@@ -27,7 +28,7 @@ func TestNewConfig(t *testing.T) {
 		spec    string
 		wantErr bool
 	}{
-		{spec: "", wantErr: false}, // default
+		{spec: "", wantErr: true}, // no default: the configuration says
 		{spec: "@every 1m"},
 		{spec: "@every 90s"},
 		{spec: "@hourly"},
@@ -43,7 +44,9 @@ func TestNewConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
 			t.Parallel()
-			s, err := New(e.st, rec, Config{Spec: tc.spec, Logger: quietLogger()})
+			cfg := testConfig()
+			cfg.Spec = tc.spec
+			s, err := New(e.st, rec, cfg)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("New(%q) accepted an invalid spec", tc.spec)
@@ -56,27 +59,49 @@ func TestNewConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New(%q): %v", tc.spec, err)
 			}
-			if tc.spec == "" && s.Config().Spec != DefaultSpec {
-				t.Errorf("default spec = %q, want %q", s.Config().Spec, DefaultSpec)
+			if s.Config().Spec != tc.spec {
+				t.Errorf("spec = %q, want %q", s.Config().Spec, tc.spec)
 			}
 		})
 	}
 
-	t.Run("defaults", func(t *testing.T) {
+	t.Run("checkd.yaml", func(t *testing.T) {
 		t.Parallel()
-		s := mustNew(t, e.st, rec, Config{})
-		c := s.Config()
-		if c.BatchSize != 1000 || c.MaxPerTick != 50000 || c.Lease != 5*time.Minute || c.EnqueueConcurrency != 32 ||
-			c.Queue != tasks.QueueDefault || c.TaskTimeout != 2*time.Minute || c.MaxRetry != 5 || c.Clock == nil {
-			t.Errorf("defaults not applied: %+v", c)
+		d := configs.Default()
+		c := mustNew(t, e.st, rec).Config()
+		if c.Spec != d.Tick || c.BatchSize != d.Scheduler.BatchSize || c.MaxPerTick != d.Scheduler.MaxPerTick ||
+			c.Lease != d.Scheduler.Lease || c.EnqueueConcurrency != d.Scheduler.EnqueueConcurrency || c.Queue != tasks.QueueDefault ||
+			c.TaskTimeout != d.Scheduler.TaskTimeout || c.MaxRetry != d.Scheduler.MaxRetry || c.Clock == nil {
+			t.Errorf("ConfigFrom(configs.Default()) = %+v, want checkd.yaml's tick and scheduler section", c)
+		}
+	})
+	t.Run("incomplete", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			field  string
+			modify func(*Config)
+		}{
+			{"BatchSize", func(c *Config) { c.BatchSize = 0 }},
+			{"MaxPerTick", func(c *Config) { c.MaxPerTick = 0 }},
+			{"Lease", func(c *Config) { c.Lease = 0 }},
+			{"EnqueueConcurrency", func(c *Config) { c.EnqueueConcurrency = 0 }},
+			{"Queue", func(c *Config) { c.Queue = "" }},
+			{"TaskTimeout", func(c *Config) { c.TaskTimeout = 0 }},
+			{"MaxRetry", func(c *Config) { c.MaxRetry = -1 }},
+		} {
+			cfg := testConfig()
+			tc.modify(&cfg)
+			if _, err := New(e.st, rec, cfg); err == nil || !strings.Contains(err.Error(), "Config."+tc.field) {
+				t.Errorf("New without %s: %v, want an error naming Config.%s", tc.field, err, tc.field)
+			}
 		}
 	})
 	t.Run("nil store or enqueuer", func(t *testing.T) {
 		t.Parallel()
-		if _, err := New(nil, rec, Config{}); err == nil {
+		if _, err := New(nil, rec, testConfig()); err == nil {
 			t.Error("New accepted a nil store")
 		}
-		if _, err := New(e.st, nil, Config{}); err == nil {
+		if _, err := New(e.st, nil, testConfig()); err == nil {
 			t.Error("New accepted a nil enqueuer")
 		}
 	})
@@ -89,14 +114,17 @@ func TestTickPromptFirstCheck(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		cfg       Config
+		cfg       func(*Config) // nil: checkd's defaults
 		wantQueue string
 		wantRetry int
 		wantTO    time.Duration
 	}{
-		{name: "defaults", wantQueue: tasks.QueueDefault, wantRetry: 5, wantTO: 2 * time.Minute},
-		{name: "configured", cfg: Config{Queue: tasks.QueueLow, MaxRetry: 2, TaskTimeout: 30 * time.Second},
+		{name: "checkd.yaml", wantQueue: tasks.QueueDefault,
+			wantRetry: configs.Default().Scheduler.MaxRetry, wantTO: configs.Default().Scheduler.TaskTimeout},
+		{name: "configured", cfg: func(c *Config) { c.Queue, c.MaxRetry, c.TaskTimeout = tasks.QueueLow, 2, 30*time.Second },
 			wantQueue: tasks.QueueLow, wantRetry: 2, wantTO: 30 * time.Second},
+		{name: "no retry", cfg: func(c *Config) { c.MaxRetry = 0 },
+			wantQueue: tasks.QueueDefault, wantRetry: 0, wantTO: configs.Default().Scheduler.TaskTimeout},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,7 +136,11 @@ func TestTickPromptFirstCheck(t *testing.T) {
 			e := newEnv(t, longInterval)
 			client := asynq.NewClientFromRedisClient(e.rdb)
 			insp := asynq.NewInspectorFromRedisClient(e.rdb)
-			s := mustNew(t, e.st, client, tc.cfg)
+			var mods []func(*Config)
+			if tc.cfg != nil {
+				mods = append(mods, tc.cfg)
+			}
+			s := mustNew(t, e.st, client, mods...)
 
 			st, err := s.Tick(ctx, e.clk.Now())
 			if err != nil {
@@ -190,7 +222,7 @@ func TestTickAlreadyQueued(t *testing.T) {
 	if _, err := client.EnqueueContext(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	s := mustNew(t, e.st, client, Config{})
+	s := mustNew(t, e.st, client)
 	st, err := s.Tick(ctx, e.clk.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +268,7 @@ func TestConcurrentSchedulers(t *testing.T) {
 	var scheds []*Scheduler
 	for range 3 {
 		// Small batches so the three interleave many claim rounds.
-		scheds = append(scheds, mustNew(t, e.st, rec, Config{BatchSize: 50, EnqueueConcurrency: 4}))
+		scheds = append(scheds, mustNew(t, e.st, rec, func(c *Config) { c.BatchSize, c.EnqueueConcurrency = 50, 4 }))
 	}
 	stats := make([]TickStats, len(scheds))
 	errs := make([]error, len(scheds))
@@ -317,7 +349,7 @@ func TestBoundedCatchUp(t *testing.T) {
 	const n, perTick = 1000, 100
 	cns := e.connections(t, e.company(t, "Acme"), n)
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{MaxPerTick: perTick, BatchSize: 30})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.MaxPerTick, c.BatchSize = perTick, 30 })
 
 	now := e.clk.Advance(time.Minute)
 	// Every first check, and the weekly slots that fell in the minute since
@@ -386,7 +418,7 @@ func TestFailedEnqueueComesDueAgain(t *testing.T) {
 		return nil
 	}}
 	const lease = 5 * time.Minute
-	s := mustNew(t, e.st, rec, Config{Lease: lease})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Lease = lease })
 
 	slot := e.clk.Now() // the connections were created, so due, now
 	now := e.clk.Advance(time.Minute)
@@ -442,7 +474,7 @@ func TestTickCancelled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, defaultInterval)
 	e.connections(t, e.company(t, "Acme"), 10)
-	s := mustNew(t, e.st, &recorder{}, Config{})
+	s := mustNew(t, e.st, &recorder{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	st, err := s.Tick(ctx, e.clk.Now())
@@ -463,7 +495,7 @@ func TestStartStop(t *testing.T) {
 	cn := e.connection(t, e.company(t, "Acme"), "carol")
 	ctx := context.Background()
 
-	idle := mustNew(t, e.st, &recorder{}, Config{})
+	idle := mustNew(t, e.st, &recorder{})
 	for range 2 {
 		if err := idle.Stop(ctx); err != nil {
 			t.Fatalf("Stop before Start: %v", err)
@@ -475,12 +507,15 @@ func TestStartStop(t *testing.T) {
 
 	ticks := make(chan TickStats, 16)
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Spec: "@every 1s", Clock: e.clk, OnTick: func(st TickStats) {
-		select {
-		case ticks <- st:
-		default:
+	s := mustNew(t, e.st, rec, func(c *Config) {
+		c.Spec, c.Clock = "@every 1s", e.clk
+		c.OnTick = func(st TickStats) {
+			select {
+			case ticks <- st:
+			default:
+			}
 		}
-	}})
+	})
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +557,7 @@ func TestStopCancelsLongTick(t *testing.T) {
 		return nil, ctx.Err()
 	})
 	ticked := make(chan TickStats, 1)
-	s := mustNew(t, e.st, blocking, Config{Spec: "@every 1s", OnTick: func(st TickStats) { ticked <- st }})
+	s := mustNew(t, e.st, blocking, func(c *Config) { c.Spec, c.OnTick = "@every 1s", func(st TickStats) { ticked <- st } })
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +610,7 @@ func TestOverlappingTicksSerialize(t *testing.T) {
 		defer func() { mu.Lock(); active--; mu.Unlock() }()
 		return inner.EnqueueContext(ctx, task, opts...)
 	})
-	s = mustNew(t, e.st, probe, Config{EnqueueConcurrency: 1, BatchSize: 5})
+	s = mustNew(t, e.st, probe, func(c *Config) { c.EnqueueConcurrency, c.BatchSize = 1, 5 })
 	var wg sync.WaitGroup
 	var total int
 	var tmu sync.Mutex
@@ -608,7 +643,7 @@ func TestCronTickSkipsWhileTicking(t *testing.T) {
 	logger, hook := logtest.NewNullLogger()
 	rec := &recorder{}
 	var ticks atomic.Int32
-	s := mustNew(t, e.st, rec, Config{Clock: e.clk, Logger: logger, OnTick: func(TickStats) { ticks.Add(1) }})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Clock, c.Logger, c.OnTick = e.clk, logger, func(TickStats) { ticks.Add(1) } })
 
 	s.tickMu.Lock() // a tick is running
 	s.cronTick(context.Background())
@@ -632,7 +667,7 @@ func TestCronTickLogsItsError(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, defaultInterval)
 	logger, hook := logtest.NewNullLogger()
-	s := mustNew(t, e.st, &recorder{}, Config{Clock: e.clk, Logger: logger})
+	s := mustNew(t, e.st, &recorder{}, func(c *Config) { c.Clock, c.Logger = e.clk, logger })
 	_ = e.rdb.Close() // every command now fails
 	s.cronTick(context.Background())
 	var found bool
@@ -664,7 +699,7 @@ func TestTickLogs(t *testing.T) {
 		}
 		return nil
 	}}
-	s := mustNew(t, e.st, rec, Config{Logger: logger})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Logger = logger })
 
 	if _, err := s.Tick(ctx, e.clk.Now()); err != nil {
 		t.Fatal(err)
@@ -733,7 +768,7 @@ func TestReclaimedPartialClaimsInOneTick(t *testing.T) {
 	e.clk.Advance(lease + time.Second)
 
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Lease: lease, BatchSize: batch})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Lease, c.BatchSize = lease, batch })
 	st, err := s.Tick(ctx, e.clk.Now())
 	if err != nil {
 		t.Fatal(err)

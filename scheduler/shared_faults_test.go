@@ -637,11 +637,16 @@ func TestSharedSweepFaults(t *testing.T) {
 				}
 				e := newFaultEnv(t, o)
 				items, at := e.seed(t, n, weekly)
-				cfg, minCmds := Config{BatchSize: 64, Lease: time.Second}, 2
+				enqueuers, minCmds := 0, 2 // 0: the default concurrency
 				if c.lone {
-					cfg.EnqueueConcurrency, minCmds = 1, 1
+					enqueuers, minCmds = 1, 1
 				}
-				s := mustNew(t, e.st, e.enq, cfg)
+				s := mustNew(t, e.st, e.enq, func(cfg *Config) {
+					cfg.BatchSize, cfg.Lease = 64, time.Second
+					if enqueuers > 0 {
+						cfg.EnqueueConcurrency = enqueuers
+					}
+				})
 				ctx := context.Background()
 				if weekly { // starts the cursor at t0
 					if st, err := s.Tick(ctx, t0); err != nil || st.Claimed != 0 {

@@ -55,7 +55,7 @@ func TestWeeklyFailedEnqueueRetriesNextTick(t *testing.T) {
 		}
 		return nil
 	}}
-	s := mustNew(t, e.st, rec, Config{BatchSize: 7})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.BatchSize = 7 })
 	if st, err := s.Tick(ctx, t0); err != nil || st.Claimed != 0 {
 		t.Fatalf("first tick (starts the cursor): %+v %v", st, err)
 	}
@@ -106,7 +106,7 @@ func TestWeeklySweepOneSchedulerAtATime(t *testing.T) {
 		e.checkOnce(t, cn.ID, t0)
 	}
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{})
+	s := mustNew(t, e.st, rec)
 	if _, err := s.Tick(ctx, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestReclaimedClaimKeepsWeeklySlot(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Lease: lease})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Lease = lease })
 	e.clk.Set(weekly.Add(time.Second))
 	if _, err := s.Tick(ctx, e.clk.Now()); err != nil {
 		t.Fatal(err)

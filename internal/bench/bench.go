@@ -36,7 +36,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/checkd/checkd/scheduler"
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
@@ -227,7 +226,7 @@ func storeConfig(ci *store.Cipher) store.Config {
 // poolSize mirrors the daemon: worker concurrency + enqueuers + 16, with
 // room for P1's widest raw baseline.
 func poolSize(sz Sizes) int {
-	return daemon.RedisPoolSize(sz.ProcessConcurrency, scheduler.DefaultEnqueueConcurrency)
+	return daemon.RedisPoolSize(sz.ProcessConcurrency, configs.Default().Scheduler.EnqueueConcurrency)
 }
 
 // Run runs the selected measures and prints their results. It returns an

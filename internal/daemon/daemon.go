@@ -269,17 +269,9 @@ func (d *Daemon) startWorker(ctx context.Context) error {
 }
 
 func (d *Daemon) startScheduler(ctx context.Context) error {
-	cfg := d.cfg
-	maxRetry := cfg.Scheduler.MaxRetry
-	if maxRetry == 0 {
-		maxRetry = -1 // the scheduler reads 0 as "default"; the config means none
-	}
-	sch, err := scheduler.New(d.st, d.enq, scheduler.Config{
-		Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
-		Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
-		TaskTimeout: cfg.Scheduler.TaskTimeout, MaxRetry: maxRetry,
-		Clock: d.opts.Clock, Logger: d.log, OnTick: d.met.ObserveTick,
-	})
+	sc := scheduler.ConfigFrom(d.cfg)
+	sc.Clock, sc.Logger, sc.OnTick = d.opts.Clock, d.log, d.met.ObserveTick
+	sch, err := scheduler.New(d.st, d.enq, sc)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -379,11 +371,10 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	maxRetry := max(d.cfg.Scheduler.MaxRetry, 0)
 	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
 		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
 		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
-		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(maxRetry)}})
+		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(d.cfg.Scheduler.MaxRetry)}})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
