@@ -40,7 +40,9 @@ func Example() {
 
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	w, err := worker.New(rdb, st, reg, worker.Config{Logger: log})
+	cfg := worker.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.Logger = log
+	w, err := worker.New(rdb, st, reg, cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -97,7 +99,9 @@ func ExampleWorker_HandleCheck() {
 	_ = reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{}))
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	w, _ := worker.New(rdb, st, reg, worker.Config{Logger: log})
+	cfg := worker.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.Logger = log
+	w, _ := worker.New(rdb, st, reg, cfg)
 
 	co, _ := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
 	cn, _ := st.CreateConnection(ctx, store.NewConnection{CompanyID: co.ID, Datasource: sandbox.Datasource,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
@@ -47,7 +48,7 @@ type env struct {
 type envOpts struct {
 	rdb       redis.UniversalClient // default: a fresh miniredis
 	autoTrack bool
-	cfg       worker.Config
+	cfg       func(*worker.Config)      // changes checkd's default worker configuration
 	checkers  map[string]checks.Checker // extra datasources
 }
 
@@ -77,11 +78,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	for ds, c := range o.checkers {
 		must(t, e.reg.Register(ds, c))
 	}
-	cfg := o.cfg
-	cfg.Clock = e.clk
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+	cfg := worker.ConfigFrom(configs.Default())
+	cfg.Logger = quietLogger()
+	if o.cfg != nil {
+		o.cfg(&cfg)
 	}
+	cfg.Clock = e.clk
 	next := cfg.OnCheck
 	cfg.OnCheck = func(ev worker.CheckEvent) {
 		e.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
@@ -42,15 +43,17 @@ type memoFaultEnv struct {
 func newMemoFaultEnv(t *testing.T, rdb redis.UniversalClient, recheck time.Duration, backlog int) *memoFaultEnv {
 	t.Helper()
 	m := &memoFaultEnv{backlog: backlog, served: map[string]int{}}
-	m.env = newEnv(t, envOpts{rdb: rdb, cfg: worker.Config{Concurrency: 8, EmptyQueueRecheck: recheck,
-		ShutdownTimeout: 10 * time.Second, OnCheck: func(ev worker.CheckEvent) {
+	m.env = newEnv(t, envOpts{rdb: rdb, cfg: func(c *worker.Config) {
+		c.Concurrency, c.EmptyQueueRecheck, c.ShutdownTimeout = 8, recheck, 10*time.Second
+		c.OnCheck = func(ev worker.CheckEvent) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.served[ev.ConnectionID]++
 			if m.onServe != nil {
 				m.onServe(ev.ConnectionID)
 			}
-		}}})
+		}
+	}})
 	m.enq = asynq.NewClientFromRedisClient(m.rdb)
 	m.insp = asynq.NewInspectorFromRedisClient(m.rdb)
 	ctx := context.Background()
@@ -144,9 +147,9 @@ func TestEmptyQueueMemoPauseResume(t *testing.T) {
 		name    string
 		recheck time.Duration
 	}{
-		{"default recheck", 0},
+		{"default recheck", configs.Default().Worker.EmptyQueueRecheck},
 		{"recheck 50ms", 50 * time.Millisecond},
-		{"memo off", -1},
+		{"memo off", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

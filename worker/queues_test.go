@@ -18,6 +18,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/poll"
@@ -457,7 +458,7 @@ type queueEnv struct {
 	onCheck func(CheckEvent) // called after counting, if set (before Start)
 }
 
-func newQueueEnv(t *testing.T, cfg Config) *queueEnv {
+func newQueueEnv(t *testing.T, mod func(*Config)) *queueEnv {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	e := &queueEnv{rdb: redis.NewClient(&redis.Options{Addr: mr.Addr()}), hook: &scriptCalls{}}
@@ -471,7 +472,9 @@ func newQueueEnv(t *testing.T, cfg Config) *queueEnv {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	cfg.Clock, cfg.Logger, cfg.Queues = clk, log, DefaultQueues()
+	cfg := ConfigFrom(configs.Default())
+	mod(&cfg)
+	cfg.Clock, cfg.Logger = clk, log
 	cfg.OnCheck = func(ev CheckEvent) {
 		e.checked.Add(1)
 		if e.onCheck != nil {
@@ -550,12 +553,12 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 		min, max int64 // dequeue calls reaching Redis
 	}{
 		{name: "memo", recheck: time.Minute, min: n, max: n + 10},
-		{name: "off", recheck: -1, min: n * 13 / 10, max: 1 << 62},
+		{name: "off", recheck: 0, min: n * 13 / 10, max: 1 << 62},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newQueueEnv(t, Config{EmptyQueueRecheck: tt.recheck, ShutdownTimeout: 10 * time.Second})
+			e := newQueueEnv(t, func(c *Config) { c.EmptyQueueRecheck, c.ShutdownTimeout = tt.recheck, 10*time.Second })
 			cs := e.connections(t, n)
 			ids := make([]string, len(cs))
 			for i, c := range cs {
@@ -593,7 +596,7 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 func TestEmptyQueueRecheckServesCritical(t *testing.T) {
 	t.Parallel()
 	const backlog = 2000
-	e := newQueueEnv(t, Config{EmptyQueueRecheck: 20 * time.Millisecond, ShutdownTimeout: 10 * time.Second})
+	e := newQueueEnv(t, func(c *Config) { c.EmptyQueueRecheck, c.ShutdownTimeout = 20*time.Millisecond, 10*time.Second })
 	urgent := e.connections(t, 1)[0]
 	// The backlog's connections do not exist: each task is a quick "not
 	// found" (no OnCheck), so only the urgent check is recorded.

@@ -28,7 +28,7 @@ func TestServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOpts{rdb: tt.rdb(t), cfg: worker.Config{Concurrency: 4, ShutdownTimeout: 5 * time.Second}})
+			e := newEnv(t, envOpts{rdb: tt.rdb(t), cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 4, 5*time.Second }})
 			good := e.connection(t, "sandbox", "user_good")
 			bad := e.connection(t, "sandbox", "error_MFA_TOKEN_EXPIRED")
 			ctx := context.Background()
@@ -80,7 +80,7 @@ func TestServer(t *testing.T) {
 func TestStopDrains(t *testing.T) {
 	t.Parallel()
 	entered, release := make(chan struct{}), make(chan struct{})
-	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 1, ShutdownTimeout: 10 * time.Second},
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 1, 10*time.Second },
 		checkers: map[string]checks.Checker{
 			"gated": checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
 				close(entered)
@@ -142,7 +142,7 @@ func TestStartRedisDown(t *testing.T) {
 // (asynq retries the earlier ones), and its queued mark ends with it.
 func TestTemporaryFailureOnLastAttempt(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 2, ShutdownTimeout: 5 * time.Second}})
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 2, 5*time.Second }})
 	cn := e.connection(t, "sandbox", "user_temporary")
 	ctx := context.Background()
 	if first, err := e.st.MarkQueued(ctx, cn.ID); err != nil || !first {
@@ -172,7 +172,7 @@ func TestCheckerIgnoringItsContext(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	e := newEnv(t, envOpts{cfg: worker.Config{CheckTimeout: 50 * time.Millisecond},
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.CheckTimeout = 50 * time.Millisecond },
 		checkers: map[string]checks.Checker{
 			"stuck": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
 				<-release // never looks at its context

@@ -36,7 +36,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
 

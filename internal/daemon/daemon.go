@@ -79,15 +79,6 @@ func RedisPoolSize(workerConcurrency, enqueueConcurrency int) int {
 	return min(workerConcurrency+enqueueConcurrency+16, maxPool)
 }
 
-// emptyQueueRecheck maps worker.emptyQueueRecheck (0: off) to
-// worker.Config's (0: default, negative: off).
-func emptyQueueRecheck(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
 // Options are the parts of a daemon that tests replace.
 type Options struct {
 	// Clock is shared by the store, the worker, the scheduler and the API.
@@ -250,13 +241,9 @@ func (d *Daemon) registerCheckers(context.Context) error {
 }
 
 func (d *Daemon) startWorker(ctx context.Context) error {
-	cfg := d.cfg
-	wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
-		Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
-		CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-		EmptyQueueRecheck: emptyQueueRecheck(cfg.Worker.EmptyQueueRecheck), Clock: d.opts.Clock,
-		Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
-	})
+	wc := worker.ConfigFrom(d.cfg)
+	wc.Clock, wc.Logger, wc.OnCheck = d.opts.Clock, d.log.WithField("component", "worker"), d.met.ObserveCheck
+	wk, err := worker.New(d.rdb, d.st, d.reg, wc)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
