@@ -44,11 +44,11 @@ func Example() {
 	}
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{
-		APIKeys:     []string{"demo-key"},
-		Datasources: func() []string { return []string{"sandbox"} },
-		Logger:      quiet,
-	})
+	cfg := api.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.APIKeys = []string{"demo-key"}
+	cfg.Datasources = func() []string { return []string{"sandbox"} }
+	cfg.Logger = quiet
+	srv, err := api.New(st, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/tasks"
@@ -105,6 +106,21 @@ func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
 	return s
 }
 
+// testConfig is checkd's default API configuration on a free port, with
+// the test key, the test datasources and a quiet logger, changed by each
+// of mods.
+func testConfig(mods ...func(*api.Config)) api.Config {
+	cfg := api.ConfigFrom(configs.Default())
+	cfg.Addr, cfg.APIKeys, cfg.Datasources = "127.0.0.1:0", []string{testKey}, datasources
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	cfg.Logger = quiet
+	for _, m := range mods {
+		m(&cfg)
+	}
+	return cfg
+}
+
 func newStore(tb testing.TB, rdb redis.UniversalClient, clk clock.Clock) *store.Store {
 	tb.Helper()
 	return storetest.New(tb, rdb, func(c *store.Config) { c.Clock = clk })
@@ -124,10 +140,10 @@ func newEnv(tb testing.TB, opts ...func(*api.Config)) *env {
 	logger.SetLevel(logrus.DebugLevel)
 	e := &env{t: tb, mr: mr, rdb: rdb, st: st, clk: clk, logs: hook, dump: mr.Dump,
 		links: newSigner(tb, clk), enq: &fakeEnqueuer{}}
-	cfg := api.Config{
-		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
-		MaxBodyBytes: 4096, Enqueuer: e.enq, Links: e.links, PublicURL: publicURL,
-	}
+	cfg := testConfig(func(c *api.Config) {
+		c.APIKeys, c.Logger, c.Clock, c.MaxBodyBytes = []string{testKey, otherKey}, logger, clk, 4096
+		c.Enqueuer, c.Links, c.PublicURL = e.enq, e.links, publicURL
+	})
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -153,13 +169,13 @@ func newRealEnv(tb testing.TB) *env {
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	e := &env{t: tb, rdb: rdb, st: st, clk: clk, logs: hook, links: newSigner(tb, clk), insp: insp}
 	e.dump = func() string { return snapshot(tb, rdb) }
-	srv, err := api.New(st, api.Config{
-		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
-		MaxBodyBytes: 4096, Enqueuer: asynq.NewClientFromRedisClient(rdb), Inspector: insp,
-		Links: e.links, PublicURL: publicURL + "/", // the trailing slash is dropped
+	srv, err := api.New(st, testConfig(func(c *api.Config) {
+		c.APIKeys, c.Logger, c.Clock, c.MaxBodyBytes = []string{testKey, otherKey}, logger, clk, 4096
+		c.Enqueuer, c.Inspector = asynq.NewClientFromRedisClient(rdb), insp
+		c.Links, c.PublicURL = e.links, publicURL+"/" // the trailing slash is dropped
 		// Options reach the task, but never move it off the critical queue.
-		TaskOptions: []asynq.Option{asynq.MaxRetry(2), asynq.Queue(tasks.QueueLow)},
-	})
+		c.TaskOptions = []asynq.Option{asynq.MaxRetry(2), asynq.Queue(tasks.QueueLow)}
+	}))
 	if err != nil {
 		tb.Fatal(err)
 	}

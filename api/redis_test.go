@@ -3,13 +3,10 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
@@ -26,9 +23,7 @@ func TestRealRedisFlow(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 	clk := clock.NewFake(testNow)
 	st := newStore(t, rdb, clk)
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{Addr: "127.0.0.1:0", APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet, Clock: clk})
+	srv, err := api.New(st, testConfig(func(c *api.Config) { c.Clock = clk }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,20 +24,22 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	mr := miniredis.RunT(t)
 	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
 	for _, tc := range []struct {
-		name string
-		st   *store.Store
-		cfg  api.Config
-		want string
+		name   string
+		st     *store.Store
+		modify func(*api.Config)
+		want   string
 	}{
-		{"no store", nil, api.Config{APIKeys: []string{"k"}, Datasources: datasources}, "store is required"},
-		{"no keys", st, api.Config{Datasources: datasources}, "CHECKD_API_KEYS"},
-		{"empty key", st, api.Config{APIKeys: []string{"k", " "}, Datasources: datasources}, "API key 2 of 2 is empty"},
-		{"no datasources", st, api.Config{APIKeys: []string{"k"}}, "Datasources is required"},
-		{"public URL without scheme", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "checkd.example.com"}, "PublicURL"},
-		{"public URL with query", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "https://x.example/?a=1"}, "PublicURL"},
-		{"public URL of another scheme", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "ftp://x.example"}, "PublicURL"},
+		{"no store", nil, func(*api.Config) {}, "store is required"},
+		{"no keys", st, func(c *api.Config) { c.APIKeys = nil }, "CHECKD_API_KEYS"},
+		{"empty key", st, func(c *api.Config) { c.APIKeys = []string{"k", " "} }, "API key 2 of 2 is empty"},
+		{"no datasources", st, func(c *api.Config) { c.Datasources = nil }, "Datasources is required"},
+		{"no address", st, func(c *api.Config) { c.Addr = "" }, "Config.Addr"},
+		{"no body limit", st, func(c *api.Config) { c.MaxBodyBytes = 0 }, "Config.MaxBodyBytes"},
+		{"public URL without scheme", st, func(c *api.Config) { c.PublicURL = "checkd.example.com" }, "PublicURL"},
+		{"public URL with query", st, func(c *api.Config) { c.PublicURL = "https://x.example/?a=1" }, "PublicURL"},
+		{"public URL of another scheme", st, func(c *api.Config) { c.PublicURL = "ftp://x.example" }, "PublicURL"},
 	} {
-		srv, err := api.New(tc.st, tc.cfg)
+		srv, err := api.New(tc.st, testConfig(tc.modify))
 		if err == nil || srv != nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: New = %v, %v; want an error mentioning %q", tc.name, srv, err, tc.want)
 		}
@@ -54,9 +56,7 @@ func TestStartStop(t *testing.T) {
 
 	mr := miniredis.RunT(t)
 	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{Addr: "127.0.0.1:0", APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet})
+	srv, err := api.New(st, testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestStartStop(t *testing.T) {
 	}
 
 	// A second server on the same address fails fast and says so.
-	taken, err := api.New(st, api.Config{Addr: addr, APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet})
+	taken, err := api.New(st, testConfig(func(c *api.Config) { c.Addr = addr }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,9 +292,7 @@ func TestStopWithRequestInFlight(t *testing.T) {
 	t.Parallel()
 	mr := miniredis.RunT(t)
 	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{Addr: "127.0.0.1:0", APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet})
+	srv, err := api.New(st, testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

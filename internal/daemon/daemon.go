@@ -358,20 +358,20 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
-		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
-		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
-		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(d.cfg.Scheduler.MaxRetry)}})
+	ac := api.ConfigFrom(d.cfg)
+	ac.APIKeys, ac.Datasources, ac.Logger, ac.Clock = d.apiKeys, d.reg.Names, d.log.WithField("component", "api"), d.opts.Clock
+	ac.Enqueuer, ac.Inspector, ac.Links = d.enq, d.insp, signer
+	srv, err := api.New(d.st, ac)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	readOnly := !d.cfg.Dashboard.Writable
-	dash, err := dashboard.New(d.rdb, dashboard.Options{User: d.cfg.Dashboard.User, Password: d.cfg.Dashboard.Password,
-		APIKeys: d.apiKeys, ReadOnly: &readOnly})
+	dc := dashboard.OptionsFrom(d.cfg)
+	dc.APIKeys = d.apiKeys
+	dash, err := dashboard.New(d.rdb, dc)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	srv.Mount(dashboard.DefaultRootPath+"/", dash, false) // it does its own (browser-friendly) auth
+	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
 	srv.Mount("GET /metrics", d.met.Handler(), true)
 	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
 	if err := srv.Start(ctx); err != nil {
@@ -412,6 +412,16 @@ func (d *Daemon) stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// stopMargin is what a graceful stop allows beyond the worker's shutdown
+// timeout: for the API's requests in flight, a running tick and closing
+// Redis.
+const stopMargin = 15 * time.Second
+
+// StopTimeout is how long a graceful Stop may take: the worker's shutdown
+// timeout (worker.shutdownTimeout), in which in-flight checks finish or go
+// back to their queue, plus a margin for the rest of the process.
+func (d *Daemon) StopTimeout() time.Duration { return d.cfg.Worker.ShutdownTimeout + stopMargin }
 
 // Config returns the configuration the daemon runs.
 func (d *Daemon) Config() configs.Config { return d.cfg }
