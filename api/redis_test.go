@@ -10,8 +10,8 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/testing/redistest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
@@ -20,9 +20,8 @@ import (
 // worker records them), then list by status, read details and history.
 func TestRealRedisFlow(t *testing.T) {
 	t.Parallel()
-	rdb := redistest.Start(t).Client(t)
-	clk := clock.NewFake(testNow)
-	st := newStore(t, rdb, clk)
+	te := testenv.New(t, testenv.Options{Redis: redistest.Start(t).Client(t), Start: testNow})
+	clk, st := te.Clock, te.Store
 	srv, err := api.New(st, testConfig(func(c *api.Config) { c.Clock = clk }))
 	if err != nil {
 		t.Fatal(err)

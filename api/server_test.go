@@ -9,20 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
-	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	mr := miniredis.RunT(t)
-	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
+	st := testenv.New(t, testenv.Options{}).Store
 	for _, tc := range []struct {
 		name   string
 		st     *store.Store
@@ -54,8 +51,7 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("Stop before Start: %v", err)
 	}
 
-	mr := miniredis.RunT(t)
-	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
+	st := testenv.New(t, testenv.Options{}).Store
 	srv, err := api.New(st, testConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -290,8 +286,7 @@ func TestStoreFailures(t *testing.T) {
 
 func TestStopWithRequestInFlight(t *testing.T) {
 	t.Parallel()
-	mr := miniredis.RunT(t)
-	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
+	st := testenv.New(t, testenv.Options{}).Store
 	srv, err := api.New(st, testConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -19,11 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
-	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/store"
 )
 
@@ -324,8 +322,7 @@ func newFaultEnv(t *testing.T, o faultOpts) *faultEnv {
 		ReadTimeout: o.readTimeout, Dialer: e.wire.dial})
 	t.Cleanup(func() { _ = rdb.Close() })
 	rdb.AddHook(e.pipe)
-	clk := clock.NewFake(t0)
-	e.env = &env{rdb: rdb, st: storetest.New(t, rdb, func(c *store.Config) { c.Clock, c.Interval = clk, o.interval }), clk: clk}
+	e.env = newEnvOn(t, rdb, o.interval)
 	e.enq = asynq.NewClientFromRedisClient(e.st.SharedClient())
 	return e
 }

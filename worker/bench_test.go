@@ -30,7 +30,7 @@ func infoLogger() *logrus.Logger {
 	return l
 }
 
-func benchEnv(b *testing.B, rdb redis.UniversalClient, mod func(*worker.Config)) (*env, []string) {
+func benchEnv(b *testing.B, rdb *redis.Client, mod func(*worker.Config)) (*env, []string) {
 	b.Helper()
 	e := newEnv(b, envOpts{rdb: rdb, autoTrack: true, cfg: func(c *worker.Config) {
 		c.Logger = infoLogger()
@@ -50,10 +50,10 @@ func benchEnv(b *testing.B, rdb redis.UniversalClient, mod func(*worker.Config))
 func BenchmarkHandleCheck(b *testing.B) {
 	for _, bb := range []struct {
 		name string
-		rdb  func(b *testing.B) redis.UniversalClient
+		rdb  func(b *testing.B) *redis.Client
 	}{
-		{name: "miniredis", rdb: func(*testing.B) redis.UniversalClient { return nil }},
-		{name: "redis", rdb: func(b *testing.B) redis.UniversalClient { return redistest.Start(b).Client(b) }},
+		{name: "miniredis", rdb: func(*testing.B) *redis.Client { return nil }},
+		{name: "redis", rdb: func(b *testing.B) *redis.Client { return redistest.Start(b).Client(b) }},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			e, ids := benchEnv(b, bb.rdb(b), nil)

@@ -40,7 +40,7 @@ type memoFaultEnv struct {
 	onServe func(connID string)
 }
 
-func newMemoFaultEnv(t *testing.T, rdb redis.UniversalClient, recheck time.Duration, backlog int) *memoFaultEnv {
+func newMemoFaultEnv(t *testing.T, rdb *redis.Client, recheck time.Duration, backlog int) *memoFaultEnv {
 	t.Helper()
 	m := &memoFaultEnv{backlog: backlog, served: map[string]int{}}
 	m.env = newEnv(t, envOpts{rdb: rdb, cfg: func(c *worker.Config) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
@@ -22,7 +20,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/poll"
-	"github.com/checkd/checkd/internal/testing/storetest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
@@ -460,21 +458,16 @@ type queueEnv struct {
 
 func newQueueEnv(t *testing.T, mod func(*Config)) *queueEnv {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	e := &queueEnv{rdb: redis.NewClient(&redis.Options{Addr: mr.Addr()}), hook: &scriptCalls{}}
-	t.Cleanup(func() { _ = e.rdb.Close() })
+	te := testenv.New(t, testenv.Options{Start: qt0})
+	e := &queueEnv{rdb: te.Redis, hook: &scriptCalls{}, st: te.Store}
 	e.rdb.AddHook(e.hook)
-	clk := clock.NewFake(qt0)
-	e.st = storetest.New(t, e.rdb, func(c *store.Config) { c.Clock = clk })
 	reg := checks.NewRegistry()
 	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{})); err != nil {
 		t.Fatal(err)
 	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
 	cfg := ConfigFrom(configs.Default())
 	mod(&cfg)
-	cfg.Clock, cfg.Logger = clk, log
+	cfg.Clock, cfg.Logger = te.Clock, testenv.QuietLogger()
 	cfg.OnCheck = func(ev CheckEvent) {
 		e.checked.Add(1)
 		if e.onCheck != nil {
@@ -485,9 +478,7 @@ func newQueueEnv(t *testing.T, mod func(*Config)) *queueEnv {
 	if e.w, err = New(e.rdb, e.st, reg, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if e.co, err = e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	e.co = te.Company(t, "Acme")
 	return e
 }
 

@@ -20,10 +20,10 @@ func TestServer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		rdb  func(t *testing.T) redis.UniversalClient
+		rdb  func(t *testing.T) *redis.Client
 	}{
-		{name: "miniredis", rdb: func(*testing.T) redis.UniversalClient { return nil }},
-		{name: "real redis", rdb: func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
+		{name: "miniredis", rdb: func(*testing.T) *redis.Client { return nil }},
+		{name: "real redis", rdb: func(t *testing.T) *redis.Client { return redistest.Start(t).Client(t) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

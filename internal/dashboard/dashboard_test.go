@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
-
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/checkd/checkd/internal/dashboard"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
@@ -58,18 +56,10 @@ func options(mod func(*dashboard.Options)) dashboard.Options {
 func newEnv(t *testing.T, mod func(*dashboard.Options)) *env {
 	t.Helper()
 	opts := options(mod)
-	rdb := redistest.Start(t).Client(t)
-	st := storetest.New(t, rdb)
-	ctx := context.Background()
-	co, err := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := st.CreateConnection(ctx, store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+	te := testenv.New(t, testenv.Options{Redis: redistest.Start(t).Client(t)})
+	rdb := te.Redis
+	conn := te.Connection(t, store.NewConnection{CompanyID: te.Company(t, "Acme").ID, Datasource: "sandbox",
 		Credentials: checks.Credentials{Username: connUser, Password: connSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	task, err := tasks.NewCheckTask(conn.ID, slot, tasks.ReasonScheduled)
 	if err != nil {
 		t.Fatal(err)

@@ -7,29 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
-
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/configs"
-	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/demo"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return mustStore(t, rdb)
-}
-
-func mustStore(t testing.TB, rdb redis.UniversalClient) *store.Store {
-	return storetest.New(t, rdb, func(c *store.Config) { c.Clock = clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) })
+	return testenv.New(t, testenv.Options{}).Store
 }
 
 func TestSeed(t *testing.T) {
