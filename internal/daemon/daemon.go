@@ -63,14 +63,16 @@ import (
 )
 
 // RedisProtocol is the RESP version checkd speaks: 2, since it uses no RESP3
-// feature and go-redis's RESP3 push handling costs ~5% of a check's CPU.
+// feature and go-redis's RESP3 push handling costs a share of every check's
+// CPU (BENCHMARKS.md, "Changes made from these measurements": Worker).
 const RedisProtocol = 2
 
 // maxPool caps the Redis connection pool. A check holds a connection only
 // around its two store calls, so a pool far smaller than the worker
-// concurrency serves it; each connection's buffers cost ~64 KiB, which at
-// 2,000 concurrent checks dominated the process's memory (measured: peak
-// RSS 199 MB uncapped, 73 MB at 128, same throughput).
+// concurrency serves it, while each connection's buffers cost memory: at
+// high concurrency an uncapped pool dominated the process's memory, for
+// no throughput (BENCHMARKS.md, "Changes made from these measurements":
+// Worker).
 const maxPool = 128
 
 // RedisPoolSize is the connection pool of a process with the given worker
