@@ -7,11 +7,21 @@
 //     fields it sets change (maps merge key by key, lists replace);
 //  3. the environment: CHECKD_REDIS_URL, CHECKD_HTTP_ADDR, CHECKD_API_KEYS
 //     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_CHECK_INTERVAL,
-//     CHECKD_TICK, CHECKD_ROLES (comma-separated) and CHECKD_LOG_LEVEL. An
-//     empty variable is ignored.
+//     CHECKD_TICK, CHECKD_ROLES (comma-separated), CHECKD_LOG_LEVEL,
+//     CHECKD_PUBLIC_URL, CHECKD_METRICS_ADDR and CHECKD_DASHBOARD_PASSWORD
+//     (the Env constants). An empty variable is ignored.
 //
 // Unknown YAML fields are errors (a typo must not silently fall back to a
 // default), and every problem of a configuration is reported at once.
+//
+// checkd.yaml is the only place a default is written. The parts take a
+// complete configuration and refuse a zero value that means nothing (their
+// New names the field); each reads its own section through one mapping:
+// Config.StoreConfig (here, since configs imports store to check keys and
+// names), scheduler.ConfigFrom, worker.ConfigFrom, api.ConfigFrom and
+// dashboard.OptionsFrom. Where zero means "off" or "none" the file says
+// so (worker.emptyQueueRecheck, store.checkBatchWindow: 0s;
+// scheduler.maxRetry: 0), and the value reaches the part as written.
 package configs
 
 import (
@@ -244,9 +254,9 @@ func (c Config) Redacted() Config {
 }
 
 // StoreConfig returns the store's settings: store.New's Config without the
-// Cipher and Clock, which the caller adds. (The other parts read theirs
-// with scheduler.ConfigFrom, worker.ConfigFrom and api.ConfigFrom; this one
-// lives here because configs imports store to validate keys and names.)
+// Cipher and Clock, which the caller adds. (The other parts map their own
+// sections, scheduler.ConfigFrom and the like; this one lives here because
+// configs imports store to validate keys and names.)
 func (c Config) StoreConfig() store.Config {
 	return store.Config{Interval: c.CheckInterval, HistoryLimit: c.Store.HistoryLimit, EventsMaxLen: c.Store.EventsMaxLen,
 		AutoTrack: c.Store.AutoTrack, QueuedTTL: c.Store.QueuedTTL, CheckBatchWindow: c.Store.CheckBatchWindow}

@@ -21,10 +21,19 @@
 //     /readyz for processes without the api role (worker-only machines).
 //  8. Demo data, if enabled and the store has no company yet.
 //
-// Stop runs in reverse: the ops listener and the API (no new requests), the
-// scheduler (no new tasks), the worker (in-flight checks drain or are
-// requeued), then Redis.
-// A failed Start stops what it had started.
+// Each part comes from its section of the configuration (configs, the
+// one source of defaults) through the part's own mapping: cfg.StoreConfig,
+// worker.ConfigFrom, scheduler.ConfigFrom, api.ConfigFrom,
+// dashboard.OptionsFrom. The daemon adds only what it owns (the clock,
+// loggers, the shared Redis client, metrics hooks).
+//
+// Lifecycle (package startstop): a daemon starts once; Stop is safe before
+// Start and twice. Every part that starts pushes its stop on a stack, and
+// Stop runs the stack in reverse: the ops listener and the API (no new
+// requests), the scheduler (no new tasks), the worker (in-flight checks
+// drain or are requeued), then Redis. A failed Start stops what it had
+// started. StopTimeout bounds a graceful stop: the worker's shutdown
+// timeout plus a margin.
 package daemon
 
 import (

@@ -4,7 +4,7 @@
 // concurrently, and a process stops its parts in the reverse of their start
 // order.
 //
-// A part embeds a Lifecycle and writes only what it does to start and to
+// A part holds a Lifecycle and writes only what it does to start and to
 // stop; Lifecycle decides whether that runs:
 //
 //	func (p *Part) Start(ctx context.Context) error {
