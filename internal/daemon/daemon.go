@@ -184,7 +184,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 }
 
 // start runs the start steps in the package's documented order; each step
-// that brings up a running part pushes its stop on d.parts.
+// that brings up a running part starts it through d.parts, or pushes its
+// stop there.
 func (d *Daemon) start(ctx context.Context) error {
 	cfg := d.cfg
 	steps := []struct {
@@ -258,11 +259,10 @@ func (d *Daemon) startWorker(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	if err := wk.Start(ctx); err != nil {
+	if err := d.parts.Start(ctx, "worker", wk); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.wk = wk
-	d.parts.Push("worker", wk.Stop)
 	return nil
 }
 
@@ -273,11 +273,10 @@ func (d *Daemon) startScheduler(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	if err := sch.Start(ctx); err != nil {
+	if err := d.parts.Start(ctx, "scheduler", sch); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.sch = sch
-	d.parts.Push("scheduler", sch.Stop)
 	return nil
 }
 
@@ -385,11 +384,10 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
 	srv.Mount("GET /metrics", d.met.Handler(), true)
 	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
-	if err := srv.Start(ctx); err != nil {
+	if err := d.parts.Start(ctx, "api", srv); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.srv = srv
-	d.parts.Push("api", srv.Stop)
 	if d.genKey {
 		// Printed once, on Out and never in the log, so the user can curl.
 		k := d.apiKeys[0]

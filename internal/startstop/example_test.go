@@ -22,19 +22,17 @@ func (p *part) Stop(ctx context.Context) error {
 	return p.life.Stop(ctx, p.name, func(context.Context) error { fmt.Println("stop", p.name); return nil })
 }
 
-// Example starts two parts as a process does, pushing each one's stop on a
-// Stack, and stops them in reverse; the parts' own Stop and Start then do
-// nothing more.
+// Example starts two parts as a process does, through a Stack, and stops
+// them in reverse; the parts' own Stop and Start then do nothing more.
 func Example() {
 	ctx := context.Background()
 	var started startstop.Stack
 	redis, worker := &part{name: "redis"}, &part{name: "worker"}
 	for _, p := range []*part{redis, worker} {
-		if err := p.Start(ctx); err != nil {
+		if err := started.Start(ctx, p.name, p); err != nil {
 			fmt.Println(err)
 			return
 		}
-		started.Push(p.name, p.Stop)
 	}
 	fmt.Println(started.Stop(ctx))
 	fmt.Println(worker.Stop(ctx)) // twice: nothing to do

@@ -15,8 +15,9 @@
 //		return p.life.Stop(ctx, "part", func(ctx context.Context) error { /* drain, bounded by ctx */ })
 //	}
 //
-// A process that starts several parts pushes each one's Stop on a Stack as
-// it comes up; Stack.Stop stops them last-started first.
+// A process that starts several parts starts each through a Stack
+// (Stack.Start), which keeps the stop of every part that came up;
+// Stack.Stop stops them last-started first.
 package startstop
 
 import (
@@ -123,6 +124,15 @@ var closed = func() chan struct{} {
 	return c
 }()
 
+// Part is a long-running part of a process: the worker, the scheduler, the
+// API server, the daemon itself.
+type Part interface {
+	// Start brings the part up and returns; it does not block.
+	Start(ctx context.Context) error
+	// Stop stops it, bounded by ctx; safe twice and before Start.
+	Stop(ctx context.Context) error
+}
+
 // Stack holds the stops of the parts a process started, in start order.
 // The zero value is empty. It is safe for concurrent use.
 type Stack struct {
@@ -140,6 +150,15 @@ func (s *Stack) Push(name string, stop func(context.Context) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.parts = append(s.parts, part{name, stop})
+}
+
+// Start starts p and, when it started, pushes its Stop under name.
+func (s *Stack) Start(ctx context.Context, name string, p Part) error {
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	s.Push(name, p.Stop)
+	return nil
 }
 
 // Len is how many parts the stack holds.

@@ -279,3 +279,42 @@ func TestStackStopBounded(t *testing.T) {
 		t.Error("the part started first was not stopped after the slow one")
 	}
 }
+
+// fakePart records its calls in a shared log.
+type fakePart struct {
+	name     string
+	log      *[]string
+	startErr error
+}
+
+func (p *fakePart) Start(context.Context) error {
+	*p.log = append(*p.log, "start "+p.name)
+	return p.startErr
+}
+
+func (p *fakePart) Stop(context.Context) error {
+	*p.log = append(*p.log, "stop "+p.name)
+	return nil
+}
+
+// TestStackStart: a part that starts is stopped by the stack, one whose
+// Start fails is not (it left nothing running).
+func TestStackStart(t *testing.T) {
+	t.Parallel()
+	errDown := errors.New("redis down")
+	var log []string
+	var s Stack
+	ctx := context.Background()
+	if err := s.Start(ctx, "a", &fakePart{name: "a", log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, "b", &fakePart{name: "b", log: &log, startErr: errDown}); !errors.Is(err, errDown) {
+		t.Fatalf("Start of a failing part: %v, want its error", err)
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"start a", "start b", "stop a"}; !slices.Equal(log, want) {
+		t.Errorf("calls %v, want %v", log, want)
+	}
+}
