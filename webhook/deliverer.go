@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 )
@@ -133,17 +134,9 @@ type Deliverer struct {
 	slotsMu sync.Mutex
 	slots   map[string]int // attempts in flight per endpoint
 
-	mu    sync.Mutex
-	state int
-	srv   *asynq.Server
-	done  chan struct{}
+	life startstop.Lifecycle
+	srv  *asynq.Server
 }
-
-const (
-	stateNew = iota
-	stateStarted
-	stateStopped
-)
 
 // NewDeliverer returns a deliverer of st's messages taking tasks from rdb;
 // enq enqueues recovery pages. It touches nothing until Start.
@@ -202,19 +195,17 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return min(time.Duration(1<<min(n, 6))*time.Second, time.Minute)
 }
 
-// Start starts the asynq server of the webhooks queue.
+// Start starts the asynq server of the webhooks queue. A deliverer starts
+// once (startstop.Lifecycle).
 func (d *Deliverer) Start(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch d.state {
-	case stateStarted:
-		return errors.New("webhook: deliverer already started")
-	case stateStopped:
-		return errors.New("webhook: deliverer stopped; create a new one to start again")
-	}
+	return d.life.Start("webhook deliverer", func() error { return d.start(ctx) })
+}
+
+func (d *Deliverer) start(ctx context.Context) error {
 	if err := d.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("webhook: redis is unreachable: %w", err)
 	}
+	// Handlers get ctx's values but not its cancellation: Stop drains them.
 	base := context.WithoutCancel(ctx)
 	srv := asynq.NewServerFromRedisClient(d.rdb, asynq.Config{
 		Concurrency:              d.cfg.Concurrency,
@@ -241,7 +232,7 @@ func (d *Deliverer) Start(ctx context.Context) error {
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
 	}
-	d.srv, d.state, d.done = srv, stateStarted, make(chan struct{})
+	d.srv = srv
 	d.log.WithFields(logrus.Fields{"concurrency": d.cfg.Concurrency, "perEndpoint": d.cfg.PerEndpoint,
 		"allowPrivate": d.cfg.Policy.AllowPrivate}).Info("webhook deliverer started")
 	return nil
@@ -249,25 +240,21 @@ func (d *Deliverer) Start(ctx context.Context) error {
 
 // Stop stops taking tasks and waits for attempts in flight, up to
 // ShutdownTimeout (asynq then returns the rest to the queue) or until ctx
-// ends. It is safe to call twice and before Start.
+// ends. It is safe twice and before Start.
 func (d *Deliverer) Stop(ctx context.Context) error {
-	d.mu.Lock()
-	prev, srv, done := d.state, d.srv, d.done
-	d.state = stateStopped
-	d.mu.Unlock()
-	if prev == stateStarted {
-		go func() {
-			srv.Shutdown()
-			d.http.CloseIdleConnections()
-			d.log.Info("webhook deliverer stopped")
-			close(done)
-		}()
-	}
-	if done == nil {
-		return nil
-	}
+	return d.life.Stop(ctx, "webhook deliverer", d.stop)
+}
+
+func (d *Deliverer) stop(ctx context.Context) error {
+	drained := make(chan struct{})
+	go func() {
+		d.srv.Shutdown()
+		d.http.CloseIdleConnections()
+		d.log.Info("webhook deliverer stopped")
+		close(drained)
+	}()
 	select {
-	case <-done:
+	case <-drained:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("webhook: stop the deliverer: attempts are still in flight: %w", ctx.Err())

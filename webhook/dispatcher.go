@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 )
@@ -99,8 +100,7 @@ type Dispatcher struct {
 	// pending to dispatch again.
 	failed bool
 
-	mu     sync.Mutex
-	state  int
+	life   startstop.Lifecycle
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -122,45 +122,34 @@ func NewDispatcher(st *store.Store, enq Enqueuer, cfg DispatcherConfig) (*Dispat
 }
 
 // Start creates the consumer group if needed and dispatches in the
-// background until Stop.
+// background until Stop. A dispatcher starts once (startstop.Lifecycle).
 func (d *Dispatcher) Start(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch d.state {
-	case stateStarted:
-		return errors.New("webhook: dispatcher already started")
-	case stateStopped:
-		return errors.New("webhook: dispatcher stopped; create a new one to start again")
-	}
-	if err := d.st.EnsureEventGroup(ctx, Group); err != nil {
-		return fmt.Errorf("webhook: %w", err)
-	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.state, d.cancel, d.done = stateStarted, cancel, make(chan struct{})
-	go d.loop(runCtx, d.done)
-	d.log.Info("webhook dispatcher started")
-	return nil
+	return d.life.Start("webhook dispatcher", func() error {
+		if err := d.st.EnsureEventGroup(ctx, Group); err != nil {
+			return fmt.Errorf("webhook: %w", err)
+		}
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		d.cancel, d.done = cancel, make(chan struct{})
+		go d.loop(runCtx, d.done)
+		d.log.Info("webhook dispatcher started")
+		return nil
+	})
 }
 
 // Stop ends the background loop, waiting for the round in flight (its
 // events are acknowledged or stay pending for the next dispatcher) until
 // ctx ends. It is safe to call twice and before Start.
 func (d *Dispatcher) Stop(ctx context.Context) error {
-	d.mu.Lock()
-	prev, cancel, done := d.state, d.cancel, d.done
-	d.state = stateStopped
-	d.mu.Unlock()
-	if prev != stateStarted {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		d.log.Info("webhook dispatcher stopped")
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("webhook: stop the dispatcher: %w", ctx.Err())
-	}
+	return d.life.Stop(ctx, "webhook dispatcher", func(ctx context.Context) error {
+		d.cancel()
+		select {
+		case <-d.done:
+			d.log.Info("webhook dispatcher stopped")
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("webhook: stop the dispatcher: %w", ctx.Err())
+		}
+	})
 }
 
 func (d *Dispatcher) loop(ctx context.Context, done chan struct{}) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
-	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/store"
 )
 
@@ -164,8 +163,7 @@ func pendingIDs(t testing.TB, ins *asynq.Inspector) []string {
 func TestDispatcherCrash(t *testing.T) {
 	t.Parallel()
 	rdb := realClient(t)
-	e := newEnv(t, rdb)
-	e.st = newStoreWith(t, e, func(c *store.Config) { c.EventsMaxLen = 10 })
+	e := newEnv(t, rdb, func(c *store.Config) { c.EventsMaxLen = 10 })
 	rcv := newReceiver(t, nil)
 	e.endpoint(rcv.URL, nil)
 	client := asynq.NewClientFromRedisClient(rdb)
@@ -298,14 +296,6 @@ func TestDispatcherCrash(t *testing.T) {
 	}
 }
 
-// newStoreWith replaces e's store by one with a changed config.
-func newStoreWith(t testing.TB, e *env, mod func(*store.Config)) *store.Store {
-	t.Helper()
-	cfg := store.Config{Clock: e.clk, EventsMaxLen: 1 << 20, CheckBatchWindow: -1}
-	mod(&cfg)
-	return storetest.New(t, e.rdb, cfg)
-}
-
 // TestDispatcherReplicas (real Redis): dispatchers running at once hand
 // every event on exactly once between them.
 func TestDispatcherReplicas(t *testing.T) {
@@ -377,8 +367,7 @@ func TestDispatchBacklog(t *testing.T) {
 		}
 	}
 	rdb := realClient(t)
-	e := newEnv(t, rdb)
-	e.st = newStoreWith(t, e, func(c *store.Config) { c.EventsMaxLen = 1000 })
+	e := newEnv(t, rdb, func(c *store.Config) { c.EventsMaxLen = 1000 })
 	other, err := e.st.CreateCompany(e.ctx, store.NewCompany{Name: "Other"})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -19,8 +18,9 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
-	"github.com/checkd/checkd/internal/testing/storetest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
@@ -36,7 +36,7 @@ var schedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Mi
 type env struct {
 	t   testing.TB
 	ctx context.Context
-	rdb redis.UniversalClient
+	rdb *redis.Client
 	st  *store.Store
 	clk *clock.Fake
 	enq *recorder
@@ -44,26 +44,25 @@ type env struct {
 	co  store.Company
 }
 
-func miniClient(t testing.TB) redis.UniversalClient {
-	mr := miniredis.RunT(t)
-	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+// miniClient is nil: testenv makes a fresh miniredis.
+func miniClient(testing.TB) *redis.Client { return nil }
 
-func realClient(t testing.TB) redis.UniversalClient { return redistest.Start(t).Client(t) }
+func realClient(t testing.TB) *redis.Client { return redistest.Start(t).Client(t) }
 
-func newEnv(t testing.TB, rdb redis.UniversalClient) *env {
+// newEnv is an env over rdb (nil: a fresh miniredis), its store with the
+// stream long enough to keep every event of a test and the group commit's
+// window off (tests call the store from few goroutines).
+func newEnv(t testing.TB, rdb *redis.Client, mods ...func(*store.Config)) *env {
 	t.Helper()
-	clk := clock.NewFake(t0)
-	st := storetest.New(t, rdb, store.Config{Clock: clk, EventsMaxLen: 1 << 20, CheckBatchWindow: -1})
-	logger, hook := logtest.NewNullLogger()
-	logger.SetLevel(logrus.DebugLevel)
-	e := &env{t: t, ctx: context.Background(), rdb: rdb, st: st, clk: clk, enq: &recorder{}, log: hook}
-	var err error
-	if e.co, err = st.CreateCompany(e.ctx, store.NewCompany{Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	te := testenv.New(t, testenv.Options{Redis: rdb, Start: t0, Store: func(c *store.Config) {
+		c.EventsMaxLen, c.CheckBatchWindow = 1<<20, 0
+		for _, m := range mods {
+			m(c)
+		}
+	}})
+	_, hook := logtest.NewNullLogger()
+	e := &env{t: t, ctx: context.Background(), rdb: te.Redis, st: te.Store, clk: te.Clock, enq: &recorder{}, log: hook}
+	e.co = te.Company(t, "Acme")
 	return e
 }
 
@@ -293,19 +292,8 @@ func deliverTasks(t testing.TB, ts []*asynq.Task) []tasks.WebhookDeliverPayload 
 	return out
 }
 
-// waitFor polls cond until it holds, failing the test if it does not
-// within d.
+// waitFor is poll.WaitFor.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		case <-tick.C:
-		}
-	}
+	poll.WaitFor(t, d, what, cond)
 }

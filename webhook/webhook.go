@@ -28,3 +28,35 @@
 // endpoint URLs checked against the address Policy (SSRF), secrets, test
 // messages, resends and recoveries.
 package webhook
+
+import (
+	"slices"
+
+	"github.com/checkd/checkd/configs"
+)
+
+// DelivererConfigFrom returns the deliverer's settings in a checkd
+// configuration: its webhooks section, and the worker's shutdown timeout
+// (the deliverer stops with the worker). The caller adds Clock, Logger and
+// the hooks.
+func DelivererConfigFrom(c configs.Config) DelivererConfig {
+	w := c.Webhooks
+	return DelivererConfig{Concurrency: w.Concurrency, PerEndpoint: w.PerEndpoint, Timeout: w.Timeout,
+		Schedule: slices.Clone(w.RetrySchedule), Jitter: w.RetryJitter, DisableAfter: w.DisableAfter, Retention: w.Retention,
+		Policy: Policy{AllowPrivate: w.AllowPrivate}, ShutdownTimeout: c.Worker.ShutdownTimeout, PollInterval: w.PollInterval}
+}
+
+// DispatcherConfigFrom returns the dispatcher's settings in a checkd
+// configuration. The caller adds Clock, Logger and the hooks.
+func DispatcherConfigFrom(c configs.Config) DispatcherConfig {
+	w := c.Webhooks
+	return DispatcherConfig{BatchSize: w.Dispatch.BatchSize, Block: w.Dispatch.Block, ClaimIdle: w.Dispatch.ClaimIdle,
+		EnqueueConcurrency: w.Dispatch.EnqueueConcurrency, Retention: w.Retention, Timeout: w.Timeout}
+}
+
+// AdminConfigFrom returns the API's webhook settings in a checkd
+// configuration. The caller adds Clock.
+func AdminConfigFrom(c configs.Config) AdminConfig {
+	w := c.Webhooks
+	return AdminConfig{Policy: Policy{AllowPrivate: w.AllowPrivate}, RotationGrace: w.RotationGrace, Timeout: w.Timeout, Retention: w.Retention}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/webhook"
@@ -111,21 +112,22 @@ type p7 struct {
 	conns []string
 }
 
+// deliverer is the daemon's deliverer (checkd's defaults) but for its
+// concurrency, which one endpoint takes whole, as raw asynq's handler does
+// (production bounds it lower: webhooks.perEndpoint), and the receiver's
+// loopback address, which the policy allows.
 func (p *p7) deliverer() (*webhook.Deliverer, error) {
-	return webhook.NewDeliverer(p.rdb, p.st, p.aq, webhook.DelivererConfig{
-		// One endpoint takes the whole concurrency, as raw asynq's handler
-		// does (production bounds it lower: webhooks.perEndpoint).
-		Concurrency: p.conc, PerEndpoint: p.conc, Timeout: 15 * time.Second,
-		Schedule: []time.Duration{0, 5 * time.Second}, Jitter: 0.2, DisableAfter: 120 * time.Hour, Retention: 720 * time.Hour,
-		Policy: webhook.Policy{AllowPrivate: true}, ShutdownTimeout: 10 * time.Second, PollInterval: 100 * time.Millisecond,
-		Clock: clock.Real{}, Logger: p.e.info.WithField("component", "webhooks"),
-	})
+	dc := webhook.DelivererConfigFrom(configs.Default())
+	dc.Concurrency, dc.PerEndpoint, dc.Policy.AllowPrivate = p.conc, p.conc, true
+	dc.Clock, dc.Logger = clock.Real{}, p.e.info.WithField("component", "webhooks")
+	return webhook.NewDeliverer(p.rdb, p.st, p.aq, dc)
 }
 
+// dispatcher is the daemon's dispatcher, checkd's defaults.
 func (p *p7) dispatcher() (*webhook.Dispatcher, error) {
-	return webhook.NewDispatcher(p.st, p.aq, webhook.DispatcherConfig{BatchSize: 500, Block: time.Second, ClaimIdle: time.Minute,
-		EnqueueConcurrency: 32, Retention: 720 * time.Hour, Timeout: 15 * time.Second, Clock: clock.Real{},
-		Logger: p.e.info.WithField("component", "webhooks")})
+	dc := webhook.DispatcherConfigFrom(configs.Default())
+	dc.Clock, dc.Logger = clock.Real{}, p.e.info.WithField("component", "webhooks")
+	return webhook.NewDispatcher(p.st, p.aq, dc)
 }
 
 // changes makes n changes: new connections (their connection.created.v2).
@@ -273,7 +275,7 @@ func runP7(ctx context.Context, e *env) (r Result) {
 		r.Err = err
 		return r
 	}
-	st, err := store.New(rdb, store.Config{Cipher: ci})
+	st, err := store.New(rdb, storeConfig(ci))
 	if err != nil {
 		r.Err = err
 		return r
