@@ -310,7 +310,7 @@ func runP7(ctx context.Context, e *env) (r Result) {
 	checkd, raw := &meter{}, &meter{}
 	var roundRatios []string
 	var memPer float64
-	var memDetail string
+	var memDetail, streamDetail string
 	e.logf("P7: %d rounds of %d changes, concurrency %d, one receiver", rounds, per, p.conc)
 	for k := range rounds {
 		// The round's changes, and the same messages rendered for raw
@@ -323,6 +323,13 @@ func runP7(ctx context.Context, e *env) (r Result) {
 		if err := p.changes(ctx, per); err != nil {
 			r.Err = err
 			return r
+		}
+		if k == 0 { // the stream's cost per event, before the dispatcher trims it
+			n, _ := rdb.XLen(ctx, prefix+"ev").Result()
+			if mu, err := memoryUsage(ctx, rdb, prefix+"ev", 0); err == nil && n > 0 {
+				streamDetail = fmt.Sprintf("the change-event stream held %d events in %d B: %.0f B per event (the connection before and after, the changed fields, the schedule's state; a creation has no before)",
+					n, mu, float64(mu)/float64(n))
+			}
 		}
 		evs, err := st.Events(ctx, last, int64(per))
 		if err != nil || len(evs) != per {
@@ -389,7 +396,7 @@ func runP7(ctx context.Context, e *env) (r Result) {
 		fmt.Sprintf("by CPU (Go + Redis per message): checkd %s, raw %s (ratio %.3f)", checkd.cpuPerItem(n), raw.cpuPerItem(n), checkd.cpuRatio(raw, n)),
 		fmt.Sprintf("latency, store write to arrival, at %d changes/s for %s (%d messages): p50 %s, p99 %s (the change's time has millisecond precision)",
 			e.sz.P7Rate, e.sz.P7Duration, sent, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond)),
-		memDetail)
+		memDetail, streamDetail)
 	return r
 }
 
