@@ -164,6 +164,15 @@ func (b *scriptBatcher) runCheckCmds(ctx context.Context, cmds ...redis.Cmder) e
 	return nil
 }
 
+// runCmds is runCheckCmds for calls that never wait for company: sent at
+// once when nothing is in flight, else with the next round trip.
+func (b *scriptBatcher) runCmds(ctx context.Context, cmds ...redis.Cmder) error {
+	if cmd := b.do(ctx, false, &scriptCall{cmds: cmds}); cmd != nil {
+		return cmd.Err()
+	}
+	return nil
+}
+
 func (b *scriptBatcher) do(ctx context.Context, check bool, c *scriptCall) *redis.Cmd {
 	if err := ctx.Err(); err != nil { // go-redis fails a command before sending it, too
 		c.fail(ctx, err)

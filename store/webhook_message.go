@@ -437,11 +437,18 @@ func (s *Store) LoadWebhookTarget(ctx context.Context, msgID, epID string) (Webh
 	if !ValidID(WebhookEndpointIDPrefix, epID) {
 		return WebhookTarget{}, fmt.Errorf("webhook endpoint %q: %w", epID, ErrWebhookEndpointGone)
 	}
-	p := s.rdb.Pipeline()
+	// One round trip, shared with concurrent attempts' (the group commit).
+	p := s.rdb.Pipeline() // builds the commands; never run
 	msg := p.HMGet(ctx, s.kWebhookMessage(msgID), "t", "o", "b", "d:"+epID)
 	ep := p.HMGet(ctx, s.kWebhookEndpoint(epID), webhookEndpointFields...)
 	sec := p.HMGet(ctx, s.kWebhookEndpoint(epID), "s", "ps", "pu")
-	if _, err := p.Exec(ctx); err != nil {
+	err := s.batch.runCmds(ctx, msg, ep, sec)
+	for _, c := range []redis.Cmder{msg, ep, sec} {
+		if err == nil {
+			err = c.Err()
+		}
+	}
+	if err != nil {
 		return WebhookTarget{}, fmt.Errorf("load webhook message %s for %s: %w", msgID, epID, err)
 	}
 	mv := msg.Val()
@@ -594,7 +601,8 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o At
 		out = "final"
 	}
 	now := ms(a.Timestamp)
-	v, err := recordScript.Run(ctx, s.rdb, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
+	// Shared with concurrent attempts' round trips (the group commit).
+	v, err := s.batch.run(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
 		s.kWebhookAttempts(a.EndpointID), s.kWebhookVersion()},
 		"d:"+a.EndpointID, b, series, out, now, now-o.Retention.Milliseconds(), o.DisableAfter.Milliseconds(),
 		o.GoneReason, o.StaleReason).StringSlice()

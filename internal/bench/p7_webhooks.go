@@ -127,6 +127,13 @@ func (p *p7) deliverer() (*webhook.Deliverer, error) {
 func (p *p7) dispatcher() (*webhook.Dispatcher, error) {
 	dc := webhook.DispatcherConfigFrom(configs.Default())
 	dc.Clock, dc.Logger = clock.Real{}, p.e.info.WithField("component", "webhooks")
+	var total atomic.Int64
+	began := time.Now()
+	dc.OnDispatch = func(s webhook.DispatchStats) {
+		if n := total.Add(int64(s.Events)); n%1000 < int64(s.Events) || s.Events == 0 {
+			p.e.logf("DEBUG dispatched %d events at %s (batch %d)", n, time.Since(began), s.Events)
+		}
+	}
 	return webhook.NewDispatcher(p.st, p.aq, dc)
 }
 
@@ -160,6 +167,8 @@ func (p *p7) runCheckd(ctx context.Context, n int) (*meter, error) {
 		return nil, err
 	}
 	p.rcv.expect(n)
+	stopProf := p.e.startProfile(fmt.Sprintf("P7-checkd-%d", len(p.conns)))
+	defer stopProf()
 	m := startMeter(ctx, p.rdb, p.rt)
 	if err := dlv.Start(ctx); err != nil {
 		return nil, err
@@ -194,6 +203,8 @@ func (p *p7) runRaw(ctx context.Context, msgs []rawDelivery, secret string) (*me
 	srv := asynq.NewServerFromRedisClient(p.rdb, asynq.Config{Concurrency: p.conc, Queues: map[string]int{"raw": 1},
 		TaskCheckInterval: 100 * time.Millisecond, Logger: p.e.quiet.WithField("c", "asynq"), LogLevel: asynq.WarnLevel})
 	p.rcv.expect(len(msgs))
+	stopProf := p.e.startProfile(fmt.Sprintf("P7-raw-%d", len(p.conns)))
+	defer stopProf()
 	m := startMeter(ctx, p.rdb, p.rt)
 	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		var d rawDelivery
@@ -425,7 +436,15 @@ func (p *p7) retainedMemory(ctx context.Context, before int64, n int) (float64, 
 	if page, err := p.st.ListWebhookMessages(ctx, store.WebhookMessageFilter{}, "", 1); err == nil && len(page.Messages) == 1 {
 		m := page.Messages[0]
 		mu, _ := memoryUsage(ctx, p.rdb, prefix+"wh:m:"+m.ID, 0)
-		sample = fmt.Sprintf("; a message key (body %d B) is %d B by MEMORY USAGE", len(m.Payload), mu)
+		att, _ := memoryUsage(ctx, p.rdb, prefix+"wh:a:"+p.ep.ID, 0)
+		natt, _ := p.rdb.XLen(ctx, prefix+"wh:a:"+p.ep.ID).Result()
+		idx := int64(0)
+		for _, k := range []string{prefix + "wh:ml", prefix + "wh:mt:" + m.EventType} {
+			v, _ := memoryUsage(ctx, p.rdb, k, 0)
+			idx += v
+		}
+		sample = fmt.Sprintf("; by MEMORY USAGE: a message key (its body %d B) %d B, an attempt %.0f B (%d in the endpoint's log), the listings by time and by type %.0f B per message (the per-connection one comes on top)",
+			len(m.Payload), mu, float64(att)/float64(max(natt, 1)), natt, float64(idx)/float64(max(n, 1)))
 	}
 	for _, pat := range []string{prefix + "wh:m:*", prefix + "wh:ml", prefix + "wh:mt:*", prefix + "wh:mc:*", prefix + "wh:a:*"} {
 		if _, err := deletePattern(ctx, p.rdb, pat); err != nil {
