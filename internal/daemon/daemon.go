@@ -137,16 +137,10 @@ type Daemon struct {
 // it touches neither Redis nor the network until Start. log may be nil
 // (logrus's standard logger).
 func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) {
+	// Validate lists every problem at once, the keys an external Redis
+	// requires included.
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	if !cfg.Embedded() && cfg.EncryptionKey == "" {
-		return nil, fmt.Errorf("daemon: %s is required with an external Redis (%s): credentials encrypted with a throwaway key could not be decrypted after a restart; generate a key with: openssl rand -hex 32",
-			configs.EnvEncryptionKey, configs.EnvRedisURL)
-	}
-	if cfg.Has(configs.RoleAPI) && len(cfg.APIKeys) == 0 && !cfg.Embedded() {
-		return nil, fmt.Errorf("daemon: the api role needs at least one API key: set %s (comma-separated; generate one with: openssl rand -hex 16)",
-			configs.EnvAPIKeys)
 	}
 	if log == nil {
 		log = logrus.StandardLogger()
