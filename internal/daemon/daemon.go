@@ -5,7 +5,8 @@
 // Start order (each step needs the ones before it):
 //
 //  1. Redis: CHECKD_REDIS_URL, or an embedded in-memory miniredis when it is
-//     empty (data lost on exit, and said so loudly); then a ping.
+//     empty (data lost on exit, and said so loudly); then a ping, and
+//     asynq's list of queues gets every queue (tasks.RegisterQueues).
 //  2. The store, with the credential cipher from encryptionKey. The embedded
 //     Redis without a key gets a throwaway key; an external Redis without
 //     one is refused, since credentials would be unreadable after a restart.
@@ -15,7 +16,7 @@
 //     sharing the Redis connection.
 //  6. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
-//     serves /metrics (key required), /readyz, and the asynqmon dashboard at
+//     serves /metrics (an API key, or the dashboard's login), /readyz, and the asynqmon dashboard at
 //     /monitoring/ (basic auth, read-only unless configured otherwise).
 //  7. The ops listener, if metricsAddr is set: /metrics, /healthz and
 //     /readyz for processes without the api role (worker-only machines).
@@ -56,6 +57,7 @@ import (
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -185,6 +187,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	cfg := d.cfg
 	if err := d.startRedis(ctx); err != nil {
 		return err
+	}
+	// Every queue shows (empty) in the dashboard, the queue routes and the
+	// asynq_* metrics from the first start, whichever roles run here.
+	if err := tasks.RegisterQueues(ctx, d.rdb); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
 
 	key, err := d.encryptionKey()
@@ -362,7 +369,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	srv.Mount(dashboard.DefaultRootPath+"/", dash, false) // it does its own (browser-friendly) auth
-	srv.Mount("GET /metrics", d.met.Handler(), true)
+	srv.Mount("GET /metrics", api.RequireKeyOrLogin(d.dashboardUser(), d.apiKeys, d.met.Handler()), false)
 	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
 	if err := srv.Start(ctx); err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -377,6 +384,15 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		d.log.Warn("no API key configured: generated one for this run and printed it once on stderr")
 	}
 	return nil
+}
+
+// dashboardUser is the Basic-auth user of the dashboard, which /metrics
+// takes too (with an API key as the password).
+func (d *Daemon) dashboardUser() string {
+	if d.cfg.Dashboard.User == "" {
+		return dashboard.DefaultUser
+	}
+	return d.cfg.Dashboard.User
 }
 
 // Stop stops the process in reverse start order, bounded by ctx, and
@@ -504,7 +520,7 @@ func (d *Daemon) startOps(ctx context.Context) error {
 	mux := http.NewServeMux()
 	var m http.Handler = d.met.Handler()
 	if len(d.apiKeys) > 0 {
-		m = api.RequireKey(d.apiKeys, m)
+		m = api.RequireKeyOrLogin(d.dashboardUser(), d.apiKeys, m)
 	} else {
 		d.log.Warn("no API keys configured: /metrics on " + d.cfg.MetricsAddr + " is open; bind it to a private address")
 	}
