@@ -163,6 +163,7 @@ func (s *Server) routes() {
 	// The link routes take no API key: the signed token is the authority.
 	s.mux.HandleFunc("PATCH /v1/link/credentials", s.useLink)
 	s.mux.HandleFunc("POST /v1/link/connection", s.useNewLink)
+	s.mux.HandleFunc("POST /v1/link/info", s.linkInfo)
 	api("GET /v1/connection/company/{companyId}/link", s.companyLink)
 	api("POST /v1/connection/company/{companyId}/link", s.companyLink)
 	s.mux.HandleFunc("GET /link", s.linkPage)
