@@ -55,7 +55,8 @@ func run() error {
 	if startErr == nil {
 		<-ctx.Done()
 		stop() // a second signal now kills the process at once
-		log.Info("signal received: stopping (send it again to exit at once)")
+		// The cause names the signal ("interrupt signal received").
+		log.Infof("%v: stopping (send it again to exit at once)", context.Cause(ctx))
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
