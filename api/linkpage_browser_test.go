@@ -149,7 +149,7 @@ func (tb *tab) text(sel string) string {
 // shown reports whether the element with id is displayed.
 func (tb *tab) shown(id string) bool {
 	tb.t.Helper()
-	return run(tb, chromedp.Evaluate[bool](`(() => { const e = document.getElementById(` + jsString(id) + `); return !!e && e.offsetParent !== null; })()`))
+	return run(tb, chromedp.Evaluate[bool](`(() => { const e = document.getElementById(`+jsString(id)+`); return !!e && e.offsetParent !== null; })()`))
 }
 
 func jsString(s string) string {

@@ -5,6 +5,7 @@
 // docs/configuration.md).
 //
 //	checkd -config configs/demo.yaml
+//	checkd --version
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/version"
 )
 
 // stopTimeout bounds a graceful stop; it exceeds the worker's default
@@ -34,7 +36,12 @@ func main() {
 
 func run() error {
 	path := flag.String("config", "", "YAML config file over the embedded defaults (default $"+configs.EnvConfig+")")
+	showVersion := flag.Bool("version", false, "print the build's version and commit, and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println("checkd " + version.Get().String())
+		return nil
+	}
 
 	cfg, err := configs.Load(*path)
 	if err != nil {
