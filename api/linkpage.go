@@ -152,24 +152,16 @@ func (s *Server) linkInfo(w http.ResponseWriter, r *http.Request) {
 	companyID := claims.Subject
 	if out.Kind == LinkKindCredentials {
 		c, err := s.st.GetConnection(r.Context(), claims.Subject)
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusGone, CodeGone, "the connection of this link no longer exists")
-			return
-		}
 		if err != nil {
-			s.storeError(w, r, err, "")
+			s.storeError(w, r, err, "the connection of this link no longer exists")
 			return
 		}
 		out.Connection = &LinkConnection{Datasource: c.Datasource, Name: c.Name}
 		companyID, credUpdated = c.CompanyID, c.CredentialsUpdatedAt
 	}
 	co, err := s.st.GetCompany(r.Context(), companyID)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusGone, CodeGone, "the company of this link no longer exists")
-		return
-	}
 	if err != nil {
-		s.storeError(w, r, err, "")
+		s.storeError(w, r, err, "the company of this link no longer exists")
 		return
 	}
 	out.CompanyName = co.Name

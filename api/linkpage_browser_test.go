@@ -130,6 +130,17 @@ func (tb *tab) do(steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// submit types values into the form's inputs (name, value, ...), sends the
+// form and waits for the page to say it was saved.
+func (tb *tab) submit(nameValues ...string) {
+	tb.t.Helper()
+	var steps []chromedp.Action[chromedp.Void]
+	for i := 0; i+1 < len(nameValues); i += 2 {
+		steps = append(steps, chromedp.SendKeys(chromedp.CSS(`input[name="`+nameValues[i]+`"]`), nameValues[i+1]))
+	}
+	tb.do(append(steps, chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#out.good")))...)
+}
+
 func run[T any](tb *tab, a chromedp.Action[T]) T {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, pageTimeout)
@@ -258,12 +269,8 @@ func TestLinkPagesInBrowser(t *testing.T) {
 			t.Error("a new-connection page shows a connection")
 		}
 		p.screenshot("form")
-		p.do(chromedp.SetValue(chromedp.CSS(`select[name="datasource"]`), "sandbox"),
-			chromedp.SendKeys(chromedp.CSS(`input[name="connectionName"]`), "Electricity"),
-			chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "user_good"),
-			chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "pw-typed-in-browser"),
-			chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
-			chromedp.WaitVisible(chromedp.CSS("#out.good")))
+		p.do(chromedp.SetValue(chromedp.CSS(`select[name="datasource"]`), "sandbox"))
+		p.submit("connectionName", "Electricity", "username", "user_good", "password", "pw-typed-in-browser")
 		p.check("Connection added", false, "Saved. “Electricity” will be checked shortly")
 		p.screenshot("saved")
 
@@ -301,10 +308,7 @@ func TestLinkPagesInBrowser(t *testing.T) {
 			t.Error("a credential page shows the new-connection fields")
 		}
 		p.screenshot("form")
-		p.do(chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "new_user"),
-			chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "new-pw-typed"),
-			chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
-			chromedp.WaitVisible(chromedp.CSS("#out.good")))
+		p.submit("username", "new_user", "password", "new-pw-typed")
 		p.check("Login updated", false, "checked with the new login shortly")
 		p.screenshot("saved")
 		got, err := e.st.GetConnection(ctx, c.ID)
