@@ -160,10 +160,10 @@ type mConn struct {
 	// statusFirstSeenTime.
 	savedAccts     map[string]checks.AccountStatus
 	savedAcctFirst map[string]time.Time
-	gen        int    // actions that void checks in flight
-	started    int64  // start of the last applied check since the last voiding action
-	attempt    string // last applied attempt
-	history    []string
+	gen            int    // actions that void checks in flight
+	started        int64  // start of the last applied check since the last voiding action
+	attempt        string // last applied attempt
+	history        []string
 }
 
 type opsModel struct {
