@@ -7,7 +7,7 @@
 // Routes:
 //
 //	GET  /healthz                                   {"status":"ok"}, no key needed
-//	POST /v1/company                                {"name"} → 201 company
+//	POST /v1/company                                {"name","autoTrack"} → 201 company
 //	GET  /v1/company                                {"companies":[...]}
 //	GET  /v1/company/{companyId}                    company
 //	POST /v1/connection/company/{companyId}         {"datasource","name","credentials":{"username","password","extra"}} → 201 connection (PENDING)

@@ -202,6 +202,10 @@ type Demo struct {
 type DemoCompany struct {
 	Name        string         `yaml:"name"`
 	Connections map[string]int `yaml:"connections"`
+	// AutoTrack, when set, decides for this company whether discovered
+	// accounts are tracked at once (store.autoTrack otherwise): false
+	// leaves them DETECTED, to confirm or reject.
+	AutoTrack *bool `yaml:"autoTrack"`
 }
 
 // Has reports whether the configuration includes a role.

@@ -90,8 +90,19 @@ func TestDemoFile(t *testing.T) {
 	if c.CheckInterval != 2*time.Minute || c.Tick != "@every 5s" || !c.Store.AutoTrack || c.Sandbox.Latency != 200*time.Millisecond {
 		t.Errorf("demo overrides not applied: %+v", c)
 	}
-	if !c.Demo.Enabled || len(c.Demo.Companies) < 3 || len(c.Demo.Companies) > 4 {
-		t.Fatalf("demo wants 3-4 companies, got %+v", c.Demo)
+	if !c.Demo.Enabled || len(c.Demo.Companies) < 3 || len(c.Demo.Companies) > 5 {
+		t.Fatalf("demo wants 3-5 companies, got %+v", c.Demo)
+	}
+	// One leaves discovered accounts to confirm or reject, as the docs
+	// show in make run.
+	manual := 0
+	for _, co := range c.Demo.Companies {
+		if co.AutoTrack != nil && !*co.AutoTrack {
+			manual++
+		}
+	}
+	if manual != 1 {
+		t.Errorf("demo wants one company with autoTrack false, got %d", manual)
 	}
 	total, good := 0, 0
 	for _, co := range c.Demo.Companies {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -336,6 +337,37 @@ func runConformance(t *testing.T, b backend) {
 		g.record(c2.ID, "b2", t0.Add(time.Hour), pulled(checks.AcctPullCompleted, "A"))
 		if a := g.get(c2.ID).Accounts[0]; a.Status != checks.AcctDetected {
 			t.Fatalf("a pull result for an untracked account was applied: %s", a.Status)
+		}
+	})
+
+	t.Run("a company's autoTrack decides over the store's", func(t *testing.T) {
+		t.Parallel()
+		for _, storeDefault := range []bool{true, false} {
+			f := newFixture(t, b, func(c *Config) { c.AutoTrack = storeDefault })
+			for _, companyChoice := range []*bool{nil, new(true), new(false)} {
+				co, err := f.s.CreateCompany(f.ctx, NewCompany{Name: "Tracking", AutoTrack: companyChoice})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := f.s.GetCompany(f.ctx, co.ID); err != nil || !reflect.DeepEqual(got.AutoTrack, companyChoice) {
+					t.Fatalf("company autoTrack read back as %v (%v), want %v", got.AutoTrack, err, companyChoice)
+				}
+				c, err := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: co.ID, Datasource: "sandbox", Credentials: checks.Credentials{Username: "u"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.record(c.ID, "a1", f.clk.Now(), ok("A"))
+				want := storeDefault
+				if companyChoice != nil {
+					want = *companyChoice
+				}
+				a := f.get(c.ID).Accounts[0]
+				tracked := a.TrackingStatus == checks.TrackingEnabled && a.Status == checks.AcctOnboarded
+				detected := a.TrackingStatus == checks.TrackingUnset && a.Status == checks.AcctDetected
+				if want && !tracked || !want && !detected {
+					t.Errorf("store autoTrack %v, company %v: discovered account %s/%s", storeDefault, companyChoice, a.TrackingStatus, a.Status)
+				}
+			}
 		}
 	})
 

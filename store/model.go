@@ -16,6 +16,10 @@ type Company struct {
 	Name      string    `json:"name"`
 	IsActive  bool      `json:"isActive"`
 	CreatedAt time.Time `json:"createdAt"`
+	// AutoTrack, when set, says whether the company's discovered accounts
+	// are tracked at once (true) or wait for a decision (false); absent,
+	// the service's store.autoTrack decides.
+	AutoTrack *bool `json:"autoTrack,omitempty"`
 }
 
 // Datasource names the provider a connection logs in to; the reference's

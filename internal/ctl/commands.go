@@ -194,6 +194,11 @@ func companyShow(c *call) error {
 		t.row("Name:", co.Name)
 		t.row("Active:", yesNo(co.IsActive))
 		t.row("Created:", stamp(co.CreatedAt))
+		if co.AutoTrack == nil {
+			t.row("Auto-track:", "the service's default (store.autoTrack)")
+		} else {
+			t.row("Auto-track:", yesNo(*co.AutoTrack))
+		}
 		t.flush()
 		t.line("\nIts connections: checkctl connections list %s", co.ID)
 	})

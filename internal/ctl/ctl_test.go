@@ -436,7 +436,15 @@ func TestCommands(t *testing.T) {
 			args:    []string{"company", "show", "co_1"},
 			replies: ok(companyJSON),
 			want:    []request{get("/v1/company/co_1", "")},
-			stdout:  "ID:       co_1\nName:     Acme\nActive:   yes\nCreated:  2026-03-02T10:00:00Z\n\nIts connections: checkctl connections list co_1\n",
+			stdout: "ID:          co_1\nName:        Acme\nActive:      yes\nCreated:     2026-03-02T10:00:00Z\n" +
+				"Auto-track:  the service's default (store.autoTrack)\n\nIts connections: checkctl connections list co_1\n",
+		},
+		{
+			name:    "company show of a company that decides its tracking",
+			args:    []string{"company", "show", "co_1"},
+			replies: ok(strings.Replace(companyJSON, `}`, `,"autoTrack":false}`, 1)),
+			want:    []request{get("/v1/company/co_1", "")},
+			outHas:  []string{"Auto-track:  no\n"},
 		},
 		{
 			name:    "company show -o json",
