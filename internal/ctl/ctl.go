@@ -346,10 +346,12 @@ func (a *app) printError(e errorBody) {
 }
 
 func (a *app) printJSONError(e errorBody) {
-	b, _ := json.MarshalIndent(struct {
+	enc := json.NewEncoder(a.env.Stderr)
+	enc.SetEscapeHTML(false) // "<companyId>" as it is, not \u003c
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(struct { // strings, ints and a map of strings always encode
 		Error errorBody `json:"error"`
-	}{e}, "", "  ") // strings, ints and a map of strings always encode
-	fmt.Fprintf(a.env.Stderr, "%s\n", b)
+	}{e})
 }
 
 // Annotations of a command: its hint for a 404 (which checkctl command
