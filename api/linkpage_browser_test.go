@@ -208,6 +208,18 @@ func (tb *tab) check(heading string, formShown bool, texts ...string) {
 	}
 }
 
+// checkForm checks a page that shows its form: its heading, the company,
+// the expiry, the login fields and texts, not the element with id other
+// (the other kind of link's), and saves its screenshot.
+func (tb *tab) checkForm(heading, other string, texts ...string) {
+	tb.t.Helper()
+	tb.check(heading, true, append(texts, "Company", "Acme Manufacturing", "Link valid until", "Username", "Password")...)
+	if tb.shown(other) {
+		tb.t.Errorf("%s shows #%s, which is the other kind of link's", tb.name, other)
+	}
+	tb.screenshot("form")
+}
+
 var screenshotDir = sync.OnceValue(func() string { return os.Getenv("CHECKD_SCREENSHOTS") })
 
 // screenshot saves the whole page as <dir>/<tab name>-<suffix>.png.
@@ -264,11 +276,7 @@ func TestLinkPagesInBrowser(t *testing.T) {
 	t.Run("new connection", func(t *testing.T) {
 		url := linkURL("/v1/connection/company/" + co.ID + "/link")
 		p := visit(t, browser, "new-connection", url, "#f")
-		p.check("Add a connection", true, "Company", "Acme Manufacturing", "Link valid until", "Provider", "Username", "Password")
-		if p.shown("connection-row") {
-			t.Error("a new-connection page shows a connection")
-		}
-		p.screenshot("form")
+		p.checkForm("Add a connection", "connection-row", "Provider")
 		p.do(chromedp.SetValue(chromedp.CSS(`select[name="datasource"]`), "sandbox"))
 		p.submit("connectionName", "Electricity", "username", "user_good", "password", "pw-typed-in-browser")
 		p.check("Connection added", false, "Saved. “Electricity” will be checked shortly")
@@ -303,11 +311,7 @@ func TestLinkPagesInBrowser(t *testing.T) {
 		recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: checks.ConnPasswordIncorrect, Detail: "the website refused the password"})
 		url := linkURL("/v1/connection/" + c.ID + "/link")
 		p := visit(t, browser, "credentials", url, "#f")
-		p.check("Update your login", true, "Acme Manufacturing", "Gas, main office", "sandbox", "Link valid until", "Username", "Password")
-		if p.shown("add") {
-			t.Error("a credential page shows the new-connection fields")
-		}
-		p.screenshot("form")
+		p.checkForm("Update your login", "add", "Gas, main office", "sandbox")
 		p.submit("username", "new_user", "password", "new-pw-typed")
 		p.check("Login updated", false, "checked with the new login shortly")
 		p.screenshot("saved")

@@ -97,8 +97,9 @@ func TestSeed(t *testing.T) {
 	}
 }
 
-func TestSeedDemoFile(t *testing.T) {
-	t.Parallel()
+// demoFile is the configuration of make run.
+func demoFile(t *testing.T) configs.Config {
+	t.Helper()
 	b, err := configs.EmbeddedFile(configs.DemoFile)
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +108,12 @@ func TestSeedDemoFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func TestSeedDemoFile(t *testing.T) {
+	t.Parallel()
+	cfg := demoFile(t)
 	st := newStore(t)
 	sum, err := demo.Seed(context.Background(), st, cfg.Demo)
 	if err != nil {
@@ -133,14 +140,7 @@ func TestSeedDemoFile(t *testing.T) {
 func TestDemoFileTracking(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b, err := configs.EmbeddedFile(configs.DemoFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := demoFile(t)
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
