@@ -126,10 +126,10 @@ func (p DetailsPatch) validate() error {
 // UpdateDetails applies a settings patch atomically. isActive false makes
 // the connection DEACTIVATED: it leaves the due index and any check queued
 // or running for it is voided. isActive true restores its previous status
-// (with its statusFirstSeenTime) and, when that is checkable, asks for a check at once (CheckNow); while
-// its company is inactive (a deactivation under way included) the
-// connection becomes COMPANY_INACTIVE instead, as the company's
-// deactivation would have made it.
+// (with its statusFirstSeenTime) and, when that is checkable, asks for a
+// check at once (CheckNow); while its company is inactive (a deactivation
+// under way included) the connection becomes COMPANY_INACTIVE instead, as
+// the company's deactivation would have made it.
 func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (Change, error) {
 	if err := p.validate(); err != nil {
 		return Change{}, err
@@ -515,9 +515,9 @@ func (e *CompanyToggledError) Unwrap() error { return ErrConflict }
 // SetCompanyActive deactivates or reactivates a company. Deactivation makes
 // every connection and account of it COMPANY_INACTIVE (remembering what
 // each was) and takes them out of the due index; reactivation restores
-// every status (with its statusFirstSeenTime) and tracking decision, terminal ones included, and makes the
-// checkable connections due at once (the next scheduler ticks pick them up,
-// within the per-tick bound). It works in batches, so a company with 100k
+// every status (with its statusFirstSeenTime) and tracking decision,
+// terminal ones included, and makes the checkable connections due at once
+// (the next scheduler ticks pick them up, within the per-tick bound). It works in batches, so a company with 100k
 // connections never blocks Redis; calling it again finishes an interrupted
 // run.
 func (s *Store) SetCompanyActive(ctx context.Context, companyID string, active bool) (CompanyChange, error) {

@@ -16,8 +16,9 @@
 //     sharing the Redis connection.
 //  6. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
-//     serves /metrics (an API key, or the dashboard's login), /readyz, and the asynqmon dashboard at
-//     /monitoring/ (basic auth, read-only unless configured otherwise).
+//     serves /metrics (an API key, or the dashboard's login), /readyz, and
+//     the asynqmon dashboard at /monitoring/ (basic auth, read-only unless
+//     configured otherwise).
 //  7. The ops listener, if metricsAddr is set: /metrics, /healthz and
 //     /readyz for processes without the api role (worker-only machines).
 //  8. Demo data, if enabled and the store has no company yet.
