@@ -25,8 +25,8 @@ type CheckTarget struct {
 	// autoTrack: accounts the check discovers are tracked at once (the
 	// company's choice, else Config.AutoTrack).
 	autoTrack bool
-	raw     string
-	rec     *connRec // decoded raw, handed to the first write attempt
+	raw       string
+	rec       *connRec // decoded raw, handed to the first write attempt
 }
 
 // Served reports whether a check that started at or after slot is already
