@@ -16,16 +16,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
 	"github.com/checkd/checkd/internal/version"
 )
-
-// stopTimeout bounds a graceful stop; it exceeds the worker's default
-// shutdown timeout so in-flight checks get theirs.
-const stopTimeout = 45 * time.Second
 
 func main() {
 	if err := run(); err != nil {
@@ -66,7 +61,7 @@ func run() error {
 		log.Infof("%v: stopping (send it again to exit at once)", context.Cause(ctx))
 	}
 
-	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), d.StopTimeout())
 	defer cancel()
 	return errors.Join(startErr, d.Stop(sctx))
 }
