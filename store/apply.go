@@ -39,13 +39,11 @@ const (
 	Ineligible Outcome = "ineligible"
 )
 
-// transition is one status change made by a write. A connection's also
-// carries the statusFirstSeenTime and detail it replaced, for its event's
-// old values.
+// transition is one status change made by a write, as its history
+// element records it (the write's event compares the whole record before
+// and after: events.go).
 type transition struct {
 	acct, from, to, detail string
-	oldFirst               int64
-	oldDetail              string
 }
 
 // checkApply is the input of applyCheck, in stored units.
@@ -169,9 +167,9 @@ func (r *connRec) newest() int64 {
 // move applies the status rule to the connection and records the
 // transition, if any.
 func (r *connRec) move(to, detail string, t int64, trs []transition) []transition {
-	from, first, was := r.Status, r.FirstSeen, r.Detail
+	from := r.Status
 	if setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, to, detail, t) {
-		trs = append(trs, transition{from: from, to: to, detail: detail, oldFirst: first, oldDetail: was})
+		trs = append(trs, transition{from: from, to: to, detail: detail})
 	}
 	return trs
 }

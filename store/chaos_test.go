@@ -710,8 +710,12 @@ func (c *chaosRun) checkHistoryAndEvents() {
 	fromEvents := map[string][]chaosTr{}
 	for _, ev := range evs {
 		for _, tr := range eventTransitions(ev) {
-			if tr.acct == "" && ev.Old != nil && !ev.Connection.StatusFirstSeenTime.Equal(ev.Time) {
-				c.errorf("%s: event %s statusFirstSeenTime %v, event time %v", ev.ConnectionID, ev.ID, ev.Connection.StatusFirstSeenTime, ev.Time)
+			// A new status is first seen at the event, but a restored one
+			// keeps its own, older, statusFirstSeenTime.
+			at := ev.Connection.StatusFirstSeenTime
+			restored := ev.Cause == CauseReactivated || ev.Cause == CauseCompanyReactivate
+			if tr.acct == "" && ev.Old != nil && (at.After(ev.Time) || !restored && !at.Equal(ev.Time)) {
+				c.errorf("%s: event %s (%s) statusFirstSeenTime %v, event time %v", ev.ConnectionID, ev.ID, ev.Cause, at, ev.Time)
 			}
 			fromEvents[ev.ConnectionID] = append(fromEvents[ev.ConnectionID], tr)
 		}
@@ -768,8 +772,11 @@ func (c *chaosRun) checkHistoryAndEvents() {
 			if last.to != st {
 				c.errorf("%s: newest history entry says %s (cause %s), status is %s", name, last.to, last.cause, st)
 			}
-			if last.t != first[subj] {
-				c.errorf("%s: newest transition to %s at %d, statusFirstSeenTime %d", name, last.to, last.t, first[subj])
+			// The status is first seen at its newest transition, or before
+			// when that restored it (reactivation keeps its since).
+			restored := last.cause == CauseReactivated || last.cause == CauseCompanyReactivate
+			if last.t != first[subj] && !(restored && first[subj] < last.t) {
+				c.errorf("%s: newest transition to %s (%s) at %d, statusFirstSeenTime %d", name, last.to, last.cause, last.t, first[subj])
 			}
 		}
 	}

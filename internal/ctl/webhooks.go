@@ -4,17 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/checkd/checkd/api"
@@ -22,76 +25,37 @@ import (
 	"github.com/checkd/checkd/webhook"
 )
 
-// webhookCommands are the "webhooks" commands (docs/webhooks.md).
-var webhookCommands = []*command{
-	{name: "webhooks list", summary: "list webhook endpoints", maxArgs: 0, run: webhooksList},
-	{name: "webhooks create", args: "<url>", flagSyn: "[--description D] [--type T]... [--company C]... [--disabled]",
-		summary: "create a webhook endpoint and print its signing secret", minArgs: 1, maxArgs: 1,
-		detail: "Without --type it receives every event type, without --company every company's connections.\n" +
-			"The URL must be https and public unless the service allows private addresses\n" +
-			"(CHECKD_WEBHOOK_ALLOW_PRIVATE, the demo's default).",
-		flags: endpointCreateFlags, run: webhooksCreate},
-	{name: "webhooks show", args: "<endpointId>", summary: "show a webhook endpoint", minArgs: 1, maxArgs: 1, run: webhooksShow},
-	{name: "webhooks set", args: "<endpointId>", flagSyn: "[--endpoint-url U] [--description D] [--types T,...] [--companies C,...]",
-		summary: "change a webhook endpoint", minArgs: 1, maxArgs: 1,
-		detail: "Give at least one flag. --types \"\" or --companies \"\" subscribe to all.",
-		flags:  endpointSetFlags, run: webhooksSet},
-	{name: "webhooks enable", args: "<endpointId>", summary: "enable a webhook endpoint (then recover what it missed)", minArgs: 1, maxArgs: 1,
-		run: webhooksEnable(true)},
-	{name: "webhooks disable", args: "<endpointId>", summary: "disable a webhook endpoint: it receives nothing; messages are kept", minArgs: 1, maxArgs: 1,
-		run: webhooksEnable(false)},
-	{name: "webhooks delete", args: "<endpointId>", summary: "delete a webhook endpoint and its attempt log", minArgs: 1, maxArgs: 1, run: webhooksDelete},
-	{name: "webhooks secret", args: "<endpointId>", flagSyn: "[--rotate]", summary: "print an endpoint's signing secret, or rotate it",
-		minArgs: 1, maxArgs: 1,
-		detail: "After --rotate the old secret signs too (a second signature) for webhooks.rotationGrace.",
-		flags:  secretFlags, run: webhooksSecret},
-	{name: "webhooks test", args: "<endpointId>", flagSyn: "[--type T]", summary: "send a signed example message to an endpoint now",
-		minArgs: 1, maxArgs: 1, flags: testFlags, run: webhooksTest},
-	{name: "webhooks recover", args: "<endpointId>", flagSyn: "--since TIME [--until TIME]",
-		summary: "send again the messages of a window that an endpoint did not get", minArgs: 1, maxArgs: 1,
-		detail: "TIME is RFC 3339 (2026-03-02T09:00:00Z) or a duration ago (24h). One attempt each, in the\n" +
-			"background: failed messages, and those dispatched while the endpoint was disabled.",
-		flags: recoverFlags, run: webhooksRecover},
-	{name: "webhooks attempts", args: "<endpointId>|<msgId>", flagSyn: "[--limit N]",
-		summary: "list the delivery attempts of an endpoint (newest first) or of a message", minArgs: 1, maxArgs: 1,
-		flags: limitFlags(store.MaxWebhookPage), run: webhooksAttempts},
-	{name: "webhooks messages", flagSyn: "[--type T] [--connection C] [--limit N]", summary: "list webhook messages, newest first",
-		maxArgs: 0, flags: messagesFlags, run: webhooksMessages},
-	{name: "webhooks message", args: "<msgId>", summary: "show a webhook message: its payload and deliveries", minArgs: 1, maxArgs: 1,
-		run: webhooksMessage},
-	{name: "webhooks resend", args: "<msgId> <endpointId>", summary: "deliver a message to an endpoint once more, now", minArgs: 2, maxArgs: 2,
-		run: webhooksResend},
-	{name: "webhooks event-types", summary: "list the webhook event types", maxArgs: 0, run: webhooksEventTypes},
-	{name: "webhooks listen", flagSyn: "[--addr HOST:PORT] [--type T]... [--json] [--keep]",
-		summary: "receive webhooks locally: create an endpoint here and print each verified message", maxArgs: 0,
-		detail: "Starts an HTTP receiver on --addr (default " + DefaultListenAddr + "), creates an endpoint for it\n" +
-			"(the service must allow private addresses: the demo does), and prints every message,\n" +
-			"verified with the Standard Webhooks reference library, until Ctrl-C; then deletes the\n" +
-			"endpoint unless --keep. --json prints each body.",
-		flags: listenFlags, run: webhooksListen},
+// hintEndpoint is the 404 hint of a command naming an endpoint or message.
+const hintEndpoint = "list the webhook endpoints with: checkctl webhooks list; the messages with: checkctl webhooks messages"
+
+// webhooksGroup is the "webhooks" commands (docs/webhooks.md).
+func (a *app) webhooksGroup() *cobra.Command {
+	return group("webhooks", "webhook endpoints, messages and a local receiver",
+		a.leaf("list", "list webhook endpoints", 0, 0, "", "", webhooksList),
+		a.webhooksCreate(),
+		a.leaf("show <endpointId>", "show a webhook endpoint", 1, 1, "<endpointId>", hintEndpoint, webhooksShow),
+		a.webhooksSet(),
+		a.leaf("enable <endpointId>", "enable a webhook endpoint (then recover what it missed)", 1, 1, "<endpointId>", hintEndpoint,
+			webhooksEnable(true)),
+		a.leaf("disable <endpointId>", "disable a webhook endpoint: it receives nothing; messages are kept", 1, 1, "<endpointId>",
+			hintEndpoint, webhooksEnable(false)),
+		a.leaf("delete <endpointId>", "delete a webhook endpoint and its attempt log", 1, 1, "<endpointId>", hintEndpoint, webhooksDelete),
+		a.webhooksSecret(),
+		a.webhooksTest(),
+		a.webhooksRecover(),
+		a.webhooksAttempts(),
+		a.webhooksMessages(),
+		a.leaf("message <msgId>", "show a webhook message: its payload and deliveries", 1, 1, "<msgId>", hintEndpoint, webhooksMessage),
+		a.leaf("resend <msgId> <endpointId>", "deliver a message to an endpoint once more, now", 2, 2, "<msgId> <endpointId>", hintEndpoint,
+			webhooksResend),
+		a.leaf("event-types", "list the webhook event types", 0, 0, "", "", webhooksEventTypes),
+		a.webhooksListen())
 }
 
 // DefaultListenAddr is where checkctl webhooks listen receives by default.
 const DefaultListenAddr = "127.0.0.1:18095"
 
 func endpointPath(id string) string { return "/v1/webhooks/endpoints/" + seg(id) }
-
-// strList is a repeatable string flag.
-type strList []string
-
-func (l *strList) String() string     { return strings.Join(*l, ",") }
-func (l *strList) Set(v string) error { *l = append(*l, v); return nil }
-
-// splitFlag splits a comma-separated flag value ("" is an empty list).
-func splitFlag(v string) []string {
-	out := []string{}
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 func endpointHeader(t *tw) { t.row("ID", "URL", "TYPES", "COMPANIES", "ENABLED", "FAILING SINCE") }
 
@@ -107,16 +71,12 @@ func endpointRow(t *tw, e store.WebhookEndpoint) {
 	if e.Disabled {
 		enabled = "no: " + e.DisabledReason
 	}
-	failing := "-"
-	if e.FailingSince != nil {
-		failing = e.FailingSince.Format(time.RFC3339)
-	}
-	t.row(e.ID, e.URL, types, cos, enabled, failing)
+	t.row(e.ID, e.URL, types, cos, enabled, stampPtr(e.FailingSince))
 }
 
 func webhooksList(c *call) error {
 	q := url.Values{"limit": {strconv.Itoa(store.MaxWebhookEndpoints)}} // every endpoint fits one page
-	raw, _, err := c.send(http.MethodGet, "/v1/webhooks/endpoints", q, nil)
+	raw, err := c.send(http.MethodGet, "/v1/webhooks/endpoints", q, nil)
 	if err != nil {
 		return err
 	}
@@ -129,47 +89,46 @@ func webhooksList(c *call) error {
 	})
 }
 
-type endpointOpts struct {
-	url, description, types, companies string
-	typeList, companyList              strList
-	disabled                           bool
-}
-
-func endpointCreateFlags(fs *flag.FlagSet) (any, func() error) {
-	o := &endpointOpts{}
-	fs.StringVar(&o.description, "description", "", "what the endpoint is for")
-	fs.Var(&o.typeList, "type", "receive only this event `type` (repeatable)")
-	fs.Var(&o.companyList, "company", "receive only this `companyId`'s connections (repeatable)")
-	fs.BoolVar(&o.disabled, "disabled", false, "create it disabled")
-	return o, nil
-}
-
-func webhooksCreate(c *call) error {
-	o := c.opts.(*endpointOpts)
-	body := map[string]any{"url": c.args[0], "filterTypes": []string(o.typeList), "companyIds": []string(o.companyList), "disabled": o.disabled}
-	if o.typeList == nil {
-		body["filterTypes"] = []string{}
-	}
-	if o.companyList == nil {
-		body["companyIds"] = []string{}
-	}
-	if o.description != "" {
-		body["description"] = o.description
-	}
-	raw, _, err := c.send(http.MethodPost, "/v1/webhooks/endpoints", nil, body)
-	if err != nil {
-		return err
-	}
-	var e api.WebhookEndpointCreated
-	return c.emit(raw, &e, func(t *tw) {
-		endpointHeader(t)
-		endpointRow(t, e.WebhookEndpoint)
-		t.line("\nsigning secret (keep it; checkctl webhooks secret %s prints it again): %s", e.ID, e.Secret)
-	})
+func (a *app) webhooksCreate() *cobra.Command {
+	var description string
+	var types, companies []string
+	var disabled bool
+	cmd := a.leaf("create <url> [--description D] [--type T]... [--company C]... [--disabled]",
+		"create a webhook endpoint and print its signing secret", 1, 1, "<url>", "", func(c *call) error {
+			in := api.WebhookEndpointRequest{URL: &c.args[0], FilterTypes: &types, CompanyIDs: &companies, Disabled: &disabled}
+			if types == nil {
+				in.FilterTypes = &[]string{}
+			}
+			if companies == nil {
+				in.CompanyIDs = &[]string{}
+			}
+			if description != "" {
+				in.Description = &description
+			}
+			raw, err := c.send(http.MethodPost, "/v1/webhooks/endpoints", nil, in)
+			if err != nil {
+				return err
+			}
+			var e api.WebhookEndpointCreated
+			return c.emit(raw, &e, func(t *tw) {
+				endpointHeader(t)
+				endpointRow(t, e.WebhookEndpoint)
+				t.line("\nsigning secret (checkctl webhooks secret %s prints it again): %s", e.ID, e.Secret)
+			})
+		})
+	cmd.Long = "Without --type it receives every event type, without --company every company's connections.\n" +
+		"The URL must be https and public unless the service allows private addresses\n" +
+		"(CHECKD_WEBHOOK_ALLOW_PRIVATE, the demo's default)."
+	f := cmd.Flags()
+	f.StringVar(&description, "description", "", "what the endpoint is for")
+	f.StringArrayVar(&types, "type", nil, "receive only this event `type` (repeatable)")
+	f.StringArrayVar(&companies, "company", nil, "receive only this `companyId`'s connections (repeatable)")
+	f.BoolVar(&disabled, "disabled", false, "create it disabled")
+	return cmd
 }
 
 func webhooksShow(c *call) error {
-	raw, _, err := c.send(http.MethodGet, endpointPath(c.args[0]), nil, nil)
+	raw, err := c.send(http.MethodGet, endpointPath(c.args[0]), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -187,45 +146,59 @@ func (c *call) showEndpoint(raw []byte) error {
 	})
 }
 
-func endpointSetFlags(fs *flag.FlagSet) (any, func() error) {
-	o := &endpointOpts{}
-	fs.StringVar(&o.url, "endpoint-url", "", "the endpoint's new `URL`")
-	fs.StringVar(&o.description, "description", "", "what the endpoint is for")
-	fs.StringVar(&o.types, "types", "", "receive only these event `types` (comma-separated; \"\": all)")
-	fs.StringVar(&o.companies, "companies", "", "receive only these `companyIds`' connections (comma-separated; \"\": all)")
-	return o, func() error {
-		if !isSet(fs, "endpoint-url") && !isSet(fs, "description") && !isSet(fs, "types") && !isSet(fs, "companies") {
-			return usagef("give at least one of --endpoint-url, --description, --types, --companies")
+// splitFlag splits a comma-separated flag value ("" is an empty list).
+func splitFlag(v string) []string {
+	out := []string{}
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
 		}
-		return nil
 	}
+	return out
 }
 
-func webhooksSet(c *call) error {
-	o := c.opts.(*endpointOpts)
-	body := map[string]any{}
-	if isSet(c.fs, "endpoint-url") {
-		body["url"] = o.url
-	}
-	if isSet(c.fs, "description") {
-		body["description"] = o.description
-	}
-	if isSet(c.fs, "types") {
-		body["filterTypes"] = splitFlag(o.types)
-	}
-	if isSet(c.fs, "companies") {
-		body["companyIds"] = splitFlag(o.companies)
-	}
-	raw, _, err := c.send(http.MethodPatch, endpointPath(c.args[0]), nil, body)
-	if err != nil {
-		return err
-	}
-	return c.showEndpoint(raw)
+func (a *app) webhooksSet() *cobra.Command {
+	var target, description, types, companies string
+	cmd := a.leaf("set <endpointId> [--endpoint-url U] [--description D] [--types T,...] [--companies C,...]", "change a webhook endpoint",
+		1, 1, "<endpointId>", hintEndpoint, func(c *call) error {
+			f := c.cmd.Flags()
+			var in api.WebhookEndpointRequest
+			if f.Changed("endpoint-url") {
+				in.URL = &target
+			}
+			if f.Changed("description") {
+				in.Description = &description
+			}
+			if f.Changed("types") {
+				l := splitFlag(types)
+				in.FilterTypes = &l
+			}
+			if f.Changed("companies") {
+				l := splitFlag(companies)
+				in.CompanyIDs = &l
+			}
+			if in == (api.WebhookEndpointRequest{}) {
+				return usagef("nothing to change: give --endpoint-url, --description, --types or --companies")
+			}
+			raw, err := c.send(http.MethodPatch, endpointPath(c.args[0]), nil, in)
+			if err != nil {
+				return err
+			}
+			return c.showEndpoint(raw)
+		})
+	cmd.Long = "Give at least one flag. --types \"\" or --companies \"\" subscribe to all."
+	f := cmd.Flags()
+	f.StringVar(&target, "endpoint-url", "", "the endpoint's new `URL`")
+	f.StringVar(&description, "description", "", "what the endpoint is for")
+	f.StringVar(&types, "types", "", "receive only these event `types` (comma-separated; \"\": all)")
+	f.StringVar(&companies, "companies", "", "receive only these `companyIds`' connections (comma-separated; \"\": all)")
+	return cmd
 }
 
 func webhooksEnable(enabled bool) func(c *call) error {
 	return func(c *call) error {
-		raw, _, err := c.send(http.MethodPatch, endpointPath(c.args[0]), nil, map[string]bool{"disabled": !enabled})
+		disabled := !enabled
+		raw, err := c.send(http.MethodPatch, endpointPath(c.args[0]), nil, api.WebhookEndpointRequest{Disabled: &disabled})
 		if err != nil {
 			return err
 		}
@@ -234,62 +207,53 @@ func webhooksEnable(enabled bool) func(c *call) error {
 }
 
 func webhooksDelete(c *call) error {
-	raw, _, err := c.send(http.MethodDelete, endpointPath(c.args[0]), nil, nil)
+	raw, err := c.send(http.MethodDelete, endpointPath(c.args[0]), nil, nil)
 	if err != nil {
 		return err
 	}
 	return c.emit(raw, nil, func(t *tw) { t.line("deleted %s", c.args[0]) })
 }
 
-func secretFlags(fs *flag.FlagSet) (any, func() error) {
-	return fs.Bool("rotate", false, "make a new secret; the old one keeps signing for webhooks.rotationGrace"), nil
+func (a *app) webhooksSecret() *cobra.Command {
+	var rotate bool
+	cmd := a.leaf("secret <endpointId> [--rotate]", "print an endpoint's signing secret, or rotate it", 1, 1, "<endpointId>", hintEndpoint,
+		func(c *call) error {
+			method, path := http.MethodGet, endpointPath(c.args[0])+"/secret"
+			if rotate {
+				method, path = http.MethodPost, path+"/rotate"
+			}
+			raw, err := c.send(method, path, nil, nil)
+			if err != nil {
+				return err
+			}
+			var s api.WebhookSecret
+			return c.emit(raw, &s, func(t *tw) {
+				t.line("%s", s.Secret)
+				if s.PreviousValidUntil != nil {
+					t.line("the previous secret signs too until %s", stamp(*s.PreviousValidUntil))
+				}
+			})
+		})
+	cmd.Long = "After --rotate the old secret signs too (a second signature) for webhooks.rotationGrace."
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "make a new secret; the old one keeps signing for webhooks.rotationGrace")
+	return cmd
 }
 
-func webhooksSecret(c *call) error {
-	method, path := http.MethodGet, endpointPath(c.args[0])+"/secret"
-	if *c.opts.(*bool) {
-		method, path = http.MethodPost, path+"/rotate"
-	}
-	raw, _, err := c.send(method, path, nil, nil)
-	if err != nil {
-		return err
-	}
-	var s api.WebhookSecret
-	return c.emit(raw, &s, func(t *tw) {
-		t.line("%s", s.Secret)
-		if s.PreviousValidUntil != nil {
-			t.line("the previous secret signs too until %s", s.PreviousValidUntil.Format(time.RFC3339))
-		}
-	})
-}
-
-func testFlags(fs *flag.FlagSet) (any, func() error) {
-	return fs.String("type", store.EventConnectionUpdated, "the example's event `type`"), nil
-}
-
-func webhooksTest(c *call) error {
-	raw, _, err := c.send(http.MethodPost, endpointPath(c.args[0])+"/test", nil, map[string]string{"eventType": *c.opts.(*string)})
-	if err != nil {
-		return err
-	}
-	var a api.WebhookAccepted
-	return c.emit(raw, &a, func(t *tw) {
-		t.line("sent example message %s (see checkctl webhooks attempts %s)", a.MessageID, a.MessageID)
-	})
-}
-
-type recoverOpts struct{ since, until string }
-
-func recoverFlags(fs *flag.FlagSet) (any, func() error) {
-	o := &recoverOpts{}
-	fs.StringVar(&o.since, "since", "", "start of the window: RFC 3339 `time` or a duration ago (24h)")
-	fs.StringVar(&o.until, "until", "", "end of the window (default now)")
-	return o, func() error {
-		if o.since == "" {
-			return usagef("--since is required (e.g. --since 24h or --since 2026-03-02T09:00:00Z)")
-		}
-		return nil
-	}
+func (a *app) webhooksTest() *cobra.Command {
+	var typ string
+	cmd := a.leaf("test <endpointId> [--type T]", "send a signed example message to an endpoint now", 1, 1, "<endpointId>", hintEndpoint,
+		func(c *call) error {
+			raw, err := c.send(http.MethodPost, endpointPath(c.args[0])+"/test", nil, api.WebhookTestRequest{EventType: typ})
+			if err != nil {
+				return err
+			}
+			var acc api.WebhookAccepted
+			return c.emit(raw, &acc, func(t *tw) {
+				t.line("sent example message %s (see: checkctl webhooks attempts %s)", acc.MessageID, acc.MessageID)
+			})
+		})
+	cmd.Flags().StringVar(&typ, "type", store.EventConnectionUpdated, "the example's event `type`")
+	return cmd
 }
 
 // whenOf reads an RFC 3339 time or a duration ago.
@@ -303,97 +267,84 @@ func whenOf(name, v string, now time.Time) (string, error) {
 	return v, nil
 }
 
-func webhooksRecover(c *call) error {
-	o := c.opts.(*recoverOpts)
-	now := time.Now()
-	since, err := whenOf("since", o.since, now)
-	if err != nil {
-		return err
-	}
-	body := map[string]string{"since": since}
-	if o.until != "" {
-		if body["until"], err = whenOf("until", o.until, now); err != nil {
-			return err
-		}
-	}
-	raw, _, err := c.send(http.MethodPost, endpointPath(c.args[0])+"/recover", nil, body)
-	if err != nil {
-		return err
-	}
-	var a api.WebhookAccepted
-	return c.emit(raw, &a, func(t *tw) {
-		t.line("recovering %s's messages from %s to %s in the background", a.EndpointID, a.Since.Format(time.RFC3339), a.Until.Format(time.RFC3339))
-	})
-}
-
-func limitFlags(max int) func(fs *flag.FlagSet) (any, func() error) {
-	return func(fs *flag.FlagSet) (any, func() error) {
-		n := fs.Int("limit", 0, fmt.Sprintf("at most this many, 1 to %d (default: the API's, 50)", max))
-		return n, func() error {
-			if isSet(fs, "limit") && (*n < 1 || *n > max) {
-				return usagef("--limit must be from 1 to %d, not %d", max, *n)
+func (a *app) webhooksRecover() *cobra.Command {
+	var since, until string
+	cmd := a.leaf("recover <endpointId> --since TIME [--until TIME]", "send again the messages of a window that an endpoint did not get",
+		1, 1, "<endpointId>", hintEndpoint, func(c *call) error {
+			if since == "" {
+				return usagef("--since is required (e.g. --since 24h or --since 2026-03-02T09:00:00Z)")
 			}
-			return nil
-		}
-	}
+			now := time.Now()
+			var in api.WebhookRecoverRequest
+			var err error
+			if in.Since, err = whenOf("since", since, now); err != nil {
+				return err
+			}
+			if until != "" {
+				if in.Until, err = whenOf("until", until, now); err != nil {
+					return err
+				}
+			}
+			raw, err := c.send(http.MethodPost, endpointPath(c.args[0])+"/recover", nil, in)
+			if err != nil {
+				return err
+			}
+			var acc api.WebhookAccepted
+			return c.emit(raw, &acc, func(t *tw) {
+				t.line("recovering %s's messages from %s to %s in the background", acc.EndpointID, stampPtr(acc.Since), stampPtr(acc.Until))
+			})
+		})
+	cmd.Long = "TIME is RFC 3339 (2026-03-02T09:00:00Z) or a duration ago (24h). One attempt each, in the\n" +
+		"background: failed messages, and those dispatched while the endpoint was disabled."
+	f := cmd.Flags()
+	f.StringVar(&since, "since", "", "start of the window: RFC 3339 `time` or a duration ago (24h)")
+	f.StringVar(&until, "until", "", "end of the window (default now)")
+	return cmd
 }
 
 func attemptHeader(t *tw) {
 	t.row("TIME", "MESSAGE", "ENDPOINT", "TRIGGER", "#", "STATUS", "HTTP", "MS", "NEXT", "ERROR")
 }
 
-func attemptRow(t *tw, a store.WebhookAttempt) {
-	next := "-"
-	if a.NextAttemptAt != nil {
-		next = a.NextAttemptAt.Format(time.RFC3339)
-	}
+func attemptRow(t *tw, at store.WebhookAttempt) {
 	code := "-"
-	if a.ResponseStatusCode != 0 {
-		code = strconv.Itoa(a.ResponseStatusCode)
+	if at.ResponseStatusCode != 0 {
+		code = strconv.Itoa(at.ResponseStatusCode)
 	}
-	t.row(a.Timestamp.Format(time.RFC3339), a.MessageID, a.EndpointID, a.Trigger, strconv.Itoa(a.Attempt), a.Status, code,
-		strconv.FormatInt(a.DurationMs, 10), next, orDash(a.Error))
+	t.row(stamp(at.Timestamp), at.MessageID, at.EndpointID, at.Trigger, strconv.Itoa(at.Attempt), at.Status, code,
+		strconv.FormatInt(at.DurationMs, 10), stampPtr(at.NextAttemptAt), orDash(at.Error))
 }
 
-func webhooksAttempts(c *call) error {
-	id := c.args[0]
-	q := url.Values{}
-	if n := *c.opts.(*int); n > 0 {
-		q.Set("limit", strconv.Itoa(n))
-	}
-	path := endpointPath(id) + "/attempts"
-	if strings.HasPrefix(id, "msg_") {
-		path = "/v1/webhooks/messages/" + seg(id) + "/attempts"
-	}
-	raw, _, err := c.send(http.MethodGet, path, q, nil)
-	if err != nil {
-		return err
-	}
-	var out store.WebhookAttemptPage
-	return c.emit(raw, &out, func(t *tw) {
-		attemptHeader(t)
-		for _, a := range out.Attempts {
-			attemptRow(t, a)
-		}
-	})
-}
-
-type messagesOpts struct {
-	typ, connection string
-	limit           int
-}
-
-func messagesFlags(fs *flag.FlagSet) (any, func() error) {
-	o := &messagesOpts{}
-	fs.StringVar(&o.typ, "type", "", "only this event `type`")
-	fs.StringVar(&o.connection, "connection", "", "only this `connectionId`'s messages")
-	fs.IntVar(&o.limit, "limit", 0, fmt.Sprintf("at most this many, 1 to %d (default: the API's, 50)", store.MaxWebhookPage))
-	return o, func() error {
-		if isSet(fs, "limit") && (o.limit < 1 || o.limit > store.MaxWebhookPage) {
-			return usagef("--limit must be from 1 to %d, not %d", store.MaxWebhookPage, o.limit)
-		}
-		return nil
-	}
+func (a *app) webhooksAttempts() *cobra.Command {
+	var limit int
+	cmd := a.leaf("attempts <endpointId>|<msgId> [--limit N]", "list the delivery attempts of an endpoint (newest first) or of a message",
+		1, 1, "<endpointId>|<msgId>", hintEndpoint, func(c *call) error {
+			q := url.Values{}
+			if c.cmd.Flags().Changed("limit") {
+				if limit < 1 || limit > store.MaxWebhookPage {
+					return usagef("--limit must be from 1 to %d, not %d", store.MaxWebhookPage, limit)
+				}
+				q.Set("limit", strconv.Itoa(limit))
+			}
+			id := c.args[0]
+			path := endpointPath(id) + "/attempts"
+			if strings.HasPrefix(id, "msg_") {
+				path = "/v1/webhooks/messages/" + seg(id) + "/attempts"
+			}
+			raw, err := c.send(http.MethodGet, path, q, nil)
+			if err != nil {
+				return err
+			}
+			var out store.WebhookAttemptPage
+			return c.emit(raw, &out, func(t *tw) {
+				attemptHeader(t)
+				for _, at := range out.Attempts {
+					attemptRow(t, at)
+				}
+			})
+		})
+	cmd.Flags().IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many, 1 to %d (default: the API's, 50)", store.MaxWebhookPage))
+	return cmd
 }
 
 func deliveriesText(ds []store.WebhookDelivery) string {
@@ -407,33 +358,45 @@ func deliveriesText(ds []store.WebhookDelivery) string {
 	return strings.Join(parts, " ")
 }
 
-func webhooksMessages(c *call) error {
-	o := c.opts.(*messagesOpts)
-	q := url.Values{}
-	if o.typ != "" {
-		q.Set("eventType", o.typ)
-	}
-	if o.connection != "" {
-		q.Set("connectionId", o.connection)
-	}
-	if o.limit > 0 {
-		q.Set("limit", strconv.Itoa(o.limit))
-	}
-	raw, _, err := c.send(http.MethodGet, "/v1/webhooks/messages", q, nil)
-	if err != nil {
-		return err
-	}
-	var page store.WebhookMessagePage
-	return c.emit(raw, &page, func(t *tw) {
-		t.row("TIME", "ID", "TYPE", "CONNECTION", "DELIVERIES (endpoint:status/attempts)")
-		for _, m := range page.Messages {
-			t.row(m.Timestamp.Format(time.RFC3339), m.ID, m.EventType, m.ConnectionID, deliveriesText(m.Deliveries))
-		}
-	})
+func (a *app) webhooksMessages() *cobra.Command {
+	var typ, connection string
+	var limit int
+	cmd := a.leaf("messages [--type T] [--connection C] [--limit N]", "list webhook messages, newest first", 0, 0, "", hintConnection,
+		func(c *call) error {
+			q := url.Values{}
+			if typ != "" {
+				q.Set("eventType", typ)
+			}
+			if connection != "" {
+				q.Set("connectionId", connection)
+			}
+			if c.cmd.Flags().Changed("limit") {
+				if limit < 1 || limit > store.MaxWebhookPage {
+					return usagef("--limit must be from 1 to %d, not %d", store.MaxWebhookPage, limit)
+				}
+				q.Set("limit", strconv.Itoa(limit))
+			}
+			raw, err := c.send(http.MethodGet, "/v1/webhooks/messages", q, nil)
+			if err != nil {
+				return err
+			}
+			var page store.WebhookMessagePage
+			return c.emit(raw, &page, func(t *tw) {
+				t.row("TIME", "ID", "TYPE", "CONNECTION", "DELIVERIES (endpoint:status/attempts)")
+				for _, m := range page.Messages {
+					t.row(stamp(m.Timestamp), m.ID, m.EventType, m.ConnectionID, deliveriesText(m.Deliveries))
+				}
+			})
+		})
+	f := cmd.Flags()
+	f.StringVar(&typ, "type", "", "only this event `type`")
+	f.StringVar(&connection, "connection", "", "only this `connectionId`'s messages")
+	f.IntVar(&limit, "limit", 0, fmt.Sprintf("at most this many, 1 to %d (default: the API's, 50)", store.MaxWebhookPage))
+	return cmd
 }
 
 func webhooksMessage(c *call) error {
-	raw, _, err := c.send(http.MethodGet, "/v1/webhooks/messages/"+seg(c.args[0]), nil, nil)
+	raw, err := c.send(http.MethodGet, "/v1/webhooks/messages/"+seg(c.args[0]), nil, nil)
 	if err != nil {
 		return err
 	}
@@ -443,7 +406,7 @@ func webhooksMessage(c *call) error {
 		t.row("Type:", m.EventType)
 		t.row("Connection:", m.ConnectionID)
 		t.row("Company:", m.CompanyID)
-		t.row("Changed:", m.Timestamp.Format(time.RFC3339Nano))
+		t.row("Changed:", stamp(m.Timestamp))
 		t.row("Deliveries:", deliveriesText(m.Deliveries))
 		t.flush()
 		t.line("\nPayload:")
@@ -454,7 +417,7 @@ func webhooksMessage(c *call) error {
 }
 
 func webhooksResend(c *call) error {
-	raw, _, err := c.send(http.MethodPost, "/v1/webhooks/messages/"+seg(c.args[0])+"/endpoints/"+seg(c.args[1])+"/resend", nil, nil)
+	raw, err := c.send(http.MethodPost, "/v1/webhooks/messages/"+seg(c.args[0])+"/endpoints/"+seg(c.args[1])+"/resend", nil, nil)
 	if err != nil {
 		return err
 	}
@@ -462,7 +425,7 @@ func webhooksResend(c *call) error {
 }
 
 func webhooksEventTypes(c *call) error {
-	raw, _, err := c.send(http.MethodGet, "/v1/webhooks/event-types", nil, nil)
+	raw, err := c.send(http.MethodGet, "/v1/webhooks/event-types", nil, nil)
 	if err != nil {
 		return err
 	}
@@ -475,24 +438,29 @@ func webhooksEventTypes(c *call) error {
 	})
 }
 
-type listenOpts struct {
-	addr       string
-	types      strList
-	json, keep bool
-}
-
-func listenFlags(fs *flag.FlagSet) (any, func() error) {
-	o := &listenOpts{}
-	fs.StringVar(&o.addr, "addr", DefaultListenAddr, "where the receiver listens (`host:port`)")
-	fs.Var(&o.types, "type", "receive only this event `type` (repeatable)")
-	fs.BoolVar(&o.json, "json", false, "print each message's body")
-	fs.BoolVar(&o.keep, "keep", false, "keep the endpoint when stopping")
-	return o, nil
-}
-
-func webhooksListen(c *call) error {
-	o := c.opts.(*listenOpts)
-	return Listen(c.ctx, c.client, ListenOptions{Addr: o.addr, Types: o.types, JSON: o.json, Keep: o.keep}, c.env.Stdout, c.env.Stderr)
+func (a *app) webhooksListen() *cobra.Command {
+	var o ListenOptions
+	cmd := a.leaf("listen [--addr HOST:PORT] [--type T]... [--json] [--keep]",
+		"receive webhooks locally: create an endpoint here and print each verified message", 0, 0, "", "", func(c *call) error {
+			client, err := c.a.clientFor()
+			if err != nil {
+				return err
+			}
+			// Ctrl-C ends the listening and deletes the endpoint.
+			ctx, stop := signal.NotifyContext(c.cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return Listen(ctx, client, o, c.a.env.Stdout, c.a.env.Stderr)
+		})
+	cmd.Long = "Starts an HTTP receiver on --addr (default " + DefaultListenAddr + "), creates an endpoint for it\n" +
+		"(the service must allow private addresses: the demo does), and prints every message,\n" +
+		"verified with the Standard Webhooks reference library, until Ctrl-C; then deletes the\n" +
+		"endpoint unless --keep. --json prints each body."
+	f := cmd.Flags()
+	f.StringVar(&o.Addr, "addr", DefaultListenAddr, "where the receiver listens (`host:port`)")
+	f.StringArrayVar(&o.Types, "type", nil, "receive only this event `type` (repeatable)")
+	f.BoolVar(&o.JSON, "json", false, "print each message's body")
+	f.BoolVar(&o.Keep, "keep", false, "keep the endpoint when stopping")
+	return cmd
 }
 
 // ListenOptions configure Listen.

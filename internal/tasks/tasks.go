@@ -4,6 +4,7 @@
 package tasks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // TypeCheckConnection is the task that checks one connection.
@@ -29,6 +31,27 @@ var Queues = []string{QueueCritical, QueueDefault, QueueLow}
 // AllQueues lists every queue checkd uses: the check queues, then the
 // webhook deliverer's own.
 var AllQueues = []string{QueueCritical, QueueDefault, QueueLow, QueueWebhooks}
+
+// asynqQueuesKey is the Redis set in which asynq lists the queues that
+// exist (its base.AllQueues, internal to asynq). asynq adds a queue to it
+// with a process's first task on the queue; asynqmon, the Inspector and
+// the asynq_* metrics list only the queues in it.
+const asynqQueuesKey = "asynq:queues"
+
+// RegisterQueues lists every one of AllQueues in asynq's set of queues, so
+// the dashboard, the queue routes and the asynq_* metrics show them (empty)
+// from the first start rather than after each queue's first task. Adding a
+// queue to AllQueues is enough for it to appear. It is idempotent.
+func RegisterQueues(ctx context.Context, rdb redis.Cmdable) error {
+	members := make([]any, len(AllQueues))
+	for i, q := range AllQueues {
+		members[i] = q
+	}
+	if err := rdb.SAdd(ctx, asynqQueuesKey, members...).Err(); err != nil {
+		return fmt.Errorf("register the task queues %v: %w", AllQueues, err)
+	}
+	return nil
+}
 
 // Reasons a check was enqueued.
 const (
