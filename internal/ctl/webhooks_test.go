@@ -1,11 +1,11 @@
 package ctl_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +28,6 @@ func dcli(t *testing.T, url, stdin string, args ...string) (string, string, int)
 	code := ctl.Run(context.Background(), append([]string{"--url", url, "--api-key", daemonKey}, args...), ctl.Env{
 		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
 	return out.String(), errb.String(), code
-}
-
-// syncBuffer is a buffer written by one goroutine and read by another.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // demoDaemon runs every role on an embedded Redis with private webhook
@@ -76,18 +58,38 @@ func demoDaemon(t *testing.T) string {
 	return "http://" + d.API().Addr()
 }
 
-// waitText polls until s() contains want.
-func waitText(t *testing.T, what string, s func() string, want string) {
+// lines reads r line by line into a channel, closed at r's end.
+func lines(r io.Reader) <-chan string {
+	ch := make(chan string, 100)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch
+}
+
+// waitLine reads lines until one contains want, failing the test on a line
+// NOT VERIFIED, the end of the output, or a deadline.
+func waitLine(t *testing.T, ch <-chan string, want string) {
 	t.Helper()
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !strings.Contains(s(), want) {
+	for {
 		select {
+		case l, ok := <-ch:
+			switch {
+			case !ok:
+				t.Fatalf("listen's output ended before %q", want)
+			case strings.Contains(l, "NOT VERIFIED"):
+				t.Fatalf("a message did not verify: %s", l)
+			case strings.Contains(l, want):
+				return
+			}
 		case <-deadline.C:
-			t.Fatalf("%s: no %q after 30s in:\n%s", what, want, s())
-		case <-tick.C:
+			t.Fatalf("no %q in listen's output after 30s", want)
 		}
 	}
 }
@@ -103,17 +105,20 @@ func TestWebhooksListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	pr, pw := io.Pipe()
+	out := lines(pr)
 	ready := make(chan store.WebhookEndpoint, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- ctl.Listen(ctx, client, ctl.ListenOptions{Addr: "127.0.0.1:0", Ready: func(e store.WebhookEndpoint) { ready <- e }}, &out, &errOut)
+		err := ctl.Listen(ctx, client, ctl.ListenOptions{Addr: "127.0.0.1:0", Ready: func(e store.WebhookEndpoint) { ready <- e }}, pw, io.Discard)
+		pw.Close()
+		done <- err
 	}()
 	var ep store.WebhookEndpoint
 	select {
 	case ep = <-ready:
 	case err := <-done:
-		t.Fatalf("listen: %v; %s", err, errOut.String())
+		t.Fatalf("listen: %v", err)
 	}
 	if list, _, code := dcli(t, url, "", "webhooks", "list"); code != 0 || !strings.Contains(list, ep.ID) {
 		t.Fatalf("webhooks list: %d %s", code, list)
@@ -123,20 +128,17 @@ func TestWebhooksListen(t *testing.T) {
 	if _, stderr, code := dcli(t, url, "pw\n", "connection", "create", coID, "--datasource", "sandbox", "--username", "user_good", "--password-stdin"); code != 0 {
 		t.Fatalf("connection create: %s", stderr)
 	}
-	waitText(t, "the creation message", out.String, "verified  connection.created.v2")
+	waitLine(t, out, "verified  connection.created.v2")
 	if _, _, code := dcli(t, url, "", "webhooks", "test", ep.ID, "--type", "connection.validated.v2"); code != 0 {
 		t.Fatal("webhooks test failed")
 	}
-	waitText(t, "the test message", out.String, "verified  connection.validated.v2  cn_0123456789abcdef")
+	waitLine(t, out, "verified  connection.validated.v2  cn_0123456789abcdef")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	if list, _, _ := dcli(t, url, "", "webhooks", "list"); strings.Contains(list, ep.ID) {
 		t.Fatalf("the endpoint outlived listen:\n%s", list)
-	}
-	if strings.Contains(out.String(), "NOT VERIFIED") {
-		t.Fatalf("a message did not verify:\n%s", out.String())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/daemon"
 	"github.com/checkd/checkd/internal/testing/poll"
@@ -36,20 +37,8 @@ func TestEndToEnd(t *testing.T) {
 	cfg.APIKeys = []string{testAPIKey}
 	cfg.Tick = "@every 1h" // ticks are driven by hand below
 	cfg.Store.AutoTrack = true
-	d, err := daemon.New(cfg, quietLogger(t), daemon.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, base := startDaemon(t, cfg, daemon.Options{Clock: clk})
 	ctx := context.Background()
-	if err := d.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(stopCtx(t)); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
-	base := "http://" + d.API().Addr()
 
 	var co store.Company
 	if code := doJSON(t, http.MethodPost, base+"/v1/company", testAPIKey, api.CreateCompanyRequest{Name: "Acme"}, &co); code != http.StatusCreated {
@@ -164,4 +153,23 @@ func waitFor(t *testing.T, base string, ids map[string]string, done func(api.Con
 		return len(got) == len(ids)
 	})
 	return got
+}
+
+// startDaemon starts a daemon of cfg, stopped when the test ends, and
+// returns it with its API's base URL.
+func startDaemon(t *testing.T, cfg configs.Config, opts daemon.Options) (*daemon.Daemon, string) {
+	t.Helper()
+	d, err := daemon.New(cfg, quietLogger(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(stopCtx(t)); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return d, "http://" + d.API().Addr()
 }

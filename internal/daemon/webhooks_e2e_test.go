@@ -77,20 +77,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	cfg.Tick = "@every 1h" // ticks are driven by hand
 	cfg.Webhooks.AllowPrivate = true
 	cfg.Webhooks.Dispatch.Block = 50 * time.Millisecond
-	d, err := daemon.New(cfg, quietLogger(t), daemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, base := startDaemon(t, cfg, daemon.Options{})
 	ctx := context.Background()
-	if err := d.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(stopCtx(t)); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
-	base := "http://" + d.API().Addr()
 
 	var ep api.WebhookEndpointCreated
 	if code := doJSON(t, http.MethodPost, base+"/v1/webhooks/endpoints", testAPIKey,
