@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,16 +28,11 @@ type EventBatch struct {
 	Skipped []string
 	// Errors say why each undecodable entry was skipped.
 	Errors []error
-	// Newest is the newest entry ID read ("" when none).
-	Newest string
 }
 
 func (s *Store) decodeBatch(msgs []redis.XMessage) EventBatch {
 	var b EventBatch
 	for _, m := range msgs {
-		if streamIDLess(b.Newest, m.ID) {
-			b.Newest = m.ID
-		}
 		ev, err := s.decodeEvent(m)
 		if err != nil {
 			b.Skipped, b.Errors = append(b.Skipped, m.ID), append(b.Errors, err)
@@ -153,21 +147,29 @@ func (s *Store) ClaimEvents(ctx context.Context, group, consumer string, minIdle
 	return b, next, nil
 }
 
-// eventAckScript acknowledges entries and raises the floor to the oldest entry
-// of the group still pending, or, with none, to ARGV[2] (an entry the
-// caller read, so every entry before it was delivered and acknowledged).
-// A floor never moves back.
+// eventAckScript acknowledges entries and raises the floor to the oldest
+// entry of the group still pending or, with none, to the last entry
+// delivered to the group (every entry up to it is acknowledged). A floor
+// never moves back.
 //
 // KEYS: events, floor
-// ARGV: group, newest read, ids...
+// ARGV: group, ids...
 var eventAckScript = redis.NewScript(`
-if #ARGV > 2 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
+if #ARGV > 1 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
 end
+local floor = ''
 local p = redis.call('XPENDING', KEYS[1], ARGV[1])
-local floor = ARGV[2]
-if p[1] > 0 then floor = p[2] end
-if floor == '' then return 0 end
+if p[1] > 0 then
+  floor = p[2]
+else
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local f = {}
+    for i = 1, #g, 2 do f[g[i]] = g[i+1] end
+    if f['name'] == ARGV[1] then floor = f['last-delivered-id'] end
+  end
+end
+if floor == '' or floor == '0-0' then return 0 end
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
@@ -183,24 +185,19 @@ return 1
 `)
 
 // AckEvents acknowledges entries of group, dispatched, and raises the
-// stream's floor past every entry the group has acknowledged. newest is an
-// entry ID this consumer read ("" none): with nothing pending, the floor
-// moves up to it.
-func (s *Store) AckEvents(ctx context.Context, group string, ids []string, newest string) error {
-	for len(ids) > 0 || newest != "" {
+// stream's floor past every entry the group has acknowledged.
+func (s *Store) AckEvents(ctx context.Context, group string, ids []string) error {
+	for first := true; first || len(ids) > 0; first = false {
 		n := min(len(ids), 1000)
-		args := make([]any, 0, n+2)
-		args = append(args, group, newest)
+		args := make([]any, 0, n+1)
+		args = append(args, group)
 		for _, id := range ids[:n] {
 			args = append(args, id)
 		}
 		if err := eventAckScript.Run(ctx, s.rdb, []string{s.kEvents(), s.kEventsFloor()}, args...).Err(); err != nil {
 			return fmt.Errorf("acknowledge change events: %w", err)
 		}
-		ids, newest = ids[n:], ""
-		if len(ids) == 0 {
-			break
-		}
+		ids = ids[n:]
 	}
 	return nil
 }
@@ -235,21 +232,4 @@ func (s *Store) EventBacklog(ctx context.Context, group string) (int64, error) {
 		return g.Pending + int64(len(n)), nil
 	}
 	return 0, nil
-}
-
-// streamIDLess compares stream entry IDs (ms-seq); "" is less than any.
-func streamIDLess(a, b string) bool {
-	if a == "" || b == "" {
-		return a == "" && b != ""
-	}
-	am, as := splitStreamID(a)
-	bm, bs := splitStreamID(b)
-	return am < bm || am == bm && as < bs
-}
-
-func splitStreamID(id string) (uint64, uint64) {
-	m, sq, _ := strings.Cut(id, "-")
-	a, _ := strconv.ParseUint(m, 10, 64)
-	b, _ := strconv.ParseUint(sq, 10, 64)
-	return a, b
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -382,4 +383,21 @@ func TestEventStreamKeepsUndispatched(t *testing.T) {
 			}
 		})
 	}
+}
+
+// streamIDLess compares stream entry IDs (ms-seq); "" is less than any.
+func streamIDLess(a, b string) bool {
+	if a == "" || b == "" {
+		return a == "" && b != ""
+	}
+	am, as := splitStreamID(a)
+	bm, bs := splitStreamID(b)
+	return am < bm || am == bm && as < bs
+}
+
+func splitStreamID(id string) (uint64, uint64) {
+	m, sq, _ := strings.Cut(id, "-")
+	a, _ := strconv.ParseUint(m, 10, 64)
+	b, _ := strconv.ParseUint(sq, 10, 64)
+	return a, b
 }

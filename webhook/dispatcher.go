@@ -334,7 +334,7 @@ func (d *Dispatcher) dispatchBatch(ctx context.Context, b store.EventBatch) (int
 		ids = append(ids, ev.ID)
 	}
 	ids = append(ids, b.Skipped...)
-	if err := d.st.AckEvents(ctx, Group, ids, b.Newest); err != nil {
+	if err := d.st.AckEvents(ctx, Group, ids); err != nil {
 		return 0, err
 	}
 	stats := DispatchStats{Events: len(b.Events), Messages: len(msgs), Tasks: len(deliveries), Skipped: len(b.Skipped)}
