@@ -120,7 +120,10 @@ func testWebhookEndpoints(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 	for _, err := range []error{f.s.DeleteWebhookEndpoint(f.ctx, e.ID), func() error { _, err := f.s.WebhookEndpoint(f.ctx, e.ID); return err }(),
-		func() error { _, err := f.s.UpdateWebhookEndpoint(f.ctx, e.ID, WebhookEndpointPatch{Description: ptr("x")}); return err }(),
+		func() error {
+			_, err := f.s.UpdateWebhookEndpoint(f.ctx, e.ID, WebhookEndpointPatch{Description: ptr("x")})
+			return err
+		}(),
 		f.s.RotateWebhookSecret(f.ctx, e.ID, testSecret, f.clk.Now())} {
 		if !errors.Is(err, ErrNotFound) {
 			t.Fatalf("deleted endpoint: %v, want ErrNotFound", err)
@@ -216,7 +219,9 @@ func testWebhookMessages(t *testing.T, b backend) {
 		{WebhookMessageFilter{EventType: EventConnectionCreated}, func(m NewWebhookMessage) bool { return m.Type == EventConnectionCreated }},
 		{WebhookMessageFilter{ConnectionID: "cn_00000000000000a1"}, func(m NewWebhookMessage) bool { return m.ConnectionID == "cn_00000000000000a1" }},
 		{WebhookMessageFilter{ConnectionID: "cn_00000000000000a0", EventType: EventConnectionUpdated},
-			func(m NewWebhookMessage) bool { return m.ConnectionID == "cn_00000000000000a0" && m.Type == EventConnectionUpdated }},
+			func(m NewWebhookMessage) bool {
+				return m.ConnectionID == "cn_00000000000000a0" && m.Type == EventConnectionUpdated
+			}},
 	} {
 		w := want(tc.keep)
 		// Ties share a millisecond and come in reverse ID order.
