@@ -407,8 +407,12 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	if a.Error != "" {
 		fields["error"] = a.Error
 	}
-	if a.NextAttemptAt == nil {
-		entry.WithFields(fields).Warn("webhook delivery failed; no attempt left")
+	switch {
+	case !series:
+		entry.WithFields(fields).Warn("webhook attempt failed")
+		return nil
+	case a.NextAttemptAt == nil:
+		entry.WithFields(fields).Warn("webhook delivery failed; no attempt left (recover it once the endpoint works)")
 		return nil
 	}
 	entry.WithFields(fields).WithField("nextAttemptAt", a.NextAttemptAt.Format(time.RFC3339)).Info("webhook attempt failed; retrying")
