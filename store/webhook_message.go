@@ -20,8 +20,8 @@ import (
 // "<status><attempts>:<attempt IDs>" (status p pending, s delivered, f
 // failed; attempts of the retry schedule; IDs of the endpoint's attempt
 // log entries, comma-separated). Messages expire after the retention,
-// counted from their change; three sorted sets list them by change time
-// (all, per type, per connection) and are trimmed to it. Every endpoint
+// counted from their change; two sorted sets list them by change time
+// (all, and per connection) and are trimmed to it. Every endpoint
 // has an attempt log, a stream trimmed to the retention.
 
 // Delivery states of a message to one endpoint.
@@ -40,12 +40,9 @@ const (
 	TriggerTest      = "test"      // an example message
 )
 
-func (s *Store) kWebhookMessage(id string) string     { return s.cfg.Prefix + "wh:m:" + id }
-func (s *Store) kWebhookMessages() string             { return s.cfg.Prefix + "wh:ml" }
-func (s *Store) kWebhookMessagesOf(typ string) string { return s.cfg.Prefix + "wh:mt:" + typ }
-func (s *Store) kWebhookConnMessages(id string) string {
-	return s.cfg.Prefix + "wh:mc:" + id
-}
+func (s *Store) kWebhookMessage(id string) string      { return s.cfg.Prefix + "wh:m:" + id }
+func (s *Store) kWebhookMessages() string              { return s.cfg.Prefix + "wh:ml" }
+func (s *Store) kWebhookConnMessages(id string) string { return s.cfg.Prefix + "wh:mc:" + id }
 func (s *Store) kWebhookAttempts(ep string) string { return s.cfg.Prefix + "wh:a:" + ep }
 
 // MaxWebhookMessageID bounds a message ID (they are made by the webhook
@@ -81,56 +78,81 @@ type NewWebhookMessage struct {
 	Unlisted bool
 }
 
+// saveScript stores messages: each one's hash (unless it exists, when only
+// the deliveries it lacks are added: a message keeps its first body and
+// every state), its expiry, and its entries in the listings by change
+// time, all and its connection's (which expires with its newest message);
+// then the listing of all is trimmed to the retention.
+//
+// KEYS: all messages' listing, then per message its hash and its
+// connection's listing
+// ARGV: horizon (ms), then per message: id, body, type, connection,
+// company, change time (ms), ttl (ms), listed (1|0), number of endpoints,
+// the endpoints
+var saveScript = redis.NewScript(`
+local a = 2
+for k = 2, #KEYS, 2 do
+  local mk, ck = KEYS[k], KEYS[k+1]
+  local id, body, ttl, listed, n = ARGV[a], ARGV[a+1], ARGV[a+6], ARGV[a+7], tonumber(ARGV[a+8])
+  if redis.call('HSETNX', mk, 'b', body) == 1 then
+    local f = {'t', ARGV[a+2], 'c', ARGV[a+3], 'o', ARGV[a+4], 'at', ARGV[a+5]}
+    for i = 1, n do
+      f[#f+1] = 'd:' .. ARGV[a+8+i]
+      f[#f+1] = 'p0:'
+    end
+    redis.call('HSET', mk, unpack(f))
+    redis.call('PEXPIRE', mk, ttl)
+    if listed == '1' then
+      redis.call('ZADD', KEYS[1], ARGV[a+5], id)
+      redis.call('ZADD', ck, ARGV[a+5], id)
+      redis.call('ZREMRANGEBYSCORE', ck, '-inf', '(' .. ARGV[1])
+      if redis.call('PTTL', ck) < tonumber(ttl) then
+        redis.call('PEXPIRE', ck, ttl)
+      end
+    end
+  else
+    for i = 1, n do
+      redis.call('HSETNX', mk, 'd:' .. ARGV[a+8+i], 'p0:')
+    end
+  end
+  a = a + 9 + n
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+return 1
+`)
+
 // SaveWebhookMessages stores messages for retention, counted from their
-// change time (one older than that is not stored). It is idempotent: a message stored already keeps its body
-// and its deliveries' states, so a dispatcher that dies after saving and
-// saves again changes nothing.
+// change time (one older than that is not stored), in one script call. It
+// is idempotent: a message stored already keeps its body and its
+// deliveries' states, so a dispatcher that dies after saving and saves
+// again changes nothing.
 func (s *Store) SaveWebhookMessages(ctx context.Context, msgs []NewWebhookMessage, retention time.Duration) error {
-	if len(msgs) == 0 {
+	now := s.cfg.Clock.Now()
+	keys := []string{s.kWebhookMessages()}
+	args := []any{ms(now.Add(-retention))}
+	for _, m := range msgs {
+		if !ValidWebhookMessageID(m.ID) {
+			return fmt.Errorf("%w: webhook message ID %q", ErrInvalid, m.ID)
+		}
+		// Kept until its change is retention old, by the store's clock.
+		ttl := m.Time.Add(retention).Sub(now)
+		if ttl <= 0 {
+			continue
+		}
+		listed := "1"
+		if m.Unlisted {
+			listed = "0"
+		}
+		keys = append(keys, s.kWebhookMessage(m.ID), s.kWebhookConnMessages(m.ConnectionID))
+		args = append(args, m.ID, m.Body, m.Type, m.ConnectionID, m.CompanyID, ms(m.Time), ttl.Milliseconds(), listed, len(m.Endpoints))
+		for _, ep := range m.Endpoints {
+			args = append(args, ep)
+		}
+	}
+	if len(keys) == 1 {
 		return nil
 	}
-	now := s.cfg.Clock.Now()
-	horizon := strconv.FormatInt(ms(now.Add(-retention)), 10)
-	types := map[string]bool{}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, m := range msgs {
-			if !ValidWebhookMessageID(m.ID) {
-				return fmt.Errorf("%w: webhook message ID %q", ErrInvalid, m.ID)
-			}
-			// Kept until its change is retention old, by the store's clock.
-			at, ttl := ms(m.Time), m.Time.Add(retention).Sub(now)
-			if ttl <= 0 {
-				continue
-			}
-			k := s.kWebhookMessage(m.ID)
-			p.HSetNX(ctx, k, "b", m.Body)
-			p.HSet(ctx, k, "t", m.Type, "c", m.ConnectionID, "o", m.CompanyID, "at", at)
-			for _, ep := range m.Endpoints {
-				p.HSetNX(ctx, k, "d:"+ep, "p0:")
-			}
-			p.PExpire(ctx, k, ttl)
-			if m.Unlisted {
-				continue
-			}
-			z := redis.Z{Score: float64(at), Member: m.ID}
-			p.ZAdd(ctx, s.kWebhookMessages(), z)
-			p.ZAdd(ctx, s.kWebhookMessagesOf(m.Type), z)
-			ck := s.kWebhookConnMessages(m.ConnectionID)
-			p.ZAdd(ctx, ck, z)
-			p.ZRemRangeByScore(ctx, ck, "-inf", "("+horizon)
-			// Expires with its newest message (a message dispatched late
-			// must not cut it short).
-			p.Do(ctx, "PEXPIRE", ck, ttl.Milliseconds(), "NX")
-			p.Do(ctx, "PEXPIRE", ck, ttl.Milliseconds(), "GT")
-			types[m.Type] = true
-		}
-		p.ZRemRangeByScore(ctx, s.kWebhookMessages(), "-inf", "("+horizon)
-		for t := range types {
-			p.ZRemRangeByScore(ctx, s.kWebhookMessagesOf(t), "-inf", "("+horizon)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := saveScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("save webhook messages: %w", err)
 	}
 	return nil
@@ -272,6 +294,10 @@ type WebhookMessagePage struct {
 // MaxWebhookPage bounds a page of messages or attempts.
 const MaxWebhookPage = 250
 
+// maxWebhookScan bounds the messages one listing page reads to find those
+// of an event type.
+const maxWebhookScan = 5000
+
 // ListWebhookMessages lists messages newest first, limit at a time after
 // cursor (a Next of a previous page): a message is listed once however
 // many arrive while a client pages.
@@ -283,36 +309,52 @@ func (s *Store) ListWebhookMessages(ctx context.Context, f WebhookMessageFilter,
 		return WebhookMessagePage{}, fmt.Errorf("%w: eventType %.100q is not one of %s", ErrInvalid, f.EventType, strings.Join(EventTypes, ", "))
 	}
 	key := s.kWebhookMessages()
-	switch {
-	case f.ConnectionID != "":
+	if f.ConnectionID != "" {
 		if !ValidID(ConnectionIDPrefix, f.ConnectionID) {
 			return WebhookMessagePage{}, fmt.Errorf("%w: connectionId %.100q is not a connection ID", ErrInvalid, f.ConnectionID)
 		}
 		key = s.kWebhookConnMessages(f.ConnectionID)
-	case f.EventType != "":
-		key = s.kWebhookMessagesOf(f.EventType)
 	}
 	at, after, err := parseScoreCursor(cursor)
 	if err != nil {
 		return WebhookMessagePage{}, err
 	}
+	// An event type filter reads the messages of the listing and keeps its
+	// type's: a page may come out short (with a cursor) after
+	// maxWebhookScan messages of other types.
 	page := WebhookMessagePage{Messages: []WebhookMessage{}}
-	for len(page.Messages) < limit {
-		ids, scores, err := s.zpage(ctx, key, math.MinInt64, math.MaxInt64, at, after, limit-len(page.Messages), true)
+	for scanned := 0; len(page.Messages) < limit; {
+		if scanned >= maxWebhookScan {
+			page.Next = scoreCursor(at, after)
+			return page, nil
+		}
+		n := limit - len(page.Messages)
+		if f.EventType != "" {
+			n = max(n, 100)
+		}
+		ids, scores, err := s.zpage(ctx, key, math.MinInt64, math.MaxInt64, at, after, n, true)
 		if err != nil {
 			return WebhookMessagePage{}, fmt.Errorf("list webhook messages: %w", err)
 		}
 		if len(ids) == 0 {
 			return page, nil
 		}
-		at, after = scores[len(ids)-1], ids[len(ids)-1]
 		msgs, err := s.webhookMessages(ctx, ids)
 		if err != nil {
 			return WebhookMessagePage{}, err
 		}
+		byID := make(map[string]WebhookMessage, len(msgs))
 		for _, m := range msgs {
-			if f.EventType == "" || m.EventType == f.EventType {
+			byID[m.ID] = m
+		}
+		for i, id := range ids {
+			scanned++
+			at, after = scores[i], id
+			if m, ok := byID[id]; ok && (f.EventType == "" || m.EventType == f.EventType) {
 				page.Messages = append(page.Messages, m)
+				if len(page.Messages) == limit {
+					break
+				}
 			}
 		}
 	}

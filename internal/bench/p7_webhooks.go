@@ -127,13 +127,6 @@ func (p *p7) deliverer() (*webhook.Deliverer, error) {
 func (p *p7) dispatcher() (*webhook.Dispatcher, error) {
 	dc := webhook.DispatcherConfigFrom(configs.Default())
 	dc.Clock, dc.Logger = clock.Real{}, p.e.info.WithField("component", "webhooks")
-	var total atomic.Int64
-	began := time.Now()
-	dc.OnDispatch = func(s webhook.DispatchStats) {
-		if n := total.Add(int64(s.Events)); n%1000 < int64(s.Events) || s.Events == 0 {
-			p.e.logf("DEBUG dispatched %d events at %s (batch %d)", n, time.Since(began), s.Events)
-		}
-	}
 	return webhook.NewDispatcher(p.st, p.aq, dc)
 }
 
@@ -439,14 +432,12 @@ func (p *p7) retainedMemory(ctx context.Context, before int64, n int) (float64, 
 		att, _ := memoryUsage(ctx, p.rdb, prefix+"wh:a:"+p.ep.ID, 0)
 		natt, _ := p.rdb.XLen(ctx, prefix+"wh:a:"+p.ep.ID).Result()
 		idx := int64(0)
-		for _, k := range []string{prefix + "wh:ml", prefix + "wh:mt:" + m.EventType} {
-			v, _ := memoryUsage(ctx, p.rdb, k, 0)
-			idx += v
-		}
-		sample = fmt.Sprintf("; by MEMORY USAGE: a message key (its body %d B) %d B, an attempt %.0f B (%d in the endpoint's log), the listings by time and by type %.0f B per message (the per-connection one comes on top)",
+		v, _ := memoryUsage(ctx, p.rdb, prefix+"wh:ml", 0)
+		idx += v
+		sample = fmt.Sprintf("; by MEMORY USAGE: a message key (its body %d B) %d B, an attempt %.0f B (%d in the endpoint's log), the listing by time %.0f B per message (the per-connection one comes on top)",
 			len(m.Payload), mu, float64(att)/float64(max(natt, 1)), natt, float64(idx)/float64(max(n, 1)))
 	}
-	for _, pat := range []string{prefix + "wh:m:*", prefix + "wh:ml", prefix + "wh:mt:*", prefix + "wh:mc:*", prefix + "wh:a:*"} {
+	for _, pat := range []string{prefix + "wh:m:*", prefix + "wh:ml", prefix + "wh:mc:*", prefix + "wh:a:*"} {
 		if _, err := deletePattern(ctx, p.rdb, pat); err != nil {
 			return 0, "", err
 		}
@@ -456,7 +447,7 @@ func (p *p7) retainedMemory(ctx context.Context, before int64, n int) (float64, 
 		return 0, "", err
 	}
 	per := float64(used-after) / float64(n)
-	return per, fmt.Sprintf("memory: %d retained messages (a message hash with its body and delivery state, its attempt in the endpoint's log, its entries in the listings by time, by type and by connection) took %.0f B each (used_memory before and after deleting them; the round's delivery added %d B in all, stream entries not yet trimmed included)%s",
+	return per, fmt.Sprintf("memory: %d retained messages (a message hash with its body and delivery state, its attempt in the endpoint's log, its entries in the listings by time and by connection) took %.0f B each (used_memory before and after deleting them; the round's delivery added %d B in all, stream entries not yet trimmed included)%s",
 		n, per, used-before, sample), nil
 }
 

@@ -207,8 +207,13 @@ func NewWebhookDeliverTask(p WebhookDeliverPayload, nonce string, opts ...asynq.
 	return asynq.NewTask(TypeWebhookDeliver, b, opts...), nil
 }
 
-// ParseWebhookDeliverPayload decodes a webhook:deliver payload.
+// ParseWebhookDeliverPayload decodes a webhook:deliver payload: what
+// NewWebhookDeliverTask writes for plain IDs without encoding/json's
+// reflection (as parseCanonical), anything else with it.
 func ParseWebhookDeliverPayload(b []byte) (WebhookDeliverPayload, error) {
+	if p, ok := parseDeliverCanonical(b); ok && p.MessageID != "" && p.EndpointID != "" && p.Trigger != "" {
+		return p, nil
+	}
 	var p WebhookDeliverPayload
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -217,6 +222,23 @@ func ParseWebhookDeliverPayload(b []byte) (WebhookDeliverPayload, error) {
 		return p, fmt.Errorf("%w: a webhook delivery needs m, e and t", ErrMalformed)
 	}
 	return p, nil
+}
+
+// parseDeliverCanonical reads {"m":"...","e":"...","t":"..."} of plain
+// strings; ok is false for anything else (FuzzParseDeliverCanonical).
+func parseDeliverCanonical(b []byte) (p WebhookDeliverPayload, ok bool) {
+	for _, f := range []struct {
+		prefix string
+		dst    *string
+	}{{`{"m":"`, &p.MessageID}, {`,"e":"`, &p.EndpointID}, {`,"t":"`, &p.Trigger}} {
+		if b, ok = cutPrefix(b, f.prefix); !ok {
+			return p, false
+		}
+		if *f.dst, b, ok = plainString(b); !ok {
+			return p, false
+		}
+	}
+	return p, string(b) == "}"
 }
 
 // WebhookRecoverPayload is the payload of a webhook:recover task: the

@@ -149,3 +149,46 @@ func TestRegisterQueues(t *testing.T) {
 		t.Fatalf("asynq did not list its queue in %s (%v): the key is not asynq's", asynqQueuesKey, err)
 	}
 }
+
+// FuzzParseDeliverCanonical: the fast path of a webhook:deliver payload
+// agrees with encoding/json on every input it accepts, and accepts what
+// NewWebhookDeliverTask writes for plain IDs.
+func FuzzParseDeliverCanonical(f *testing.F) {
+	f.Add([]byte(`{"m":"msg_cn_x_2_u","e":"ep_x","t":"scheduled"}`), "msg_x", "ep_y", "resend")
+	f.Add([]byte(`{"m":"a\"b","e":"","t":"x"} `), "m\u00e9<>&", "", "\x00")
+	f.Add([]byte(`{"e":"x","m":"y","t":"z"}`), "a", "b", "c")
+	f.Fuzz(func(t *testing.T, b []byte, m, e, trigger string) {
+		if p, ok := parseDeliverCanonical(b); ok {
+			var want WebhookDeliverPayload
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("fast path accepted %q, which encoding/json rejects: %v", b, err)
+			}
+			if p != want {
+				t.Fatalf("%q: fast path %+v, encoding/json %+v", b, p, want)
+			}
+		}
+		in := WebhookDeliverPayload{MessageID: m, EndpointID: e, Trigger: trigger}
+		task, err := NewWebhookDeliverTask(in, "n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := func(s string) bool {
+			for i := 0; i < len(s); i++ {
+				if s[i] < 0x20 || s[i] > 0x7e || strings.ContainsRune(`"\\<>&`, rune(s[i])) {
+					return false
+				}
+			}
+			return true
+		}
+		if p, ok := parseDeliverCanonical(task.Payload()); plain(m) && plain(e) && plain(trigger) && (!ok || p != in) {
+			t.Fatalf("NewWebhookDeliverTask(%+v) wrote %q: fast path %+v, %v", in, task.Payload(), p, ok)
+		}
+		var want WebhookDeliverPayload // as JSON stores it (invalid UTF-8 replaced)
+		if err := json.Unmarshal(task.Payload(), &want); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ParseWebhookDeliverPayload(task.Payload()); (err == nil) != (m != "" && e != "" && trigger != "") || err == nil && got != want {
+			t.Fatalf("ParseWebhookDeliverPayload(%q) = %+v, %v", task.Payload(), got, err)
+		}
+	})
+}
