@@ -43,7 +43,7 @@ const (
 func (s *Store) kWebhookMessage(id string) string      { return s.cfg.Prefix + "wh:m:" + id }
 func (s *Store) kWebhookMessages() string              { return s.cfg.Prefix + "wh:ml" }
 func (s *Store) kWebhookConnMessages(id string) string { return s.cfg.Prefix + "wh:mc:" + id }
-func (s *Store) kWebhookAttempts(ep string) string { return s.cfg.Prefix + "wh:a:" + ep }
+func (s *Store) kWebhookAttempts(ep string) string     { return s.cfg.Prefix + "wh:a:" + ep }
 
 // MaxWebhookMessageID bounds a message ID (they are made by the webhook
 // package from a connection ID and a sequence).
