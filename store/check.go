@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -164,51 +163,4 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 	}
 	t.raw, t.rec = "", nil // a second RecordCheck on the same target reads afresh
 	return out, err
-}
-
-// companyFlags caches companies' active flags for one company epoch: the
-// counter every change of an active flag increments in the same
-// transaction (SetCompanyActive). LoadCheck reads the epoch with the record,
-// so a flag served from the cache is as current as the script that used
-// to read it with the record: a change made before the read bumped the
-// epoch and emptied the cache. A company missing from the cache costs one
-// HGET, once per epoch.
-type companyFlags struct {
-	mu     sync.Mutex
-	epoch  string
-	active map[string]bool
-}
-
-// companyActive reports company co's active flag as of epoch.
-func (s *Store) companyActive(ctx context.Context, co, epoch string) (bool, error) {
-	c := &s.coFlags
-	c.mu.Lock()
-	if c.epoch != epoch || c.active == nil {
-		c.epoch, c.active = epoch, map[string]bool{}
-	}
-	v, ok := c.active[co]
-	c.mu.Unlock()
-	if ok {
-		return v, nil
-	}
-	v, err := s.companyFlag(ctx, co)
-	if err != nil {
-		return false, err
-	}
-	c.mu.Lock()
-	if c.epoch == epoch { // read at or after epoch: good for it
-		c.active[co] = v
-	}
-	c.mu.Unlock()
-	return v, nil
-}
-
-// companyFlag reads company co's active flag from Redis; a missing company
-// is not active.
-func (s *Store) companyFlag(ctx context.Context, co string) (bool, error) {
-	flag, err := s.rdb.HGet(ctx, s.kCompany(co), "active").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, fmt.Errorf("company %s: %w", co, err)
-	}
-	return flag == "1", nil
 }

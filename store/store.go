@@ -214,11 +214,6 @@ const (
 	AccountIDPrefix    = "ac_"
 )
 
-// NewCompany is the input of CreateCompany.
-type NewCompany struct {
-	Name string `json:"name"`
-}
-
 // MaxNameLen bounds names so one record stays small.
 const MaxNameLen = 200
 
@@ -234,62 +229,6 @@ func nameProblem(name string) string {
 		return "name must not contain control characters (tabs, newlines, escape sequences, direction overrides)"
 	}
 	return ""
-}
-
-// CreateCompany stores a new active company.
-func (s *Store) CreateCompany(ctx context.Context, in NewCompany) (Company, error) {
-	name := strings.TrimSpace(in.Name)
-	if name == "" {
-		return Company{}, fmt.Errorf("%w: company name is required (at most %d bytes)", ErrInvalid, MaxNameLen)
-	}
-	if p := nameProblem(name); p != "" {
-		return Company{}, fmt.Errorf("%w: company %s", ErrInvalid, p)
-	}
-	now := s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)
-	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.kCompany(c.ID), "name", c.Name, "active", "1", "ca", ms(now))
-		p.ZAdd(ctx, s.kCompanies(), redis.Z{Score: float64(ms(now)), Member: c.ID})
-		return nil
-	})
-	if err != nil {
-		return Company{}, fmt.Errorf("create company: %w", err)
-	}
-	return c, nil
-}
-
-// GetCompany returns a company, or ErrNotFound.
-func (s *Store) GetCompany(ctx context.Context, id string) (Company, error) {
-	if !ValidID(CompanyIDPrefix, id) {
-		return Company{}, fmt.Errorf("company %q: %w", id, ErrNotFound)
-	}
-	m, err := s.rdb.HGetAll(ctx, s.kCompany(id)).Result()
-	if err != nil {
-		return Company{}, fmt.Errorf("get company %s: %w", id, err)
-	}
-	if len(m) == 0 {
-		return Company{}, fmt.Errorf("company %q: %w", id, ErrNotFound)
-	}
-	var ca int64
-	fmt.Sscan(m["ca"], &ca)
-	return Company{ID: id, Name: m["name"], IsActive: m["active"] == "1", CreatedAt: fromMS(ca)}, nil
-}
-
-// ListCompanies returns every company, oldest first.
-func (s *Store) ListCompanies(ctx context.Context) ([]Company, error) {
-	ids, err := s.rdb.ZRange(ctx, s.kCompanies(), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list companies: %w", err)
-	}
-	out := make([]Company, 0, len(ids))
-	for _, id := range ids {
-		c, err := s.GetCompany(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 // StatusCounts returns how many connections are in each status, from a
