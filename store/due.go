@@ -42,12 +42,20 @@ type DueItem struct {
 //     still holds, and a re-run of a finished one is a duplicate attempt
 //     the store ignores. Nothing is lost and nothing is checked twice.
 
-// claimScript takes members still at the score read out of the due index
-// KEYS[1], marks their checks queued until ARGV[2] in KEYS[4] (see
-// MarkQueued), and records them as batch KEYS[3] leased until ARGV[1] in
-// the in-flight index KEYS[2]. ARGV[3..] are member, score read pairs. The
-// batch is one string, "<count>|<member> <slot> ...": written once, deleted
-// once when every member is acknowledged. It returns the claimed members.
+// claimScript takes the members still at the score read out of the due
+// index, marks their checks queued (see MarkQueued), and records them as
+// one claim in flight: one string, "<count>|<member> <slot> ...", written
+// once and deleted once every member is acknowledged.
+//
+//	KEYS[1]   -> P due
+//	KEYS[2]   -> P fl
+//	KEYS[3]   -> P fl:<claim>, the new claim
+//	KEYS[4]   -> P q
+//	ARGV[1]   -> the claim's lease end (ms): its score in KEYS[2]
+//	ARGV[2]   -> the queued marks' end (ms)
+//	ARGV[3..] -> member, score read pairs
+//
+// Returns the members claimed.
 var claimScript = redis.NewScript(`
 local members = {}
 for i = 3, #ARGV, 2 do members[#members + 1] = ARGV[i] end
@@ -72,9 +80,15 @@ end
 return out
 `)
 
-// reclaimScript re-leases an expired in-flight batch KEYS[2] (still at
-// ARGV[1]) until ARGV[2] and returns it; a batch gone is dropped from the
-// in-flight index KEYS[1].
+// reclaimScript leases a claim whose lease ended again; a claim gone is
+// dropped from the in-flight index.
+//
+//	KEYS[1] -> P fl
+//	KEYS[2] -> P fl:<claim>
+//	ARGV[1] -> the lease end read (ms): the claim must still be at it
+//	ARGV[2] -> the new lease end (ms)
+//
+// Returns the claim's string, "" when another scheduler took it or it is gone.
 var reclaimScript = redis.NewScript(`
 local s = redis.call('ZSCORE', KEYS[1], KEYS[2])
 if (not s) or tonumber(s) ~= tonumber(ARGV[1]) then return '' end
@@ -87,9 +101,14 @@ redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
 return b
 `)
 
-// ackScript removes enqueued members ARGV[1..] from batch KEYS[2], dropping
-// the batch and its entry in the in-flight index KEYS[1] once empty, and
-// returns how many it removed.
+// ackScript removes enqueued members from a claim, dropping the claim and
+// its entry in the in-flight index once empty.
+//
+//	KEYS[1]   -> P fl
+//	KEYS[2]   -> P fl:<claim>
+//	ARGV[1..] -> the members enqueued
+//
+// Returns how many members it removed.
 var ackScript = redis.NewScript(`
 local b = redis.call('GET', KEYS[2])
 if not b then return 0 end
@@ -107,8 +126,6 @@ elseif removed > 0 then
 end
 return removed
 `)
-
-func (s *Store) kInflight() string { return s.cfg.Prefix + "fl" }
 
 // ClaimDue claims up to limit connections of the on-demand due index due at
 // now, taking each out of it, with a lease until leaseUntil on the claim itself (see above):
@@ -149,7 +166,7 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 }
 
 func (s *Store) claim(ctx context.Context, read []redis.Z, leaseUntil time.Time) ([]DueItem, error) {
-	batch := newID(s.cfg.Prefix + "fl:")
+	batch := s.kNewClaim()
 	args := make([]any, 0, 2+2*len(read))
 	args = append(args, ms(leaseUntil), ms(s.cfg.Clock.Now().Add(s.cfg.QueuedTTL)))
 	slots := make(map[string]int64, len(read))
@@ -230,6 +247,14 @@ func (s *Store) ServeDue(ctx context.Context, id string, slot, _ time.Time) (boo
 	return n == 1, nil
 }
 
+// serveScript takes a connection out of the due index if it is still due
+// at the slot given.
+//
+//	KEYS[1] -> P due
+//	ARGV[1] -> the connection ID
+//	ARGV[2] -> the slot (ms)
+//
+// Returns 1 when it took it out, 0 when it was not due at that slot.
 var serveScript = redis.NewScript(`
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if s and tonumber(s) == tonumber(ARGV[2]) then

@@ -1,30 +1,12 @@
 // Package store persists companies, connections and their accounts in Redis
 // (go-redis v9): credentials encrypted at rest, the weekly schedule and the
-// on-demand due index the scheduler sweeps, per-company status indexes, a bounded per-connection history and
-// the change-event stream. Every write to a connection is one atomic
+// on-demand due index the scheduler sweeps, per-company status indexes, a
+// bounded per-connection history and the change-event stream. Every write to a connection is one atomic
 // compare-and-set script that also maintains all of those, so a crash never
 // leaves a connection and its indexes disagreeing.
 //
-// Layout (prefix P, "cd:" by default):
-//
-//	P c:<conn>            string  the connection, its accounts and its newest history elements (JSON, short names)
-//	P co:<company>        hash    name, active (1|0), ca (created, ms)
-//	P companies           zset    company IDs by creation time
-//	P coep                string  the company epoch: incremented with every change of an active flag
-//	                              (LoadCheck caches the flags for one epoch; see check.go)
-//	P wk:<minute>         zset    the weekly schedule: eligible connection IDs whose slot falls in
-//	                              that minute of the interval, by slot offset (ms); see schedule.go
-//	P sw                  string  the sweep cursor: every weekly slot up to it (ms) is enqueued
-//	P sw:lock             string  the sweeping scheduler's token (leased)
-//	P due                 zset    on-demand due times (ms): first checks, reactivations, retries
-//	P ix:<company>:<st>   zset    a company's connections in status st, by creation time
-//	P n                   hash    number of connections per status
-//	P h:<conn>            list    older history elements spilled from the record, newest first (history.go)
-//	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
-//	P q                   hash    conn → until (ms): a check is queued or running (cleared when it ends)
-//	P fl                  zset    on-demand claims in flight, by lease end
-//	P fl:<batch>          hash    conn → slot (ms) of one claim not yet acknowledged
-//	P once:<name>         string  a single-use token was spent (expires with the token)
+// Every Redis key is built in keys.go, whose comment is the key layout;
+// every Lua script lists the KEYS and ARGV it takes at its top.
 package store
 
 import (
@@ -160,17 +142,6 @@ func (s *Store) Interval() time.Duration { return s.cfg.Interval }
 // Redis returns the underlying client (for health checks).
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
-func (s *Store) kConn(id string) string      { return s.cfg.Prefix + "c:" + id }
-func (s *Store) kCompany(id string) string   { return s.cfg.Prefix + "co:" + id }
-func (s *Store) kCompanies() string          { return s.cfg.Prefix + "companies" }
-func (s *Store) kCompanyEpoch() string       { return s.cfg.Prefix + "coep" }
-func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
-func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
-func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
-func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
-func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
-func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
-func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
