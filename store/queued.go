@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -13,25 +14,36 @@ import (
 // no second one from a refresh or an admin action. The sweep writes no
 // mark per connection; MarkQueued infers its checks from the sweep cursor.
 
-// markScript sets the queued mark of ARGV[1] until ARGV[3] unless one runs
-// past ARGV[2] (now), or its weekly slot ARGV[4] is swept (cursor KEYS[4],
-// schedule set KEYS[3]), less than ARGV[5] ms ago, and the record KEYS[2]
-// shows the connection in the schedule at that slot (created by then, and
-// not back in it since: "sj") and no check since ("ca", "sj" and "lc" are
-// number fields no user string can forge unescaped, and the connection's
-// "ca" comes before its accounts').
+// markScript sets a connection's queued mark unless a check of it is
+// queued or running: its mark runs past now, or (ARGV[6] = "1": the record
+// shows the connection in the schedule at its latest weekly slot and no
+// check since, which MarkQueued decodes) the sweep cursor is past that slot
+// and the connection is in its schedule set, so the sweep enqueued it. The
+// record must still be the one decoded.
+//
+//	KEYS[1] -> P q
+//	KEYS[2] -> P c:<conn>
+//	KEYS[3] -> P wk:<minute>, the connection's schedule set
+//	KEYS[4] -> P sw
+//	ARGV[1] -> the connection ID
+//	ARGV[2] -> now (ms)
+//	ARGV[3] -> the mark's end (ms)
+//	ARGV[4] -> the connection's latest weekly slot (ms)
+//	ARGV[5] -> "1": the record says the sweep would have enqueued that
+//	           slot and no check was recorded since; "0": it does not, or
+//	           the slot is more than Config.QueuedTTL ago
+//	ARGV[6] -> the record as read, with "1" ("" when there is none)
+//
+// Returns 1 when it set the mark, 0 when a check is queued or running, -1
+// when the record changed since it was read (read it again).
 var markScript = redis.NewScript(`
 local e = redis.call('HGET', KEYS[1], ARGV[1])
 if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
-local slot = tonumber(ARGV[4])
-if tonumber(ARGV[2]) < slot + tonumber(ARGV[5]) then
+if ARGV[5] == '1' then
   local cur = redis.call('GET', KEYS[4])
-  if cur and tonumber(cur) >= slot and redis.call('ZSCORE', KEYS[3], ARGV[1]) then
-    local c = redis.call('GET', KEYS[2])
-    local lc = c and tonumber(string.match(c, '"lc":(%d+)') or '0') or 0
-    local ca = c and tonumber(string.match(c, '"ca":(%d+)') or '0') or 0
-    local sj = c and tonumber(string.match(c, '"sj":(%d+)') or '0') or 0
-    if lc < slot and ca <= slot and sj <= slot then return 0 end
+  if cur and tonumber(cur) >= tonumber(ARGV[4]) and redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+    if (redis.call('GET', KEYS[2]) or '') ~= ARGV[6] then return -1 end
+    return 0
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
@@ -48,13 +60,47 @@ return 1
 func (s *Store) MarkQueued(ctx context.Context, id string) (bool, error) {
 	now := s.cfg.Clock.Now()
 	week, _ := s.kWeek(id)
-	slot := checks.NextSlot(id, now, s.cfg.Interval).Add(-s.cfg.Interval)
-	n, err := markScript.Run(ctx, s.rdb, []string{s.kQueued(), s.kConn(id), week, s.kCursor()},
-		id, ms(now), ms(now.Add(s.cfg.QueuedTTL)), ms(slot), s.cfg.QueuedTTL.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("mark check of %s queued: %w", id, err)
+	slot := ms(checks.NextSlot(id, now, s.cfg.Interval).Add(-s.cfg.Interval))
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		swept, raw := "0", ""
+		if ms(now) < slot+s.cfg.QueuedTTL.Milliseconds() { // a sweep of the slot may still be queued
+			var err error
+			if raw, err = s.rdb.Get(ctx, s.kConn(id)).Result(); err != nil && !errors.Is(err, redis.Nil) {
+				return false, fmt.Errorf("mark check of %s queued: read connection: %w", id, err)
+			}
+			if unchecked, err := s.uncheckedSince(id, raw, slot); err != nil {
+				return false, fmt.Errorf("mark check of %s queued: %w", id, err)
+			} else if unchecked {
+				swept = "1"
+			}
+		}
+		n, err := markScript.Run(ctx, s.rdb, []string{s.kQueued(), s.kConn(id), week, s.kCursor()},
+			id, ms(now), ms(now.Add(s.cfg.QueuedTTL)), slot, swept, raw).Int()
+		if err != nil {
+			return false, fmt.Errorf("mark check of %s queued: %w", id, err)
+		}
+		if n >= 0 {
+			return n == 1, nil
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return false, err
+		}
 	}
-	return n == 1, nil
+	return false, fmt.Errorf("mark check of %s queued: %w", id, ErrConflict)
+}
+
+// uncheckedSince reports whether the stored record raw ("": none) shows
+// the connection in the weekly schedule at slot (created by then, and not
+// back in it since) and no check recorded since.
+func (s *Store) uncheckedSince(id, raw string, slot int64) (bool, error) {
+	if raw == "" {
+		return true, nil
+	}
+	r, err := decodeConn(id, raw)
+	if err != nil {
+		return false, err
+	}
+	return r.LastCheck < slot && r.CreatedAt <= slot && r.Joined <= slot, nil
 }
 
 // ClearQueued ends the queued mark of a connection whose check ended

@@ -142,7 +142,6 @@ func (s *Store) Interval() time.Duration { return s.cfg.Interval }
 // Redis returns the underlying client (for health checks).
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
-
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
 // newID returns prefix + 16 random base32 characters (80 bits).
