@@ -132,61 +132,30 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 	err := s.update(ctx, id, "", func(r *connRec) (*mutation, error) {
 		ch = Change{}
 		now := ms(s.cfg.Clock.Now())
-		m := &mutation{}
-		var trs []transition
-		var changed []string // the settings the patch changes, as the event names them
-		cause := CauseSettings
-		if p.Name != nil && strings.TrimSpace(*p.Name) != r.Name {
-			r.Name, changed = strings.TrimSpace(*p.Name), append(changed, "name")
-		}
-		if p.StartDate != nil && *p.StartDate != r.StartDate {
-			r.StartDate, changed = *p.StartDate, append(changed, "startDate")
-		}
-		if p.OccupancyMultiplier != nil && *p.OccupancyMultiplier != r.Occupancy {
-			r.Occupancy, changed = *p.OccupancyMultiplier, append(changed, "occupancyMultiplier")
-		}
-		if len(changed) == 0 && (p.IsActive == nil || *p.IsActive != r.Inactive) {
+		changed := p.applySettings(r) // the settings the patch changes, as the event names them
+		toggle := p.IsActive != nil && *p.IsActive == r.Inactive
+		if len(changed) == 0 && !toggle {
 			ch.Connection = r.public(0)
 			return nil, nil // nothing changes: no write, no history, no event
 		}
-		if p.IsActive != nil && *p.IsActive == r.Inactive { // a real change
+		m := &mutation{}
+		var trs []transition
+		cause := CauseSettings
+		if toggle {
 			changed = append(changed, "isActive")
 			r.void()
-			if !*p.IsActive {
-				cause = CauseDeactivated
-				r.Inactive = true
-				r.save()
-				if r.Status != string(checks.ConnCompanyInactive) {
-					trs = r.move(string(checks.ConnDeactivated), "", now, trs)
-				}
-				m.due = dueRemove
-			} else {
+			if *p.IsActive {
 				cause = CauseReactivated
-				r.Inactive = false
-				// The company's flag, read now and guarded by the write: a
-				// company deactivation under way (flag down, connections
-				// converted index by index) may have passed the index the
-				// restored status would go to.
-				active, err := s.companyFlag(ctx, r.CompanyID)
-				if err != nil {
-					return nil, fmt.Errorf("reactivate connection %s: %w", r.ID, err)
+				var err error
+				if trs, err = s.reactivate(ctx, r, now, m); err != nil {
+					return nil, err
 				}
-				m.companyActive = "0"
-				if active {
-					m.companyActive = "1"
-				}
-				switch {
-				case r.Status != string(checks.ConnDeactivated):
-				case active:
-					trs = r.restore(now, trs)
-				default: // as the company's deactivation would have left it
-					trs = r.enterCompanyInactive(now, trs)
-				}
-				if active && checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
-					m.due, m.dueAt = dueSet, now
-					r.Joined = now // it was out of the schedule while inactive
+				if m.due == dueSet {
 					ch.CheckNow, ch.DueAt = true, fromMS(now)
 				}
+			} else {
+				cause = CauseDeactivated
+				trs = r.deactivate(now, m)
 			}
 		}
 		m.history = historyOf(trs, now, cause, "")
@@ -202,6 +171,67 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 		return Change{}, err
 	}
 	return s.withNext(ctx, ch)
+}
+
+// applySettings writes the patch's name, start date and occupancy
+// multiplier into r and returns the names of those that changed.
+func (p DetailsPatch) applySettings(r *connRec) []string {
+	var changed []string
+	if p.Name != nil && strings.TrimSpace(*p.Name) != r.Name {
+		r.Name, changed = strings.TrimSpace(*p.Name), append(changed, "name")
+	}
+	if p.StartDate != nil && *p.StartDate != r.StartDate {
+		r.StartDate, changed = *p.StartDate, append(changed, "startDate")
+	}
+	if p.OccupancyMultiplier != nil && *p.OccupancyMultiplier != r.Occupancy {
+		r.Occupancy, changed = *p.OccupancyMultiplier, append(changed, "occupancyMultiplier")
+	}
+	return changed
+}
+
+// deactivate makes an active connection DEACTIVATED (COMPANY_INACTIVE
+// stays as it is), saving its status to restore, and takes it out of the
+// due index and the schedule.
+func (r *connRec) deactivate(now int64, m *mutation) []transition {
+	var trs []transition
+	r.Inactive = true
+	r.save()
+	if r.Status != string(checks.ConnCompanyInactive) {
+		trs = r.move(string(checks.ConnDeactivated), "", now, trs)
+	}
+	m.due = dueRemove
+	return trs
+}
+
+// reactivate makes a deactivated connection active again: its saved status
+// back, or COMPANY_INACTIVE while its company is inactive, and due at once
+// (m.due = dueSet) when that is checkable.
+func (s *Store) reactivate(ctx context.Context, r *connRec, now int64, m *mutation) ([]transition, error) {
+	var trs []transition
+	r.Inactive = false
+	// The company's flag, read now and guarded by the write: a company
+	// deactivation under way (flag down, connections converted index by
+	// index) may have passed the index the restored status would go to.
+	active, err := s.companyFlag(ctx, r.CompanyID)
+	if err != nil {
+		return nil, fmt.Errorf("reactivate connection %s: %w", r.ID, err)
+	}
+	m.companyActive = "0"
+	if active {
+		m.companyActive = "1"
+	}
+	switch {
+	case r.Status != string(checks.ConnDeactivated):
+	case active:
+		trs = r.restore(now, trs)
+	default: // as the company's deactivation would have left it
+		trs = r.enterCompanyInactive(now, trs)
+	}
+	if active && checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
+		m.due, m.dueAt = dueSet, now
+		r.Joined = now // it was out of the schedule while inactive
+	}
+	return trs, nil
 }
 
 // withNext fills the connection's nextCheckAt after a write.
