@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // Event types of the change-event stream, named as the reference's webhooks.
@@ -104,15 +106,15 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	}
 	mark := len(b)
 	b = append(b, `{"type":`...)
-	b = appendString(b, c.typ)
-	b = appendString(append(b, `,"connectionId":`...), r.ID)
-	b = appendString(append(b, `,"companyId":`...), r.CompanyID)
+	b = jsontext.AppendString(b, c.typ)
+	b = jsontext.AppendString(append(b, `,"connectionId":`...), r.ID)
+	b = jsontext.AppendString(append(b, `,"companyId":`...), r.CompanyID)
 	n := len(b) + len(`,"time":"`)
 	b = fromMS(c.t).AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
 	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // as appendEvent: let the Event path decide
 		return marshalEvent(b[:mark], newEvent(r, c.typ, c.cause, c.t, c.trs))
 	}
-	b = appendString(append(b, `","cause":`...), c.cause)
+	b = jsontext.AppendString(append(b, `","cause":`...), c.cause)
 	b = append(b, `,"protectedChanges":[`...)
 	for i := range conns {
 		if i > 0 {
@@ -128,8 +130,8 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	}
 	b = append(b, ']')
 	if old != nil { // keys in json.Marshal's order
-		b = appendString(append(b, `,"old":{"status":`...), old.from)
-		b = appendString(append(b, `,"statusErrorDetail":`...), old.oldDetail)
+		b = jsontext.AppendString(append(b, `,"old":{"status":`...), old.from)
+		b = jsontext.AppendString(append(b, `,"statusErrorDetail":`...), old.oldDetail)
 		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), old.oldFirst), '"', '}')
 	}
 	b = append(b, `,"new":{`...)
@@ -145,9 +147,9 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 				b = append(b, ',')
 			}
 			k++
-			b = appendString(append(b, `{"from":`...), tr.from)
-			b = appendString(append(b, `,"id":`...), tr.acct)
-			b = append(appendString(append(b, `,"to":`...), tr.to), '}')
+			b = jsontext.AppendString(append(b, `{"from":`...), tr.from)
+			b = jsontext.AppendString(append(b, `,"id":`...), tr.acct)
+			b = append(jsontext.AppendString(append(b, `,"to":`...), tr.to), '}')
 		}
 		b = append(b, ']')
 		if conn != nil {
@@ -155,8 +157,8 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 		}
 	}
 	if conn != nil {
-		b = appendString(append(b, `"status":`...), conn.to)
-		b = appendString(append(b, `,"statusErrorDetail":`...), conn.detail)
+		b = jsontext.AppendString(append(b, `"status":`...), conn.to)
+		b = jsontext.AppendString(append(b, `,"statusErrorDetail":`...), conn.detail)
 		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), c.t), '"')
 	}
 	return append(b, '}', '}'), nil

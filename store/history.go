@@ -1,16 +1,16 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // A connection's history is one element (histRec) per write that made
@@ -181,7 +181,7 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 		if slot, ok := slotAttempt(h.A); ok {
 			dst = strconv.AppendInt(dst, h.T-slot, 10)
 		} else {
-			dst = appendString(dst, h.A)
+			dst = jsontext.AppendString(dst, h.A)
 		}
 	}
 	for _, tr := range h.Tr {
@@ -191,7 +191,7 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 		} else if k := r.accountIndex(tr[0]); k >= 0 {
 			dst = strconv.AppendInt(dst, int64(k+1), 10)
 		} else {
-			dst = appendString(dst, tr[0])
+			dst = jsontext.AppendString(dst, tr[0])
 		}
 		dst = append(dst, ',')
 		dst = appendCode(dst, statusIndex, tr[1])
@@ -199,7 +199,7 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 		dst = appendCode(dst, statusIndex, tr[2])
 		if tr[3] != "" {
 			dst = append(dst, ',')
-			dst = appendString(dst, tr[3])
+			dst = jsontext.AppendString(dst, tr[3])
 		}
 		dst = append(dst, ']')
 	}
@@ -219,7 +219,7 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 		return nil
 	}
 	var buf [8][]byte
-	items, err := splitInto(raw, buf[:0])
+	items, err := jsontext.SplitArray(raw, buf[:0])
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 	rest := items[2:]
 	if len(rest) > 0 && rest[0][0] != '[' {
 		if rest[0][0] == '"' {
-			h.A, err = decodeString(rest[0])
+			h.A, err = jsontext.DecodeString(rest[0])
 		} else {
 			var d int64
 			d, err = strconv.ParseInt(string(rest[0]), 10, 64)
@@ -264,7 +264,7 @@ func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {
 		return fmt.Errorf("%s is not an array", raw)
 	}
 	var buf [4][]byte
-	parts, err := splitInto(raw, buf[:0])
+	parts, err := jsontext.SplitArray(raw, buf[:0])
 	if err != nil {
 		return err
 	}
@@ -272,7 +272,7 @@ func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {
 		return fmt.Errorf("%d parts, want 3 or 4", len(parts))
 	}
 	if parts[0][0] == '"' {
-		if tr[0], err = decodeString(parts[0]); err != nil {
+		if tr[0], err = jsontext.DecodeString(parts[0]); err != nil {
 			return err
 		}
 	} else {
@@ -294,7 +294,7 @@ func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {
 		if parts[3][0] != '"' {
 			return fmt.Errorf("detail %s is not a string", parts[3])
 		}
-		if tr[3], err = decodeString(parts[3]); err != nil {
+		if tr[3], err = jsontext.DecodeString(parts[3]); err != nil {
 			return fmt.Errorf("detail: %w", err)
 		}
 	}
@@ -307,67 +307,7 @@ func splitArray(b []byte) ([][]byte, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	return splitInto(b, make([][]byte, 0, recordHistory+1))
-}
-
-// splitInto appends the values of the JSON array b to dst. b is
-// well-formed JSON (the record it comes from was decoded), so it only
-// needs to find where each value ends: at a comma or the closing bracket
-// outside strings and nested values.
-func splitInto(b []byte, dst [][]byte) ([][]byte, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
-		return nil, fmt.Errorf("%.40s is not an array", b)
-	}
-	depth, start, inStr := 0, 1, false
-	for i := 1; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inStr:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '[' || c == '{':
-			depth++
-		case (c == ']' || c == '}') && depth > 0:
-			depth--
-		case (c == ',' || c == ']') && depth == 0:
-			v := bytes.TrimSpace(b[start:i])
-			if len(v) == 0 {
-				if c == ']' && len(dst) == 0 && i == len(b)-1 {
-					return dst, nil // []
-				}
-				return nil, fmt.Errorf("empty value in %.40s", b)
-			}
-			dst = append(dst, v)
-			start = i + 1
-			if c == ']' {
-				if i != len(b)-1 {
-					return nil, fmt.Errorf("%.40s is not one array", b)
-				}
-				return dst, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("%.40s is not a whole array", b)
-}
-
-// decodeString decodes the JSON string s: directly when it has no escape
-// and is valid UTF-8, else as encoding/json does.
-func decodeString(s []byte) (string, error) {
-	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
-		return "", fmt.Errorf("%.40s is not a string", s)
-	}
-	if in := s[1 : len(s)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
-		return string(in), nil
-	}
-	var v string
-	err := json.Unmarshal(s, &v)
-	return v, err
+	return jsontext.SplitArray(b, make([][]byte, 0, recordHistory+1))
 }
 
 func (r *connRec) accountIndex(id string) int {
@@ -398,12 +338,12 @@ func appendCode(dst []byte, index map[string]int, s string) []byte {
 	if c, ok := index[s]; ok {
 		return strconv.AppendInt(dst, int64(c), 10)
 	}
-	return appendString(dst, s)
+	return jsontext.AppendString(dst, s)
 }
 
 func decodeCode(codes []string, raw []byte) (string, error) {
 	if raw[0] == '"' {
-		return decodeString(raw)
+		return jsontext.DecodeString(raw)
 	}
 	c, err := strconv.Atoi(string(raw))
 	if err != nil || c < 0 || c >= len(codes) {
