@@ -46,7 +46,7 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	// that epoch (companyActive).
 	get := redis.NewStringCmd(ctx, "get", s.kConn(connID))
 	epoch := redis.NewStringCmd(ctx, "get", s.kCompanyEpoch())
-	err := s.batch.runCheckCmds(ctx, get, epoch)
+	err := s.batch.DoWindowed(ctx, get, epoch)
 	raw, gerr := get.Result()
 	ep, eerr := epoch.Result()
 	switch {

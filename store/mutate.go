@@ -151,9 +151,9 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 	if err != nil {
 		return err
 	}
-	run := s.batch.run
+	run := s.batch.Run
 	if m.check {
-		run = s.batch.runCheck
+		run = s.batch.RunWindowed
 	}
 	n, err := run(ctx, commitScript, keys, args...).Int()
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/groupcommit"
 	"github.com/checkd/checkd/internal/termtext"
 )
 
@@ -82,7 +83,7 @@ const DefaultCheckBatchWindow = time.Millisecond
 type Store struct {
 	rdb   redis.UniversalClient
 	cfg   Config
-	batch *scriptBatcher // LoadCheck's reads and every write's commit
+	batch *groupcommit.Batcher // LoadCheck's reads and every write's commit
 	// coFlags caches companies' active flags for LoadCheck.
 	coFlags companyFlags
 }
@@ -119,12 +120,24 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.CheckBatchWindow == 0 {
 		cfg.CheckBatchWindow = DefaultCheckBatchWindow
 	}
-	return &Store{rdb: rdb, cfg: cfg, batch: newScriptBatcher(rdb, cfg.CheckBatchWindow)}, nil
+	return &Store{rdb: rdb, cfg: cfg, batch: groupcommit.New(rdb, cfg.CheckBatchWindow)}, nil
 }
 
-// BatchStats returns what the group commit did so far: LoadCheck reads and
-// connection writes of concurrent callers share round trips to Redis.
+// BatchStats counts what the store's group commit did: LoadCheck reads and
+// connection writes of concurrent callers sharing round trips to Redis (a
+// check's calls are its windowed calls, Store.AddCheckSlots its slots).
+type BatchStats = groupcommit.Stats
+
+// BatchStats returns what the group commit did so far.
 func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
+
+// SharedClient returns the store's Redis client for an asynq.Client
+// (asynq.NewClientFromRedisClient): its script calls, which are how asynq
+// enqueues, go through the store's group commit (groupcommit.Batcher's
+// Client). Concurrent enqueues, such as a sweep's EnqueueConcurrency
+// goroutines, then share round trips with each other and with the store's
+// own calls.
+func (s *Store) SharedClient() redis.UniversalClient { return s.batch.Client() }
 
 // AddCheckSlots tells the store that n more checks may run at once in this
 // process (negative n: fewer). A worker adds its concurrency when it starts
@@ -134,7 +147,7 @@ func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
 // with fewer free ones it could not bring company and would only idle
 // (without it, a worker of concurrency 8 ran no-op checks at two thirds,
 // one of concurrency 4 at a third, of the rate it reaches with it).
-func (s *Store) AddCheckSlots(n int) { s.batch.addSlots(n) }
+func (s *Store) AddCheckSlots(n int) { s.batch.AddSlots(n) }
 
 // Interval is the configured check interval.
 func (s *Store) Interval() time.Duration { return s.cfg.Interval }
