@@ -204,7 +204,7 @@ func (s *Server) afterChange(r *http.Request, ch store.Change, reason string) Co
 	// scheduler does after enqueueing (only if it is still that slot), or
 	// the next sweep would check the connection a second time.
 	now := s.cfg.Clock.Now()
-	moved, err := s.st.ServeDue(ctx, ch.Connection.ID, slot, now)
+	moved, err := s.st.ServeDue(ctx, ch.Connection.ID, slot)
 	if err != nil {
 		s.logError(r, err, "api: advance the due slot of an enqueued check")
 		return out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,22 +23,99 @@ type DueItem struct {
 	week      *sweepBatch // weekly: the sweep batch it belongs to
 }
 
+// A Sweep walks one source of due connections for a scheduler's tick: the
+// on-demand due index (SweepOnDemand) or the weekly schedule (BeginSweep).
+// Next returns the next batch, none once the source is drained; Done
+// reports, without asking Redis, that nothing is left to read; Ack
+// acknowledges a batch once each of its tasks was tried (ok[i]: items[i]'s
+// task is queued, or was already); End finishes the walk, releasing what
+// it holds. What is not acknowledged comes due again: an on-demand claim
+// when its lease ends, a weekly slot on the next sweep. A Sweep is safe
+// for concurrent use: Ack may run while Next reads the next batch.
+type Sweep struct {
+	src dueSource
+	// served: the connections this on-demand sweep claimed fresh (not
+	// reclaimed); skip: another sweep's served, which this one passes over
+	// (SkipServed).
+	served, skip map[string]bool
+}
+
+// dueSource is the source a Sweep walks.
+type dueSource interface {
+	next(ctx context.Context, limit int) ([]DueItem, error)
+	drained() bool
+	ack(ctx context.Context, items []DueItem, ok []bool) error
+	end(ctx context.Context) error
+}
+
+// Next returns the next batch of due connections, at most limit unless the
+// source says otherwise (BeginSweep, SweepOnDemand); none means the source
+// is drained.
+func (sw *Sweep) Next(ctx context.Context, limit int) ([]DueItem, error) {
+	for {
+		items, err := sw.src.next(ctx, limit)
+		if err != nil || len(sw.skip) == 0 || len(items) == 0 {
+			return items, err
+		}
+		kept := items[:0:0]
+		for _, it := range items {
+			if !sw.skip[it.ConnectionID] {
+				kept = append(kept, it)
+			}
+		}
+		if len(kept) > 0 {
+			return kept, nil // Ack needs only one item of a batch to know it
+		}
+		all := make([]bool, len(items)) // every one skipped: served, acknowledged at once
+		for i := range all {
+			all[i] = true
+		}
+		if err := sw.src.ack(ctx, items, all); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Done reports whether the source has nothing left to read: a Next now
+// would return none (without a round trip).
+func (sw *Sweep) Done() bool { return sw.src.drained() }
+
+// Ack acknowledges a batch from Next: ok[i] tells whether items[i]'s task
+// is queued (a task that already existed under its ID counts).
+func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
+	if len(ok) != len(items) {
+		return fmt.Errorf("%w: Ack takes one ok flag per item", ErrInvalid)
+	}
+	return sw.src.ack(ctx, items, ok)
+}
+
+// End finishes the sweep; it is safe to call twice. Next fails after it.
+func (sw *Sweep) End(ctx context.Context) error { return sw.src.end(ctx) }
+
+// SkipServed makes a weekly sweep pass over the connections that an
+// on-demand sweep of the same tick, by, claimed fresh: their checks run
+// after now, so each serves a weekly slot up to now too (it is
+// acknowledged as enqueued). A reclaimed claim does not count: its check
+// may have run before the weekly slot, and its task may be refused as
+// already done. Call it before the first Next, once by has ended.
+func (sw *Sweep) SkipServed(by *Sweep) { sw.skip = by.served }
+
 // The on-demand due index ("P due": member → due time in ms) holds the
 // connections due at a time other than their weekly slot: a new connection's
 // first check, a reactivated one, a retry of a failed weekly enqueue. The
 // weekly slots themselves are in the schedule (schedule.go). Claims are
 // crash-safe:
 //
-//   - ClaimDue reads due connections, then atomically takes each (if still
+//   - claimDue reads due connections, then atomically takes each (if still
 //     at the score read) out of the index, marks its check queued, and
 //     records the batch in flight: one string of member, slot pairs, listed
 //     in the in-flight index by lease end. Concurrent schedulers never claim
 //     the same connection.
 //   - The caller enqueues each check with a task ID made of the connection
-//     and the slot, then AdvanceDue acknowledges the enqueued ones: they
+//     and the slot, then ackDue acknowledges the enqueued ones: they
 //     leave the batch (the batch goes when empty).
 //   - If the caller dies between claim and acknowledgement, the batch's
-//     lease ends and a later ClaimDue hands it out again with the original
+//     lease ends and a later claimDue hands it out again with the original
 //     slots: the same task IDs, so asynq refuses duplicates of tasks it
 //     still holds, and a re-run of a finished one is a duplicate attempt
 //     the store ignores. Nothing is lost and nothing is checked twice.
@@ -127,12 +205,73 @@ end
 return removed
 `)
 
-// ClaimDue claims up to limit connections of the on-demand due index due at
-// now, taking each out of it, with a lease until leaseUntil on the claim itself (see above):
-// first any batch whose lease ended unacknowledged, with its original
-// slots, else fresh due connections. Fewer than limit means none are left.
-// Cost O(log N + limit).
-func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]DueItem, error) {
+// SweepOnDemand starts a sweep of the on-demand due index up to now, each
+// claim leased for lease. Next returns first any claim whose lease ended
+// unacknowledged, with its original slots (Reclaimed: often the short rest
+// of a batch, it is not the end of the index), then fresh due connections:
+// limit of them, fewer only when none are left. Its End releases nothing:
+// an unacknowledged claim's lease runs out by itself.
+func (s *Store) SweepOnDemand(now time.Time, lease time.Duration) *Sweep {
+	sw := &Sweep{served: map[string]bool{}}
+	sw.src = &onDemand{s: s, now: now, leaseUntil: now.Add(lease), served: sw.served}
+	return sw
+}
+
+// onDemand is the source of a Sweep of the on-demand due index.
+type onDemand struct {
+	s               *Store
+	now, leaseUntil time.Time
+	served          map[string]bool // fresh claims, written by next only
+	empty, ended    atomic.Bool // empty: a fresh claim came back short
+}
+
+func (o *onDemand) next(ctx context.Context, limit int) ([]DueItem, error) {
+	if o.ended.Load() {
+		return nil, fmt.Errorf("%w: sweep already ended", ErrInvalid)
+	}
+	if o.empty.Load() {
+		return nil, nil
+	}
+	items, err := o.s.claimDue(ctx, o.now, o.leaseUntil, limit)
+	reclaimed := len(items) > 0 && items[0].Reclaimed
+	for _, it := range items {
+		if !it.Reclaimed {
+			o.served[it.ConnectionID] = true
+		}
+	}
+	if err == nil && !reclaimed && len(items) < limit {
+		o.empty.Store(true)
+	}
+	return items, err
+}
+
+func (o *onDemand) drained() bool { return o.empty.Load() }
+
+func (o *onDemand) ack(ctx context.Context, items []DueItem, ok []bool) error {
+	var queued []DueItem
+	for i, it := range items {
+		if ok[i] {
+			queued = append(queued, it)
+		}
+	}
+	if len(queued) == 0 {
+		return nil
+	}
+	_, err := o.s.ackDue(ctx, queued)
+	return err
+}
+
+func (o *onDemand) end(context.Context) error {
+	o.ended.Store(true)
+	return nil
+}
+
+// claimDue claims up to limit connections of the on-demand due index due at
+// now, taking each out of it, with a lease until leaseUntil on the claim
+// itself (see above): first any batch whose lease ended unacknowledged,
+// with its original slots, else fresh due connections. Fewer than limit
+// fresh ones means none are left. Cost O(log N + limit).
+func (s *Store) claimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]DueItem, error) {
 	p := s.rdb.Pipeline()
 	expired := p.ZRangeByScoreWithScores(ctx, s.kInflight(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: 1})
 	due := p.ZRangeByScoreWithScores(ctx, s.kDue(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: int64(limit)})
@@ -211,16 +350,16 @@ func (s *Store) reclaim(ctx context.Context, z redis.Z, leaseUntil time.Time) ([
 	return out, nil
 }
 
-// AdvanceDue acknowledges claimed connections whose checks were enqueued
+// ackDue acknowledges claimed connections whose checks were enqueued
 // (they already left the due index, their checks marked queued by the
 // claim: see MarkQueued). Connections claimed but not acknowledged come back
-// from ClaimDue when the claim's lease ends. It returns how many it
+// from claimDue when the claim's lease ends. It returns how many it
 // acknowledged.
-func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, _ time.Time, _ time.Time) (int, error) {
+func (s *Store) ackDue(ctx context.Context, items []DueItem) (int, error) {
 	byBatch := map[string][]any{}
 	for _, it := range items {
 		if it.batch == "" {
-			return 0, fmt.Errorf("%w: AdvanceDue takes items returned by ClaimDue", ErrInvalid)
+			return 0, fmt.Errorf("%w: an on-demand sweep's Ack takes items its Next returned", ErrInvalid)
 		}
 		byBatch[it.batch] = append(byBatch[it.batch], it.ConnectionID)
 	}
@@ -239,7 +378,7 @@ func (s *Store) AdvanceDue(ctx context.Context, items []DueItem, _ time.Time, _ 
 // slot was enqueued outside the sweep (an admin check): if the connection is
 // still due at slot it leaves the due index, so the sweep does not check it
 // a second time; its weekly slot stays. It reports whether it was due.
-func (s *Store) ServeDue(ctx context.Context, id string, slot, _ time.Time) (bool, error) {
+func (s *Store) ServeDue(ctx context.Context, id string, slot time.Time) (bool, error) {
 	n, err := serveScript.Run(ctx, s.rdb, []string{s.kDue()}, id, ms(slot)).Int()
 	if err != nil {
 		return false, fmt.Errorf("take %s out of the due index: %w", id, err)

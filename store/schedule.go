@@ -166,13 +166,13 @@ return 1
 // its lease) and another scheduler may have taken over: stop sweeping.
 var ErrSweepLost = errors.New("the sweep lock was lost to another scheduler; this tick stops sweeping")
 
-// Sweep is one scheduler's walk of the weekly schedule up to a time, from
-// BeginSweep to End. Next reads batches in slot order; Ack acknowledges a
-// batch once each of its tasks was tried, in any order (the cursor moves
-// over the acknowledged prefix, and at End over the rest of what was read
-// when nothing is left unread or unacknowledged). It is safe for
-// concurrent use.
-type Sweep struct {
+// weekly is one scheduler's walk of the weekly schedule up to a time, the
+// source of a Sweep from BeginSweep to End. next reads batches in slot
+// order; ack acknowledges a batch once each of its tasks was tried, in any
+// order (the cursor moves over the acknowledged prefix, and at end over the
+// rest of what was read when nothing is left unread or unacknowledged).
+// It is safe for concurrent use.
+type weekly struct {
 	s          *Store
 	token      string
 	lease      time.Duration
@@ -192,7 +192,7 @@ type Sweep struct {
 
 // sweepBatch ties a weekly DueItem to its batch.
 type sweepBatch struct {
-	sw  *Sweep
+	sw  *weekly
 	seq int
 	end int64 // timeline position after the batch
 }
@@ -203,10 +203,17 @@ type sweepAck struct {
 }
 
 // BeginSweep starts a sweep of the weekly schedule up to now, holding the
-// sweep lock for lease at a time. It returns nil and no error when another
-// scheduler is sweeping. The range starts at the cursor, or one interval
-// before now when the cursor is further behind (a scheduler down for longer
-// than an interval checks each connection once, not once per missed slot).
+// sweep lock for lease at a time (every Ack renews it; End releases it). It
+// returns nil and no error when another scheduler is sweeping. The range
+// starts at the cursor, or one interval before now when the cursor is
+// further behind (a scheduler down for longer than an interval checks each
+// connection once, not once per missed slot). Next returns the connections
+// whose weekly slot is due in slot order: limit of them (more only when the
+// last millisecond read has more), fewer only when none are left after them
+// or some were skipped (SkipServed). Batches may be acknowledged in any
+// order: the cursor moves over the acknowledged prefix, and at End over the
+// rest of what was read when nothing is left unread or unacknowledged;
+// batches not acknowledged are read again by the next sweep.
 func (s *Store) BeginSweep(ctx context.Context, now time.Time, lease time.Duration) (*Sweep, error) {
 	if lease <= 0 {
 		return nil, fmt.Errorf("%w: sweep lease %s must be positive", ErrInvalid, lease)
@@ -225,16 +232,21 @@ func (s *Store) BeginSweep(ctx context.Context, now time.Time, lease time.Durati
 		return nil, fmt.Errorf("begin sweep: stored cursor %q is not a time in ms (delete key %s to restart from now): %w", v, s.kCursor(), err)
 	}
 	from := max(cursor, ms(now)-s.intervalMS())
-	return &Sweep{s: s, token: token, lease: lease, segs: s.segments(from, ms(now)),
-		from: from, read: from, done: map[int]sweepAck{}}, nil
+	return &Sweep{src: &weekly{s: s, token: token, lease: lease, segs: s.segments(from, ms(now)),
+		from: from, read: from, done: map[int]sweepAck{}}}, nil
 }
 
-func (sw *Sweep) remaining() bool { return len(sw.segs) > 0 }
+func (sw *weekly) remaining() bool { return len(sw.segs) > 0 }
 
-// Next returns the next batch of connections whose weekly slot is due, in
-// slot order: limit of them (more only when the last millisecond read has
-// more), fewer only when none are left after them.
-func (sw *Sweep) Next(ctx context.Context, limit int) ([]DueItem, error) {
+func (sw *weekly) drained() bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return !sw.remaining()
+}
+
+// next returns the next batch of connections whose weekly slot is due (see
+// BeginSweep).
+func (sw *weekly) next(ctx context.Context, limit int) ([]DueItem, error) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	if sw.ended {
@@ -264,7 +276,7 @@ const maxReadSets = 2048
 // many as should hold want members by the density seen so far, and returns
 // up to want of their members in slot order (more only to finish the last
 // millisecond taken). It moves the read position past what it returns.
-func (sw *Sweep) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem, error) {
+func (sw *weekly) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem, error) {
 	s, seg := sw.s, &sw.segs[0]
 	w := s.bucketMS()
 	first, last := (seg.lo+1)/w, seg.hi/w
@@ -310,15 +322,15 @@ func (sw *Sweep) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem,
 }
 
 // note records how many members a read found in how many sets.
-func (sw *Sweep) note(members, sets int) {
+func (sw *weekly) note(members, sets int) {
 	sw.membersRead += int64(members)
 	sw.setsRead += int64(sets)
 }
 
-// Ack acknowledges a batch from Next: ok[i] tells whether items[i]'s task
+// ack acknowledges a batch from next: ok[i] tells whether items[i]'s task
 // is queued. The cursor moves past every batch acknowledged so far without
 // a gap; failed items go to the on-demand due index at their slot.
-func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
+func (sw *weekly) ack(ctx context.Context, items []DueItem, ok []bool) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -376,9 +388,9 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 	return nil
 }
 
-// End releases the sweep lock; it is safe to call twice. Batches not
+// end releases the sweep lock; it is safe to call twice. Batches not
 // acknowledged are read again by the next sweep.
-func (sw *Sweep) End(ctx context.Context) error {
+func (sw *weekly) end(ctx context.Context) error {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	if sw.ended {
