@@ -222,7 +222,7 @@ type onDemand struct {
 	s               *Store
 	now, leaseUntil time.Time
 	served          map[string]bool // fresh claims, written by next only
-	empty, ended    atomic.Bool // empty: a fresh claim came back short
+	empty, ended    atomic.Bool     // empty: a fresh claim came back short
 }
 
 func (o *onDemand) next(ctx context.Context, limit int) ([]DueItem, error) {
