@@ -80,6 +80,7 @@ import (
 
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
+	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 )
 
@@ -115,8 +116,8 @@ type Config struct {
 	// connections wait for the scheduler's next tick (they are due at once).
 	Enqueuer Enqueuer
 	// TaskOptions are added to every check the API enqueues (asynq.Timeout,
-	// asynq.MaxRetry, ...); the queue is always tasks.QueueCritical, and
-	// the retention defaults to an hour (see enqueueCheck).
+	// asynq.MaxRetry, ...); the queue is always tasks.QueueCritical (see
+	// scheduler.OnDemand).
 	TaskOptions []asynq.Option
 	// Inspector reads and pauses the task queues: an *asynq.Inspector.
 	// Optional: without it the queue routes answer 503.
@@ -131,9 +132,7 @@ type Config struct {
 }
 
 // Enqueuer enqueues asynq tasks; *asynq.Client implements it.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
+type Enqueuer = scheduler.Enqueuer
 
 // QueueInspector reads and controls asynq queues; *asynq.Inspector
 // implements it.
@@ -152,12 +151,15 @@ type QueueInspector interface {
 // Server serves the API. Build it with New, add handlers with Mount, then
 // Start and Stop it, or use Handler with a server of your own.
 type Server struct {
-	st      *store.Store
-	cfg     Config
-	log     logrus.FieldLogger
-	keys    [][sha256.Size]byte
-	mux     *http.ServeMux
-	handler http.Handler
+	st  *store.Store
+	cfg Config
+	// onDemand enqueues the checks of refreshes and admin changes; nil
+	// without Config.Enqueuer.
+	onDemand *scheduler.OnDemand
+	log      logrus.FieldLogger
+	keys     [][sha256.Size]byte
+	mux      *http.ServeMux
+	handler  http.Handler
 	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
 	// method (see connectionRoute).
 	connRoutes map[string]map[string]connHandler
@@ -210,6 +212,12 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: http.NewServeMux(), addr: cfg.Addr}
+	if cfg.Enqueuer != nil {
+		var err error
+		if s.onDemand, err = scheduler.NewOnDemand(st, cfg.Enqueuer, cfg.Clock, cfg.TaskOptions...); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+	}
 	s.routes()
 	s.handler = s.withRequestID(s.withAccessLog(s.withRecovery(http.HandlerFunc(s.dispatch))))
 	return s, nil
