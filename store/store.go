@@ -91,10 +91,18 @@ type Store struct {
 // DefaultInterval is the check interval of the reference: weekly.
 const DefaultInterval = 7 * 24 * time.Hour
 
-// New returns a store over rdb.
+// New returns a store over rdb, a client of one Redis: a standalone server
+// (redis.NewClient) or, for failover, one that Sentinel manages
+// (redis.NewFailoverClient, also a *redis.Client). Redis Cluster is not
+// supported: a write's script takes the keys of its connection and of
+// shared indexes at once, which a cluster refuses across hash slots, so a
+// *redis.ClusterClient or *redis.Ring is refused here.
 func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
-	if rdb == nil {
+	switch rdb.(type) {
+	case nil:
 		return nil, errors.New("store: a redis client is required")
+	case *redis.ClusterClient, *redis.Ring:
+		return nil, errors.New("store: Redis Cluster is not supported (a write's keys span hash slots): connect to one Redis server, standalone (redis.NewClient) or managed by Sentinel (redis.NewFailoverClient)")
 	}
 	if cfg.Cipher == nil {
 		return nil, errors.New("store: a credential cipher is required")
