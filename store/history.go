@@ -49,18 +49,14 @@ import (
 // JSON in a list key of 408 bytes (MEMORY USAGE, Redis 7.0).
 
 // recordHistory (K) is how many of a connection's newest history elements
-// its record keeps. Measured on Redis 7.0 for a two-account sandbox
-// connection (record JSON / its "h" / MEMORY USAGE of the record key):
-// created 210 / 3 / 296 B; first check 478 / 42 / 584 B (jemalloc's
-// 512-byte class); accounts confirmed 613 / 71 / 712 B; first pulls
-// 620 / 106 / 712 B (640-byte class), and steady checks after that change
-// nothing. So K = 4 keeps the usual life of a connection (created, first
-// check, confirmation, first pulls) in its record with no list key, where
-// a list costs 232 B for one spilled element and 408 B for two. Past that,
-// elements are mostly status flaps of 100–300 bytes each (error details
-// are repeated per account), which a list stores about as compactly as the
-// record, so a larger K would only grow the record every check reads and
-// rewrites.
+// its record keeps. K = 4 keeps the usual life of a connection (created,
+// first check, confirmation, first pulls) in its record, whose size stays
+// in the same allocation classes, with no list key, which would cost more
+// than the elements it holds (BENCHMARKS.md, "History in the record", has
+// the sizes measured). Past that, elements are mostly status flaps (error
+// details are repeated per account), which a list stores about as
+// compactly as the record, so a larger K would only grow the record every
+// check reads and rewrites.
 const recordHistory = 4
 
 // statusCodes numbers the statuses a compact history element refers to.

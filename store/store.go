@@ -72,11 +72,12 @@ type Config struct {
 }
 
 // DefaultCheckBatchWindow is the default Config.CheckBatchWindow: at a few
-// thousand checks per second it gathers about six calls per round trip
-// (250 µs gathered 2.4, 2 ms left a worker of concurrency 20 waiting on
-// its own checks), and it is nothing beside a check's seconds at a
-// provider's website. A round trip costs Redis and the worker some 35 µs
-// of CPU each on loopback; BENCHMARKS.md has the measurements.
+// thousand checks per second it gathers several calls per round trip (a
+// shorter window gathered too few; a longer one left a worker's checks
+// waiting on their own windows), and it is nothing beside a check's
+// seconds at a provider's website, while every round trip saved is CPU
+// saved in Redis and in the worker. BENCHMARKS.md ("Group-commit window")
+// has the measurements.
 const DefaultCheckBatchWindow = time.Millisecond
 
 // Store is the Redis persistence of checkd. It is safe for concurrent use.
@@ -153,8 +154,9 @@ func (s *Store) SharedClient() redis.UniversalClient { return s.batch.Client() }
 // (Config.CheckBatchWindow) then stops waiting once all but two of those
 // slots wait with it: asynq hands out a check only into a free slot, so
 // with fewer free ones it could not bring company and would only idle
-// (without it, a worker of concurrency 8 ran no-op checks at two thirds,
-// one of concurrency 4 at a third, of the rate it reaches with it).
+// (without it, a worker of low concurrency ran its checks far below the
+// rate it reaches with it: BENCHMARKS.md, "A window leaves two check
+// slots free").
 func (s *Store) AddCheckSlots(n int) { s.batch.AddSlots(n) }
 
 // Interval is the configured check interval.
