@@ -1,12 +1,23 @@
 // Package store persists companies, connections and their accounts in Redis
 // (go-redis v9): credentials encrypted at rest, the weekly schedule and the
 // on-demand due index the scheduler sweeps, per-company status indexes, a
-// bounded per-connection history and the change-event stream. Every write to a connection is one atomic
-// compare-and-set script that also maintains all of those, so a crash never
-// leaves a connection and its indexes disagreeing.
+// bounded per-connection history and the change-event stream. Every write
+// to a connection is one atomic compare-and-set script that also maintains
+// all of those, so a crash never leaves a connection and its indexes
+// disagreeing.
 //
-// Every Redis key is built in keys.go, whose comment is the key layout;
-// every Lua script lists the KEYS and ARGV it takes at its top.
+// Where things are: keys.go builds every Redis key, and its comment is the
+// key layout; mutate.go is the one write of a connection (commitScript);
+// apply.go the status rules a check applies, check.go the check's load and
+// record; admin.go the admin actions on a connection, company.go companies
+// and their activation, connection.go creating, reading and listing
+// connections; due.go and schedule.go the two due sources a scheduler
+// sweeps (Sweep); queued.go the queued marks, once.go one-time tokens,
+// history.go and events.go a connection's history and the change events;
+// codec.go and model.go the stored records. Every Lua script lists the KEYS
+// and ARGV it takes at its top, and takes every key it touches in KEYS.
+// The group commit that lets concurrent callers share round trips is
+// package internal/groupcommit.
 package store
 
 import (
