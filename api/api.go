@@ -151,18 +151,18 @@ type QueueInspector interface {
 // Server serves the API. Build it with New, add handlers with Mount, then
 // Start and Stop it, or use Handler with a server of your own.
 type Server struct {
-	st  *store.Store
-	cfg Config
-	// onDemand enqueues the checks of refreshes and admin changes; nil
-	// without Config.Enqueuer.
-	onDemand *scheduler.OnDemand
-	log      logrus.FieldLogger
-	keys     [][sha256.Size]byte
-	mux      *http.ServeMux
-	handler  http.Handler
+	st      *store.Store
+	cfg     Config
+	log     logrus.FieldLogger
+	keys    [][sha256.Size]byte
+	mux     *http.ServeMux
+	handler http.Handler
 	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
 	// method (see connectionRoute).
 	connRoutes map[string]map[string]connHandler
+	// onDemand enqueues the checks of refreshes and admin changes; nil
+	// without Config.Enqueuer.
+	onDemand *scheduler.OnDemand
 
 	mu      sync.Mutex
 	srv     *http.Server
