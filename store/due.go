@@ -83,9 +83,6 @@ func (sw *Sweep) Done() bool { return sw.src.drained() }
 // Ack acknowledges a batch from Next: ok[i] tells whether items[i]'s task
 // is queued (a task that already existed under its ID counts).
 func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
-	if len(ok) != len(items) {
-		return fmt.Errorf("%w: Ack takes one ok flag per item", ErrInvalid)
-	}
 	return sw.src.ack(ctx, items, ok)
 }
 
@@ -248,6 +245,9 @@ func (o *onDemand) next(ctx context.Context, limit int) ([]DueItem, error) {
 func (o *onDemand) drained() bool { return o.empty.Load() }
 
 func (o *onDemand) ack(ctx context.Context, items []DueItem, ok []bool) error {
+	if len(ok) != len(items) {
+		return fmt.Errorf("%w: Ack takes one ok flag per item", ErrInvalid)
+	}
 	var queued []DueItem
 	for i, it := range items {
 		if ok[i] {

@@ -46,7 +46,7 @@ import (
 // CONNECTED with two accounts DETECTED, finished 62 s after creation and
 // 2 s after its slot) holds "h":[[62000,0,2000,[0,1,2],[1,0,3],[2,0,3]],1]:
 // 42 bytes, where the list form of the same two elements is 218 bytes of
-// JSON in a list key of 408 bytes (MEMORY USAGE, Redis 7.0).
+// JSON, in a list key of its own (BENCHMARKS.md has what each costs).
 
 // recordHistory (K) is how many of a connection's newest history elements
 // its record keeps. K = 4 keeps the usual life of a connection (created,

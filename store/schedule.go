@@ -166,12 +166,9 @@ return 1
 // its lease) and another scheduler may have taken over: stop sweeping.
 var ErrSweepLost = errors.New("the sweep lock was lost to another scheduler; this tick stops sweeping")
 
-// weekly is one scheduler's walk of the weekly schedule up to a time, the
-// source of a Sweep from BeginSweep to End. next reads batches in slot
-// order; ack acknowledges a batch once each of its tasks was tried, in any
-// order (the cursor moves over the acknowledged prefix, and at end over the
-// rest of what was read when nothing is left unread or unacknowledged).
-// It is safe for concurrent use.
+// weekly is one scheduler's walk of the weekly schedule up to a time: the
+// source of a Sweep from BeginSweep (which says how it walks) to End. It
+// is safe for concurrent use.
 type weekly struct {
 	s          *Store
 	token      string
