@@ -245,6 +245,9 @@ func (o *onDemand) next(ctx context.Context, limit int) ([]DueItem, error) {
 func (o *onDemand) drained() bool { return o.empty.Load() }
 
 func (o *onDemand) ack(ctx context.Context, items []DueItem, ok []bool) error {
+	if len(items) == 0 {
+		return nil
+	}
 	if len(ok) != len(items) {
 		return fmt.Errorf("%w: Ack takes one ok flag per item", ErrInvalid)
 	}
