@@ -10,7 +10,6 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
-	"github.com/checkd/checkd/store"
 )
 
 // TestOnDemand: EnqueueNow enqueues one check at a time per connection on
@@ -19,7 +18,7 @@ import (
 func TestOnDemand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	aq := asynq.NewClientFromRedisClient(e.rdb)
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
 	rec := &recorder{next: aq}
@@ -53,7 +52,7 @@ func TestOnDemand(t *testing.T) {
 		cn := e.connection(t, co, "user_due")
 		due := cn.CreatedAt // a new connection is due at its creation
 		got, err := od.EnqueueNow(ctx, cn.ID, due, tasks.ReasonReactivated)
-		next := checks.NextSlot(cn.ID, e.clk.Now(), store.DefaultInterval).UTC()
+		next := checks.NextSlot(cn.ID, e.clk.Now(), defaultInterval).UTC()
 		if err != nil || !got.Enqueued || got.TaskID != tasks.CheckTaskID(cn.ID, due) || !got.NextCheckAt.Equal(next) {
 			t.Fatalf("EnqueueNow = %+v, %v; want enqueued for %v, next check %v", got, err, due, next)
 		}

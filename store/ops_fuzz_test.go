@@ -22,7 +22,7 @@ import (
 // companies, applied through the store's public API as the API, the worker
 // and the scheduler apply them. After every operation the indexes must
 // agree with the records (fixture.invariants) and the status rules of
-// DESIGN.md / the README / the methods' doc comments must hold, checked
+// docs/architecture.md and the methods' doc comments must hold, checked
 // against a small reference model (opsModel).
 func FuzzOperations(f *testing.F) {
 	for _, seed := range opsSeeds() {
@@ -175,7 +175,7 @@ func (m *opsModel) conn(id string) *mConn {
 }
 
 // restoreStatus is what lifting a system status restores: the saved status,
-// PENDING when none (README: reactivation restores every status; a
+// PENDING when none (docs/architecture.md: reactivation restores every status; a
 // connection that never had one is PENDING).
 func (c *mConn) restoreStatus() checks.ConnectionStatus {
 	if c.saved == "" || c.saved.Category() == checks.CategorySystem {
@@ -212,7 +212,7 @@ func runOps(t *testing.T, data []byte, verbose bool) {
 	f := newFixture(t, miniBackend, func(c *Config) {
 		c.Interval = time.Hour // sweeps find weekly slots within the clock's jumps
 		c.HistoryLimit = 100   // keep every element: the history is compared in full
-		c.CheckBatchWindow = -1
+		c.CheckBatchWindow = 0
 	})
 	co2, err := f.s.CreateCompany(f.ctx, NewCompany{Name: "Second Co"})
 	if err != nil {

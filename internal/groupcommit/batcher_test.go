@@ -12,6 +12,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 )
 
@@ -26,17 +27,7 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 // failure.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("still waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	poll.WaitFor(t, 20*time.Second, what, cond)
 }
 
 // idle fails the test unless nothing is in flight or queued: every call
