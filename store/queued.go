@@ -15,11 +15,11 @@ import (
 // mark per connection; MarkQueued infers its checks from the sweep cursor.
 
 // markScript sets a connection's queued mark unless a check of it is
-// queued or running: its mark runs past now, or (ARGV[6] = "1": the record
-// shows the connection in the schedule at its latest weekly slot and no
-// check since, which MarkQueued decodes) the sweep cursor is past that slot
-// and the connection is in its schedule set, so the sweep enqueued it. The
-// record must still be the one decoded.
+// queued or running: its mark runs past now, or the sweep enqueued its
+// latest weekly slot and no check was recorded since. The sweep did when
+// its cursor is past that slot and the connection is in its schedule set,
+// and the record (which MarkQueued decodes, ARGV[5]) showed it in the
+// schedule then; the record must still be the one decoded.
 //
 //	KEYS[1] -> P q
 //	KEYS[2] -> P c:<conn>
