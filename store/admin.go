@@ -37,19 +37,21 @@ func (r *connRec) void() {
 	r.Attempt = ""
 }
 
-// save keeps the connection's status and detail to restore when the system
-// status it is entering is lifted; a second system status (deactivated
-// while its company is inactive) keeps the first one's.
+// save keeps the connection's status, detail and since when to restore
+// when the system status it is entering is lifted; a second system status
+// (deactivated while its company is inactive) keeps the first one's.
 func (r *connRec) save() {
 	if !systemStatus(r.Status) {
-		r.PrevStatus, r.PrevDetail = r.Status, r.Detail
+		r.PrevStatus, r.PrevDetail, r.PrevFirst = r.Status, r.Detail, r.FirstSeen
 	}
 }
 
 // restore moves the connection back to the status and detail it had before
-// a system status (PENDING if it never had one) and forgets them.
+// a system status, with the statusFirstSeenTime it had (a website down
+// since Monday is still down since Monday), or to PENDING since now if it
+// never had one, and forgets them.
 func (r *connRec) restore(now int64, trs []transition) []transition {
-	to, detail := r.PrevStatus, r.PrevDetail
+	to, detail, first := r.PrevStatus, r.PrevDetail, r.PrevFirst
 	// Credentials replaced after the system status began (r.FirstSeen)
 	// unblock. UpdateCredentials saves PENDING then, which also covers a
 	// second system status that began after the update; a record written
@@ -58,10 +60,15 @@ func (r *connRec) restore(now int64, trs []transition) []transition {
 	// before the deactivation.)
 	if to == "" || systemStatus(to) ||
 		checks.ConnectionStatus(to).CredentialBlocked() && r.CredUpdated > r.FirstSeen {
-		to, detail = string(checks.ConnPending), ""
+		to, detail, first = string(checks.ConnPending), "", 0
 	}
-	r.PrevStatus, r.PrevDetail = "", ""
-	return r.move(to, detail, now, trs)
+	r.PrevStatus, r.PrevDetail, r.PrevFirst = "", "", 0
+	n := len(trs)
+	trs = r.move(to, detail, now, trs)
+	if first > 0 && first < now && len(trs) > n {
+		r.FirstSeen, trs[n].newFirst = first, first
+	}
+	return trs
 }
 
 // Change tells the caller of an admin action what to do next.
@@ -117,10 +124,10 @@ func (p DetailsPatch) validate() error {
 // UpdateDetails applies a settings patch atomically. isActive false makes
 // the connection DEACTIVATED: it leaves the due index and any check queued
 // or running for it is voided. isActive true restores its previous status
-// and, when that is checkable, asks for a check at once (CheckNow); while
-// its company is inactive (a deactivation under way included) the
-// connection becomes COMPANY_INACTIVE instead, as the company's
-// deactivation would have made it.
+// (with its statusFirstSeenTime) and, when that is checkable, asks for a
+// check at once (CheckNow); while its company is inactive (a deactivation
+// under way included) the connection becomes COMPANY_INACTIVE instead, as
+// the company's deactivation would have made it.
 func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (Change, error) {
 	if err := p.validate(); err != nil {
 		return Change{}, err
@@ -293,7 +300,7 @@ func (s *Store) updateCredentials(ctx context.Context, id string, c checks.Crede
 		} else if systemStatus(r.Status) && checks.ConnectionStatus(r.PrevStatus).CredentialBlocked() {
 			// Deactivated, or its company inactive: what reactivation
 			// restores is no longer blocked on the old credentials.
-			r.PrevStatus, r.PrevDetail = string(checks.ConnPending), ""
+			r.PrevStatus, r.PrevDetail, r.PrevFirst = string(checks.ConnPending), "", now
 		}
 		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs)}
 		if m.event == nil {

@@ -21,8 +21,11 @@ type CheckTarget struct {
 	Request checks.Request
 	gen     uint64
 	started int64 // start of the last check recorded (ms); 0: none
-	raw     string
-	rec     *connRec // decoded raw, handed to the first write attempt
+	// autoTrack: accounts the check discovers are tracked at once (the
+	// company's choice, else Config.AutoTrack).
+	autoTrack bool
+	raw       string
+	rec       *connRec // decoded raw, handed to the first write attempt
 }
 
 // Served reports whether a check that started at or after slot is already
@@ -65,12 +68,16 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	if err != nil {
 		return nil, fmt.Errorf("connection %s: %w", connID, err)
 	}
-	active, err := s.companyActive(ctx, r.CompanyID, ep)
+	co, err := s.companyActive(ctx, r.CompanyID, ep)
 	if err != nil {
 		return nil, fmt.Errorf("load connection %s: %w", connID, err)
 	}
-	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, started: r.Started, raw: raw, rec: r,
-		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, active)}
+	autoTrack := s.cfg.AutoTrack
+	if co.autoTrack != nil {
+		autoTrack = *co.autoTrack
+	}
+	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, started: r.Started, raw: raw, rec: r, autoTrack: autoTrack,
+		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, co.active)}
 	if t.Skip != checks.SkipNone {
 		return t, nil
 	}
@@ -117,7 +124,7 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		return Recorded{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	ap := checkApply{attempt: shortAttempt(t.Connection.ID, in.Attempt), started: ms(in.StartedAt), finished: ms(in.FinishedAt),
-		gen: t.gen, result: in.Result, autoTrack: s.cfg.AutoTrack, newID: func() string { return newShortID(AccountIDPrefix) }}
+		gen: t.gen, result: in.Result, autoTrack: t.autoTrack, newID: func() string { return newShortID(AccountIDPrefix) }}
 	var out Recorded
 	calls := 0
 	fn := func(r *connRec) (*mutation, error) {

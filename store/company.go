@@ -23,6 +23,9 @@ import (
 // NewCompany is the input of CreateCompany.
 type NewCompany struct {
 	Name string `json:"name"`
+	// AutoTrack, when set, decides for this company whether discovered
+	// accounts are tracked at once (Config.AutoTrack otherwise).
+	AutoTrack *bool `json:"autoTrack,omitempty"`
 }
 
 // CreateCompany stores a new active company.
@@ -35,9 +38,13 @@ func (s *Store) CreateCompany(ctx context.Context, in NewCompany) (Company, erro
 		return Company{}, fmt.Errorf("%w: company %s", ErrInvalid, p)
 	}
 	now := s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)
-	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now}
+	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now, AutoTrack: in.AutoTrack}
+	fields := []any{"name", c.Name, "active", "1", "ca", ms(now)}
+	if in.AutoTrack != nil {
+		fields = append(fields, "at", flag(*in.AutoTrack))
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.kCompany(c.ID), "name", c.Name, "active", "1", "ca", ms(now))
+		p.HSet(ctx, s.kCompany(c.ID), fields...)
 		p.ZAdd(ctx, s.kCompanies(), redis.Z{Score: float64(ms(now)), Member: c.ID})
 		return nil
 	})
@@ -61,7 +68,24 @@ func (s *Store) GetCompany(ctx context.Context, id string) (Company, error) {
 	}
 	var ca int64
 	fmt.Sscan(m["ca"], &ca)
-	return Company{ID: id, Name: m["name"], IsActive: m["active"] == "1", CreatedAt: fromMS(ca)}, nil
+	return Company{ID: id, Name: m["name"], IsActive: m["active"] == "1", CreatedAt: fromMS(ca), AutoTrack: autoTrackFlag(m["at"])}, nil
+}
+
+// flag is a bool as a company hash stores it.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// autoTrackFlag reads a company's autoTrack field: nil when it sets none.
+func autoTrackFlag(v string) *bool {
+	if v == "" {
+		return nil
+	}
+	b := v == "1"
+	return &b
 }
 
 // ListCompanies returns every company, oldest first.
@@ -112,11 +136,11 @@ func (e *CompanyToggledError) Unwrap() error { return ErrConflict }
 // SetCompanyActive deactivates or reactivates a company. Deactivation makes
 // every connection and account of it COMPANY_INACTIVE (remembering what
 // each was) and takes them out of the due index; reactivation restores
-// every status and tracking decision, terminal ones included, and makes the
-// checkable connections due at once (the next scheduler ticks pick them up,
-// within the per-tick bound). It works in batches, so a company with 100k
-// connections never blocks Redis; calling it again finishes an interrupted
-// run.
+// every status (with its statusFirstSeenTime) and tracking decision,
+// terminal ones included, and makes the checkable connections due at once
+// (the next scheduler ticks pick them up, within the per-tick bound). It
+// works in batches, so a company with 100k connections never blocks Redis;
+// calling it again finishes an interrupted run.
 func (s *Store) SetCompanyActive(ctx context.Context, companyID string, active bool) (CompanyChange, error) {
 	if _, err := s.GetCompany(ctx, companyID); err != nil {
 		return CompanyChange{}, err
@@ -243,7 +267,7 @@ func (r *connRec) enterCompanyInactive(now int64, trs []transition) []transition
 		if a.Status == string(checks.AcctCompanyInactive) {
 			continue
 		}
-		a.Prev, a.PrevDetail = a.Status, a.Detail
+		a.Prev, a.PrevDetail, a.PrevFirst = a.Status, a.Detail, a.FirstSeen
 		trs = a.move(string(checks.AcctCompanyInactive), "", now, trs)
 	}
 	return trs
@@ -271,9 +295,12 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 			if a.Status != string(checks.AcctCompanyInactive) || a.Prev == "" {
 				continue
 			}
-			prev, detail := a.Prev, a.PrevDetail
-			a.Prev, a.PrevDetail = "", ""
+			prev, detail, first := a.Prev, a.PrevDetail, a.PrevFirst
+			a.Prev, a.PrevDetail, a.PrevFirst = "", "", 0
 			trs = a.move(prev, detail, now, trs)
+			if first > 0 && first < now { // since when it had that status
+				a.FirstSeen = first
+			}
 		}
 		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
 			m.due, m.dueAt = dueSet, now
@@ -291,29 +318,39 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 // so a flag served from the cache is as current as the script that used
 // to read it with the record: a change made before the read bumped the
 // epoch and emptied the cache. A company missing from the cache costs one
-// HGET, once per epoch.
+// HMGET, once per epoch. The cache holds the company's autoTrack too,
+// which never changes.
 type companyFlags struct {
 	mu     sync.Mutex
 	epoch  string
-	active map[string]bool
+	active map[string]companyFlag
 }
 
-// companyActive reports company co's active flag as of epoch.
-func (s *Store) companyActive(ctx context.Context, co, epoch string) (bool, error) {
+// companyFlag is what a check's load needs of its company.
+type companyFlag struct {
+	active    bool
+	autoTrack *bool // nil: the store's default
+}
+
+// companyActive reports company co's flags as of epoch.
+func (s *Store) companyActive(ctx context.Context, co, epoch string) (companyFlag, error) {
 	c := &s.coFlags
 	c.mu.Lock()
 	if c.epoch != epoch || c.active == nil {
-		c.epoch, c.active = epoch, map[string]bool{}
+		c.epoch, c.active = epoch, map[string]companyFlag{}
 	}
 	v, ok := c.active[co]
 	c.mu.Unlock()
 	if ok {
 		return v, nil
 	}
-	v, err := s.companyFlag(ctx, co)
+	vals, err := s.rdb.HMGet(ctx, s.kCompany(co), "active", "at").Result()
 	if err != nil {
-		return false, err
+		return companyFlag{}, fmt.Errorf("company %s: %w", co, err)
 	}
+	active, _ := vals[0].(string) // nil for a missing company: not active
+	at, _ := vals[1].(string)
+	v = companyFlag{active: active == "1", autoTrack: autoTrackFlag(at)}
 	c.mu.Lock()
 	if c.epoch == epoch { // read at or after epoch: good for it
 		c.active[co] = v

@@ -9,7 +9,7 @@ import (
 // default: Config.Prefix):
 //
 //	P c:<conn>            string  the connection, its accounts and its newest history elements (JSON, short names)
-//	P co:<company>        hash    name, active (1|0), ca (created, ms)
+//	P co:<company>        hash    name, active (1|0), ca (created, ms), at (autoTrack 1|0, when the company sets it)
 //	P companies           zset    company IDs by creation time
 //	P coep                string  the company epoch: incremented with every change of an active flag
 //	                              (LoadCheck caches the flags for one epoch: company.go)

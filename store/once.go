@@ -22,3 +22,13 @@ func (s *Store) UseOnce(ctx context.Context, name string, until time.Time) (bool
 	}
 	return ok, nil
 }
+
+// Spent reports whether UseOnce has spent name (and its time has not run
+// out), without spending it: what a link's page asks before showing a form.
+func (s *Store) Spent(ctx context.Context, name string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.kOnce(name)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read single-use token: %w", err)
+	}
+	return n > 0, nil
+}

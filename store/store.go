@@ -95,7 +95,7 @@ type Store struct {
 	rdb   redis.UniversalClient
 	cfg   Config
 	batch *groupcommit.Batcher // LoadCheck's reads and every write's commit
-	// coFlags caches companies' active flags for LoadCheck.
+	// coFlags caches companies' active flags (and autoTrack) for LoadCheck.
 	coFlags companyFlags
 }
 
