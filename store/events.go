@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // Event types of the change-event stream, named as the reference's webhooks.
@@ -188,13 +189,13 @@ func eventFields(m *mutation) (header, before, after string, err error) {
 		r.Seq = m.before.Seq + 1
 	}
 	header = withBuffer(func(b []byte) ([]byte, string) {
-		b = appendString(append(b, `{"c":`...), r.ID)
-		b = appendStrings(append(b, `,"t":`...), types)
+		b = jsontext.AppendString(append(b, `{"c":`...), r.ID)
+		b = jsontext.AppendStrings(append(b, `,"t":`...), types)
 		b = strconv.AppendInt(append(b, `,"q":`...), r.Seq, 10)
 		b = strconv.AppendInt(append(b, `,"at":`...), m.at, 10)
-		b = appendString(append(b, `,"ca":`...), m.cause)
+		b = jsontext.AppendString(append(b, `,"ca":`...), m.cause)
 		if changed != 0 {
-			b = appendStrings(append(b, `,"pc":`...), changed.names())
+			b = jsontext.AppendStrings(append(b, `,"pc":`...), changed.names())
 		}
 		b = append(b, '}')
 		return b, string(b)
@@ -264,90 +265,6 @@ func (s *Store) decodeEvent(m redis.XMessage) (Event, error) {
 		ev.Old = &old
 	}
 	return ev, nil
-}
-
-// historyOf is the history element of one write, nil when it made no
-// transition.
-func historyOf(trs []transition, t int64, cause, attempt string) *histRec {
-	if len(trs) == 0 {
-		return nil
-	}
-	h := &histRec{T: t, C: cause, A: attempt, Tr: make([][4]string, len(trs))}
-	for i, tr := range trs {
-		h.Tr[i] = [4]string{tr.acct, tr.from, tr.to, tr.detail}
-	}
-	return h
-}
-
-// History returns a connection's transitions, newest first: those of the
-// elements its record holds, then those of its history list; up to limit
-// of them, or every one it keeps when limit is 0 (Config.HistoryLimit
-// counts elements, one per write, and a write may hold several
-// transitions: the connection's and each account's). Record and list are
-// read in one transaction, so an element spilled from the record meanwhile
-// is seen exactly once.
-func (s *Store) History(ctx context.Context, connID string, limit int) ([]HistoryEntry, error) {
-	if limit < 0 {
-		limit = 0
-	}
-	if !ValidID(ConnectionIDPrefix, connID) {
-		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
-	}
-	// Every element has one transition or more: limit elements suffice.
-	keep := int64(s.cfg.HistoryLimit)
-	if limit > 0 {
-		keep = min(keep, int64(limit))
-	}
-	var get *redis.StringCmd
-	var list *redis.StringSliceCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, s.kConn(connID))
-		list = p.LRange(ctx, s.kHistory(connID), 0, keep-1)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("history of %s: %w", connID, err)
-	}
-	raw, err := get.Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", connID, err)
-	}
-	r, err := decodeConn(connID, raw)
-	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", connID, err)
-	}
-	elems, err := r.history()
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", connID, err)
-	}
-	out := make([]HistoryEntry, 0, 8)
-	full := func() bool { return limit > 0 && len(out) >= limit }
-	// Newest first: a write's transitions are stored oldest first.
-	add := func(h histRec) bool {
-		es := h.public(connID)
-		for i := len(es) - 1; i >= 0 && !full(); i-- {
-			out = append(out, es[i])
-		}
-		return !full()
-	}
-	for _, h := range elems {
-		if !add(h) {
-			return out, nil
-		}
-	}
-	for _, raw := range list.Val() {
-		var h histRec
-		if err := json.Unmarshal([]byte(raw), &h); err != nil {
-			return nil, fmt.Errorf("history of %s: decode entry: %w", connID, err)
-		}
-		if !add(h) {
-			break
-		}
-	}
-	return out, nil
 }
 
 // Events returns up to count change events after the stream ID after ("0"

@@ -55,24 +55,50 @@ type mutation struct {
 	check bool
 }
 
-// commitScript applies a mutation; it returns 1 when applied, 0 when the
-// record changed since it was read, -1 when the company guard failed.
+// commitScript applies a mutation: the new record replaces the one read,
+// and the indexes, counters, history list and event stream move with it.
 //
-// KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued,
-// week (the connection's schedule set), cursor (the sweep's: started at the
-// first due time, so no weekly slot after it is skipped), eventsFloor
-// ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
+//	KEYS[1]    -> P c:<conn>, the record
+//	KEYS[2]    -> P due
+//	KEYS[3]    -> P ix:<company>:<old status>
+//	KEYS[4]    -> P ix:<company>:<new status>
+//	KEYS[5]    -> P n
+//	KEYS[6]    -> P h:<conn>
+//	KEYS[7]    -> P ev
+//	KEYS[8]    -> P co:<company>
+//	KEYS[9]    -> P q
+//	KEYS[10]   -> P wk:<minute>, the connection's schedule set
+//	KEYS[11]   -> P sw, the sweep cursor: set to the first due time when
+//	              there is none, so no weekly slot after it is skipped
+//	KEYS[12]   -> P ev:floor, every event before it dispatched (events.go)
+//	ARGV[1]    -> the record as read; "": creating, the key must not exist
+//	ARGV[2]    -> the new record
+//	ARGV[3]    -> the connection ID (member of the indexes)
+//	ARGV[4]    -> the dueOp: "" keep, "rem", "adv", "set" or "wk"
+//	ARGV[5]    -> the on-demand due time (ms), for "set"
+//	ARGV[6]    -> the old status ("" when creating)
+//	ARGV[7]    -> the new status
+//	ARGV[8]    -> the status index score (creation time, ms)
+//	ARGV[9]    -> how many elements the history list keeps
+//	ARGV[10]   -> the event stream's approximate MAXLEN while it has no floor
+//	ARGV[11]   -> the change event's header ("": none)
+//	ARGV[12]   -> the company's active flag the write requires ("": any)
+//	ARGV[13]   -> "1": drop the queued mark
+//	ARGV[14]   -> dueSince (ms), for "adv"
+//	ARGV[15]   -> the connection's slot offset (ms): its score in KEYS[10]
+//	ARGV[16]   -> the event's record before the write ("": a creation)
+//	ARGV[17]   -> the event's record after the write
+//	ARGV[18..] -> history elements spilled from the record, oldest first,
+//	              pushed onto KEYS[6], which is then trimmed to ARGV[9]
 //
-//	histLimit, eventsMaxLen, eventHeader, companyActive, clearQueued,
-//	dueSince, weekOffset, eventBefore, eventAfter, history...
+// The event entry also gets the schedule's state after the write (the due
+// time, the weekly membership, the sweep cursor: the connection's
+// nextCheckAt). The stream is trimmed to the floor the webhook dispatchers
+// keep (every entry before it dispatched) or, while no dispatcher has ever
+// run, to about ARGV[10] entries.
 //
-// history... are the elements spilled from the record, oldest first; they
-// are pushed onto the history list, which is then trimmed to histLimit.
-// The event entry gets the schedule's state after the write (due time,
-// weekly membership, sweep cursor: the connection's nextCheckAt). The
-// stream is trimmed to the floor the webhook dispatcher keeps (every entry
-// before it dispatched), or, while no dispatcher has ever run, to about
-// eventsMaxLen entries.
+// Returns 1 when applied, 0 when the record changed since it was read, -1
+// when the company guard failed.
 var commitScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -149,9 +175,9 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 	if err != nil {
 		return err
 	}
-	run := s.batch.run
+	run := s.batch.Run
 	if m.check {
-		run = s.batch.runCheck
+		run = s.batch.RunWindowed
 	}
 	n, err := run(ctx, commitScript, keys, args...).Int()
 	if err != nil {

@@ -102,10 +102,6 @@ type WebhookEndpointPatch struct {
 	Disabled    *bool
 }
 
-func (s *Store) kWebhookEndpoint(id string) string { return s.cfg.Prefix + "wh:e:" + id }
-func (s *Store) kWebhookEndpoints() string         { return s.cfg.Prefix + "wh:es" }
-func (s *Store) kWebhookVersion() string           { return s.cfg.Prefix + "wh:ev" }
-
 // ValidateWebhookURL reports (wrapping ErrInvalid) what the store refuses
 // in an endpoint URL: it must be an absolute http(s) URL, without user
 // information, fragment, spaces or control characters. Which hosts may be

@@ -40,11 +40,6 @@ const (
 	TriggerTest      = "test"      // an example message
 )
 
-func (s *Store) kWebhookMessage(id string) string      { return s.cfg.Prefix + "wh:m:" + id }
-func (s *Store) kWebhookMessages() string              { return s.cfg.Prefix + "wh:ml" }
-func (s *Store) kWebhookConnMessages(id string) string { return s.cfg.Prefix + "wh:mc:" + id }
-func (s *Store) kWebhookAttempts(ep string) string     { return s.cfg.Prefix + "wh:a:" + ep }
-
 // MaxWebhookMessageID bounds a message ID (they are made by the webhook
 // package from a connection ID and a sequence).
 const MaxWebhookMessageID = 100
@@ -484,7 +479,7 @@ func (s *Store) LoadWebhookTarget(ctx context.Context, msgID, epID string) (Webh
 	msg := p.HMGet(ctx, s.kWebhookMessage(msgID), "t", "o", "b", "d:"+epID)
 	ep := p.HMGet(ctx, s.kWebhookEndpoint(epID), webhookEndpointFields...)
 	sec := p.HMGet(ctx, s.kWebhookEndpoint(epID), "s", "ps", "pu")
-	err := s.batch.runCmds(ctx, msg, ep, sec)
+	err := s.batch.Do(ctx, msg, ep, sec)
 	for _, c := range []redis.Cmder{msg, ep, sec} {
 		if err == nil {
 			err = c.Err()
@@ -644,7 +639,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o At
 	}
 	now := ms(a.Timestamp)
 	// Shared with concurrent attempts' round trips (the group commit).
-	v, err := s.batch.run(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
+	v, err := s.batch.Run(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
 		s.kWebhookAttempts(a.EndpointID), s.kWebhookVersion()},
 		"d:"+a.EndpointID, b, series, out, now, now-o.Retention.Milliseconds(), o.DisableAfter.Milliseconds(),
 		o.GoneReason, o.StaleReason).StringSlice()
