@@ -318,11 +318,13 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("webhook task: %w; archived: %w", err, asynq.SkipRetry)
 	}
-	entry := d.log.WithFields(logrus.Fields{"msgId": p.MessageID, "endpointId": p.EndpointID, "trigger": p.Trigger})
+	entry := func() *logrus.Entry { // made only to log: most attempts log nothing
+		return d.log.WithFields(logrus.Fields{"msgId": p.MessageID, "endpointId": p.EndpointID, "trigger": p.Trigger})
+	}
 	tg, err := d.st.LoadWebhookTarget(ctx, p.MessageID, p.EndpointID)
 	switch {
 	case errors.Is(err, store.ErrWebhookMessageGone), errors.Is(err, store.ErrWebhookEndpointGone):
-		entry.WithError(err).Info("webhook delivery dropped")
+		entry().WithError(err).Info("webhook delivery dropped")
 		return nil
 	case err != nil:
 		return err
@@ -333,10 +335,10 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 		return nil // finished already: a second task of a delivery dispatched twice
 	case tg.Endpoint.Disabled:
 		if series {
-			entry.Info("webhook delivery failed: its endpoint is disabled (recover it once enabled)")
+			entry().Info("webhook delivery failed: its endpoint is disabled (recover it once enabled)")
 			return d.st.FailWebhookDelivery(ctx, p.MessageID, p.EndpointID)
 		}
-		entry.Info("webhook delivery skipped: its endpoint is disabled")
+		entry().Info("webhook delivery skipped: its endpoint is disabled")
 		return nil
 	case p.Trigger == store.TriggerRecover && tg.Delivery.Status == store.DeliverySuccess:
 		return nil // delivered since the recovery was asked for
@@ -366,12 +368,16 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	default:
 		a.Status = store.DeliveryFailed
 	}
-	o.GoneReason = fmt.Sprintf("the endpoint answered 410 Gone at %s", a.Timestamp.Format(time.RFC3339))
-	since := start
-	if tg.Endpoint.FailingSince != nil {
-		since = *tg.Endpoint.FailingSince
+	if o.Gone {
+		o.GoneReason = fmt.Sprintf("the endpoint answered 410 Gone at %s", a.Timestamp.Format(time.RFC3339))
 	}
-	o.StaleReason = fmt.Sprintf("every attempt failed since %s (webhooks.disableAfter %s)", since.UTC().Format(time.RFC3339), d.cfg.DisableAfter)
+	if !o.Success { // the reason should this failure disable the endpoint
+		since := start
+		if tg.Endpoint.FailingSince != nil {
+			since = *tg.Endpoint.FailingSince
+		}
+		o.StaleReason = fmt.Sprintf("every attempt failed since %s (webhooks.disableAfter %s)", since.UTC().Format(time.RFC3339), d.cfg.DisableAfter)
+	}
 	var next time.Duration
 	if series && !o.Success && !o.Gone {
 		n := tg.Delivery.Attempts + 1 // attempts of the schedule made, this one included
@@ -409,13 +415,13 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	}
 	switch {
 	case !series:
-		entry.WithFields(fields).Warn("webhook attempt failed")
+		entry().WithFields(fields).Warn("webhook attempt failed")
 		return nil
 	case a.NextAttemptAt == nil:
-		entry.WithFields(fields).Warn("webhook delivery failed; no attempt left (recover it once the endpoint works)")
+		entry().WithFields(fields).Warn("webhook delivery failed; no attempt left (recover it once the endpoint works)")
 		return nil
 	}
-	entry.WithFields(fields).WithField("nextAttemptAt", a.NextAttemptAt.Format(time.RFC3339)).Info("webhook attempt failed; retrying")
+	entry().WithFields(fields).WithField("nextAttemptAt", a.NextAttemptAt.Format(time.RFC3339)).Info("webhook attempt failed; retrying")
 	return &retryError{after: next, reason: fmt.Sprintf("attempt %d failed (%s); next in %s", a.Attempt, attemptFailure(a), next.Round(time.Second))}
 }
 
