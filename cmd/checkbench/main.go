@@ -1,5 +1,5 @@
 // Command checkbench is checkd's load benchmark (make bench): it starts a
-// throwaway redis-server on a free loopback port and measures the six
+// throwaway redis-server on a free loopback port and measures the seven
 // performance targets side by side with raw asynq (see package bench and
 // BENCHMARKS.md).
 //
@@ -31,7 +31,7 @@ func run() error {
 	scale := flag.String("scale", os.Getenv(bench.EnvScale), "full or small (default $"+bench.EnvScale+", else full)")
 	only := flag.String("only", "", "comma-separated measures to run, e.g. P1,P3 (default all)")
 	out := flag.String("out", "bench/out", "directory for spread.svg and the results files")
-	prof := flag.String("cpuprofile", "", "directory for a CPU profile of each measured run (P1, P2, P4, P6)")
+	prof := flag.String("cpuprofile", "", "directory for a CPU profile of each measured run (P1, P2, P4, P6, P7)")
 	redisBin := flag.String("redis-server", "redis-server", "redis-server binary")
 	conns := flag.Int("conns", 0, "override the dataset size (P1, P3's large index, P4)")
 	p2c := flag.Int("p2-concurrency", 0, "override P2's asynq concurrency (both sides)")

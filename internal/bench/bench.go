@@ -1,5 +1,5 @@
 // Package bench is checkd's load benchmark (make bench, cmd/checkbench). It
-// starts a throwaway redis-server on a free loopback port, measures six
+// starts a throwaway redis-server on a free loopback port, measures seven
 // performance targets and, where one exists, the same work done by raw
 // asynq in the same run on the same machine, and prints a table plus one
 // machine-readable line per measure:
