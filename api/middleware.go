@@ -131,8 +131,10 @@ func RequireKey(keys []string, h http.Handler) http.Handler {
 	return keyCheck(sums, h)
 }
 
+// keyCheck returns a keyedHandler, so the server's Routes knows the route
+// needs a key.
 func keyCheck(keys [][sha256.Size]byte, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return keyedHandler{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get(HeaderAPIKey)
 		if key == "" {
 			// The scheme is case-insensitive (RFC 9110, section 11.1).
@@ -156,7 +158,7 @@ func keyCheck(keys [][sha256.Size]byte, next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
-	})
+	})}
 }
 
 // statusWriter records the status and size of a response.
