@@ -7,13 +7,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
@@ -42,7 +42,7 @@ func TestRealRedisFlow(t *testing.T) {
 		}
 	})
 	base := "http://" + srv.Addr()
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := openapitest.Client(t)
 	send := func(method, path, body string, wantCode int, out any) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
