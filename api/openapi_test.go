@@ -149,3 +149,32 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// TestRoutesOfMountPatterns checks how Routes writes a mounted pattern:
+// method, the path as OpenAPI writes it (no host, no {$}), and whether the
+// handler is behind the key check.
+func TestRoutesOfMountPatterns(t *testing.T) {
+	t.Parallel()
+	h := http.NotFoundHandler()
+	for _, tc := range []struct {
+		pattern    string
+		requireKey bool
+		want       api.Route
+	}{
+		{"GET /metrics", true, api.Route{Method: "GET", Path: "/metrics", KeyRequired: true}},
+		{"POST /hooks/{$}", false, api.Route{Method: "POST", Path: "/hooks/"}},
+		{"example.com/status/{id}", false, api.Route{Path: "/status/{id}"}},
+		{"/monitoring/", false, api.Route{Path: "/monitoring/"}},
+		{"/prom/", false, api.Route{Path: "/prom/", KeyRequired: true}}, // wrapped by api.RequireKey below
+	} {
+		e := newEnv(t)
+		mounted := h
+		if tc.want.KeyRequired && !tc.requireKey {
+			mounted = api.RequireKey([]string{testKey}, h)
+		}
+		e.srv.Mount(tc.pattern, mounted, tc.requireKey)
+		if routes := e.srv.Routes(); routes[len(routes)-1] != tc.want {
+			t.Errorf("Mount(%q): Routes ends with %+v, want %+v", tc.pattern, routes[len(routes)-1], tc.want)
+		}
+	}
+}
