@@ -70,9 +70,11 @@ var (
 )
 
 // apiValidator loads the API's document once per test binary; a document
-// that does not load or validate fails every test that uses it.
+// that does not load or validate fails every test that uses it. Neither it
+// nor the wrappers call tb.Helper: tb may be a fuzz test's *testing.F used
+// inside its fuzz target, where any call but a report of a mismatch would
+// panic.
 func apiValidator(tb testing.TB) *validator {
-	tb.Helper()
 	loadOnce.Do(func() {
 		doc, err := Load(api.OpenAPI())
 		if err != nil {
@@ -102,7 +104,6 @@ func Document(tb testing.TB) *openapi3.T {
 // document; a mismatch fails tb. Use it around the API's handler wherever a
 // test serves it (httptest.NewServer, ServeHTTP with a recorder).
 func Handler(tb testing.TB, h http.Handler) http.Handler {
-	tb.Helper()
 	v := apiValidator(tb)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
@@ -157,7 +158,6 @@ func (w *recorder) status() int {
 // through it is checked against the document; a mismatch fails tb. Use it
 // for clients of a server a test does not build itself (the daemon's).
 func Transport(tb testing.TB, base http.RoundTripper) http.RoundTripper {
-	tb.Helper()
 	if base == nil {
 		base = http.DefaultTransport
 	}
@@ -166,7 +166,6 @@ func Transport(tb testing.TB, base http.RoundTripper) http.RoundTripper {
 
 // Client is an http.Client whose exchanges are checked (Transport).
 func Client(tb testing.TB) *http.Client {
-	tb.Helper()
 	return &http.Client{Transport: Transport(tb, nil), Timeout: clientTimeout}
 }
 
