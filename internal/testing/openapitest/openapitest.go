@@ -117,7 +117,7 @@ func Handler(tb testing.TB, h http.Handler) http.Handler {
 		rec := &recorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
 		if err := v.check(r, body, rec.status(), w.Header(), rec.body.Bytes()); err != nil {
-			tb.Error(err)
+			report(tb, err)
 		}
 	})
 }
@@ -202,7 +202,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("openapitest: read the response body of %s %s: %w", req.Method, req.URL.Path, err)
 	}
 	if err := t.v.check(req, body, resp.StatusCode, resp.Header, rb); err != nil {
-		t.tb.Error(err)
+		report(t.tb, err)
 	}
 	return resp, nil
 }
@@ -413,4 +413,15 @@ func tidy(err error) string {
 		kept = append(kept, fmt.Sprintf("(%d \"false schema\" lines left out: they follow from the failure above)", dropped))
 	}
 	return strings.Join(kept, "\n")
+}
+
+// report fails tb with err. A *testing.F panics when used inside its fuzz
+// target; the panic then carries err, and says what to pass instead.
+func report(tb testing.TB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			panic(fmt.Sprintf("%v\n(%v: inside a fuzz target, wrap with the target's *testing.T)", err, p))
+		}
+	}()
+	tb.Error(err)
 }

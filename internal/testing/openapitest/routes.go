@@ -83,8 +83,7 @@ func keyWords(b bool, yes, no string) string {
 // Webhook checks one webhook message (its headers and body) against the
 // document's webhooks section for eventType; a mismatch fails tb.
 func Webhook(tb testing.TB, eventType string, header http.Header, body []byte) {
-	tb.Helper()
 	if err := apiValidator(tb).checkWebhook(eventType, header, body); err != nil {
-		tb.Error(err)
+		report(tb, err)
 	}
 }
