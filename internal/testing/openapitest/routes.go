@@ -2,7 +2,6 @@ package openapitest
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -78,12 +77,4 @@ func keyWords(b bool, yes, no string) string {
 		return yes
 	}
 	return no
-}
-
-// Webhook checks one webhook message (its headers and body) against the
-// document's webhooks section for eventType; a mismatch fails tb.
-func Webhook(tb testing.TB, eventType string, header http.Header, body []byte) {
-	if err := apiValidator(tb).checkWebhook(eventType, header, body); err != nil {
-		report(tb, err)
-	}
 }

@@ -6,10 +6,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 )
+
+// Webhook checks one webhook message (its headers and body) against the
+// document's webhooks section for eventType; a mismatch fails tb.
+func Webhook(tb testing.TB, eventType string, header http.Header, body []byte) {
+	if err := apiValidator(tb).checkWebhook(eventType, header, body); err != nil {
+		report(tb, err)
+	}
+}
 
 // checkWebhook checks a webhook message as the request of the document's
 // webhooks.<eventType>.post operation.
