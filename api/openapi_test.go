@@ -133,6 +133,21 @@ func TestOpenAPIEnumsMatchTheCode(t *testing.T) {
 	if got := enum("StatusCategory"); !sameSet(got, cats) {
 		t.Errorf("StatusCategory enum %v; the vocabulary's categories are %v", got, cats)
 	}
+	for _, tc := range []struct {
+		prop string
+		code []string
+	}{
+		{"state", strs(api.LinkValid, api.LinkUsed, api.LinkExpired, api.LinkSuperseded, api.LinkInactive)},
+		{"kind", strs(api.LinkKindCredentials, api.LinkKindConnection)},
+	} {
+		var got []string
+		for _, v := range doc.Components.Schemas["LinkInfo"].Value.Properties[tc.prop].Value.Enum {
+			got = append(got, v.(string))
+		}
+		if !sameSet(got, tc.code) {
+			t.Errorf("LinkInfo.%s enum %v; api's constants are %v", tc.prop, got, tc.code)
+		}
+	}
 	rolesEnum := doc.Components.Schemas["Ready"].Value.Properties["roles"].Value.Items.Value.Enum
 	var got []string
 	for _, v := range rolesEnum {

@@ -361,10 +361,10 @@ func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) err
 		if h.Get(s.Name) == "" {
 			return fmt.Errorf("no %s header", s.Name)
 		}
-	case s.Type == "http" && strings.EqualFold(s.Scheme, "bearer"):
+	case s.Type == "http" && (strings.EqualFold(s.Scheme, "bearer") || strings.EqualFold(s.Scheme, "basic")):
 		scheme, tok, ok := strings.Cut(strings.TrimSpace(h.Get("Authorization")), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-			return errors.New("no Authorization: Bearer header")
+		if !ok || !strings.EqualFold(scheme, s.Scheme) || strings.TrimSpace(tok) == "" {
+			return fmt.Errorf("no Authorization: %s header", s.Scheme)
 		}
 	default:
 		return fmt.Errorf("openapitest does not know security scheme %q (type %s): teach authenticate", in.SecuritySchemeName, s.Type)
