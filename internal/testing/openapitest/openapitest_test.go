@@ -86,7 +86,7 @@ func TestWebhook(t *testing.T) {
 	hdr := http.Header{"Content-Type": {"application/json"}, "Webhook-Id": {"msg_2abc"}, "Webhook-Timestamp": {"1772445600"},
 		"Webhook-Signature": {"v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="}}
 	data := connection + `,"sequence":1}`
-	updated := connection + `,"sequence":2,"protectedChanges":["name","accounts"],"old":{"name":"Before","accounts":[]}}`
+	updated := connection + `,"sequence":2,"protectedChanges":["name","startDate","accounts"],"old":{"name":"Before","startDate":null,"accounts":[]}}`
 	for _, tc := range []struct {
 		name, event, body string
 		header            http.Header
