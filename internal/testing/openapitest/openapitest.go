@@ -220,7 +220,7 @@ func (v *validator) check(req *http.Request, reqBody []byte, status int, header 
 	switch {
 	case errors.Is(err, routers.ErrPathNotFound):
 		if status != http.StatusNotFound {
-			return fmt.Errorf("%s, but %s describes no such path: add it under \"paths\", or, if it is not part of the API, do not send it through openapitest", what, DocumentPath)
+			return fmt.Errorf("%s, but %s describes no such path: describe the route under \"paths\" (the api package's TestOpenAPIDescribesEveryRoute names each route missing), or, if it is not part of the API, do not send it through openapitest", what, DocumentPath)
 		}
 		return v.checkError(what, req, header, body)
 	case errors.Is(err, routers.ErrMethodNotAllowed):
