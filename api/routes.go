@@ -26,7 +26,7 @@ type Route struct {
 
 // Routes lists every route the server serves, in the order they were
 // registered: the API's own and those added with Mount. It is read from
-// the registrations themselves, so it cannot leave one out.
+// the registrations themselves, so a registration cannot be left out.
 func (s *Server) Routes() []Route {
 	return slices.Clone(s.mux.routes)
 }
@@ -90,9 +90,8 @@ func (s *Server) handleConn(pattern string, h connHandler) {
 	case !strings.HasPrefix(path, connPrefix) || method == "":
 	case rest == "company/{companyId}":
 		key = "company"
-	case strings.HasPrefix(rest, "{connectionId}/") && !strings.ContainsAny(strings.TrimPrefix(rest, "{connectionId}/"), "/{}") &&
-		rest != "{connectionId}/":
-		key = strings.TrimPrefix(rest, "{connectionId}/")
+	case strings.HasPrefix(rest, "{connectionId}/") && !strings.ContainsAny(strings.TrimPrefix(rest, "{connectionId}/"), "/{}"):
+		key = strings.TrimPrefix(rest, "{connectionId}/") // "" for a bare trailing slash: refused below
 	}
 	if key == "" {
 		panic(fmt.Sprintf("api: connection route %q is neither METHOD %s{connectionId}/<view> nor METHOD %scompany/{companyId}", pattern, connPrefix, connPrefix))
