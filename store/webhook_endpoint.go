@@ -165,11 +165,13 @@ func (s *Store) webhookEndpointProblems(ctx context.Context, u, desc *string, ty
 
 // uniq sorts and deduplicates a list (nil when empty), so an endpoint's
 // filters read the same however they were given.
+// uniq is l sorted without repeats; never nil (an endpoint's lists are
+// JSON arrays, [] for all).
 func uniq(l []string) []string {
-	if len(l) == 0 {
-		return nil
-	}
 	out := slices.Clone(l)
+	if out == nil {
+		return []string{}
+	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }

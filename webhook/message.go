@@ -43,9 +43,11 @@ type Payload struct {
 // none for credentials, and null for a field GET details left out).
 type Data struct {
 	view.Connection
-	Sequence         int64                      `json:"sequence"`
-	ProtectedChanges []string                   `json:"protectedChanges,omitempty"`
-	Old              map[string]json.RawMessage `json:"old,omitempty"`
+	Sequence         int64    `json:"sequence"`
+	ProtectedChanges []string `json:"protectedChanges,omitempty"`
+	// Old is set for every connection.updated.v2 ({} when credentials
+	// alone changed) and for no other type.
+	Old *map[string]json.RawMessage `json:"old,omitempty"`
 }
 
 // Render is the body of the message of type typ (one of ev.Types): compact
@@ -62,7 +64,7 @@ func Render(ev store.Event, typ string) ([]byte, error) {
 			return nil, err
 		}
 		p.Data.ProtectedChanges = ev.ProtectedChanges
-		p.Data.Old = map[string]json.RawMessage{}
+		values := make(map[string]json.RawMessage, len(ev.ProtectedChanges))
 		for _, f := range ev.ProtectedChanges {
 			if f == "credentials" {
 				continue // never a value
@@ -71,8 +73,9 @@ func Render(ev store.Event, typ string) ([]byte, error) {
 			if !ok {
 				v = json.RawMessage("null")
 			}
-			p.Data.Old[f] = v
+			values[f] = v
 		}
+		p.Data.Old = &values
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
