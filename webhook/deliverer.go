@@ -33,7 +33,8 @@ type DelivererConfig struct {
 	// Concurrency is how many attempts run at once in this process.
 	Concurrency int
 	// PerEndpoint bounds the attempts to one endpoint at once in this
-	// process, so a slow endpoint holds at most that many of Concurrency.
+	// process, so a slow endpoint holds at most that many of Concurrency
+	// (and as many more briefly, waiting for one of them to end).
 	PerEndpoint int
 	// Timeout bounds an attempt: no 2xx within it is a failure.
 	Timeout time.Duration
@@ -131,8 +132,9 @@ type Deliverer struct {
 	log  logrus.FieldLogger
 	http *http.Client
 
-	slotsMu sync.Mutex
-	slots   map[string]int // attempts in flight per endpoint
+	slotsMu  sync.Mutex
+	slots    map[string]*endpointSlots // of endpoints with attempts holding or waiting for a slot
+	slotWait time.Duration
 
 	life startstop.Lifecycle
 	srv  *asynq.Server
@@ -160,7 +162,7 @@ func NewDeliverer(rdb redis.UniversalClient, st *store.Store, enq Enqueuer, cfg 
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]int{},
+	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]*endpointSlots{}, slotWait: slotWait,
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout,
 			// A redirect is a failure: following it would deliver where the
 			// endpoint's owner did not register, past the address policy.
@@ -261,22 +263,81 @@ func (d *Deliverer) stop(ctx context.Context) error {
 	}
 }
 
-// acquire takes one of the endpoint's PerEndpoint slots; false when they
-// are all taken.
-func (d *Deliverer) acquire(ep string) bool {
-	d.slotsMu.Lock()
-	defer d.slotsMu.Unlock()
-	if d.slots[ep] >= d.cfg.PerEndpoint {
-		return false
-	}
-	d.slots[ep]++
-	return true
+// slotWait is how long an attempt waits for one of its endpoint's
+// PerEndpoint slots before handing its task back for 1 to 3 s: long enough
+// for a responsive endpoint's slot to come free (its attempts take
+// milliseconds), so a burst to one endpoint flows PerEndpoint at a time
+// instead of bouncing through asynq's retries; short enough that attempts
+// queued behind a slow endpoint hold the deliverer's slots only briefly.
+const slotWait = 250 * time.Millisecond
+
+// endpointSlots bounds one endpoint's attempts in flight. Its counts are
+// guarded by the Deliverer's slotsMu; sem is a channel so a waiter can
+// give up when slotWait or its context ends.
+type endpointSlots struct {
+	sem     chan struct{} // a token per attempt in flight, PerEndpoint at most
+	waiting int           // attempts waiting for a token, PerEndpoint at most
+	users   int           // holders and waiters: the entry goes at 0
 }
 
+// acquire takes one of the endpoint's PerEndpoint slots, waiting up to
+// d.slotWait for one; false when none came free, ctx ended, or PerEndpoint
+// attempts wait already (then at once: a slow endpoint holds at most
+// PerEndpoint of the deliverer's slots with attempts and PerEndpoint more,
+// each for slotWait at most, with waits). A true is paired with release.
+func (d *Deliverer) acquire(ctx context.Context, ep string) bool {
+	d.slotsMu.Lock()
+	s := d.slots[ep]
+	if s == nil {
+		s = &endpointSlots{sem: make(chan struct{}, d.cfg.PerEndpoint)}
+		d.slots[ep] = s
+	}
+	select {
+	case s.sem <- struct{}{}: // never blocks: the buffer has room or not
+		s.users++
+		d.slotsMu.Unlock()
+		return true
+	default:
+	}
+	if s.waiting >= d.cfg.PerEndpoint { // the tokens are held: users > 0 keeps the entry
+		d.slotsMu.Unlock()
+		return false
+	}
+	s.waiting++
+	s.users++
+	d.slotsMu.Unlock()
+
+	t := time.NewTimer(d.slotWait)
+	defer t.Stop()
+	got := false
+	select {
+	case s.sem <- struct{}{}:
+		got = true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	d.slotsMu.Lock()
+	defer d.slotsMu.Unlock()
+	s.waiting--
+	if !got {
+		d.leave(ep, s)
+	}
+	return got
+}
+
+// release gives back a slot acquire took.
 func (d *Deliverer) release(ep string) {
 	d.slotsMu.Lock()
 	defer d.slotsMu.Unlock()
-	if d.slots[ep]--; d.slots[ep] <= 0 {
+	s := d.slots[ep] // present: this holder is one of its users
+	<-s.sem          // never blocks: this holder's token is in the buffer
+	d.leave(ep, s)
+}
+
+// leave drops a user of an endpoint's slots and forgets them once nobody
+// holds or waits for one. The caller holds slotsMu.
+func (d *Deliverer) leave(ep string, s *endpointSlots) {
+	if s.users--; s.users == 0 {
 		delete(d.slots, ep)
 	}
 }
@@ -343,9 +404,9 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	case p.Trigger == store.TriggerRecover && tg.Delivery.Status == store.DeliverySuccess:
 		return nil // delivered since the recovery was asked for
 	}
-	if !d.acquire(p.EndpointID) {
+	if !d.acquire(ctx, p.EndpointID) {
 		return &retryError{after: time.Second + time.Duration(d.cfg.Rand()*float64(2*time.Second)),
-			reason: "the endpoint has " + strconv.Itoa(d.cfg.PerEndpoint) + " attempts in flight already"}
+			reason: "the endpoint has its webhooks.perEndpoint (" + strconv.Itoa(d.cfg.PerEndpoint) + ") attempts in flight; this one waits 1 to 3 s"}
 	}
 	defer d.release(p.EndpointID)
 

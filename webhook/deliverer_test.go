@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -344,25 +346,171 @@ func TestAddressPolicyAtConnect(t *testing.T) {
 	}
 }
 
-// TestPerEndpointBound: with an endpoint's slots taken, an attempt waits
-// (a short retry asynq does not count) instead of taking another slot.
+// slotState is an endpoint's slots as the deliverer sees them: attempts
+// holding one, attempts waiting for one, and whether the entry exists.
+// Its users are the attempts holding a slot and those waiting, one of
+// which may hold a token already (it counts itself out of the waiting
+// once it has the lock again).
+func slotState(t testing.TB, d *Deliverer, ep string) (held, waiting int, present bool) {
+	d.slotsMu.Lock()
+	defer d.slotsMu.Unlock()
+	s, ok := d.slots[ep]
+	if !ok {
+		return 0, 0, false
+	}
+	if held, users := len(s.sem), s.users; users < held || users > held+s.waiting || users == 0 {
+		t.Errorf("slots of %s: %d users, %d held, %d waiting", ep, s.users, len(s.sem), s.waiting)
+	}
+	return len(s.sem), s.waiting, true
+}
+
+// TestPerEndpointBound: with an endpoint's PerEndpoint slots taken, an
+// attempt waits up to slotWait for one and makes its POST when one comes
+// free; past slotWait, when PerEndpoint attempts wait already, or when
+// its context ends, it gives up (a short retry asynq does not count)
+// without a POST. Every way out leaves no entry behind.
 func TestPerEndpointBound(t *testing.T) {
 	t.Parallel()
+	busy := func(t *testing.T, err error) {
+		t.Helper()
+		var re *retryError
+		if !errors.As(err, &re) || isFailure(err) || re.after < time.Second || re.after > 3*time.Second {
+			t.Fatalf("busy endpoint: %v, want a retry in 1 to 3 s that asynq does not count", err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		wait time.Duration // slotWait
+		// run starts with the endpoint's one slot held by the test; it
+		// returns after giving the slot back, with the deliveries it
+		// expects the receiver to have.
+		run func(t *testing.T, e *env, d *Deliverer, ep string) int
+	}{
+		{"a waiting attempt takes the slot given back", time.Hour, func(t *testing.T, e *env, d *Deliverer, ep string) int {
+			task, done := deliverTask(t, e.dispatched(ep)), make(chan error, 1)
+			go func() { done <- d.HandleDeliver(e.ctx, task) }()
+			waitFor(t, 10*time.Second, "the attempt waiting", func() bool { _, w, _ := slotState(t, d, ep); return w == 1 })
+			d.release(ep)
+			if err := <-done; err != nil {
+				t.Fatalf("the waiting attempt: %v", err)
+			}
+			return 1
+		}},
+		{"past slotWait the attempt is put off", time.Millisecond, func(t *testing.T, e *env, d *Deliverer, ep string) int {
+			busy(t, d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep))))
+			if held, w, ok := slotState(t, d, ep); held != 1 || w != 0 || !ok {
+				t.Fatalf("after giving up: %d held, %d waiting, entry %v", held, w, ok)
+			}
+			d.release(ep)
+			return 0
+		}},
+		{"with PerEndpoint waiting, the next is put off at once", time.Hour, func(t *testing.T, e *env, d *Deliverer, ep string) int {
+			waiter := make(chan bool, 1)
+			go func() { waiter <- d.acquire(e.ctx, ep) }()
+			waitFor(t, 10*time.Second, "the first waiter", func() bool { _, w, _ := slotState(t, d, ep); return w == 1 })
+			task, done := deliverTask(t, e.dispatched(ep)), make(chan error, 1)
+			go func() { done <- d.HandleDeliver(e.ctx, task) }()
+			var err error
+			waitFor(t, 10*time.Second, "the second attempt put off without waiting", func() bool {
+				select {
+				case err = <-done:
+					return true
+				default:
+					return false
+				}
+			})
+			busy(t, err)
+			d.release(ep)
+			if !<-waiter {
+				t.Fatal("the first waiter did not get the slot given back")
+			}
+			d.release(ep)
+			return 0
+		}},
+		{"an ended context ends the wait", time.Hour, func(t *testing.T, e *env, d *Deliverer, ep string) int {
+			ctx, cancel := context.WithCancel(e.ctx)
+			waiter := make(chan bool, 1)
+			go func() { waiter <- d.acquire(ctx, ep) }()
+			waitFor(t, 10*time.Second, "the waiter", func() bool { _, w, _ := slotState(t, d, ep); return w == 1 })
+			cancel()
+			if <-waiter {
+				t.Fatal("a waiter whose context ended got a slot")
+			}
+			d.release(ep)
+			return 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, miniClient(t))
+			rcv := newReceiver(t, nil)
+			ep, _ := e.endpoint(rcv.URL, nil)
+			d := e.deliverer(func(c *DelivererConfig) { c.PerEndpoint = 1 })
+			d.slotWait = tc.wait
+			if !d.acquire(e.ctx, ep.ID) {
+				t.Fatal("first slot refused")
+			}
+			want := tc.run(t, e, d, ep.ID)
+			if n := len(rcv.requests()); n != want {
+				t.Fatalf("the receiver got %d requests, want %d", n, want)
+			}
+			if held, w, ok := slotState(t, d, ep.ID); ok {
+				t.Fatalf("with every slot given back the entry stays: %d held, %d waiting", held, w)
+			}
+		})
+	}
+}
+
+// TestPerEndpointSlotsConcurrent: attempts to a few endpoints from many
+// goroutines at once (run with -race) never hold more than PerEndpoint
+// slots of an endpoint nor wait more than PerEndpoint at a time, and leave
+// the map empty once they are done.
+func TestPerEndpointSlotsConcurrent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, miniClient(t))
-	rcv := newReceiver(t, nil)
-	ep, _ := e.endpoint(rcv.URL, nil)
-	d := e.deliverer(func(c *DelivererConfig) { c.PerEndpoint = 1 })
-	if !d.acquire(ep.ID) {
-		t.Fatal("first slot refused")
+	const per, workers, rounds = 3, 24, 200
+	d := e.deliverer(func(c *DelivererConfig) { c.PerEndpoint, c.Concurrency = per, workers })
+	d.slotWait = time.Hour // only a release or the waiter bound ends a wait
+	eps := []string{"ep_a", "ep_b", "ep_c"}
+	var inFlight [3]atomic.Int32
+	var worst atomic.Int32
+	var took, putOff atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				i := (w + r) % len(eps)
+				if !d.acquire(e.ctx, eps[i]) {
+					putOff.Add(1)
+					continue
+				}
+				took.Add(1)
+				n := inFlight[i].Add(1)
+				for {
+					if m := worst.Load(); n <= m || worst.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				if _, waiting, _ := slotState(t, d, eps[i]); waiting > per {
+					t.Errorf("%d attempts wait for %s, PerEndpoint is %d", waiting, eps[i], per)
+				}
+				runtime.Gosched()
+				inFlight[i].Add(-1)
+				d.release(eps[i])
+			}
+		})
 	}
-	var re *retryError
-	err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID)))
-	if !errors.As(err, &re) || isFailure(err) || re.after < time.Second || re.after > 3*time.Second || len(rcv.requests()) != 0 {
-		t.Fatalf("busy endpoint: %v (%d requests)", err, len(rcv.requests()))
+	wg.Wait()
+	if m := worst.Load(); m > per || m < 1 {
+		t.Fatalf("at most %d attempts to one endpoint in flight, want 1 to %d", m, per)
 	}
-	d.release(ep.ID)
-	if err := d.HandleDeliver(e.ctx, deliverTask(t, e.dispatched(ep.ID))); err != nil || len(rcv.requests()) != 1 {
-		t.Fatalf("after release: %v", err)
+	if took.Load()+putOff.Load() != workers*rounds || took.Load() == 0 {
+		t.Fatalf("%d slots taken, %d put off, of %d", took.Load(), putOff.Load(), workers*rounds)
+	}
+	d.slotsMu.Lock()
+	defer d.slotsMu.Unlock()
+	if len(d.slots) != 0 {
+		t.Fatalf("entries left for %d endpoints after every slot was given back", len(d.slots))
 	}
 }
 
