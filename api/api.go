@@ -124,6 +124,10 @@ type Config struct {
 	// Links signs and verifies credential-update link tokens. Optional:
 	// without it the link routes answer 503.
 	Links *link.Signer
+	// RequestTimeout is the deadline of each request; a handler still
+	// running a moment after it is answered 503 (see withDeadline).
+	// Default RequestTimeout, which AnswerBound documents.
+	RequestTimeout time.Duration
 	// PublicURL is the base of the link URLs handed out
 	// (https://checkd.example.com); links point at PublicURL + "/link".
 	// Default "http://" + the listen address.
@@ -162,6 +166,12 @@ type Server struct {
 	// method (see connectionRoute).
 	connRoutes map[string]map[string]connHandler
 
+	// jobs are work that outlives its request (a large company's
+	// conversion); Stop waits for them, then cancels jobCtx.
+	jobs    sync.WaitGroup
+	jobCtx  context.Context
+	jobStop context.CancelFunc
+
 	mu      sync.Mutex
 	srv     *http.Server
 	addr    string
@@ -196,6 +206,9 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = RequestTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
@@ -210,8 +223,9 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: http.NewServeMux(), addr: cfg.Addr}
+	s.jobCtx, s.jobStop = context.WithCancel(context.Background())
 	s.routes()
-	s.handler = s.withRequestID(s.withAccessLog(s.withRecovery(http.HandlerFunc(s.dispatch))))
+	s.handler = s.withRequestID(s.withAccessLog(s.withDeadline(s.withRecovery(http.HandlerFunc(s.dispatch)))))
 	return s, nil
 }
 
@@ -276,13 +290,16 @@ func (s *Server) Addr() string {
 }
 
 // Stop shuts the server down gracefully, waiting for requests in flight
-// until ctx ends (then it closes the remaining connections). It is safe to
-// call twice and before Start; a stopped server cannot be started again.
+// until ctx ends (then it closes the remaining connections), and for work
+// they left running (a company's conversion), cancelled when ctx ends. It
+// is safe to call twice and before Start; a stopped server cannot be
+// started again.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	srv, done := s.srv, s.done
 	s.srv, s.stopped = nil, true
 	s.mu.Unlock()
+	defer s.stopJobs(ctx)
 	if srv == nil {
 		return nil
 	}
@@ -296,6 +313,31 @@ func (s *Server) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("api: waiting for the server to stop: %w", ctx.Err())
 	}
+}
+
+// runJob runs fn in the background under a context Stop cancels.
+func (s *Server) runJob(fn func(ctx context.Context)) {
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		fn(s.jobCtx)
+	}()
+}
+
+// stopJobs waits for the running jobs until ctx ends, then cancels them
+// (each stops at its next Redis call).
+func (s *Server) stopJobs(ctx context.Context) {
+	finished := make(chan struct{})
+	go func() {
+		s.jobs.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		s.log.Warn("api: stopping: cancelled work still running (a company conversion; repeat its PATCH to finish it)")
+	}
+	s.jobStop()
 }
 
 // errorLogWriter sends net/http's own error log (TLS, protocol errors) to

@@ -266,11 +266,16 @@ func companySetActive(active bool) func(c *call) error {
 		var out struct {
 			Company            company `json:"company"`
 			ConnectionsUpdated int     `json:"connectionsUpdated"`
+			InProgress         bool    `json:"inProgress"`
 		}
 		return c.emit(raw, &out, func(t *tw) {
 			companyHeader(t)
 			companyRow(t, out.Company)
 			t.flush()
+			if out.InProgress {
+				t.line("connections: still being converted in the background (list them to follow it; repeat this command if checkd stopped meanwhile)")
+				return
+			}
 			t.line("connections updated: %d", out.ConnectionsUpdated)
 		})
 	}

@@ -309,6 +309,10 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 	if opt.Protocol == 0 {
 		opt.Protocol = RedisProtocol
 	}
+	// Context deadlines bound the socket reads and writes too (go-redis
+	// otherwise waits out ReadTimeout on every try, and retries): an API
+	// request's deadline holds whatever Redis does.
+	opt.ContextTimeoutEnabled = true
 	if opt.PoolSize == 0 {
 		opt.PoolSize = RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
 	}
@@ -363,7 +367,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	}
 	readOnly := !d.cfg.Dashboard.Writable
 	dash, err := dashboard.New(d.rdb, dashboard.Options{User: d.cfg.Dashboard.User, Password: d.cfg.Dashboard.Password,
-		APIKeys: d.apiKeys, ReadOnly: &readOnly})
+		APIKeys: d.apiKeys, ReadOnly: &readOnly, Logger: d.log.WithField("component", "dashboard")})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -489,7 +493,7 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"status":"starting or stopping"}`)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyPingTimeout)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -542,3 +546,10 @@ func (d *Daemon) OpsAddr() string {
 	defer d.mu.Unlock()
 	return d.opsAddr
 }
+
+// ReadyBound is the longest /readyz takes to answer, whatever Redis does:
+// its ping gives up after readyPingTimeout, and a Redis that has not
+// answered by then is reported unreachable.
+const ReadyBound = time.Second
+
+const readyPingTimeout = 500 * time.Millisecond

@@ -7,13 +7,14 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
 // Own is a redis-server of one test's own, for what would disturb the
 // other tests of the shared one: SCRIPT FLUSH (the script cache is
-// server-wide), CLIENT PAUSE, a crash and restart. It is stopped when the
-// test ends.
+// server-wide), CLIENT PAUSE, a crash and restart, a freeze. It is stopped
+// when the test ends.
 type Own struct {
 	Addr string
 	tb   testing.TB
@@ -81,5 +82,21 @@ func (o *Own) Crash() {
 	_ = o.cmd.Wait()
 	if err := o.start(); err != nil {
 		o.tb.Errorf("restart redis-server: %v", err)
+	}
+}
+
+// Pause freezes the server with SIGSTOP, as a paused VM or a network black
+// hole would: connections stay open and accept writes into the kernel's
+// buffers, and nothing answers until Resume.
+func (o *Own) Pause() { o.signal(syscall.SIGSTOP) }
+
+// Resume thaws a server frozen by Pause (SIGCONT).
+func (o *Own) Resume() { o.signal(syscall.SIGCONT) }
+
+func (o *Own) signal(sig syscall.Signal) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.cmd.Process.Signal(sig); err != nil {
+		o.tb.Errorf("signal redis-server %s: %v", sig, err)
 	}
 }
