@@ -38,6 +38,15 @@ type CreateConnectionRequest struct {
 // can be sent back as it is.
 type DatasourceName string
 
+// datasourceObject is the object form of a DatasourceName.
+type datasourceObject struct {
+	Name string `json:"name"`
+}
+
+// strictObjectType tells the strict decoding which fields the object form
+// has (see strictProblem).
+func (DatasourceName) strictObjectType() reflect.Type { return reflect.TypeFor[datasourceObject]() }
+
 // UnmarshalJSON reads a string or {"name": string}; anything else is the
 // *json.UnmarshalTypeError encoding/json gives a mistyped field.
 func (d *DatasourceName) UnmarshalJSON(b []byte) error {
@@ -49,9 +58,7 @@ func (d *DatasourceName) UnmarshalJSON(b []byte) error {
 	case len(b) > 0 && b[0] == '"':
 		return json.Unmarshal(b, (*string)(d))
 	case len(b) > 0 && b[0] == '{':
-		var o struct {
-			Name string `json:"name"`
-		}
+		var o datasourceObject
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&o); err != nil {
