@@ -51,6 +51,10 @@ type mutation struct {
 	// check: the write records a check, so it may wait for company to
 	// share its round trip (scriptBatcher).
 	check bool
+	// sealedWith is the fingerprint of the key the write sealed new
+	// credentials with ("" when it sealed none): noted in the key
+	// registry in the same step (see rekey.go).
+	sealedWith string
 }
 
 // commitScript applies a mutation; it returns 1 when applied, 0 when the
@@ -58,11 +62,12 @@ type mutation struct {
 //
 // KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued,
 // week (the connection's schedule set), cursor (the sweep's: started at the
-// first due time, so no weekly slot after it is skipped)
+// first due time, so no weekly slot after it is skipped), keys (the key
+// registry: fingerprint → seal sequence, see rekey.go)
 // ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
 //
 //	histLimit, eventsMaxLen, event, companyActive, clearQueued, dueSince,
-//	weekOffset, history...
+//	weekOffset, sealedWith, history...
 //
 // history... are the elements spilled from the record, oldest first; they
 // are pushed onto the history list, which is then trimmed to histLimit.
@@ -106,8 +111,11 @@ end
 if ARGV[13] == '1' then
   redis.call('HDEL', KEYS[9], ARGV[3])
 end
-if #ARGV > 15 then
-  for i = 16, #ARGV do
+if ARGV[16] ~= '' then
+  redis.call('HSET', KEYS[12], ARGV[16], redis.call('HINCRBY', KEYS[12], '#seq', 1))
+end
+if #ARGV > 16 then
+  for i = 17, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
@@ -201,14 +209,16 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 		s.kConn(m.rec.ID), s.kDue(),
 		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
 		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(), week, s.kCursor(),
+		s.kKeys(),
 	}
 	clear := ""
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 15+len(m.spill))
+	args := make([]any, 0, 16+len(m.spill))
 	args = append(args, m.oldRaw, newRaw, m.rec.ID, string(m.due), m.dueAt,
-		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off)
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off,
+		m.sealedWith)
 	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
 	// elements are dropped: LTRIM to -1 would keep them all.
 	for i := len(m.spill) - 1; i >= 0 && inList > 0; i-- {

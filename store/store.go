@@ -25,6 +25,9 @@
 //	P fl                  zset    on-demand claims in flight, by lease end
 //	P fl:<batch>          hash    conn → slot (ms) of one claim not yet acknowledged
 //	P once:<name>         string  a single-use token was spent (expires with the token)
+//	P keys                hash    fingerprint → seal sequence of every key a stored credential may be
+//	                              sealed with, and #seq, the sequence (rekey.go)
+//	P rekey               hash    the re-encryption's state: target key, lease, SCAN cursor, pass, counts
 package store
 
 import (
@@ -171,6 +174,8 @@ func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
 func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
 func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
 func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
+func (s *Store) kKeys() string               { return s.cfg.Prefix + "keys" }
+func (s *Store) kRekey() string              { return s.cfg.Prefix + "rekey" }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
