@@ -37,6 +37,8 @@
 //	GET   /link                                     the page a link opens (token in the URL fragment); no key
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
+//	GET   /v1/store/keys                            {"primary","inUse":[...],"rekey":{...}}: the encryption keys in use
+//	POST  /v1/store/rekey                           → 202 {"started",...}: re-encrypt every credential under the primary key
 //
 // Contract:
 //   - Every route except /healthz, /link, PATCH /v1/link/credentials and
@@ -124,6 +126,9 @@ type Config struct {
 	// Links signs and verifies credential-update link tokens. Optional:
 	// without it the link routes answer 503.
 	Links *link.Signer
+	// OnRekeyStart, when set, is called after POST /v1/store/rekey started
+	// a run (the daemon wakes its re-encryption runner).
+	OnRekeyStart func()
 	// RequestTimeout is the deadline of each request; a handler still
 	// running a moment after it is answered 503 (see withDeadline).
 	// Default RequestTimeout, which AnswerBound documents.

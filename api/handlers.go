@@ -167,6 +167,8 @@ func (s *Server) routes() {
 	api("GET /v1/queues", s.listQueues)
 	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
 	api("POST /v1/queues/{queue}/resume", s.resumeQueue)
+	api("GET /v1/store/keys", s.keyStatus)
+	api("POST /v1/store/rekey", s.startRekey)
 	// The link routes take no API key: the signed token is the authority.
 	s.mux.HandleFunc("PATCH /v1/link/credentials", s.useLink)
 	s.mux.HandleFunc("POST /v1/link/connection", s.useNewLink)

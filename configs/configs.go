@@ -6,7 +6,8 @@
 //  2. the file given to Load (or named by CHECKD_CONFIG), if any: only the
 //     fields it sets change (maps merge key by key, lists replace);
 //  3. the environment: CHECKD_REDIS_URL, CHECKD_HTTP_ADDR, CHECKD_API_KEYS
-//     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_CHECK_INTERVAL,
+//     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_ENCRYPTION_OLD_KEYS
+//     (comma-separated), CHECKD_CHECK_INTERVAL,
 //     CHECKD_TICK, CHECKD_ROLES (comma-separated) and CHECKD_LOG_LEVEL. An
 //     empty variable is ignored.
 //
@@ -52,6 +53,7 @@ const (
 	EnvHTTPAddr      = "CHECKD_HTTP_ADDR"
 	EnvAPIKeys       = "CHECKD_API_KEYS"
 	EnvEncryptionKey = "CHECKD_ENCRYPTION_KEY"
+	EnvEncryptionOld = "CHECKD_ENCRYPTION_OLD_KEYS"
 	EnvCheckInterval = "CHECKD_CHECK_INTERVAL"
 	EnvTick          = "CHECKD_TICK"
 	EnvRoles         = "CHECKD_ROLES"
@@ -99,6 +101,9 @@ type Config struct {
 	// EncryptionKey encrypts credentials at rest: 32 bytes as 64 hex
 	// characters or base64.
 	EncryptionKey string `yaml:"encryptionKey"`
+	// EncryptionOldKeys open credentials sealed before a rotation; they
+	// never seal. Keep them until the re-encryption reports done.
+	EncryptionOldKeys []string `yaml:"encryptionOldKeys"`
 	// CheckInterval is how often each connection is checked.
 	CheckInterval time.Duration `yaml:"checkInterval"`
 	// Tick is the cron spec of the scheduler's sweep of due connections.
@@ -215,6 +220,12 @@ func (c Config) Redacted() Config {
 	out := c
 	if c.EncryptionKey != "" {
 		out.EncryptionKey = "<redacted>"
+	}
+	if len(c.EncryptionOldKeys) > 0 {
+		out.EncryptionOldKeys = make([]string, len(c.EncryptionOldKeys))
+		for i := range out.EncryptionOldKeys {
+			out.EncryptionOldKeys[i] = "<redacted>"
+		}
 	}
 	if c.Dashboard.Password != "" {
 		out.Dashboard.Password = "<redacted>"
@@ -357,6 +368,9 @@ func (c *Config) applyEnv(getenv func(string) string) problems {
 	if v := getenv(EnvEncryptionKey); v != "" {
 		c.EncryptionKey = v
 	}
+	if v := getenv(EnvEncryptionOld); v != "" {
+		c.EncryptionOldKeys = splitList(v)
+	}
 	if v := getenv(EnvCheckInterval); v != "" {
 		if d, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
 			p.add("%s=%q is not a duration (use e.g. 168h, 10m)", EnvCheckInterval, v)
@@ -408,6 +422,7 @@ func (c *Config) normalize() {
 	c.PublicURL = strings.TrimRight(strings.TrimSpace(c.PublicURL), "/")
 	c.RedisURL = strings.TrimSpace(c.RedisURL)
 	c.EncryptionKey = strings.TrimSpace(c.EncryptionKey)
+	c.EncryptionOldKeys = splitList(strings.Join(c.EncryptionOldKeys, ","))
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
 	c.Log.Format = strings.ToLower(strings.TrimSpace(c.Log.Format))
 	if len(c.Demo.Companies) == 0 {
@@ -462,6 +477,14 @@ func (c Config) problems() problems {
 	if c.EncryptionKey != "" {
 		if _, err := store.ParseKey(c.EncryptionKey); err != nil {
 			p.add("encryptionKey (%s): %v", EnvEncryptionKey, err)
+		}
+	}
+	if len(c.EncryptionOldKeys) > 0 && c.EncryptionKey == "" {
+		p.add("encryptionOldKeys (%s) is set without encryptionKey (%s): old keys only open credentials; set the key new ones are sealed with", EnvEncryptionOld, EnvEncryptionKey)
+	}
+	for i, k := range c.EncryptionOldKeys {
+		if _, err := store.ParseKey(k); err != nil {
+			p.add("encryptionOldKeys (%s) entry %d: %v", EnvEncryptionOld, i+1, err)
 		}
 	}
 	if c.MetricsAddr != "" {

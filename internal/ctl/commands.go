@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // commands lists every command, in help order.
@@ -69,6 +70,14 @@ var commands = []*command{
 	{name: "queues resume", args: "<queue>", summary: "resume a paused queue", minArgs: 1, maxArgs: 1, run: queueAction("resume")},
 
 	{name: "statuses", summary: "list the status vocabulary and the datasources", maxArgs: 0, run: statuses},
+
+	{name: "store keys", summary: "show the encryption keys in use and the re-encryption's progress", maxArgs: 0, run: storeKeys},
+	{name: "store rekey", flagSyn: "[--wait [--poll D]]", summary: "re-encrypt every stored credential under the primary encryption key", maxArgs: 0,
+		detail: "Run it once every checkd process has the new CHECKD_ENCRYPTION_KEY with the old key in\n" +
+			"CHECKD_ENCRYPTION_OLD_KEYS: those processes do the work in the background, in batches,\n" +
+			"beside the checks, and a run survives restarts. With --wait checkctl prints the progress\n" +
+			"until the run is done (then remove the old key from every process) or blocked (exit 1).",
+		flags: rekeyFlags, run: storeRekey},
 }
 
 // --- API shapes (the fields checkctl prints; --output json prints all) ---
@@ -164,6 +173,21 @@ type statusInfo struct {
 	Category     string `json:"category"`
 	CanRefresh   bool   `json:"canRefresh"`
 	CanReconnect bool   `json:"canReconnect"`
+}
+
+type keyStatus struct {
+	Primary string   `json:"primary"`
+	InUse   []string `json:"inUse"`
+	Rekey   struct {
+		Target     string `json:"target"`
+		Pass       int    `json:"pass"`
+		Scanned    int64  `json:"scanned"`
+		Rewritten  int64  `json:"rewritten"`
+		Unreadable int64  `json:"unreadable"`
+		Running    bool   `json:"running"`
+		Done       bool   `json:"done"`
+		Blocked    bool   `json:"blocked"`
+	} `json:"rekey"`
 }
 
 // --- helpers ---
@@ -708,4 +732,95 @@ func statuses(c *call) error {
 		t.line("\nTracking statuses: %s", strings.Join(out.TrackingStatuses, ", "))
 		t.line("Datasources: %s", strings.Join(out.Datasources, ", "))
 	})
+}
+
+// --- encryption keys ---
+
+func storeKeys(c *call) error {
+	raw, _, err := c.send(http.MethodGet, "/v1/store/keys", nil, nil)
+	if err != nil {
+		return err
+	}
+	var st keyStatus
+	return c.emit(raw, &st, func(t *tw) { keyLines(t, st) })
+}
+
+// keyLines prints a key status, and what to do next.
+func keyLines(t *tw, st keyStatus) {
+	t.line("primary key:   %s", st.Primary)
+	t.line("keys in use:   %s", strings.Join(st.InUse, ", "))
+	r := st.Rekey
+	state := "none started"
+	switch {
+	case r.Running:
+		state = fmt.Sprintf("running (pass %d)", r.Pass)
+	case r.Done:
+		state = "done"
+	case r.Blocked:
+		state = fmt.Sprintf("blocked: %d credentials open with none of the configured keys", r.Unreadable)
+	}
+	t.line("re-encryption: %s", state)
+	if r.Target != "" {
+		t.line("  toward key %s: %d scanned, %d rewritten", r.Target, r.Scanned, r.Rewritten)
+	}
+	if r.Done && len(st.InUse) == 1 && st.InUse[0] == st.Primary {
+		t.line("every credential is sealed with the primary key: remove CHECKD_ENCRYPTION_OLD_KEYS from every process")
+	}
+}
+
+type rekeyOpts struct {
+	wait bool
+	poll time.Duration
+}
+
+func rekeyFlags(fs *flag.FlagSet) (any, func() error) {
+	o := &rekeyOpts{}
+	fs.BoolVar(&o.wait, "wait", false, "print the progress until the run is done or blocked")
+	fs.DurationVar(&o.poll, "poll", 2*time.Second, "with --wait, how often to ask")
+	return o, func() error {
+		if o.poll <= 0 {
+			return usagef("--poll must be positive, not %s", o.poll)
+		}
+		return nil
+	}
+}
+
+func storeRekey(c *call) error {
+	o := c.opts.(*rekeyOpts)
+	raw, _, err := c.send(http.MethodPost, "/v1/store/rekey", nil, nil)
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Started bool `json:"started"`
+		keyStatus
+	}
+	if err := c.emit(raw, &st, func(t *tw) {
+		if st.Started {
+			t.line("re-encryption started toward key %s", st.Primary)
+		} else {
+			t.line("a re-encryption toward key %s is under way already", st.Primary)
+		}
+		keyLines(t, st.keyStatus)
+	}); err != nil || !o.wait {
+		return err
+	}
+	for st.Rekey.Running {
+		select {
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		case <-time.After(o.poll):
+		}
+		if raw, _, err = c.send(http.MethodGet, "/v1/store/keys", nil, nil); err != nil {
+			return err
+		}
+		st.keyStatus = keyStatus{}
+		if err := c.emit(raw, &st.keyStatus, func(t *tw) { keyLines(t, st.keyStatus) }); err != nil {
+			return err
+		}
+	}
+	if st.Rekey.Blocked {
+		return errors.New("the re-encryption is blocked: configure the key that sealed the unreadable credentials (or give those connections new credentials), then run checkctl store rekey again")
+	}
+	return nil
 }

@@ -6,22 +6,28 @@
 //
 //  1. Redis: CHECKD_REDIS_URL, or an embedded in-memory miniredis when it is
 //     empty (data lost on exit, and said so loudly); then a ping.
-//  2. The store, with the credential cipher from encryptionKey. The embedded
-//     Redis without a key gets a throwaway key; an external Redis without
-//     one is refused, since credentials would be unreadable after a restart.
+//  2. The store, with the credential cipher from encryptionKey (and
+//     encryptionOldKeys, during a rotation). The embedded Redis without a
+//     key gets a throwaway key; an external Redis without one is refused,
+//     since credentials would be unreadable after a restart. Keys that
+//     cannot open what the store holds are refused too (store.EnsureKeys),
+//     before anything reports ready.
 //  3. The checker registry (the sandbox datasource).
 //  4. The worker, if the role is on: it serves tasks before any are made.
 //  5. The scheduler, if the role is on, enqueueing through an asynq client
 //     sharing the Redis connection.
-//  6. The API, if the role is on. It needs an API key; the embedded demo
+//  6. The re-encryption runner (package rekey), if old keys are
+//     configured: it does a rotation's re-encryption once one is started.
+//  7. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
 //     serves /metrics (key required), /readyz, and the asynqmon dashboard at
 //     /monitoring/ (basic auth, read-only unless configured otherwise).
-//  7. The ops listener, if metricsAddr is set: /metrics, /healthz and
+//  8. The ops listener, if metricsAddr is set: /metrics, /healthz and
 //     /readyz for processes without the api role (worker-only machines).
-//  8. Demo data, if enabled and the store has no company yet.
+//  9. Demo data, if enabled and the store has no company yet.
 //
 // Stop runs in reverse: the ops listener and the API (no new requests), the
+// re-encryption runner (its run goes on from its cursor next time), the
 // scheduler (no new tasks), the worker (in-flight checks drain or are
 // requeued), then Redis.
 // A failed Start stops what it had started.
@@ -56,6 +62,7 @@ import (
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
+	"github.com/checkd/checkd/internal/rekey"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -120,6 +127,7 @@ type Daemon struct {
 	reg     *checks.Registry
 	wk      *worker.Worker
 	sch     *scheduler.Scheduler
+	rek     *rekey.Runner
 	srv     *api.Server
 	ops     *http.Server
 	opsAddr string
@@ -127,6 +135,7 @@ type Daemon struct {
 	insp    *asynq.Inspector
 	met     *metrics.Metrics
 	encKey  []byte
+	oldKeys [][]byte
 	ready   atomic.Bool // readyz reads it without d.mu, which Stop holds while draining requests
 	genKey  bool
 	seeded  demo.Summary
@@ -198,7 +207,14 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 	d.encKey = key
-	cipher, err := store.NewCipher(key)
+	for i, k := range cfg.EncryptionOldKeys {
+		old, err := store.ParseKey(k)
+		if err != nil {
+			return fmt.Errorf("daemon: %s entry %d: %w", configs.EnvEncryptionOld, i+1, err)
+		}
+		d.oldKeys = append(d.oldKeys, old)
+	}
+	cipher, err := store.NewCipher(key, d.oldKeys...)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -206,6 +222,9 @@ func (d *Daemon) start(ctx context.Context) error {
 		HistoryLimit: cfg.Store.HistoryLimit, EventsMaxLen: cfg.Store.EventsMaxLen, AutoTrack: cfg.Store.AutoTrack})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := d.st.EnsureKeys(ctx); err != nil {
+		return fmt.Errorf("daemon: %s: %w", configs.EnvEncryptionKey, err)
 	}
 
 	// One asynq client and inspector share d.rdb (asynq refuses to close a
@@ -255,6 +274,18 @@ func (d *Daemon) start(ctx context.Context) error {
 			return fmt.Errorf("daemon: %w", err)
 		}
 		d.sch = sch
+	}
+
+	if len(d.oldKeys) > 0 {
+		rek, err := rekey.New(d.st, rekey.Config{Logger: d.log})
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		if err := rek.Start(ctx); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.rek = rek
+		d.log.WithField("keys", cipher.Fingerprints()).Info("old encryption keys configured: this process re-encrypts credentials once a re-encryption is started (checkctl store rekey)")
 	}
 
 	if cfg.Has(configs.RoleAPI) {
@@ -353,12 +384,20 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		}
 		d.apiKeys, d.genKey = []string{hex.EncodeToString(b[:])}, true
 	}
-	signer, err := link.NewSigner(link.DeriveKey(d.encKey), d.cfg.LinkTTL, d.opts.Clock)
+	oldLinkKeys := make([][]byte, len(d.oldKeys))
+	for i, k := range d.oldKeys {
+		oldLinkKeys[i] = link.DeriveKey(k)
+	}
+	signer, err := link.NewSigner(link.DeriveKey(d.encKey), d.cfg.LinkTTL, d.opts.Clock, oldLinkKeys...)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	maxRetry := max(d.cfg.Scheduler.MaxRetry, 0)
-	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
+	var onRekey func()
+	if d.rek != nil {
+		onRekey = d.rek.Wake
+	}
+	srv, err := api.New(d.st, api.Config{OnRekeyStart: onRekey,Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
 		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
 		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
 		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(maxRetry)}})
@@ -418,6 +457,11 @@ func (d *Daemon) stop(ctx context.Context) error {
 	if d.srv != nil {
 		if err := d.srv.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop api: %w", err))
+		}
+	}
+	if d.rek != nil {
+		if err := d.rek.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop re-encryption: %w", err))
 		}
 	}
 	if d.sch != nil {

@@ -20,6 +20,10 @@ import (
 	"github.com/checkd/checkd/store"
 )
 
+// slack is how many times its documented bound the hang test lets an
+// answer take (see TestRedisFrozen).
+const slack = 3
+
 // probe is one request the hang test sends while Redis is frozen.
 type probe struct {
 	method, path, body string
@@ -38,9 +42,11 @@ type probeResult struct {
 
 // TestRedisFrozen freezes the daemon's Redis (SIGSTOP, as a paused VM or a
 // network black hole) with every role running, and checks that:
-//   - every API route answers within its documented bound (/readyz within
-//     daemon.ReadyTimeoutBound, every other route within api.AnswerBound),
-//     a route that needs Redis with 503 and Retry-After;
+//   - every API route answers 503 within its documented bound (/readyz
+//     within daemon.ReadyBound, every other route within api.AnswerBound),
+//     asserted at slack times the bound: a machine shared by several test
+//     runs stalls a process for seconds at times, while the behaviour this
+//     guards against took 5 to 40 s;
 //   - the worker and scheduler do not pile up goroutines while it hangs
 //     (ticks keep coming every second, asynq keeps polling);
 //   - after SIGCONT everything resumes unaided: /readyz is ready again, a
@@ -51,7 +57,8 @@ type probeResult struct {
 // deadline at all), GET .../details answered after ~35 s and /readyz after
 // ~5 s.
 func TestRedisFrozen(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the package's other daemons would share the CPU with
+	// the timings measured here.
 	own := redistest.StartOwn(t, false)
 	cfg := baseConfig()
 	cfg.RedisURL = "redis://" + own.Addr + "/0"
@@ -130,11 +137,15 @@ func TestRedisFrozen(t *testing.T) {
 		if bound == 0 {
 			bound = api.AnswerBound
 		}
-		t.Logf("frozen Redis: %-6s %-45s %d in %s", r.method, r.path, r.code, r.took.Round(time.Millisecond))
+		note := ""
+		if r.took > bound {
+			note = fmt.Sprintf(" (over the documented %s: a stalled machine?)", bound)
+		}
+		t.Logf("frozen Redis: %-6s %-45s %d in %s%s", r.method, r.path, r.code, r.took.Round(time.Millisecond), note)
 		switch {
 		case r.err != nil:
 			t.Errorf("%s %s: %v after %s", r.method, r.path, r.err, r.took)
-		case r.took > bound:
+		case r.took > slack*bound:
 			t.Errorf("%s %s answered %d after %s; the documented bound is %s", r.method, r.path, r.code, r.took, bound)
 		case r.code != http.StatusServiceUnavailable:
 			t.Errorf("%s %s answered %d %s with Redis frozen; want 503", r.method, r.path, r.code, r.body)
