@@ -397,7 +397,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	if d.rek != nil {
 		onRekey = d.rek.Wake
 	}
-	srv, err := api.New(d.st, api.Config{OnRekeyStart: onRekey,Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
+	srv, err := api.New(d.st, api.Config{OnRekeyStart: onRekey, Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
 		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
 		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
 		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(maxRetry)}})
