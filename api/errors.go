@@ -86,13 +86,15 @@ func writeInternal(w http.ResponseWriter, r *http.Request) {
 // reset, timed out, closed, no free connection, the request's deadline
 // passed while waiting for it), or Redis answering that it
 // cannot serve now (loading its data after a restart, a read-only replica
-// or a lost master during a failover), rather than a failed command: the
-// request may succeed once Redis is back.
+// or a lost master during a failover, too few replicas for
+// min-replicas-to-write; inside a transaction these come back as
+// EXECABORT, as checkd's transactions are otherwise well formed), rather
+// than a failed command: the request may succeed once Redis is back.
 func unreachable(err error) bool {
 	var ne net.Error
 	var re redis.Error
 	if errors.As(err, &re) {
-		for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "} {
+		for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ", "NOREPLICAS ", "EXECABORT "} {
 			if strings.HasPrefix(re.Error(), p) {
 				return true
 			}

@@ -28,7 +28,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
@@ -236,11 +235,19 @@ func (c Config) Redacted() Config {
 			out.APIKeys[i] = "<redacted>"
 		}
 	}
-	if u, err := url.Parse(c.RedisURL); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "redacted")
-			out.RedisURL = u.String()
+	if u, err := url.Parse(c.RedisURL); err == nil {
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), "redacted")
+			}
 		}
+		if q := u.Query(); q.Has("sentinelPassword") {
+			q.Set("sentinelPassword", "redacted")
+			u.RawQuery = q.Encode()
+		}
+		out.RedisURL = u.String()
+	} else if c.RedisURL != "" {
+		out.RedisURL = "<unparsable, redacted>"
 	}
 	return out
 }
@@ -460,8 +467,8 @@ func (c Config) problems() problems {
 	var p problems
 
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			p.add("redisURL (%s) is not a Redis URL: %v; want redis://[user:password@]host:port/db or rediss://...", EnvRedisURL, urlError(err))
+		if _, err := ParseRedisURL(c.RedisURL); err != nil {
+			p.add("redisURL (%s) is not a Redis URL: %v; want redis://[user:password@]host:port/db, rediss://..., or redis+sentinel://[user:password@]host:26379[,host:26379...]/master[/db]", EnvRedisURL, err)
 		}
 	}
 	if c.Has(RoleAPI) {

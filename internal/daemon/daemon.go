@@ -5,7 +5,9 @@
 // Start order (each step needs the ones before it):
 //
 //  1. Redis: CHECKD_REDIS_URL, or an embedded in-memory miniredis when it is
-//     empty (data lost on exit, and said so loudly); then a ping.
+//     empty (data lost on exit, and said so loudly); then a ping. A
+//     redis+sentinel:// URL gets a go-redis failover client, shared by the
+//     store and asynq, which follows the primary the sentinels name.
 //  2. The store, with the credential cipher from encryptionKey (and
 //     encryptionOldKeys, during a rotation). The embedded Redis without a
 //     key gets a throwaway key; an external Redis without one is refused,
@@ -321,39 +323,52 @@ func (d *Daemon) start(ctx context.Context) error {
 }
 
 func (d *Daemon) startRedis(ctx context.Context) error {
-	var opt *redis.Options
+	u := configs.RedisURL{}
 	if d.cfg.Embedded() {
 		mr, err := miniredis.Run()
 		if err != nil {
 			return fmt.Errorf("daemon: start the embedded Redis: %w", err)
 		}
 		d.mr = mr
-		opt = &redis.Options{Addr: mr.Addr()}
+		u.Single = &redis.Options{Addr: mr.Addr()}
 		d.log.WithField("addr", mr.Addr()).Warn("no Redis configured: using an EMBEDDED IN-MEMORY Redis; all data is LOST ON EXIT. Set " +
 			configs.EnvRedisURL + " (e.g. redis://127.0.0.1:6379/0) to keep it")
 	} else {
 		var err error
-		if opt, err = redis.ParseURL(d.cfg.RedisURL); err != nil {
-			return fmt.Errorf("daemon: %s is not a Redis URL (want redis://[user:password@]host:port/db): %w", configs.EnvRedisURL, err)
+		if u, err = configs.ParseRedisURL(d.cfg.RedisURL); err != nil {
+			return fmt.Errorf("daemon: %s is not a Redis URL: %w", configs.EnvRedisURL, err)
 		}
 	}
-	if opt.Protocol == 0 {
-		opt.Protocol = RedisProtocol
+	pool := RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
+	if u.Sentinel != nil {
+		// One failover client serves the store and asynq alike (asynq is
+		// handed the client, not connection options): every part follows
+		// the primary the sentinels name.
+		o := u.Sentinel
+		o.Protocol, o.ContextTimeoutEnabled = RedisProtocol, true
+		o.PoolSize = pool
+		d.rdb = redis.NewFailoverClient(o)
+	} else {
+		o := u.Single
+		if o.Protocol == 0 {
+			o.Protocol = RedisProtocol
+		}
+		// Context deadlines bound the socket reads and writes too (go-redis
+		// otherwise waits out ReadTimeout on every try, and retries): an
+		// API request's deadline holds whatever Redis does.
+		o.ContextTimeoutEnabled = true
+		if o.PoolSize == 0 {
+			o.PoolSize = pool
+		}
+		d.rdb = redis.NewClient(o)
 	}
-	// Context deadlines bound the socket reads and writes too (go-redis
-	// otherwise waits out ReadTimeout on every try, and retries): an API
-	// request's deadline holds whatever Redis does.
-	opt.ContextTimeoutEnabled = true
-	if opt.PoolSize == 0 {
-		opt.PoolSize = RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
-	}
-	d.rdb = redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := d.rdb.Ping(pctx).Err(); err != nil {
-		// opt.Addr only: the URL may hold a password.
-		return fmt.Errorf("daemon: cannot reach Redis at %s (%s): %w; is it running and reachable?", opt.Addr, configs.EnvRedisURL, err)
+		// u.Addr only: the URL may hold a password.
+		return fmt.Errorf("daemon: cannot reach Redis at %s (%s): %w; is it running and reachable?", u.Addr(), configs.EnvRedisURL, err)
 	}
+	d.log.WithField("redis", u.Addr()).Info("connected to Redis")
 	return nil
 }
 

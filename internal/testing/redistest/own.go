@@ -30,6 +30,12 @@ type Own struct {
 // whatever a client was answered is on disk.
 func StartOwn(tb testing.TB, aof bool) *Own {
 	tb.Helper()
+	return startOwn(tb, aof)
+}
+
+// startOwn is StartOwn with extra redis-server arguments.
+func startOwn(tb testing.TB, aof bool, extra ...string) *Own {
+	tb.Helper()
 	port, err := freePort()
 	if err != nil {
 		tb.Fatal(err)
@@ -41,6 +47,7 @@ func StartOwn(tb testing.TB, aof bool) *Own {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	args = append(args, extra...)
 	o := &Own{Addr: fmt.Sprintf("127.0.0.1:%d", port), tb: tb, args: args}
 	if err := o.start(); err != nil {
 		if os.Getenv("CI") != "" {
@@ -63,7 +70,7 @@ func (o *Own) start() error {
 	if err != nil {
 		return errors.New("redis-server not on PATH")
 	}
-	cmd, err := launch(bin, o.args...)
+	cmd, err := launch(bin, readyLine, o.args...)
 	if err != nil {
 		return fmt.Errorf("redis-server on %s: %w", o.Addr, err)
 	}
