@@ -58,8 +58,10 @@ func startOwn(tb testing.TB, aof bool, extra ...string) *Own {
 	tb.Cleanup(func() {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		_ = o.cmd.Process.Kill()
-		_ = o.cmd.Wait()
+		if o.cmd.ProcessState == nil { // not already stopped by Down
+			_ = o.cmd.Process.Kill()
+			_ = o.cmd.Wait()
+		}
 	})
 	return o
 }
@@ -89,6 +91,24 @@ func (o *Own) Crash() {
 	_ = o.cmd.Wait()
 	if err := o.start(); err != nil {
 		o.tb.Errorf("restart redis-server: %v", err)
+	}
+}
+
+// Down kills the server (SIGKILL): clients get "connection refused" until
+// Up starts it again on the same port and directory.
+func (o *Own) Down() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_ = o.cmd.Process.Kill()
+	_ = o.cmd.Wait()
+}
+
+// Up starts a server Down stopped. A failed start fails the test.
+func (o *Own) Up() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.start(); err != nil {
+		o.tb.Errorf("start redis-server again: %v", err)
 	}
 }
 
