@@ -29,15 +29,17 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("load defaults: %v", err)
 	}
 	want := Config{
-		HTTPAddr:      "127.0.0.1:8080",
-		CheckInterval: 168 * time.Hour,
-		Tick:          "@every 1m",
-		Roles:         []string{RoleScheduler, RoleWorker, RoleAPI},
+		HTTPAddr:       "127.0.0.1:8080",
+		MaxBodyBytes:   1 << 20,
+		RequestTimeout: 2 * time.Second,
+		CheckInterval:  168 * time.Hour,
+		Tick:           "@every 1m",
+		Roles:          []string{RoleScheduler, RoleWorker, RoleAPI},
 		Worker: Worker{Concurrency: 20, Queues: map[string]int{"critical": 6, "default": 3, "low": 1},
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second, EmptyQueueRecheck: 5 * time.Millisecond},
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
-		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000},
+		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
 		Log:       Log{Level: "info", Format: FormatAuto},
 		LinkTTL:   24 * time.Hour,
 		Dashboard: Dashboard{User: "admin"},
@@ -93,8 +95,19 @@ func TestDemoFile(t *testing.T) {
 	if c.CheckInterval != 2*time.Minute || c.Tick != "@every 5s" || !c.Store.AutoTrack || c.Sandbox.Latency != 200*time.Millisecond {
 		t.Errorf("demo overrides not applied: %+v", c)
 	}
-	if !c.Demo.Enabled || len(c.Demo.Companies) < 3 || len(c.Demo.Companies) > 4 {
-		t.Fatalf("demo wants 3-4 companies, got %+v", c.Demo)
+	if !c.Demo.Enabled || len(c.Demo.Companies) < 3 || len(c.Demo.Companies) > 5 {
+		t.Fatalf("demo wants 3-5 companies, got %+v", c.Demo)
+	}
+	// One leaves discovered accounts to confirm or reject, as the docs
+	// show in make run.
+	manual := 0
+	for _, co := range c.Demo.Companies {
+		if co.AutoTrack != nil && !*co.AutoTrack {
+			manual++
+		}
+	}
+	if manual != 1 {
+		t.Errorf("demo wants one company with autoTrack false, got %d", manual)
 	}
 	total, good := 0, 0
 	for _, co := range c.Demo.Companies {
@@ -157,7 +170,7 @@ func TestEnvOverrides(t *testing.T) {
 		env   map[string]string
 		check func(Config) bool
 	}{
-		{"redis url", map[string]string{EnvRedisURL: "redis://:pw@10.0.0.1:6380/2", EnvEncryptionKey: testKey},
+		{"redis url", map[string]string{EnvRedisURL: "redis://:pw@10.0.0.1:6380/2", EnvEncryptionKey: testKey, EnvAPIKeys: "aaaaaaaaaaaaaaaa"},
 			func(c Config) bool { return c.RedisURL == "redis://:pw@10.0.0.1:6380/2" && !c.Embedded() }},
 		{"http addr", map[string]string{EnvHTTPAddr: "0.0.0.0:80"},
 			func(c Config) bool { return c.HTTPAddr == "0.0.0.0:80" }},
@@ -253,6 +266,9 @@ func TestInvalid(t *testing.T) {
 		{"long empty queue recheck", "worker:\n  emptyQueueRecheck: 2s\n", nil, "between 0 (off) and 1s"},
 		{"negative latency", "sandbox:\n  latency: -1s\n", nil, "sandbox.latency is -1s"},
 		{"zero history", "store:\n  historyLimit: 0\n", nil, "store.historyLimit is 0"},
+		{"zero queued ttl", "store:\n  queuedTTL: 0s\n", nil, "store.queuedTTL is 0s"},
+		{"negative batch window", "store:\n  checkBatchWindow: -1ms\n", nil, "store.checkBatchWindow is -1ms"},
+		{"zero body limit", "maxBodyBytes: 0\n", nil, "maxBodyBytes is 0"},
 		{"bad level", "log:\n  level: loud\n", nil, `log.level (CHECKD_LOG_LEVEL) "loud"`},
 		{"bad format", "log:\n  format: xml\n", nil, `log.format "xml"`},
 		{"demo without name", "demo:\n  companies: [{connections: {user_good: 1}}]\n", nil, "demo.companies[0].name is required"},
@@ -310,6 +326,53 @@ func TestAllProblemsReportedAtOnce(t *testing.T) {
 	for _, want := range []string{"banana", EnvCheckInterval, "(file " + path} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("file and environment problems: %v; want it to mention %s", err, want)
+		}
+	}
+}
+
+// TestStartRefusalsAtOnce: every setting missing or invalid for a start is
+// in one message, whatever kind of problem each is: a mistyped YAML value,
+// an unknown field, an unreadable variable, an invalid value, and the keys
+// an external Redis requires.
+func TestStartRefusalsAtOnce(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yml := "redisURL: redis://127.0.0.1:6379/0\nworker:\n  concurrency: lots\n  concurrancy: 3\nsandbox:\n  latency: 5\nscheduler:\n  batchSize: 0\nlog:\n  level: loud\n"
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := load(path, env(map[string]string{EnvCheckInterval: "weekly", EnvTick: "every minute"}))
+	if err == nil || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("load: %v; want an ErrInvalid", err)
+	}
+	for _, want := range []string{
+		"cannot unmarshal !!str `lots` into int",  // a mistyped value
+		"field concurrancy not found",             // an unknown field
+		"durations are strings",                   // a mistyped duration
+		`CHECKD_CHECK_INTERVAL="weekly"`,          // an unreadable variable
+		"is not a cron spec",                      // an invalid variable
+		"scheduler.batchSize is 0",                // an invalid file value
+		`log.level (CHECKD_LOG_LEVEL) "loud"`,     // another
+		"CHECKD_ENCRYPTION_KEY is required",       // the external Redis's key
+		"the api role needs at least one API key", // and the API's
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error lacks %q:\n%v", want, err)
+		}
+	}
+	// A mistyped value keeps its default: it is not reported again as
+	// invalid (worker.concurrency 0).
+	if strings.Contains(err.Error(), "worker.concurrency is 0") {
+		t.Errorf("a mistyped value is reported twice: %v", err)
+	}
+	// Without the api role an external Redis needs no API key, and with
+	// both keys nothing is missing.
+	for _, e := range []map[string]string{
+		{EnvRedisURL: "redis://127.0.0.1:6379/0", EnvEncryptionKey: testKey, EnvRoles: "worker"},
+		{EnvRedisURL: "redis://127.0.0.1:6379/0", EnvEncryptionKey: testKey, EnvAPIKeys: "aaaaaaaaaaaaaaaa"},
+	} {
+		if _, err := load("", env(e)); err != nil {
+			t.Errorf("load with %v: %v", e, err)
 		}
 	}
 }
@@ -420,4 +483,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the config:\n got %+v\nwant %+v", got, c)
 		}
 	})
+}
+
+// TestOffValues: the settings whose zero means "off" or "none" accept it,
+// and it reaches the Config as written (no translation).
+func TestOffValues(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("worker:\n  emptyQueueRecheck: 0s\nscheduler:\n  maxRetry: 0\nstore:\n  checkBatchWindow: 0s\nsandbox:\n  latency: 0s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Worker.EmptyQueueRecheck != 0 || c.Scheduler.MaxRetry != 0 || c.Store.CheckBatchWindow != 0 || c.Sandbox.Latency != 0 {
+		t.Errorf("off values changed on the way: %+v %+v %+v %+v", c.Worker, c.Scheduler, c.Store, c.Sandbox)
+	}
 }

@@ -63,7 +63,7 @@ func TestParseRedisURL(t *testing.T) {
 
 func TestSentinelURLConfig(t *testing.T) {
 	t.Parallel()
-	c, err := load("", env(map[string]string{EnvRedisURL: "redis+sentinel://:s3cret@h1:26379,h2:26379/mymaster/1?sentinelPassword=t0psecret", EnvEncryptionKey: testKey}))
+	c, err := load("", env(map[string]string{EnvRedisURL: "redis+sentinel://:s3cret@h1:26379,h2:26379/mymaster/1?sentinelPassword=t0psecret", EnvEncryptionKey: testKey, EnvAPIKeys: "aaaaaaaaaaaaaaaa"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
@@ -335,7 +336,7 @@ func TestFaultMonth(t *testing.T) {
 	}
 	s := &fmSim{t: t, ctx: context.Background(), own: own, rdb: rdb, clk: clk, quiet: quiet, cipher: ci,
 		conns: map[string]*fmConn{}, applied: map[string]int{}, touched: map[string]bool{}, companyOff: map[int]bool{},
-		st:   storetest.New(t, rdb, store.Config{Cipher: ci, Clock: clk, Interval: fmInterval, HistoryLimit: 8}),
+		st:   storetest.New(t, rdb, fmStoreConfig(ci, clk)),
 		insp: asynq.NewInspectorFromRedisClient(rdb)}
 	s.checker = &fmChecker{sim: s, held: make(chan struct{})}
 	s.run(n)
@@ -353,7 +354,7 @@ func (s *fmSim) newServer(crashing bool) *fmServer {
 	sv := &fmServer{rdb: redis.NewClient(&redis.Options{Addr: s.own.Addr, PoolSize: 32})}
 	sv.rdb.AddHook(poisonHook{&sv.dead})
 	s.t.Cleanup(func() { _ = sv.rdb.Close() })
-	st := storetest.New(s.t, sv.rdb, store.Config{Cipher: s.cipher, Clock: s.clk, Interval: fmInterval, HistoryLimit: 8})
+	st := storetest.New(s.t, sv.rdb, fmStoreConfig(s.cipher, s.clk))
 	reg := checks.NewRegistry()
 	var c checks.Checker = s.checker
 	if crashing {
@@ -362,12 +363,14 @@ func (s *fmSim) newServer(crashing bool) *fmServer {
 	if err := reg.Register("sim", c); err != nil {
 		s.t.Fatal(err)
 	}
-	w, err := worker.New(sv.rdb, st, reg, worker.Config{Clock: s.clk, Logger: s.quiet, OnCheck: s.onCheck})
+	wc := worker.ConfigFrom(configs.Default())
+	wc.Clock, wc.Logger, wc.OnCheck = s.clk, s.quiet, s.onCheck
+	w, err := worker.New(sv.rdb, st, reg, wc)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	sv.srv = asynq.NewServerFromRedisClient(sv.rdb, asynq.Config{
-		Concurrency: 8, Queues: worker.DefaultQueues(), Logger: quietAsynq{}, LogLevel: asynq.FatalLevel,
+		Concurrency: 8, Queues: wc.Queues, Logger: quietAsynq{}, LogLevel: asynq.FatalLevel,
 		TaskCheckInterval: 2 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
 		RetryDelayFunc:  func(int, error, *asynq.Task) time.Duration { return 0 },
 		ShutdownTimeout: 2 * time.Second,
@@ -470,6 +473,12 @@ func (s *fmSim) recoverOrphans() {
 	}
 }
 
+// fmStoreConfig sets a store's config for the month: its shared key, the
+// fake clock, the weekly interval.
+func fmStoreConfig(ci *store.Cipher, clk *clock.Fake) func(*store.Config) {
+	return func(c *store.Config) { c.Cipher, c.Clock, c.Interval, c.HistoryLimit = ci, clk, fmInterval, 8 }
+}
+
 // pause waits d of real time (polling the real asynq servers).
 func pause(d time.Duration) {
 	t := time.NewTimer(d)
@@ -521,7 +530,7 @@ func (s *fmSim) run(n int) {
 			c.AddHook(hook)
 		}
 		t.Cleanup(func() { _ = c.Close() })
-		st := storetest.New(t, c, store.Config{Cipher: s.cipher, Clock: s.clk, Interval: fmInterval, HistoryLimit: 8})
+		st := storetest.New(t, c, fmStoreConfig(s.cipher, s.clk))
 		sch, err := scheduler.New(st, asynq.NewClientFromRedisClient(st.SharedClient()), scheduler.Config{
 			Lease: fmLease, Clock: s.clk, Logger: s.quiet, BatchSize: 500, MaxPerTick: 100000})
 		if err != nil {

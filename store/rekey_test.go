@@ -354,7 +354,9 @@ func (f *fixture) keyStatus(s *Store) KeyStatus {
 // storeWith is another process's store on the fixture's Redis and clock.
 func (f *fixture) storeWith(c *Cipher) *Store {
 	f.t.Helper()
-	s, err := New(f.rdb, Config{Cipher: c, Clock: f.clk, HistoryLimit: f.s.cfg.HistoryLimit})
+	cfg := f.s.cfg
+	cfg.Cipher = c
+	s, err := New(f.rdb, cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/worker"
 )
@@ -19,15 +20,15 @@ func TestServer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		rdb  func(t *testing.T) redis.UniversalClient
+		rdb  func(t *testing.T) *redis.Client
 	}{
-		{name: "miniredis", rdb: func(*testing.T) redis.UniversalClient { return nil }},
-		{name: "real redis", rdb: func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
+		{name: "miniredis", rdb: func(*testing.T) *redis.Client { return nil }},
+		{name: "real redis", rdb: func(t *testing.T) *redis.Client { return redistest.Start(t).Client(t) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOpts{rdb: tt.rdb(t), cfg: worker.Config{Concurrency: 4, ShutdownTimeout: 5 * time.Second}})
+			e := newEnv(t, envOpts{rdb: tt.rdb(t), cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 4, 5*time.Second }})
 			good := e.connection(t, "sandbox", "user_good")
 			bad := e.connection(t, "sandbox", "error_MFA_TOKEN_EXPIRED")
 			ctx := context.Background()
@@ -47,7 +48,7 @@ func TestServer(t *testing.T) {
 					t.Fatalf("enqueue: %v", err)
 				}
 			}
-			waitFor(t, 20*time.Second, "both checks recorded", func() bool {
+			poll.WaitFor(t, 20*time.Second, "both checks recorded", func() bool {
 				return e.get(t, good.ID).Status != checks.ConnPending && e.get(t, bad.ID).Status != checks.ConnPending
 			})
 			if g := e.get(t, good.ID); g.Status != checks.ConnConnected || len(g.Accounts) != 2 {
@@ -79,7 +80,7 @@ func TestServer(t *testing.T) {
 func TestStopDrains(t *testing.T) {
 	t.Parallel()
 	entered, release := make(chan struct{}), make(chan struct{})
-	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 1, ShutdownTimeout: 10 * time.Second},
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 1, 10*time.Second },
 		checkers: map[string]checks.Checker{
 			"gated": checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
 				close(entered)
@@ -141,7 +142,7 @@ func TestStartRedisDown(t *testing.T) {
 // (asynq retries the earlier ones), and its queued mark ends with it.
 func TestTemporaryFailureOnLastAttempt(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 2, ShutdownTimeout: 5 * time.Second}})
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 2, 5*time.Second }})
 	cn := e.connection(t, "sandbox", "user_temporary")
 	ctx := context.Background()
 	if first, err := e.st.MarkQueued(ctx, cn.ID); err != nil || !first {
@@ -154,7 +155,7 @@ func TestTemporaryFailureOnLastAttempt(t *testing.T) {
 	if _, err := asynq.NewClientFromRedisClient(e.rdb).EnqueueContext(ctx, tk); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn.ID).Status != checks.ConnPending })
+	poll.WaitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn.ID).Status != checks.ConnPending })
 	got := e.get(t, cn.ID)
 	if got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "temporary failure on every attempt") {
 		t.Fatalf("status %s %q, want OTHER_ERROR naming the temporary failure", got.Status, got.StatusErrorDetail)
@@ -171,7 +172,7 @@ func TestCheckerIgnoringItsContext(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	e := newEnv(t, envOpts{cfg: worker.Config{CheckTimeout: 50 * time.Millisecond},
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.CheckTimeout = 50 * time.Millisecond },
 		checkers: map[string]checks.Checker{
 			"stuck": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
 				<-release // never looks at its context

@@ -5,6 +5,7 @@
 // docs/configuration.md).
 //
 //	checkd -config configs/demo.yaml
+//	checkd --version
 package main
 
 import (
@@ -15,15 +16,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/version"
 )
-
-// stopTimeout bounds a graceful stop; it exceeds the worker's default
-// shutdown timeout so in-flight checks get theirs.
-const stopTimeout = 45 * time.Second
 
 func main() {
 	if err := run(); err != nil {
@@ -34,7 +31,12 @@ func main() {
 
 func run() error {
 	path := flag.String("config", "", "YAML config file over the embedded defaults (default $"+configs.EnvConfig+")")
+	showVersion := flag.Bool("version", false, "print the build's version and commit, and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println("checkd " + version.Get().String())
+		return nil
+	}
 
 	cfg, err := configs.Load(*path)
 	if err != nil {
@@ -55,10 +57,11 @@ func run() error {
 	if startErr == nil {
 		<-ctx.Done()
 		stop() // a second signal now kills the process at once
-		log.Info("signal received: stopping (send it again to exit at once)")
+		// The cause names the signal ("interrupt signal received").
+		log.Infof("%v: stopping (send it again to exit at once)", context.Cause(ctx))
 	}
 
-	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), d.StopTimeout())
 	defer cancel()
 	return errors.Join(startErr, d.Stop(sctx))
 }

@@ -5,15 +5,17 @@
 // Start order (each step needs the ones before it):
 //
 //  1. Redis: CHECKD_REDIS_URL, or an embedded in-memory miniredis when it is
-//     empty (data lost on exit, and said so loudly); then a ping. A
+//     empty (data lost on exit, and said so loudly); then a ping, and
+//     asynq's list of queues gets every queue (tasks.RegisterQueues). A
 //     redis+sentinel:// URL gets a go-redis failover client, shared by the
-//     store and asynq, which follows the primary the sentinels name.
+//     store and asynq, which follows the primary the sentinels name. The
+//     client honours context deadlines on the socket, so an API request's
+//     deadline holds whatever Redis does.
 //  2. The store, with the credential cipher from encryptionKey (and
 //     encryptionOldKeys, during a rotation). The embedded Redis without a
 //     key gets a throwaway key; an external Redis without one is refused,
 //     since credentials would be unreadable after a restart. Keys that
-//     cannot open what the store holds are refused too (store.EnsureKeys),
-//     before anything reports ready.
+//     cannot open what the store holds are refused too (store.EnsureKeys).
 //  3. The checker registry (the sandbox datasource).
 //  4. The worker, if the role is on: it serves tasks before any are made.
 //  5. The scheduler, if the role is on, enqueueing through an asynq client
@@ -22,17 +24,27 @@
 //     configured: it does a rotation's re-encryption once one is started.
 //  7. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
-//     serves /metrics (key required), /readyz, and the asynqmon dashboard at
-//     /monitoring/ (basic auth, read-only unless configured otherwise).
+//     serves /metrics (an API key, or the dashboard's login), /readyz, and
+//     the asynqmon dashboard at /monitoring/ (basic auth, read-only unless
+//     configured otherwise).
 //  8. The ops listener, if metricsAddr is set: /metrics, /healthz and
 //     /readyz for processes without the api role (worker-only machines).
 //  9. Demo data, if enabled and the store has no company yet.
 //
-// Stop runs in reverse: the ops listener and the API (no new requests), the
-// re-encryption runner (its run goes on from its cursor next time), the
-// scheduler (no new tasks), the worker (in-flight checks drain or are
-// requeued), then Redis.
-// A failed Start stops what it had started.
+// Each part comes from its section of the configuration (configs, the
+// one source of defaults) through the part's own mapping: cfg.StoreConfig,
+// worker.ConfigFrom, scheduler.ConfigFrom, api.ConfigFrom,
+// dashboard.OptionsFrom. The daemon adds only what it owns (the clock,
+// loggers, the shared Redis client, metrics hooks).
+//
+// Lifecycle (package startstop): a daemon starts once; Stop is safe before
+// Start and twice. Every part that starts pushes its stop on a stack, and
+// Stop runs the stack in reverse: the ops listener and the API (no new
+// requests), the re-encryption runner (its run goes on from its cursor next
+// time), the scheduler (no new tasks), the worker (in-flight checks
+// drain or are requeued), then Redis. A failed Start stops what it had
+// started. StopTimeout bounds a graceful stop: the worker's shutdown
+// timeout plus a margin.
 package daemon
 
 import (
@@ -65,35 +77,30 @@ import (
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
 	"github.com/checkd/checkd/internal/rekey"
+	"github.com/checkd/checkd/internal/startstop"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
 )
 
 // RedisProtocol is the RESP version checkd speaks: 2, since it uses no RESP3
-// feature and go-redis's RESP3 push handling costs ~5% of a check's CPU.
+// feature and go-redis's RESP3 push handling costs a share of every check's
+// CPU (BENCHMARKS.md, "Changes made from these measurements": Worker).
 const RedisProtocol = 2
 
 // maxPool caps the Redis connection pool. A check holds a connection only
 // around its two store calls, so a pool far smaller than the worker
-// concurrency serves it; each connection's buffers cost ~64 KiB, which at
-// 2,000 concurrent checks dominated the process's memory (measured: peak
-// RSS 199 MB uncapped, 73 MB at 128, same throughput).
+// concurrency serves it, while each connection's buffers cost memory: at
+// high concurrency an uncapped pool dominated the process's memory, for
+// no throughput (BENCHMARKS.md, "Changes made from these measurements":
+// Worker).
 const maxPool = 128
 
 // RedisPoolSize is the connection pool of a process with the given worker
 // and enqueue concurrency (the benchmark harness uses it too).
 func RedisPoolSize(workerConcurrency, enqueueConcurrency int) int {
 	return min(workerConcurrency+enqueueConcurrency+16, maxPool)
-}
-
-// emptyQueueRecheck maps worker.emptyQueueRecheck (0: off) to
-// worker.Config's (0: default, negative: off).
-func emptyQueueRecheck(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // Options are the parts of a daemon that tests replace.
@@ -109,20 +116,18 @@ type Options struct {
 // failedStartTimeout bounds the cleanup of a Start that failed half-way.
 const failedStartTimeout = 10 * time.Second
 
-const (
-	stateNew = iota
-	stateStarted
-	stateStopped
-)
-
 // Daemon is one checkd process. Build it with New, then Start and Stop it.
 type Daemon struct {
 	cfg  configs.Config
 	log  *logrus.Logger
 	opts Options
 
-	mu      sync.Mutex
-	state   int
+	life startstop.Lifecycle
+	// parts holds the stop of every part Start brought up, in start order;
+	// Stop runs them in reverse.
+	parts startstop.Stack
+
+	mu      sync.Mutex // guards the parts below; held by Start and Stop
 	mr      *miniredis.Miniredis
 	rdb     *redis.Client
 	st      *store.Store
@@ -131,7 +136,6 @@ type Daemon struct {
 	sch     *scheduler.Scheduler
 	rek     *rekey.Runner
 	srv     *api.Server
-	ops     *http.Server
 	opsAddr string
 	enq     *asynq.Client
 	insp    *asynq.Inspector
@@ -148,16 +152,10 @@ type Daemon struct {
 // it touches neither Redis nor the network until Start. log may be nil
 // (logrus's standard logger).
 func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) {
+	// Validate lists every problem at once, the keys an external Redis
+	// requires included.
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	if !cfg.Embedded() && cfg.EncryptionKey == "" {
-		return nil, fmt.Errorf("daemon: %s is required with an external Redis (%s): credentials encrypted with a throwaway key could not be decrypted after a restart; generate a key with: openssl rand -hex 32",
-			configs.EnvEncryptionKey, configs.EnvRedisURL)
-	}
-	if cfg.Has(configs.RoleAPI) && len(cfg.APIKeys) == 0 && !cfg.Embedded() {
-		return nil, fmt.Errorf("daemon: the api role needs at least one API key: set %s (comma-separated; generate one with: openssl rand -hex 16)",
-			configs.EnvAPIKeys)
 	}
 	if log == nil {
 		log = logrus.StandardLogger()
@@ -176,34 +174,73 @@ func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) 
 
 // Start brings the process up in the documented order and returns once
 // every role is running; it does not block. ctx bounds the startup (Redis
-// ping, listen, demo seeding). A daemon starts once.
+// ping, listen, demo seeding). A daemon starts once (startstop.Lifecycle);
+// a Start that failed has stopped what it started.
 func (d *Daemon) Start(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch d.state {
-	case stateStarted:
-		return errors.New("daemon: already started")
-	case stateStopped:
-		return errors.New("daemon: stopped; create a new daemon to start again")
-	}
-	d.state = stateStarted
-	if err := d.start(ctx); err != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failedStartTimeout)
-		defer cancel()
-		if serr := d.stop(sctx); serr != nil {
-			d.log.WithError(serr).Warn("cleaning up after a failed start")
+	return d.life.Start("daemon", func() error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err := d.start(ctx); err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failedStartTimeout)
+			defer cancel()
+			if serr := d.stop(sctx); serr != nil {
+				d.log.WithError(serr).Warn("cleaning up after a failed start")
+			}
+			return err
 		}
-		return err
+		return nil
+	})
+}
+
+// start runs the start steps in the package's documented order; each step
+// that brings up a running part starts it through d.parts, or pushes its
+// stop there.
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	steps := []struct {
+		on  bool
+		run func(context.Context) error
+	}{
+		{true, d.startRedis},
+		{true, d.registerQueues},
+		{true, d.openStore},
+		{true, d.registerCheckers},
+		{cfg.Has(configs.RoleWorker), d.startWorker},
+		{cfg.Has(configs.RoleScheduler), d.startScheduler},
+		{len(cfg.EncryptionOldKeys) > 0, d.startRekey},
+		{cfg.Has(configs.RoleAPI), d.startAPI},
+		{cfg.MetricsAddr != "", d.startOps},
+		{cfg.Demo.Enabled, d.seedDemo},
+	}
+	for _, step := range steps {
+		if !step.on {
+			continue
+		}
+		if err := step.run(ctx); err != nil {
+			return err
+		}
+	}
+	d.ready.Store(true)
+	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
+		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
+	return nil
+}
+
+// registerQueues lists every queue in asynq's set of queues, so each shows
+// (empty) in the dashboard, the queue routes and the asynq_* metrics from
+// the first start, whichever roles run here.
+func (d *Daemon) registerQueues(ctx context.Context) error {
+	if err := tasks.RegisterQueues(ctx, d.rdb); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
 	return nil
 }
 
-func (d *Daemon) start(ctx context.Context) error {
+// openStore builds the store over d.rdb, with the credential cipher
+// (refusing keys that cannot open what the store holds), and the asynq
+// client, inspector and metrics that share it.
+func (d *Daemon) openStore(ctx context.Context) error {
 	cfg := d.cfg
-	if err := d.startRedis(ctx); err != nil {
-		return err
-	}
-
 	key, err := d.encryptionKey()
 	if err != nil {
 		return err
@@ -220,15 +257,14 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	d.st, err = store.New(d.rdb, store.Config{Cipher: cipher, Clock: d.opts.Clock, Interval: cfg.CheckInterval,
-		HistoryLimit: cfg.Store.HistoryLimit, EventsMaxLen: cfg.Store.EventsMaxLen, AutoTrack: cfg.Store.AutoTrack})
-	if err != nil {
+	stCfg := cfg.StoreConfig()
+	stCfg.Cipher, stCfg.Clock = cipher, d.opts.Clock
+	if d.st, err = store.New(d.rdb, stCfg); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	if err := d.st.EnsureKeys(ctx); err != nil {
 		return fmt.Errorf("daemon: %s: %w", configs.EnvEncryptionKey, err)
 	}
-
 	// One asynq client and inspector share d.rdb (asynq refuses to close a
 	// shared client, so they are dropped, not closed, on stop). The client's
 	// enqueues go through the store's group commit: a sweep's concurrent
@@ -236,89 +272,74 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.enq = asynq.NewClientFromRedisClient(d.st.SharedClient())
 	d.insp = asynq.NewInspectorFromRedisClient(d.rdb)
 	d.met = metrics.New(d.st, d.insp, d.opts.Clock)
+	return nil
+}
 
+// registerCheckers builds the checker registry: the sandbox datasource.
+func (d *Daemon) registerCheckers(context.Context) error {
 	d.reg = checks.NewRegistry()
-	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
+	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: d.cfg.Sandbox.Latency})); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
+	return nil
+}
 
-	if cfg.Has(configs.RoleWorker) {
-		wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
-			Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
-			CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-			EmptyQueueRecheck: emptyQueueRecheck(cfg.Worker.EmptyQueueRecheck), Clock: d.opts.Clock,
-			Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
-		})
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		if err := wk.Start(ctx); err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.wk = wk
+func (d *Daemon) startWorker(ctx context.Context) error {
+	wc := worker.ConfigFrom(d.cfg)
+	wc.Clock, wc.Logger, wc.OnCheck = d.opts.Clock, d.log.WithField("component", "worker"), d.met.ObserveCheck
+	wk, err := worker.New(d.rdb, d.st, d.reg, wc)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
-
-	if cfg.Has(configs.RoleScheduler) {
-		maxRetry := cfg.Scheduler.MaxRetry
-		if maxRetry == 0 {
-			maxRetry = -1 // the scheduler reads 0 as "default"; the config means none
-		}
-		sch, err := scheduler.New(d.st, d.enq, scheduler.Config{
-			Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
-			Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
-			TaskTimeout: cfg.Scheduler.TaskTimeout, MaxRetry: maxRetry,
-			Clock: d.opts.Clock, Logger: d.log, OnTick: d.met.ObserveTick,
-		})
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		if err := sch.Start(ctx); err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.sch = sch
+	if err := d.parts.Start(ctx, "worker", wk); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
+	d.wk = wk
+	return nil
+}
 
-	if len(d.oldKeys) > 0 {
-		rek, err := rekey.New(d.st, rekey.Config{Logger: d.log})
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		if err := rek.Start(ctx); err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.rek = rek
-		d.log.WithField("keys", cipher.Fingerprints()).Info("old encryption keys configured: this process re-encrypts credentials once a re-encryption is started (checkctl store rekey)")
+func (d *Daemon) startScheduler(ctx context.Context) error {
+	sc := scheduler.ConfigFrom(d.cfg)
+	sc.Clock, sc.Logger, sc.OnTick = d.opts.Clock, d.log, d.met.ObserveTick
+	sch, err := scheduler.New(d.st, d.enq, sc)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
-
-	if cfg.Has(configs.RoleAPI) {
-		if err := d.startAPI(ctx); err != nil {
-			return err
-		}
+	if err := d.parts.Start(ctx, "scheduler", sch); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
+	d.sch = sch
+	return nil
+}
 
-	if cfg.MetricsAddr != "" {
-		if err := d.startOps(ctx); err != nil {
-			return err
-		}
+// startRekey starts the re-encryption runner of a process holding old
+// keys: it does a rotation's run once one is started.
+func (d *Daemon) startRekey(ctx context.Context) error {
+	rek, err := rekey.New(d.st, rekey.Config{Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
-
-	if cfg.Demo.Enabled {
-		sum, err := demo.Seed(ctx, d.st, cfg.Demo)
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.seeded = sum
-		if sum.Skipped {
-			d.log.Info("demo data not seeded: the store already has companies")
-		} else {
-			d.log.WithFields(logrus.Fields{"companies": sum.Companies, "connections": sum.Connections}).
-				Info("demo data seeded: sandbox connections are PENDING and checked on the next tick")
-		}
+	if err := d.parts.Start(ctx, "re-encryption", rek); err != nil {
+		return fmt.Errorf("daemon: %w", err)
 	}
+	d.rek = rek
+	d.log.WithField("keys", len(d.oldKeys)+1).Info("old encryption keys configured: this process re-encrypts credentials once a re-encryption is started (checkctl store rekey)")
+	return nil
+}
 
-	d.ready.Store(true)
-	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
-		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
+// seedDemo seeds the demo data into a store without companies.
+func (d *Daemon) seedDemo(ctx context.Context) error {
+	sum, err := demo.Seed(ctx, d.st, d.cfg.Demo)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.seeded = sum
+	if sum.Skipped {
+		d.log.Info("demo data not seeded: the store already has companies")
+	} else {
+		d.log.WithFields(logrus.Fields{"companies": sum.Companies, "connections": sum.Connections}).
+			Info("demo data seeded: sandbox connections are PENDING and checked on the next tick")
+	}
 	return nil
 }
 
@@ -330,6 +351,7 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 			return fmt.Errorf("daemon: start the embedded Redis: %w", err)
 		}
 		d.mr = mr
+		d.parts.Push("embedded redis", func(context.Context) error { mr.Close(); return nil })
 		u.Single = &redis.Options{Addr: mr.Addr()}
 		d.log.WithField("addr", mr.Addr()).Warn("no Redis configured: using an EMBEDDED IN-MEMORY Redis; all data is LOST ON EXIT. Set " +
 			configs.EnvRedisURL + " (e.g. redis://127.0.0.1:6379/0) to keep it")
@@ -340,14 +362,14 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 		}
 	}
 	pool := RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
+	var rdb *redis.Client
 	if u.Sentinel != nil {
 		// One failover client serves the store and asynq alike (asynq is
 		// handed the client, not connection options): every part follows
 		// the primary the sentinels name.
 		o := u.Sentinel
-		o.Protocol, o.ContextTimeoutEnabled = RedisProtocol, true
-		o.PoolSize = pool
-		d.rdb = redis.NewFailoverClient(o)
+		o.Protocol, o.ContextTimeoutEnabled, o.PoolSize = RedisProtocol, true, pool
+		rdb = redis.NewFailoverClient(o)
 	} else {
 		o := u.Single
 		if o.Protocol == 0 {
@@ -360,8 +382,15 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 		if o.PoolSize == 0 {
 			o.PoolSize = pool
 		}
-		d.rdb = redis.NewClient(o)
+		rdb = redis.NewClient(o)
 	}
+	d.rdb = rdb
+	d.parts.Push("redis client", func(context.Context) error {
+		if err := rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			return err
+		}
+		return nil
+	})
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := d.rdb.Ping(pctx).Err(); err != nil {
@@ -407,28 +436,26 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	maxRetry := max(d.cfg.Scheduler.MaxRetry, 0)
-	var onRekey func()
+	ac := api.ConfigFrom(d.cfg)
+	ac.APIKeys, ac.Datasources, ac.Logger, ac.Clock = d.apiKeys, d.reg.Names, d.log.WithField("component", "api"), d.opts.Clock
+	ac.Enqueuer, ac.Inspector, ac.Links = d.enq, d.insp, signer
 	if d.rek != nil {
-		onRekey = d.rek.Wake
+		ac.OnRekeyStart = d.rek.Wake
 	}
-	srv, err := api.New(d.st, api.Config{OnRekeyStart: onRekey, Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
-		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
-		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
-		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(maxRetry)}})
+	srv, err := api.New(d.st, ac)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	readOnly := !d.cfg.Dashboard.Writable
-	dash, err := dashboard.New(d.rdb, dashboard.Options{User: d.cfg.Dashboard.User, Password: d.cfg.Dashboard.Password,
-		APIKeys: d.apiKeys, ReadOnly: &readOnly, Logger: d.log.WithField("component", "dashboard")})
+	dc := dashboard.OptionsFrom(d.cfg)
+	dc.APIKeys, dc.Logger = d.apiKeys, d.log.WithField("component", "dashboard")
+	dash, err := dashboard.New(d.rdb, dc)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	srv.Mount(dashboard.DefaultRootPath+"/", dash, false) // it does its own (browser-friendly) auth
-	srv.Mount("GET /metrics", d.met.Handler(), true)
+	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
+	srv.Mount("GET /metrics", api.RequireKeyOrLogin(dc.User, d.apiKeys, d.met.Handler()), false)
 	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
-	if err := srv.Start(ctx); err != nil {
+	if err := d.parts.Start(ctx, "api", srv); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.srv = srv
@@ -446,62 +473,35 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 // Stop stops the process in reverse start order, bounded by ctx, and
 // reports every failure. It is safe to call twice and before Start.
 func (d *Daemon) Stop(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.state != stateStarted {
-		d.state = stateStopped
-		return nil
-	}
-	d.state = stateStopped
-	err := d.stop(ctx)
-	if err == nil {
-		d.log.Info("checkd stopped")
-	}
-	return err
+	return d.life.Stop(ctx, "daemon", func(ctx context.Context) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		err := d.stop(ctx)
+		if err == nil {
+			d.log.Info("checkd stopped")
+		}
+		return err
+	})
 }
 
-// stop stops whatever was started; each part's Stop is safe to repeat.
+// stop stops whatever was started, last started first.
 func (d *Daemon) stop(ctx context.Context) error {
-	var errs []error
 	d.ready.Store(false)
-	if d.ops != nil {
-		if err := d.ops.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop ops listener: %w", err))
-		}
-	}
-	if d.srv != nil {
-		if err := d.srv.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop api: %w", err))
-		}
-	}
-	if d.rek != nil {
-		if err := d.rek.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop re-encryption: %w", err))
-		}
-	}
-	if d.sch != nil {
-		if err := d.sch.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop scheduler: %w", err))
-		}
-	}
-	if d.wk != nil {
-		if err := d.wk.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop worker: %w", err))
-		}
-	}
-	if d.rdb != nil {
-		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close redis client: %w", err))
-		}
-	}
-	if d.mr != nil {
-		d.mr.Close()
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("daemon: stop: %w", errors.Join(errs...))
+	if err := d.parts.Stop(ctx); err != nil {
+		return fmt.Errorf("daemon: stop: %w", err)
 	}
 	return nil
 }
+
+// stopMargin is what a graceful stop allows beyond the worker's shutdown
+// timeout: for the API's requests in flight, a running tick and closing
+// Redis.
+const stopMargin = 15 * time.Second
+
+// StopTimeout is how long a graceful Stop may take: the worker's shutdown
+// timeout (worker.shutdownTimeout), in which in-flight checks finish or go
+// back to their queue, plus a margin for the rest of the process.
+func (d *Daemon) StopTimeout() time.Duration { return d.cfg.Worker.ShutdownTimeout + stopMargin }
 
 // Config returns the configuration the daemon runs.
 func (d *Daemon) Config() configs.Config { return d.cfg }
@@ -568,12 +568,12 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 
 // startOps serves /metrics, /healthz and /readyz on metricsAddr: how a
 // process without the api role is scraped and probed. /metrics needs an API
-// key when keys are configured.
+// key (or the dashboard's login) when keys are configured.
 func (d *Daemon) startOps(ctx context.Context) error {
 	mux := http.NewServeMux()
 	var m http.Handler = d.met.Handler()
 	if len(d.apiKeys) > 0 {
-		m = api.RequireKey(d.apiKeys, m)
+		m = api.RequireKeyOrLogin(dashboard.OptionsFrom(d.cfg).User, d.apiKeys, m)
 	} else {
 		d.log.Warn("no API keys configured: /metrics on " + d.cfg.MetricsAddr + " is open; bind it to a private address")
 	}
@@ -588,13 +588,14 @@ func (d *Daemon) startOps(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: listen on metricsAddr %s: %w (pick another with %s)", d.cfg.MetricsAddr, err, configs.EnvMetricsAddr)
 	}
-	d.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ops := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.opsAddr = ln.Addr().String()
 	go func() {
-		if err := d.ops.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := ops.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.WithError(err).Error("ops listener failed")
 		}
 	}()
+	d.parts.Push("ops listener", ops.Shutdown)
 	d.log.WithField("addr", d.opsAddr).Info("serving /metrics, /healthz and /readyz")
 	return nil
 }

@@ -96,6 +96,9 @@ func TestNewRefuses(t *testing.T) {
 			c.RedisURL, c.EncryptionKey = "redis://127.0.0.1:1/0", testEncKey
 		}, "needs at least one API key"},
 		{"invalid config", func(c *configs.Config) { c.Roles = []string{"web"} }, `unknown role "web"`},
+		{"every refusal at once", func(c *configs.Config) {
+			c.RedisURL, c.Tick = "redis://127.0.0.1:1/0", "soon"
+		}, "CHECKD_ENCRYPTION_KEY is required with an external Redis|needs at least one API key|is not a cron spec"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,8 +106,10 @@ func TestNewRefuses(t *testing.T) {
 			c := baseConfig()
 			tt.modify(&c)
 			_, err := daemon.New(c, quietLogger(t), daemon.Options{})
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("New: got %v, want an error containing %q", err, tt.want)
+			for _, want := range strings.Split(tt.want, "|") {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("New: got %v, want an error containing %q", err, want)
+				}
 			}
 		})
 	}
@@ -113,6 +118,28 @@ func TestNewRefuses(t *testing.T) {
 	c.RedisURL, c.EncryptionKey, c.Roles = "redis://127.0.0.1:1/0", testEncKey, []string{configs.RoleWorker}
 	if _, err := daemon.New(c, nil, daemon.Options{}); err != nil {
 		t.Errorf("worker-only daemon on external Redis: %v", err)
+	}
+}
+
+// TestStopTimeout: a graceful stop gives in-flight checks the worker's
+// shutdown timeout, and more.
+func TestStopTimeout(t *testing.T) {
+	t.Parallel()
+	short, long := baseConfig(), baseConfig()
+	long.Worker.ShutdownTimeout = short.Worker.ShutdownTimeout + time.Minute
+	ds, err := daemon.New(short, quietLogger(t), daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := daemon.New(long, quietLogger(t), daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ds.StopTimeout(); got <= short.Worker.ShutdownTimeout {
+		t.Errorf("StopTimeout() = %s, want more than worker.shutdownTimeout %s", got, short.Worker.ShutdownTimeout)
+	}
+	if d := dl.StopTimeout() - ds.StopTimeout(); d != time.Minute {
+		t.Errorf("a shutdown timeout a minute longer made StopTimeout %s longer, want a minute", d)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
@@ -179,7 +180,7 @@ func TestRedisFrozen(t *testing.T) {
 
 	own.Resume()
 	thawed := time.Now()
-	pollUntil(t, 30*time.Second, "readyz ready after the thaw", func() bool {
+	poll.WaitFor(t, 30*time.Second, "readyz ready after the thaw", func() bool {
 		code, _ := get(base+"/readyz", nil)
 		return code == http.StatusOK
 	})
@@ -248,19 +249,8 @@ func do(method, url, body string, basic bool) (int, string) {
 
 func get(url string, _ map[string]string) (int, string) { return do(http.MethodGet, url, "", false) }
 
-// pollUntil polls cond until it holds or the timeout passes.
-func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s", what, timeout)
-		}
-		wait(t, 50*time.Millisecond)
-	}
-}
-
-// wait blocks for d (polling pace; tests do not sleep to order events).
+// wait holds for d of real time: how long a fault lasts (never to order
+// events: those are waited for with poll.WaitFor).
 func wait(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {

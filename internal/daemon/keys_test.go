@@ -12,6 +12,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
@@ -88,7 +89,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("POST /v1/store/rekey: %d %+v", code, rk)
 	}
 	var st store.KeyStatus
-	pollUntil(t, 30*time.Second, "the re-encryption done", func() bool {
+	poll.WaitFor(t, 30*time.Second, "the re-encryption done", func() bool {
 		return getJSON(t, base+"/v1/store/keys", testAPIKey, &st) == http.StatusOK && st.Rekey.Done
 	})
 	if len(st.InUse) != 1 || st.InUse[0] != st.Primary || st.Rekey.Rewritten < int64(len(ids)) {

@@ -14,6 +14,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
@@ -152,7 +153,7 @@ func failover(t *testing.T, sen *redistest.Sentinel, lossless bool) {
 	newPrimary := sen.Failover(ctx)
 	named := time.Since(failAt)
 	// Writes go on until they have succeeded for a while on the new primary.
-	pollUntil(t, 90*time.Second, "writes succeeding after the failover", func() bool {
+	poll.WaitFor(t, 90*time.Second, "writes succeeding after the failover", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0

@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/rekey"
+	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/store"
 )
 
@@ -28,7 +29,7 @@ func TestRunner(t *testing.T) {
 	k2, _ := store.GenerateKey()
 	c1, _ := store.NewCipher(k1)
 	c2, _ := store.NewCipher(k2, k1)
-	old, _ := store.New(rdb, store.Config{Cipher: c1})
+	old := storetest.New(t, rdb, func(c *store.Config) { c.Cipher = c1 })
 	co, err := old.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,7 @@ func TestRunner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, _ := store.New(rdb, store.Config{Cipher: c2})
+	st := storetest.New(t, rdb, func(c *store.Config) { c.Cipher = c2 })
 	log, hook := logtest.NewNullLogger()
 	r, err := rekey.New(st, rekey.Config{Logger: log, Batch: 7, Pause: time.Millisecond, Poll: time.Hour})
 	if err != nil {

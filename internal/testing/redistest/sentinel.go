@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/testing/poll"
 )
 
 // MasterName is the name the sentinels of StartSentinel monitor.
@@ -105,32 +107,22 @@ func (s *Sentinel) MasterAddr(ctx context.Context) (string, error) {
 func (s *Sentinel) waitReady(replica string) {
 	s.tb.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok := true
+	ready := func() bool {
 		for _, addr := range s.Sentinels {
 			c := redis.NewSentinelClient(&redis.Options{Addr: addr})
 			reps, err := c.Replicas(ctx, MasterName).Result()
 			sens, err2 := c.Sentinels(ctx, MasterName).Result()
 			c.Close()
 			if err != nil || err2 != nil || len(sens) < len(s.Sentinels)-1 || !healthyReplica(reps, replica) {
-				ok = false
-				break
+				return false
 			}
 		}
-		if ok {
-			r := redis.NewClient(&redis.Options{Addr: replica})
-			info, err := r.Info(ctx, "replication").Result()
-			r.Close()
-			if err == nil && strings.Contains(info, "master_link_status:up") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("sentinels not ready after 30s (replica %s)", replica)
-		}
-		time.Sleep(100 * time.Millisecond) // polling processes this package started
+		r := redis.NewClient(&redis.Options{Addr: replica})
+		defer r.Close()
+		info, err := r.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
 	}
+	poll.WaitFor(s.tb, 30*time.Second, "the sentinels to know replica "+replica, ready)
 }
 
 func healthyReplica(reps []map[string]string, addr string) bool {
@@ -156,20 +148,20 @@ func (s *Sentinel) Failover(ctx context.Context) string {
 	if err := c.Failover(ctx, MasterName).Err(); err != nil {
 		s.tb.Fatalf("SENTINEL FAILOVER: %v", err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var primary string
+	poll.WaitFor(s.tb, 30*time.Second, "a new primary after SENTINEL FAILOVER (was "+old+")", func() bool {
 		addr, err := s.MasterAddr(ctx)
-		if err == nil && addr != old {
-			r := redis.NewClient(&redis.Options{Addr: addr})
-			role, err := r.Do(ctx, "ROLE").Slice()
-			r.Close()
-			if err == nil && len(role) > 0 && role[0] == "master" {
-				return addr
-			}
+		if err != nil || addr == old {
+			return false
 		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("no new primary 30s after SENTINEL FAILOVER (still %s)", old)
+		r := redis.NewClient(&redis.Options{Addr: addr})
+		defer r.Close()
+		role, err := r.Do(ctx, "ROLE").Slice()
+		if err == nil && len(role) > 0 && role[0] == "master" {
+			primary = addr
+			return true
 		}
-		time.Sleep(50 * time.Millisecond) // polling processes this package started
-	}
+		return false
+	})
+	return primary
 }
