@@ -531,8 +531,9 @@ func (s *fmSim) run(n int) {
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		st := storetest.New(t, c, fmStoreConfig(s.cipher, s.clk))
-		sch, err := scheduler.New(st, asynq.NewClientFromRedisClient(st.SharedClient()), scheduler.Config{
-			Lease: fmLease, Clock: s.clk, Logger: s.quiet, BatchSize: 500, MaxPerTick: 100000})
+		sc := scheduler.ConfigFrom(configs.Default())
+		sc.Lease, sc.Clock, sc.Logger, sc.MaxPerTick = fmLease, s.clk, s.quiet, 100000
+		sch, err := scheduler.New(st, asynq.NewClientFromRedisClient(st.SharedClient()), sc)
 		if err != nil {
 			t.Fatal(err)
 		}
