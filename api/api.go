@@ -87,6 +87,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/startstop"
+	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 )
 
@@ -118,8 +119,8 @@ type Config struct {
 	// connections wait for the scheduler's next tick (they are due at once).
 	Enqueuer Enqueuer
 	// TaskOptions are added to every check the API enqueues (asynq.Timeout,
-	// asynq.MaxRetry, ...); the queue is always tasks.QueueCritical, and
-	// the retention defaults to an hour (see enqueueCheck).
+	// asynq.MaxRetry, ...); the queue is always tasks.QueueCritical (see
+	// scheduler.OnDemand).
 	TaskOptions []asynq.Option
 	// Inspector reads and pauses the task queues: an *asynq.Inspector.
 	// Optional: without it the queue routes answer 503.
@@ -150,9 +151,7 @@ func ConfigFrom(c configs.Config) Config {
 }
 
 // Enqueuer enqueues asynq tasks; *asynq.Client implements it.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
+type Enqueuer = scheduler.Enqueuer
 
 // QueueInspector reads and controls asynq queues; *asynq.Inspector
 // implements it.
@@ -180,6 +179,9 @@ type Server struct {
 	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
 	// method (see connectionRoute).
 	connRoutes map[string]map[string]connHandler
+	// onDemand enqueues the checks of refreshes and admin changes; nil
+	// without Config.Enqueuer.
+	onDemand *scheduler.OnDemand
 
 	// jobs are work that outlives its request (a large company's
 	// conversion); Stop waits for them, then cancels jobCtx.
@@ -239,6 +241,12 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	}
 	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: http.NewServeMux(), addr: cfg.Addr}
 	s.jobCtx, s.jobStop = context.WithCancel(context.Background())
+	if cfg.Enqueuer != nil {
+		var err error
+		if s.onDemand, err = scheduler.NewOnDemand(st, cfg.Enqueuer, cfg.Clock, cfg.TaskOptions...); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+	}
 	s.routes()
 	s.handler = s.withRequestID(s.withAccessLog(s.withDeadline(s.withRecovery(http.HandlerFunc(s.dispatch)))))
 	return s, nil
