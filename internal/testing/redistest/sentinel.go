@@ -136,7 +136,9 @@ func healthyReplica(reps []map[string]string, addr string) bool {
 
 // Failover makes the sentinels promote the replica (SENTINEL FAILOVER) and
 // returns the new primary's address once the sentinels name it and it
-// takes writes.
+// takes writes. A failover the sentinels abort (a promotion slower than
+// their failover timeout, on a loaded machine) is asked for again, up to
+// three times.
 func (s *Sentinel) Failover(ctx context.Context) string {
 	s.tb.Helper()
 	old, err := s.MasterAddr(ctx)
@@ -145,23 +147,28 @@ func (s *Sentinel) Failover(ctx context.Context) string {
 	}
 	c := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinels[0]})
 	defer c.Close()
-	if err := c.Failover(ctx, MasterName).Err(); err != nil {
-		s.tb.Fatalf("SENTINEL FAILOVER: %v", err)
-	}
-	var primary string
-	poll.WaitFor(s.tb, 30*time.Second, "a new primary after SENTINEL FAILOVER (was "+old+")", func() bool {
+	promoted := func() string {
 		addr, err := s.MasterAddr(ctx)
 		if err != nil || addr == old {
-			return false
+			return ""
 		}
 		r := redis.NewClient(&redis.Options{Addr: addr})
 		defer r.Close()
 		role, err := r.Do(ctx, "ROLE").Slice()
 		if err == nil && len(role) > 0 && role[0] == "master" {
-			primary = addr
-			return true
+			return addr
 		}
-		return false
-	})
-	return primary
+		return ""
+	}
+	for range 3 {
+		if err := c.Failover(ctx, MasterName).Err(); err != nil && !strings.Contains(err.Error(), "INPROG") {
+			s.tb.Fatalf("SENTINEL FAILOVER: %v", err)
+		}
+		var primary string
+		if poll.Until(25*time.Second, func() bool { primary = promoted(); return primary != "" }) {
+			return primary
+		}
+	}
+	s.tb.Fatalf("no new primary after three SENTINEL FAILOVERs (still %s)", old)
+	return ""
 }
