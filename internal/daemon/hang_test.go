@@ -18,7 +18,6 @@ import (
 	"github.com/checkd/checkd/internal/daemon"
 	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
-	"github.com/checkd/checkd/store"
 )
 
 // slack is how many times its documented bound the hang test lets an
@@ -82,26 +81,10 @@ func TestRedisFrozen(t *testing.T) {
 	})
 	base := "http://" + d.API().Addr()
 
-	var co store.Company
-	if code := doJSON(t, http.MethodPost, base+"/v1/company", testAPIKey, api.CreateCompanyRequest{Name: "Acme"}, &co); code != http.StatusCreated {
-		t.Fatalf("create company: %d", code)
-	}
-	newConn := func(name string) string {
-		t.Helper()
-		var c api.Connection
-		if code := doJSON(t, http.MethodPost, base+"/v1/connection/company/"+co.ID, testAPIKey, api.CreateConnectionRequest{
-			Datasource: "sandbox", Name: name, Credentials: &checks.Credentials{Username: "user_good", Password: "pw"}}, &c); code != http.StatusCreated {
-			t.Fatalf("create connection: %d", code)
-		}
-		return c.ID
-	}
-	ids := map[string]string{}
-	for i := range 5 {
-		name := fmt.Sprintf("c%d", i)
-		ids[name] = newConn(name)
-	}
+	co := apiCompany(t, base, "Acme")
+	ids := apiConnections(t, base, co.ID, 5)
 	waitFor(t, base, ids, func(c api.Connection) bool { return c.Status == checks.ConnConnected })
-	cn := ids["c0"]
+	cn := ids["0"]
 	settle := func() int {
 		// Idle goroutines of the HTTP client and server go away with their
 		// connections; count what the daemon itself runs.
@@ -187,10 +170,10 @@ func TestRedisFrozen(t *testing.T) {
 	t.Logf("ready %s after the thaw", time.Since(thawed).Round(time.Millisecond))
 	// The scheduler and worker resume unaided: a connection created now is
 	// swept and checked, and so is a refresh.
-	fresh := newConn("after")
-	waitFor(t, base, map[string]string{"after": fresh}, func(c api.Connection) bool { return c.Status == checks.ConnConnected })
+	fresh := apiConnections(t, base, co.ID, 1)
+	waitFor(t, base, fresh, func(c api.Connection) bool { return c.Status == checks.ConnConnected })
 	t.Logf("a new connection was checked %s after the thaw", time.Since(thawed).Round(time.Millisecond))
-	if code, body := do(http.MethodPost, base+"/v1/connection/"+ids["c1"]+"/refresh", "", false); code != http.StatusAccepted {
+	if code, body := do(http.MethodPost, base+"/v1/connection/"+ids["1"]+"/refresh", "", false); code != http.StatusAccepted {
 		t.Fatalf("refresh after the thaw: %d %s", code, body)
 	}
 	after := settle()

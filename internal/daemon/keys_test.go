@@ -55,19 +55,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + d1.API().Addr()
-	var co store.Company
-	if code := doJSON(t, http.MethodPost, base+"/v1/company", testAPIKey, api.CreateCompanyRequest{Name: "Acme"}, &co); code != http.StatusCreated {
-		t.Fatalf("create company: %d", code)
-	}
-	ids := map[string]string{}
-	for i := range 12 {
-		var c api.Connection
-		if code := doJSON(t, http.MethodPost, base+"/v1/connection/company/"+co.ID, testAPIKey, api.CreateConnectionRequest{
-			Datasource: "sandbox", Credentials: &checks.Credentials{Username: "user_good", Password: "pw"}}, &c); code != http.StatusCreated {
-			t.Fatalf("create connection: %d", code)
-		}
-		ids[fmt.Sprint(i)] = c.ID
-	}
+	ids := apiConnections(t, base, apiCompany(t, base, "Acme").ID, 12)
 	waitFor(t, base, ids, func(c api.Connection) bool { return c.Status == checks.ConnConnected })
 	var lnk api.LinkResponse
 	if code := doJSON(t, http.MethodPost, base+"/v1/connection/"+ids["0"]+"/link", testAPIKey, nil, &lnk); code != http.StatusCreated {

@@ -80,19 +80,8 @@ func failover(t *testing.T, sen *redistest.Sentinel, lossless bool) {
 	start(configs.RoleWorker)
 	base := "http://" + a.API().Addr()
 
-	var co store.Company
-	if code := doJSON(t, http.MethodPost, base+"/v1/company", testAPIKey, api.CreateCompanyRequest{Name: "Acme"}, &co); code != http.StatusCreated {
-		t.Fatalf("create company: %d", code)
-	}
-	ids := map[string]string{}
-	for i := range 20 {
-		var c api.Connection
-		if code := doJSON(t, http.MethodPost, base+"/v1/connection/company/"+co.ID, testAPIKey, api.CreateConnectionRequest{
-			Datasource: "sandbox", Credentials: &checks.Credentials{Username: "user_good", Password: "pw"}}, &c); code != http.StatusCreated {
-			t.Fatalf("create connection: %d", code)
-		}
-		ids[fmt.Sprint(i)] = c.ID
-	}
+	co := apiCompany(t, base, "Acme")
+	ids := apiConnections(t, base, co.ID, 20)
 	waitFor(t, base, ids, func(c api.Connection) bool { return c.Status == checks.ConnConnected })
 
 	// Clients write throughout: companies created (each acknowledged one
@@ -220,14 +209,6 @@ func failover(t *testing.T, sen *redistest.Sentinel, lossless bool) {
 	// Checks continue: connections created now are swept and checked by
 	// the workers (those refreshed during the failover may wait out
 	// asynq's retry backoff, up to minutes, and are not waited for).
-	fresh := map[string]string{}
-	for i := range 10 {
-		var c api.Connection
-		if code := doJSON(t, http.MethodPost, base+"/v1/connection/company/"+co.ID, testAPIKey, api.CreateConnectionRequest{
-			Datasource: "sandbox", Credentials: &checks.Credentials{Username: "user_good", Password: "pw"}}, &c); code != http.StatusCreated {
-			t.Fatalf("create a connection after the failover: %d", code)
-		}
-		fresh[fmt.Sprint(i)] = c.ID
-	}
+	fresh := apiConnections(t, base, co.ID, 10)
 	waitFor(t, base, fresh, func(c api.Connection) bool { return c.Status == checks.ConnConnected })
 }
