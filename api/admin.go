@@ -35,7 +35,7 @@ type CompanyRequest struct {
 // CompanyChangeResponse answers PATCH /v1/company/{companyId}: 200 with the
 // company and the connections converted, or 202 with InProgress set when
 // the conversion had not finished by the request's deadline
-// (RequestTimeout; a large company). It then goes on in the background
+// (Config.RequestTimeout; a large company). It then goes on in the background
 // (the company's connections show where it is); should it stop (the
 // process stopped, Redis failed), the same PATCH finishes it.
 type CompanyChangeResponse struct {
@@ -213,7 +213,7 @@ func (s *Server) patchCompany(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The conversion goes batch by batch and may outlast the request
-	// (RequestTimeout: some 20k connections a second): it runs detached,
+	// (Config.RequestTimeout: some 20k connections a second): it runs detached,
 	// and the request waits for it until its deadline, then answers 202.
 	done := make(chan companyResult, 1)
 	s.runJob(func(ctx context.Context) {

@@ -133,7 +133,7 @@ type Config struct {
 	OnRekeyStart func()
 	// RequestTimeout is the deadline of each request (requestTimeout); a
 	// handler still running a moment after it is answered 503 (see
-	// withDeadline, and AnswerBound for the default's bound).
+	// withDeadline, and AnswerBound).
 	RequestTimeout time.Duration
 	// PublicURL is the base of the link URLs handed out
 	// (https://checkd.example.com); links point at PublicURL + "/link".

@@ -11,22 +11,24 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Answer bounds (of the default Config.RequestTimeout). A request's
-// context ends RequestTimeout after it arrived,
-// so the store's Redis calls made under it give up then (the daemon's Redis
-// client honours context deadlines on the socket); a handler that has not
-// answered by RequestTimeout plus a short grace (asynq's inspector and the
-// dashboard call Redis without a context) is answered 503 by the server
-// instead, and its late answer is dropped. Either way no route answers
-// later than AnswerBound after the request was read, whatever Redis does.
-const (
-	RequestTimeout = 2 * time.Second
-	AnswerBound    = 2500 * time.Millisecond
-)
+// A request's context ends Config.RequestTimeout (configs: requestTimeout)
+// after it arrived, so the store's Redis calls made under it give up then
+// (the daemon's Redis client honours context deadlines on the socket); a
+// handler that has not answered by then plus a short grace (asynq's
+// inspector and the dashboard call Redis without a context) is answered
+// 503 by the server instead, and its late answer is dropped. Either way no
+// route answers later than AnswerBound(RequestTimeout) after the request
+// was read, whatever Redis does.
 
-// answerGrace is how long after RequestTimeout a handler may still write
-// its own answer (typically a 503 for the deadline its Redis call hit).
+// answerGrace is how long after the request's deadline a handler may
+// still write its own answer (typically a 503 for the deadline its Redis
+// call hit).
 const answerGrace = 250 * time.Millisecond
+
+// AnswerBound is the longest a route takes to answer under a request
+// deadline of requestTimeout, whatever Redis does: 2.5 s with checkd's
+// default of 2 s.
+func AnswerBound(requestTimeout time.Duration) time.Duration { return requestTimeout + answerGrace }
 
 // withDeadline runs each request under Config.RequestTimeout and answers
 // 503 for a handler still running at that plus answerGrace. The handler
@@ -44,7 +46,7 @@ func (s *Server) withDeadline(next http.Handler) http.Handler {
 			defer func() { done <- recover() }()
 			next.ServeHTTP(bw, r.WithContext(ctx))
 		}()
-		bound := s.cfg.RequestTimeout + answerGrace
+		bound := AnswerBound(s.cfg.RequestTimeout)
 		timer := time.NewTimer(bound)
 		defer timer.Stop()
 		var p any
