@@ -251,6 +251,7 @@ func TestInvalid(t *testing.T) {
 		{"bad http addr", "httpAddr: localhost\n", nil, "is not host:port"},
 		{"short api key", "", map[string]string{EnvAPIKeys: "short"}, "entry 1 is 5 characters"},
 		{"bad encryption key", "", map[string]string{EnvEncryptionKey: "not-a-key"}, "openssl rand -hex 32"},
+		{"zero request timeout", "requestTimeout: 0s\n", nil, "requestTimeout is 0s"},
 		{"bad old encryption key", "", map[string]string{EnvEncryptionKey: testKey, EnvEncryptionOld: testKey2 + ",nope"}, "encryptionOldKeys (CHECKD_ENCRYPTION_OLD_KEYS) entry 2"},
 		{"old keys without a key", "encryptionOldKeys: [" + testKey2 + "]\n", nil, "set without encryptionKey"},
 		{"bad redis url", "", map[string]string{EnvRedisURL: "http://localhost:6379"}, "is not a Redis URL"},
