@@ -27,6 +27,7 @@
 # BASE..BASE+5 instead of free ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/net.sh
 
 for bin in redis-server redis-cli python3 curl; do
 	command -v "$bin" >/dev/null || { echo "chaos.sh needs $bin on PATH" >&2; exit 1; }
@@ -44,15 +45,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ -n "${CHAOS_PORT_BASE:-}" ]; then
-	ports=()
-	for i in 0 1 2 3 4 5; do ports+=($((CHAOS_PORT_BASE + i))); done
-else
-	read -r -a ports < <(python3 -c 'import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-fi
+ports=()
+for i in 0 1 2 3 4 5; do
+	if [ -n "${CHAOS_PORT_BASE:-}" ]; then
+		ports+=($((CHAOS_PORT_BASE + i)))
+	else
+		ports+=("$(free_port "${ports[@]}")")
+	fi
+done
 rport=${ports[0]} http=127.0.0.1:${ports[1]} m1=${ports[2]} m2=${ports[3]} s1m=${ports[4]} s2m=${ports[5]}
 started=$(date +%s)
 say() { printf '[%4ds] %s\n' $(($(date +%s) - started)) "$*"; }
@@ -61,7 +61,7 @@ start_redis() {
 	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
 		--dir "$dir/redis" >>"$dir/redis.log" 2>&1 &
 	pid[redis]=$!
-	for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && return; sleep 0.1; done
+	for _ in $(seq 100); do redis_ready "$rport" && return; sleep 0.1; done
 	echo "redis-server did not start; see $dir/redis.log" >&2
 	exit 1
 }
@@ -85,7 +85,7 @@ run() { # name, config, roles, extra env...
 	pid[$name]=$!
 }
 run api "$dir/seed.yaml" api CHECKD_HTTP_ADDR="$http"
-for _ in $(seq 100); do curl -fs "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do http_ok "$http" /readyz && break; sleep 0.1; done
 run sched1 "$dir/chaos.yaml" scheduler CHECKD_METRICS_ADDR=127.0.0.1:$s1m
 run sched2 "$dir/chaos.yaml" scheduler CHECKD_METRICS_ADDR=127.0.0.1:$s2m
 run worker1 "$dir/chaos.yaml" worker CHECKD_METRICS_ADDR=127.0.0.1:$m1
