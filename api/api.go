@@ -20,7 +20,8 @@
 // writes; "check" below means a check enqueued at once on the critical
 // queue, unless one is already queued or running):
 //
-//	PATCH /v1/company/{companyId}                   {"isActive"} → {"company","connectionsUpdated"}
+//	PATCH /v1/company/{companyId}                   {"isActive"} → {"company","connectionsUpdated"}, or 202 {"company","inProgress"}
+//	                                                when the conversion outlasts the request (it goes on in the background)
 //	PATCH /v1/connection/{connectionId}/details     {"isActive","name","startDate","occupancyMultiplier"} → connection + "checkEnqueued"
 //	                                                (isActive false: DEACTIVATED; true: restored, and checked when checkable)
 //	PATCH /v1/connection/{connectionId}/status      {"accounts":[{"accountId","trackingStatus":"ENABLED"|"DISABLED"}]} → connection
@@ -55,7 +56,13 @@
 //     names. A request body must be one JSON object with known fields only,
 //     sent as Content-Type application/json (parameters such as charset are
 //     allowed). A request without a Content-Type is read as JSON too, so a
-//     bare `curl -d '{...}'` works; any other media type is 415.
+//     bare `curl -d '{...}'` works; any other media type is 415. Field
+//     names must match exactly (not in another case), no field may appear
+//     twice, and text must be valid UTF-8 without unpaired surrogate
+//     escapes: each is a 400 naming the field (strict.go).
+//   - Every request answers within AnswerBound of Config.RequestTimeout
+//     whatever Redis does (deadline.go); a 503 after a deadline leaves a
+//     write's outcome unknown.
 //   - Errors are {"error":{"code":"...","message":"..."}}; the message says
 //     what to fix. A request answered with a 4xx has written nothing, with
 //     one exception: a company (de)activation overtaken by a later one (409,

@@ -119,17 +119,14 @@ func (s *Store) EnsureKeys(ctx context.Context) error {
 // keys that opened them; one that opens with no configured key refuses the
 // keys.
 func (s *Store) registerFromSample(ctx context.Context) error {
-	keys, _, err := s.rdb.Scan(ctx, 0, s.kConn("*"), 10*unregisteredSample).Result()
-	if err != nil {
-		return fmt.Errorf("check encryption keys: %w", err)
-	}
-	for cursor := uint64(0); len(keys) == 0; {
-		// SCAN may return nothing for a while on a sparse keyspace.
-		var more []string
-		if more, cursor, err = s.rdb.Scan(ctx, cursor, s.kConn("*"), 1000).Result(); err != nil {
+	var keys []string
+	for cursor := uint64(0); len(keys) < unregisteredSample; {
+		// SCAN may return few keys, or none, per call on a sparse keyspace.
+		more, next, err := s.rdb.Scan(ctx, cursor, s.kConnPattern(), 10*unregisteredSample).Result()
+		if err != nil {
 			return fmt.Errorf("check encryption keys: %w", err)
 		}
-		keys = append(keys, more...)
+		keys, cursor = append(keys, more...), next
 		if cursor == 0 {
 			break
 		}
@@ -144,7 +141,7 @@ func (s *Store) registerFromSample(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("check encryption keys: %w", err)
 		}
-		r, err := decodeConn(strings.TrimPrefix(k, s.kConn("")), raw)
+		r, err := decodeConn(s.connIDOf(k), raw)
 		if err != nil {
 			return fmt.Errorf("check encryption keys: %w", err)
 		}
@@ -378,7 +375,7 @@ func (s *Store) RekeyStep(ctx context.Context, owner string, lease time.Duration
 		return p, nil
 	}
 	cursor, _ := strconv.ParseUint(st["cursor"], 10, 64)
-	ids, next, err := s.rdb.Scan(ctx, cursor, s.kConn("*"), int64(batch)).Result()
+	ids, next, err := s.rdb.Scan(ctx, cursor, s.kConnPattern(), int64(batch)).Result()
 	if err != nil {
 		return RekeyProgress{}, fmt.Errorf("rekey: scan: %w", err)
 	}
@@ -393,7 +390,7 @@ func (s *Store) RekeyStep(ctx context.Context, owner string, lease time.Duration
 			if !ok {
 				continue // gone since the scan
 			}
-			done, err := s.rekeyOne(ctx, strings.TrimPrefix(k, s.kConn("")), raw)
+			done, err := s.rekeyOne(ctx, s.connIDOf(k), raw)
 			switch {
 			case errors.Is(err, errUnreadable):
 				unreadable++
