@@ -577,7 +577,10 @@ func (d *Daemon) startOps(ctx context.Context) error {
 	} else {
 		d.log.Warn("no API keys configured: /metrics on " + d.cfg.MetricsAddr + " is open; bind it to a private address")
 	}
-	mux.Handle("GET /metrics", m)
+	// The API's answer bound holds here too: asynq's queue statistics read
+	// Redis without a deadline of their own.
+	mux.Handle("GET /metrics", http.TimeoutHandler(m, api.AnswerBound(d.cfg.RequestTimeout),
+		`{"error":{"code":"unavailable","message":"metrics could not be read in time (is Redis reachable?)"}}`))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"ok"}`)
