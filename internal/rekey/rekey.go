@@ -151,7 +151,7 @@ func (r *Runner) loop(ctx context.Context) {
 		p, err := r.st.RekeyStep(ctx, r.cfg.Owner, r.cfg.Lease, r.cfg.Batch)
 		wait := r.cfg.Poll
 		switch {
-		case ctx.Err() != nil:
+		case err != nil && ctx.Err() != nil: // stopping: a step cut short says nothing
 			return
 		case errors.Is(err, store.ErrRekeyBusy):
 		case err != nil:
