@@ -56,6 +56,7 @@ import (
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -238,10 +239,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 
 	if cfg.Has(configs.RoleScheduler) {
-		maxRetry := cfg.Scheduler.MaxRetry
-		if maxRetry == 0 {
-			maxRetry = -1 // the scheduler reads 0 as "default"; the config means none
-		}
+		// At least 1 (the retry kept for Retry-After), so the scheduler's
+		// "0 means default" never applies.
+		maxRetry := tasks.AsynqMaxRetry(cfg.Scheduler.MaxRetry)
 		sch, err := scheduler.New(d.st, d.enq, scheduler.Config{
 			Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
 			Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
@@ -353,7 +353,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	maxRetry := max(d.cfg.Scheduler.MaxRetry, 0)
+	maxRetry := tasks.AsynqMaxRetry(d.cfg.Scheduler.MaxRetry)
 	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
 		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
 		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
