@@ -7,8 +7,9 @@
 //     fields it sets change (maps merge key by key, lists replace);
 //  3. the environment: CHECKD_REDIS_URL, CHECKD_HTTP_ADDR, CHECKD_API_KEYS
 //     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_CHECK_INTERVAL,
-//     CHECKD_TICK, CHECKD_ROLES (comma-separated) and CHECKD_LOG_LEVEL. An
-//     empty variable is ignored.
+//     CHECKD_TICK, CHECKD_ROLES (comma-separated), CHECKD_LOG_LEVEL,
+//     CHECKD_CHECKER_ALLOW_HTTP and CHECKD_DATASOURCE_<NAME>_SECRET (for
+//     each configured datasource). An empty variable is ignored.
 //
 // Unknown YAML fields are errors (a typo must not silently fall back to a
 // default), and every problem of a configuration is reported at once.
@@ -121,6 +122,11 @@ type Config struct {
 	// is scraped and probed. With the api role they are also on httpAddr.
 	MetricsAddr string    `yaml:"metricsAddr"`
 	Dashboard   Dashboard `yaml:"dashboard"`
+	// Checkers configures what the checker services share.
+	Checkers Checkers `yaml:"checkers"`
+	// Datasources are the datasources checked by checker services over
+	// the HTTP checker protocol, by name, besides the built-in sandbox.
+	Datasources map[string]Datasource `yaml:"datasources"`
 }
 
 // Dashboard configures the asynqmon queue dashboard at /monitoring/.
@@ -219,6 +225,7 @@ func (c Config) Redacted() Config {
 	if c.Dashboard.Password != "" {
 		out.Dashboard.Password = "<redacted>"
 	}
+	out.redactDatasources()
 	if len(c.APIKeys) > 0 {
 		out.APIKeys = make([]string, len(c.APIKeys))
 		for i := range out.APIKeys {
@@ -382,6 +389,7 @@ func (c *Config) applyEnv(getenv func(string) string) problems {
 	if v := getenv(EnvDashboardPass); v != "" {
 		c.Dashboard.Password = v
 	}
+	c.applyDatasourceEnv(getenv, &p)
 	return p
 }
 
@@ -410,6 +418,7 @@ func (c *Config) normalize() {
 	c.EncryptionKey = strings.TrimSpace(c.EncryptionKey)
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
 	c.Log.Format = strings.ToLower(strings.TrimSpace(c.Log.Format))
+	c.normalizeDatasources()
 	if len(c.Demo.Companies) == 0 {
 		c.Demo.Companies = nil
 	}
@@ -537,6 +546,7 @@ func (c Config) problems() problems {
 		p.add("scheduler.maxRetry is %d; use 0 or more", s.MaxRetry)
 	}
 
+	c.datasourceProblems(&p)
 	if c.Sandbox.Latency < 0 {
 		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
 	}

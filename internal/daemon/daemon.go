@@ -9,7 +9,8 @@
 //  2. The store, with the credential cipher from encryptionKey. The embedded
 //     Redis without a key gets a throwaway key; an external Redis without
 //     one is refused, since credentials would be unreadable after a restart.
-//  3. The checker registry (the sandbox datasource).
+//  3. The checker registry: the sandbox datasource and each configured
+//     checker service (checks/httpcheck).
 //  4. The worker, if the role is on: it serves tasks before any are made.
 //  5. The scheduler, if the role is on, enqueueing through an asynq client
 //     sharing the Redis connection.
@@ -49,6 +50,7 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/checks/httpcheck"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
@@ -132,6 +134,10 @@ type Daemon struct {
 	genKey  bool
 	seeded  demo.Summary
 	apiKeys []string
+
+	// httpCheckers are the registry's checker services, whose kept
+	// connections are closed on stop.
+	httpCheckers []*httpcheck.Checker
 }
 
 // New checks that cfg can run and returns a daemon that has not started:
@@ -217,9 +223,8 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.insp = asynq.NewInspectorFromRedisClient(d.rdb)
 	d.met = metrics.New(d.st, d.insp, d.opts.Clock)
 
-	d.reg = checks.NewRegistry()
-	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
-		return fmt.Errorf("daemon: %w", err)
+	if err := d.buildRegistry(); err != nil {
+		return err
 	}
 
 	if cfg.Has(configs.RoleWorker) {
@@ -286,6 +291,34 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.ready.Store(true)
 	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
 		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
+	return nil
+}
+
+// buildRegistry registers the checker of every datasource: the built-in
+// sandbox and each configured checker service.
+func (d *Daemon) buildRegistry() error {
+	cfg := d.cfg
+	d.reg = checks.NewRegistry()
+	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if cfg.Checkers.AllowHTTP && len(cfg.Datasources) > 0 {
+		d.log.Warn("plain http:// checker URLs are allowed (" + configs.EnvCheckerAllowHTTP + "): credentials may travel unencrypted; for development only")
+	}
+	for _, name := range cfg.DatasourceNames() {
+		ds := cfg.Datasources[name]
+		// One kept connection per concurrent check, so every check reuses one.
+		c, err := httpcheck.New(httpcheck.Config{URL: ds.URL, Secret: ds.Secret, Timeout: ds.Timeout,
+			AllowHTTP: cfg.Checkers.AllowHTTP, MaxIdleConns: cfg.Worker.Concurrency})
+		if err != nil {
+			return fmt.Errorf("daemon: datasource %s: %w", name, err)
+		}
+		if err := d.reg.Register(name, c); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.httpCheckers = append(d.httpCheckers, c)
+		d.log.WithFields(logrus.Fields{"datasource": name, "timeout": ds.Timeout.String()}).Info("datasource checked by a checker service over HTTP")
+	}
 	return nil
 }
 
@@ -425,6 +458,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 		if err := d.wk.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop worker: %w", err))
 		}
+	}
+	for _, c := range d.httpCheckers {
+		c.CloseIdleConnections()
 	}
 	if d.rdb != nil {
 		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
