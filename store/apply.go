@@ -6,9 +6,10 @@ import (
 	"github.com/checkd/checkd/checks"
 )
 
-// setStatus is the status rule of DESIGN.md for one status tuple: the same
-// status only refreshes statusLastUpdateTime and the detail; a new status
-// also restarts statusFirstSeenTime. It reports whether the status changed.
+// setStatus is the status rule of docs/architecture.md ("Status rules") for
+// one status tuple: the same status only refreshes statusLastUpdateTime and
+// the detail; a new status also restarts statusFirstSeenTime. It reports
+// whether the status changed.
 func setStatus(status *string, firstSeen, lastUpdate *int64, detail *string, s, d string, t int64) bool {
 	*lastUpdate = t
 	*detail = d

@@ -22,7 +22,7 @@ import (
 // companies, applied through the store's public API as the API, the worker
 // and the scheduler apply them. After every operation the indexes must
 // agree with the records (fixture.invariants) and the status rules of
-// DESIGN.md / the README / the methods' doc comments must hold, checked
+// docs/architecture.md and the methods' doc comments must hold, checked
 // against a small reference model (opsModel).
 func FuzzOperations(f *testing.F) {
 	for _, seed := range opsSeeds() {
@@ -175,7 +175,7 @@ func (m *opsModel) conn(id string) *mConn {
 }
 
 // restoreStatus is what lifting a system status restores: the saved status,
-// PENDING when none (README: reactivation restores every status; a
+// PENDING when none (docs/architecture.md: reactivation restores every status; a
 // connection that never had one is PENDING).
 func (c *mConn) restoreStatus() checks.ConnectionStatus {
 	if c.saved == "" || c.saved.Category() == checks.CategorySystem {

@@ -1,7 +1,8 @@
 // Command checkd runs the checkd daemon: the scheduler, the check workers
 // and the HTTP API (by default all three in one process; CHECKD_ROLES
 // splits them). Configuration: -config FILE or CHECKD_CONFIG, over the
-// embedded defaults, under CHECKD_* environment overrides (see README.md).
+// embedded defaults, under CHECKD_* environment overrides (see
+// docs/configuration.md).
 //
 //	checkd -config configs/demo.yaml
 package main
