@@ -118,7 +118,7 @@ func (c *Checker) Check(ctx context.Context, req checks.Request) (checks.Result,
 		return checks.Result{}, c.callError(ctx, hctx, err)
 	}
 	defer resp.Body.Close()
-	return c.answer(ctx, hctx, resp, req.Credentials.Password)
+	return c.answer(ctx, hctx, resp, &req.Credentials)
 }
 
 // callError is the error of a call that got no answer: the caller's own
@@ -139,7 +139,7 @@ func (c *Checker) callError(ctx, hctx context.Context, err error) error {
 }
 
 // answer reads a response into a result or an error.
-func (c *Checker) answer(ctx, hctx context.Context, resp *http.Response, password string) (checks.Result, error) {
+func (c *Checker) answer(ctx, hctx context.Context, resp *http.Response, cred *checks.Credentials) (checks.Result, error) {
 	if resp.ContentLength > MaxResponseBytes {
 		return c.tooLarge(resp), nil
 	}
@@ -155,12 +155,12 @@ func (c *Checker) answer(ctx, hctx context.Context, resp *http.Response, passwor
 	case code == http.StatusOK:
 		var res checks.Result
 		if err := json.Unmarshal(b, &res); err != nil {
-			return otherError(password, "the checker at %s answered 200 with a body that is not a result (JSON with status, detail, accounts): %v; body: %s",
-				c.where, err, excerpt(b)), nil
+			return otherError(cred, "the checker at %s answered 200 with a body that is not a result (JSON with status, detail, accounts): %v; body: %s",
+				c.where, err, excerpt(scrub(string(b), cred))), nil
 		}
-		res.Detail = redact(res.Detail, password)
+		res.Detail = scrub(res.Detail, cred)
 		for i := range res.Accounts {
-			res.Accounts[i].Detail = redact(res.Accounts[i].Detail, password)
+			res.Accounts[i].Detail = scrub(res.Accounts[i].Detail, cred)
 		}
 		return res, nil
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
@@ -168,20 +168,23 @@ func (c *Checker) answer(ctx, hctx context.Context, resp *http.Response, passwor
 			return checks.Result{}, &checks.RetryAfterError{Delay: d,
 				Err: fmt.Errorf("the checker at %s answered %s", c.where, resp.Status)}
 		}
-		return checks.Result{}, c.temporary(resp, b, password)
+		return checks.Result{}, c.temporary(resp, b, cred)
 	case code >= 500:
-		return checks.Result{}, c.temporary(resp, b, password)
+		return checks.Result{}, c.temporary(resp, b, cred)
 	case code >= 300 && code < 400:
-		return otherError(password, "the checker at %s answered %s (to %q); redirects are not followed: set the datasource's url to the final address",
+		return otherError(cred, "the checker at %s answered %s (to %q); redirects are not followed: set the datasource's url to the final address",
 			c.where, resp.Status, resp.Header.Get("Location")), nil
 	case code >= 400:
-		return otherError(password, "the checker at %s answered %s: %s", c.where, resp.Status, excerpt(b)), nil
+		return otherError(cred, "the checker at %s answered %s: %s", c.where, resp.Status, excerpt(scrub(string(b), cred))), nil
 	}
-	return otherError(password, "the checker at %s answered %s; the protocol wants 200 with a result", c.where, resp.Status), nil
+	return otherError(cred, "the checker at %s answered %s; the protocol wants 200 with a result", c.where, resp.Status), nil
 }
 
-func (c *Checker) temporary(resp *http.Response, body []byte, password string) error {
-	return fmt.Errorf("the checker at %s answered %s: %s: %w", c.where, resp.Status, redact(excerpt(body), password), checks.ErrTemporary)
+// temporary is the error of a temporary failure answered: asynq logs it
+// and keeps it with the task.
+func (c *Checker) temporary(resp *http.Response, body []byte, cred *checks.Credentials) error {
+	return fmt.Errorf("the checker at %s answered %s: %s: %w", c.where, resp.Status,
+		excerpt(scrubAll(string(body), cred)), checks.ErrTemporary)
 }
 
 func (c *Checker) tooLarge(resp *http.Response) checks.Result {
@@ -189,35 +192,51 @@ func (c *Checker) tooLarge(resp *http.Response) checks.Result {
 		"the checker at %s answered %s with a body over %d bytes; refused", c.where, resp.Status, MaxResponseBytes)}
 }
 
-// otherError is an OTHER_ERROR result whose detail never holds the password
-// (a checker might echo the request in an error page).
-func otherError(password, format string, args ...any) checks.Result {
-	return checks.Result{Status: checks.ConnOtherError, Detail: redact(fmt.Sprintf(format, args...), password)}
+// otherError is an OTHER_ERROR result whose detail holds no credential.
+func otherError(cred *checks.Credentials, format string, args ...any) checks.Result {
+	return checks.Result{Status: checks.ConnOtherError, Detail: scrub(fmt.Sprintf(format, args...), cred)}
 }
 
-// redact replaces the password in s.
-func redact(s, password string) string {
-	if password == "" || !strings.Contains(s, password) {
+// scrub replaces the password and extra values in a text written from a
+// checker's answer (which may echo its request, say in an error page) and
+// recorded as a detail. The username stays: a detail may name the login
+// (the sandbox's do).
+func scrub(s string, cred *checks.Credentials) string {
+	s = redact(s, cred.Password)
+	for _, v := range cred.Extra {
+		s = redact(s, v)
+	}
+	return s
+}
+
+// scrubAll also replaces the username: for texts that are logged (asynq
+// logs a temporary failure's error and keeps it with the task).
+func scrubAll(s string, cred *checks.Credentials) string {
+	return redact(scrub(s, cred), cred.Username)
+}
+
+func redact(s, secret string) string {
+	if secret == "" || !strings.Contains(s, secret) {
 		return s
 	}
-	return strings.ReplaceAll(s, password, "<redacted>")
+	return strings.ReplaceAll(s, secret, "<redacted>")
 }
 
-// excerpt is the start of a body for a detail, quoted: at most
+// excerpt is the start of a (scrubbed) body for a detail, quoted: at most
 // maxBodyInDetail bytes, cut on a UTF-8 boundary.
-func excerpt(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
+func excerpt(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
 		return "(empty body)"
 	}
-	if len(b) <= maxBodyInDetail {
-		return strconv.Quote(string(b))
+	if len(s) <= maxBodyInDetail {
+		return strconv.Quote(s)
 	}
 	cut := maxBodyInDetail
-	for cut > 0 && !utf8.RuneStart(b[cut]) {
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return strconv.Quote(string(b[:cut])) + "…"
+	return strconv.Quote(s[:cut]) + "…"
 }
 
 // parseRetryAfter reads a Retry-After header (seconds, or an HTTP date)

@@ -244,6 +244,7 @@ func TestOutcomes(t *testing.T) {
 		wantTemp   bool                    // a temporary error
 		wantRetry  time.Duration           // a Retry-After error
 		wantIn     []string                // in the detail or error
+		notIn      []string                // not in it
 	}{
 		{name: "result", answer: answer{200, nil, `{"status":"PASSWORD_INCORRECT","detail":"bad login"}`},
 			wantStatus: checks.ConnPasswordIncorrect, wantIn: []string{"bad login"}},
@@ -267,6 +268,10 @@ func TestOutcomes(t *testing.T) {
 		{name: "4xx echoing the password", answer: answer{400, nil, "bad request: password=" + testPassword},
 			wantStatus: checks.ConnOtherError, wantIn: []string{"password=<redacted>"}},
 		{name: "5xx echoing the password", answer: answer{500, nil, "crash with " + testPassword}, wantTemp: true, wantIn: []string{"<redacted>"}},
+		{name: "5xx echoing the username and pin", answer: answer{502, nil, "login user_good/4321 crashed"}, wantTemp: true,
+			wantIn: []string{"login <redacted>/<redacted> crashed"}, notIn: []string{"user_good", "4321"}},
+		{name: "4xx echoing the pin", answer: answer{400, nil, `{"pin":"4321"}`}, wantStatus: checks.ConnOtherError,
+			wantIn: []string{"<redacted>"}, notIn: []string{"4321"}},
 		{name: "detail echoing the password", answer: answer{200, nil, `{"status":"OTHER_ERROR","detail":"login ` + testPassword + ` refused"}`},
 			wantStatus: checks.ConnOtherError, wantIn: []string{"login <redacted> refused"}},
 		{name: "204", answer: answer{204, nil, ""}, wantStatus: checks.ConnOtherError, wantIn: []string{"204", "wants 200"}},
@@ -306,8 +311,10 @@ func TestOutcomes(t *testing.T) {
 					t.Errorf("%q lacks %q", text, s)
 				}
 			}
-			if strings.Contains(text, testPassword) {
-				t.Errorf("%q holds the password", text)
+			for _, s := range append(tc.notIn, testPassword) {
+				if strings.Contains(text, s) {
+					t.Errorf("%q holds %q", text, s)
+				}
 			}
 			if len(text) > 2048 {
 				t.Errorf("detail of %d bytes, want a truncated one", len(text))

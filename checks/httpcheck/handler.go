@@ -101,8 +101,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if d, ok := checks.RetryAfter(err); ok {
 			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
 		}
-		e.WithError(err).WithField("code", code).Debug("check failed temporarily")
-		writeJSON(w, code, errorBody{Error: err.Error()})
+		msg := scrubAll(err.Error(), &req.Credentials)
+		e.WithField("error", msg).WithField("code", code).Debug("check failed temporarily")
+		writeJSON(w, code, errorBody{Error: msg})
 		return
 	}
 	e.WithField("status", res.Status).Debug("check done")
@@ -115,12 +116,12 @@ func (h *Handler) run(ctx context.Context, req Request) (res checks.Result, err 
 	defer func() {
 		if v := recover(); v != nil {
 			h.log.WithFields(logrus.Fields{"connectionId": req.ConnectionID, "panic": v, "stack": string(debug.Stack())}).Error("checker panicked")
-			res, err = checks.Result{Status: checks.ConnOtherError, Detail: fmt.Sprintf("checker panicked: %v", v)}, nil
+			res, err = checks.Result{Status: checks.ConnOtherError, Detail: scrub(fmt.Sprintf("checker panicked: %v", v), &req.Credentials)}, nil
 		}
 	}()
 	res, err = h.checker.Check(ctx, req.Check())
 	if err != nil && !errors.Is(err, checks.ErrTemporary) {
-		return checks.Result{Status: checks.ConnOtherError, Detail: err.Error()}, nil
+		return checks.Result{Status: checks.ConnOtherError, Detail: scrub(err.Error(), &req.Credentials)}, nil
 	}
 	return res, err
 }
