@@ -15,12 +15,13 @@ run:
 	$(GO) build -o bin/checkd ./cmd/checkd
 	CHECKD_CONFIG=$(CHECKD_CONFIG) exec bin/checkd
 
-## build: build bin/checkd and bin/checkctl
+## build: build bin/checkd, bin/checkctl and bin/checkd-sandbox
 build:
 	$(GO) build -o bin/checkd ./cmd/checkd
 	$(GO) build -o bin/checkctl ./cmd/checkctl
+	$(GO) build -o bin/checkd-sandbox ./cmd/checkd-sandbox
 
-## cluster: one Redis, a scheduler+api process and two workers (scripts/cluster.sh)
+## cluster: one Redis, a scheduler+api process, two workers and a checker service (scripts/cluster.sh)
 cluster:
 	bash scripts/cluster.sh
 
