@@ -1,7 +1,6 @@
 package httpcheck_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/checkd/checkd/checks"
@@ -50,30 +50,27 @@ func request(user string, accts ...checks.Account) checks.Request {
 		Accounts:    accts}
 }
 
-// quietLogger discards; logBuffer keeps what was logged, at debug level.
+// quietLogger discards.
 func quietLogger() logrus.FieldLogger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	return l
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-func debugLogger(buf *logBuffer) *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(buf)
+// debugLogger keeps every line at debug level; logged formats them.
+func debugLogger() (*logrus.Logger, *logtest.Hook) {
+	l, hook := logtest.NewNullLogger()
 	l.SetLevel(logrus.DebugLevel)
-	return l
+	return l, hook
+}
+
+func logged(hook *logtest.Hook) string {
+	var b strings.Builder
+	for _, e := range hook.AllEntries() {
+		line, _ := e.String()
+		b.WriteString(line)
+	}
+	return b.String()
 }
 
 // serveSandbox serves the sandbox over the protocol on a loopback server.
@@ -92,8 +89,8 @@ func serveSandbox(t *testing.T, log logrus.FieldLogger) *httptest.Server {
 // sandbox gives in process.
 func TestSandboxOverHTTP(t *testing.T) {
 	t.Parallel()
-	var logs logBuffer
-	srv := serveSandbox(t, debugLogger(&logs))
+	log, hook := debugLogger()
+	srv := serveSandbox(t, log)
 	c := newChecker(t, srv.URL+"/check", nil)
 	sb := sandbox.New(sandbox.Options{})
 	known := sandbox.AccountNumbers("cn_test1", 3)
@@ -134,8 +131,8 @@ func TestSandboxOverHTTP(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() {
-		if strings.Contains(logs.String(), testPassword) {
-			t.Errorf("the handler logged the password:\n%s", logs.String())
+		if logs := logged(hook); strings.Contains(logs, testPassword) || !strings.Contains(logs, "check done") {
+			t.Errorf("the handler logged the password, or no check:\n%s", logs)
 		}
 	})
 }
