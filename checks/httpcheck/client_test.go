@@ -30,7 +30,7 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo="
 
 const testPassword = "s3cret-Passw0rd!"
 
-func newChecker(t *testing.T, url string, mod func(*httpcheck.Config)) *httpcheck.Checker {
+func newChecker(t testing.TB, url string, mod func(*httpcheck.Config)) *httpcheck.Checker {
 	t.Helper()
 	cfg := httpcheck.Config{URL: url, Secret: testSecret, Timeout: 10 * time.Second, AllowHTTP: true, MaxIdleConns: 32}
 	if mod != nil {
@@ -51,7 +51,7 @@ func request(user string, accts ...checks.Account) checks.Request {
 }
 
 // quietLogger discards.
-func quietLogger() logrus.FieldLogger {
+func quietLogger() *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	return l
@@ -74,7 +74,7 @@ func logged(hook *logtest.Hook) string {
 }
 
 // serveSandbox serves the sandbox over the protocol on a loopback server.
-func serveSandbox(t *testing.T, log logrus.FieldLogger) *httptest.Server {
+func serveSandbox(t testing.TB, log *logrus.Logger) *httptest.Server {
 	t.Helper()
 	h, err := httpcheck.NewHandler(sandbox.New(sandbox.Options{}), httpcheck.HandlerConfig{Secret: testSecret, Logger: log})
 	if err != nil {
