@@ -196,8 +196,9 @@ func TestCheckerIgnoringItsContext(t *testing.T) {
 
 // TestRetryAfterNotCounted: a checker's Retry-After puts the task back for
 // that long without counting a failed attempt, even on the last counted
-// one (tasks.AsynqMaxRetry keeps a retry for it); a temporary failure
-// counts, and is recorded on the last counted attempt.
+// one (tasks.AsynqMaxRetry keeps a retry for it), until the check's slot
+// is an interval old; a temporary failure counts, and is recorded on the
+// last counted attempt.
 func TestRetryAfterNotCounted(t *testing.T) {
 	t.Parallel()
 	// answers, in order, what the checker gives on each call; then CONNECTED.
@@ -275,5 +276,18 @@ func TestRetryAfterNotCounted(t *testing.T) {
 	waitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn2.ID).Status != checks.ConnPending })
 	if got := e.get(t, cn2.ID); got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "temporary failure on every attempt") {
 		t.Fatalf("status %s %q, want OTHER_ERROR naming the temporary failure", got.Status, got.StatusErrorDetail)
+	}
+
+	// A check pushed back for a whole interval is recorded.
+	cn3 := e.connection(t, "busy", "user_good")
+	answers <- busy
+	id3 := enqueue(cn3.ID, 0)
+	inRetry(id3, "429")
+	e.clk.Advance(e.st.Interval())
+	answers <- busy
+	must(t, insp.RunTask(tasks.QueueCritical, id3))
+	waitFor(t, 20*time.Second, "the push-back recorded", func() bool { return e.get(t, cn3.ID).Status != checks.ConnPending })
+	if got := e.get(t, cn3.ID); got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "for a whole check interval") {
+		t.Fatalf("status %s %q, want OTHER_ERROR naming the interval of push-backs", got.Status, got.StatusErrorDetail)
 	}
 }

@@ -10,7 +10,8 @@
 // (on the last attempt that one is recorded as OTHER_ERROR instead). A
 // checks.RetryAfterError (a checker's "busy, come back after N seconds") is
 // retried after its delay without counting as a failed attempt: asynq's
-// IsFailure and RetryDelayFunc. Check tasks carry one asynq retry more than
+// IsFailure and RetryDelayFunc; once the check's slot is one check interval
+// old (the next slot's check is due), it is recorded as OTHER_ERROR instead. Check tasks carry one asynq retry more than
 // the configured retries (tasks.AsynqMaxRetry), kept for those: asynq
 // archives a failing task whose counter has reached its MaxRetry, counted
 // or not. Retries are safe because the store applies each task ID once.
@@ -324,7 +325,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	}
 
 	startedAt := w.cfg.Clock.Now()
-	res, err := w.run(ctx, p.ConnectionID, taskID, target.Request)
+	res, err := w.run(ctx, p.ConnectionID, taskID, time.UnixMilli(p.Slot), target.Request)
 	if err != nil {
 		return err
 	}
@@ -380,7 +381,7 @@ func (w *Worker) entry(connID, taskID string) *logrus.Entry {
 // run calls the datasource's checker and turns every way it can fail into a
 // result to record. It returns an error only for what must be retried: the
 // task's own context ending (shutdown, asynq deadline) or ErrTemporary.
-func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Request) (checks.Result, error) {
+func (w *Worker) run(ctx context.Context, connID, taskID string, slot time.Time, req checks.Request) (checks.Result, error) {
 	c, err := w.reg.Lookup(req.Datasource)
 	if err != nil {
 		w.entry(connID, taskID).WithField("datasource", req.Datasource).Warn("no checker for datasource")
@@ -404,6 +405,11 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 		// retries a crash recovery used up) gets here.
 		return checks.Result{Status: checks.ConnOtherError,
 			Detail: truncate(fmt.Sprintf("the checker asked to retry later, but the task has no retry left: %v", err))}, nil
+	case isRetryAfter(err) && w.cfg.Clock.Now().Sub(slot) >= w.st.Interval():
+		// Pushed back for a whole interval: the next slot's check is due
+		// by now; record why this one never ran rather than push it on.
+		return checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf(
+			"the checker asked to retry later on every attempt for a whole check interval (%s): %v", w.st.Interval(), err))}, nil
 	case isRetryAfter(err):
 		return checks.Result{}, fmt.Errorf("check %s: %w", connID, err)
 	case errors.Is(err, checks.ErrTemporary) && lastAttempt(ctx):
