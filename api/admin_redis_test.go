@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
@@ -876,10 +874,7 @@ func TestRealRedisQueues(t *testing.T) {
 func TestRealRedisLinkOverHTTP(t *testing.T) {
 	t.Parallel()
 	e := newRealEnv(t)
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv, err := api.New(e.st, api.Config{Addr: "127.0.0.1:0", APIKeys: []string{testKey}, Datasources: datasources,
-		Logger: quiet, Links: e.links, Clock: e.clk})
+	srv, err := api.New(e.st, testConfig(func(c *api.Config) { c.Links, c.Clock = e.links, e.clk }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,36 +78,35 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/sirupsen/logrus"
 
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
+	"github.com/checkd/checkd/internal/startstop"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 )
 
-// DefaultAddr is the listen address when Config.Addr is empty.
-const DefaultAddr = "127.0.0.1:8080"
-
-// DefaultMaxBodyBytes bounds a request body when Config.MaxBodyBytes is unset.
-const DefaultMaxBodyBytes int64 = 1 << 20
-
-// Config configures a Server.
+// Config configures a Server. It has no defaults: New refuses a zero
+// field unless its comment says what zero means. ConfigFrom builds one
+// from checkd's configuration (whose defaults are configs/checkd.yaml's).
 type Config struct {
-	// Addr is the TCP address to listen on. Default DefaultAddr;
-	// "127.0.0.1:0" picks a free port, which Server.Addr reports after Start.
+	// Addr is the TCP address to listen on (httpAddr); "127.0.0.1:0" picks
+	// a free port, which Server.Addr reports after Start.
 	Addr string
 	// APIKeys are the accepted X-API-Key values. At least one, none empty.
 	APIKeys []string
-	// MaxBodyBytes bounds a request body; larger ones get 413. Default
-	// DefaultMaxBodyBytes.
+	// MaxBodyBytes bounds a request body; larger ones get 413
+	// (maxBodyBytes).
 	MaxBodyBytes int64
 	// Datasources returns the valid datasources (the checker registry's
 	// Names). Required: a connection of an unknown datasource could never be
 	// checked, so creating one is refused with the valid names.
 	Datasources func() []string
-	// Logger receives the access log and request errors. Default: logrus's
+	// Logger receives the access log and request errors. nil: logrus's
 	// standard logger.
 	Logger logrus.FieldLogger
 	// Clock times requests for the access log and stamps the slots of
-	// checks the API enqueues. Default: the real clock.
+	// checks the API enqueues. nil: the real clock.
 	Clock clock.Clock
 	// Enqueuer enqueues the checks of refreshes, reactivations and
 	// credential updates on the critical queue: an *asynq.Client. Optional:
@@ -126,8 +125,18 @@ type Config struct {
 	Links *link.Signer
 	// PublicURL is the base of the link URLs handed out
 	// (https://checkd.example.com); links point at PublicURL + "/link".
-	// Default "http://" + the listen address.
+	// Empty: "http://" + the listen address (publicURL).
 	PublicURL string
+}
+
+// ConfigFrom returns the API's settings in a checkd configuration: its
+// listen address, keys, body limit and public URL, and the scheduler
+// section's task timeout and retries (tasks.AsynqMaxRetry) for the checks
+// it enqueues. The caller adds Datasources, Logger, Clock, Enqueuer,
+// Inspector and Links.
+func ConfigFrom(c configs.Config) Config {
+	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL,
+		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(tasks.AsynqMaxRetry(c.Scheduler.MaxRetry))}}
 }
 
 // Enqueuer enqueues asynq tasks; *asynq.Client implements it.
@@ -162,15 +171,15 @@ type Server struct {
 	// method (see connectionRoute).
 	connRoutes map[string]map[string]connHandler
 
-	mu      sync.Mutex
-	srv     *http.Server
-	addr    string
-	done    chan struct{}
-	stopped bool
+	life startstop.Lifecycle
+	srv  *http.Server  // set by Start
+	done chan struct{} // closed when srv stops serving
+	mu   sync.Mutex    // guards addr
+	addr string
 }
 
-// New returns a server over st. It fails when cfg lacks API keys or
-// datasources.
+// New returns a server over st. It fails, naming the field, on an
+// incomplete Config.
 func New(st *store.Store, cfg Config) (*Server, error) {
 	if st == nil {
 		return nil, errors.New("api: a store is required")
@@ -191,10 +200,10 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		return nil, errors.New("api: Config.Datasources is required: pass the checker registry's Names")
 	}
 	if cfg.Addr == "" {
-		cfg.Addr = DefaultAddr
+		return nil, errors.New("api: Config.Addr is empty; give the address to listen on, e.g. 127.0.0.1:8080 (configs: httpAddr)")
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+		return nil, fmt.Errorf("api: Config.MaxBodyBytes is %d; it must be positive (configs: maxBodyBytes)", cfg.MaxBodyBytes)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
@@ -231,16 +240,13 @@ func (s *Server) Mount(pattern string, h http.Handler, requireKey bool) {
 }
 
 // Start listens on Config.Addr, failing at once when the address is taken,
-// and serves in the background until Stop. ctx bounds only the listen.
+// and serves in the background until Stop. ctx bounds only the listen. A
+// server starts once (startstop.Lifecycle).
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.stopped:
-		return errors.New("api: start: server was stopped; create a new one with New")
-	case s.srv != nil:
-		return errors.New("api: start: server is already running")
-	}
+	return s.life.Start("api", func() error { return s.start(ctx) })
+}
+
+func (s *Server) start(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
@@ -262,8 +268,11 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.WithError(err).Error("api: server stopped serving")
 		}
 	}()
-	s.srv, s.done, s.addr = srv, done, ln.Addr().String()
-	s.log.WithField("addr", s.addr).Info("api: listening")
+	s.srv, s.done = srv, done
+	s.mu.Lock()
+	s.addr = ln.Addr().String()
+	s.mu.Unlock()
+	s.log.WithField("addr", ln.Addr().String()).Info("api: listening")
 	return nil
 }
 
@@ -277,21 +286,19 @@ func (s *Server) Addr() string {
 
 // Stop shuts the server down gracefully, waiting for requests in flight
 // until ctx ends (then it closes the remaining connections). It is safe to
-// call twice and before Start; a stopped server cannot be started again.
+// call twice and before Start (startstop.Lifecycle); a stopped server
+// cannot be started again.
 func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	srv, done := s.srv, s.done
-	s.srv, s.stopped = nil, true
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	if err := srv.Shutdown(ctx); err != nil {
-		_ = srv.Close()
+	return s.life.Stop(ctx, "api", s.stop)
+}
+
+func (s *Server) stop(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
 		return fmt.Errorf("api: graceful shutdown: %w (remaining connections were closed)", err)
 	}
 	select {
-	case <-done:
+	case <-s.done:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("api: waiting for the server to stop: %w", ctx.Err())

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/store"
 )
 
@@ -35,17 +36,19 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	st, err := store.New(rdb, store.Config{Cipher: cipher})
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
+	stCfg.Cipher = cipher
+	st, err := store.New(rdb, stCfg)
 	if err != nil {
 		log.Fatal(err)
 	}
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{
-		APIKeys:     []string{"demo-key"},
-		Datasources: func() []string { return []string{"sandbox"} },
-		Logger:      quiet,
-	})
+	cfg := api.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.APIKeys = []string{"demo-key"}
+	cfg.Datasources = func() []string { return []string{"sandbox"} }
+	cfg.Logger = quiet
+	srv, err := api.New(st, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

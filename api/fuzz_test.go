@@ -118,7 +118,7 @@ func fixture(t *testing.T, e *env, status checks.ConnectionStatus) (store.Connec
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := createConnection(t, e.st, co.ID, "user_good")
+	c := createConnection(t, e, co.ID, "user_good")
 	recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "A-1"}, {Number: "A-2"}}})
 	if status != checks.ConnConnected {
 		recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: status})

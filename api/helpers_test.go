@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/tasks"
@@ -54,6 +55,7 @@ const publicURL = "https://checkd.example.com"
 // real redis-server (newRealEnv).
 type env struct {
 	t    testing.TB
+	te   *testenv.Env
 	mr   *miniredis.Miniredis // nil on real Redis
 	rdb  redis.UniversalClient
 	st   *store.Store
@@ -105,29 +107,36 @@ func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
 	return s
 }
 
-func newStore(tb testing.TB, rdb redis.UniversalClient, clk clock.Clock) *store.Store {
-	tb.Helper()
-	return storetest.New(tb, rdb, store.Config{Clock: clk})
+// testConfig is checkd's default API configuration on a free port, with
+// the test key, the test datasources and a quiet logger, changed by each
+// of mods.
+func testConfig(mods ...func(*api.Config)) api.Config {
+	cfg := api.ConfigFrom(configs.Default())
+	cfg.Addr, cfg.APIKeys, cfg.Datasources = "127.0.0.1:0", []string{testKey}, datasources
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	cfg.Logger = quiet
+	for _, m := range mods {
+		m(&cfg)
+	}
+	return cfg
 }
 
 // newEnv is an API over miniredis with a recording enqueuer and a link
 // signer and no queue inspector; opts adjust its config.
 func newEnv(tb testing.TB, opts ...func(*api.Config)) *env {
 	tb.Helper()
-	mr := miniredis.RunT(tb)
 	// No retries: a test that stops Redis wants the failure at once.
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
-	tb.Cleanup(func() { _ = rdb.Close() })
-	clk := clock.NewFake(testNow)
-	st := newStore(tb, rdb, clk)
+	te := testenv.New(tb, testenv.Options{Start: testNow, MiniOptions: func(o *redis.Options) { o.MaxRetries = -1 }})
+	rdb, clk, st := te.Redis, te.Clock, te.Store
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
-	e := &env{t: tb, mr: mr, rdb: rdb, st: st, clk: clk, logs: hook, dump: mr.Dump,
+	e := &env{t: tb, te: te, mr: te.Mini, rdb: rdb, st: st, clk: clk, logs: hook, dump: te.Mini.Dump,
 		links: newSigner(tb, clk), enq: &fakeEnqueuer{}}
-	cfg := api.Config{
-		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
-		MaxBodyBytes: 4096, Enqueuer: e.enq, Links: e.links, PublicURL: publicURL,
-	}
+	cfg := testConfig(func(c *api.Config) {
+		c.APIKeys, c.Logger, c.Clock, c.MaxBodyBytes = []string{testKey, otherKey}, logger, clk, 4096
+		c.Enqueuer, c.Links, c.PublicURL = e.enq, e.links, publicURL
+	})
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -143,23 +152,22 @@ func newEnv(tb testing.TB, opts ...func(*api.Config)) *env {
 // redis-server, with a real asynq client and inspector on that database.
 func newRealEnv(tb testing.TB) *env {
 	tb.Helper()
-	rdb := redistest.Start(tb).Client(tb)
-	clk := clock.NewFake(testNow)
-	st := newStore(tb, rdb, clk)
+	te := testenv.New(tb, testenv.Options{Redis: redistest.Start(tb).Client(tb), Start: testNow})
+	rdb, clk, st := te.Redis, te.Clock, te.Store
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
 	// Both share rdb, which the harness closes; asynq never closes a
 	// client it was handed.
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	e := &env{t: tb, rdb: rdb, st: st, clk: clk, logs: hook, links: newSigner(tb, clk), insp: insp}
+	e := &env{t: tb, te: te, rdb: rdb, st: st, clk: clk, logs: hook, links: newSigner(tb, clk), insp: insp}
 	e.dump = func() string { return snapshot(tb, rdb) }
-	srv, err := api.New(st, api.Config{
-		APIKeys: []string{testKey, otherKey}, Datasources: datasources, Logger: logger, Clock: clk,
-		MaxBodyBytes: 4096, Enqueuer: asynq.NewClientFromRedisClient(rdb), Inspector: insp,
-		Links: e.links, PublicURL: publicURL + "/", // the trailing slash is dropped
+	srv, err := api.New(st, testConfig(func(c *api.Config) {
+		c.APIKeys, c.Logger, c.Clock, c.MaxBodyBytes = []string{testKey, otherKey}, logger, clk, 4096
+		c.Enqueuer, c.Inspector = asynq.NewClientFromRedisClient(rdb), insp
+		c.Links, c.PublicURL = e.links, publicURL+"/" // the trailing slash is dropped
 		// Options reach the task, but never move it off the critical queue.
-		TaskOptions: []asynq.Option{asynq.MaxRetry(2), asynq.Queue(tasks.QueueLow)},
-	})
+		c.TaskOptions = []asynq.Option{asynq.MaxRetry(2), asynq.Queue(tasks.QueueLow)}
+	}))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -241,28 +249,17 @@ func decodeAs[T any](tb testing.TB, w *httptest.ResponseRecorder) T {
 	return v
 }
 
-func (e *env) company(name string) store.Company {
-	e.t.Helper()
-	co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: name})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return co
-}
+func (e *env) company(name string) store.Company { return e.te.Company(e.t, name) }
 
 func (e *env) connection(companyID, username string) store.Connection {
-	e.t.Helper()
-	return createConnection(e.t, e.st, companyID, username)
+	return createConnection(e.t, e, companyID, username)
 }
 
-func createConnection(tb testing.TB, st *store.Store, companyID, username string) store.Connection {
-	tb.Helper()
-	c, err := st.CreateConnection(context.Background(), store.NewConnection{CompanyID: companyID, Datasource: "sandbox",
+// createConnection creates a sandbox connection named "conn " + username
+// with the password secret.
+func createConnection(tb testing.TB, e *env, companyID, username string) store.Connection {
+	return e.te.Connection(tb, store.NewConnection{CompanyID: companyID, Datasource: "sandbox",
 		Name: "conn " + username, Credentials: checks.Credentials{Username: username, Password: secret}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
 }
 
 var attempts atomic.Int64

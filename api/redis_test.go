@@ -3,18 +3,15 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/testing/redistest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
@@ -23,12 +20,9 @@ import (
 // worker records them), then list by status, read details and history.
 func TestRealRedisFlow(t *testing.T) {
 	t.Parallel()
-	rdb := redistest.Start(t).Client(t)
-	clk := clock.NewFake(testNow)
-	st := newStore(t, rdb, clk)
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{Addr: "127.0.0.1:0", APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet, Clock: clk})
+	te := testenv.New(t, testenv.Options{Redis: redistest.Start(t).Client(t), Start: testNow})
+	clk, st := te.Clock, te.Store
+	srv, err := api.New(st, testConfig(func(c *api.Config) { c.Clock = clk }))
 	if err != nil {
 		t.Fatal(err)
 	}

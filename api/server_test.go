@@ -9,35 +9,34 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
-	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	mr := miniredis.RunT(t)
-	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
+	st := testenv.New(t, testenv.Options{}).Store
 	for _, tc := range []struct {
-		name string
-		st   *store.Store
-		cfg  api.Config
-		want string
+		name   string
+		st     *store.Store
+		modify func(*api.Config)
+		want   string
 	}{
-		{"no store", nil, api.Config{APIKeys: []string{"k"}, Datasources: datasources}, "store is required"},
-		{"no keys", st, api.Config{Datasources: datasources}, "CHECKD_API_KEYS"},
-		{"empty key", st, api.Config{APIKeys: []string{"k", " "}, Datasources: datasources}, "API key 2 of 2 is empty"},
-		{"no datasources", st, api.Config{APIKeys: []string{"k"}}, "Datasources is required"},
-		{"public URL without scheme", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "checkd.example.com"}, "PublicURL"},
-		{"public URL with query", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "https://x.example/?a=1"}, "PublicURL"},
-		{"public URL of another scheme", st, api.Config{APIKeys: []string{"k"}, Datasources: datasources, PublicURL: "ftp://x.example"}, "PublicURL"},
+		{"no store", nil, func(*api.Config) {}, "store is required"},
+		{"no keys", st, func(c *api.Config) { c.APIKeys = nil }, "CHECKD_API_KEYS"},
+		{"empty key", st, func(c *api.Config) { c.APIKeys = []string{"k", " "} }, "API key 2 of 2 is empty"},
+		{"no datasources", st, func(c *api.Config) { c.Datasources = nil }, "Datasources is required"},
+		{"no address", st, func(c *api.Config) { c.Addr = "" }, "Config.Addr"},
+		{"no body limit", st, func(c *api.Config) { c.MaxBodyBytes = 0 }, "Config.MaxBodyBytes"},
+		{"public URL without scheme", st, func(c *api.Config) { c.PublicURL = "checkd.example.com" }, "PublicURL"},
+		{"public URL with query", st, func(c *api.Config) { c.PublicURL = "https://x.example/?a=1" }, "PublicURL"},
+		{"public URL of another scheme", st, func(c *api.Config) { c.PublicURL = "ftp://x.example" }, "PublicURL"},
 	} {
-		srv, err := api.New(tc.st, tc.cfg)
+		srv, err := api.New(tc.st, testConfig(tc.modify))
 		if err == nil || srv != nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: New = %v, %v; want an error mentioning %q", tc.name, srv, err, tc.want)
 		}
@@ -52,11 +51,8 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("Stop before Start: %v", err)
 	}
 
-	mr := miniredis.RunT(t)
-	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{Addr: "127.0.0.1:0", APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet})
+	st := testenv.New(t, testenv.Options{}).Store
+	srv, err := api.New(st, testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +80,7 @@ func TestStartStop(t *testing.T) {
 	}
 
 	// A second server on the same address fails fast and says so.
-	taken, err := api.New(st, api.Config{Addr: addr, APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet})
+	taken, err := api.New(st, testConfig(func(c *api.Config) { c.Addr = addr }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,11 +286,8 @@ func TestStoreFailures(t *testing.T) {
 
 func TestStopWithRequestInFlight(t *testing.T) {
 	t.Parallel()
-	mr := miniredis.RunT(t)
-	st := newStore(t, redis.NewClient(&redis.Options{Addr: mr.Addr()}), clock.Real{})
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	srv, err := api.New(st, api.Config{Addr: "127.0.0.1:0", APIKeys: []string{testKey}, Datasources: datasources, Logger: quiet})
+	st := testenv.New(t, testenv.Options{}).Store
+	srv, err := api.New(st, testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,11 +8,22 @@
 //  3. the environment: CHECKD_REDIS_URL, CHECKD_HTTP_ADDR, CHECKD_API_KEYS
 //     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_CHECK_INTERVAL,
 //     CHECKD_TICK, CHECKD_ROLES (comma-separated), CHECKD_LOG_LEVEL,
-//     CHECKD_CHECKER_ALLOW_HTTP and CHECKD_DATASOURCE_<NAME>_SECRET (for
-//     each configured datasource). An empty variable is ignored.
+//     CHECKD_PUBLIC_URL, CHECKD_METRICS_ADDR, CHECKD_DASHBOARD_PASSWORD and
+//     CHECKD_CHECKER_ALLOW_HTTP (the Env constants), and
+//     CHECKD_DATASOURCE_<NAME>_SECRET for each configured datasource. An
+//     empty variable is ignored.
 //
 // Unknown YAML fields are errors (a typo must not silently fall back to a
 // default), and every problem of a configuration is reported at once.
+//
+// checkd.yaml is the only place a default is written. The parts take a
+// complete configuration and refuse a zero value that means nothing (their
+// New names the field); each reads its own section through one mapping:
+// Config.StoreConfig (here, since configs imports store to check keys and
+// names), scheduler.ConfigFrom, worker.ConfigFrom, api.ConfigFrom and
+// dashboard.OptionsFrom. Where zero means "off" or "none" the file says
+// so (worker.emptyQueueRecheck, store.checkBatchWindow: 0s;
+// scheduler.maxRetry: 0), and the value reaches the part as written.
 package configs
 
 import (
@@ -25,6 +36,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,6 +107,8 @@ type Config struct {
 	RedisURL string `yaml:"redisURL"`
 	// HTTPAddr is where the API listens.
 	HTTPAddr string `yaml:"httpAddr"`
+	// MaxBodyBytes bounds a request body the API reads.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 	// APIKeys are accepted in the X-API-Key header.
 	APIKeys []string `yaml:"apiKeys"`
 	// EncryptionKey encrypts credentials at rest: 32 bytes as 64 hex
@@ -152,7 +166,8 @@ type Worker struct {
 	// ShutdownTimeout is how long running checks may finish on stop.
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// EmptyQueueRecheck is how long a queue found empty is not asked again
-	// while another queue hands out tasks (worker.Config); 0 turns it off.
+	// while another queue hands out tasks (worker.Config); 0 is off: every
+	// dequeue asks Redis, as asynq alone does.
 	EmptyQueueRecheck time.Duration `yaml:"emptyQueueRecheck"`
 }
 
@@ -187,6 +202,12 @@ type Store struct {
 	EventsMaxLen int64 `yaml:"eventsMaxLen"`
 	// AutoTrack tracks newly discovered accounts at once (demos).
 	AutoTrack bool `yaml:"autoTrack"`
+	// QueuedTTL bounds how long a connection counts as having a check
+	// queued or running.
+	QueuedTTL time.Duration `yaml:"queuedTTL"`
+	// CheckBatchWindow is how long a check's store call waits for others
+	// to share its round trip (store.Config); 0 is off: never wait.
+	CheckBatchWindow time.Duration `yaml:"checkBatchWindow"`
 }
 
 // Log configures logging.
@@ -239,6 +260,15 @@ func (c Config) Redacted() Config {
 		}
 	}
 	return out
+}
+
+// StoreConfig returns the store's settings: store.New's Config without the
+// Cipher and Clock, which the caller adds. (The other parts map their own
+// sections, scheduler.ConfigFrom and the like; this one lives here because
+// configs imports store to validate keys and names.)
+func (c Config) StoreConfig() store.Config {
+	return store.Config{Interval: c.CheckInterval, HistoryLimit: c.Store.HistoryLimit, EventsMaxLen: c.Store.EventsMaxLen,
+		AutoTrack: c.Store.AutoTrack, QueuedTTL: c.Store.QueuedTTL, CheckBatchWindow: c.Store.CheckBatchWindow}
 }
 
 // Default returns the embedded production defaults.
@@ -348,48 +378,52 @@ func decode(data []byte, c *Config) error {
 	return nil
 }
 
-// applyEnv overrides c with the CHECKD_* environment variables and lists
-// the values it could not read (which leave c's value as it was).
+// envVars are the environment variables Load reads, each with how it sets
+// its field; set fails on a value it cannot read.
+var envVars = []struct {
+	name string
+	set  func(c *Config, v string) error
+}{
+	{EnvRedisURL, func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	{EnvHTTPAddr, func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+	{EnvAPIKeys, func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
+	{EnvEncryptionKey, func(c *Config, v string) error { c.EncryptionKey = v; return nil }},
+	{EnvCheckInterval, func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%s=%q is not a duration (use e.g. 168h, 10m)", EnvCheckInterval, v)
+		}
+		c.CheckInterval = d
+		return nil
+	}},
+	{EnvTick, func(c *Config, v string) error { c.Tick = v; return nil }},
+	{EnvRoles, func(c *Config, v string) error { c.Roles = splitList(v); return nil }},
+	{EnvLogLevel, func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{EnvPublicURL, func(c *Config, v string) error { c.PublicURL = v; return nil }},
+	{EnvMetricsAddr, func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
+	{EnvDashboardPass, func(c *Config, v string) error { c.Dashboard.Password = v; return nil }},
+	{EnvCheckerAllowHTTP, func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%s=%q is not true or false", EnvCheckerAllowHTTP, v)
+		}
+		c.Checkers.AllowHTTP = b
+		return nil
+	}},
+}
+
+// applyEnv overrides c with the CHECKD_* environment variables that are set
+// and lists the values it could not read (which leave c's value as it was).
 func (c *Config) applyEnv(getenv func(string) string) problems {
 	var p problems
-	if v := getenv(EnvRedisURL); v != "" {
-		c.RedisURL = v
-	}
-	if v := getenv(EnvHTTPAddr); v != "" {
-		c.HTTPAddr = v
-	}
-	if v := getenv(EnvAPIKeys); v != "" {
-		c.APIKeys = splitList(v)
-	}
-	if v := getenv(EnvEncryptionKey); v != "" {
-		c.EncryptionKey = v
-	}
-	if v := getenv(EnvCheckInterval); v != "" {
-		if d, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
-			p.add("%s=%q is not a duration (use e.g. 168h, 10m)", EnvCheckInterval, v)
-		} else {
-			c.CheckInterval = d
+	for _, e := range envVars {
+		if v := getenv(e.name); v != "" {
+			if err := e.set(c, v); err != nil {
+				p.add("%v", err)
+			}
 		}
 	}
-	if v := getenv(EnvTick); v != "" {
-		c.Tick = v
-	}
-	if v := getenv(EnvRoles); v != "" {
-		c.Roles = splitList(v)
-	}
-	if v := getenv(EnvLogLevel); v != "" {
-		c.Log.Level = v
-	}
-	if v := getenv(EnvPublicURL); v != "" {
-		c.PublicURL = v
-	}
-	if v := getenv(EnvMetricsAddr); v != "" {
-		c.MetricsAddr = v
-	}
-	if v := getenv(EnvDashboardPass); v != "" {
-		c.Dashboard.Password = v
-	}
-	c.applyDatasourceEnv(getenv, &p)
+	c.applyDatasourceSecrets(getenv)
 	return p
 }
 
@@ -449,10 +483,26 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// problems lists what Validate reports.
+// problems lists what Validate reports, section by section.
 func (c Config) problems() problems {
 	var p problems
+	c.serviceProblems(&p)
+	c.roleProblems(&p)
+	c.Worker.problems(&p)
+	c.Scheduler.problems(&p, c.Worker)
+	if c.Sandbox.Latency < 0 {
+		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
+	}
+	c.datasourceProblems(&p)
+	c.Store.problems(&p)
+	c.Log.problems(&p)
+	c.Demo.problems(&p)
+	return p
+}
 
+// serviceProblems checks the top-level settings of what the process
+// talks to and serves: Redis, its listeners, keys and links.
+func (c Config) serviceProblems(p *problems) {
 	if c.RedisURL != "" {
 		if _, err := redis.ParseURL(c.RedisURL); err != nil {
 			p.add("redisURL (%s) is not a Redis URL: %v; want redis://[user:password@]host:port/db or rediss://...", EnvRedisURL, urlError(err))
@@ -462,6 +512,9 @@ func (c Config) problems() problems {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			p.add("httpAddr (%s) %q is not host:port, e.g. 127.0.0.1:8080", EnvHTTPAddr, c.HTTPAddr)
 		}
+	}
+	if c.MaxBodyBytes <= 0 {
+		p.add("maxBodyBytes is %d; it must be positive (default 1048576)", c.MaxBodyBytes)
 	}
 	for i, k := range c.APIKeys {
 		if len(k) < MinAPIKeyLen {
@@ -486,6 +539,11 @@ func (c Config) problems() problems {
 	if c.LinkTTL < time.Minute || c.LinkTTL > 30*24*time.Hour {
 		p.add("linkTTL is %s; use between 1m and 720h (default 24h)", c.LinkTTL)
 	}
+}
+
+// roleProblems checks what the process does and how often: the check
+// interval, the scheduler's tick and the roles.
+func (c Config) roleProblems(p *problems) {
 	if c.CheckInterval < time.Second {
 		p.add("checkInterval (%s) is %s; use at least 1s (production: 168h)", EnvCheckInterval, c.CheckInterval)
 	}
@@ -509,8 +567,9 @@ func (c Config) problems() problems {
 		}
 		seen[r] = true
 	}
+}
 
-	w := c.Worker
+func (w Worker) problems(p *problems) {
 	p.positive("worker.concurrency", w.Concurrency)
 	p.positiveDur("worker.checkTimeout", w.CheckTimeout)
 	p.positiveDur("worker.shutdownTimeout", w.ShutdownTimeout)
@@ -529,8 +588,11 @@ func (c Config) problems() problems {
 			p.add("worker.queues lacks queue %q: its checks would never run", q)
 		}
 	}
+}
 
-	s := c.Scheduler
+// problems checks the scheduler section; w is the worker section, whose
+// check timeout a task's timeout must exceed.
+func (s Scheduler) problems(p *problems, w Worker) {
 	p.positive("scheduler.batchSize", s.BatchSize)
 	p.positive("scheduler.maxPerTick", s.MaxPerTick)
 	p.positiveDur("scheduler.lease", s.Lease)
@@ -545,27 +607,33 @@ func (c Config) problems() problems {
 	if s.MaxRetry < 0 {
 		p.add("scheduler.maxRetry is %d; use 0 or more", s.MaxRetry)
 	}
+}
 
-	c.datasourceProblems(&p)
-	if c.Sandbox.Latency < 0 {
-		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
+func (s Store) problems(p *problems) {
+	p.positive("store.historyLimit", s.HistoryLimit)
+	if s.EventsMaxLen <= 0 {
+		p.add("store.eventsMaxLen is %d; it must be positive", s.EventsMaxLen)
 	}
-	p.positive("store.historyLimit", c.Store.HistoryLimit)
-	if c.Store.EventsMaxLen <= 0 {
-		p.add("store.eventsMaxLen is %d; it must be positive", c.Store.EventsMaxLen)
+	p.positiveDur("store.queuedTTL", s.QueuedTTL)
+	if s.CheckBatchWindow < 0 {
+		p.add("store.checkBatchWindow is %s; use 0s (never wait) or more", s.CheckBatchWindow)
 	}
+}
 
-	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
-		p.add("log.level (%s) %q is not a level; use trace, debug, info, warn or error", EnvLogLevel, c.Log.Level)
+func (l Log) problems(p *problems) {
+	if _, err := logrus.ParseLevel(l.Level); err != nil {
+		p.add("log.level (%s) %q is not a level; use trace, debug, info, warn or error", EnvLogLevel, l.Level)
 	}
-	switch c.Log.Format {
+	switch l.Format {
 	case FormatAuto, FormatJSON, FormatText:
 	default:
-		p.add("log.format %q is not auto, json or text", c.Log.Format)
+		p.add("log.format %q is not auto, json or text", l.Format)
 	}
+}
 
+func (d Demo) problems(p *problems) {
 	total := 0
-	for i, co := range c.Demo.Companies {
+	for i, co := range d.Companies {
 		if strings.TrimSpace(co.Name) == "" || len(co.Name) > store.MaxNameLen {
 			p.add("demo.companies[%d].name is required and at most %d bytes", i, store.MaxNameLen)
 		}
@@ -583,7 +651,6 @@ func (c Config) problems() problems {
 	if total > MaxDemoConnections {
 		p.add("demo has %d connections; at most %d", total, MaxDemoConnections)
 	}
-	return p
 }
 
 type problems []string

@@ -27,6 +27,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{
 		HTTPAddr:      "127.0.0.1:8080",
+		MaxBodyBytes:  1 << 20,
 		CheckInterval: 168 * time.Hour,
 		Tick:          "@every 1m",
 		Roles:         []string{RoleScheduler, RoleWorker, RoleAPI},
@@ -34,7 +35,7 @@ func TestDefaults(t *testing.T) {
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second, EmptyQueueRecheck: 5 * time.Millisecond},
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
-		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000},
+		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
 		Log:       Log{Level: "info", Format: FormatAuto},
 		LinkTTL:   24 * time.Hour,
 		Dashboard: Dashboard{User: "admin"},
@@ -247,6 +248,9 @@ func TestInvalid(t *testing.T) {
 		{"long empty queue recheck", "worker:\n  emptyQueueRecheck: 2s\n", nil, "between 0 (off) and 1s"},
 		{"negative latency", "sandbox:\n  latency: -1s\n", nil, "sandbox.latency is -1s"},
 		{"zero history", "store:\n  historyLimit: 0\n", nil, "store.historyLimit is 0"},
+		{"zero queued ttl", "store:\n  queuedTTL: 0s\n", nil, "store.queuedTTL is 0s"},
+		{"negative batch window", "store:\n  checkBatchWindow: -1ms\n", nil, "store.checkBatchWindow is -1ms"},
+		{"zero body limit", "maxBodyBytes: 0\n", nil, "maxBodyBytes is 0"},
 		{"bad level", "log:\n  level: loud\n", nil, `log.level (CHECKD_LOG_LEVEL) "loud"`},
 		{"bad format", "log:\n  format: xml\n", nil, `log.format "xml"`},
 		{"demo without name", "demo:\n  companies: [{connections: {user_good: 1}}]\n", nil, "demo.companies[0].name is required"},
@@ -412,4 +416,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the config:\n got %+v\nwant %+v", got, c)
 		}
 	})
+}
+
+// TestOffValues: the settings whose zero means "off" or "none" accept it,
+// and it reaches the Config as written (no translation).
+func TestOffValues(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("worker:\n  emptyQueueRecheck: 0s\nscheduler:\n  maxRetry: 0\nstore:\n  checkBatchWindow: 0s\nsandbox:\n  latency: 0s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Worker.EmptyQueueRecheck != 0 || c.Scheduler.MaxRetry != 0 || c.Store.CheckBatchWindow != 0 || c.Sandbox.Latency != 0 {
+		t.Errorf("off values changed on the way: %+v %+v %+v %+v", c.Worker, c.Scheduler, c.Store, c.Sandbox)
+	}
 }

@@ -3,7 +3,6 @@ package configs
 import (
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -69,16 +68,9 @@ func (c Config) DatasourceNames() []string {
 	return out
 }
 
-// applyDatasourceEnv reads the checker switch and each configured
-// datasource's secret from the environment.
-func (c *Config) applyDatasourceEnv(getenv func(string) string, p *problems) {
-	if v := getenv(EnvCheckerAllowHTTP); v != "" {
-		if b, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
-			p.add("%s=%q is not true or false", EnvCheckerAllowHTTP, v)
-		} else {
-			c.Checkers.AllowHTTP = b
-		}
-	}
+// applyDatasourceSecrets reads each configured datasource's secret from
+// the environment.
+func (c *Config) applyDatasourceSecrets(getenv func(string) string) {
 	for name, ds := range c.Datasources {
 		if v := getenv(EnvDatasourceSecret(name)); v != "" {
 			ds.Secret = v

@@ -16,7 +16,6 @@ import (
 
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
-	"github.com/checkd/checkd/store"
 )
 
 // The sweep benchmarks run on a real redis-server (redistest), where the
@@ -105,7 +104,7 @@ func seedDue(b *testing.B, rdb *redis.Client, ids []string, at time.Time) {
 // benchEnv returns a store and an asynq client on a flushed real Redis.
 func benchEnv(b *testing.B) (*env, *asynq.Client) {
 	b.Helper()
-	e := newEnvOn(b, redistest.Start(b).Client(b), store.DefaultInterval)
+	e := newEnvOn(b, redistest.Start(b).Client(b), defaultInterval)
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	return e, client
 }
@@ -115,7 +114,7 @@ func BenchmarkSweep(b *testing.B) {
 	n := benchN(b)
 	e, client := benchEnv(b)
 	ids := randomIDs(n, 1)
-	s := mustNew(b, e.st, client, Config{MaxPerTick: n})
+	s := mustNew(b, e.st, client, func(c *Config) { c.MaxPerTick = n })
 	ctx := context.Background()
 	var elapsed time.Duration
 	cpu := &cpuMeter{rdb: e.rdb}
@@ -144,12 +143,13 @@ func BenchmarkSweep(b *testing.B) {
 }
 
 // BenchmarkRawEnqueue: one op enqueues the same N tasks straight through
-// asynq.Client with DefaultEnqueueConcurrency goroutines.
+// asynq.Client with the scheduler's default EnqueueConcurrency goroutines.
 func BenchmarkRawEnqueue(b *testing.B) {
 	n := benchN(b)
 	e, client := benchEnv(b)
 	ids := randomIDs(n, 1)
-	opts := []asynq.Option{asynq.Queue(tasks.QueueDefault), asynq.Timeout(DefaultTaskTimeout), asynq.MaxRetry(DefaultMaxRetry)}
+	cfg := testConfig()
+	opts := []asynq.Option{asynq.Queue(cfg.Queue), asynq.Timeout(cfg.TaskTimeout), asynq.MaxRetry(cfg.MaxRetry)}
 	ctx := context.Background()
 	var elapsed time.Duration
 	cpu := &cpuMeter{rdb: e.rdb}
@@ -163,7 +163,7 @@ func BenchmarkRawEnqueue(b *testing.B) {
 		began := time.Now()
 		var next, failed atomic.Int64
 		var wg sync.WaitGroup
-		for range DefaultEnqueueConcurrency {
+		for range cfg.EnqueueConcurrency {
 			wg.Go(func() {
 				for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 					task, err := tasks.NewCheckTask(ids[i], t0, tasks.ReasonScheduled, opts...)
@@ -194,7 +194,7 @@ func BenchmarkRawEnqueue(b *testing.B) {
 func BenchmarkTickNothingDue(b *testing.B) {
 	e, client := benchEnv(b)
 	seedDue(b, e.rdb, randomIDs(100_000, 2), t0.Add(time.Hour))
-	s := mustNew(b, e.st, client, Config{})
+	s := mustNew(b, e.st, client)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

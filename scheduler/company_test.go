@@ -45,7 +45,7 @@ func TestInactiveCompanyMonth(t *testing.T) {
 		t.Fatalf("deactivate: %+v %v", res, err)
 	}
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Clock: e.clk, MaxPerTick: 2 * n})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Clock, c.MaxPerTick = e.clk, 2*n })
 	others := map[string]int{}
 	for now := e.clk.Now().Add(tick); now.Before(t0.Add(30 * 24 * time.Hour)); now = now.Add(tick) {
 		e.clk.Set(now)

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
@@ -30,9 +31,11 @@ func ExampleScheduler_Tick() {
 
 	ctx := context.Background()
 	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	ci, _ := store.NewCipher(key)
-	st, err := store.New(rdb, store.Config{Cipher: ci, Clock: clk})
+	stCfg.Cipher, _ = store.NewCipher(key)
+	stCfg.Clock = clk
+	st, err := store.New(rdb, stCfg)
 	if err != nil {
 		panic(err)
 	}
@@ -45,7 +48,9 @@ func ExampleScheduler_Tick() {
 	client := asynq.NewClientFromRedisClient(rdb)
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	s, err := scheduler.New(st, client, scheduler.Config{Clock: clk, Logger: quiet})
+	cfg := scheduler.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.Clock, cfg.Logger = clk, quiet
+	s, err := scheduler.New(st, client, cfg)
 	if err != nil {
 		panic(err)
 	}

@@ -3,108 +3,73 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
-
-	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-// t0 is the simulated start of every test: a Monday.
-var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+// defaultInterval is checkd's default check interval, which most tests run
+// with.
+var defaultInterval = configs.Default().CheckInterval
 
-// env is a store on a fresh Redis with a fake clock.
+// t0 is the simulated start of every test: a Monday.
+var t0 = testenv.T0
+
+// env is a store on a fresh Redis with a fake clock (testenv.Env, under
+// the names these tests use).
 type env struct {
 	rdb *redis.Client
 	st  *store.Store
 	clk *clock.Fake
+	te  *testenv.Env
 }
 
 // newEnv returns an env on its own miniredis.
 func newEnv(tb testing.TB, interval time.Duration) *env {
 	tb.Helper()
-	mr := miniredis.RunT(tb)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: 64})
-	tb.Cleanup(func() { _ = rdb.Close() })
-	return newEnvOn(tb, rdb, interval)
+	return wrapEnv(testenv.New(tb, testenv.Options{MiniOptions: func(o *redis.Options) { o.PoolSize = 64 },
+		Store: func(c *store.Config) { c.Interval = interval }}))
 }
 
 // newEnvOn returns an env over rdb.
 func newEnvOn(tb testing.TB, rdb *redis.Client, interval time.Duration) *env {
 	tb.Helper()
-	clk := clock.NewFake(t0)
-	return &env{rdb: rdb, st: storetest.New(tb, rdb, store.Config{Clock: clk, Interval: interval}), clk: clk}
+	return wrapEnv(testenv.New(tb, testenv.Options{Redis: rdb, Store: func(c *store.Config) { c.Interval = interval }}))
 }
+
+func wrapEnv(te *testenv.Env) *env { return &env{rdb: te.Redis, st: te.Store, clk: te.Clock, te: te} }
 
 // company creates an active company.
-func (e *env) company(tb testing.TB, name string) store.Company {
-	tb.Helper()
-	co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: name})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return co
-}
+func (e *env) company(tb testing.TB, name string) store.Company { return e.te.Company(tb, name) }
 
-// connection creates a PENDING connection of co at the fake clock's time.
+// connection creates a PENDING connection of co at the fake clock's time,
+// with password "pw-" + username.
 func (e *env) connection(tb testing.TB, co store.Company, username string) store.Connection {
-	tb.Helper()
-	cn, err := e.st.CreateConnection(context.Background(), store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+	return e.te.Connection(tb, store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
 		Credentials: checks.Credentials{Username: username, Password: "pw-" + username}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cn
 }
 
 // connections creates n connections of co, in parallel.
 func (e *env) connections(tb testing.TB, co store.Company, n int) []store.Connection {
-	tb.Helper()
-	out := make([]store.Connection, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	const par = 8
-	for w := range par {
-		wg.Go(func() {
-			for i := w; i < n; i += par {
-				cn, err := e.st.CreateConnection(context.Background(), store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
-					Credentials: checks.Credentials{Username: fmt.Sprintf("user_%d", i), Password: "secret"}})
-				if err != nil {
-					errs <- err
-					return
-				}
-				out[i] = cn
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		tb.Fatal(err)
-	}
-	return out
+	return e.te.Connections(tb, co.ID, n)
 }
 
 // quietLogger discards logs (tests assert on stats, not on log lines).
-func quietLogger() logrus.FieldLogger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
+func quietLogger() logrus.FieldLogger { return testenv.QuietLogger() }
 
 // recorder is an Enqueuer that records every call. With next set it
 // forwards to it (a real asynq client); without, it behaves like asynq's
@@ -187,11 +152,21 @@ func (r *recorder) distinct() int {
 	return len(r.ids)
 }
 
-// mustNew returns a scheduler or fails the test.
-func mustNew(tb testing.TB, st *store.Store, enq Enqueuer, cfg Config) *Scheduler {
+// testConfig is checkd's default scheduler configuration with a quiet
+// logger.
+func testConfig() Config {
+	cfg := ConfigFrom(configs.Default())
+	cfg.Logger = quietLogger()
+	return cfg
+}
+
+// mustNew returns a scheduler with testConfig changed by each of mods, or
+// fails the test.
+func mustNew(tb testing.TB, st *store.Store, enq Enqueuer, mods ...func(*Config)) *Scheduler {
 	tb.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+	cfg := testConfig()
+	for _, m := range mods {
+		m(&cfg)
 	}
 	s, err := New(st, enq, cfg)
 	if err != nil {

@@ -45,7 +45,9 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/sirupsen/logrus"
 
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 )
@@ -59,48 +61,74 @@ type Enqueuer interface {
 // the configuration layer, not by this package).
 const EnvTick = "CHECKD_TICK"
 
-// Defaults of Config.
-const (
-	DefaultSpec               = "@every 1m"
-	DefaultBatchSize          = 1000
-	DefaultMaxPerTick         = 50000
-	DefaultLease              = 5 * time.Minute
-	DefaultEnqueueConcurrency = 32
-	DefaultTaskTimeout        = 2 * time.Minute
-	DefaultMaxRetry           = 5
-)
-
-// Config tunes a Scheduler. Every zero field takes its default.
+// Config configures a Scheduler. It has no defaults: New refuses a zero
+// field unless its comment says what zero means. ConfigFrom builds one
+// from checkd's configuration (whose defaults are configs/checkd.yaml's).
 type Config struct {
 	// Spec is the tick's robfig/cron spec: "@every 1m", a descriptor such as
-	// "@hourly", or a standard 5-field spec such as "*/5 * * * *".
-	// Default DefaultSpec; the operator sets it with CHECKD_TICK.
+	// "@hourly", or a standard 5-field spec such as "*/5 * * * *" (tick;
+	// the operator sets it with CHECKD_TICK).
 	Spec string
-	// BatchSize is how many connections one claim round leases. Default 1000.
+	// BatchSize is how many connections one claim round leases
+	// (scheduler.batchSize).
 	BatchSize int
-	// MaxPerTick bounds the connections one tick claims (catch-up after
-	// downtime). Default 50000.
+	// MaxPerTick bounds the connections one tick claims, so catching up
+	// after downtime never floods the queues (scheduler.maxPerTick).
 	MaxPerTick int
 	// Lease is how long an unacknowledged claim waits before another tick
-	// takes it over (enqueue failed, or the scheduler died). It must exceed a
-	// tick's duration. Default 5m.
+	// takes it over (enqueue failed, or the scheduler died). It must exceed
+	// a tick's duration (scheduler.lease).
 	Lease time.Duration
-	// EnqueueConcurrency is the number of parallel enqueuers. Default 32 (the
-	// best count measured for raw asynq enqueues here as well).
+	// EnqueueConcurrency is the number of parallel enqueuers
+	// (scheduler.enqueueConcurrency).
 	EnqueueConcurrency int
-	// Queue receives the scheduled checks. Default tasks.QueueDefault.
+	// Queue receives the scheduled checks: tasks.QueueDefault in checkd.
 	Queue string
-	// TaskTimeout is each task's asynq.Timeout. Default 2m.
+	// TaskTimeout is each task's asynq.Timeout (scheduler.taskTimeout).
 	TaskTimeout time.Duration
-	// MaxRetry is each task's asynq.MaxRetry. Default 5; negative means 0.
+	// MaxRetry is each task's asynq.MaxRetry; 0: no retry. ConfigFrom
+	// sets tasks.AsynqMaxRetry(scheduler.maxRetry): one retry more than
+	// configured, kept for a checker's Retry-After.
 	MaxRetry int
-	// Clock gives the time of cron-driven ticks. Default clock.Real.
+	// Clock gives the time of cron-driven ticks. nil: the real clock.
 	Clock clock.Clock
-	// Logger receives tick summaries and failures. Default logrus's
-	// standard logger.
+	// Logger receives tick summaries and failures. nil: logrus's standard
+	// logger.
 	Logger logrus.FieldLogger
 	// OnTick, when set, is called after every tick with its stats (metrics).
 	OnTick func(TickStats)
+}
+
+// ConfigFrom returns the scheduler's settings in a checkd configuration:
+// its tick and its scheduler section, sweeping into tasks.QueueDefault
+// with tasks.AsynqMaxRetry retries. The caller adds Clock, Logger and
+// OnTick.
+func ConfigFrom(c configs.Config) Config {
+	s := c.Scheduler
+	return Config{Spec: c.Tick, BatchSize: s.BatchSize, MaxPerTick: s.MaxPerTick, Lease: s.Lease,
+		EnqueueConcurrency: s.EnqueueConcurrency, Queue: tasks.QueueDefault, TaskTimeout: s.TaskTimeout,
+		MaxRetry: tasks.AsynqMaxRetry(s.MaxRetry)}
+}
+
+// validate refuses the zero values that mean nothing, naming the field.
+func (c Config) validate() error {
+	switch {
+	case c.BatchSize <= 0:
+		return fmt.Errorf("Config.BatchSize is %d; it must be positive (configs: scheduler.batchSize)", c.BatchSize)
+	case c.MaxPerTick <= 0:
+		return fmt.Errorf("Config.MaxPerTick is %d; it must be positive (configs: scheduler.maxPerTick)", c.MaxPerTick)
+	case c.Lease <= 0:
+		return fmt.Errorf("Config.Lease is %s; it must be positive (configs: scheduler.lease)", c.Lease)
+	case c.EnqueueConcurrency <= 0:
+		return fmt.Errorf("Config.EnqueueConcurrency is %d; it must be positive (configs: scheduler.enqueueConcurrency)", c.EnqueueConcurrency)
+	case c.Queue == "":
+		return errors.New("Config.Queue is empty; name the queue of the scheduled checks (checkd's: tasks.QueueDefault)")
+	case c.TaskTimeout <= 0:
+		return fmt.Errorf("Config.TaskTimeout is %s; it must be positive (configs: scheduler.taskTimeout)", c.TaskTimeout)
+	case c.MaxRetry < 0:
+		return fmt.Errorf("Config.MaxRetry is %d; use 0 (no retry) or more (configs: scheduler.maxRetry)", c.MaxRetry)
+	}
+	return nil
 }
 
 // TickStats tells what one tick did.
@@ -134,51 +162,28 @@ type Scheduler struct {
 
 	tickMu sync.Mutex // serializes ticks of this process
 
-	mu      sync.Mutex // guards the lifecycle below
-	cron    *cron.Cron
-	cancel  context.CancelFunc
-	started bool
-	stopped bool
+	life   startstop.Lifecycle
+	cron   *cron.Cron         // set by Start
+	cancel context.CancelFunc // cancels the ticks' context
 }
 
-// New returns a scheduler over st that enqueues with enq. It fails on an
-// invalid Config.Spec.
+// New returns a scheduler over st that enqueues with enq. It fails,
+// naming the field, on an invalid Config.Spec or an incomplete Config.
 func New(st *store.Store, enq Enqueuer, cfg Config) (*Scheduler, error) {
 	if st == nil || enq == nil {
 		return nil, errors.New("scheduler: a store and an enqueuer (an *asynq.Client) are required")
 	}
 	cfg.Spec = strings.TrimSpace(cfg.Spec)
 	if cfg.Spec == "" {
-		cfg.Spec = DefaultSpec
+		return nil, fmt.Errorf("scheduler: Config.Spec (%s) is empty; give the tick's cron spec, e.g. \"@every 1m\"", EnvTick)
 	}
 	sched, err := cron.ParseStandard(cfg.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: tick spec %q (%s) is invalid: %w; use e.g. \"@every 1m\", \"@hourly\" or \"*/5 * * * *\"",
 			cfg.Spec, EnvTick, err)
 	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = DefaultBatchSize
-	}
-	if cfg.MaxPerTick <= 0 {
-		cfg.MaxPerTick = DefaultMaxPerTick
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = DefaultLease
-	}
-	if cfg.EnqueueConcurrency <= 0 {
-		cfg.EnqueueConcurrency = DefaultEnqueueConcurrency
-	}
-	if cfg.Queue == "" {
-		cfg.Queue = tasks.QueueDefault
-	}
-	if cfg.TaskTimeout <= 0 {
-		cfg.TaskTimeout = DefaultTaskTimeout
-	}
-	switch {
-	case cfg.MaxRetry == 0:
-		cfg.MaxRetry = DefaultMaxRetry
-	case cfg.MaxRetry < 0:
-		cfg.MaxRetry = 0
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -193,21 +198,20 @@ func New(st *store.Store, enq Enqueuer, cfg Config) (*Scheduler, error) {
 	}, nil
 }
 
-// Config returns the effective configuration, defaults filled in.
+// Config returns the configuration, with the Clock and Logger it uses.
 func (s *Scheduler) Config() Config { return s.cfg }
 
 // Start makes the store's weekly schedule match its interval
 // (store.EnsureSchedule: a rebuild after the interval changed, one read
 // otherwise), then runs a tick, Tick(ctx, Clock.Now()), on every occurrence
 // of Config.Spec until Stop. A tick still running when the next one is due
-// makes that one skip. A Scheduler starts once: Start fails after Start or
-// Stop.
+// makes that one skip. A Scheduler starts once (startstop.Lifecycle): Start
+// fails after Start or Stop.
 func (s *Scheduler) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started || s.stopped {
-		return errors.New("scheduler: already started or stopped; create a new Scheduler to start again")
-	}
+	return s.life.Start("scheduler", func() error { return s.start(ctx) })
+}
+
+func (s *Scheduler) start(ctx context.Context) error {
 	// The schedule is keyed by the interval: rebuild it first if the
 	// interval changed (a no-op read otherwise).
 	began := time.Now()
@@ -219,7 +223,6 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.log.WithFields(logrus.Fields{"connections": n, "interval": s.st.Interval().String(), "took": time.Since(began)}).
 			Info("rebuilt the weekly schedule for the check interval")
 	}
-	s.started = true
 	runCtx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	s.cron = cron.New(cron.WithLogger(cronLogger{s.log}), cron.WithChain(cron.Recover(cronLogger{s.log})))
@@ -249,25 +252,18 @@ func (s *Scheduler) cronTick(ctx context.Context) {
 // Stop stops the cron and waits, bounded by ctx, for a running tick to
 // finish; when ctx ends first the tick is cancelled (its unfinished
 // connections come due again after their lease) and Stop returns ctx's
-// error. It is safe to call twice and before Start.
+// error. It is safe to call twice and before Start (startstop.Lifecycle).
 func (s *Scheduler) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.started || s.stopped {
-		s.stopped = true
-		s.mu.Unlock()
-		return nil
-	}
-	s.stopped = true
-	c, cancel := s.cron, s.cancel
-	s.mu.Unlock()
+	return s.life.Stop(ctx, "scheduler", s.stop)
+}
 
-	defer cancel()
+func (s *Scheduler) stop(ctx context.Context) error {
+	defer s.cancel()
 	select {
-	case <-c.Stop().Done():
+	case <-s.cron.Stop().Done():
 		s.log.Info("scheduler stopped")
 		return nil
 	case <-ctx.Done():
-		cancel()
 		return fmt.Errorf("scheduler: stop: a tick was still running and has been cancelled: %w", ctx.Err())
 	}
 }

@@ -16,19 +16,19 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
-	"github.com/checkd/checkd/store"
 )
 
 func TestNewConfig(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	rec := &recorder{}
 	tests := []struct {
 		spec    string
 		wantErr bool
 	}{
-		{spec: "", wantErr: false}, // default
+		{spec: "", wantErr: true}, // no default: the configuration says
 		{spec: "@every 1m"},
 		{spec: "@every 90s"},
 		{spec: "@hourly"},
@@ -44,7 +44,9 @@ func TestNewConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
 			t.Parallel()
-			s, err := New(e.st, rec, Config{Spec: tc.spec, Logger: quietLogger()})
+			cfg := testConfig()
+			cfg.Spec = tc.spec
+			s, err := New(e.st, rec, cfg)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("New(%q) accepted an invalid spec", tc.spec)
@@ -57,27 +59,49 @@ func TestNewConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New(%q): %v", tc.spec, err)
 			}
-			if tc.spec == "" && s.Config().Spec != DefaultSpec {
-				t.Errorf("default spec = %q, want %q", s.Config().Spec, DefaultSpec)
+			if s.Config().Spec != tc.spec {
+				t.Errorf("spec = %q, want %q", s.Config().Spec, tc.spec)
 			}
 		})
 	}
 
-	t.Run("defaults", func(t *testing.T) {
+	t.Run("checkd.yaml", func(t *testing.T) {
 		t.Parallel()
-		s := mustNew(t, e.st, rec, Config{})
-		c := s.Config()
-		if c.BatchSize != 1000 || c.MaxPerTick != 50000 || c.Lease != 5*time.Minute || c.EnqueueConcurrency != 32 ||
-			c.Queue != tasks.QueueDefault || c.TaskTimeout != 2*time.Minute || c.MaxRetry != 5 || c.Clock == nil {
-			t.Errorf("defaults not applied: %+v", c)
+		d := configs.Default()
+		c := mustNew(t, e.st, rec).Config()
+		if c.Spec != d.Tick || c.BatchSize != d.Scheduler.BatchSize || c.MaxPerTick != d.Scheduler.MaxPerTick ||
+			c.Lease != d.Scheduler.Lease || c.EnqueueConcurrency != d.Scheduler.EnqueueConcurrency || c.Queue != tasks.QueueDefault ||
+			c.TaskTimeout != d.Scheduler.TaskTimeout || c.MaxRetry != tasks.AsynqMaxRetry(d.Scheduler.MaxRetry) || c.Clock == nil {
+			t.Errorf("ConfigFrom(configs.Default()) = %+v, want checkd.yaml's tick and scheduler section", c)
+		}
+	})
+	t.Run("incomplete", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			field  string
+			modify func(*Config)
+		}{
+			{"BatchSize", func(c *Config) { c.BatchSize = 0 }},
+			{"MaxPerTick", func(c *Config) { c.MaxPerTick = 0 }},
+			{"Lease", func(c *Config) { c.Lease = 0 }},
+			{"EnqueueConcurrency", func(c *Config) { c.EnqueueConcurrency = 0 }},
+			{"Queue", func(c *Config) { c.Queue = "" }},
+			{"TaskTimeout", func(c *Config) { c.TaskTimeout = 0 }},
+			{"MaxRetry", func(c *Config) { c.MaxRetry = -1 }},
+		} {
+			cfg := testConfig()
+			tc.modify(&cfg)
+			if _, err := New(e.st, rec, cfg); err == nil || !strings.Contains(err.Error(), "Config."+tc.field) {
+				t.Errorf("New without %s: %v, want an error naming Config.%s", tc.field, err, tc.field)
+			}
 		}
 	})
 	t.Run("nil store or enqueuer", func(t *testing.T) {
 		t.Parallel()
-		if _, err := New(nil, rec, Config{}); err == nil {
+		if _, err := New(nil, rec, testConfig()); err == nil {
 			t.Error("New accepted a nil store")
 		}
-		if _, err := New(e.st, nil, Config{}); err == nil {
+		if _, err := New(e.st, nil, testConfig()); err == nil {
 			t.Error("New accepted a nil enqueuer")
 		}
 	})
@@ -90,14 +114,17 @@ func TestTickPromptFirstCheck(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		cfg       Config
+		cfg       func(*Config) // nil: checkd's defaults
 		wantQueue string
 		wantRetry int
 		wantTO    time.Duration
 	}{
-		{name: "defaults", wantQueue: tasks.QueueDefault, wantRetry: 5, wantTO: 2 * time.Minute},
-		{name: "configured", cfg: Config{Queue: tasks.QueueLow, MaxRetry: 2, TaskTimeout: 30 * time.Second},
+		{name: "checkd.yaml", wantQueue: tasks.QueueDefault,
+			wantRetry: tasks.AsynqMaxRetry(configs.Default().Scheduler.MaxRetry), wantTO: configs.Default().Scheduler.TaskTimeout},
+		{name: "configured", cfg: func(c *Config) { c.Queue, c.MaxRetry, c.TaskTimeout = tasks.QueueLow, 2, 30*time.Second },
 			wantQueue: tasks.QueueLow, wantRetry: 2, wantTO: 30 * time.Second},
+		{name: "no retry", cfg: func(c *Config) { c.MaxRetry = 0 },
+			wantQueue: tasks.QueueDefault, wantRetry: 0, wantTO: configs.Default().Scheduler.TaskTimeout},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,7 +136,11 @@ func TestTickPromptFirstCheck(t *testing.T) {
 			e := newEnv(t, longInterval)
 			client := asynq.NewClientFromRedisClient(e.rdb)
 			insp := asynq.NewInspectorFromRedisClient(e.rdb)
-			s := mustNew(t, e.st, client, tc.cfg)
+			var mods []func(*Config)
+			if tc.cfg != nil {
+				mods = append(mods, tc.cfg)
+			}
+			s := mustNew(t, e.st, client, mods...)
 
 			st, err := s.Tick(ctx, e.clk.Now())
 			if err != nil {
@@ -181,7 +212,7 @@ func TestTickPromptFirstCheck(t *testing.T) {
 func TestTickAlreadyQueued(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	cn := e.connection(t, e.company(t, "Acme"), "bob")
 	task, err := tasks.NewCheckTask(cn.ID, cn.CreatedAt, tasks.ReasonScheduled)
@@ -191,7 +222,7 @@ func TestTickAlreadyQueued(t *testing.T) {
 	if _, err := client.EnqueueContext(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	s := mustNew(t, e.st, client, Config{})
+	s := mustNew(t, e.st, client)
 	st, err := s.Tick(ctx, e.clk.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +232,7 @@ func TestTickAlreadyQueued(t *testing.T) {
 	}
 	// Advanced to its weekly slot, which may fall anywhere in the coming
 	// week: nothing is due just before it, and it is due at it.
-	next := checks.NextSlot(cn.ID, cn.CreatedAt, store.DefaultInterval)
+	next := checks.NextSlot(cn.ID, cn.CreatedAt, defaultInterval)
 	if n, err := e.st.DueBacklog(ctx, next.Add(-time.Millisecond)); err != nil || n != 0 {
 		t.Errorf("%d connections due before the weekly slot %v (%v), want the already-queued one advanced", n, next, err)
 	}
@@ -218,7 +249,7 @@ func TestTickAlreadyQueued(t *testing.T) {
 func TestConcurrentSchedulers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	const n = 3000
 	want := map[string]bool{}   // every first check, exactly once
 	weekly := map[string]bool{} // weekly slots that came in the minute since creation
@@ -226,7 +257,7 @@ func TestConcurrentSchedulers(t *testing.T) {
 	for c := range 3 {
 		for _, cn := range e.connections(t, e.company(t, fmt.Sprint("Co", c)), n/3) {
 			want[tasks.CheckTaskID(cn.ID, cn.CreatedAt)] = true
-			if w := checks.NextSlot(cn.ID, cn.CreatedAt, store.DefaultInterval); !w.After(now) {
+			if w := checks.NextSlot(cn.ID, cn.CreatedAt, defaultInterval); !w.After(now) {
 				weekly[tasks.CheckTaskID(cn.ID, w)] = true
 			}
 		}
@@ -237,7 +268,7 @@ func TestConcurrentSchedulers(t *testing.T) {
 	var scheds []*Scheduler
 	for range 3 {
 		// Small batches so the three interleave many claim rounds.
-		scheds = append(scheds, mustNew(t, e.st, rec, Config{BatchSize: 50, EnqueueConcurrency: 4}))
+		scheds = append(scheds, mustNew(t, e.st, rec, func(c *Config) { c.BatchSize, c.EnqueueConcurrency = 50, 4 }))
 	}
 	stats := make([]TickStats, len(scheds))
 	errs := make([]error, len(scheds))
@@ -314,18 +345,18 @@ func TestConcurrentSchedulers(t *testing.T) {
 func TestBoundedCatchUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	const n, perTick = 1000, 100
 	cns := e.connections(t, e.company(t, "Acme"), n)
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{MaxPerTick: perTick, BatchSize: 30})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.MaxPerTick, c.BatchSize = perTick, 30 })
 
 	now := e.clk.Advance(time.Minute)
 	// Every first check, and the weekly slots that fell in the minute since
 	// creation (1000 connections have one about 1 time in 10).
 	want := n
 	for _, cn := range cns {
-		if !checks.NextSlot(cn.ID, cn.CreatedAt, store.DefaultInterval).After(now) {
+		if !checks.NextSlot(cn.ID, cn.CreatedAt, defaultInterval).After(now) {
 			want++
 		}
 	}
@@ -387,7 +418,7 @@ func TestFailedEnqueueComesDueAgain(t *testing.T) {
 		return nil
 	}}
 	const lease = 5 * time.Minute
-	s := mustNew(t, e.st, rec, Config{Lease: lease})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Lease = lease })
 
 	slot := e.clk.Now() // the connections were created, so due, now
 	now := e.clk.Advance(time.Minute)
@@ -441,9 +472,9 @@ func TestFailedEnqueueComesDueAgain(t *testing.T) {
 // claimed is lost.
 func TestTickCancelled(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connections(t, e.company(t, "Acme"), 10)
-	s := mustNew(t, e.st, &recorder{}, Config{})
+	s := mustNew(t, e.st, &recorder{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	st, err := s.Tick(ctx, e.clk.Now())
@@ -460,11 +491,11 @@ func TestTickCancelled(t *testing.T) {
 // ticks on its spec and reports through OnTick.
 func TestStartStop(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	cn := e.connection(t, e.company(t, "Acme"), "carol")
 	ctx := context.Background()
 
-	idle := mustNew(t, e.st, &recorder{}, Config{})
+	idle := mustNew(t, e.st, &recorder{})
 	for range 2 {
 		if err := idle.Stop(ctx); err != nil {
 			t.Fatalf("Stop before Start: %v", err)
@@ -476,12 +507,15 @@ func TestStartStop(t *testing.T) {
 
 	ticks := make(chan TickStats, 16)
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Spec: "@every 1s", Clock: e.clk, OnTick: func(st TickStats) {
-		select {
-		case ticks <- st:
-		default:
+	s := mustNew(t, e.st, rec, func(c *Config) {
+		c.Spec, c.Clock = "@every 1s", e.clk
+		c.OnTick = func(st TickStats) {
+			select {
+			case ticks <- st:
+			default:
+			}
 		}
-	}})
+	})
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +547,7 @@ func TestStartStop(t *testing.T) {
 // does not finish in time.
 func TestStopCancelsLongTick(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connection(t, e.company(t, "Acme"), "dave")
 	entered := make(chan struct{})
 	var once sync.Once
@@ -523,7 +557,7 @@ func TestStopCancelsLongTick(t *testing.T) {
 		return nil, ctx.Err()
 	})
 	ticked := make(chan TickStats, 1)
-	s := mustNew(t, e.st, blocking, Config{Spec: "@every 1s", OnTick: func(st TickStats) { ticked <- st }})
+	s := mustNew(t, e.st, blocking, func(c *Config) { c.Spec, c.OnTick = "@every 1s", func(st TickStats) { ticked <- st } })
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +596,7 @@ func (f enqueuerFunc) EnqueueContext(ctx context.Context, task *asynq.Task, opts
 // once (the second waits), so they never enqueue the same slot twice.
 func TestOverlappingTicksSerialize(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connections(t, e.company(t, "Acme"), 50)
 	var mu sync.Mutex
 	active, maxActive := 0, 0
@@ -576,7 +610,7 @@ func TestOverlappingTicksSerialize(t *testing.T) {
 		defer func() { mu.Lock(); active--; mu.Unlock() }()
 		return inner.EnqueueContext(ctx, task, opts...)
 	})
-	s = mustNew(t, e.st, probe, Config{EnqueueConcurrency: 1, BatchSize: 5})
+	s = mustNew(t, e.st, probe, func(c *Config) { c.EnqueueConcurrency, c.BatchSize = 1, 5 })
 	var wg sync.WaitGroup
 	var total int
 	var tmu sync.Mutex
@@ -604,12 +638,12 @@ func TestOverlappingTicksSerialize(t *testing.T) {
 // skips (and says so) instead of queueing up behind it.
 func TestCronTickSkipsWhileTicking(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	e.connection(t, e.company(t, "Acme"), "erin")
 	logger, hook := logtest.NewNullLogger()
 	rec := &recorder{}
 	var ticks atomic.Int32
-	s := mustNew(t, e.st, rec, Config{Clock: e.clk, Logger: logger, OnTick: func(TickStats) { ticks.Add(1) }})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Clock, c.Logger, c.OnTick = e.clk, logger, func(TickStats) { ticks.Add(1) } })
 
 	s.tickMu.Lock() // a tick is running
 	s.cronTick(context.Background())
@@ -631,9 +665,9 @@ func TestCronTickSkipsWhileTicking(t *testing.T) {
 // the claim fails) says so at error level; nothing else would.
 func TestCronTickLogsItsError(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	logger, hook := logtest.NewNullLogger()
-	s := mustNew(t, e.st, &recorder{}, Config{Clock: e.clk, Logger: logger})
+	s := mustNew(t, e.st, &recorder{}, func(c *Config) { c.Clock, c.Logger = e.clk, logger })
 	_ = e.rdb.Close() // every command now fails
 	s.cronTick(context.Background())
 	var found bool
@@ -653,7 +687,7 @@ func TestCronTickLogsItsError(t *testing.T) {
 func TestTickLogs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	co := e.company(t, "Acme")
 	ok := e.connection(t, co, "frank")
 	bad := e.connection(t, co, "grace")
@@ -665,7 +699,7 @@ func TestTickLogs(t *testing.T) {
 		}
 		return nil
 	}}
-	s := mustNew(t, e.st, rec, Config{Logger: logger})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Logger = logger })
 
 	if _, err := s.Tick(ctx, e.clk.Now()); err != nil {
 		t.Fatal(err)
@@ -734,7 +768,7 @@ func TestReclaimedPartialClaimsInOneTick(t *testing.T) {
 	e.clk.Advance(lease + time.Second)
 
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Lease: lease, BatchSize: batch})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Lease, c.BatchSize = lease, batch })
 	st, err := s.Tick(ctx, e.clk.Now())
 	if err != nil {
 		t.Fatal(err)

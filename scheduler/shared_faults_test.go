@@ -19,10 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
-	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/store"
 )
 
@@ -323,8 +322,7 @@ func newFaultEnv(t *testing.T, o faultOpts) *faultEnv {
 		ReadTimeout: o.readTimeout, Dialer: e.wire.dial})
 	t.Cleanup(func() { _ = rdb.Close() })
 	rdb.AddHook(e.pipe)
-	clk := clock.NewFake(t0)
-	e.env = &env{rdb: rdb, st: storetest.New(t, rdb, store.Config{Clock: clk, Interval: o.interval}), clk: clk}
+	e.env = newEnvOn(t, rdb, o.interval)
 	e.enq = asynq.NewClientFromRedisClient(e.st.SharedClient())
 	return e
 }
@@ -504,11 +502,13 @@ func (e *faultEnv) recover(t *testing.T, s *Scheduler, now time.Time, items []du
 	t.Helper()
 	at := now
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
-	var out []TickStats
-	for {
+	var (
+		out     []TickStats
+		queued  int
+		backlog int64
+		rs      redisState
+	)
+	recovered := poll.Until(30*time.Second, func() bool {
 		now = now.Add(time.Minute + s.cfg.Lease)
 		e.clk.Set(now)
 		st, err := s.Tick(ctx, now)
@@ -519,25 +519,22 @@ func (e *faultEnv) recover(t *testing.T, s *Scheduler, now time.Time, items []du
 			t.Errorf("recovery tick %+v: claimed is not enqueued + already queued + failed", st)
 		}
 		out = append(out, st)
-		queued := e.requireSafe(t, fmt.Sprintf("after recovery tick %d", len(out)), items, at)
-		backlog, err := e.st.DueBacklog(ctx, now)
-		if err != nil {
+		queued = e.requireSafe(t, fmt.Sprintf("after recovery tick %d", len(out)), items, at)
+		if backlog, err = e.st.DueBacklog(ctx, now); err != nil {
 			// The client under test may run without retries: after a crash,
 			// each stale pooled connection fails once. Not recovered yet;
 			// the next round reads again (the deadline bounds it).
 			t.Logf("due backlog: %v", err)
 			backlog = -1
 		}
-		rs := e.state(t, nil, at)
-		if queued == len(items) && backlog == 0 && len(rs.due) == 0 && len(rs.inflight) == 0 {
-			return out, rs.later
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %d recovery ticks (%+v): %d of %d queued, backlog %d, %d due, %d in flight",
-				len(out), out, queued, len(items), backlog, len(rs.due), len(rs.inflight))
-		}
-		<-poll.C
+		rs = e.state(t, nil, at)
+		return queued == len(items) && backlog == 0 && len(rs.due) == 0 && len(rs.inflight) == 0
+	})
+	if !recovered {
+		t.Fatalf("after %d recovery ticks (%+v): %d of %d queued, backlog %d, %d due, %d in flight",
+			len(out), out, queued, len(items), backlog, len(rs.due), len(rs.inflight))
 	}
+	return out, rs.later
 }
 
 // TestSharedSweepFaults proves that a sweep whose enqueues share round
@@ -633,15 +630,20 @@ func TestSharedSweepFaults(t *testing.T) {
 				o := c.opts
 				o.interval = longInterval
 				if weekly {
-					o.interval = store.DefaultInterval
+					o.interval = defaultInterval
 				}
 				e := newFaultEnv(t, o)
 				items, at := e.seed(t, n, weekly)
-				cfg, minCmds := Config{BatchSize: 64, Lease: time.Second}, 2
+				enqueuers, minCmds := 0, 2 // 0: the default concurrency
 				if c.lone {
-					cfg.EnqueueConcurrency, minCmds = 1, 1
+					enqueuers, minCmds = 1, 1
 				}
-				s := mustNew(t, e.st, e.enq, cfg)
+				s := mustNew(t, e.st, e.enq, func(cfg *Config) {
+					cfg.BatchSize, cfg.Lease = 64, time.Second
+					if enqueuers > 0 {
+						cfg.EnqueueConcurrency = enqueuers
+					}
+				})
 				ctx := context.Background()
 				if weekly { // starts the cursor at t0
 					if st, err := s.Tick(ctx, t0); err != nil || st.Claimed != 0 {

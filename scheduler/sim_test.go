@@ -99,7 +99,7 @@ func simulateMonth(t *testing.T, e *env, interval time.Duration, initial, later 
 	)
 	ctx := context.Background()
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Clock: e.clk})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Clock = e.clk })
 	day := func(d int) time.Time { return t0.Add(time.Duration(d)*24*time.Hour + 30*time.Minute) } // between ticks
 	end := t0.Add(days * 24 * time.Hour)
 

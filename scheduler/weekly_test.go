@@ -36,7 +36,7 @@ func (e *env) checkOnce(tb testing.TB, id string, at time.Time) {
 func TestWeeklyFailedEnqueueRetriesNextTick(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	cns := e.connections(t, e.company(t, "Acme"), 40)
 	for _, cn := range cns {
 		e.checkOnce(t, cn.ID, t0)
@@ -55,11 +55,11 @@ func TestWeeklyFailedEnqueueRetriesNextTick(t *testing.T) {
 		}
 		return nil
 	}}
-	s := mustNew(t, e.st, rec, Config{BatchSize: 7})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.BatchSize = 7 })
 	if st, err := s.Tick(ctx, t0); err != nil || st.Claimed != 0 {
 		t.Fatalf("first tick (starts the cursor): %+v %v", st, err)
 	}
-	week := t0.Add(store.DefaultInterval)
+	week := t0.Add(defaultInterval)
 	st, err := s.Tick(ctx, week)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestWeeklyFailedEnqueueRetriesNextTick(t *testing.T) {
 		t.Fatalf("weekly tick %+v, want 40 claimed, 34 enqueued, 6 failed", st)
 	}
 	for _, p := range rec.take() {
-		if want := checks.NextSlot(p.ConnectionID, t0, store.DefaultInterval).UnixMilli(); p.Slot != want {
+		if want := checks.NextSlot(p.ConnectionID, t0, defaultInterval).UnixMilli(); p.Slot != want {
 			t.Fatalf("%s enqueued for slot %d, want its weekly slot %d", p.ConnectionID, p.Slot, want)
 		}
 	}
@@ -86,7 +86,7 @@ func TestWeeklyFailedEnqueueRetriesNextTick(t *testing.T) {
 		if !failing[p.ConnectionID] {
 			t.Errorf("%s enqueued again", p.ConnectionID)
 		}
-		if want := checks.NextSlot(p.ConnectionID, t0, store.DefaultInterval).UnixMilli(); p.Slot != want {
+		if want := checks.NextSlot(p.ConnectionID, t0, defaultInterval).UnixMilli(); p.Slot != want {
 			t.Errorf("%s retried for slot %d, want its weekly slot %d (the same task ID)", p.ConnectionID, p.Slot, want)
 		}
 	}
@@ -101,16 +101,16 @@ func TestWeeklyFailedEnqueueRetriesNextTick(t *testing.T) {
 func TestWeeklySweepOneSchedulerAtATime(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	for _, cn := range e.connections(t, e.company(t, "Acme"), 30) {
 		e.checkOnce(t, cn.ID, t0)
 	}
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{})
+	s := mustNew(t, e.st, rec)
 	if _, err := s.Tick(ctx, t0); err != nil {
 		t.Fatal(err)
 	}
-	week := t0.Add(store.DefaultInterval)
+	week := t0.Add(defaultInterval)
 	held, err := e.st.BeginSweep(ctx, week, time.Minute) // another scheduler sweeping
 	if err != nil || held == nil {
 		t.Fatalf("BeginSweep = %v, %v", held, err)
@@ -139,17 +139,17 @@ func TestWeeklySweepOneSchedulerAtATime(t *testing.T) {
 func TestReclaimedClaimKeepsWeeklySlot(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	e := newEnv(t, store.DefaultInterval)
+	e := newEnv(t, defaultInterval)
 	const lease = 5 * time.Minute
 	co := e.company(t, "Acme")
 	var cn store.Connection
 	for i := 0; ; i++ { // one whose weekly slot comes after the lease
 		cn = e.connection(t, co, fmt.Sprint("user_", i))
-		if checks.NextSlot(cn.ID, t0, store.DefaultInterval).After(t0.Add(lease + time.Minute)) {
+		if checks.NextSlot(cn.ID, t0, defaultInterval).After(t0.Add(lease + time.Minute)) {
 			break
 		}
 	}
-	weekly := checks.NextSlot(cn.ID, t0, store.DefaultInterval)
+	weekly := checks.NextSlot(cn.ID, t0, defaultInterval)
 	// The scheduler that died: its claims (every connection created), then
 	// the worker's first checks; no acknowledgement.
 	items, err := e.st.ClaimDue(ctx, t0, t0.Add(lease), 100)
@@ -161,7 +161,7 @@ func TestReclaimedClaimKeepsWeeklySlot(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	s := mustNew(t, e.st, rec, Config{Lease: lease})
+	s := mustNew(t, e.st, rec, func(c *Config) { c.Lease = lease })
 	e.clk.Set(weekly.Add(time.Second))
 	if _, err := s.Tick(ctx, e.clk.Now()); err != nil {
 		t.Fatal(err)

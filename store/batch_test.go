@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/internal/testing/poll"
 )
 
 // The group commit's tests. A gate (a go-redis hook) holds the lone call
@@ -24,17 +25,7 @@ import (
 // failure.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("still waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	poll.WaitFor(t, 20*time.Second, what, cond)
 }
 
 // gate records the script commands the client sends (not the connection

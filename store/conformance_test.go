@@ -53,16 +53,9 @@ type fixture struct {
 func newFixture(t *testing.T, b backend, mod func(*Config)) *fixture {
 	t.Helper()
 	rdb := b(t)
-	k, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewCipher(k)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := clock.NewFake(t0)
-	cfg := Config{Cipher: c, Clock: clk, Interval: DefaultInterval, HistoryLimit: 20}
+	cfg := testConfig(t)
+	cfg.Clock, cfg.HistoryLimit = clk, 20
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -717,7 +710,9 @@ func runConformance(t *testing.T, b backend) {
 		}
 		other, _ := GenerateKey()
 		oc, _ := NewCipher(other)
-		s2, _ := New(f.rdb, Config{Cipher: oc, Clock: f.clk})
+		cfg := f.s.cfg
+		cfg.Cipher = oc
+		s2, _ := New(f.rdb, cfg)
 		if _, err := s2.LoadCheck(f.ctx, c.ID); err == nil || !strings.Contains(err.Error(), "CHECKD_ENCRYPTION_KEY") {
 			t.Fatalf("wrong key: err = %v, want a hint about the key", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/store"
 )
 
@@ -24,9 +25,10 @@ func ExampleStore_SharedClient() {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 
+	cfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	ci, _ := store.NewCipher(key)
-	st, err := store.New(rdb, store.Config{Cipher: ci})
+	cfg.Cipher, _ = store.NewCipher(key)
+	st, err := store.New(rdb, cfg)
 	if err != nil {
 		panic(err)
 	}

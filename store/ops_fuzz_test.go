@@ -212,7 +212,7 @@ func runOps(t *testing.T, data []byte, verbose bool) {
 	f := newFixture(t, miniBackend, func(c *Config) {
 		c.Interval = time.Hour // sweeps find weekly slots within the clock's jumps
 		c.HistoryLimit = 100   // keep every element: the history is compared in full
-		c.CheckBatchWindow = -1
+		c.CheckBatchWindow = 0
 	})
 	co2, err := f.s.CreateCompany(f.ctx, NewCompany{Name: "Second Co"})
 	if err != nil {

@@ -40,15 +40,11 @@ func benchResults() (good, down checks.Result) {
 func benchStoreOn(b *testing.B, n int, window time.Duration) (*Store, []string) {
 	b.Helper()
 	rdb := redistest.Start(b).Client(b)
-	k, err := GenerateKey()
-	if err != nil {
-		b.Fatal(err)
+	cfg := testConfig(b)
+	if window != 0 { // 0: the default window; negative: none
+		cfg.CheckBatchWindow = max(window, 0)
 	}
-	ci, err := NewCipher(k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(rdb, Config{Cipher: ci, CheckBatchWindow: window})
+	s, err := New(rdb, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,10 +145,9 @@ func BenchmarkRecordCheckRedis(b *testing.B) {
 // user_good check (two accounts), its history included, and its raw JSON.
 func benchRecord(b *testing.B) (*connRec, string) {
 	b.Helper()
-	k, _ := GenerateKey()
-	ci, _ := NewCipher(k)
-	s := &Store{cfg: Config{Cipher: ci, Interval: DefaultInterval, HistoryLimit: 100, EventsMaxLen: 100000, Prefix: "cd:"}}
-	s.cfg.Clock = clock.NewFake(benchRecT0)
+	cfg := testConfig(b)
+	cfg.Prefix, cfg.HistoryLimit, cfg.Clock = "cd:", 100, clock.NewFake(benchRecT0)
+	s := &Store{cfg: cfg}
 	m, err := s.newConnMutation(NewConnection{Datasource: "sandbox", Credentials: checks.Credentials{Username: "user_good", Password: "pw"}},
 		Company{ID: "co_0000000000000000", IsActive: true})
 	if err != nil {
@@ -186,7 +181,9 @@ func benchRecord(b *testing.B) (*connRec, string) {
 func BenchmarkApplyCheck(b *testing.B) {
 	rec, raw := benchRecord(b)
 	good, down := benchResults()
-	s := &Store{cfg: Config{Interval: DefaultInterval, HistoryLimit: 100, EventsMaxLen: 100000, Prefix: "cd:"}}
+	cfg := testConfig(b)
+	cfg.Prefix, cfg.HistoryLimit = "cd:", 100
+	s := &Store{cfg: cfg}
 	for _, mode := range []string{"steady", "transition"} {
 		b.Run(mode, func(b *testing.B) {
 			b.ReportAllocs()

@@ -460,7 +460,9 @@ func TestEnsureSchedule(t *testing.T) {
 
 			// The operator changes the interval to a day: the same Redis, a
 			// store with the new interval.
-			day, err := New(f.rdb, Config{Cipher: f.s.cfg.Cipher, Clock: f.clk, Interval: 24 * time.Hour, HistoryLimit: 20})
+			cfg := f.s.cfg
+			cfg.Interval = 24 * time.Hour
+			day, err := New(f.rdb, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

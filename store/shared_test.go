@@ -40,15 +40,12 @@ func newSharedEnv(t *testing.T, be batchBackend, window time.Duration) *sharedEn
 	e := &sharedEnv{g: newGate(), forget: &forgetter{}, rdb: rdb, mr: mr}
 	rdb.AddHook(e.g)
 	rdb.AddHook(e.forget)
-	k, err := GenerateKey()
-	if err != nil {
-		t.Fatal(err)
+	cfg := testConfig(t)
+	if window != 0 { // 0: the default window
+		cfg.CheckBatchWindow = window
 	}
-	c, err := NewCipher(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.st, err = New(rdb, Config{Cipher: c, CheckBatchWindow: window}); err != nil {
+	var err error
+	if e.st, err = New(rdb, cfg); err != nil {
 		t.Fatal(err)
 	}
 	e.enq = asynq.NewClientFromRedisClient(e.st.SharedClient())

@@ -52,49 +52,49 @@ var ErrInvalid = errors.New("invalid input")
 // ErrConflict reports a write that lost to concurrent writers too many times.
 var ErrConflict = errors.New("too many concurrent writes to the same connection; try again")
 
-// Config tunes a Store. The zero value of every field but Cipher has a
-// sane default.
+// Config configures a Store. It has no defaults: New refuses a zero field
+// unless its comment says what zero means. checkd builds it from its
+// configuration (configs.Config.StoreConfig; the defaults are
+// configs/checkd.yaml's).
 type Config struct {
-	// Cipher encrypts credentials at rest. Required.
+	// Cipher encrypts credentials at rest.
 	Cipher *Cipher
-	// Clock stamps creations; checks carry their own times. Default: real.
+	// Clock stamps creations; checks carry their own times. nil: the real
+	// clock.
 	Clock clock.Clock
-	// Interval between two checks of a connection. Default 168h.
+	// Interval between two checks of a connection (checkInterval).
 	Interval time.Duration
 	// HistoryLimit bounds each connection's history: how many elements
 	// (one per write that changed a status) its record and its history list
-	// keep together, the newest in the record. Default 100.
+	// keep together, the newest in the record (store.historyLimit).
 	HistoryLimit int
-	// EventsMaxLen caps the change-event stream (approximately). Default 100000.
+	// EventsMaxLen caps the change-event stream, approximately
+	// (store.eventsMaxLen).
 	EventsMaxLen int64
 	// AutoTrack makes newly discovered accounts ENABLED/ONBOARDED instead of
-	// DETECTED/UNSET (for demos).
+	// DETECTED/UNSET (for demos; store.autoTrack).
 	AutoTrack bool
-	// Prefix of every key. Default "cd:".
+	// Prefix namespaces every key; empty is checkd's namespace, "cd:".
 	Prefix string
 	// QueuedTTL bounds how long a connection counts as having a check
-	// queued or running (so a lost task never blocks refreshes). Default 15m.
+	// queued or running, so a lost task never blocks refreshes
+	// (store.queuedTTL).
 	QueuedTTL time.Duration
 	// CheckBatchWindow is how long a check's read or write (LoadCheck,
 	// RecordCheck) waits for concurrent ones to share its round trip to
 	// Redis, when nothing is in flight and the last round trip was shared
-	// (a lone or serial caller never waits). Default DefaultCheckBatchWindow;
-	// negative: never wait. The window suits checks handed out by asynq,
+	// (a lone or serial caller never waits); 0: never wait
+	// (store.checkBatchWindow). At a few thousand checks per second a
+	// millisecond gathers several calls per round trip and is nothing
+	// beside a check's seconds at a provider's website (BENCHMARKS.md has
+	// the measurements). The window suits checks handed out by asynq,
 	// where new checks keep arriving while it is open; a few goroutines
 	// calling LoadCheck and RecordCheck back to back in a tight loop wait
 	// out the whole window on almost every call (nobody else can join), so
-	// such a caller should set it negative, or count itself in with
+	// such a caller should set it to 0, or count itself in with
 	// AddCheckSlots as a worker does.
 	CheckBatchWindow time.Duration
 }
-
-// DefaultCheckBatchWindow is the default Config.CheckBatchWindow: at a few
-// thousand checks per second it gathers about six calls per round trip
-// (250 µs gathered 2.4, 2 ms left a worker of concurrency 20 waiting on
-// its own checks), and it is nothing beside a check's seconds at a
-// provider's website. A round trip costs Redis and the worker some 35 µs
-// of CPU each on loopback; BENCHMARKS.md has the measurements.
-const DefaultCheckBatchWindow = time.Millisecond
 
 // Store is the Redis persistence of checkd. It is safe for concurrent use.
 type Store struct {
@@ -105,39 +105,41 @@ type Store struct {
 	coFlags companyFlags
 }
 
-// DefaultInterval is the check interval of the reference: weekly.
-const DefaultInterval = 7 * 24 * time.Hour
-
-// New returns a store over rdb.
+// New returns a store over rdb. It fails, naming the field, on a Config
+// that is not complete.
 func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("store: a redis client is required")
 	}
-	if cfg.Cipher == nil {
-		return nil, errors.New("store: a credential cipher is required")
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultInterval
-	}
-	if cfg.HistoryLimit <= 0 {
-		cfg.HistoryLimit = 100
-	}
-	if cfg.EventsMaxLen <= 0 {
-		cfg.EventsMaxLen = 100000
-	}
-	if cfg.QueuedTTL <= 0 {
-		cfg.QueuedTTL = 15 * time.Minute
-	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "cd:"
 	}
-	if cfg.CheckBatchWindow == 0 {
-		cfg.CheckBatchWindow = DefaultCheckBatchWindow
-	}
 	return &Store{rdb: rdb, cfg: cfg, batch: newScriptBatcher(rdb, cfg.CheckBatchWindow)}, nil
+}
+
+// validate refuses the zero values that mean nothing.
+func (c Config) validate() error {
+	switch {
+	case c.Cipher == nil:
+		return errors.New("a credential cipher is required (Config.Cipher)")
+	case c.Interval <= 0:
+		return fmt.Errorf("Config.Interval is %s; give the check interval (configs: checkInterval)", c.Interval)
+	case c.HistoryLimit <= 0:
+		return fmt.Errorf("Config.HistoryLimit is %d; it must be positive (configs: store.historyLimit)", c.HistoryLimit)
+	case c.EventsMaxLen <= 0:
+		return fmt.Errorf("Config.EventsMaxLen is %d; it must be positive (configs: store.eventsMaxLen)", c.EventsMaxLen)
+	case c.QueuedTTL <= 0:
+		return fmt.Errorf("Config.QueuedTTL is %s; it must be positive (configs: store.queuedTTL)", c.QueuedTTL)
+	case c.CheckBatchWindow < 0:
+		return fmt.Errorf("Config.CheckBatchWindow is %s; use 0 (never wait) or more (configs: store.checkBatchWindow)", c.CheckBatchWindow)
+	}
+	return nil
 }
 
 // BatchStats returns what the group commit did so far: LoadCheck reads and

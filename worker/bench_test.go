@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/worker"
@@ -29,10 +30,14 @@ func infoLogger() *logrus.Logger {
 	return l
 }
 
-func benchEnv(b *testing.B, rdb redis.UniversalClient, cfg worker.Config) (*env, []string) {
+func benchEnv(b *testing.B, rdb *redis.Client, mod func(*worker.Config)) (*env, []string) {
 	b.Helper()
-	cfg.Logger = infoLogger()
-	e := newEnv(b, envOpts{rdb: rdb, autoTrack: true, cfg: cfg})
+	e := newEnv(b, envOpts{rdb: rdb, autoTrack: true, cfg: func(c *worker.Config) {
+		c.Logger = infoLogger()
+		if mod != nil {
+			mod(c)
+		}
+	}})
 	ids := make([]string, benchConnections)
 	for i := range ids {
 		ids[i] = e.connection(b, "sandbox", "user_good").ID
@@ -45,13 +50,13 @@ func benchEnv(b *testing.B, rdb redis.UniversalClient, cfg worker.Config) (*env,
 func BenchmarkHandleCheck(b *testing.B) {
 	for _, bb := range []struct {
 		name string
-		rdb  func(b *testing.B) redis.UniversalClient
+		rdb  func(b *testing.B) *redis.Client
 	}{
-		{name: "miniredis", rdb: func(*testing.B) redis.UniversalClient { return nil }},
-		{name: "redis", rdb: func(b *testing.B) redis.UniversalClient { return redistest.Start(b).Client(b) }},
+		{name: "miniredis", rdb: func(*testing.B) *redis.Client { return nil }},
+		{name: "redis", rdb: func(b *testing.B) *redis.Client { return redistest.Start(b).Client(b) }},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
-			e, ids := benchEnv(b, bb.rdb(b), worker.Config{})
+			e, ids := benchEnv(b, bb.rdb(b), nil)
 			var n atomic.Int64
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -90,8 +95,9 @@ func BenchmarkServer(b *testing.B) {
 					close(all)
 				}
 			}
-			e, ids := benchEnv(b, redistest.Start(b).Client(b), worker.Config{Concurrency: bb.concurrency,
-				OnCheck: func(worker.CheckEvent) { count() }})
+			e, ids := benchEnv(b, redistest.Start(b).Client(b), func(c *worker.Config) {
+				c.Concurrency, c.OnCheck = bb.concurrency, func(worker.CheckEvent) { count() }
+			})
 			cl := asynq.NewClientFromRedisClient(e.rdb)
 			ctx := context.Background()
 			for i := 0; i < b.N; i++ {
@@ -108,7 +114,7 @@ func BenchmarkServer(b *testing.B) {
 				stop = func() { _ = e.w.Stop(ctx) }
 			} else {
 				srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: bb.concurrency,
-					Queues: worker.DefaultQueues(), Logger: infoLogger()})
+					Queues: configs.Default().Worker.Queues, Logger: infoLogger()})
 				must(b, srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { count(); return nil })))
 				stop = srv.Shutdown
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -30,15 +31,18 @@ func Example() {
 	defer rdb.Close()
 	ctx := context.Background()
 
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	ci, _ := store.NewCipher(key)
-	st, _ := store.New(rdb, store.Config{Cipher: ci})
+	stCfg.Cipher, _ = store.NewCipher(key)
+	st, _ := store.New(rdb, stCfg)
 	reg := checks.NewRegistry()
 	_ = reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{}))
 
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	w, err := worker.New(rdb, st, reg, worker.Config{Logger: log})
+	cfg := worker.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.Logger = log
+	w, err := worker.New(rdb, st, reg, cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -87,14 +91,17 @@ func ExampleWorker_HandleCheck() {
 	defer rdb.Close()
 	ctx := context.Background()
 
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	ci, _ := store.NewCipher(key)
-	st, _ := store.New(rdb, store.Config{Cipher: ci})
+	stCfg.Cipher, _ = store.NewCipher(key)
+	st, _ := store.New(rdb, stCfg)
 	reg := checks.NewRegistry()
 	_ = reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{}))
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	w, _ := worker.New(rdb, st, reg, worker.Config{Logger: log})
+	cfg := worker.ConfigFrom(configs.Default()) // checkd's defaults
+	cfg.Logger = log
+	w, _ := worker.New(rdb, st, reg, cfg)
 
 	co, _ := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
 	cn, _ := st.CreateConnection(ctx, store.NewConnection{CompanyID: co.ID, Datasource: sandbox.Datasource,

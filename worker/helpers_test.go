@@ -3,36 +3,35 @@ package worker_test
 import (
 	"context"
 	"errors"
-	"io"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
-
-	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+var t0 = testenv.T0
 
 // env is one isolated worker over its own Redis.
 type env struct {
 	rdb redis.UniversalClient
 	st  *store.Store
 	clk *clock.Fake
+	te  *testenv.Env
 	reg *checks.Registry
 	w   *worker.Worker
 	co  store.Company
@@ -45,28 +44,18 @@ type env struct {
 }
 
 type envOpts struct {
-	rdb       redis.UniversalClient // default: a fresh miniredis
+	rdb       *redis.Client // default: a fresh miniredis
 	autoTrack bool
-	cfg       worker.Config
+	cfg       func(*worker.Config)      // changes checkd's default worker configuration
 	checkers  map[string]checks.Checker // extra datasources
 }
 
-func quietLogger() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
+func quietLogger() *logrus.Logger { return testenv.QuietLogger() }
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	if o.rdb == nil {
-		mr := miniredis.RunT(t)
-		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		t.Cleanup(func() { _ = c.Close() })
-		o.rdb = c
-	}
-	e := &env{rdb: o.rdb, clk: clock.NewFake(t0), reg: checks.NewRegistry()}
-	e.st = storetest.New(t, o.rdb, store.Config{Clock: e.clk, AutoTrack: o.autoTrack})
+	te := testenv.New(t, testenv.Options{Redis: o.rdb, Store: func(c *store.Config) { c.AutoTrack = o.autoTrack }})
+	e := &env{rdb: te.Redis, st: te.Store, clk: te.Clock, te: te, reg: checks.NewRegistry()}
 	sb := sandbox.New(sandbox.Options{})
 	must(t, e.reg.Register(sandbox.Datasource, checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
 		if u, ok := e.users.Load(req.ConnectionID); ok {
@@ -77,11 +66,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	for ds, c := range o.checkers {
 		must(t, e.reg.Register(ds, c))
 	}
-	cfg := o.cfg
-	cfg.Clock = e.clk
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+	cfg := worker.ConfigFrom(configs.Default())
+	cfg.Logger = quietLogger()
+	if o.cfg != nil {
+		o.cfg(&cfg)
 	}
+	cfg.Clock = e.clk
 	next := cfg.OnCheck
 	cfg.OnCheck = func(ev worker.CheckEvent) {
 		e.mu.Lock()
@@ -92,12 +82,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 		}
 	}
 	var err error
-	if e.w, err = worker.New(o.rdb, e.st, e.reg, cfg); err != nil {
+	if e.w, err = worker.New(e.rdb, e.st, e.reg, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if e.co, err = e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	e.co = te.Company(t, "Acme")
 	return e
 }
 
@@ -110,24 +98,12 @@ func must(t testing.TB, err error) {
 
 // connection creates a connection of the env's company.
 func (e *env) connection(t testing.TB, datasource, user string) store.Connection {
-	t.Helper()
-	c, err := e.st.CreateConnection(context.Background(), store.NewConnection{CompanyID: e.co.ID, Datasource: datasource,
+	return e.te.Connection(t, store.NewConnection{CompanyID: e.co.ID, Datasource: datasource,
 		Credentials: checks.Credentials{Username: user, Password: "hunter2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // get reads a connection.
-func (e *env) get(t testing.TB, id string) store.Connection {
-	t.Helper()
-	c, err := e.st.GetConnection(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func (e *env) get(t testing.TB, id string) store.Connection { return e.te.Get(t, id) }
 
 // task returns the check task of id for slot.
 func task(t testing.TB, id string, slot time.Time) *asynq.Task {
@@ -148,8 +124,5 @@ func (e *env) outcomes() []store.Outcome {
 	}
 	return out
 }
-
-// waitFor polls cond until it holds or the deadline passes.
-var waitFor = worker.WaitFor
 
 var errBroken = errors.New("login form changed: selector #username not found")

@@ -12,9 +12,6 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 )
 
-// DefaultEmptyQueueRecheck is Config.EmptyQueueRecheck's default.
-const DefaultEmptyQueueRecheck = 5 * time.Millisecond
-
 // pollClient is the Redis client the worker gives its asynq server: rdb,
 // except that a dequeue from a queue found empty moments ago is answered
 // "empty" without asking Redis, while another queue is handing out tasks.
@@ -35,7 +32,7 @@ type pollClient struct {
 	memo *emptyQueues
 }
 
-// newPollClient wraps rdb; ttl ≤ 0 returns rdb itself (asynq's own
+// newPollClient wraps rdb; ttl 0 returns rdb itself (asynq's own
 // behaviour: every dequeue asks Redis). clk is the real clock but in the
 // memo's own tests: ttl is polling time, like asynq's sleeps, not the
 // checks' time that Config.Clock stamps (a frozen test clock would hold a

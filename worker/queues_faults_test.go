@@ -12,7 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/worker"
 )
@@ -38,18 +40,20 @@ type memoFaultEnv struct {
 	onServe func(connID string)
 }
 
-func newMemoFaultEnv(t *testing.T, rdb redis.UniversalClient, recheck time.Duration, backlog int) *memoFaultEnv {
+func newMemoFaultEnv(t *testing.T, rdb *redis.Client, recheck time.Duration, backlog int) *memoFaultEnv {
 	t.Helper()
 	m := &memoFaultEnv{backlog: backlog, served: map[string]int{}}
-	m.env = newEnv(t, envOpts{rdb: rdb, cfg: worker.Config{Concurrency: 8, EmptyQueueRecheck: recheck,
-		ShutdownTimeout: 10 * time.Second, OnCheck: func(ev worker.CheckEvent) {
+	m.env = newEnv(t, envOpts{rdb: rdb, cfg: func(c *worker.Config) {
+		c.Concurrency, c.EmptyQueueRecheck, c.ShutdownTimeout = 8, recheck, 10*time.Second
+		c.OnCheck = func(ev worker.CheckEvent) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			m.served[ev.ConnectionID]++
 			if m.onServe != nil {
 				m.onServe(ev.ConnectionID)
 			}
-		}}})
+		}
+	}})
 	m.enq = asynq.NewClientFromRedisClient(m.rdb)
 	m.insp = asynq.NewInspectorFromRedisClient(m.rdb)
 	ctx := context.Background()
@@ -143,9 +147,9 @@ func TestEmptyQueueMemoPauseResume(t *testing.T) {
 		name    string
 		recheck time.Duration
 	}{
-		{"default recheck", 0},
+		{"default recheck", configs.Default().Worker.EmptyQueueRecheck},
 		{"recheck 50ms", 50 * time.Millisecond},
-		{"memo off", -1},
+		{"memo off", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -162,7 +166,7 @@ func TestEmptyQueueMemoPauseResume(t *testing.T) {
 			first := m.urgent(t, urgentN)
 			m.start(t)
 
-			waitFor(t, 60*time.Second, "default handing out 300 tasks with critical paused", func() bool {
+			poll.WaitFor(t, 60*time.Second, "default handing out 300 tasks with critical paused", func() bool {
 				return m.pending(t, tasks.QueueDefault) <= backlog-300
 			})
 			if n := servedPausedCrit.Load(); n > 0 {
@@ -175,7 +179,7 @@ func TestEmptyQueueMemoPauseResume(t *testing.T) {
 			critPaused.Store(false)
 			must(t, m.insp.UnpauseQueue(tasks.QueueCritical))
 			left := -1
-			waitFor(t, 60*time.Second, "the resumed critical queue's checks", func() bool {
+			poll.WaitFor(t, 60*time.Second, "the resumed critical queue's checks", func() bool {
 				if !m.servedAll(t, first) {
 					return false
 				}
@@ -190,13 +194,13 @@ func TestEmptyQueueMemoPauseResume(t *testing.T) {
 			must(t, m.insp.PauseQueue(tasks.QueueDefault))
 			held := m.pending(t, tasks.QueueDefault)
 			second := m.urgent(t, urgentN)
-			waitFor(t, 60*time.Second, "critical's checks with default paused", func() bool { return m.servedAll(t, second) })
+			poll.WaitFor(t, 60*time.Second, "critical's checks with default paused", func() bool { return m.servedAll(t, second) })
 			if n := m.pending(t, tasks.QueueDefault); n != held {
 				t.Errorf("paused default handed out tasks: %d pending, %d when paused", n, held)
 			}
 
 			must(t, m.insp.UnpauseQueue(tasks.QueueDefault))
-			waitFor(t, 60*time.Second, "default to drain", func() bool {
+			poll.WaitFor(t, 60*time.Second, "default to drain", func() bool {
 				qi := m.queue(t, tasks.QueueDefault)
 				return qi.Pending == 0 && qi.Active == 0
 			})
@@ -263,14 +267,14 @@ func TestEmptyQueueMemoRedisFaults(t *testing.T) {
 			t.Cleanup(func() { _ = admin.Close() })
 			m := newMemoFaultEnv(t, rdb, 0, backlog)
 			m.start(t)
-			waitFor(t, 60*time.Second, "default handing out tasks", func() bool {
+			poll.WaitFor(t, 60*time.Second, "default handing out tasks", func() bool {
 				return m.pending(t, tasks.QueueDefault) <= backlog-200
 			})
 			before := evals.n.Load()
 			tc.fault(t, srv, admin)
 			ids := m.urgent(t, urgentN)
 			left := -1
-			waitFor(t, 60*time.Second, "critical's checks after the fault", func() bool {
+			poll.WaitFor(t, 60*time.Second, "critical's checks after the fault", func() bool {
 				if !m.servedAll(t, ids) {
 					return false
 				}
@@ -285,7 +289,7 @@ func TestEmptyQueueMemoRedisFaults(t *testing.T) {
 			if left == 0 {
 				t.Error("critical was served only once default had drained")
 			}
-			waitFor(t, 60*time.Second, "default handed out to the end", func() bool {
+			poll.WaitFor(t, 60*time.Second, "default handed out to the end", func() bool {
 				return m.pending(t, tasks.QueueDefault) == 0
 			})
 			m.servedAll(t, ids)

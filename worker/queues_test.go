@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,13 +13,14 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/tasks"
-	"github.com/checkd/checkd/internal/testing/storetest"
+	"github.com/checkd/checkd/internal/testing/poll"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
@@ -456,21 +456,18 @@ type queueEnv struct {
 	onCheck func(CheckEvent) // called after counting, if set (before Start)
 }
 
-func newQueueEnv(t *testing.T, cfg Config) *queueEnv {
+func newQueueEnv(t *testing.T, mod func(*Config)) *queueEnv {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	e := &queueEnv{rdb: redis.NewClient(&redis.Options{Addr: mr.Addr()}), hook: &scriptCalls{}}
-	t.Cleanup(func() { _ = e.rdb.Close() })
+	te := testenv.New(t, testenv.Options{Start: qt0})
+	e := &queueEnv{rdb: te.Redis, hook: &scriptCalls{}, st: te.Store}
 	e.rdb.AddHook(e.hook)
-	clk := clock.NewFake(qt0)
-	e.st = storetest.New(t, e.rdb, store.Config{Clock: clk})
 	reg := checks.NewRegistry()
 	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{})); err != nil {
 		t.Fatal(err)
 	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	cfg.Clock, cfg.Logger, cfg.Queues = clk, log, DefaultQueues()
+	cfg := ConfigFrom(configs.Default())
+	mod(&cfg)
+	cfg.Clock, cfg.Logger = te.Clock, testenv.QuietLogger()
 	cfg.OnCheck = func(ev CheckEvent) {
 		e.checked.Add(1)
 		if e.onCheck != nil {
@@ -481,9 +478,7 @@ func newQueueEnv(t *testing.T, cfg Config) *queueEnv {
 	if e.w, err = New(e.rdb, e.st, reg, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if e.co, err = e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	e.co = te.Company(t, "Acme")
 	return e
 }
 
@@ -534,23 +529,6 @@ func (e *queueEnv) stop(t *testing.T) {
 	}
 }
 
-// WaitFor polls cond until it holds, failing the test if it does not
-// within d. Exported for the package's external tests (waitFor).
-func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		case <-tick.C:
-		}
-	}
-}
-
 // TestWorkerSkipsEmptyQueues proves, through a real asynq server, that
 // with the memo a backlog in one queue costs about one dequeue round trip
 // per task, where asynq alone also asks the empty queues (about 1.92 per
@@ -566,12 +544,12 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 		min, max int64 // dequeue calls reaching Redis
 	}{
 		{name: "memo", recheck: time.Minute, min: n, max: n + 10},
-		{name: "off", recheck: -1, min: n * 13 / 10, max: 1 << 62},
+		{name: "off", recheck: 0, min: n * 13 / 10, max: 1 << 62},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newQueueEnv(t, Config{EmptyQueueRecheck: tt.recheck, ShutdownTimeout: 10 * time.Second})
+			e := newQueueEnv(t, func(c *Config) { c.EmptyQueueRecheck, c.ShutdownTimeout = tt.recheck, 10*time.Second })
 			cs := e.connections(t, n)
 			ids := make([]string, len(cs))
 			for i, c := range cs {
@@ -579,7 +557,7 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 			}
 			e.enqueue(t, tasks.QueueDefault, ids...)
 			e.start(t)
-			WaitFor(t, 60*time.Second, fmt.Sprintf("%d checks", n), func() bool { return e.checked.Load() >= n })
+			poll.WaitFor(t, 60*time.Second, fmt.Sprintf("%d checks", n), func() bool { return e.checked.Load() >= n })
 			e.stop(t)
 
 			calls := e.hook.dequeues.Load()
@@ -609,7 +587,7 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 func TestEmptyQueueRecheckServesCritical(t *testing.T) {
 	t.Parallel()
 	const backlog = 2000
-	e := newQueueEnv(t, Config{EmptyQueueRecheck: 20 * time.Millisecond, ShutdownTimeout: 10 * time.Second})
+	e := newQueueEnv(t, func(c *Config) { c.EmptyQueueRecheck, c.ShutdownTimeout = 20*time.Millisecond, 10*time.Second })
 	urgent := e.connections(t, 1)[0]
 	// The backlog's connections do not exist: each task is a quick "not
 	// found" (no OnCheck), so only the urgent check is recorded.
@@ -632,7 +610,7 @@ func TestEmptyQueueRecheckServesCritical(t *testing.T) {
 	}
 	e.start(t)
 	// Critical has been found empty, and default is handing out tasks.
-	WaitFor(t, 60*time.Second, "default handing out tasks, critical found empty", func() bool {
+	poll.WaitFor(t, 60*time.Second, "default handing out tasks, critical found empty", func() bool {
 		n, err := e.rdb.LLen(context.Background(), pendingKey).Result()
 		return err == nil && n < backlog-20 && e.hook.queueCalls(tasks.QueueCritical) > 0
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/worker"
 )
@@ -21,15 +22,15 @@ func TestServer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		rdb  func(t *testing.T) redis.UniversalClient
+		rdb  func(t *testing.T) *redis.Client
 	}{
-		{name: "miniredis", rdb: func(*testing.T) redis.UniversalClient { return nil }},
-		{name: "real redis", rdb: func(t *testing.T) redis.UniversalClient { return redistest.Start(t).Client(t) }},
+		{name: "miniredis", rdb: func(*testing.T) *redis.Client { return nil }},
+		{name: "real redis", rdb: func(t *testing.T) *redis.Client { return redistest.Start(t).Client(t) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOpts{rdb: tt.rdb(t), cfg: worker.Config{Concurrency: 4, ShutdownTimeout: 5 * time.Second}})
+			e := newEnv(t, envOpts{rdb: tt.rdb(t), cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 4, 5*time.Second }})
 			good := e.connection(t, "sandbox", "user_good")
 			bad := e.connection(t, "sandbox", "error_MFA_TOKEN_EXPIRED")
 			ctx := context.Background()
@@ -49,7 +50,7 @@ func TestServer(t *testing.T) {
 					t.Fatalf("enqueue: %v", err)
 				}
 			}
-			waitFor(t, 20*time.Second, "both checks recorded", func() bool {
+			poll.WaitFor(t, 20*time.Second, "both checks recorded", func() bool {
 				return e.get(t, good.ID).Status != checks.ConnPending && e.get(t, bad.ID).Status != checks.ConnPending
 			})
 			if g := e.get(t, good.ID); g.Status != checks.ConnConnected || len(g.Accounts) != 2 {
@@ -81,7 +82,7 @@ func TestServer(t *testing.T) {
 func TestStopDrains(t *testing.T) {
 	t.Parallel()
 	entered, release := make(chan struct{}), make(chan struct{})
-	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 1, ShutdownTimeout: 10 * time.Second},
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 1, 10*time.Second },
 		checkers: map[string]checks.Checker{
 			"gated": checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
 				close(entered)
@@ -143,7 +144,7 @@ func TestStartRedisDown(t *testing.T) {
 // (asynq retries the earlier ones), and its queued mark ends with it.
 func TestTemporaryFailureOnLastAttempt(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 2, ShutdownTimeout: 5 * time.Second}})
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 2, 5*time.Second }})
 	cn := e.connection(t, "sandbox", "user_temporary")
 	ctx := context.Background()
 	if first, err := e.st.MarkQueued(ctx, cn.ID); err != nil || !first {
@@ -156,7 +157,7 @@ func TestTemporaryFailureOnLastAttempt(t *testing.T) {
 	if _, err := asynq.NewClientFromRedisClient(e.rdb).EnqueueContext(ctx, tk); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn.ID).Status != checks.ConnPending })
+	poll.WaitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn.ID).Status != checks.ConnPending })
 	got := e.get(t, cn.ID)
 	if got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "temporary failure on every attempt") {
 		t.Fatalf("status %s %q, want OTHER_ERROR naming the temporary failure", got.Status, got.StatusErrorDetail)
@@ -173,7 +174,7 @@ func TestCheckerIgnoringItsContext(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	e := newEnv(t, envOpts{cfg: worker.Config{CheckTimeout: 50 * time.Millisecond},
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.CheckTimeout = 50 * time.Millisecond },
 		checkers: map[string]checks.Checker{
 			"stuck": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
 				<-release // never looks at its context
@@ -203,7 +204,7 @@ func TestRetryAfterNotCounted(t *testing.T) {
 	t.Parallel()
 	// answers, in order, what the checker gives on each call; then CONNECTED.
 	answers := make(chan error, 8)
-	e := newEnv(t, envOpts{cfg: worker.Config{Concurrency: 2, ShutdownTimeout: 5 * time.Second},
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 2, 5*time.Second },
 		checkers: map[string]checks.Checker{"busy": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
 			select {
 			case err := <-answers:
@@ -231,7 +232,7 @@ func TestRetryAfterNotCounted(t *testing.T) {
 	inRetry := func(id, errText string) *asynq.TaskInfo {
 		t.Helper()
 		var ti *asynq.TaskInfo
-		waitFor(t, 20*time.Second, id+" back in the retry set with "+errText, func() bool {
+		poll.WaitFor(t, 20*time.Second, id+" back in the retry set with "+errText, func() bool {
 			var err error
 			ti, err = insp.GetTaskInfo(tasks.QueueCritical, id)
 			return err == nil && ti.State == asynq.TaskStateRetry && strings.Contains(ti.LastErr, errText)
@@ -250,13 +251,13 @@ func TestRetryAfterNotCounted(t *testing.T) {
 	}
 	answers <- busy
 	must(t, insp.RunTask(tasks.QueueCritical, id))
-	waitFor(t, 20*time.Second, "the second attempt", func() bool { return len(answers) == 0 })
+	poll.WaitFor(t, 20*time.Second, "the second attempt", func() bool { return len(answers) == 0 })
 	ti = inRetry(id, "429")
 	if ti.Retried != 0 {
 		t.Fatalf("after a second Retry-After on the last counted attempt: retried %d, want 0", ti.Retried)
 	}
 	must(t, insp.RunTask(tasks.QueueCritical, id))
-	waitFor(t, 20*time.Second, "the check recorded", func() bool { return e.get(t, cn.ID).Status == checks.ConnConnected })
+	poll.WaitFor(t, 20*time.Second, "the check recorded", func() bool { return e.get(t, cn.ID).Status == checks.ConnConnected })
 
 	// One counted retry: a temporary failure counts, a Retry-After does
 	// not, and the second temporary failure is recorded.
@@ -273,7 +274,7 @@ func TestRetryAfterNotCounted(t *testing.T) {
 	}
 	answers <- temporary
 	must(t, insp.RunTask(tasks.QueueCritical, id2))
-	waitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn2.ID).Status != checks.ConnPending })
+	poll.WaitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn2.ID).Status != checks.ConnPending })
 	if got := e.get(t, cn2.ID); got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "temporary failure on every attempt") {
 		t.Fatalf("status %s %q, want OTHER_ERROR naming the temporary failure", got.Status, got.StatusErrorDetail)
 	}
@@ -286,7 +287,7 @@ func TestRetryAfterNotCounted(t *testing.T) {
 	e.clk.Advance(e.st.Interval())
 	answers <- busy
 	must(t, insp.RunTask(tasks.QueueCritical, id3))
-	waitFor(t, 20*time.Second, "the push-back recorded", func() bool { return e.get(t, cn3.ID).Status != checks.ConnPending })
+	poll.WaitFor(t, 20*time.Second, "the push-back recorded", func() bool { return e.get(t, cn3.ID).Status != checks.ConnPending })
 	if got := e.get(t, cn3.ID); got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "for a whole check interval") {
 		t.Fatalf("status %s %q, want OTHER_ERROR naming the interval of push-backs", got.Status, got.StatusErrorDetail)
 	}

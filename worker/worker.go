@@ -21,8 +21,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,55 +31,78 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 )
 
-// Defaults of Config.
-const (
-	DefaultConcurrency     = 20
-	DefaultCheckTimeout    = 2 * time.Minute
-	DefaultShutdownTimeout = 30 * time.Second
-)
-
-// DefaultQueues weighs the queues so on-demand checks (critical) overtake the
-// weekly sweep (default) without starving it or bulk work (low).
-func DefaultQueues() map[string]int {
-	return map[string]int{tasks.QueueCritical: 6, tasks.QueueDefault: 3, tasks.QueueLow: 1}
-}
-
-// Config tunes a Worker. Every zero field takes its default.
+// Config configures a Worker. It has no defaults: New refuses a zero
+// field unless its comment says what zero means. ConfigFrom builds one
+// from checkd's configuration (whose defaults are configs/checkd.yaml's).
 type Config struct {
-	// Concurrency is how many checks run at once. Default 20.
+	// Concurrency is how many checks run at once (worker.concurrency).
 	Concurrency int
-	// Queues maps queue names to weights (at least 1). Default DefaultQueues().
+	// Queues maps queue names to weights, at least 1 each: how often the
+	// worker asks each queue for a task relative to the others
+	// (worker.queues).
 	Queues map[string]int
 	// CheckTimeout bounds one checker call; a check that overruns it is
 	// recorded as WEBSITE_DOWN. Tasks should be enqueued with a longer
-	// asynq timeout, or they are retried instead. Default 2m.
+	// asynq timeout, or they are retried instead (worker.checkTimeout).
 	CheckTimeout time.Duration
 	// ShutdownTimeout is how long Stop lets in-flight checks finish before
-	// asynq hands them back to the queue. Default 30s.
+	// asynq hands them back to the queue (worker.shutdownTimeout).
 	ShutdownTimeout time.Duration
-	// Clock stamps check start and finish times. Default: real.
-	Clock clock.Clock
-	// Logger receives one line per check and asynq's own logs. Default:
-	// logrus.StandardLogger().
-	Logger logrus.FieldLogger
 	// EmptyQueueRecheck is how long a queue that had no task is taken to
 	// stay empty while another queue hands out tasks: asynq's dequeue asks
 	// each queue in turn, and skipping the empty ones for this long takes
 	// about half of a busy worker's dequeue round trips off Redis. A task
 	// arriving in such a queue waits this long while the other queues keep
 	// handing out tasks (if they all run dry meanwhile, asynq's idle poll
-	// of about a second, as with asynq alone). Default 5ms; negative: ask
-	// Redis every time, as asynq does.
+	// of about a second, as with asynq alone). 0: off, every dequeue asks
+	// Redis, as asynq does (worker.emptyQueueRecheck).
 	EmptyQueueRecheck time.Duration
+	// Clock stamps check start and finish times. nil: the real clock.
+	Clock clock.Clock
+	// Logger receives one line per check and asynq's own logs. nil:
+	// logrus.StandardLogger().
+	Logger logrus.FieldLogger
 	// OnCheck, when set, is called after every check that reached the store
 	// (applied or dropped), e.g. for metrics. It runs on the handler's
 	// goroutine, so it must be fast.
 	OnCheck func(CheckEvent)
+}
+
+// ConfigFrom returns the worker's settings in a checkd configuration: its
+// worker section. The caller adds Clock, Logger and OnCheck.
+func ConfigFrom(c configs.Config) Config {
+	w := c.Worker
+	return Config{Concurrency: w.Concurrency, Queues: maps.Clone(w.Queues), CheckTimeout: w.CheckTimeout,
+		ShutdownTimeout: w.ShutdownTimeout, EmptyQueueRecheck: w.EmptyQueueRecheck}
+}
+
+// validate refuses the zero values that mean nothing, naming the field.
+func (c Config) validate() error {
+	switch {
+	case c.Concurrency <= 0:
+		return fmt.Errorf("Config.Concurrency is %d; it must be positive (configs: worker.concurrency)", c.Concurrency)
+	case len(c.Queues) == 0:
+		return errors.New("Config.Queues is empty; give every queue to serve a weight (configs: worker.queues)")
+	case c.CheckTimeout <= 0:
+		return fmt.Errorf("Config.CheckTimeout is %s; it must be positive (configs: worker.checkTimeout)", c.CheckTimeout)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("Config.ShutdownTimeout is %s; it must be positive (configs: worker.shutdownTimeout)", c.ShutdownTimeout)
+	case c.EmptyQueueRecheck < 0:
+		return fmt.Errorf("Config.EmptyQueueRecheck is %s; use 0 (off) or more (configs: worker.emptyQueueRecheck)", c.EmptyQueueRecheck)
+	}
+	for q, w := range c.Queues {
+		if q == "" || w < 1 {
+			return fmt.Errorf("Config.Queues: queue %q has weight %d; give every queue a name and a weight of at least 1", q, w)
+		}
+	}
+	return nil
 }
 
 // CheckEvent describes one check the worker ran and recorded.
@@ -112,46 +135,19 @@ type Worker struct {
 	// the per-check line costs nothing, not even its fields map.
 	infoOn func() bool
 
-	mu    sync.Mutex
-	state int // stateNew, stateStarted, stateStopped
-	srv   *asynq.Server
-	done  chan struct{} // closed when the server has shut down
+	life startstop.Lifecycle
+	srv  *asynq.Server // set by Start
 }
 
-const (
-	stateNew = iota
-	stateStarted
-	stateStopped
-)
-
 // New returns a worker that checks connections of st with the checkers of
-// reg, taking tasks from rdb. It does not touch Redis until Start.
+// reg, taking tasks from rdb. It does not touch Redis until Start. It
+// fails, naming the field, on an incomplete Config.
 func New(rdb redis.UniversalClient, st *store.Store, reg *checks.Registry, cfg Config) (*Worker, error) {
 	if rdb == nil || st == nil || reg == nil {
 		return nil, errors.New("worker: a redis client, a store and a checker registry are required")
 	}
-	if cfg.Concurrency < 0 || cfg.CheckTimeout < 0 || cfg.ShutdownTimeout < 0 {
-		return nil, errors.New("worker: concurrency and timeouts must not be negative")
-	}
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if len(cfg.Queues) == 0 {
-		cfg.Queues = DefaultQueues()
-	}
-	for q, w := range cfg.Queues {
-		if q == "" || w < 1 {
-			return nil, fmt.Errorf("worker: queue %q has weight %d; give every queue a name and a weight of at least 1", q, w)
-		}
-	}
-	if cfg.CheckTimeout == 0 {
-		cfg.CheckTimeout = DefaultCheckTimeout
-	}
-	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if cfg.EmptyQueueRecheck == 0 {
-		cfg.EmptyQueueRecheck = DefaultEmptyQueueRecheck
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -182,14 +178,10 @@ func levelEnabled(l logrus.FieldLogger, lvl logrus.Level) func() bool {
 // Start starts the asynq server in the background: it serves check:connection
 // tasks from the configured queues until Stop. A worker starts once.
 func (w *Worker) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch w.state {
-	case stateStarted:
-		return errors.New("worker: already started")
-	case stateStopped:
-		return errors.New("worker: stopped; create a new worker to start again")
-	}
+	return w.life.Start("worker", func() error { return w.start(ctx) })
+}
+
+func (w *Worker) start(ctx context.Context) error {
 	if err := w.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("worker: redis is unreachable (check CHECKD_REDIS_URL): %w", err)
 	}
@@ -224,36 +216,29 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.st.AddCheckSlots(-w.cfg.Concurrency)
 		return fmt.Errorf("worker: start asynq server: %w", err)
 	}
-	w.srv, w.state, w.done = srv, stateStarted, make(chan struct{})
+	w.srv = srv
 	w.log.WithFields(logrus.Fields{"concurrency": w.cfg.Concurrency, "queues": w.cfg.Queues}).Info("worker started")
 	return nil
 }
 
 // Stop stops taking tasks and waits for in-flight checks, up to
 // ShutdownTimeout (asynq then returns the unfinished ones to their queue) or
-// until ctx is done. It is safe to call twice, concurrently, or before Start;
-// a stopped worker does not start again.
+// until ctx is done. It is safe to call twice, concurrently, or before Start
+// (startstop.Lifecycle); a stopped worker does not start again.
 func (w *Worker) Stop(ctx context.Context) error {
-	w.mu.Lock()
-	prev, srv, done := w.state, w.srv, w.done
-	w.state = stateStopped
-	w.mu.Unlock()
-	switch prev {
-	case stateNew:
-		return nil
-	case stateStarted:
-		go func() {
-			srv.Shutdown()
-			w.st.AddCheckSlots(-w.cfg.Concurrency)
-			w.log.Info("worker stopped")
-			close(done)
-		}()
-	}
-	if done == nil {
-		return nil
-	}
+	return w.life.Stop(ctx, "worker", w.stop)
+}
+
+func (w *Worker) stop(ctx context.Context) error {
+	drained := make(chan struct{})
+	go func() {
+		w.srv.Shutdown()
+		w.st.AddCheckSlots(-w.cfg.Concurrency)
+		w.log.Info("worker stopped")
+		close(drained)
+	}()
 	select {
-	case <-done:
+	case <-drained:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("worker: stop: in-flight checks are still finishing: %w", ctx.Err())

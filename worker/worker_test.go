@@ -15,6 +15,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -90,7 +91,11 @@ func TestHandleCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOpts{autoTrack: tt.autoTrack, cfg: worker.Config{CheckTimeout: tt.timeout},
+			e := newEnv(t, envOpts{autoTrack: tt.autoTrack, cfg: func(c *worker.Config) {
+				if tt.timeout > 0 {
+					c.CheckTimeout = tt.timeout
+				}
+			},
 				checkers: map[string]checks.Checker{
 					"broken": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
 						return checks.Result{}, errBroken
@@ -314,25 +319,36 @@ func TestNewConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
 	tests := []struct {
-		name string
-		cfg  worker.Config
-		ok   bool
+		name   string
+		modify func(*worker.Config)
+		want   string // "": accepted; else the field the error names
 	}{
-		{name: "defaults", ok: true},
-		{name: "negative concurrency", cfg: worker.Config{Concurrency: -1}},
-		{name: "zero weight", cfg: worker.Config{Queues: map[string]int{"default": 0}}},
-		{name: "negative timeout", cfg: worker.Config{CheckTimeout: -time.Second}},
+		{"checkd.yaml", func(*worker.Config) {}, ""},
+		{"empty-queue recheck off", func(c *worker.Config) { c.EmptyQueueRecheck = 0 }, ""},
+		{"no concurrency", func(c *worker.Config) { c.Concurrency = 0 }, "Config.Concurrency"},
+		{"negative concurrency", func(c *worker.Config) { c.Concurrency = -1 }, "Config.Concurrency"},
+		{"no queues", func(c *worker.Config) { c.Queues = nil }, "Config.Queues"},
+		{"zero weight", func(c *worker.Config) { c.Queues = map[string]int{"default": 0} }, "Config.Queues"},
+		{"no check timeout", func(c *worker.Config) { c.CheckTimeout = 0 }, "Config.CheckTimeout"},
+		{"negative timeout", func(c *worker.Config) { c.CheckTimeout = -time.Second }, "Config.CheckTimeout"},
+		{"no shutdown timeout", func(c *worker.Config) { c.ShutdownTimeout = 0 }, "Config.ShutdownTimeout"},
+		{"negative recheck", func(c *worker.Config) { c.EmptyQueueRecheck = -time.Millisecond }, "Config.EmptyQueueRecheck"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := worker.New(e.rdb, e.st, e.reg, tt.cfg)
-			if (err == nil) != tt.ok {
-				t.Fatalf("New: err %v, want ok=%v", err, tt.ok)
+			cfg := worker.ConfigFrom(configs.Default())
+			tt.modify(&cfg)
+			_, err := worker.New(e.rdb, e.st, e.reg, cfg)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("New: %v, want it accepted", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("New: %v, want an error naming %s", err, tt.want)
 			}
 		})
 	}
-	if _, err := worker.New(nil, e.st, e.reg, worker.Config{}); err == nil {
+	if _, err := worker.New(nil, e.st, e.reg, worker.ConfigFrom(configs.Default())); err == nil {
 		t.Fatal("New without a redis client succeeded")
 	}
 }
@@ -340,7 +356,7 @@ func TestNewConfig(t *testing.T) {
 func TestLogging(t *testing.T) {
 	t.Parallel()
 	log, hook := logtest.NewNullLogger()
-	e := newEnv(t, envOpts{cfg: worker.Config{Logger: log.WithField("component", "worker")}})
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Logger = log.WithField("component", "worker") }})
 	ctx := context.Background()
 	cn := e.connection(t, "sandbox", "error_PASSWORD_INCORRECT")
 	must(t, e.w.HandleCheck(ctx, task(t, cn.ID, t0)))

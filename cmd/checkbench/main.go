@@ -42,7 +42,7 @@ func run() error {
 	p6d := flag.Duration("p6-duration", 0, "override P6's run length")
 	p6pool := flag.Int("p6-pool", 0, "experiment: the P6 worker process's go-redis pool size (default: concurrency + 32, as the daemon)")
 	p6buf := flag.Int("p6-bufsize", 0, "experiment: the P6 worker process's go-redis read/write buffer size in bytes (default: go-redis's)")
-	window := flag.Duration("check-batch-window", 0, "experiment: the store's CheckBatchWindow (default: the store's; negative: none)")
+	window := flag.Duration("check-batch-window", 0, "experiment: the store's CheckBatchWindow (default: configs/checkd.yaml's store.checkBatchWindow; negative: none)")
 	proto := flag.Int("redis-protocol", 0, "experiment: the clients' RESP version (default: the daemon's, 2)")
 	child := flag.Bool(bench.ChildFlag, false, "internal: run as P6's worker process")
 	flag.Parse()

@@ -15,15 +15,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
 )
-
-// stopTimeout bounds a graceful stop; it exceeds the worker's default
-// shutdown timeout so in-flight checks get theirs.
-const stopTimeout = 45 * time.Second
 
 func main() {
 	if err := run(); err != nil {
@@ -58,7 +53,7 @@ func run() error {
 		log.Info("signal received: stopping (send it again to exit at once)")
 	}
 
-	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), d.StopTimeout())
 	defer cancel()
 	return errors.Join(startErr, d.Stop(sctx))
 }

@@ -38,8 +38,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/checkd/checkd/scheduler"
-
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
 
@@ -100,7 +98,8 @@ type Sizes struct {
 	P6PoolSize   int
 	P6BufferSize int
 	// CheckBatchWindow, when set, overrides the store's window for a
-	// check's Redis calls (experiments; default: the store's).
+	// check's Redis calls (experiments; 0: checkd.yaml's
+	// store.checkBatchWindow; negative: none).
 	CheckBatchWindow time.Duration
 }
 
@@ -217,10 +216,18 @@ type env struct {
 	logf   func(format string, args ...any)
 }
 
+// storeConfig is the daemon's store configuration (the embedded defaults)
+// with cipher ci.
+func storeConfig(ci *store.Cipher) store.Config {
+	c := configs.Default().StoreConfig()
+	c.Cipher = ci
+	return c
+}
+
 // poolSize mirrors the daemon: worker concurrency + enqueuers + 16, with
 // room for P1's widest raw baseline.
 func poolSize(sz Sizes) int {
-	return daemon.RedisPoolSize(sz.ProcessConcurrency, scheduler.DefaultEnqueueConcurrency)
+	return daemon.RedisPoolSize(sz.ProcessConcurrency, configs.Default().Scheduler.EnqueueConcurrency)
 }
 
 // Run runs the selected measures and prints their results. It returns an
@@ -294,10 +301,19 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if e.st, err = store.New(e.rdb, store.Config{Cipher: ci, CheckBatchWindow: opts.Sizes.CheckBatchWindow}); err != nil {
+	stCfg := storeConfig(ci)
+	switch w := opts.Sizes.CheckBatchWindow; {
+	case w < 0:
+		stCfg.CheckBatchWindow = 0
+	case w > 0:
+		stCfg.CheckBatchWindow = w
+	}
+	if e.st, err = store.New(e.rdb, stCfg); err != nil {
 		return err
 	}
-	if e.loader, err = store.New(e.rdb, store.Config{Cipher: ci, CheckBatchWindow: -1}); err != nil {
+	loaderCfg := storeConfig(ci)
+	loaderCfg.CheckBatchWindow = 0
+	if e.loader, err = store.New(e.rdb, loaderCfg); err != nil {
 		return err
 	}
 	e.aq = asynq.NewClientFromRedisClient(e.rdb)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -49,7 +50,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	}
 	n := per * rounds
 	conc := e.sz.ProcessConcurrency
-	queues := worker.DefaultQueues()
+	wcfg := worker.ConfigFrom(configs.Default())               // the daemon's worker settings
 	base := time.Now().Truncate(time.Hour).Add(24 * time.Hour) // distinct task IDs from the sweep's
 	opts := []asynq.Option{asynq.Queue(tasks.QueueDefault)}
 	if err := flushAsynq(ctx, e.rdb); err != nil {
@@ -83,7 +84,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		}
 		var handled atomic.Int64
 		all := make(chan struct{})
-		srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: queues, Logger: e.quiet.WithField("c", "asynq"),
+		srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: wcfg.Queues, Logger: e.quiet.WithField("c", "asynq"),
 			LogLevel: asynq.WarnLevel})
 		stopProf := e.startProfile(label)
 		defer stopProf()
@@ -142,16 +143,17 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		}
 		var done, applied atomic.Int64
 		all := make(chan struct{})
-		w, err := worker.New(e.rdb, e.st, reg, worker.Config{Concurrency: conc, Queues: queues, Logger: e.info,
-			EmptyQueueRecheck: recheck,
-			OnCheck: func(ev worker.CheckEvent) {
-				if ev.Outcome == store.Applied {
-					applied.Add(1)
-				}
-				if done.Add(1) == int64(len(ids)) {
-					close(all)
-				}
-			}})
+		cfg := wcfg
+		cfg.Concurrency, cfg.Logger, cfg.EmptyQueueRecheck = conc, e.info, recheck
+		cfg.OnCheck = func(ev worker.CheckEvent) {
+			if ev.Outcome == store.Applied {
+				applied.Add(1)
+			}
+			if done.Add(1) == int64(len(ids)) {
+				close(all)
+			}
+		}
+		w, err := worker.New(e.rdb, e.st, reg, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -200,12 +202,12 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		}
 		doNoMemo := func() {
 			if err == nil {
-				mn, err = runWorker(ids2, slotOf, "nomemo", k+1, -1, reg)
+				mn, err = runWorker(ids2, slotOf, "nomemo", k+1, 0, reg)
 			}
 		}
 		doHTTP := func() {
 			if err == nil {
-				mh, err = runWorker(ids3, slotOf, "http", k+1, 0, httpReg)
+				mh, err = runWorker(ids3, slotOf, "http", k+1, wcfg.EmptyQueueRecheck, httpReg)
 			}
 		}
 		if k%2 == 0 {
@@ -215,10 +217,10 @@ func runP2(ctx context.Context, e *env) (r Result) {
 			doHTTP()
 		}
 		if err == nil {
-			mf, err = runWorker(ids, slotOf, "first", k+1, 0, reg)
+			mf, err = runWorker(ids, slotOf, "first", k+1, wcfg.EmptyQueueRecheck, reg)
 		}
 		if err == nil {
-			ms, err = runWorker(ids, func(i int) time.Time { return slotOf(i).Add(time.Hour) }, "steady", k+1, 0, reg)
+			ms, err = runWorker(ids, func(i int) time.Time { return slotOf(i).Add(time.Hour) }, "steady", k+1, wcfg.EmptyQueueRecheck, reg)
 		}
 		if k%2 == 1 {
 			doNoMemo()
@@ -269,7 +271,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	}
 	r.Details = append(r.Details,
 		fmt.Sprintf("%d first checks (PENDING → CONNECTED, 2 accounts discovered) in %s; the same %d again, nothing changing, in %s; raw no-op %d tasks in %s; %d alternating rounds of %d; concurrency %d, queues %v",
-			n, first.Wall.Round(time.Millisecond), n, steady.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), rounds, per, conc, queues),
+			n, first.Wall.Round(time.Millisecond), n, steady.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), rounds, per, conc, wcfg.Queues),
 		"ratio by round (first/steady/first with the memo off to raw; first over HTTP to first): "+strings.Join(roundRatios, " "),
 		"worker, first checks "+first.perItem(n),
 		"worker, steady       "+steady.perItem(n),
@@ -280,7 +282,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 			batchDetail(batches["first"]), batchDetail(batches["steady"])),
 		fmt.Sprintf("asynq's processor dequeues one task at a time, asking the queues in a weighted random order until one has a task: dequeue calls reaching Redis per task raw %.2f, worker first %.2f, steady %.2f, memo off %.2f (the worker's memo answers for a queue found empty less than %s ago while another hands out tasks); mean dequeue call latency raw %s, worker first %s, steady %s, memo off %s; wall time per task raw %s, worker first %s, memo off %s",
 			float64(raw.Dequeues)/float64(n), float64(first.Dequeues)/float64(n), float64(steady.Dequeues)/float64(n), float64(nomemo.Dequeues)/float64(n),
-			worker.DefaultEmptyQueueRecheck,
+			wcfg.EmptyQueueRecheck,
 			raw.dequeueLatency().Round(100*time.Nanosecond), first.dequeueLatency().Round(100*time.Nanosecond),
 			steady.dequeueLatency().Round(100*time.Nanosecond), nomemo.dequeueLatency().Round(100*time.Nanosecond),
 			(raw.Wall/time.Duration(n)).Round(100*time.Nanosecond), (first.Wall/time.Duration(n)).Round(100*time.Nanosecond), (nomemo.Wall/time.Duration(n)).Round(100*time.Nanosecond)),

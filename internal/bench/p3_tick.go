@@ -37,7 +37,7 @@ func runP3(ctx context.Context, e *env) (r Result) {
 		r.Err = err
 		return r
 	}
-	st2, err := store.New(c2, store.Config{Cipher: ci})
+	st2, err := store.New(c2, storeConfig(ci))
 	if err != nil {
 		r.Err = err
 		return r

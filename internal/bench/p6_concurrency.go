@@ -26,6 +26,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -357,7 +358,7 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer rdb.Close()
 	rt := &rtCounter{}
 	rdb.AddHook(rt)
-	st, err := store.New(rdb, store.Config{Cipher: ci})
+	st, err := store.New(rdb, storeConfig(ci))
 	if err != nil {
 		return err
 	}
@@ -400,15 +401,17 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	switch cfg.Mode {
 	case "worker", "http":
-		w, err := worker.New(rdb, st, reg, worker.Config{Concurrency: cfg.Concurrency, Logger: log, ShutdownTimeout: 10 * time.Second,
-			OnCheck: func(ev worker.CheckEvent) { count(ev.Outcome == store.Applied) }})
+		wcfg := worker.ConfigFrom(configs.Default()) // the daemon's worker settings
+		wcfg.Concurrency, wcfg.Logger, wcfg.ShutdownTimeout = cfg.Concurrency, log, 10*time.Second
+		wcfg.OnCheck = func(ev worker.CheckEvent) { count(ev.Outcome == store.Applied) }
+		w, err := worker.New(rdb, st, reg, wcfg)
 		if err != nil {
 			return err
 		}
 		startFn = func() error { return w.Start(ctx) }
 		stopFn = func() error { return w.Stop(context.Background()) }
 	case "raw":
-		srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: cfg.Concurrency, Queues: worker.DefaultQueues(),
+		srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: cfg.Concurrency, Queues: configs.Default().Worker.Queues,
 			ShutdownTimeout: 10 * time.Second, Logger: log.WithField("c", "asynq"), LogLevel: asynq.WarnLevel})
 		startFn = func() error {
 			return srv.Start(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/ctl"
 	"github.com/checkd/checkd/internal/link"
@@ -40,7 +41,9 @@ func realAPI(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.New(rdb, store.Config{Cipher: cipher, Clock: clk})
+	stCfg := configs.Default().StoreConfig()
+	stCfg.Cipher, stCfg.Clock = cipher, clk
+	st, err := store.New(rdb, stCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,14 +54,16 @@ func realAPI(t *testing.T) string {
 	log := logrus.New()
 	log.SetOutput(&bytes.Buffer{})
 	srv, err := api.New(st, api.Config{
-		APIKeys:     []string{testKey},
-		Datasources: func() []string { return []string{"sandbox"} },
-		Logger:      log,
-		Clock:       clk,
-		Enqueuer:    asynq.NewClientFromRedisClient(rdb),
-		Inspector:   asynq.NewInspectorFromRedisClient(rdb),
-		Links:       signer,
-		PublicURL:   "https://checkd.example.com",
+		Addr:         "127.0.0.1:0",
+		MaxBodyBytes: configs.Default().MaxBodyBytes,
+		APIKeys:      []string{testKey},
+		Datasources:  func() []string { return []string{"sandbox"} },
+		Logger:       log,
+		Clock:        clk,
+		Enqueuer:     asynq.NewClientFromRedisClient(rdb),
+		Inspector:    asynq.NewInspectorFromRedisClient(rdb),
+		Links:        signer,
+		PublicURL:    "https://checkd.example.com",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -22,10 +22,19 @@
 //     /readyz for processes without the api role (worker-only machines).
 //  8. Demo data, if enabled and the store has no company yet.
 //
-// Stop runs in reverse: the ops listener and the API (no new requests), the
-// scheduler (no new tasks), the worker (in-flight checks drain or are
-// requeued), then Redis.
-// A failed Start stops what it had started.
+// Each part comes from its section of the configuration (configs, the
+// one source of defaults) through the part's own mapping: cfg.StoreConfig,
+// worker.ConfigFrom, scheduler.ConfigFrom, api.ConfigFrom,
+// dashboard.OptionsFrom. The daemon adds only what it owns (the clock,
+// loggers, the shared Redis client, metrics hooks).
+//
+// Lifecycle (package startstop): a daemon starts once; Stop is safe before
+// Start and twice. Every part that starts pushes its stop on a stack, and
+// Stop runs the stack in reverse: the ops listener and the API (no new
+// requests), the scheduler (no new tasks), the worker (in-flight checks
+// drain or are requeued), then Redis. A failed Start stops what it had
+// started. StopTimeout bounds a graceful stop: the worker's shutdown
+// timeout plus a margin.
 package daemon
 
 import (
@@ -58,36 +67,29 @@ import (
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
-	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
 )
 
 // RedisProtocol is the RESP version checkd speaks: 2, since it uses no RESP3
-// feature and go-redis's RESP3 push handling costs ~5% of a check's CPU.
+// feature and go-redis's RESP3 push handling costs a share of every check's
+// CPU (BENCHMARKS.md, "Changes made from these measurements": Worker).
 const RedisProtocol = 2
 
 // maxPool caps the Redis connection pool. A check holds a connection only
 // around its two store calls, so a pool far smaller than the worker
-// concurrency serves it; each connection's buffers cost ~64 KiB, which at
-// 2,000 concurrent checks dominated the process's memory (measured: peak
-// RSS 199 MB uncapped, 73 MB at 128, same throughput).
+// concurrency serves it, while each connection's buffers cost memory: at
+// high concurrency an uncapped pool dominated the process's memory, for
+// no throughput (BENCHMARKS.md, "Changes made from these measurements":
+// Worker).
 const maxPool = 128
 
 // RedisPoolSize is the connection pool of a process with the given worker
 // and enqueue concurrency (the benchmark harness uses it too).
 func RedisPoolSize(workerConcurrency, enqueueConcurrency int) int {
 	return min(workerConcurrency+enqueueConcurrency+16, maxPool)
-}
-
-// emptyQueueRecheck maps worker.emptyQueueRecheck (0: off) to
-// worker.Config's (0: default, negative: off).
-func emptyQueueRecheck(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // Options are the parts of a daemon that tests replace.
@@ -103,20 +105,18 @@ type Options struct {
 // failedStartTimeout bounds the cleanup of a Start that failed half-way.
 const failedStartTimeout = 10 * time.Second
 
-const (
-	stateNew = iota
-	stateStarted
-	stateStopped
-)
-
 // Daemon is one checkd process. Build it with New, then Start and Stop it.
 type Daemon struct {
 	cfg  configs.Config
 	log  *logrus.Logger
 	opts Options
 
-	mu      sync.Mutex
-	state   int
+	life startstop.Lifecycle
+	// parts holds the stop of every part Start brought up, in start order;
+	// Stop runs them in reverse.
+	parts startstop.Stack
+
+	mu      sync.Mutex // guards the parts below; held by Start and Stop
 	mr      *miniredis.Miniredis
 	rdb     *redis.Client
 	st      *store.Store
@@ -124,7 +124,6 @@ type Daemon struct {
 	wk      *worker.Worker
 	sch     *scheduler.Scheduler
 	srv     *api.Server
-	ops     *http.Server
 	opsAddr string
 	enq     *asynq.Client
 	insp    *asynq.Inspector
@@ -134,10 +133,6 @@ type Daemon struct {
 	genKey  bool
 	seeded  demo.Summary
 	apiKeys []string
-
-	// httpCheckers are the registry's checker services, whose kept
-	// connections are closed on stop.
-	httpCheckers []*httpcheck.Checker
 }
 
 // New checks that cfg can run and returns a daemon that has not started:
@@ -172,34 +167,60 @@ func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) 
 
 // Start brings the process up in the documented order and returns once
 // every role is running; it does not block. ctx bounds the startup (Redis
-// ping, listen, demo seeding). A daemon starts once.
+// ping, listen, demo seeding). A daemon starts once (startstop.Lifecycle);
+// a Start that failed has stopped what it started.
 func (d *Daemon) Start(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch d.state {
-	case stateStarted:
-		return errors.New("daemon: already started")
-	case stateStopped:
-		return errors.New("daemon: stopped; create a new daemon to start again")
-	}
-	d.state = stateStarted
-	if err := d.start(ctx); err != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failedStartTimeout)
-		defer cancel()
-		if serr := d.stop(sctx); serr != nil {
-			d.log.WithError(serr).Warn("cleaning up after a failed start")
+	return d.life.Start("daemon", func() error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err := d.start(ctx); err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failedStartTimeout)
+			defer cancel()
+			if serr := d.stop(sctx); serr != nil {
+				d.log.WithError(serr).Warn("cleaning up after a failed start")
+			}
+			return err
 		}
-		return err
+		return nil
+	})
+}
+
+// start runs the start steps in the package's documented order; each step
+// that brings up a running part starts it through d.parts, or pushes its
+// stop there.
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	steps := []struct {
+		on  bool
+		run func(context.Context) error
+	}{
+		{true, d.startRedis},
+		{true, d.openStore},
+		{true, d.registerCheckers},
+		{cfg.Has(configs.RoleWorker), d.startWorker},
+		{cfg.Has(configs.RoleScheduler), d.startScheduler},
+		{cfg.Has(configs.RoleAPI), d.startAPI},
+		{cfg.MetricsAddr != "", d.startOps},
+		{cfg.Demo.Enabled, d.seedDemo},
 	}
+	for _, step := range steps {
+		if !step.on {
+			continue
+		}
+		if err := step.run(ctx); err != nil {
+			return err
+		}
+	}
+	d.ready.Store(true)
+	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
+		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
 	return nil
 }
 
-func (d *Daemon) start(ctx context.Context) error {
+// openStore builds the store over d.rdb, with the credential cipher, and
+// the asynq client, inspector and metrics that share it.
+func (d *Daemon) openStore(context.Context) error {
 	cfg := d.cfg
-	if err := d.startRedis(ctx); err != nil {
-		return err
-	}
-
 	key, err := d.encryptionKey()
 	if err != nil {
 		return err
@@ -209,12 +230,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	d.st, err = store.New(d.rdb, store.Config{Cipher: cipher, Clock: d.opts.Clock, Interval: cfg.CheckInterval,
-		HistoryLimit: cfg.Store.HistoryLimit, EventsMaxLen: cfg.Store.EventsMaxLen, AutoTrack: cfg.Store.AutoTrack})
-	if err != nil {
+	stCfg := cfg.StoreConfig()
+	stCfg.Cipher, stCfg.Clock = cipher, d.opts.Clock
+	if d.st, err = store.New(d.rdb, stCfg); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-
 	// One asynq client and inspector share d.rdb (asynq refuses to close a
 	// shared client, so they are dropped, not closed, on stop). The client's
 	// enqueues go through the store's group commit: a sweep's concurrent
@@ -222,81 +242,13 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.enq = asynq.NewClientFromRedisClient(d.st.SharedClient())
 	d.insp = asynq.NewInspectorFromRedisClient(d.rdb)
 	d.met = metrics.New(d.st, d.insp, d.opts.Clock)
-
-	if err := d.buildRegistry(); err != nil {
-		return err
-	}
-
-	if cfg.Has(configs.RoleWorker) {
-		wk, err := worker.New(d.rdb, d.st, d.reg, worker.Config{
-			Concurrency: cfg.Worker.Concurrency, Queues: cfg.Worker.Queues,
-			CheckTimeout: cfg.Worker.CheckTimeout, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
-			EmptyQueueRecheck: emptyQueueRecheck(cfg.Worker.EmptyQueueRecheck), Clock: d.opts.Clock,
-			Logger: d.log.WithField("component", "worker"), OnCheck: d.met.ObserveCheck,
-		})
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		if err := wk.Start(ctx); err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.wk = wk
-	}
-
-	if cfg.Has(configs.RoleScheduler) {
-		// At least 1 (the retry kept for Retry-After), so the scheduler's
-		// "0 means default" never applies.
-		maxRetry := tasks.AsynqMaxRetry(cfg.Scheduler.MaxRetry)
-		sch, err := scheduler.New(d.st, d.enq, scheduler.Config{
-			Spec: cfg.Tick, BatchSize: cfg.Scheduler.BatchSize, MaxPerTick: cfg.Scheduler.MaxPerTick,
-			Lease: cfg.Scheduler.Lease, EnqueueConcurrency: cfg.Scheduler.EnqueueConcurrency,
-			TaskTimeout: cfg.Scheduler.TaskTimeout, MaxRetry: maxRetry,
-			Clock: d.opts.Clock, Logger: d.log, OnTick: d.met.ObserveTick,
-		})
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		if err := sch.Start(ctx); err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.sch = sch
-	}
-
-	if cfg.Has(configs.RoleAPI) {
-		if err := d.startAPI(ctx); err != nil {
-			return err
-		}
-	}
-
-	if cfg.MetricsAddr != "" {
-		if err := d.startOps(ctx); err != nil {
-			return err
-		}
-	}
-
-	if cfg.Demo.Enabled {
-		sum, err := demo.Seed(ctx, d.st, cfg.Demo)
-		if err != nil {
-			return fmt.Errorf("daemon: %w", err)
-		}
-		d.seeded = sum
-		if sum.Skipped {
-			d.log.Info("demo data not seeded: the store already has companies")
-		} else {
-			d.log.WithFields(logrus.Fields{"companies": sum.Companies, "connections": sum.Connections}).
-				Info("demo data seeded: sandbox connections are PENDING and checked on the next tick")
-		}
-	}
-
-	d.ready.Store(true)
-	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
-		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
 	return nil
 }
 
-// buildRegistry registers the checker of every datasource: the built-in
-// sandbox and each configured checker service.
-func (d *Daemon) buildRegistry() error {
+// registerCheckers builds the checker registry: the built-in sandbox and
+// each configured checker service, whose kept connections are closed on
+// stop (after the worker's).
+func (d *Daemon) registerCheckers(context.Context) error {
 	cfg := d.cfg
 	d.reg = checks.NewRegistry()
 	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
@@ -316,8 +268,52 @@ func (d *Daemon) buildRegistry() error {
 		if err := d.reg.Register(name, c); err != nil {
 			return fmt.Errorf("daemon: %w", err)
 		}
-		d.httpCheckers = append(d.httpCheckers, c)
+		d.parts.Push("checker "+name, func(context.Context) error { c.CloseIdleConnections(); return nil })
 		d.log.WithFields(logrus.Fields{"datasource": name, "timeout": ds.Timeout.String()}).Info("datasource checked by a checker service over HTTP")
+	}
+	return nil
+}
+
+func (d *Daemon) startWorker(ctx context.Context) error {
+	wc := worker.ConfigFrom(d.cfg)
+	wc.Clock, wc.Logger, wc.OnCheck = d.opts.Clock, d.log.WithField("component", "worker"), d.met.ObserveCheck
+	wk, err := worker.New(d.rdb, d.st, d.reg, wc)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := d.parts.Start(ctx, "worker", wk); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.wk = wk
+	return nil
+}
+
+func (d *Daemon) startScheduler(ctx context.Context) error {
+	sc := scheduler.ConfigFrom(d.cfg)
+	sc.Clock, sc.Logger, sc.OnTick = d.opts.Clock, d.log, d.met.ObserveTick
+	sch, err := scheduler.New(d.st, d.enq, sc)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := d.parts.Start(ctx, "scheduler", sch); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.sch = sch
+	return nil
+}
+
+// seedDemo seeds the demo data into a store without companies.
+func (d *Daemon) seedDemo(ctx context.Context) error {
+	sum, err := demo.Seed(ctx, d.st, d.cfg.Demo)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.seeded = sum
+	if sum.Skipped {
+		d.log.Info("demo data not seeded: the store already has companies")
+	} else {
+		d.log.WithFields(logrus.Fields{"companies": sum.Companies, "connections": sum.Connections}).
+			Info("demo data seeded: sandbox connections are PENDING and checked on the next tick")
 	}
 	return nil
 }
@@ -330,6 +326,7 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 			return fmt.Errorf("daemon: start the embedded Redis: %w", err)
 		}
 		d.mr = mr
+		d.parts.Push("embedded redis", func(context.Context) error { mr.Close(); return nil })
 		opt = &redis.Options{Addr: mr.Addr()}
 		d.log.WithField("addr", mr.Addr()).Warn("no Redis configured: using an EMBEDDED IN-MEMORY Redis; all data is LOST ON EXIT. Set " +
 			configs.EnvRedisURL + " (e.g. redis://127.0.0.1:6379/0) to keep it")
@@ -345,7 +342,14 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 	if opt.PoolSize == 0 {
 		opt.PoolSize = RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
 	}
-	d.rdb = redis.NewClient(opt)
+	rdb := redis.NewClient(opt)
+	d.rdb = rdb
+	d.parts.Push("redis client", func(context.Context) error {
+		if err := rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			return err
+		}
+		return nil
+	})
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := d.rdb.Ping(pctx).Err(); err != nil {
@@ -386,24 +390,23 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	maxRetry := tasks.AsynqMaxRetry(d.cfg.Scheduler.MaxRetry)
-	srv, err := api.New(d.st, api.Config{Addr: d.cfg.HTTPAddr, APIKeys: d.apiKeys, Datasources: d.reg.Names,
-		Logger: d.log.WithField("component", "api"), Clock: d.opts.Clock,
-		Enqueuer: d.enq, Inspector: d.insp, Links: signer, PublicURL: d.cfg.PublicURL,
-		TaskOptions: []asynq.Option{asynq.Timeout(d.cfg.Scheduler.TaskTimeout), asynq.MaxRetry(maxRetry)}})
+	ac := api.ConfigFrom(d.cfg)
+	ac.APIKeys, ac.Datasources, ac.Logger, ac.Clock = d.apiKeys, d.reg.Names, d.log.WithField("component", "api"), d.opts.Clock
+	ac.Enqueuer, ac.Inspector, ac.Links = d.enq, d.insp, signer
+	srv, err := api.New(d.st, ac)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	readOnly := !d.cfg.Dashboard.Writable
-	dash, err := dashboard.New(d.rdb, dashboard.Options{User: d.cfg.Dashboard.User, Password: d.cfg.Dashboard.Password,
-		APIKeys: d.apiKeys, ReadOnly: &readOnly})
+	dc := dashboard.OptionsFrom(d.cfg)
+	dc.APIKeys = d.apiKeys
+	dash, err := dashboard.New(d.rdb, dc)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	srv.Mount(dashboard.DefaultRootPath+"/", dash, false) // it does its own (browser-friendly) auth
+	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
 	srv.Mount("GET /metrics", d.met.Handler(), true)
 	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
-	if err := srv.Start(ctx); err != nil {
+	if err := d.parts.Start(ctx, "api", srv); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.srv = srv
@@ -421,60 +424,35 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 // Stop stops the process in reverse start order, bounded by ctx, and
 // reports every failure. It is safe to call twice and before Start.
 func (d *Daemon) Stop(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.state != stateStarted {
-		d.state = stateStopped
-		return nil
-	}
-	d.state = stateStopped
-	err := d.stop(ctx)
-	if err == nil {
-		d.log.Info("checkd stopped")
-	}
-	return err
+	return d.life.Stop(ctx, "daemon", func(ctx context.Context) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		err := d.stop(ctx)
+		if err == nil {
+			d.log.Info("checkd stopped")
+		}
+		return err
+	})
 }
 
-// stop stops whatever was started; each part's Stop is safe to repeat.
+// stop stops whatever was started, last started first.
 func (d *Daemon) stop(ctx context.Context) error {
-	var errs []error
 	d.ready.Store(false)
-	if d.ops != nil {
-		if err := d.ops.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop ops listener: %w", err))
-		}
-	}
-	if d.srv != nil {
-		if err := d.srv.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop api: %w", err))
-		}
-	}
-	if d.sch != nil {
-		if err := d.sch.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop scheduler: %w", err))
-		}
-	}
-	if d.wk != nil {
-		if err := d.wk.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop worker: %w", err))
-		}
-	}
-	for _, c := range d.httpCheckers {
-		c.CloseIdleConnections()
-	}
-	if d.rdb != nil {
-		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close redis client: %w", err))
-		}
-	}
-	if d.mr != nil {
-		d.mr.Close()
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("daemon: stop: %w", errors.Join(errs...))
+	if err := d.parts.Stop(ctx); err != nil {
+		return fmt.Errorf("daemon: stop: %w", err)
 	}
 	return nil
 }
+
+// stopMargin is what a graceful stop allows beyond the worker's shutdown
+// timeout: for the API's requests in flight, a running tick and closing
+// Redis.
+const stopMargin = 15 * time.Second
+
+// StopTimeout is how long a graceful Stop may take: the worker's shutdown
+// timeout (worker.shutdownTimeout), in which in-flight checks finish or go
+// back to their queue, plus a margin for the rest of the process.
+func (d *Daemon) StopTimeout() time.Duration { return d.cfg.Worker.ShutdownTimeout + stopMargin }
 
 // Config returns the configuration the daemon runs.
 func (d *Daemon) Config() configs.Config { return d.cfg }
@@ -561,13 +539,14 @@ func (d *Daemon) startOps(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("daemon: listen on metricsAddr %s: %w (pick another with %s)", d.cfg.MetricsAddr, err, configs.EnvMetricsAddr)
 	}
-	d.ops = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ops := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.opsAddr = ln.Addr().String()
 	go func() {
-		if err := d.ops.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := ops.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.WithError(err).Error("ops listener failed")
 		}
 	}()
+	d.parts.Push("ops listener", ops.Shutdown)
 	d.log.WithField("addr", d.opsAddr).Info("serving /metrics, /healthz and /readyz")
 	return nil
 }

@@ -116,6 +116,28 @@ func TestNewRefuses(t *testing.T) {
 	}
 }
 
+// TestStopTimeout: a graceful stop gives in-flight checks the worker's
+// shutdown timeout, and more.
+func TestStopTimeout(t *testing.T) {
+	t.Parallel()
+	short, long := baseConfig(), baseConfig()
+	long.Worker.ShutdownTimeout = short.Worker.ShutdownTimeout + time.Minute
+	ds, err := daemon.New(short, quietLogger(t), daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := daemon.New(long, quietLogger(t), daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ds.StopTimeout(); got <= short.Worker.ShutdownTimeout {
+		t.Errorf("StopTimeout() = %s, want more than worker.shutdownTimeout %s", got, short.Worker.ShutdownTimeout)
+	}
+	if d := dl.StopTimeout() - ds.StopTimeout(); d != time.Minute {
+		t.Errorf("a shutdown timeout a minute longer made StopTimeout %s longer, want a minute", d)
+	}
+}
+
 func TestStopBeforeStartAndTwice(t *testing.T) {
 	t.Parallel()
 	d, err := daemon.New(baseConfig(), quietLogger(t), daemon.Options{})

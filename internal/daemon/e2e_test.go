@@ -11,6 +11,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
@@ -148,11 +149,9 @@ func TestEndToEnd(t *testing.T) {
 // returns them by ID. It fails the test after a deadline.
 func waitFor(t *testing.T, base string, ids map[string]string, done func(api.Connection) bool) map[string]api.Connection {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		got := map[string]api.Connection{}
+	var got map[string]api.Connection
+	poll.WaitFor(t, 30*time.Second, fmt.Sprintf("%d connections to be checked", len(ids)), func() bool {
+		got = map[string]api.Connection{}
 		for _, id := range ids {
 			var c api.Connection
 			if code := getJSON(t, base+"/v1/connection/"+id+"/details", testAPIKey, &c); code != http.StatusOK {
@@ -162,12 +161,7 @@ func waitFor(t *testing.T, base string, ids map[string]string, done func(api.Con
 				got[id] = c
 			}
 		}
-		if len(got) == len(ids) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connections not checked within 30s: %d of %d done", len(got), len(ids))
-		}
-		<-tick.C
-	}
+		return len(got) == len(ids)
+	})
+	return got
 }

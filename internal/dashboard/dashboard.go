@@ -9,9 +9,9 @@
 // constant time. Anything else is answered 401 with a WWW-Authenticate
 // challenge, so a browser asks for the login.
 //
-// The dashboard is read-only by default: queues and tasks can be looked at,
-// not paused, deleted, run or archived. With Options.ReadOnly set to false
-// mutating calls are allowed, but only from the dashboard's own origin (a
+// The dashboard is read-only unless Options.Writable is set: queues and
+// tasks can be looked at, not paused, deleted, run or archived. With
+// Writable mutating calls are allowed, but only from the dashboard's own origin (a
 // browser's saved Basic credentials must not let another site act).
 //
 // Task payloads are shown as they are stored; checkd's carry IDs only (see
@@ -30,14 +30,13 @@ import (
 
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/configs"
 )
 
-// DefaultRootPath is where the dashboard lives; mount the handler at
-// DefaultRootPath + "/".
-const DefaultRootPath = "/monitoring"
-
-// DefaultUser is the Basic-auth user name when Options.User is empty.
-const DefaultUser = "admin"
+// RootPath is where checkd mounts the dashboard: the handler at RootPath
+// + "/".
+const RootPath = "/monitoring"
 
 // Realm is the Basic-auth realm the browser shows.
 const Realm = "checkd dashboard"
@@ -45,23 +44,32 @@ const Realm = "checkd dashboard"
 // HeaderAPIKey is the header scripts put an API key in (the REST API's).
 const HeaderAPIKey = "X-API-Key"
 
-// Options configure the dashboard.
+// Options configure the dashboard. They have no defaults: New refuses an
+// empty User or RootPath. OptionsFrom builds them from checkd's
+// configuration (whose defaults are configs/checkd.yaml's).
 type Options struct {
-	// User is the Basic-auth user name. Default DefaultUser.
+	// User is the Basic-auth user name (dashboard.user).
 	User string
 	// Password is the dashboard's own password. Optional when APIKeys has
-	// one: every API key is accepted as the Basic-auth password too.
+	// one: every API key is accepted as the Basic-auth password too
+	// (dashboard.password).
 	Password string
 	// APIKeys are the REST API's keys: accepted as the Basic-auth password
 	// and in the X-API-Key header.
 	APIKeys []string
-	// ReadOnly restricts the dashboard to viewing. nil means true; point it
-	// at false to allow pausing queues and deleting, running or archiving
-	// tasks.
-	ReadOnly *bool
-	// RootPath is the URL path of the dashboard, without a trailing slash.
-	// Default DefaultRootPath.
+	// Writable allows pausing queues and deleting, running or archiving
+	// tasks; false: the dashboard is for viewing (dashboard.writable).
+	Writable bool
+	// RootPath is the URL path of the dashboard, without a trailing slash:
+	// RootPath in checkd.
 	RootPath string
+}
+
+// OptionsFrom returns the dashboard's options in a checkd configuration:
+// its dashboard section, at RootPath. The caller adds APIKeys.
+func OptionsFrom(c configs.Config) Options {
+	d := c.Dashboard
+	return Options{User: d.User, Password: d.Password, Writable: d.Writable, RootPath: RootPath}
 }
 
 // New returns the dashboard over rdb, the Redis asynq uses. The handler
@@ -74,13 +82,10 @@ func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
 		return nil, errors.New("dashboard: a redis client is required")
 	}
 	if opts.User == "" {
-		opts.User = DefaultUser
-	}
-	if opts.RootPath == "" {
-		opts.RootPath = DefaultRootPath
+		return nil, errors.New("dashboard: Options.User is empty; give the Basic-auth user name (configs: dashboard.user)")
 	}
 	if !strings.HasPrefix(opts.RootPath, "/") || strings.HasSuffix(opts.RootPath, "/") {
-		return nil, fmt.Errorf("dashboard: root path %q must start with a slash and not end with one (e.g. %q)", opts.RootPath, DefaultRootPath)
+		return nil, fmt.Errorf("dashboard: root path %q must start with a slash and not end with one (e.g. %q)", opts.RootPath, RootPath)
 	}
 	var secrets [][sha256.Size]byte
 	if opts.Password != "" {
@@ -97,7 +102,7 @@ func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
 	if len(secrets) == 0 {
 		return nil, errors.New("dashboard: set a dashboard password or at least one API key: the dashboard is never served without authentication")
 	}
-	readOnly := opts.ReadOnly == nil || *opts.ReadOnly
+	readOnly := !opts.Writable
 	mon := asynqmon.New(asynqmon.Options{
 		RootPath:     opts.RootPath,
 		RedisConnOpt: sharedClient{rdb},

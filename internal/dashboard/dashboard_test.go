@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,15 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
-
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/dashboard"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/redistest"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
@@ -31,7 +30,7 @@ const (
 	dashPass    = "dash-pass-abcdef"
 	connSecret  = "Conn-Pa55word-never-shown!"
 	connUser    = "user_good"
-	defaultRoot = dashboard.DefaultRootPath
+	defaultRoot = dashboard.RootPath
 )
 
 var slot = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -44,22 +43,23 @@ type env struct {
 	taskID string
 }
 
+// options are checkd's default dashboard options (no password), changed by
+// mod.
+func options(mod func(*dashboard.Options)) dashboard.Options {
+	o := dashboard.OptionsFrom(configs.Default())
+	mod(&o)
+	return o
+}
+
 // newEnv stores a connection with a known password on a real Redis, enqueues
-// its check task, and serves the dashboard.
-func newEnv(t *testing.T, opts dashboard.Options) *env {
+// its check task, and serves the dashboard with options(mod).
+func newEnv(t *testing.T, mod func(*dashboard.Options)) *env {
 	t.Helper()
-	rdb := redistest.Start(t).Client(t)
-	st := storetest.New(t, rdb, store.Config{})
-	ctx := context.Background()
-	co, err := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := st.CreateConnection(ctx, store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+	opts := options(mod)
+	te := testenv.New(t, testenv.Options{Redis: redistest.Start(t).Client(t)})
+	rdb := te.Redis
+	conn := te.Connection(t, store.NewConnection{CompanyID: te.Company(t, "Acme").ID, Datasource: "sandbox",
 		Credentials: checks.Credentials{Username: connUser, Password: connSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	task, err := tasks.NewCheckTask(conn.ID, slot, tasks.ReasonScheduled)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func (e *env) do(t *testing.T, method, path string, a auth, hdr map[string]strin
 }
 
 func TestAuthentication(t *testing.T) {
-	e := newEnv(t, dashboard.Options{Password: dashPass, APIKeys: []string{"other-key-xyz", apiKey}})
+	e := newEnv(t, func(o *dashboard.Options) { o.Password, o.APIKeys = dashPass, []string{"other-key-xyz", apiKey} })
 	for _, tc := range []struct {
 		name string
 		auth auth
@@ -152,7 +152,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestCustomUser(t *testing.T) {
-	e := newEnv(t, dashboard.Options{User: "ops", Password: dashPass})
+	e := newEnv(t, func(o *dashboard.Options) { o.User, o.Password = "ops", dashPass })
 	if resp, _ := e.do(t, http.MethodGet, defaultRoot+"/", basic("ops", dashPass), nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("custom user: status %d, want 200", resp.StatusCode)
 	}
@@ -165,7 +165,7 @@ func TestCustomUser(t *testing.T) {
 }
 
 func TestQueuesAPIAndPayloadsCarryIDsOnly(t *testing.T) {
-	e := newEnv(t, dashboard.Options{APIKeys: []string{apiKey}})
+	e := newEnv(t, func(o *dashboard.Options) { o.APIKeys = []string{apiKey} })
 
 	resp, body := e.do(t, http.MethodGet, defaultRoot+"/api/queues", header(apiKey), nil)
 	if resp.StatusCode != http.StatusOK {
@@ -225,7 +225,7 @@ func TestQueuesAPIAndPayloadsCarryIDsOnly(t *testing.T) {
 }
 
 func TestReadOnlyRefusesMutations(t *testing.T) {
-	e := newEnv(t, dashboard.Options{APIKeys: []string{apiKey}}) // ReadOnly nil: read-only
+	e := newEnv(t, func(o *dashboard.Options) { o.APIKeys = []string{apiKey} }) // not Writable: read-only
 	for _, tc := range []struct {
 		method, path string
 	}{
@@ -253,8 +253,7 @@ func TestReadOnlyRefusesMutations(t *testing.T) {
 }
 
 func TestWritableAllowsSameOriginMutationsOnly(t *testing.T) {
-	writable := false
-	e := newEnv(t, dashboard.Options{Password: dashPass, ReadOnly: &writable})
+	e := newEnv(t, func(o *dashboard.Options) { o.Password, o.Writable = dashPass, true })
 	path := defaultRoot + "/api/queues/default/pending_tasks/" + e.taskID
 
 	resp, body := e.do(t, http.MethodDelete, path, basic("admin", dashPass),
@@ -282,17 +281,19 @@ func TestNewRefusesUnsafeOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		rdb  redis.UniversalClient
-		opts dashboard.Options
+		opts func(*dashboard.Options)
 		want string
 	}{
-		{"no secret", rdb, dashboard.Options{}, "password or at least one API key"},
-		{"empty API key", rdb, dashboard.Options{APIKeys: []string{"k", " "}}, "API key 2 of 2 is empty"},
-		{"root path with trailing slash", rdb, dashboard.Options{Password: "p", RootPath: "/mon/"}, "must start with a slash"},
-		{"relative root path", rdb, dashboard.Options{Password: "p", RootPath: "mon"}, "must start with a slash"},
-		{"no client", nil, dashboard.Options{Password: "p"}, "redis client is required"},
+		{"no secret", rdb, func(*dashboard.Options) {}, "password or at least one API key"},
+		{"empty API key", rdb, func(o *dashboard.Options) { o.APIKeys = []string{"k", " "} }, "API key 2 of 2 is empty"},
+		{"root path with trailing slash", rdb, func(o *dashboard.Options) { o.Password, o.RootPath = "p", "/mon/" }, "must start with a slash"},
+		{"relative root path", rdb, func(o *dashboard.Options) { o.Password, o.RootPath = "p", "mon" }, "must start with a slash"},
+		{"no root path", rdb, func(o *dashboard.Options) { o.Password, o.RootPath = "p", "" }, "must start with a slash"},
+		{"no user", rdb, func(o *dashboard.Options) { o.Password, o.User = "p", "" }, "Options.User"},
+		{"no client", nil, func(o *dashboard.Options) { o.Password = "p" }, "redis client is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := dashboard.New(tc.rdb, tc.opts)
+			h, err := dashboard.New(tc.rdb, options(tc.opts))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New = %v, %v; want an error containing %q", h, err, tc.want)
 			}
@@ -304,12 +305,14 @@ func TestNewRefusesUnsafeOptions(t *testing.T) {
 func Example() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // the daemon's client
 	defer rdb.Close()
-	dash, err := dashboard.New(rdb, dashboard.Options{Password: "s3cret", APIKeys: []string{"key-1"}})
+	opts := dashboard.OptionsFrom(configs.Default()) // checkd's defaults: user admin, read-only
+	opts.Password, opts.APIKeys = "s3cret", []string{"key-1"}
+	dash, err := dashboard.New(rdb, opts)
 	if err != nil {
 		panic(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(dashboard.DefaultRootPath+"/", dash)
+	mux.Handle(dashboard.RootPath+"/", dash)
 
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/monitoring/", nil))

@@ -7,29 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
-
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/configs"
-	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/demo"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return mustStore(t, rdb)
-}
-
-func mustStore(t testing.TB, rdb redis.UniversalClient) *store.Store {
-	return storetest.New(t, rdb, store.Config{Clock: clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))})
+	return testenv.New(t, testenv.Options{}).Store
 }
 
 func TestSeed(t *testing.T) {
@@ -165,9 +156,10 @@ func ExampleSeed() {
 	defer mr.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
+	cfg := configs.Default().StoreConfig() // checkd's defaults
 	key, _ := store.GenerateKey()
-	cipher, _ := store.NewCipher(key)
-	st, _ := store.New(rdb, store.Config{Cipher: cipher})
+	cfg.Cipher, _ = store.NewCipher(key)
+	st, _ := store.New(rdb, cfg)
 
 	sum, err := demo.Seed(context.Background(), st, configs.Demo{Enabled: true, Companies: []configs.DemoCompany{
 		{Name: "Acme", Connections: map[string]int{"user_good": 8, "error_PASSWORD_INCORRECT": 2}},

@@ -40,9 +40,6 @@ var ErrTampered = errors.New("link token is invalid")
 // ErrExpired reports a correctly signed token past its expiry.
 var ErrExpired = errors.New("link token has expired")
 
-// DefaultTTL is how long a link stays valid when NewSigner gets a zero TTL.
-const DefaultTTL = 24 * time.Hour
-
 // MinKeyLen is the shortest signing key NewSigner accepts.
 const MinKeyLen = 32
 
@@ -96,17 +93,14 @@ type Signer struct {
 }
 
 // NewSigner returns a signer with key (at least MinKeyLen bytes; derive it
-// with DeriveKey), issuing tokens valid for ttl (DefaultTTL when 0) by clk
-// (the real clock when nil).
+// with DeriveKey), issuing tokens valid for ttl (positive: checkd's
+// linkTTL) by clk (the real clock when nil).
 func NewSigner(key []byte, ttl time.Duration, clk clock.Clock) (*Signer, error) {
 	if len(key) < MinKeyLen {
 		return nil, fmt.Errorf("link: the signing key has %d bytes, want at least %d: derive it with link.DeriveKey", len(key), MinKeyLen)
 	}
-	switch {
-	case ttl < 0:
-		return nil, fmt.Errorf("link: the token lifetime %s is negative: give a positive duration (or 0 for %s)", ttl, DefaultTTL)
-	case ttl == 0:
-		ttl = DefaultTTL
+	if ttl <= 0 {
+		return nil, fmt.Errorf("link: the token lifetime is %s; give a positive duration (configs: linkTTL)", ttl)
 	}
 	if clk == nil {
 		clk = clock.Real{}

@@ -61,10 +61,10 @@ func TestNewSigner(t *testing.T) {
 		ttlW time.Duration
 	}{
 		{"derived key", link.DeriveKey(master), time.Minute, "", time.Minute},
-		{"zero ttl is the default", link.DeriveKey(master), 0, "", link.DefaultTTL},
+		{"zero ttl", link.DeriveKey(master), 0, "positive", 0},
 		{"short key", make([]byte, 31), time.Minute, "at least 32", 0},
 		{"no key", nil, time.Minute, "DeriveKey", 0},
-		{"negative ttl", link.DeriveKey(master), -time.Second, "negative", 0},
+		{"negative ttl", link.DeriveKey(master), -time.Second, "positive", 0},
 	} {
 		s, err := link.NewSigner(tc.key, tc.ttl, nil)
 		switch {

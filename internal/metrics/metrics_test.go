@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkd/checkd/internal/testing/storetest"
-
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	dto "github.com/prometheus/client_model/go"
@@ -25,6 +23,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/metrics"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -43,15 +42,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	// No retries: the outage test wants failures at once.
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1, DialerRetries: 1})
-	t.Cleanup(func() { _ = rdb.Close() })
-	clk := clock.NewFake(testNow)
-	// A century-long interval: the tests move the clock by minutes and count
-	// the due backlog, which a weekly slot falling in those minutes would
-	// change.
-	st := storetest.New(t, rdb, store.Config{Clock: clk, Interval: 100 * 365 * 24 * time.Hour})
+	te := testenv.New(t, testenv.Options{Start: testNow,
+		// No retries: the outage test wants failures at once.
+		MiniOptions: func(o *redis.Options) { o.MaxRetries, o.DialerRetries = -1, 1 },
+		// A century-long interval: the tests move the clock by minutes and
+		// count the due backlog, which a weekly slot falling in those
+		// minutes would change.
+		Store: func(c *store.Config) { c.Interval = 100 * 365 * 24 * time.Hour }})
+	mr, rdb, clk, st := te.Mini, te.Redis, te.Clock, te.Store
 	m := metrics.New(st, asynq.NewInspectorFromRedisClient(rdb), clk)
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)
