@@ -348,11 +348,6 @@ func (s *Server) publicURL() string {
 	return "http://" + s.Addr()
 }
 
-// linkSuperseded refuses a credential link issued before the credentials
-// were last replaced (by an operator, or through a newer link), so a
-// forwarded or leaked old link cannot overwrite newer credentials.
-const linkSuperseded = "this link was replaced: the connection's credentials were updated after it was issued; ask for a new one"
-
 const linksUnavailable = "credential-update links are not available: this API has no link signer configured"
 
 func (s *Server) createLink(w http.ResponseWriter, r *http.Request, id string) {
@@ -430,10 +425,10 @@ func (s *Server) verifyLink(w http.ResponseWriter, token, prefix string) (link.C
 	claims, err := s.cfg.Links.Verify(token)
 	switch {
 	case errors.Is(err, link.ErrExpired):
-		writeError(w, http.StatusGone, CodeGone, fmt.Sprintf("this link expired at %s; ask for a new one", claims.Expires.Format(time.RFC3339)))
+		writeError(w, http.StatusGone, CodeGone, linkExpiredMessage(claims))
 		return claims, false
 	case err != nil, !store.ValidID(prefix, claims.Subject): // a genuine token for the other action counts as not valid here
-		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "this link is not valid: open it exactly as you received it, or ask for a new one")
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, linkNotValid)
 		return claims, false
 	}
 	return claims, true
@@ -442,13 +437,13 @@ func (s *Server) verifyLink(w http.ResponseWriter, token, prefix string) (link.C
 // spendLink makes the token single-use: of concurrent requests with one
 // token, exactly one gets true. False when it answered the refusal.
 func (s *Server) spendLink(ctx context.Context, w http.ResponseWriter, r *http.Request, claims link.Claims) bool {
-	fresh, err := s.st.UseOnce(ctx, "link:"+claims.Nonce, claims.Expires)
+	fresh, err := s.st.UseOnce(ctx, linkOnce(claims), claims.Expires)
 	if err != nil {
 		s.storeError(w, r, err, "")
 		return false
 	}
 	if !fresh {
-		writeError(w, http.StatusGone, CodeGone, "this link was already used; ask for a new one")
+		writeError(w, http.StatusGone, CodeGone, linkUsed)
 		return false
 	}
 	return true
@@ -481,7 +476,7 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !co.IsActive {
-		writeError(w, http.StatusConflict, CodeNotAllowed, "the company of this link is inactive: connections cannot be added to it until it is reactivated")
+		writeError(w, http.StatusConflict, CodeNotAllowed, linkCompanyInactive)
 		return
 	}
 	ctx, cancel := detached(r)

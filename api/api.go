@@ -7,7 +7,7 @@
 // Routes:
 //
 //	GET  /healthz                                   {"status":"ok"}, no key needed
-//	POST /v1/company                                {"name"} → 201 company
+//	POST /v1/company                                {"name","autoTrack"} → 201 company
 //	GET  /v1/company                                {"companies":[...]}
 //	GET  /v1/company/{companyId}                    company
 //	POST /v1/connection/company/{companyId}         {"datasource","name","credentials":{"username","password","extra"}} → 201 connection (PENDING)
@@ -34,13 +34,16 @@
 //	GET|POST /v1/connection/company/{companyId}/link → 200|201 {"companyId","url","token","expiresAt"}: a single-use new-connection link
 //	POST  /v1/link/connection                       {"token","datasource","name","credentials"} → 201; NO API key: one new connection
 //	                                                (409 while the company is inactive, as for minting its link)
-//	GET   /link                                     the page a link opens (token in the URL fragment); no key
+//	POST  /v1/link/info                             {"token"} → 200 LinkInfo: what a link is for and whether it can be used
+//	                                                (valid, used, expired, superseded, inactive), read without spending it; NO API key
+//	GET   /link                                     the page a link opens (token in the URL fragment); no key. It asks
+//	                                                /v1/link/info about the link, then shows the form or why not
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
 //
 // Contract:
-//   - Every route except /healthz, /link, PATCH /v1/link/credentials and
-//     POST /v1/link/connection requires an X-API-Key header equal to one of the configured keys
+//   - Every route except /healthz, /link, PATCH /v1/link/credentials,
+//     POST /v1/link/connection and POST /v1/link/info requires an X-API-Key header equal to one of the configured keys
 //     (compared in constant time). The link routes take a signed, expiring,
 //     single-use token (package link) in the body or the URL fragment, never
 //     in a path, so it never reaches the access log.

@@ -128,13 +128,27 @@ func TestCompanies(t *testing.T) {
 		}
 	}
 
-	w := e.do(call{method: "GET", path: "/v1/company"})
+	// A company that decides its own tracking says so; the others leave
+	// autoTrack out.
+	w := e.do(call{method: "POST", path: "/v1/company", body: `{"name":"Hooli","autoTrack":false}`})
+	manual := decodeAs[store.Company](t, w)
+	if w.Code != http.StatusCreated || manual.AutoTrack == nil || *manual.AutoTrack || !strings.Contains(w.Body.String(), `"autoTrack":false`) {
+		t.Fatalf("company with autoTrack false: %d %s", w.Code, w.Body)
+	}
+	if w = e.do(call{method: "GET", path: "/v1/company/" + manual.ID}); !strings.Contains(w.Body.String(), `"autoTrack":false`) {
+		t.Fatalf("GET a company with autoTrack false: %s", w.Body)
+	}
+	if w = e.do(call{method: "GET", path: "/v1/company"}); strings.Count(w.Body.String(), `"autoTrack"`) != 1 {
+		t.Fatalf("only Hooli decides its tracking: %s", w.Body)
+	}
+
+	w = e.do(call{method: "GET", path: "/v1/company"})
 	list := decodeAs[api.CompanyList](t, w)
 	var names []string
 	for _, c := range list.Companies {
 		names = append(names, c.Name)
 	}
-	if w.Code != 200 || len(names) != 4 || !slices.Contains(names, "Acme") || !slices.Contains(names, "Umbrella") {
+	if w.Code != 200 || len(names) != 5 || !slices.Contains(names, "Acme") || !slices.Contains(names, "Umbrella") {
 		t.Errorf("list: %d %v", w.Code, names)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/store"
 )
@@ -236,5 +237,43 @@ func FuzzLinkConnection(f *testing.F) {
 			}
 			return "/v1/link/connection", strings.NewReplacer("$COTOKEN", coTok, "$TOKEN", tok)
 		}, body, ct, false)
+	})
+}
+
+// FuzzLinkInfo fuzzes the link page's read-only question: whatever the
+// body, it never writes, never fails with a 5xx, and answers JSON.
+func FuzzLinkInfo(f *testing.F) {
+	for _, s := range []string{`{"token":"$COTOKEN"}`, `{"token":"$TOKEN"}`, `{"token":"$TOKENx"}`, `{"token":"x$COTOKEN"}`,
+		`{"token":""}`, `{"token":"a.b"}`, `{"token":1}`, `{"token":"$TOKEN","x":1}`, `{}`, `[]`, `{`, ``, `null`} {
+		f.Add(s, "application/json")
+	}
+	f.Add(`{"token":"$TOKEN"}`, "text/plain")
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		e.mr.FlushAll()
+		c, _, tok := fixture(t, e, checks.ConnPasswordIncorrect)
+		coTok, _, err := e.links.Sign(c.CompanyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = strings.NewReplacer("$COTOKEN", coTok, "$TOKEN", tok).Replace(body)
+		if ct == "" {
+			ct = "-"
+		}
+		before := e.mr.Dump()
+		w := e.do(call{method: "POST", path: "/v1/link/info", body: body, ct: ct, key: "-"})
+		if w.Code >= 500 {
+			t.Fatalf("%q (Content-Type %q): %d %s", body, ct, w.Code, w.Body)
+		}
+		if after := e.mr.Dump(); after != before {
+			t.Fatalf("link info wrote to Redis for body %q", body)
+		}
+		var raw map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
+			t.Fatalf("answer %d is not a JSON object: %q", w.Code, w.Body)
+		}
+		if w.Code == 200 && raw["state"] != api.LinkValid {
+			t.Fatalf("a fresh link is %v: %s", raw["state"], w.Body)
+		}
 	})
 }

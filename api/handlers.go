@@ -24,6 +24,10 @@ const MaxHistoryLimit = 1000
 // CreateCompanyRequest is the body of POST /v1/company.
 type CreateCompanyRequest struct {
 	Name string `json:"name"`
+	// AutoTrack, when set, decides whether the company's discovered
+	// accounts are tracked at once or wait for a decision (PATCH
+	// .../status); absent, the service's store.autoTrack decides.
+	AutoTrack *bool `json:"autoTrack,omitempty"`
 }
 
 // CreateConnectionRequest is the body of POST /v1/connection/company/{companyId}.
@@ -163,6 +167,7 @@ func (s *Server) routes() {
 	// The link routes take no API key: the signed token is the authority.
 	s.mux.HandleFunc("PATCH /v1/link/credentials", s.useLink)
 	s.mux.HandleFunc("POST /v1/link/connection", s.useNewLink)
+	s.mux.HandleFunc("POST /v1/link/info", s.linkInfo)
 	api("GET /v1/connection/company/{companyId}/link", s.companyLink)
 	api("POST /v1/connection/company/{companyId}/link", s.companyLink)
 	s.mux.HandleFunc("GET /link", s.linkPage)
@@ -268,7 +273,7 @@ func (s *Server) createCompany(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, `name is required: send {"name": "..."}`)
 		return
 	}
-	co, err := s.st.CreateCompany(r.Context(), store.NewCompany{Name: in.Name})
+	co, err := s.st.CreateCompany(r.Context(), store.NewCompany{Name: in.Name, AutoTrack: in.AutoTrack})
 	if err != nil {
 		s.storeError(w, r, err, "")
 		return

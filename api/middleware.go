@@ -117,45 +117,73 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 // requireKey answers 401 unless X-API-Key equals one of the keys. Every key
 // is compared, in constant time, so timing tells nothing about which one
 // nearly matched.
-func (s *Server) requireKey(next http.Handler) http.Handler { return keyCheck(s.keys, next) }
+func (s *Server) requireKey(next http.Handler) http.Handler { return keyCheck(s.keys, "", next) }
 
 // RequireKey wraps h so it answers only requests carrying one of keys, in
 // the X-API-Key header or as "Authorization: Bearer <key>" (what Prometheus
-// sends natively), compared in constant time. The daemon uses it for the
-// metrics listener of processes without the api role.
+// sends natively), compared in constant time.
 func RequireKey(keys []string, h http.Handler) http.Handler {
+	return keyCheck(hashKeys(keys), "", h)
+}
+
+// MetricsRealm is the Basic-auth realm of RequireKeyOrLogin's challenge.
+const MetricsRealm = "checkd metrics"
+
+// RequireKeyOrLogin is RequireKey that also takes the dashboard's login:
+// HTTP Basic auth with user (the dashboard's, "admin" by default) and an
+// API key as the password. Its 401 carries a WWW-Authenticate challenge, so
+// a browser asks for that login. The daemon serves /metrics through it.
+func RequireKeyOrLogin(user string, keys []string, h http.Handler) http.Handler {
+	return keyCheck(hashKeys(keys), user, h)
+}
+
+func hashKeys(keys []string) [][sha256.Size]byte {
 	sums := make([][sha256.Size]byte, len(keys))
 	for i, k := range keys {
 		sums[i] = sha256.Sum256([]byte(k))
 	}
-	return keyCheck(sums, h)
+	return sums
 }
 
-func keyCheck(keys [][sha256.Size]byte, next http.Handler) http.Handler {
+// keyCheck accepts a key in X-API-Key or as a bearer token, and, when
+// basicUser is set, as the password of Basic auth by that user.
+func keyCheck(keys [][sha256.Size]byte, basicUser string, next http.Handler) http.Handler {
+	userSum := sha256.Sum256([]byte(basicUser))
+	login := "log in with user " + basicUser + " and an API key as the password, or send an API key in the X-API-Key header"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get(HeaderAPIKey)
+		key, basic, userOK := r.Header.Get(HeaderAPIKey), false, 1
 		if key == "" {
 			// The scheme is case-insensitive (RFC 9110, section 11.1).
 			if scheme, v, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
 				key = strings.TrimSpace(v)
+			} else if u, p, ok := r.BasicAuth(); ok && basicUser != "" {
+				sum := sha256.Sum256([]byte(u))
+				key, basic, userOK = p, true, subtle.ConstantTimeCompare(sum[:], userSum[:])
 			}
-		}
-		if key == "" {
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
-				"missing X-API-Key header: send one of the configured API keys in it")
-			return
 		}
 		sum := sha256.Sum256([]byte(key))
 		match := 0
 		for i := range keys {
 			match |= subtle.ConstantTimeCompare(sum[:], keys[i][:])
 		}
-		if match != 1 {
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized,
-				"the X-API-Key header does not match any configured API key: check the key")
+		if key != "" && match&userOK == 1 {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		msg := "missing X-API-Key header: send one of the configured API keys in it"
+		switch {
+		case basic:
+			msg = "wrong user or password: " + login
+		case key != "":
+			msg = "the X-API-Key header does not match any configured API key: check the key"
+		case basicUser != "":
+			msg = "missing credentials: " + login
+		}
+		if basicUser != "" {
+			// A browser asks for the login.
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+MetricsRealm+`", charset="UTF-8"`)
+		}
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, msg)
 	})
 }
 

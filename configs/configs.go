@@ -229,6 +229,10 @@ type Demo struct {
 type DemoCompany struct {
 	Name        string         `yaml:"name"`
 	Connections map[string]int `yaml:"connections"`
+	// AutoTrack, when set, decides for this company whether discovered
+	// accounts are tracked at once (store.autoTrack otherwise): false
+	// leaves them DETECTED, to confirm or reject.
+	AutoTrack *bool `yaml:"autoTrack"`
 }
 
 // Has reports whether the configuration includes a role.
@@ -299,7 +303,7 @@ func load(path string, getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("read config file (set with -config or %s): %w", EnvConfig, err)
 		}
 	}
-	c, err := parse(data)
+	c, p, err := parse(data)
 	if err != nil {
 		// The environment's problems too, read over the defaults.
 		d := Default()
@@ -308,8 +312,9 @@ func load(path string, getenv func(string) string) (Config, error) {
 		}
 		return Config{}, withSource(err, path)
 	}
-	// Every problem at once: the environment's and the result's.
-	p := c.applyEnv(getenv)
+	// Every problem at once: the file's mistyped values (which keep their
+	// defaults), the environment's and the result's.
+	p = append(p, c.applyEnv(getenv)...)
 	c.normalize()
 	p = append(p, c.problems()...)
 	if len(p) > 0 {
@@ -328,54 +333,66 @@ func withSource(err error, path string) error {
 // Parse returns the embedded defaults overridden by the YAML in data (which
 // may be empty), validated. It ignores the environment.
 func Parse(data []byte) (Config, error) {
-	c, err := parse(data)
+	c, p, err := parse(data)
 	if err != nil {
 		return Config{}, err
 	}
 	c.normalize()
-	if err := c.Validate(); err != nil {
-		return Config{}, err
+	p = append(p, c.problems()...)
+	if len(p) > 0 {
+		return Config{}, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
 	}
 	return c, nil
 }
 
-// parse decodes the embedded defaults, then data on top.
-func parse(data []byte) (Config, error) {
-	var c Config
+// parse decodes the embedded defaults, then data on top. Values of data
+// that do not decode (a mistyped field, an unknown one) are listed in
+// problems and leave c's value as it was, so the rest is still read and
+// checked; err is a file that cannot be read at all (not YAML, not a
+// mapping).
+func parse(data []byte) (c Config, p problems, err error) {
 	def, err := files.ReadFile(DefaultFile)
 	if err != nil {
-		return Config{}, fmt.Errorf("read embedded %s: %w", DefaultFile, err)
+		return Config{}, nil, fmt.Errorf("read embedded %s: %w", DefaultFile, err)
 	}
-	if err := decode(def, &c); err != nil {
-		return Config{}, fmt.Errorf("embedded %s: %w", DefaultFile, err)
+	if p, err := decode(def, &c); err != nil || len(p) > 0 {
+		return Config{}, nil, fmt.Errorf("embedded %s: %w", DefaultFile, errors.Join(err, errors.New(strings.Join(p, "; "))))
 	}
-	if err := decode(data, &c); err != nil {
-		return Config{}, err
+	if p, err = decode(data, &c); err != nil {
+		return Config{}, nil, err
 	}
-	return c, nil
+	return c, p, nil
 }
 
-// decode strictly decodes one YAML document onto c.
-func decode(data []byte, c *Config) error {
+// decode strictly decodes one YAML document onto c. yaml.v3 goes on past
+// values it cannot decode and lists them in a *yaml.TypeError, which decode
+// returns as problems; any other failure is an error.
+func decode(data []byte, c *Config) (problems, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(c)
 	if errors.Is(err, io.EOF) {
-		return nil // empty document: nothing to override
+		return nil, nil // empty document: nothing to override
 	}
-	if err != nil {
-		msg := err.Error()
-		if strings.Contains(msg, "time.Duration") {
-			msg += " (durations are strings such as 500ms, 30s, 5m or 168h)"
+	var p problems
+	var te *yaml.TypeError
+	switch {
+	case errors.As(err, &te):
+		for _, msg := range te.Errors {
+			if strings.Contains(msg, "time.Duration") {
+				msg += " (durations are strings such as 500ms, 30s, 5m or 168h)"
+			}
+			p = append(p, msg)
 		}
-		return fmt.Errorf("%w: %s", ErrInvalid, msg)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, err)
 	}
 	// A second document is almost certainly a mistake (a stray ---).
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: the file must hold exactly one YAML document", ErrInvalid)
+		p.add("the file must hold exactly one YAML document")
 	}
-	return nil
+	return p, nil
 }
 
 // envVars are the environment variables Load reads, each with how it sets
@@ -525,6 +542,15 @@ func (c Config) serviceProblems(p *problems) {
 		if _, err := store.ParseKey(c.EncryptionKey); err != nil {
 			p.add("encryptionKey (%s): %v", EnvEncryptionKey, err)
 		}
+	}
+	// The embedded Redis makes up what is missing (a throwaway key, a
+	// generated API key); a Redis that outlives the process cannot.
+	if !c.Embedded() && c.EncryptionKey == "" {
+		p.add("%s is required with an external Redis (%s): credentials encrypted with a throwaway key could not be decrypted after a restart; generate a key with: openssl rand -hex 32",
+			EnvEncryptionKey, EnvRedisURL)
+	}
+	if !c.Embedded() && c.Has(RoleAPI) && len(c.APIKeys) == 0 {
+		p.add("the api role needs at least one API key: set %s (comma-separated; generate one with: openssl rand -hex 16)", EnvAPIKeys)
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

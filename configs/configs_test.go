@@ -92,8 +92,19 @@ func TestDemoFile(t *testing.T) {
 	if c.CheckInterval != 2*time.Minute || c.Tick != "@every 5s" || !c.Store.AutoTrack || c.Sandbox.Latency != 200*time.Millisecond {
 		t.Errorf("demo overrides not applied: %+v", c)
 	}
-	if !c.Demo.Enabled || len(c.Demo.Companies) < 3 || len(c.Demo.Companies) > 4 {
-		t.Fatalf("demo wants 3-4 companies, got %+v", c.Demo)
+	if !c.Demo.Enabled || len(c.Demo.Companies) < 3 || len(c.Demo.Companies) > 5 {
+		t.Fatalf("demo wants 3-5 companies, got %+v", c.Demo)
+	}
+	// One leaves discovered accounts to confirm or reject, as the docs
+	// show in make run.
+	manual := 0
+	for _, co := range c.Demo.Companies {
+		if co.AutoTrack != nil && !*co.AutoTrack {
+			manual++
+		}
+	}
+	if manual != 1 {
+		t.Errorf("demo wants one company with autoTrack false, got %d", manual)
 	}
 	total, good := 0, 0
 	for _, co := range c.Demo.Companies {
@@ -156,7 +167,7 @@ func TestEnvOverrides(t *testing.T) {
 		env   map[string]string
 		check func(Config) bool
 	}{
-		{"redis url", map[string]string{EnvRedisURL: "redis://:pw@10.0.0.1:6380/2", EnvEncryptionKey: testKey},
+		{"redis url", map[string]string{EnvRedisURL: "redis://:pw@10.0.0.1:6380/2", EnvEncryptionKey: testKey, EnvAPIKeys: "aaaaaaaaaaaaaaaa"},
 			func(c Config) bool { return c.RedisURL == "redis://:pw@10.0.0.1:6380/2" && !c.Embedded() }},
 		{"http addr", map[string]string{EnvHTTPAddr: "0.0.0.0:80"},
 			func(c Config) bool { return c.HTTPAddr == "0.0.0.0:80" }},
@@ -308,6 +319,53 @@ func TestAllProblemsReportedAtOnce(t *testing.T) {
 	for _, want := range []string{"banana", EnvCheckInterval, "(file " + path} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("file and environment problems: %v; want it to mention %s", err, want)
+		}
+	}
+}
+
+// TestStartRefusalsAtOnce: every setting missing or invalid for a start is
+// in one message, whatever kind of problem each is: a mistyped YAML value,
+// an unknown field, an unreadable variable, an invalid value, and the keys
+// an external Redis requires.
+func TestStartRefusalsAtOnce(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yml := "redisURL: redis://127.0.0.1:6379/0\nworker:\n  concurrency: lots\n  concurrancy: 3\nsandbox:\n  latency: 5\nscheduler:\n  batchSize: 0\nlog:\n  level: loud\n"
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := load(path, env(map[string]string{EnvCheckInterval: "weekly", EnvTick: "every minute"}))
+	if err == nil || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("load: %v; want an ErrInvalid", err)
+	}
+	for _, want := range []string{
+		"cannot unmarshal !!str `lots` into int",  // a mistyped value
+		"field concurrancy not found",             // an unknown field
+		"durations are strings",                   // a mistyped duration
+		`CHECKD_CHECK_INTERVAL="weekly"`,          // an unreadable variable
+		"is not a cron spec",                      // an invalid variable
+		"scheduler.batchSize is 0",                // an invalid file value
+		`log.level (CHECKD_LOG_LEVEL) "loud"`,     // another
+		"CHECKD_ENCRYPTION_KEY is required",       // the external Redis's key
+		"the api role needs at least one API key", // and the API's
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error lacks %q:\n%v", want, err)
+		}
+	}
+	// A mistyped value keeps its default: it is not reported again as
+	// invalid (worker.concurrency 0).
+	if strings.Contains(err.Error(), "worker.concurrency is 0") {
+		t.Errorf("a mistyped value is reported twice: %v", err)
+	}
+	// Without the api role an external Redis needs no API key, and with
+	// both keys nothing is missing.
+	for _, e := range []map[string]string{
+		{EnvRedisURL: "redis://127.0.0.1:6379/0", EnvEncryptionKey: testKey, EnvRoles: "worker"},
+		{EnvRedisURL: "redis://127.0.0.1:6379/0", EnvEncryptionKey: testKey, EnvAPIKeys: "aaaaaaaaaaaaaaaa"},
+	} {
+		if _, err := load("", env(e)); err != nil {
+			t.Errorf("load with %v: %v", e, err)
 		}
 	}
 }

@@ -21,19 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# port_open reports whether something listens on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# redis_ready reports whether a Redis on 127.0.0.1:$1 answers PING.
-redis_ready() {
-	local reply=""
-	# Braces make the 2>/dev/null apply to this open only.
-	{ exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-	printf 'PING\r\n' >&3
-	read -r -t 1 reply <&3 || true
-	exec 3<&- 3>&-
-	[[ "$reply" == +PONG* ]]
-}
+# port_open, redis_ready
+source scripts/net.sh
 
 start_redis() {
 	local port tries i

@@ -39,19 +39,21 @@ func (r *connRec) void() {
 	r.Attempt = ""
 }
 
-// save keeps the connection's status and detail to restore when the system
-// status it is entering is lifted; a second system status (deactivated
-// while its company is inactive) keeps the first one's.
+// save keeps the connection's status, detail and since when to restore
+// when the system status it is entering is lifted; a second system status
+// (deactivated while its company is inactive) keeps the first one's.
 func (r *connRec) save() {
 	if !systemStatus(r.Status) {
-		r.PrevStatus, r.PrevDetail = r.Status, r.Detail
+		r.PrevStatus, r.PrevDetail, r.PrevFirst = r.Status, r.Detail, r.FirstSeen
 	}
 }
 
 // restore moves the connection back to the status and detail it had before
-// a system status (PENDING if it never had one) and forgets them.
+// a system status, with the statusFirstSeenTime it had (a website down
+// since Monday is still down since Monday), or to PENDING since now if it
+// never had one, and forgets them.
 func (r *connRec) restore(now int64, trs []transition) []transition {
-	to, detail := r.PrevStatus, r.PrevDetail
+	to, detail, first := r.PrevStatus, r.PrevDetail, r.PrevFirst
 	// Credentials replaced after the system status began (r.FirstSeen)
 	// unblock. UpdateCredentials saves PENDING then, which also covers a
 	// second system status that began after the update; a record written
@@ -60,10 +62,15 @@ func (r *connRec) restore(now int64, trs []transition) []transition {
 	// before the deactivation.)
 	if to == "" || systemStatus(to) ||
 		checks.ConnectionStatus(to).CredentialBlocked() && r.CredUpdated > r.FirstSeen {
-		to, detail = string(checks.ConnPending), ""
+		to, detail, first = string(checks.ConnPending), "", 0
 	}
-	r.PrevStatus, r.PrevDetail = "", ""
-	return r.move(to, detail, now, trs)
+	r.PrevStatus, r.PrevDetail, r.PrevFirst = "", "", 0
+	n := len(trs)
+	trs = r.move(to, detail, now, trs)
+	if first > 0 && first < now && len(trs) > n {
+		r.FirstSeen, trs[n].newFirst = first, first
+	}
+	return trs
 }
 
 // Change tells the caller of an admin action what to do next.
@@ -119,10 +126,10 @@ func (p DetailsPatch) validate() error {
 // UpdateDetails applies a settings patch atomically. isActive false makes
 // the connection DEACTIVATED: it leaves the due index and any check queued
 // or running for it is voided. isActive true restores its previous status
-// and, when that is checkable, asks for a check at once (CheckNow); while
-// its company is inactive (a deactivation under way included) the
-// connection becomes COMPANY_INACTIVE instead, as the company's
-// deactivation would have made it.
+// (with its statusFirstSeenTime) and, when that is checkable, asks for a
+// check at once (CheckNow); while its company is inactive (a deactivation
+// under way included) the connection becomes COMPANY_INACTIVE instead, as
+// the company's deactivation would have made it.
 func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (Change, error) {
 	if err := p.validate(); err != nil {
 		return Change{}, err
@@ -265,7 +272,7 @@ func (s *Store) updateCredentials(ctx context.Context, id string, c checks.Crede
 		} else if systemStatus(r.Status) && checks.ConnectionStatus(r.PrevStatus).CredentialBlocked() {
 			// Deactivated, or its company inactive: what reactivation
 			// restores is no longer blocked on the old credentials.
-			r.PrevStatus, r.PrevDetail = string(checks.ConnPending), ""
+			r.PrevStatus, r.PrevDetail, r.PrevFirst = string(checks.ConnPending), "", now
 		}
 		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs)}
 		if m.event == nil {
@@ -374,6 +381,16 @@ func (s *Store) UseOnce(ctx context.Context, name string, until time.Time) (bool
 		return false, fmt.Errorf("spend single-use token: %w", err)
 	}
 	return ok, nil
+}
+
+// Spent reports whether UseOnce has spent name (and its time has not run
+// out), without spending it: what a link's page asks before showing a form.
+func (s *Store) Spent(ctx context.Context, name string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.kOnce(name)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read single-use token: %w", err)
+	}
+	return n > 0, nil
 }
 
 // AccountDecision confirms (ENABLED) or rejects (DISABLED) one account.
@@ -498,9 +515,9 @@ func (e *CompanyToggledError) Unwrap() error { return ErrConflict }
 // SetCompanyActive deactivates or reactivates a company. Deactivation makes
 // every connection and account of it COMPANY_INACTIVE (remembering what
 // each was) and takes them out of the due index; reactivation restores
-// every status and tracking decision, terminal ones included, and makes the
-// checkable connections due at once (the next scheduler ticks pick them up,
-// within the per-tick bound). It works in batches, so a company with 100k
+// every status (with its statusFirstSeenTime) and tracking decision,
+// terminal ones included, and makes the checkable connections due at once
+// (the next scheduler ticks pick them up, within the per-tick bound). It works in batches, so a company with 100k
 // connections never blocks Redis; calling it again finishes an interrupted
 // run.
 func (s *Store) SetCompanyActive(ctx context.Context, companyID string, active bool) (CompanyChange, error) {
@@ -629,7 +646,7 @@ func (r *connRec) enterCompanyInactive(now int64, trs []transition) []transition
 		if a.Status == string(checks.AcctCompanyInactive) {
 			continue
 		}
-		a.Prev, a.PrevDetail = a.Status, a.Detail
+		a.Prev, a.PrevDetail, a.PrevFirst = a.Status, a.Detail, a.FirstSeen
 		trs = a.move(string(checks.AcctCompanyInactive), "", now, trs)
 	}
 	return trs
@@ -657,9 +674,12 @@ func companyMutation(r *connRec, active bool, now int64) *mutation {
 			if a.Status != string(checks.AcctCompanyInactive) || a.Prev == "" {
 				continue
 			}
-			prev, detail := a.Prev, a.PrevDetail
-			a.Prev, a.PrevDetail = "", ""
+			prev, detail, first := a.Prev, a.PrevDetail, a.PrevFirst
+			a.Prev, a.PrevDetail, a.PrevFirst = "", "", 0
 			trs = a.move(prev, detail, now, trs)
+			if first > 0 && first < now { // since when it had that status
+				a.FirstSeen = first
+			}
 		}
 		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
 			m.due, m.dueAt = dueSet, now

@@ -617,8 +617,17 @@ func runAdmin(t *testing.T, b backend) {
 			t.Fatal("an expired mark still blocks (a lost task must not block refreshes forever)")
 		}
 		until := time.Now().Add(time.Hour)
+		if spent, err := f.s.Spent(f.ctx, "nonce-1"); spent || err != nil {
+			t.Fatalf("Spent before use = %v, %v", spent, err)
+		}
+		if spent, _ := f.s.Spent(f.ctx, "nonce-1"); spent {
+			t.Fatal("Spent spent the name")
+		}
 		if first, _ := f.s.UseOnce(f.ctx, "nonce-1", until); !first {
 			t.Fatal("first use refused")
+		}
+		if spent, err := f.s.Spent(f.ctx, "nonce-1"); !spent || err != nil {
+			t.Fatalf("Spent after use = %v, %v", spent, err)
 		}
 		if again, _ := f.s.UseOnce(f.ctx, "nonce-1", until); again {
 			t.Fatal("replay accepted")

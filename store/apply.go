@@ -41,11 +41,22 @@ const (
 
 // transition is one status change made by a write. A connection's also
 // carries the statusFirstSeenTime and detail it replaced, for its event's
-// old values.
+// old values, and the statusFirstSeenTime of its new status when that is
+// not the write's time (newFirst: a restored status keeps its own).
 type transition struct {
 	acct, from, to, detail string
 	oldFirst               int64
 	oldDetail              string
+	newFirst               int64
+}
+
+// first is the statusFirstSeenTime the transition gave a connection, in a
+// write at t.
+func (tr *transition) first(t int64) int64 {
+	if tr.newFirst != 0 {
+		return tr.newFirst
+	}
+	return t
 }
 
 // checkApply is the input of applyCheck, in stored units.

@@ -713,8 +713,13 @@ func (c *chaosRun) checkHistoryAndEvents() {
 		if st, ok := ev.New["status"].(string); ok {
 			old, _ := ev.Old["status"].(string)
 			fromEvents[ev.ConnectionID] = append(fromEvents[ev.ConnectionID], chaosTr{"", old, st, ev.Cause, t})
-			if first, _ := ev.New["statusFirstSeenTime"].(string); ev.Type == EventConnectionUpdated && first != ev.Time.UTC().Format(time.RFC3339Nano) {
-				c.errorf("%s: event %s new statusFirstSeenTime %s, event time %v", ev.ConnectionID, ev.ID, first, ev.Time)
+			// A new status is first seen at the event, but a restored one
+			// keeps its own, older, statusFirstSeenTime.
+			first, _ := ev.New["statusFirstSeenTime"].(string)
+			at, err := time.Parse(time.RFC3339Nano, first)
+			restored := ev.Cause == CauseReactivated || ev.Cause == CauseCompanyReactivate
+			if ev.Type == EventConnectionUpdated && (err != nil || at.After(ev.Time) || !restored && !at.Equal(ev.Time)) {
+				c.errorf("%s: event %s (%s) new statusFirstSeenTime %s, event time %v", ev.ConnectionID, ev.ID, ev.Cause, first, ev.Time)
 			}
 		}
 		accts, _ := ev.New["accounts"].([]any)
@@ -778,8 +783,11 @@ func (c *chaosRun) checkHistoryAndEvents() {
 			if last.to != st {
 				c.errorf("%s: newest history entry says %s (cause %s), status is %s", name, last.to, last.cause, st)
 			}
-			if last.t != first[subj] {
-				c.errorf("%s: newest transition to %s at %d, statusFirstSeenTime %d", name, last.to, last.t, first[subj])
+			// The status is first seen at its newest transition, or before
+			// when that restored it (reactivation keeps its since).
+			restored := last.cause == CauseReactivated || last.cause == CauseCompanyReactivate
+			if last.t != first[subj] && !(restored && first[subj] < last.t) {
+				c.errorf("%s: newest transition to %s (%s) at %d, statusFirstSeenTime %d", name, last.to, last.cause, last.t, first[subj])
 			}
 		}
 	}

@@ -22,8 +22,11 @@ type CheckTarget struct {
 	Request checks.Request
 	gen     uint64
 	started int64 // start of the last check recorded (ms); 0: none
-	raw     string
-	rec     *connRec // decoded raw, handed to the first write attempt
+	// autoTrack: accounts the check discovers are tracked at once (the
+	// company's choice, else Config.AutoTrack).
+	autoTrack bool
+	raw       string
+	rec       *connRec // decoded raw, handed to the first write attempt
 }
 
 // Served reports whether a check that started at or after slot is already
@@ -66,12 +69,16 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	if err != nil {
 		return nil, fmt.Errorf("connection %s: %w", connID, err)
 	}
-	active, err := s.companyActive(ctx, r.CompanyID, ep)
+	co, err := s.companyActive(ctx, r.CompanyID, ep)
 	if err != nil {
 		return nil, fmt.Errorf("load connection %s: %w", connID, err)
 	}
-	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, started: r.Started, raw: raw, rec: r,
-		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, active)}
+	autoTrack := s.cfg.AutoTrack
+	if co.autoTrack != nil {
+		autoTrack = *co.autoTrack
+	}
+	t := &CheckTarget{Connection: r.public(0), gen: r.Gen, started: r.Started, raw: raw, rec: r, autoTrack: autoTrack,
+		Skip: checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, co.active)}
 	if t.Skip != checks.SkipNone {
 		return t, nil
 	}
@@ -118,7 +125,7 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		return Recorded{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	ap := checkApply{attempt: shortAttempt(t.Connection.ID, in.Attempt), started: ms(in.StartedAt), finished: ms(in.FinishedAt),
-		gen: t.gen, result: in.Result, autoTrack: s.cfg.AutoTrack, newID: func() string { return newShortID(AccountIDPrefix) }}
+		gen: t.gen, result: in.Result, autoTrack: t.autoTrack, newID: func() string { return newShortID(AccountIDPrefix) }}
 	var out Recorded
 	calls := 0
 	fn := func(r *connRec) (*mutation, error) {
@@ -172,29 +179,39 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 // so a flag served from the cache is as current as the script that used
 // to read it with the record: a change made before the read bumped the
 // epoch and emptied the cache. A company missing from the cache costs one
-// HGET, once per epoch.
+// HMGET, once per epoch. The cache holds the company's autoTrack too,
+// which never changes.
 type companyFlags struct {
 	mu     sync.Mutex
 	epoch  string
-	active map[string]bool
+	active map[string]companyFlag
 }
 
-// companyActive reports company co's active flag as of epoch.
-func (s *Store) companyActive(ctx context.Context, co, epoch string) (bool, error) {
+// companyFlag is what a check's load needs of its company.
+type companyFlag struct {
+	active    bool
+	autoTrack *bool // nil: the store's default
+}
+
+// companyActive reports company co's flags as of epoch.
+func (s *Store) companyActive(ctx context.Context, co, epoch string) (companyFlag, error) {
 	c := &s.coFlags
 	c.mu.Lock()
 	if c.epoch != epoch || c.active == nil {
-		c.epoch, c.active = epoch, map[string]bool{}
+		c.epoch, c.active = epoch, map[string]companyFlag{}
 	}
 	v, ok := c.active[co]
 	c.mu.Unlock()
 	if ok {
 		return v, nil
 	}
-	v, err := s.companyFlag(ctx, co)
+	vals, err := s.rdb.HMGet(ctx, s.kCompany(co), "active", "at").Result()
 	if err != nil {
-		return false, err
+		return companyFlag{}, fmt.Errorf("company %s: %w", co, err)
 	}
+	active, _ := vals[0].(string) // nil for a missing company: not active
+	at, _ := vals[1].(string)
+	v = companyFlag{active: active == "1", autoTrack: autoTrackFlag(at)}
 	c.mu.Lock()
 	if c.epoch == epoch { // read at or after epoch: good for it
 		c.active[co] = v

@@ -37,16 +37,16 @@ var (
 )
 
 // fields lists pointers to r's JSON fields, in connFields' order.
-func (r *connRec) fields() [24]any {
+func (r *connRec) fields() [25]any {
 	return [...]any{&r.CompanyID, &r.Datasource, &r.Name, &r.CreatedAt, &r.Inactive, &r.Cred, &r.Status,
 		&r.FirstSeen, &r.LastUpdate, &r.Detail, &r.LastCheck, &r.LastSuccess, &r.Failures, &r.Attempt,
-		&r.Started, &r.Gen, &r.PrevStatus, &r.PrevDetail, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Joined, &r.Accounts, &r.Hist}
+		&r.Started, &r.Gen, &r.PrevStatus, &r.PrevDetail, &r.PrevFirst, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Joined, &r.Accounts, &r.Hist}
 }
 
 // fields lists pointers to a's JSON fields, in acctFields' order.
-func (a *acctRec) fields() [11]any {
+func (a *acctRec) fields() [12]any {
 	return [...]any{&a.ID, &a.Number, &a.Name, &a.Tracking, &a.Status, &a.FirstSeen, &a.LastUpdate,
-		&a.Detail, &a.CreatedAt, &a.Prev, &a.PrevDetail}
+		&a.Detail, &a.CreatedAt, &a.Prev, &a.PrevDetail, &a.PrevFirst}
 }
 
 // tagFields reads T's JSON fields from its struct tags and checks that
@@ -115,7 +115,7 @@ func marshalConn(r *connRec) (string, error) {
 // them, false for a value left to json.Marshal: an infinite or NaN float
 // (an error there) or a RawMessage json.Marshal would rewrite or reject.
 func appendObject(b []byte, fs []codecField, ptrs []any) ([]byte, bool) {
-	var f [11]any // an account's fields: declared in a loop, it would be moved to the heap
+	var f [12]any // an account's fields: declared in a loop, it would be moved to the heap
 	b = append(b, '{')
 	start := len(b)
 	for i, p := range ptrs {

@@ -344,7 +344,7 @@ func checkEvent(t *testing.T, ev *Event) bool {
 func TestCodecEvent(t *testing.T) {
 	r := &connRec{ID: "cn_1", CompanyID: "co_1"}
 	at := ms(t0) + 1
-	trs := []transition{{"", "PENDING", "CONNECTED", "", 0, ""}, {"ac_1", "", "DETECTED", "", 0, ""}, {"ac_2", "DETECTED", "ONBOARDED", odd, 0, ""}}
+	trs := []transition{{"", "PENDING", "CONNECTED", "", 0, "", 0}, {"ac_1", "", "DETECTED", "", 0, "", 0}, {"ac_2", "DETECTED", "ONBOARDED", odd, 0, "", 0}}
 	withTime := func(tm time.Time) *Event {
 		ev := newEvent(r, EventConnectionUpdated, CauseCheck, at, trs)
 		ev.Time = tm
@@ -458,17 +458,18 @@ func TestCodecChange(t *testing.T) {
 		at   int64
 		trs  []transition
 	}{
-		{"first check", at, []transition{{"", "PENDING", "CONNECTED", "", 0, ""}, {"ac_1", "", "DETECTED", "", 0, ""}, {"ac_2", "", "ONBOARDED", "", 0, ""}}},
-		{"connection only", at, []transition{{"", "CONNECTED", "WEBSITE_DOWN", odd, at - 3_600_000, "was down"}}},
-		{"from nothing", at, []transition{{"", "", "PENDING", "", 0, ""}}},
-		{"accounts only", at, []transition{{"ac_1", "DETECTED", "ONBOARDED", odd, 0, ""}, {"ac_2", "", "DETECTED", "", 0, ""}}},
-		{"accounts first", at, []transition{{"ac_1", "DETECTED", "ONBOARDED", "", 0, ""}, {"", "PENDING", "CONNECTED", "", 0, ""}}},
-		{"two connection transitions", at, []transition{{"", "PENDING", "CONNECTED", "a", at - 7_200_000, "p"}, {"", "CONNECTED", "WEBSITE_DOWN", "b", at, "a"}}},
-		{"a later one from nothing", at, []transition{{"", "PENDING", "CONNECTED", "", at - 1, odd}, {"", "", "WEBSITE_DOWN", "b", 0, ""}}},
-		{"odd strings", at, []transition{{odd, odd, odd, odd, 0, ""}, {"", odd, odd, odd, 1772442062123, odd}}},
-		{"milliseconds", 1772442062123, []transition{{"", "A", "B", "", 0, ""}}},
-		{"year 10000", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), []transition{{"", "A", "B", "", 0, ""}}},
-		{"year -1", time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), []transition{{"", "A", "B", "", 0, ""}}},
+		{"first check", at, []transition{{"", "PENDING", "CONNECTED", "", 0, "", 0}, {"ac_1", "", "DETECTED", "", 0, "", 0}, {"ac_2", "", "ONBOARDED", "", 0, "", 0}}},
+		{"connection only", at, []transition{{"", "CONNECTED", "WEBSITE_DOWN", odd, at - 3_600_000, "was down", 0}}},
+		{"from nothing", at, []transition{{"", "", "PENDING", "", 0, "", 0}}},
+		{"accounts only", at, []transition{{"ac_1", "DETECTED", "ONBOARDED", odd, 0, "", 0}, {"ac_2", "", "DETECTED", "", 0, "", 0}}},
+		{"accounts first", at, []transition{{"ac_1", "DETECTED", "ONBOARDED", "", 0, "", 0}, {"", "PENDING", "CONNECTED", "", 0, "", 0}}},
+		{"two connection transitions", at, []transition{{"", "PENDING", "CONNECTED", "a", at - 7_200_000, "p", 0}, {"", "CONNECTED", "WEBSITE_DOWN", "b", at, "a", 0}}},
+		{"a later one from nothing", at, []transition{{"", "PENDING", "CONNECTED", "", at - 1, odd, 0}, {"", "", "WEBSITE_DOWN", "b", 0, "", 0}}},
+		{"odd strings", at, []transition{{odd, odd, odd, odd, 0, "", 0}, {"", odd, odd, odd, 1772442062123, odd, 0}}},
+		{"milliseconds", 1772442062123, []transition{{"", "A", "B", "", 0, "", 0}}},
+		{"a restored status keeps its statusFirstSeenTime", at, []transition{{"", "DEACTIVATED", "WEBSITE_DOWN", "503", at - 60_000, "", at - 86_400_000}}},
+		{"year 10000", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), []transition{{"", "A", "B", "", 0, "", 0}}},
+		{"year -1", time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), []transition{{"", "A", "B", "", 0, "", 0}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			checkChange(t, r, EventConnectionUpdated, CauseCheck, c.at, c.trs)
@@ -489,6 +490,9 @@ func FuzzChange(f *testing.F) {
 		var trs []transition
 		for range 1 + d.byte()%5 {
 			tr := transition{from: d.str(), to: d.str(), detail: d.str(), oldFirst: at - int64(d.byte())*3_600_000, oldDetail: d.str()}
+			if d.byte()%3 == 0 {
+				tr.newFirst = at - int64(d.byte())*60_000
+			}
 			if d.byte()%2 == 0 {
 				tr.acct = d.str()
 			}

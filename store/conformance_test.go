@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -332,6 +333,37 @@ func runConformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a company's autoTrack decides over the store's", func(t *testing.T) {
+		t.Parallel()
+		for _, storeDefault := range []bool{true, false} {
+			f := newFixture(t, b, func(c *Config) { c.AutoTrack = storeDefault })
+			for _, companyChoice := range []*bool{nil, new(true), new(false)} {
+				co, err := f.s.CreateCompany(f.ctx, NewCompany{Name: "Tracking", AutoTrack: companyChoice})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := f.s.GetCompany(f.ctx, co.ID); err != nil || !reflect.DeepEqual(got.AutoTrack, companyChoice) {
+					t.Fatalf("company autoTrack read back as %v (%v), want %v", got.AutoTrack, err, companyChoice)
+				}
+				c, err := f.s.CreateConnection(f.ctx, NewConnection{CompanyID: co.ID, Datasource: "sandbox", Credentials: checks.Credentials{Username: "u"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.record(c.ID, "a1", f.clk.Now(), ok("A"))
+				want := storeDefault
+				if companyChoice != nil {
+					want = *companyChoice
+				}
+				a := f.get(c.ID).Accounts[0]
+				tracked := a.TrackingStatus == checks.TrackingEnabled && a.Status == checks.AcctOnboarded
+				detected := a.TrackingStatus == checks.TrackingUnset && a.Status == checks.AcctDetected
+				if want && !tracked || !want && !detected {
+					t.Errorf("store autoTrack %v, company %v: discovered account %s/%s", storeDefault, companyChoice, a.TrackingStatus, a.Status)
+				}
+			}
+		}
+	})
+
 	t.Run("duplicate attempt is a no-op", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
@@ -487,6 +519,91 @@ func runConformance(t *testing.T, b backend) {
 		if err != nil || len(rest) != 2 || rest[1].ID != evs[3].ID {
 			t.Fatalf("events after %s = %+v %v", evs[1].ID, rest, err)
 		}
+	})
+
+	t.Run("reactivation restores the status with its since", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		stamp := func(x time.Time) string { return x.UTC().Format(time.RFC3339Nano) }
+		setActive := func(id string, active bool) {
+			t.Helper()
+			if _, err := f.s.UpdateDetails(f.ctx, id, DetailsPatch{IsActive: &active}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A website down since Monday 09:00, deactivated at 10:00 and
+		// reactivated at 11:00, is still down since Monday 09:00; it was
+		// updated at 11:00, and the event says both.
+		down := f.conn("user_good")
+		f.record(down.ID, "d1", t0.Add(-time.Second), fail(checks.ConnWebsiteDown, "503"))
+		since := f.get(down.ID).StatusFirstSeenTime
+		f.clk.Set(t0.Add(time.Hour))
+		setActive(down.ID, false)
+		f.clk.Set(t0.Add(2 * time.Hour))
+		setActive(down.ID, true)
+		got := f.get(down.ID)
+		if got.Status != checks.ConnWebsiteDown || got.StatusErrorDetail != "503" || !got.StatusFirstSeenTime.Equal(since) ||
+			!got.StatusLastUpdateTime.Equal(t0.Add(2*time.Hour)) {
+			t.Fatalf("reactivated: %s %q since %v updated %v; want WEBSITE_DOWN \"503\" since %v updated %v",
+				got.Status, got.StatusErrorDetail, got.StatusFirstSeenTime, got.StatusLastUpdateTime, since, t0.Add(2*time.Hour))
+		}
+		evs, err := f.s.Events(f.ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := evs[len(evs)-1]
+		if last.Cause != CauseReactivated || last.New["statusFirstSeenTime"] != stamp(since) ||
+			last.Old["statusFirstSeenTime"] != stamp(t0.Add(time.Hour)) || !last.Time.Equal(t0.Add(2*time.Hour)) {
+			t.Fatalf("reactivation event %+v: want new statusFirstSeenTime %s, old %s", last, stamp(since), stamp(t0.Add(time.Hour)))
+		}
+
+		// Company deactivation: the connection and each account keep their
+		// own since. A connection whose credentials were replaced meanwhile
+		// comes back PENDING since the replacement.
+		good := f.conn("user_good")
+		f.clk.Set(t0.Add(3 * time.Hour))
+		f.record(good.ID, "g1", f.clk.Now(), pulled(checks.AcctPullCompleted, "A", "B"))
+		blocked := f.conn("user_bad")
+		f.record(blocked.ID, "b1", f.clk.Now(), fail(checks.ConnPasswordIncorrect, "rejected"))
+		before := f.get(good.ID)
+		f.clk.Set(t0.Add(5 * time.Hour))
+		if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Set(t0.Add(6 * time.Hour))
+		if _, err := f.s.UpdateCredentials(f.ctx, blocked.ID, checks.Credentials{Username: "user_good", Password: "new"}); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Set(t0.Add(8 * time.Hour))
+		if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		after := f.get(good.ID)
+		if after.Status != checks.ConnConnected || !after.StatusFirstSeenTime.Equal(before.StatusFirstSeenTime) ||
+			!after.StatusLastUpdateTime.Equal(t0.Add(8*time.Hour)) {
+			t.Fatalf("company reactivated: connection %s since %v updated %v; want CONNECTED since %v",
+				after.Status, after.StatusFirstSeenTime, after.StatusLastUpdateTime, before.StatusFirstSeenTime)
+		}
+		for i, a := range after.Accounts {
+			p := before.Accounts[i]
+			if a.Status != p.Status || !a.StatusFirstSeenTime.Equal(p.StatusFirstSeenTime) || a.StatusErrorDetail != p.StatusErrorDetail {
+				t.Fatalf("company reactivated: account %s %s since %v; want %s since %v", a.ID, a.Status, a.StatusFirstSeenTime, p.Status, p.StatusFirstSeenTime)
+			}
+		}
+		if b := f.get(blocked.ID); b.Status != checks.ConnPending || !b.StatusFirstSeenTime.Equal(t0.Add(6*time.Hour)) {
+			t.Fatalf("credentials replaced while inactive: %s since %v; want PENDING since the replacement %v", b.Status, b.StatusFirstSeenTime, t0.Add(6*time.Hour))
+		}
+		// A status that came before the since was kept (a record saved by
+		// an older version) comes back from now, as before.
+		old := f.conn("user_good")
+		setActive(old.ID, false)
+		f.rewrite(old.ID, func(r *connRec) { r.PrevFirst = 0 })
+		f.clk.Set(t0.Add(9 * time.Hour))
+		setActive(old.ID, true)
+		if o := f.get(old.ID); o.Status != checks.ConnPending || !o.StatusFirstSeenTime.Equal(t0.Add(9*time.Hour)) {
+			t.Fatalf("restored without a kept since: %s since %v; want PENDING since %v", o.Status, o.StatusFirstSeenTime, t0.Add(9*time.Hour))
+		}
+		f.invariants()
 	})
 
 	t.Run("history is bounded", func(t *testing.T) {
@@ -879,6 +996,19 @@ func (f *fixture) forceDue(id string, at time.Time) {
 
 // forceStatus rewrites a connection's status through the store's own write
 // path (tests only), keeping every index consistent.
+// rewrite changes the stored record of id with fn, as an older version
+// may have written it; nothing else moves.
+func (f *fixture) rewrite(id string, fn func(r *connRec)) {
+	f.t.Helper()
+	err := f.s.update(f.ctx, id, "", func(r *connRec) (*mutation, error) {
+		fn(r)
+		return &mutation{}, nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func (f *fixture) forceStatus(id string, st checks.ConnectionStatus) {
 	f.t.Helper()
 	err := f.s.update(f.ctx, id, "", func(r *connRec) (*mutation, error) {

@@ -48,7 +48,7 @@ func newEvent(r *connRec, typ, cause string, t int64, trs []transition) *Event {
 				ev.Old["statusErrorDetail"] = tr.oldDetail
 			}
 			ev.New["status"] = tr.to
-			ev.New["statusFirstSeenTime"] = string(appendEventTime(nil, t))
+			ev.New["statusFirstSeenTime"] = string(appendEventTime(nil, tr.first(t)))
 			ev.New["statusErrorDetail"] = tr.detail
 			continue
 		}
@@ -158,7 +158,7 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	if conn != nil {
 		b = appendString(append(b, `"status":`...), conn.to)
 		b = appendString(append(b, `,"statusErrorDetail":`...), conn.detail)
-		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), c.t), '"')
+		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), conn.first(c.t)), '"')
 	}
 	return append(b, '}', '}'), nil
 }

@@ -16,6 +16,10 @@ type Company struct {
 	Name      string    `json:"name"`
 	IsActive  bool      `json:"isActive"`
 	CreatedAt time.Time `json:"createdAt"`
+	// AutoTrack, when set, says whether the company's discovered accounts
+	// are tracked at once (true) or wait for a decision (false); absent,
+	// the service's store.autoTrack decides.
+	AutoTrack *bool `json:"autoTrack,omitempty"`
 }
 
 // Datasource names the provider a connection logs in to; the reference's
@@ -121,6 +125,7 @@ type connRec struct {
 	Gen         uint64  `json:"g,omitempty"`  // bumped by actions that void checks in flight
 	PrevStatus  string  `json:"ps,omitempty"` // status to restore when a system status is lifted
 	PrevDetail  string  `json:"pd,omitempty"` // and its statusErrorDetail
+	PrevFirst   int64   `json:"pf,omitempty"` // and its statusFirstSeenTime (0: saved before it was kept)
 	StartDate   string  `json:"sd,omitempty"` // YYYY-MM-DD: collect bills from this date
 	Occupancy   float64 `json:"om,omitempty"` // occupancy multiplier
 	CredUpdated int64   `json:"cu,omitempty"` // last credential update
@@ -147,6 +152,7 @@ type acctRec struct {
 	CreatedAt  int64  `json:"ca,omitempty"` // 0: equal to FirstSeen (the first status is set at creation)
 	Prev       string `json:"ps,omitempty"` // status to restore on company reactivation
 	PrevDetail string `json:"pd,omitempty"` // and its statusErrorDetail
+	PrevFirst  int64  `json:"pf,omitempty"` // and its statusFirstSeenTime (0: saved before it was kept)
 }
 
 // histRec is one write's transitions: the account ID ("" for the

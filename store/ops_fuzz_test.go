@@ -151,13 +151,19 @@ type mConn struct {
 	// saved is the status a system status (DEACTIVATED, COMPANY_INACTIVE)
 	// replaced, to restore when it is lifted ("" none).
 	saved checks.ConnectionStatus
+	// savedFirst is the saved status's statusFirstSeenTime, which a
+	// restore keeps; expectFirst is what the next status change must set
+	// it to (zero: the change's time).
+	savedFirst, expectFirst time.Time
 	// savedAccts is each account's status before its company was
-	// deactivated.
-	savedAccts map[string]checks.AccountStatus
-	gen        int    // actions that void checks in flight
-	started    int64  // start of the last applied check since the last voiding action
-	attempt    string // last applied attempt
-	history    []string
+	// deactivated; savedAcctFirst, as checkTimes saw them, their
+	// statusFirstSeenTime.
+	savedAccts     map[string]checks.AccountStatus
+	savedAcctFirst map[string]time.Time
+	gen            int    // actions that void checks in flight
+	started        int64  // start of the last applied check since the last voiding action
+	attempt        string // last applied attempt
+	history        []string
 }
 
 type opsModel struct {
@@ -182,6 +188,25 @@ func (c *mConn) restoreStatus() checks.ConnectionStatus {
 		return checks.ConnPending
 	}
 	return c.saved
+}
+
+// restore lifts a system status: the saved status with the
+// statusFirstSeenTime it had (docs/architecture.md), or PENDING from now.
+func (c *mConn) restore() {
+	c.status = c.restoreStatus()
+	c.expectFirst = time.Time{}
+	if c.status == c.saved {
+		c.expectFirst = c.savedFirst
+	}
+	c.saved = ""
+}
+
+// save keeps the status a system status replaces; before is the
+// connection as it was.
+func (c *mConn) save(before Connection) {
+	if !isSystem(c.status) {
+		c.saved, c.savedFirst = c.status, before.StatusFirstSeenTime
+	}
 }
 
 func isSystem(s checks.ConnectionStatus) bool { return s.Category() == checks.CategorySystem }
@@ -487,15 +512,12 @@ func (o *opsRun) apply(op int, a, b, c byte) (failed, wrote bool) {
 		mc.void()
 		mc.inactive = !active
 		if !active {
-			if !isSystem(mc.status) {
-				mc.saved = mc.status
-			}
+			mc.save(o.before[mc.id])
 			if mc.status != checks.ConnCompanyInactive {
 				mc.status = checks.ConnDeactivated
 			}
 		} else if mc.status == checks.ConnDeactivated {
-			mc.status = mc.restoreStatus()
-			mc.saved = ""
+			mc.restore()
 		}
 		eligible := checks.Eligibility(mc.status, !mc.inactive, o.m.coActive[mc.company]) == checks.SkipNone
 		if ch.CheckNow != (active && eligible) {
@@ -521,9 +543,7 @@ func (o *opsRun) apply(op int, a, b, c byte) (failed, wrote bool) {
 			}
 			if !active && mc.status != checks.ConnCompanyInactive {
 				mc.void()
-				if !isSystem(mc.status) {
-					mc.saved = mc.status
-				}
+				mc.save(o.before[mc.id])
 				mc.status = checks.ConnCompanyInactive
 				continue
 			}
@@ -532,8 +552,7 @@ func (o *opsRun) apply(op int, a, b, c byte) (failed, wrote bool) {
 				if mc.inactive {
 					mc.status = checks.ConnDeactivated
 				} else {
-					mc.status = mc.restoreStatus()
-					mc.saved = ""
+					mc.restore()
 				}
 				for _, ac := range cur[mc.id].Accounts {
 					if want, ok := mc.savedAccts[ac.ID]; ok && ac.Status != want {
@@ -565,9 +584,7 @@ func (o *opsRun) apply(op int, a, b, c byte) (failed, wrote bool) {
 			for _, mc := range o.m.conns {
 				if mc.company == co && slices.Contains(done, string(mc.status)) {
 					mc.void()
-					if !isSystem(mc.status) {
-						mc.saved = mc.status
-					}
+					mc.save(o.before[mc.id])
 					mc.status = checks.ConnCompanyInactive
 				}
 			}
@@ -619,7 +636,7 @@ func (o *opsRun) apply(op int, a, b, c byte) (failed, wrote bool) {
 		if mc.status.CredentialBlocked() {
 			mc.status = checks.ConnPending
 		} else if isSystem(mc.status) && mc.saved.CredentialBlocked() {
-			mc.saved = checks.ConnPending
+			mc.saved, mc.savedFirst = checks.ConnPending, clk.Now().UTC().Truncate(time.Millisecond)
 		}
 		eligible := checks.Eligibility(mc.status, !mc.inactive, o.m.coActive[mc.company]) == checks.SkipNone
 		if ch.CheckNow != eligible {
@@ -942,7 +959,7 @@ func (o *opsRun) check(before, after map[string]Connection) {
 			attempt = lr.attempt
 		}
 		if old.Status != cur.Status {
-			mc.history = append(mc.history, histLine(cur.StatusFirstSeenTime, "", string(old.Status), string(cur.Status), cur.StatusErrorDetail, cause, attempt))
+			mc.history = append(mc.history, histLine(cur.StatusLastUpdateTime, "", string(old.Status), string(cur.Status), cur.StatusErrorDetail, cause, attempt))
 		}
 		oldAccts := map[string]Account{}
 		for _, ac := range old.Accounts {
@@ -950,7 +967,7 @@ func (o *opsRun) check(before, after map[string]Connection) {
 		}
 		for _, ac := range cur.Accounts {
 			if p, ok := oldAccts[ac.ID]; !ok || p.Status != ac.Status {
-				mc.history = append(mc.history, histLine(ac.StatusFirstSeenTime, ac.ID, string(p.Status), string(ac.Status), ac.StatusErrorDetail, cause, attempt))
+				mc.history = append(mc.history, histLine(ac.StatusLastUpdateTime, ac.ID, string(p.Status), string(ac.Status), ac.StatusErrorDetail, cause, attempt))
 			}
 		}
 		if lr != nil && lr.conn == mc.id {
@@ -1077,9 +1094,14 @@ func (o *opsRun) checkConn(mc *mConn, cur Connection) {
 func (o *opsRun) checkTimes(mc *mConn, old, cur Connection) {
 	now := o.f.clk.Now()
 	if old.Status != cur.Status {
-		if !cur.StatusFirstSeenTime.Equal(cur.StatusLastUpdateTime) || cur.StatusFirstSeenTime.Before(old.StatusFirstSeenTime) || cur.StatusFirstSeenTime.After(now) {
+		if want := mc.expectFirst; !want.IsZero() { // a restored status keeps its since
+			if !cur.StatusFirstSeenTime.Equal(want) || cur.StatusLastUpdateTime.After(now) {
+				o.fatalf("%s: %s → %s restored with firstSeen %v lastUpdate %v, want firstSeen %v", mc.id, old.Status, cur.Status, cur.StatusFirstSeenTime, cur.StatusLastUpdateTime, want)
+			}
+		} else if !cur.StatusFirstSeenTime.Equal(cur.StatusLastUpdateTime) || cur.StatusFirstSeenTime.Before(old.StatusFirstSeenTime) || cur.StatusFirstSeenTime.After(now) {
 			o.fatalf("%s: %s → %s with firstSeen %v lastUpdate %v (was %v)", mc.id, old.Status, cur.Status, cur.StatusFirstSeenTime, cur.StatusLastUpdateTime, old.StatusFirstSeenTime)
 		}
+		mc.expectFirst = time.Time{}
 	} else if !cur.StatusFirstSeenTime.Equal(old.StatusFirstSeenTime) {
 		o.fatalf("%s: status %s kept but statusFirstSeenTime moved %v → %v", mc.id, cur.Status, old.StatusFirstSeenTime, cur.StatusFirstSeenTime)
 	}
@@ -1103,7 +1125,11 @@ func (o *opsRun) checkTimes(mc *mConn, old, cur Connection) {
 		if ac.ID != p.ID || ac.AccountNumber != p.AccountNumber || !ac.CreatedAt.Equal(p.CreatedAt) {
 			o.fatalf("%s: account %d changed identity: %+v → %+v", mc.id, i, p, ac)
 		}
-		if p.Status != ac.Status {
+		if want, ok := mc.savedAcctFirst[ac.ID]; ok && p.Status == checks.AcctCompanyInactive && ac.Status != p.Status {
+			if !ac.StatusFirstSeenTime.Equal(want) { // restored with its since
+				o.fatalf("%s: account %s %s → %s restored with firstSeen %v, want %v", mc.id, ac.ID, p.Status, ac.Status, ac.StatusFirstSeenTime, want)
+			}
+		} else if p.Status != ac.Status {
 			if !ac.StatusFirstSeenTime.Equal(ac.StatusLastUpdateTime) || ac.StatusFirstSeenTime.Before(p.StatusFirstSeenTime) {
 				o.fatalf("%s: account %s %s → %s with firstSeen %v lastUpdate %v (was %v)", mc.id, ac.ID, p.Status, ac.Status, ac.StatusFirstSeenTime, ac.StatusLastUpdateTime, p.StatusFirstSeenTime)
 			}
@@ -1121,9 +1147,16 @@ func (o *opsRun) checkTimes(mc *mConn, old, cur Connection) {
 	// reactivation.
 	if cur.Status == checks.ConnCompanyInactive && old.Status != checks.ConnCompanyInactive {
 		mc.savedAccts = map[string]checks.AccountStatus{}
+		mc.savedAcctFirst = map[string]time.Time{}
 		for _, p := range old.Accounts {
 			mc.savedAccts[p.ID] = p.Status
+			if p.Status != checks.AcctCompanyInactive {
+				mc.savedAcctFirst[p.ID] = p.StatusFirstSeenTime
+			}
 		}
+	}
+	if old.Status == checks.ConnCompanyInactive && cur.Status != checks.ConnCompanyInactive {
+		mc.savedAcctFirst = nil
 	}
 }
 

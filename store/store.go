@@ -8,7 +8,7 @@
 // Layout (prefix P, "cd:" by default):
 //
 //	P c:<conn>            string  the connection, its accounts and its newest history elements (JSON, short names)
-//	P co:<company>        hash    name, active (1|0), ca (created, ms)
+//	P co:<company>        hash    name, active (1|0), ca (created, ms), at (autoTrack 1|0, when the company sets it)
 //	P companies           zset    company IDs by creation time
 //	P coep                string  the company epoch: incremented with every change of an active flag
 //	                              (LoadCheck caches the flags for one epoch; see check.go)
@@ -101,7 +101,7 @@ type Store struct {
 	rdb   redis.UniversalClient
 	cfg   Config
 	batch *scriptBatcher // LoadCheck's reads and every write's commit
-	// coFlags caches companies' active flags for LoadCheck.
+	// coFlags caches companies' active flags (and autoTrack) for LoadCheck.
 	coFlags companyFlags
 }
 
@@ -219,6 +219,9 @@ const (
 // NewCompany is the input of CreateCompany.
 type NewCompany struct {
 	Name string `json:"name"`
+	// AutoTrack, when set, decides for this company whether discovered
+	// accounts are tracked at once (Config.AutoTrack otherwise).
+	AutoTrack *bool `json:"autoTrack,omitempty"`
 }
 
 // MaxNameLen bounds names so one record stays small.
@@ -248,9 +251,13 @@ func (s *Store) CreateCompany(ctx context.Context, in NewCompany) (Company, erro
 		return Company{}, fmt.Errorf("%w: company %s", ErrInvalid, p)
 	}
 	now := s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)
-	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now}
+	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now, AutoTrack: in.AutoTrack}
+	fields := []any{"name", c.Name, "active", "1", "ca", ms(now)}
+	if in.AutoTrack != nil {
+		fields = append(fields, "at", flag(*in.AutoTrack))
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.kCompany(c.ID), "name", c.Name, "active", "1", "ca", ms(now))
+		p.HSet(ctx, s.kCompany(c.ID), fields...)
 		p.ZAdd(ctx, s.kCompanies(), redis.Z{Score: float64(ms(now)), Member: c.ID})
 		return nil
 	})
@@ -274,7 +281,24 @@ func (s *Store) GetCompany(ctx context.Context, id string) (Company, error) {
 	}
 	var ca int64
 	fmt.Sscan(m["ca"], &ca)
-	return Company{ID: id, Name: m["name"], IsActive: m["active"] == "1", CreatedAt: fromMS(ca)}, nil
+	return Company{ID: id, Name: m["name"], IsActive: m["active"] == "1", CreatedAt: fromMS(ca), AutoTrack: autoTrackFlag(m["at"])}, nil
+}
+
+// flag is a bool as a company hash stores it.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// autoTrackFlag reads a company's autoTrack field: nil when it sets none.
+func autoTrackFlag(v string) *bool {
+	if v == "" {
+		return nil
+	}
+	b := v == "1"
+	return &b
 }
 
 // ListCompanies returns every company, oldest first.

@@ -5,6 +5,7 @@
 // docs/configuration.md).
 //
 //	checkd -config configs/demo.yaml
+//	checkd --version
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/version"
 )
 
 func main() {
@@ -29,7 +31,12 @@ func main() {
 
 func run() error {
 	path := flag.String("config", "", "YAML config file over the embedded defaults (default $"+configs.EnvConfig+")")
+	showVersion := flag.Bool("version", false, "print the build's version and commit, and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println("checkd " + version.Get().String())
+		return nil
+	}
 
 	cfg, err := configs.Load(*path)
 	if err != nil {
@@ -50,7 +57,8 @@ func run() error {
 	if startErr == nil {
 		<-ctx.Done()
 		stop() // a second signal now kills the process at once
-		log.Info("signal received: stopping (send it again to exit at once)")
+		// The cause names the signal ("interrupt signal received").
+		log.Infof("%v: stopping (send it again to exit at once)", context.Cause(ctx))
 	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), d.StopTimeout())

@@ -33,10 +33,12 @@ type Client struct {
 }
 
 // NewClient returns a client of the API at baseURL (http or https, e.g.
-// DefaultURL), authenticating with apiKey. hc nil is an http.Client with
+// DefaultURL; a trailing /v1 is dropped), authenticating with apiKey. hc nil is an http.Client with
 // DefaultTimeout.
 func NewClient(baseURL, apiKey string, hc *http.Client) (*Client, error) {
-	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	// The API's own prefix is added by each call: a URL copied with it
+	// (http://host:8080/v1) means the same base.
+	u, err := url.Parse(strings.TrimSuffix(strings.TrimRight(baseURL, "/"), "/v1"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("API URL %q is not an http(s) URL such as %s", baseURL, DefaultURL)
 	}

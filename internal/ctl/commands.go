@@ -4,187 +4,119 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/checkd/checkd/api"
+	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/store"
 )
 
-// commands lists every command, in help order.
-var commands = []*command{
-	{name: "companies list", summary: "list companies", maxArgs: 0, run: companiesList},
-	{name: "company create", args: "<name>", summary: "create a company", minArgs: 1, maxArgs: 1, run: companyCreate},
-	{name: "company deactivate", args: "<companyId>", summary: "deactivate a company: its connections become COMPANY_INACTIVE and stop being checked",
-		minArgs: 1, maxArgs: 1, run: companySetActive(false)},
-	{name: "company reactivate", args: "<companyId>", summary: "reactivate a company: its connections get their statuses back and are checked",
-		minArgs: 1, maxArgs: 1, run: companySetActive(true)},
-	{name: "company link", args: "<companyId>", summary: "make a single-use link for the customer to add a connection to the company", minArgs: 1, maxArgs: 1,
-		run: companyLink},
+// The answers are decoded into the API's own types (package api), so
+// checkctl cannot drift from what the API sends; -o json prints the answer
+// as it came.
 
-	{name: "connections list", args: "<companyId>", flagSyn: "[--status S[,S]] [--limit N] [--cursor C | --all]", summary: "list a company's connections", minArgs: 1, maxArgs: 1,
-		detail: "Connections come grouped by status, oldest first within one. Without --all one page is\n" +
-			"printed; the next page's cursor is printed on stderr.",
-		flags: connectionsListFlags, run: connectionsList},
-
-	{name: "connection create", args: "<companyId>", flagSyn: "--datasource D --username U (--password-stdin | --password P) [--name N]", summary: "create a connection (PENDING; checked promptly)", minArgs: 1, maxArgs: 1,
-		detail: "The password is read from stdin with --password-stdin (first line), or given with\n" +
-			"--password (visible to other users in the process list).\n\n" +
-			"  echo \"$PASSWORD\" | checkctl connection create co_... --datasource sandbox --username user_good --password-stdin",
-		flags: connectionCreateFlags, run: connectionCreate},
-	{name: "connection show", args: "<connectionId>", summary: "show a connection, its status and its accounts", minArgs: 1, maxArgs: 1, run: connectionShow},
-	{name: "connection history", args: "<connectionId>", flagSyn: "[--limit N]", summary: "show a connection's status transitions, newest first", minArgs: 1, maxArgs: 1,
-		flags: historyFlags, run: connectionHistory},
-	{name: "connection deactivate", args: "<connectionId>", summary: "deactivate a connection (DEACTIVATED; not checked)", minArgs: 1, maxArgs: 1,
-		run: connectionSetActive(false)},
-	{name: "connection reactivate", args: "<connectionId>", summary: "reactivate a connection (previous status; checked at once when checkable)", minArgs: 1, maxArgs: 1,
-		run: connectionSetActive(true)},
-	{name: "connection set", args: "<connectionId>", flagSyn: "[--start-date D] [--occupancy X] [--name N]", summary: "change a connection's settings", minArgs: 1, maxArgs: 1,
-		detail: "Give at least one of the flags. --start-date \"\" clears the start date.",
-		flags:  connectionSetFlags, run: connectionSet},
-	{name: "connection refresh", args: "<connectionId>", summary: "check a connection now (critical queue)", minArgs: 1, maxArgs: 1,
-		detail: "Exits 4 when the connection's status forbids a refresh (credentials needed, deactivated,\n" +
-			"company inactive).",
-		run: connectionRefresh},
-	{name: "connection credentials", args: "<connectionId>", flagSyn: "--username U (--password-stdin | --password P)", summary: "replace a connection's credentials (then checked at once)", minArgs: 1, maxArgs: 1,
-		detail: "The password is read from stdin with --password-stdin (first line), or given with\n" +
-			"--password (visible to other users in the process list).",
-		flags: credentialsFlags, run: connectionCredentials},
-	{name: "connection link", args: "<connectionId>", summary: "make a single-use link for the customer to update the credentials", minArgs: 1, maxArgs: 1,
-		run: connectionLink},
-
-	{name: "accounts confirm", args: "<connectionId> <accountId>...", summary: "track accounts (ENABLED: ONBOARDED, pulled)", minArgs: 2, maxArgs: -1,
-		detail: "All or nothing: when one account is refused, none is changed and each refused account\n" +
-			"is named on stderr.",
-		run: accountsDecide("ENABLED")},
-	{name: "accounts reject", args: "<connectionId> <accountId>...", summary: "stop tracking accounts (DISABLED: CUSTOMER_NOT_TRACKED)", minArgs: 2, maxArgs: -1,
-		detail: "All or nothing: when one account is refused, none is changed and each refused account\n" +
-			"is named on stderr.",
-		run: accountsDecide("DISABLED")},
-
-	{name: "queues list", summary: "list the task queues and their sizes", maxArgs: 0, run: queuesList},
-	{name: "queues pause", args: "<queue>", summary: "pause a queue: workers take no task from it", minArgs: 1, maxArgs: 1, run: queueAction("pause")},
-	{name: "queues resume", args: "<queue>", summary: "resume a paused queue", minArgs: 1, maxArgs: 1, run: queueAction("resume")},
-
-	{name: "statuses", summary: "list the status vocabulary and the datasources", maxArgs: 0, run: statuses},
-}
-
-// --- API shapes (the fields checkctl prints; --output json prints all) ---
-
-type company struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	IsActive  bool   `json:"isActive"`
-	CreatedAt string `json:"createdAt"`
-}
-
-type account struct {
-	ID                  string `json:"id"`
-	AccountNumber       string `json:"accountNumber"`
-	Name                string `json:"name"`
-	TrackingStatus      string `json:"trackingStatus"`
-	Status              string `json:"status"`
-	StatusFirstSeenTime string `json:"statusFirstSeenTime"`
-	StatusErrorDetail   string `json:"statusErrorDetail"`
-}
-
-// datasource is a connection's datasource: {"name": ...}, or a bare name
-// (servers before the object form).
-type datasource string
-
-func (d *datasource) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		return json.Unmarshal(b, (*string)(d))
+// groups builds the command tree, in help order.
+func (a *app) groups() []*cobra.Command {
+	return []*cobra.Command{
+		group("companies", "list companies",
+			a.leaf("list", "list companies", 0, 0, "", hintCompany, companiesList)),
+		group("company", "one company",
+			a.leaf("show <companyId>", "show a company", 1, 1, "<companyId>", hintCompany, companyShow),
+			a.leaf("create <name>", "create a company", 1, 1, "<name>", "", companyCreate),
+			a.leaf("deactivate <companyId>", "deactivate a company: its connections become COMPANY_INACTIVE and stop being checked",
+				1, 1, "<companyId>", hintCompany, companySetActive(false)),
+			a.leaf("reactivate <companyId>", "reactivate a company: its connections get their statuses back and are checked",
+				1, 1, "<companyId>", hintCompany, companySetActive(true)),
+			a.leaf("link <companyId>", "make a single-use link for the customer to add a connection to the company",
+				1, 1, "<companyId>", hintCompany, companyLink)),
+		group("connections", "list connections",
+			a.connectionsList()),
+		group("connection", "one connection",
+			a.connectionCreate(),
+			a.leaf("show <connectionId>", "show a connection, its status and its accounts", 1, 1, "<connectionId>", hintConnection, connectionShow),
+			a.connectionHistory(),
+			a.leaf("deactivate <connectionId>", "deactivate a connection (DEACTIVATED; not checked)", 1, 1, "<connectionId>", hintConnection,
+				connectionSetActive(false)),
+			a.leaf("reactivate <connectionId>", "reactivate a connection (previous status; checked at once when checkable)", 1, 1, "<connectionId>",
+				hintConnection, connectionSetActive(true)),
+			a.connectionSet(),
+			withLong(a.leaf("refresh <connectionId>", "check a connection now (critical queue)", 1, 1, "<connectionId>", hintConnection, connectionRefresh),
+				"Exits 4 when the connection's status forbids a refresh (credentials needed, deactivated,\ncompany inactive)."),
+			a.connectionCredentials(),
+			a.leaf("link <connectionId>", "make a single-use link for the customer to update the credentials", 1, 1, "<connectionId>",
+				hintConnection, connectionLink)),
+		group("accounts", "confirm or reject discovered accounts",
+			withLong(a.leaf("confirm <connectionId> <accountId>...", "track accounts (ENABLED: ONBOARDED, pulled)", 2, -1,
+				"<connectionId> <accountId>...", hintConnection, accountsDecide(checks.TrackingEnabled)), allOrNothing),
+			withLong(a.leaf("reject <connectionId> <accountId>...", "stop tracking accounts (DISABLED: CUSTOMER_NOT_TRACKED)", 2, -1,
+				"<connectionId> <accountId>...", hintConnection, accountsDecide(checks.TrackingDisabled)), allOrNothing)),
+		group("queues", "the task queues",
+			a.leaf("list", "list the task queues and their sizes", 0, 0, "", "", queuesList),
+			a.leaf("pause <queue>", "pause a queue: workers take no task from it", 1, 1, "<queue>", hintQueue, queueAction("pause")),
+			a.leaf("resume <queue>", "resume a paused queue", 1, 1, "<queue>", hintQueue, queueAction("resume"))),
+		a.leaf("statuses", "list the status vocabulary and the datasources", 0, 0, "", "", statuses),
 	}
-	var o struct {
-		Name string `json:"name"`
+}
+
+const allOrNothing = "All or nothing: when one account is refused, none is changed and each refused account\nis named on stderr."
+
+// call is one running command.
+type call struct {
+	a    *app
+	cmd  *cobra.Command
+	args []string
+}
+
+// leaf is a command that calls the API: use is its name and synopsis,
+// min and max bound its arguments (max -1: no bound), names is their
+// synopsis for a usage error, and notFound the hint a 404 prints.
+func (a *app) leaf(use, short string, min, max int, names, notFound string, run func(c *call) error) *cobra.Command {
+	return &cobra.Command{
+		Use:                   use,
+		Short:                 short,
+		DisableFlagsInUseLine: true,
+		Args:                  positional(min, max, names),
+		Annotations:           map[string]string{annotationNotFound: notFound, annotationArgs: names},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return run(&call{a: a, cmd: cmd, args: args})
+		},
 	}
-	err := json.Unmarshal(b, &o)
-	*d = datasource(o.Name)
-	return err
 }
 
-type connection struct {
-	ID                   string     `json:"id"`
-	CompanyID            string     `json:"companyId"`
-	Datasource           datasource `json:"datasource"`
-	Name                 string     `json:"name"`
-	IsActive             bool       `json:"isActive"`
-	CreatedAt            string     `json:"createdAt"`
-	Status               string     `json:"status"`
-	StatusDisplayName    string     `json:"statusDisplayName"`
-	StatusFirstSeenTime  string     `json:"statusFirstSeenTime"`
-	StatusLastUpdateTime string     `json:"statusLastUpdateTime"`
-	StatusErrorDetail    string     `json:"statusErrorDetail"`
-	LastCheckAt          *string    `json:"lastCheckAt"`
-	LastSuccessAt        *string    `json:"lastSuccessAt"`
-	NextCheckAt          *string    `json:"nextCheckAt"`
-	ConsecutiveFailures  int        `json:"consecutiveFailures"`
-	StartDate            string     `json:"startDate"`
-	OccupancyMultiplier  float64    `json:"occupancyMultiplier"`
-	CanRefresh           bool       `json:"canRefresh"`
-	CanReconnect         bool       `json:"canReconnect"`
-	CheckEnqueued        *bool      `json:"checkEnqueued"`
-	CheckTaskID          string     `json:"checkTaskId"`
-	CheckNote            string     `json:"checkNote"`
-	Accounts             []account  `json:"accounts"`
+func withLong(cmd *cobra.Command, long string) *cobra.Command {
+	cmd.Long = long
+	return cmd
 }
-
-type connectionPage struct {
-	Connections []json.RawMessage `json:"connections"`
-	NextCursor  string            `json:"nextCursor"`
-}
-
-type historyEntry struct {
-	Time      string `json:"time"`
-	AccountID string `json:"accountId"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Detail    string `json:"detail"`
-	Cause     string `json:"cause"`
-}
-
-type queue struct {
-	Queue     string `json:"queue"`
-	Size      int    `json:"size"`
-	Pending   int    `json:"pending"`
-	Active    int    `json:"active"`
-	Scheduled int    `json:"scheduled"`
-	Retry     int    `json:"retry"`
-	Archived  int    `json:"archived"`
-	Completed int    `json:"completed"`
-	Paused    bool   `json:"paused"`
-}
-
-type statusInfo struct {
-	Value        string `json:"value"`
-	DisplayName  string `json:"displayName"`
-	Category     string `json:"category"`
-	CanRefresh   bool   `json:"canRefresh"`
-	CanReconnect bool   `json:"canReconnect"`
-}
-
-// --- helpers ---
 
 // send calls the API and returns its raw answer.
-func (c *call) send(method, path string, q url.Values, in any) ([]byte, int, error) {
-	return c.client.Do(c.ctx, method, path, q, in)
+func (c *call) send(method, path string, q url.Values, in any) ([]byte, error) {
+	client, err := c.a.clientFor()
+	if err != nil {
+		return nil, err
+	}
+	raw, _, err := client.Do(c.cmd.Context(), method, path, q, in)
+	return raw, err
 }
 
-// emit prints raw as JSON (--output json) or calls table with it decoded
-// into v.
+// emit prints raw as JSON (-o json) or calls table with it decoded into v.
 func (c *call) emit(raw []byte, v any, table func(t *tw)) error {
-	if c.g.output == OutputJSON {
-		return printJSON(c.env.Stdout, raw)
+	if c.a.output == OutputJSON {
+		return printJSON(c.a.env.Stdout, raw)
 	}
 	if v != nil {
 		if err := json.Unmarshal(raw, v); err != nil {
 			return fmt.Errorf("the API's answer is not what checkctl expects (version mismatch?): %w", err)
 		}
 	}
-	t := newTW(c.env.Stdout)
+	t := newTW(c.a.env.Stdout)
 	table(t)
 	return t.flush()
 }
@@ -193,7 +125,8 @@ func connPath(id string) string { return "/v1/connection/" + seg(id) }
 
 // readPassword takes the password from --password or the first line of
 // stdin (--password-stdin); exactly one is required.
-func readPassword(c *call, fromStdin bool, flagValue string, flagSet bool) (string, error) {
+func (c *call) readPassword(fromStdin bool, flagValue string) (string, error) {
+	flagSet := c.cmd.Flags().Changed("password")
 	switch {
 	case fromStdin && flagSet:
 		return "", usagef("give the password with --password-stdin or --password, not both")
@@ -202,7 +135,7 @@ func readPassword(c *call, fromStdin bool, flagValue string, flagSet bool) (stri
 	case !fromStdin:
 		return "", usagef("a password is required: pipe it with --password-stdin, or give --password (visible in the process list)")
 	}
-	line, err := bufio.NewReader(c.env.Stdin).ReadString('\n')
+	line, err := bufio.NewReader(c.a.env.Stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read the password from stdin: %w", err)
 	}
@@ -213,26 +146,29 @@ func readPassword(c *call, fromStdin bool, flagValue string, flagSet bool) (stri
 	return line, nil
 }
 
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
+// stamp formats an API time as the API sends it; "-" for none.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+func stampPtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return stamp(*t)
 }
 
 // --- companies ---
 
 func companiesList(c *call) error {
-	raw, _, err := c.send(http.MethodGet, "/v1/company", nil, nil)
+	raw, err := c.send(http.MethodGet, "/v1/company", nil, nil)
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Companies []company `json:"companies"`
-	}
+	var out api.CompanyList
 	return c.emit(raw, &out, func(t *tw) {
 		companyHeader(t)
 		for _, co := range out.Companies {
@@ -243,14 +179,37 @@ func companiesList(c *call) error {
 
 func companyHeader(t *tw) { t.row("ID", "NAME", "ACTIVE", "CREATED") }
 
-func companyRow(t *tw, co company) { t.row(co.ID, co.Name, yesNo(co.IsActive), orDash(co.CreatedAt)) }
+func companyRow(t *tw, co store.Company) {
+	t.row(co.ID, co.Name, yesNo(co.IsActive), stamp(co.CreatedAt))
+}
 
-func companyCreate(c *call) error {
-	raw, _, err := c.send(http.MethodPost, "/v1/company", nil, map[string]string{"name": c.args[0]})
+func companyShow(c *call) error {
+	raw, err := c.send(http.MethodGet, "/v1/company/"+seg(c.args[0]), nil, nil)
 	if err != nil {
 		return err
 	}
-	var co company
+	var co store.Company
+	return c.emit(raw, &co, func(t *tw) {
+		t.row("ID:", co.ID)
+		t.row("Name:", co.Name)
+		t.row("Active:", yesNo(co.IsActive))
+		t.row("Created:", stamp(co.CreatedAt))
+		if co.AutoTrack == nil {
+			t.row("Auto-track:", "the service's default (store.autoTrack)")
+		} else {
+			t.row("Auto-track:", yesNo(*co.AutoTrack))
+		}
+		t.flush()
+		t.line("\nIts connections: checkctl connections list %s", co.ID)
+	})
+}
+
+func companyCreate(c *call) error {
+	raw, err := c.send(http.MethodPost, "/v1/company", nil, api.CreateCompanyRequest{Name: c.args[0]})
+	if err != nil {
+		return err
+	}
+	var co store.Company
 	return c.emit(raw, &co, func(t *tw) {
 		companyHeader(t)
 		companyRow(t, co)
@@ -259,72 +218,77 @@ func companyCreate(c *call) error {
 
 func companySetActive(active bool) func(c *call) error {
 	return func(c *call) error {
-		raw, _, err := c.send(http.MethodPatch, "/v1/company/"+seg(c.args[0]), nil, map[string]bool{"isActive": active})
+		raw, err := c.send(http.MethodPatch, "/v1/company/"+seg(c.args[0]), nil, api.CompanyRequest{IsActive: &active})
 		if err != nil {
 			return err
 		}
-		var out struct {
-			Company            company `json:"company"`
-			ConnectionsUpdated int     `json:"connectionsUpdated"`
-		}
+		var out store.CompanyChange
 		return c.emit(raw, &out, func(t *tw) {
 			companyHeader(t)
 			companyRow(t, out.Company)
 			t.flush()
-			t.line("connections updated: %d", out.ConnectionsUpdated)
+			t.line("connections updated: %d", out.Connections)
 		})
 	}
 }
 
 // --- connections ---
 
-type listOpts struct {
-	status, cursor string
-	limit          int
-	all            bool
+func (a *app) connectionsList() *cobra.Command {
+	var (
+		status, cursor string
+		limit          int
+		all            bool
+	)
+	cmd := a.leaf("list <companyId> [--status S[,S]] [--limit N] [--cursor C | --all]", "list a company's connections", 1, 1, "<companyId>", hintCompany,
+		func(c *call) error {
+			if c.cmd.Flags().Changed("limit") && (limit < 1 || limit > store.MaxPageSize) {
+				return usagef("--limit must be from 1 to %d, not %d", store.MaxPageSize, limit)
+			}
+			return connectionsList(c, status, cursor, limit, all)
+		})
+	cmd.Long = "Connections come grouped by status, oldest first within one. Without --all one page is\n" +
+		"printed; the next page's cursor is printed on stderr."
+	f := cmd.Flags()
+	f.StringVar(&status, "status", "", "only connections in these `statuses` (comma-separated, e.g. PASSWORD_INCORRECT,MFA_TOKEN_EXPIRED)")
+	f.IntVar(&limit, "limit", 0, "page size, 1 to 1000 (default: the API's, 100)")
+	f.StringVar(&cursor, "cursor", "", "start at this `cursor` (a previous page's nextCursor)")
+	f.BoolVar(&all, "all", false, "follow nextCursor and print every page")
+	return cmd
 }
 
-func connectionsListFlags(fs *flag.FlagSet) (any, func() error) {
-	o := &listOpts{}
-	fs.StringVar(&o.status, "status", "", "only connections in these `statuses` (comma-separated, e.g. PASSWORD_INCORRECT,MFA_TOKEN_EXPIRED)")
-	fs.IntVar(&o.limit, "limit", 0, "page size, 1 to 1000 (default: the API's, 100)")
-	fs.StringVar(&o.cursor, "cursor", "", "start at this `cursor` (a previous page's nextCursor)")
-	fs.BoolVar(&o.all, "all", false, "follow nextCursor and print every page")
-	return o, func() error {
-		if isSet(fs, "limit") && (o.limit < 1 || o.limit > 1000) {
-			return usagef("--limit must be from 1 to 1000, not %d", o.limit)
-		}
-		return nil
-	}
-}
-
-func connectionsList(c *call) error {
-	o := c.opts.(*listOpts)
+func connectionsList(c *call, status, cursor string, limit int, all bool) error {
 	q := url.Values{}
-	if o.status != "" {
-		q.Set("status", strings.ToUpper(strings.ReplaceAll(o.status, " ", "")))
+	if status != "" {
+		q.Set("status", strings.ToUpper(strings.ReplaceAll(status, " ", "")))
 	}
-	if o.limit > 0 {
-		q.Set("limit", strconv.Itoa(o.limit))
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
 	}
-	cursor := o.cursor
-	var all connectionPage
+	// Pages are merged raw, so -o json prints every field the API sent.
+	var merged struct {
+		Connections []json.RawMessage `json:"connections"`
+		NextCursor  string            `json:"nextCursor"`
+	}
 	seen := map[string]bool{}
 	for {
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		raw, _, err := c.send(http.MethodGet, "/v1/connection/company/"+seg(c.args[0]), q, nil)
+		raw, err := c.send(http.MethodGet, "/v1/connection/company/"+seg(c.args[0]), q, nil)
 		if err != nil {
 			return err
 		}
-		var page connectionPage
+		var page struct {
+			Connections []json.RawMessage `json:"connections"`
+			NextCursor  string            `json:"nextCursor"`
+		}
 		if err := json.Unmarshal(raw, &page); err != nil {
 			return fmt.Errorf("the API's answer is not a connection page (version mismatch?): %w", err)
 		}
-		all.Connections = append(all.Connections, page.Connections...)
-		all.NextCursor = page.NextCursor
-		if !o.all || page.NextCursor == "" {
+		merged.Connections = append(merged.Connections, page.Connections...)
+		merged.NextCursor = page.NextCursor
+		if !all || page.NextCursor == "" {
 			break
 		}
 		if seen[page.NextCursor] {
@@ -333,147 +297,152 @@ func connectionsList(c *call) error {
 		seen[page.NextCursor] = true
 		cursor = page.NextCursor
 	}
-	if all.Connections == nil {
-		all.Connections = []json.RawMessage{}
+	if merged.Connections == nil {
+		merged.Connections = []json.RawMessage{}
 	}
-	raw, err := json.Marshal(all)
+	raw, err := json.Marshal(merged)
 	if err != nil {
 		return fmt.Errorf("encode connections: %w", err)
 	}
-	var conns struct {
-		Connections []connection `json:"connections"`
-	}
+	var conns api.ConnectionPage
 	if err := c.emit(raw, &conns, func(t *tw) {
 		t.row("ID", "NAME", "DATASOURCE", "STATUS", "ACTIVE", "ACCOUNTS", "LAST CHECK", "NEXT CHECK")
 		for _, cn := range conns.Connections {
-			t.row(cn.ID, orDash(cn.Name), string(cn.Datasource), cn.Status, yesNo(cn.IsActive), strconv.Itoa(len(cn.Accounts)),
-				orDash(deref(cn.LastCheckAt)), orDash(deref(cn.NextCheckAt)))
+			t.row(cn.ID, orDash(cn.Name), cn.Datasource.Name, string(cn.Status), yesNo(cn.IsActive), strconv.Itoa(len(cn.Accounts)),
+				stampPtr(cn.LastCheckAt), stampPtr(cn.NextCheckAt))
 		}
 	}); err != nil {
 		return err
 	}
-	if all.NextCursor != "" && c.g.output == OutputTable {
-		fmt.Fprintf(c.env.Stderr, "more connections: rerun with --cursor %s, or --all for every page\n", all.NextCursor)
+	if merged.NextCursor != "" && c.a.output == OutputTable {
+		fmt.Fprintf(c.a.env.Stderr, "more connections: rerun with --cursor %s, or --all for every page\n", merged.NextCursor)
 	}
 	return nil
 }
 
-type credOpts struct {
-	datasource, username, password, name string
-	stdin                                bool
+// credFlags are the login flags of connection create and credentials.
+type credFlags struct {
+	username, password string
+	stdin              bool
 }
 
-func registerCredFlags(fs *flag.FlagSet) *credOpts {
-	o := &credOpts{}
-	fs.StringVar(&o.username, "username", "", "login `name` on the provider's website (required)")
-	fs.BoolVar(&o.stdin, "password-stdin", false, "read the password from the first line of stdin")
-	fs.StringVar(&o.password, "password", "", "the `password` (prefer --password-stdin: arguments are visible to other users)")
-	return o
+func (o *credFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.username, "username", "", "login `name` on the provider's website (required)")
+	f.BoolVar(&o.stdin, "password-stdin", false, "read the password from the first line of stdin")
+	f.StringVar(&o.password, "password", "", "the `password` (prefer --password-stdin: arguments are visible to other users)")
 }
 
-func connectionCreateFlags(fs *flag.FlagSet) (any, func() error) {
-	o := registerCredFlags(fs)
-	fs.StringVar(&o.datasource, "datasource", "", "the provider integration (`datasource`), e.g. sandbox (required; see checkctl statuses)")
-	fs.StringVar(&o.name, "name", "", "a display `name`")
-	return o, func() error {
-		if o.datasource == "" {
-			return usagef("--datasource is required (e.g. --datasource sandbox)")
-		}
-		if o.username == "" {
-			return usagef("--username is required")
-		}
-		return nil
+// credentials validates the flags and reads the password.
+func (o *credFlags) credentials(c *call) (*checks.Credentials, error) {
+	if o.username == "" {
+		return nil, usagef("--username is required")
 	}
-}
-
-func credentialsFlags(fs *flag.FlagSet) (any, func() error) {
-	o := registerCredFlags(fs)
-	return o, func() error {
-		if o.username == "" {
-			return usagef("--username is required")
-		}
-		return nil
-	}
-}
-
-func connectionCreate(c *call) error {
-	o := c.opts.(*credOpts)
-	pw, err := readPassword(c, o.stdin, o.password, isSet(c.fs, "password"))
+	pw, err := c.readPassword(o.stdin, o.password)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	body := map[string]any{
-		"datasource":  o.datasource,
-		"credentials": map[string]string{"username": o.username, "password": pw},
-	}
-	if o.name != "" {
-		body["name"] = o.name
-	}
-	raw, _, err := c.send(http.MethodPost, "/v1/connection/company/"+seg(c.args[0]), nil, body)
-	if err != nil {
-		return err
-	}
-	return c.showConnection(raw)
+	return &checks.Credentials{Username: o.username, Password: pw}, nil
 }
 
-func connectionCredentials(c *call) error {
-	o := c.opts.(*credOpts)
-	pw, err := readPassword(c, o.stdin, o.password, isSet(c.fs, "password"))
-	if err != nil {
-		return err
-	}
-	raw, _, err := c.send(http.MethodPatch, connPath(c.args[0])+"/credentials", nil,
-		map[string]any{"credentials": map[string]string{"username": o.username, "password": pw}})
-	if err != nil {
-		return err
-	}
-	return c.showConnection(raw)
+const passwordHelp = "The password is read from stdin with --password-stdin (first line), or given with\n" +
+	"--password (visible to other users in the process list)."
+
+func (a *app) connectionCreate() *cobra.Command {
+	var (
+		cred             credFlags
+		datasource, name string
+	)
+	cmd := a.leaf("create <companyId> --datasource D --username U (--password-stdin | --password P) [--name N]",
+		"create a connection (PENDING; checked promptly)", 1, 1, "<companyId>", hintCompany,
+		func(c *call) error {
+			if datasource == "" {
+				return usagef("--datasource is required (e.g. --datasource sandbox)")
+			}
+			creds, err := cred.credentials(c)
+			if err != nil {
+				return err
+			}
+			raw, err := c.send(http.MethodPost, "/v1/connection/company/"+seg(c.args[0]), nil,
+				api.CreateConnectionRequest{Datasource: api.DatasourceName(datasource), Name: name, Credentials: creds})
+			if err != nil {
+				return err
+			}
+			return c.showConnection(raw, false)
+		})
+	cmd.Long = passwordHelp + "\n\n  echo \"$PASSWORD\" | checkctl connection create co_... --datasource sandbox --username user_good --password-stdin"
+	cred.register(cmd)
+	cmd.Flags().StringVar(&datasource, "datasource", "", "the provider integration (`datasource`), e.g. sandbox (required; see checkctl statuses)")
+	cmd.Flags().StringVar(&name, "name", "", "a display `name`")
+	return cmd
+}
+
+func (a *app) connectionCredentials() *cobra.Command {
+	var cred credFlags
+	cmd := a.leaf("credentials <connectionId> --username U (--password-stdin | --password P)",
+		"replace a connection's credentials (then checked at once)", 1, 1, "<connectionId>", hintConnection,
+		func(c *call) error {
+			creds, err := cred.credentials(c)
+			if err != nil {
+				return err
+			}
+			raw, err := c.send(http.MethodPatch, connPath(c.args[0])+"/credentials", nil, api.CredentialsRequest{Credentials: creds})
+			if err != nil {
+				return err
+			}
+			return c.showConnection(raw, true)
+		})
+	cmd.Long = passwordHelp
+	cred.register(cmd)
+	return cmd
 }
 
 func connectionShow(c *call) error {
-	raw, _, err := c.send(http.MethodGet, connPath(c.args[0])+"/details", nil, nil)
+	raw, err := c.send(http.MethodGet, connPath(c.args[0])+"/details", nil, nil)
 	if err != nil {
 		return err
 	}
-	return c.showConnection(raw)
+	return c.showConnection(raw, false)
 }
 
 // showConnection prints a connection as a key/value block and its accounts
-// as a table.
-func (c *call) showConnection(raw []byte) error {
-	var cn connection
-	return c.emit(raw, &cn, func(t *tw) {
-		status := cn.Status
+// as a table; change: the answer of an admin write (api.ConnectionChange),
+// which says whether a check was enqueued.
+func (c *call) showConnection(raw []byte, change bool) error {
+	var cc api.ConnectionChange
+	return c.emit(raw, &cc, func(t *tw) {
+		cn := cc.Connection
+		status := string(cn.Status)
 		if cn.StatusDisplayName != "" {
 			status += " (" + cn.StatusDisplayName + ")"
 		}
 		t.row("ID:", cn.ID)
 		t.row("Company:", cn.CompanyID)
 		t.row("Name:", orDash(cn.Name))
-		t.row("Datasource:", string(cn.Datasource))
+		t.row("Datasource:", cn.Datasource.Name)
 		t.row("Active:", yesNo(cn.IsActive))
 		t.row("Status:", status)
-		t.row("Status since:", orDash(cn.StatusFirstSeenTime))
-		t.row("Status updated:", orDash(cn.StatusLastUpdateTime))
+		t.row("Status since:", stamp(cn.StatusFirstSeenTime))
+		t.row("Status updated:", stamp(cn.StatusLastUpdateTime))
 		if cn.StatusErrorDetail != "" {
 			t.row("Detail:", cn.StatusErrorDetail)
 		}
 		t.row("Can refresh:", yesNo(cn.CanRefresh))
-		t.row("Last check:", orDash(deref(cn.LastCheckAt)))
-		t.row("Last success:", orDash(deref(cn.LastSuccessAt)))
-		t.row("Next check:", orDash(deref(cn.NextCheckAt)))
+		t.row("Last check:", stampPtr(cn.LastCheckAt))
+		t.row("Last success:", stampPtr(cn.LastSuccessAt))
+		t.row("Next check:", stampPtr(cn.NextCheckAt))
 		t.row("Failures:", strconv.Itoa(cn.ConsecutiveFailures))
 		t.row("Start date:", orDash(cn.StartDate))
 		if cn.OccupancyMultiplier != 0 {
 			t.row("Occupancy:", strconv.FormatFloat(cn.OccupancyMultiplier, 'f', -1, 64))
 		}
-		if cn.CheckEnqueued != nil {
-			v := yesNo(*cn.CheckEnqueued)
+		if change {
+			v := yesNo(cc.CheckEnqueued)
 			switch {
-			case cn.CheckTaskID != "":
-				v += " (task " + cn.CheckTaskID + ")"
-			case cn.CheckNote != "":
-				v += " (" + cn.CheckNote + ")"
+			case cc.CheckTaskID != "":
+				v += " (task " + cc.CheckTaskID + ")"
+			case cc.CheckNote != "":
+				v += " (" + cc.CheckNote + ")"
 			}
 			t.row("Check enqueued:", v)
 		}
@@ -484,104 +453,91 @@ func (c *call) showConnection(raw []byte) error {
 		}
 		t.line("\nAccounts:")
 		t.row("ID", "NUMBER", "NAME", "TRACKING", "STATUS", "DETAIL")
-		for _, a := range cn.Accounts {
-			t.row(a.ID, a.AccountNumber, orDash(a.Name), a.TrackingStatus, a.Status, orDash(a.StatusErrorDetail))
+		for _, ac := range cn.Accounts {
+			t.row(ac.ID, ac.AccountNumber, orDash(ac.Name), string(ac.TrackingStatus), string(ac.Status), orDash(ac.StatusErrorDetail))
 		}
 	})
 }
 
-func historyFlags(fs *flag.FlagSet) (any, func() error) {
-	n := fs.Int("limit", 0, "at most this many entries, 1 to 1000 (default: all the service keeps)")
-	return n, func() error {
-		if isSet(fs, "limit") && (*n < 1 || *n > 1000) {
-			return usagef("--limit must be from 1 to 1000, not %d", *n)
-		}
-		return nil
-	}
-}
-
-func connectionHistory(c *call) error {
-	q := url.Values{}
-	if n := *c.opts.(*int); n > 0 {
-		q.Set("limit", strconv.Itoa(n))
-	}
-	raw, _, err := c.send(http.MethodGet, connPath(c.args[0])+"/history", q, nil)
-	if err != nil {
-		return err
-	}
-	var out struct {
-		History []historyEntry `json:"history"`
-	}
-	return c.emit(raw, &out, func(t *tw) {
-		t.row("TIME", "ACCOUNT", "FROM", "TO", "CAUSE", "DETAIL")
-		for _, h := range out.History {
-			t.row(h.Time, orDash(h.AccountID), orDash(h.From), h.To, h.Cause, orDash(h.Detail))
-		}
-	})
+func (a *app) connectionHistory() *cobra.Command {
+	var limit int
+	cmd := a.leaf("history <connectionId> [--limit N]", "show a connection's status transitions, newest first", 1, 1, "<connectionId>", hintConnection,
+		func(c *call) error {
+			q := url.Values{}
+			if c.cmd.Flags().Changed("limit") {
+				if limit < 1 || limit > api.MaxHistoryLimit {
+					return usagef("--limit must be from 1 to %d, not %d", api.MaxHistoryLimit, limit)
+				}
+				q.Set("limit", strconv.Itoa(limit))
+			}
+			raw, err := c.send(http.MethodGet, connPath(c.args[0])+"/history", q, nil)
+			if err != nil {
+				return err
+			}
+			var out api.History
+			return c.emit(raw, &out, func(t *tw) {
+				t.row("TIME", "ACCOUNT", "FROM", "TO", "CAUSE", "DETAIL")
+				for _, h := range out.History {
+					t.row(stamp(h.Time), orDash(h.AccountID), orDash(h.From), h.To, h.Cause, orDash(h.Detail))
+				}
+			})
+		})
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many entries, 1 to 1000 (default: all the service keeps)")
+	return cmd
 }
 
 func connectionSetActive(active bool) func(c *call) error {
 	return func(c *call) error {
-		raw, _, err := c.send(http.MethodPatch, connPath(c.args[0])+"/details", nil, map[string]bool{"isActive": active})
+		raw, err := c.send(http.MethodPatch, connPath(c.args[0])+"/details", nil, api.DetailsRequest{IsActive: &active})
 		if err != nil {
 			return err
 		}
-		return c.showConnection(raw)
+		return c.showConnection(raw, true)
 	}
 }
 
-type setOpts struct {
-	startDate, occupancy, name string
-}
-
-func connectionSetFlags(fs *flag.FlagSet) (any, func() error) {
-	o := &setOpts{}
-	fs.StringVar(&o.startDate, "start-date", "", "collect bills from this `date` (YYYY-MM-DD; \"\" clears it)")
-	fs.StringVar(&o.occupancy, "occupancy", "", "occupancy `multiplier`, greater than 0 and at most 100")
-	fs.StringVar(&o.name, "name", "", "display `name`")
-	return o, func() error {
-		if !isSet(fs, "start-date") && !isSet(fs, "occupancy") && !isSet(fs, "name") {
-			return usagef("nothing to change: give --start-date, --occupancy or --name")
-		}
-		if isSet(fs, "occupancy") {
-			if _, err := strconv.ParseFloat(o.occupancy, 64); err != nil {
-				return usagef("--occupancy must be a number such as 1.5, not %q", o.occupancy)
+func (a *app) connectionSet() *cobra.Command {
+	var startDate, occupancy, name string
+	cmd := a.leaf("set <connectionId> [--start-date D] [--occupancy X] [--name N]", "change a connection's settings", 1, 1, "<connectionId>", hintConnection,
+		func(c *call) error {
+			f := c.cmd.Flags()
+			var in api.DetailsRequest
+			if f.Changed("start-date") {
+				in.StartDate = &startDate
 			}
-		}
-		return nil
-	}
-}
-
-func connectionSet(c *call) error {
-	o := c.opts.(*setOpts)
-	body := map[string]any{}
-	if isSet(c.fs, "start-date") {
-		body["startDate"] = o.startDate
-	}
-	if isSet(c.fs, "occupancy") {
-		v, _ := strconv.ParseFloat(o.occupancy, 64) // validated
-		body["occupancyMultiplier"] = v
-	}
-	if isSet(c.fs, "name") {
-		body["name"] = o.name
-	}
-	raw, _, err := c.send(http.MethodPatch, connPath(c.args[0])+"/details", nil, body)
-	if err != nil {
-		return err
-	}
-	return c.showConnection(raw)
+			if f.Changed("occupancy") {
+				v, err := strconv.ParseFloat(occupancy, 64)
+				if err != nil {
+					return usagef("--occupancy must be a number such as 1.5, not %q", occupancy)
+				}
+				in.OccupancyMultiplier = &v
+			}
+			if f.Changed("name") {
+				in.Name = &name
+			}
+			if in == (api.DetailsRequest{}) {
+				return usagef("nothing to change: give --start-date, --occupancy or --name")
+			}
+			raw, err := c.send(http.MethodPatch, connPath(c.args[0])+"/details", nil, in)
+			if err != nil {
+				return err
+			}
+			return c.showConnection(raw, true)
+		})
+	cmd.Long = "Give at least one of the flags. --start-date \"\" clears the start date."
+	f := cmd.Flags()
+	f.StringVar(&startDate, "start-date", "", "collect bills from this `date` (YYYY-MM-DD; \"\" clears it)")
+	f.StringVar(&occupancy, "occupancy", "", "occupancy `multiplier`, greater than 0 and at most 100")
+	f.StringVar(&name, "name", "", "display `name`")
+	return cmd
 }
 
 func connectionRefresh(c *call) error {
-	raw, _, err := c.send(http.MethodPost, connPath(c.args[0])+"/refresh", nil, nil)
+	raw, err := c.send(http.MethodPost, connPath(c.args[0])+"/refresh", nil, nil)
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Enqueued bool   `json:"enqueued"`
-		TaskID   string `json:"taskId"`
-		Reason   string `json:"reason"`
-	}
+	var out api.RefreshResult
 	return c.emit(raw, &out, func(t *tw) {
 		if out.Enqueued {
 			t.line("check enqueued: task %s", out.TaskID)
@@ -601,18 +557,14 @@ func companyLink(c *call) error {
 
 // printLink asks for a link at path and prints where it leads and until when.
 func printLink(c *call, path string) error {
-	raw, _, err := c.send(http.MethodPost, path, nil, nil)
+	raw, err := c.send(http.MethodPost, path, nil, nil)
 	if err != nil {
 		return err
 	}
-	var out struct {
-		URL       string `json:"url"`
-		Token     string `json:"token"`
-		ExpiresAt string `json:"expiresAt"`
-	}
+	var out api.LinkResponse
 	return c.emit(raw, &out, func(t *tw) {
 		t.row("URL:", out.URL)
-		t.row("Expires:", out.ExpiresAt)
+		t.row("Expires:", stamp(out.ExpiresAt))
 		t.flush()
 		t.line("\nSend the URL to the customer; it works once, until it expires.")
 	})
@@ -620,17 +572,17 @@ func printLink(c *call, path string) error {
 
 // --- accounts ---
 
-func accountsDecide(tracking string) func(c *call) error {
+func accountsDecide(tracking checks.TrackingStatus) func(c *call) error {
 	return func(c *call) error {
-		ds := make([]map[string]string, 0, len(c.args)-1)
+		in := api.AccountsRequest{Accounts: make([]store.AccountDecision, 0, len(c.args)-1)}
 		for _, id := range c.args[1:] {
-			ds = append(ds, map[string]string{"accountId": id, "trackingStatus": tracking})
+			in.Accounts = append(in.Accounts, store.AccountDecision{AccountID: id, TrackingStatus: tracking})
 		}
-		raw, _, err := c.send(http.MethodPatch, connPath(c.args[0])+"/status", nil, map[string]any{"accounts": ds})
+		raw, err := c.send(http.MethodPatch, connPath(c.args[0])+"/status", nil, in)
 		if err != nil {
 			return err
 		}
-		return c.showConnection(raw)
+		return c.showConnection(raw, false)
 	}
 }
 
@@ -640,19 +592,17 @@ func queueHeader(t *tw) {
 	t.row("QUEUE", "SIZE", "PENDING", "ACTIVE", "SCHEDULED", "RETRY", "ARCHIVED", "COMPLETED", "PAUSED")
 }
 
-func queueRow(t *tw, q queue) {
+func queueRow(t *tw, q api.QueueStats) {
 	t.row(q.Queue, strconv.Itoa(q.Size), strconv.Itoa(q.Pending), strconv.Itoa(q.Active), strconv.Itoa(q.Scheduled),
 		strconv.Itoa(q.Retry), strconv.Itoa(q.Archived), strconv.Itoa(q.Completed), yesNo(q.Paused))
 }
 
 func queuesList(c *call) error {
-	raw, _, err := c.send(http.MethodGet, "/v1/queues", nil, nil)
+	raw, err := c.send(http.MethodGet, "/v1/queues", nil, nil)
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Queues []queue `json:"queues"`
-	}
+	var out api.QueueList
 	return c.emit(raw, &out, func(t *tw) {
 		queueHeader(t)
 		for _, q := range out.Queues {
@@ -663,11 +613,11 @@ func queuesList(c *call) error {
 
 func queueAction(action string) func(c *call) error {
 	return func(c *call) error {
-		raw, _, err := c.send(http.MethodPost, "/v1/queues/"+seg(c.args[0])+"/"+action, nil, nil)
+		raw, err := c.send(http.MethodPost, "/v1/queues/"+seg(c.args[0])+"/"+action, nil, nil)
 		if err != nil {
 			return err
 		}
-		var q queue
+		var q api.QueueStats
 		return c.emit(raw, &q, func(t *tw) {
 			queueHeader(t)
 			queueRow(t, q)
@@ -678,29 +628,28 @@ func queueAction(action string) func(c *call) error {
 // --- statuses ---
 
 func statuses(c *call) error {
-	raw, _, err := c.send(http.MethodGet, "/v1/statuses", nil, nil)
+	raw, err := c.send(http.MethodGet, "/v1/statuses", nil, nil)
 	if err != nil {
 		return err
 	}
-	var out struct {
-		ConnectionStatuses []statusInfo `json:"connectionStatuses"`
-		AccountStatuses    []statusInfo `json:"accountStatuses"`
-		TrackingStatuses   []string     `json:"trackingStatuses"`
-		Datasources        []string     `json:"datasources"`
-	}
+	var out api.Statuses
 	return c.emit(raw, &out, func(t *tw) {
-		table := func(title string, infos []statusInfo) {
+		table := func(title string, infos []checks.Info) {
 			t.line(title)
 			t.row("STATUS", "NAME", "CATEGORY", "REFRESH", "RECONNECT")
 			for _, s := range infos {
-				t.row(s.Value, s.DisplayName, s.Category, yesNo(s.CanRefresh), yesNo(s.CanReconnect))
+				t.row(s.Value, s.DisplayName, string(s.Category), yesNo(s.CanRefresh), yesNo(s.CanReconnect))
 			}
 			t.flush()
 		}
 		table("Connection statuses:", out.ConnectionStatuses)
 		t.line("")
 		table("Account statuses:", out.AccountStatuses)
-		t.line("\nTracking statuses: %s", strings.Join(out.TrackingStatuses, ", "))
+		tracking := make([]string, len(out.TrackingStatuses))
+		for i, s := range out.TrackingStatuses {
+			tracking[i] = string(s)
+		}
+		t.line("\nTracking statuses: %s", strings.Join(tracking, ", "))
 		t.line("Datasources: %s", strings.Join(out.Datasources, ", "))
 	})
 }

@@ -1,37 +1,46 @@
 // Package ctl is checkctl, the admin CLI of checkd: a small client of the
-// HTTP API (Client) and the commands over it (Run). cmd/checkctl only calls
-// Run.
+// HTTP API (Client) and the commands over it (Run), built on
+// github.com/spf13/cobra, which also generates the shell completion.
+// cmd/checkctl only calls Run.
 //
 //	checkctl [global flags] <command> [args] [flags]
 //
 // Global flags, accepted before or after the command:
 //
-//	--url URL            API base URL (env CHECKD_URL, default http://127.0.0.1:8080)
-//	--api-key KEY        API key (env CHECKD_API_KEY)
-//	--output json|table  output format (default table); json prints the API's answer
+//	--url URL              API base URL (env CHECKD_URL, default http://127.0.0.1:8080; a trailing /v1 is fine)
+//	--api-key KEY          API key (env CHECKD_API_KEY); without one no command is sent (exit 2)
+//	-o, --output FORMAT    json (the API's answer) or table (default); under json, errors are JSON too
+//	--version              the build's version and commit
 //
-// Exit codes: 0 success, 1 API or other error, 2 usage error, 3 not found
-// (404), 4 conflict or refused (409, 410). Error messages go to stderr.
+// Exit codes: 0 success, 1 API or other error, 2 usage error (no API key
+// included), 3 not found (404), 4 conflict or refused (409, 410). Errors go
+// to stderr: the message and, for a usage error, the usage of the one
+// command; under -o json one JSON object {"error":{...}}.
 package ctl
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/checkd/checkd/internal/version"
 )
 
 // Exit codes of Run.
 const (
 	ExitOK       = 0 // success
 	ExitError    = 1 // the API refused (other than below) or something else failed
-	ExitUsage    = 2 // bad command line; the command's help is printed
+	ExitUsage    = 2 // bad command line, or no API key; nothing was sent
 	ExitNotFound = 3 // 404: no such company, connection or queue
 	ExitConflict = 4 // 409 or 410: the current state refuses the action
 )
@@ -74,18 +83,7 @@ func (e Env) withDefaults() Env {
 	return e
 }
 
-// globals are the flags every command accepts.
-type globals struct {
-	url, apiKey, output string
-}
-
-func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.url, "url", g.url, "checkd API base `URL` (env "+EnvURL+")")
-	fs.StringVar(&g.apiKey, "api-key", g.apiKey, "API `key` (env "+EnvAPIKey+")")
-	fs.StringVar(&g.output, "output", g.output, "output `format`: json or table")
-}
-
-// usageError is a bad command line: Run prints it with the command's help
+// usageError is a bad command line: Run prints it with the command's usage
 // and exits ExitUsage.
 type usageError struct{ msg string }
 
@@ -93,204 +91,222 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
-// command is one leaf command ("connection create").
-type command struct {
-	name    string // full name: "connection create"
-	args    string // positional synopsis: "<companyId>"
-	flagSyn string // flags synopsis: "--username U [--password-stdin]"
-	summary string
-	detail  string // extra help text
-	minArgs int
-	maxArgs int // -1: unbounded
-	// flags registers the command's own flags into an options value (handed
-	// to run as call.opts) and returns it with a validation run after
-	// parsing.
-	flags func(fs *flag.FlagSet) (opts any, validate func() error)
-	run   func(c *call) error
+// errNoKey refuses to send a command without an API key: every route needs
+// one, and a 401 would only say so later.
+var errNoKey = errors.New("no API key: set --api-key or " + EnvAPIKey + " (nothing was sent)")
+
+func init() {
+	// Help lists the commands in the order they are added (by topic).
+	cobra.EnableCommandSorting = false
 }
 
-// call is one running command.
-type call struct {
-	ctx    context.Context
-	env    Env
-	g      *globals
-	client *Client
-	args   []string
-	fs     *flag.FlagSet
-	opts   any // what command.flags returned
+// app is one run of checkctl: its environment and global flags.
+type app struct {
+	env                 Env
+	url, apiKey, output string
+	client              *Client
 }
 
 // Run runs checkctl with args (os.Args[1:]) and returns the exit code.
 func Run(ctx context.Context, args []string, env Env) int {
-	env = env.withDefaults()
-	g := &globals{url: env.Getenv(EnvURL), apiKey: env.Getenv(EnvAPIKey), output: OutputTable}
-	if g.url == "" {
-		g.url = DefaultURL
-	}
-
-	top := flag.NewFlagSet("checkctl", flag.ContinueOnError)
-	top.SetOutput(io.Discard)
-	g.register(top)
-	if err := top.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(env.Stdout, topHelp())
-			return ExitOK
-		}
-		return usage(env, err.Error(), topHelp())
-	}
-	rest := top.Args()
-	if len(rest) == 0 {
-		return usage(env, "a command is required", topHelp())
-	}
-	if rest[0] == "help" {
-		return help(env, rest[1:])
-	}
-	cmd, group, rest := lookup(rest)
-	if cmd == nil {
-		if group != "" {
-			if len(rest) > 0 && isHelpFlag(rest[0]) {
-				fmt.Fprint(env.Stdout, groupHelp(group))
-				return ExitOK
-			}
-			msg := fmt.Sprintf("%q needs a subcommand", group)
-			if len(rest) > 0 {
-				msg = fmt.Sprintf("unknown command %q", group+" "+rest[0])
-			}
-			return usage(env, msg, groupHelp(group))
-		}
-		return usage(env, fmt.Sprintf("unknown command %q", rest[0]), topHelp())
-	}
-	return cmd.exec(ctx, env, g, rest)
-}
-
-func isHelpFlag(s string) bool {
-	return s == "-h" || s == "-help" || s == "--help" || s == "-?"
-}
-
-// lookup finds the command named by the first one or two words of args. It
-// returns the group when args name a group but no command of it.
-func lookup(args []string) (*command, string, []string) {
-	if c, ok := commandIndex[args[0]]; ok {
-		return c, "", args[1:]
-	}
-	if !groups[args[0]] {
-		return nil, "", args
-	}
-	if len(args) > 1 {
-		if c, ok := commandIndex[args[0]+" "+args[1]]; ok {
-			return c, "", args[2:]
-		}
-	}
-	return nil, args[0], args[1:]
-}
-
-func (cmd *command) exec(ctx context.Context, env Env, g *globals, args []string) int {
-	fs := flag.NewFlagSet("checkctl "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	g.register(fs)
-	var (
-		opts     any
-		validate func() error
-	)
-	if cmd.flags != nil {
-		opts, validate = cmd.flags(fs)
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(env.Stdout, cmd.help(fs))
-			return ExitOK
-		}
-		return usage(env, err.Error(), cmd.help(fs))
-	}
-	switch {
-	case len(pos) < cmd.minArgs:
-		return usage(env, fmt.Sprintf("missing arguments: %s", cmd.args), cmd.help(fs))
-	case cmd.maxArgs >= 0 && len(pos) > cmd.maxArgs:
-		return usage(env, fmt.Sprintf("unexpected argument %q", pos[cmd.maxArgs]), cmd.help(fs))
-	}
-	for _, a := range pos {
-		if strings.TrimSpace(a) == "" {
-			return usage(env, "an argument is empty", cmd.help(fs))
-		}
-	}
-	if g.output != OutputTable && g.output != OutputJSON {
-		return usage(env, fmt.Sprintf("--output must be json or table, not %q", g.output), cmd.help(fs))
-	}
-	if validate != nil {
-		if err := validate(); err != nil {
-			return usage(env, err.Error(), cmd.help(fs))
-		}
-	}
-	client, err := NewClient(g.url, g.apiKey, env.HTTPClient)
-	if err != nil {
-		return usage(env, err.Error(), cmd.help(fs))
-	}
-	c := &call{ctx: ctx, env: env, g: g, client: client, args: pos, fs: fs, opts: opts}
-	err = cmd.run(c)
+	a := &app{env: env.withDefaults()}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(a.env.Stdin)
+	root.SetOut(a.env.Stdout)
+	root.SetErr(a.env.Stderr)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
+	if a.output == "" {
+		a.output = outputIn(args) // flags did not parse: as far as they tell
+	}
+	return a.report(cmd, err)
+}
+
+// outputIn finds -o/--output json among args that did not parse.
+func outputIn(args []string) string {
+	for i, s := range args {
+		switch {
+		case s == "--":
+			return ""
+		case s == "-ojson" || s == "--output=json" || s == "-o=json":
+			return OutputJSON
+		case (s == "-o" || s == "--output") && i+1 < len(args) && args[i+1] == OutputJSON:
+			return OutputJSON
+		}
+	}
+	return ""
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "checkctl [--url URL] [--api-key KEY] [-o json|table] <command>",
+		Short: "checkctl administers a checkd service through its HTTP API.",
+		Long: "Exit codes: 0 ok, 1 API or other error, 2 usage error, 3 not found, 4 conflict or refused\n" +
+			"(2 also when no API key is set: nothing is sent). Global flags go before or after the command.\n" +
+			"Run \"checkctl <command> --help\" for a command's flags, \"checkctl completion bash|zsh\" for shell completion.",
+		Version:               version.Get().String(),
+		DisableFlagsInUseLine: true,
+		SilenceErrors:         true,
+		SilenceUsage:          true,
+		CompletionOptions:     cobra.CompletionOptions{DisableDefaultCmd: true},
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q%s", args[0], suggest(cmd, args[0]))
+			}
+			return nil
+		},
+		RunE: func(*cobra.Command, []string) error { return usagef("a command is required") },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.output != OutputTable && a.output != OutputJSON {
+				return usagef("--output must be json or table, not %q", a.output)
+			}
+			return nil
+		},
+	}
+	root.SetVersionTemplate("checkctl {{.Version}}\n")
+	root.Flags().BoolP("version", "v", false, "print the build's version and commit")
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.url, "url", "", "checkd API base `URL` (env "+EnvURL+", default "+DefaultURL+"; a trailing /v1 is fine)")
+	pf.StringVar(&a.apiKey, "api-key", "", "API `key` (env "+EnvAPIKey+")")
+	pf.StringVarP(&a.output, "output", "o", OutputTable, "output `format`: json (the API's answer; errors as JSON) or table")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
+	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) { fmt.Fprint(cmd.OutOrStdout(), help(cmd)) })
+	root.SetUsageFunc(func(cmd *cobra.Command) error {
+		fmt.Fprint(cmd.OutOrStderr(), usage(cmd))
+		return nil
+	})
+	root.SetHelpCommand(a.helpCommand(root))
+	for _, g := range a.groups() {
+		root.AddCommand(g)
+	}
+	root.AddCommand(a.completionCommand(root))
+	return root
+}
+
+// group is a command that only holds others ("connection"): run alone or
+// with an unknown word, it is a usage error.
+func group(name, short string, cmds ...*cobra.Command) *cobra.Command {
+	g := &cobra.Command{
+		Use:                   name + " <command>",
+		Short:                 short,
+		DisableFlagsInUseLine: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q%s", name+" "+args[0], suggest(cmd, args[0]))
+			}
+			return nil
+		},
+		RunE: func(*cobra.Command, []string) error { return usagef("%q needs a subcommand", name) },
+	}
+	g.AddCommand(cmds...)
+	return g
+}
+
+// suggest names the commands close to a mistyped one, as cobra would.
+func suggest(cmd *cobra.Command, typed string) string {
+	s := cmd.SuggestionsFor(typed)
+	if len(s) == 0 {
+		return ""
+	}
+	return " (did you mean " + strings.Join(s, " or ") + "?)"
+}
+
+// positional checks a leaf's positional arguments: at least min, at most
+// max (-1: no limit), none blank; names is their synopsis for the message.
+func positional(min, max int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		switch {
+		case len(args) < min:
+			return usagef("missing arguments: %s", names)
+		case max >= 0 && len(args) > max:
+			return usagef("unexpected argument %q", args[max])
+		}
+		for _, a := range args {
+			if strings.TrimSpace(a) == "" {
+				return usagef("an argument is empty")
+			}
+		}
+		return nil
+	}
+}
+
+// helpCommand is "checkctl help [command]"; an unknown command is a usage
+// error (cobra's own says so on stdout and exits 0).
+func (a *app) helpCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:                   "help [command]",
+		Short:                 "show the help of checkctl or of a command",
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return usagef("no help for unknown command %q", strings.Join(args, " "))
+			}
+			fmt.Fprint(cmd.OutOrStdout(), help(target))
+			return nil
+		},
+	}
+}
+
+// completionCommand prints a shell completion script generated from the
+// command tree.
+func (a *app) completionCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "completion bash|zsh",
+		Short: "print the shell completion script",
+		Long: "Load it in the current shell, or install it for good:\n\n" +
+			"  source <(checkctl completion bash)      # bash (needs the bash-completion package)\n" +
+			"  checkctl completion zsh > \"${fpath[1]}/_checkctl\"   # zsh, then start a new shell",
+		DisableFlagsInUseLine: true,
+		Annotations:           map[string]string{annotationArgs: "bash|zsh"},
+		ValidArgs:             []string{"bash", "zsh"},
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := positional(1, 1, "bash|zsh")(cmd, args); err != nil {
+				return err
+			}
+			if args[0] != "bash" && args[0] != "zsh" {
+				return usagef("no completion for %q: the shells are bash and zsh", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "bash" {
+				return root.GenBashCompletionV2(cmd.OutOrStdout(), true)
+			}
+			return root.GenZshCompletion(cmd.OutOrStdout())
+		},
+	}
+}
+
+// report prints a failed run to stderr and maps it to an exit code.
+func (a *app) report(cmd *cobra.Command, err error) int {
 	var ue *usageError
-	if errors.As(err, &ue) {
-		return usage(env, ue.msg, cmd.help(fs))
-	}
-	return report(env, g, err)
-}
-
-// parseInterspersed parses flags anywhere among the positional arguments;
-// everything after "--" is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var tail []string
-	for i, a := range args {
-		if a == "--" {
-			args, tail = args[:i], args[i+1:]
-			break
+	switch {
+	case errors.As(err, &ue):
+		if a.output == OutputJSON {
+			a.printJSONError(errorBody{Code: "usage", Message: ue.msg})
+		} else {
+			fmt.Fprintf(a.env.Stderr, "checkctl: %s\n\n%s", ue.msg, usage(cmd))
 		}
+		return ExitUsage
+	case errors.Is(err, errNoKey):
+		a.printError(errorBody{Code: "no_api_key", Message: err.Error()})
+		return ExitUsage
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	return append(pos, tail...), nil
-}
-
-// usage prints a usage error and help to stderr.
-func usage(env Env, msg, helpText string) int {
-	fmt.Fprintf(env.Stderr, "checkctl: %s\n\n%s", msg, helpText)
-	return ExitUsage
-}
-
-// report prints a failed call to stderr and maps it to an exit code.
-func report(env Env, g *globals, err error) int {
 	ae, ok := isAPIError(err)
 	if !ok {
-		fmt.Fprintf(env.Stderr, "checkctl: %v\n", err)
+		a.printError(errorBody{Code: "error", Message: err.Error()})
 		return ExitError
 	}
-	fmt.Fprintf(env.Stderr, "checkctl: %s\n", ae.Error())
-	ids := make([]string, 0, len(ae.Accounts))
-	for id := range ae.Accounts {
-		ids = append(ids, id)
+	body := errorBody{Code: ae.Code, Message: ae.Error(), Status: ae.Status, Accounts: ae.Accounts}
+	if ae.Status == http.StatusNotFound {
+		body.Hint = cmd.Annotations[annotationNotFound]
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		fmt.Fprintf(env.Stderr, "  %s: %s\n", id, ae.Accounts[id])
-	}
+	a.printError(body)
 	switch ae.Status {
-	case http.StatusUnauthorized:
-		if g.apiKey == "" {
-			fmt.Fprintf(env.Stderr, "checkctl: no API key was sent: set --api-key or %s\n", EnvAPIKey)
-		}
-		return ExitError
 	case http.StatusNotFound:
 		return ExitNotFound
 	case http.StatusConflict, http.StatusGone:
@@ -299,121 +315,179 @@ func report(env Env, g *globals, err error) int {
 	return ExitError
 }
 
-func help(env Env, path []string) int {
-	if len(path) == 0 {
-		fmt.Fprint(env.Stdout, topHelp())
-		return ExitOK
-	}
-	cmd, group, rest := lookup(path)
-	switch {
-	case cmd != nil && len(rest) == 0:
-		fs := flag.NewFlagSet("checkctl "+cmd.name, flag.ContinueOnError)
-		(&globals{}).register(fs)
-		if cmd.flags != nil {
-			cmd.flags(fs)
-		}
-		fmt.Fprint(env.Stdout, cmd.help(fs))
-		return ExitOK
-	case group != "" && len(rest) == 0:
-		fmt.Fprint(env.Stdout, groupHelp(group))
-		return ExitOK
-	}
-	return usage(env, fmt.Sprintf("no help for unknown command %q", strings.Join(path, " ")), topHelp())
+// errorBody is an error as -o json prints it: {"error": errorBody}, the
+// API's code and message with the HTTP status and a hint.
+type errorBody struct {
+	Code     string            `json:"code"`
+	Message  string            `json:"message"`
+	Status   int               `json:"status,omitempty"`
+	Accounts map[string]string `json:"accounts,omitempty"`
+	Hint     string            `json:"hint,omitempty"`
 }
 
-func (cmd *command) synopsis() string {
-	s := "checkctl " + cmd.name
-	for _, part := range []string{cmd.args, cmd.flagSyn} {
-		if part != "" {
-			s += " " + part
-		}
+// printError writes an error as text, or as JSON under -o json.
+func (a *app) printError(e errorBody) {
+	if a.output == OutputJSON {
+		a.printJSONError(e)
+		return
 	}
-	return s
-}
-
-// help is the command's --help text: synopsis, summary, detail, then its
-// own flags and the global ones.
-func (cmd *command) help(fs *flag.FlagSet) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Usage: %s\n\n%s\n", cmd.synopsis(), cmd.summary)
-	if cmd.detail != "" {
-		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(cmd.detail, "\n"))
+	fmt.Fprintf(a.env.Stderr, "checkctl: %s\n", e.Message)
+	ids := make([]string, 0, len(e.Accounts))
+	for id := range e.Accounts {
+		ids = append(ids, id)
 	}
-	var own, global strings.Builder
-	fs.VisitAll(func(f *flag.Flag) {
-		dst := &own
-		if f.Name == "url" || f.Name == "api-key" || f.Name == "output" {
-			dst = &global
-		}
-		name, use := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if name != "" {
-			line += " " + name
-		}
-		fmt.Fprintf(dst, "%-28s %s\n", line, use)
-	})
-	if own.Len() > 0 {
-		fmt.Fprintf(&b, "\nFlags:\n%s", own.String())
+	sort.Strings(ids)
+	for _, id := range ids {
+		fmt.Fprintf(a.env.Stderr, "  %s: %s\n", id, e.Accounts[id])
 	}
-	fmt.Fprintf(&b, "\nGlobal flags:\n%s", global.String())
-	return b.String()
-}
-
-func topHelp() string {
-	var b strings.Builder
-	b.WriteString(`checkctl administers a checkd service through its HTTP API.
-
-Usage: checkctl [--url URL] [--api-key KEY] [--output json|table] <command> [args] [flags]
-
-Commands:
-`)
-	listCommands(&b, "")
-	b.WriteString(`
-Global flags (before or after the command):
-  --url URL            API base URL (env ` + EnvURL + `, default ` + DefaultURL + `)
-  --api-key KEY        API key (env ` + EnvAPIKey + `)
-  --output FORMAT      json (the API's answer) or table (default)
-
-Run "checkctl <command> --help" for a command's flags.
-Exit codes: 0 ok, 1 API or other error, 2 usage error, 3 not found, 4 conflict or refused.
-`)
-	return b.String()
-}
-
-func groupHelp(group string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Usage: checkctl %s <command> [args] [flags]\n\nCommands:\n", group)
-	listCommands(&b, group)
-	fmt.Fprintf(&b, "\nRun \"checkctl %s <command> --help\" for a command's flags.\n", group)
-	return b.String()
-}
-
-// listCommands writes the name, arguments and summary of every command
-// (of group, when not empty) as aligned columns.
-func listCommands(b *strings.Builder, group string) {
-	w := tabwriter.NewWriter(b, 0, 8, 2, ' ', 0)
-	for _, c := range commands {
-		if group == "" || strings.HasPrefix(c.name, group+" ") {
-			name := c.name
-			if c.args != "" {
-				name += " " + c.args
-			}
-			fmt.Fprintf(w, "  %s\t%s\n", name, c.summary)
-		}
+	if e.Hint != "" {
+		fmt.Fprintf(a.env.Stderr, "checkctl: %s\n", e.Hint)
 	}
-	_ = w.Flush() // a strings.Builder does not fail
 }
 
-var (
-	commandIndex = map[string]*command{}
-	groups       = map[string]bool{}
+func (a *app) printJSONError(e errorBody) {
+	enc := json.NewEncoder(a.env.Stderr)
+	enc.SetEscapeHTML(false) // "<companyId>" as it is, not \u003c
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(struct { // strings, ints and a map of strings always encode
+		Error errorBody `json:"error"`
+	}{e})
+}
+
+// Annotations of a command: its hint for a 404 (which checkctl command
+// lists what the ID should be), and its positional arguments' synopsis.
+const (
+	annotationNotFound = "checkctl/notFound"
+	annotationArgs     = "checkctl/args"
 )
 
-func init() {
-	for _, c := range commands {
-		commandIndex[c.name] = c
-		if g, _, ok := strings.Cut(c.name, " "); ok {
-			groups[g] = true
+// Hints for a 404, by what the command's ID names.
+const (
+	hintCompany    = "list the companies and their IDs with: checkctl companies list"
+	hintConnection = "list a company's connections and their IDs with: checkctl connections list <companyId> (companies: checkctl companies list)"
+	hintAccount    = "show a connection's accounts and their IDs with: checkctl connection show <connectionId>"
+	hintQueue      = "list the queues with: checkctl queues list"
+)
+
+// usage is what a usage error prints after the message: the synopsis of the
+// one command, its subcommands or own flags, and where the rest is.
+func usage(cmd *cobra.Command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s\n", cmd.UseLine())
+	writeSubcommands(&b, cmd)
+	if own := withoutHelp(cmd.LocalNonPersistentFlags()); cmd.HasParent() && own.HasAvailableFlags() {
+		fmt.Fprintf(&b, "\nFlags:\n%s", own.FlagUsages())
+	}
+	fmt.Fprintf(&b, "\nRun \"%s --help\" for more, the global flags included.\n", cmd.CommandPath())
+	return b.String()
+}
+
+// help is a command's --help: its synopsis, what it does, its subcommands
+// or flags.
+func help(cmd *cobra.Command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s\n\n%s\n", cmd.UseLine(), cmd.Short)
+	if cmd.Long != "" {
+		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(cmd.Long, "\n"))
+	}
+	writeSubcommands(&b, cmd)
+	writeFlags(&b, cmd)
+	return b.String()
+}
+
+// writeSubcommands lists every command under cmd with its arguments and
+// summary, as aligned columns.
+func writeSubcommands(b *strings.Builder, cmd *cobra.Command) {
+	var rows [][2]string
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, s := range c.Commands() {
+			if !s.IsAvailableCommand() || s.Name() == "help" {
+				continue
+			}
+			if s.HasAvailableSubCommands() {
+				walk(s)
+				continue
+			}
+			name := strings.TrimPrefix(s.CommandPath(), cmd.Root().Name()+" ")
+			if args := s.Annotations[annotationArgs]; args != "" {
+				name += " " + args
+			}
+			rows = append(rows, [2]string{name, s.Short})
 		}
 	}
+	walk(cmd)
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\nCommands:\n")
+	w := 0
+	for _, r := range rows {
+		w = max(w, len(r[0]))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(b, "  %-*s  %s\n", w, r[0], r[1])
+	}
+}
+
+// writeFlags lists the command's own flags, then the global ones, leaving
+// out --help (every command has it).
+func writeFlags(b *strings.Builder, cmd *cobra.Command) {
+	own, global := withoutHelp(cmd.LocalNonPersistentFlags()), withoutHelp(cmd.Root().PersistentFlags())
+	if !cmd.HasParent() {
+		global.AddFlagSet(own) // --version
+	} else if own.HasAvailableFlags() {
+		fmt.Fprintf(b, "\nFlags:\n%s", own.FlagUsages())
+	}
+	fmt.Fprintf(b, "\nGlobal flags:\n%s", global.FlagUsages())
+}
+
+func withoutHelp(fs *pflag.FlagSet) *pflag.FlagSet {
+	out := pflag.NewFlagSet("flags", pflag.ContinueOnError)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" {
+			out.AddFlag(f)
+		}
+	})
+	return out
+}
+
+// client is the API client of this run, made at the first request: no
+// request is sent without an API key.
+func (a *app) clientFor() (*Client, error) {
+	if a.client != nil {
+		return a.client, nil
+	}
+	url, key := a.url, a.apiKey
+	if url == "" {
+		url = a.env.Getenv(EnvURL)
+	}
+	if url == "" {
+		url = DefaultURL
+	}
+	if key == "" {
+		key = a.env.Getenv(EnvAPIKey)
+	}
+	c, err := NewClient(url, key, a.env.HTTPClient)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	if key == "" {
+		return nil, errNoKey
+	}
+	a.client = c
+	return c, nil
+}
+
+// printJSON writes raw indented, with a final newline.
+func printJSON(w io.Writer, raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {
+		return fmt.Errorf("the API's answer is not JSON: %w", err)
+	}
+	b.WriteByte('\n')
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
 }

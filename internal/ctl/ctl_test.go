@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/checkd/checkd/internal/ctl"
+	"github.com/checkd/checkd/internal/version"
 )
 
 const testKey = "test-key-123"
@@ -422,12 +424,57 @@ func TestCommands(t *testing.T) {
 				"Tracking statuses: UNSET, ENABLED, DISABLED\nDatasources: sandbox\n",
 		},
 		{
-			name:    "not found exits 3",
+			name:    "not found exits 3 and names the checkctl command that lists the IDs",
 			args:    []string{"connection", "show", "cn_x"},
 			replies: []reply{{404, `{"error":{"code":"not_found","message":"connection \"cn_x\" not found: check the ID"}}`}},
 			want:    []request{get("/v1/connection/cn_x/details", "")},
 			code:    ctl.ExitNotFound,
-			errHas:  []string{`checkctl: connection "cn_x" not found: check the ID`},
+			errHas:  []string{`checkctl: connection "cn_x" not found: check the ID`, "checkctl connections list <companyId>", "checkctl companies list"},
+		},
+		{
+			name:    "company show",
+			args:    []string{"company", "show", "co_1"},
+			replies: ok(companyJSON),
+			want:    []request{get("/v1/company/co_1", "")},
+			stdout: "ID:          co_1\nName:        Acme\nActive:      yes\nCreated:     2026-03-02T10:00:00Z\n" +
+				"Auto-track:  the service's default (store.autoTrack)\n\nIts connections: checkctl connections list co_1\n",
+		},
+		{
+			name:    "company show of a company that decides its tracking",
+			args:    []string{"company", "show", "co_1"},
+			replies: ok(strings.Replace(companyJSON, `}`, `,"autoTrack":false}`, 1)),
+			want:    []request{get("/v1/company/co_1", "")},
+			outHas:  []string{"Auto-track:  no\n"},
+		},
+		{
+			name:    "company show -o json",
+			args:    []string{"company", "show", "co_1", "-o", "json"},
+			replies: ok(companyJSON),
+			want:    []request{get("/v1/company/co_1", "")},
+			stdout:  "{\n  \"id\": \"co_1\",\n  \"name\": \"Acme\",\n  \"isActive\": true,\n  \"createdAt\": \"2026-03-02T10:00:00Z\"\n}\n",
+		},
+		{
+			name:    "company not found names companies list",
+			args:    []string{"company", "show", "co_x"},
+			replies: []reply{{404, `{"error":{"code":"not_found","message":"company \"co_x\" not found"}}`}},
+			want:    []request{get("/v1/company/co_x", "")},
+			code:    ctl.ExitNotFound,
+			errHas:  []string{"checkctl companies list"},
+		},
+		{
+			name:    "unknown queue names queues list",
+			args:    []string{"queues", "resume", "urgent"},
+			replies: []reply{{404, `{"error":{"code":"not_found","message":"queue \"urgent\" not found"}}`}},
+			want:    []request{{method: "POST", path: "/v1/queues/urgent/resume"}},
+			code:    ctl.ExitNotFound,
+			errHas:  []string{"checkctl queues list"},
+		},
+		{
+			name:    "-o json shorthand",
+			args:    []string{"-ojson", "queues", "pause", "default"},
+			replies: ok(queueJSON),
+			want:    []request{{method: "POST", path: "/v1/queues/default/pause"}},
+			outHas:  []string{"\"queue\": \"default\",\n", "\"paused\": true"},
 		},
 		{
 			name:    "conflict exits 4",
@@ -486,10 +533,10 @@ func TestUsageErrors(t *testing.T) {
 		{"missing argument", []string{"connection", "show"}, "", []string{"missing arguments: <connectionId>", "Usage: checkctl connection show <connectionId>"}},
 		{"extra argument", []string{"company", "create", "Acme", "Corp"}, "", []string{`unexpected argument "Corp"`, "Usage: checkctl company create <name>"}},
 		{"empty argument", []string{"connection", "show", " "}, "", []string{"an argument is empty"}},
-		{"unknown flag", []string{"companies", "list", "--colour"}, "", []string{"flag provided but not defined: -colour", "Usage: checkctl companies list"}},
+		{"unknown flag", []string{"companies", "list", "--colour"}, "", []string{"unknown flag: --colour", "Usage: checkctl companies list"}},
 		{"bad output", []string{"companies", "list", "--output", "yaml"}, "", []string{`--output must be json or table, not "yaml"`}},
 		{"bad limit", []string{"connections", "list", "co_1", "--limit", "0"}, "", []string{"--limit must be from 1 to 1000"}},
-		{"bad limit value", []string{"connections", "list", "co_1", "--limit", "ten"}, "", []string{`invalid value "ten" for flag -limit`}},
+		{"bad limit value", []string{"connections", "list", "co_1", "--limit", "ten"}, "", []string{`invalid argument "ten" for "--limit"`}},
 		{"bad history limit", []string{"connection", "history", "cn_1", "--limit", "5000"}, "", []string{"--limit must be from 1 to 1000"}},
 		{"create without datasource", []string{"connection", "create", "co_1", "--username", "u", "--password", "p"}, "", []string{"--datasource is required"}},
 		{"create without username", []string{"connection", "create", "co_1", "--datasource", "sandbox", "--password", "p"}, "", []string{"--username is required"}},
@@ -598,19 +645,29 @@ func TestEnvironmentSetsURLAndKey(t *testing.T) {
 	}
 }
 
-func TestUnauthorizedWithoutKeyHints(t *testing.T) {
-	f := &fakeAPI{replies: []reply{{401, `{"error":{"code":"unauthorized","message":"missing X-API-Key header"}}`}}}
+// Without a key configured nothing is sent: every route needs one.
+func TestNoKeySendsNothing(t *testing.T) {
+	f := &fakeAPI{replies: []reply{{200, `{"companies":[]}`}}}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	var errb bytes.Buffer
-	code := ctl.Run(context.Background(), []string{"--url", srv.URL, "statuses"},
-		ctl.Env{Stdout: io.Discard, Stderr: &errb, Getenv: func(string) string { return "" }})
-	if code != ctl.ExitError || !strings.Contains(errb.String(), "missing X-API-Key header") ||
-		!strings.Contains(errb.String(), "set --api-key or CHECKD_API_KEY") {
-		t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
+	for _, args := range [][]string{{"statuses"}, {"companies", "list", "-o", "json"}, {"--api-key", "", "queues", "list"}} {
+		var out, errb bytes.Buffer
+		code := ctl.Run(context.Background(), append([]string{"--url", srv.URL}, args...),
+			ctl.Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+		if code != ctl.ExitUsage || !strings.Contains(errb.String(), "set --api-key or CHECKD_API_KEY") || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr:\n%s", args, code, out.String(), errb.String())
+		}
 	}
-	if f.keys[0] != "" {
-		t.Fatalf("sent key %q without one configured", f.keys[0])
+	if len(f.got) != 0 {
+		t.Fatalf("requests sent without a key: %+v", f.got)
+	}
+	// A wrong key is the API's refusal.
+	f.replies = []reply{{401, `{"error":{"code":"unauthorized","message":"the X-API-Key header does not match any configured API key"}}`}}
+	var errb bytes.Buffer
+	code := ctl.Run(context.Background(), []string{"--url", srv.URL, "--api-key", "wrong-key", "statuses"},
+		ctl.Env{Stdout: io.Discard, Stderr: &errb, Getenv: func(string) string { return "" }})
+	if code != ctl.ExitError || !strings.Contains(errb.String(), "does not match") {
+		t.Fatalf("wrong key: exit %d, stderr:\n%s", code, errb.String())
 	}
 }
 
@@ -619,7 +676,7 @@ func TestUnreachableServer(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	var errb bytes.Buffer
-	code := ctl.Run(context.Background(), []string{"--url", url, "companies", "list"},
+	code := ctl.Run(context.Background(), []string{"--url", url, "--api-key", testKey, "companies", "list"},
 		ctl.Env{Stdout: io.Discard, Stderr: &errb, Getenv: func(string) string { return "" }})
 	if code != ctl.ExitError || !strings.Contains(errb.String(), "cannot reach checkd at "+url) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
@@ -634,9 +691,129 @@ func TestAllStopsOnARepeatedCursor(t *testing.T) {
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	var errb bytes.Buffer
-	code := ctl.Run(context.Background(), []string{"--url", srv.URL, "connections", "list", "co_1", "--all"},
+	code := ctl.Run(context.Background(), []string{"--url", srv.URL, "--api-key", testKey, "connections", "list", "co_1", "--all"},
 		ctl.Env{Stdout: io.Discard, Stderr: &errb, Getenv: func(string) string { return "" }})
 	if code != ctl.ExitError || !strings.Contains(errb.String(), "twice") || len(f.got) != 2 {
 		t.Fatalf("exit %d, %d requests, stderr:\n%s", code, len(f.got), errb.String())
+	}
+}
+
+// run runs checkctl against a fresh fake API with the key set; it returns
+// stdout, stderr, the exit code and the requests.
+func run(t *testing.T, replies []reply, args ...string) (string, string, int, []request) {
+	t.Helper()
+	f := &fakeAPI{replies: replies}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	code := ctl.Run(context.Background(), append([]string{"--url", srv.URL, "--api-key", testKey}, args...),
+		ctl.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+	return out.String(), errb.String(), code, f.got
+}
+
+// Under -o json every error is one JSON object on stderr, stdout stays
+// empty, and the exit code is what it is in table mode.
+func TestJSONErrors(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		args    []string
+		replies []reply
+		code    int
+		want    map[string]any // fields of "error"
+	}{
+		{"not found", []string{"connection", "show", "cn_x", "-o", "json"},
+			[]reply{{404, `{"error":{"code":"not_found","message":"connection \"cn_x\" not found"}}`}}, ctl.ExitNotFound,
+			map[string]any{"code": "not_found", "message": `connection "cn_x" not found`, "status": 404.0}},
+		{"refused accounts", []string{"--output", "json", "accounts", "reject", "cn_1", "ac_9"},
+			[]reply{{400, `{"error":{"code":"invalid_request","message":"accounts refused","accounts":{"ac_9":"no such account"}}}`}}, ctl.ExitError,
+			map[string]any{"code": "invalid_request", "status": 400.0, "accounts": map[string]any{"ac_9": "no such account"}}},
+		{"conflict", []string{"connection", "refresh", "cn_1", "--output=json"},
+			[]reply{{409, `{"error":{"code":"not_allowed","message":"connection cn_1 is PASSWORD_INCORRECT"}}`}}, ctl.ExitConflict,
+			map[string]any{"code": "not_allowed", "status": 409.0}},
+		{"usage", []string{"connection", "show", "-o", "json"}, nil, ctl.ExitUsage,
+			map[string]any{"code": "usage", "message": "missing arguments: <connectionId>"}},
+		{"unknown flag", []string{"-o", "json", "connection", "show", "cn_1", "--colour"}, nil, ctl.ExitUsage,
+			map[string]any{"code": "usage", "message": "unknown flag: --colour"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, errOut, code, _ := run(t, c.replies, c.args...)
+			var got struct {
+				Error map[string]any `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(errOut), &got); err != nil || code != c.code || out != "" {
+				t.Fatalf("exit %d, stdout %q, stderr not one JSON object (%v):\n%s", code, out, err, errOut)
+			}
+			for k, v := range c.want {
+				if !reflect.DeepEqual(got.Error[k], v) {
+					t.Errorf("error.%s = %#v, want %#v (%s)", k, got.Error[k], v, errOut)
+				}
+			}
+			if c.code == ctl.ExitNotFound && !strings.Contains(fmt.Sprint(got.Error["hint"]), "checkctl connections list") {
+				t.Errorf("a 404 under -o json has no hint naming checkctl: %s", errOut)
+			}
+		})
+	}
+}
+
+// --url takes the base URL with or without the API's /v1.
+func TestURLWithV1(t *testing.T) {
+	f := &fakeAPI{replies: []reply{{200, `{"companies":[]}`}, {200, `{"companies":[]}`}}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	for _, u := range []string{srv.URL + "/v1", srv.URL + "/v1/"} {
+		code := ctl.Run(context.Background(), []string{"--url", u, "--api-key", testKey, "companies", "list"},
+			ctl.Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }})
+		if code != ctl.ExitOK {
+			t.Fatalf("--url %s: exit %d", u, code)
+		}
+	}
+	for _, r := range f.got {
+		if r.path != "/v1/company" {
+			t.Errorf("--url with /v1 requested %s, want /v1/company", r.path)
+		}
+	}
+}
+
+// A usage error shows the one command's usage, not every command.
+func TestUsageIsShort(t *testing.T) {
+	_, errOut, code, got := run(t, nil, "connection", "show")
+	if code != ctl.ExitUsage || len(got) != 0 {
+		t.Fatalf("exit %d, %d requests", code, len(got))
+	}
+	for _, s := range []string{"queues", "companies list", "connection create", "Global flags"} {
+		if strings.Contains(errOut, s) {
+			t.Errorf("the usage of connection show mentions %q:\n%s", s, errOut)
+		}
+	}
+	if n := strings.Count(errOut, "\n"); n > 8 {
+		t.Errorf("a usage error of %d lines:\n%s", n, errOut)
+	}
+}
+
+// The completion scripts come from the command tree, and the tree
+// completes: "connection s" offers set and show.
+func TestCompletion(t *testing.T) {
+	for shell, want := range map[string]string{"bash": "__start_checkctl", "zsh": "#compdef checkctl"} {
+		out, errOut, code, got := run(t, nil, "completion", shell)
+		if code != ctl.ExitOK || !strings.Contains(out, want) || errOut != "" || len(got) != 0 {
+			t.Errorf("completion %s: exit %d, %d requests, stderr %q, script lacks %q", shell, code, len(got), errOut, want)
+		}
+	}
+	if _, errOut, code, _ := run(t, nil, "completion", "fish"); code != ctl.ExitUsage || !strings.Contains(errOut, "bash and zsh") {
+		t.Errorf("completion fish: exit %d, stderr %q", code, errOut)
+	}
+	out, _, code, _ := run(t, nil, "__complete", "connection", "s")
+	if code != ctl.ExitOK || !strings.Contains(out, "set\t") || !strings.Contains(out, "show\t") || strings.Contains(out, "refresh") {
+		t.Errorf("completing \"connection s\": exit %d:\n%s", code, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	want := "checkctl " + version.Get().String() + "\n"
+	for _, flag := range []string{"--version", "-v"} {
+		out, _, code, got := run(t, nil, flag)
+		if code != ctl.ExitOK || out != want || len(got) != 0 {
+			t.Errorf("%s: exit %d, %q, want %q", flag, code, out, want)
+		}
 	}
 }

@@ -1,8 +1,6 @@
 package ctl
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -59,19 +57,6 @@ func (t *tw) flush() error {
 	return nil
 }
 
-// printJSON writes raw indented, with a final newline.
-func printJSON(w io.Writer, raw []byte) error {
-	var b bytes.Buffer
-	if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {
-		return fmt.Errorf("the API's answer is not JSON: %w", err)
-	}
-	b.WriteByte('\n')
-	if _, err := w.Write(b.Bytes()); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
-}
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -84,11 +69,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

@@ -120,6 +120,11 @@ func TestAgainstRealAPICreateListShow(t *testing.T) {
 		t.Fatalf("company create returned %+v", co)
 	}
 	contains(t, "companies list", mustCLI(t, url, "", "companies", "list"), "ID", co.ID, "Acme Corp", "yes")
+	contains(t, "company show", mustCLI(t, url+"/v1", "", "company", "show", co.ID), "ID:", co.ID, "Name:", "Acme Corp", "Active:", "yes")
+	if _, errOut, code := cli(t, url, "", "company", "show", "co_0000000000000000", "-o", "json"); code != ctl.ExitNotFound ||
+		!strings.Contains(errOut, `"code": "not_found"`) || !strings.Contains(errOut, "checkctl companies list") {
+		t.Errorf("company show of an unknown company -o json: exit %d, stderr %s", code, errOut)
+	}
 
 	var cn struct {
 		ID, Status, Name string

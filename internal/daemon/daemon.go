@@ -5,7 +5,8 @@
 // Start order (each step needs the ones before it):
 //
 //  1. Redis: CHECKD_REDIS_URL, or an embedded in-memory miniredis when it is
-//     empty (data lost on exit, and said so loudly); then a ping.
+//     empty (data lost on exit, and said so loudly); then a ping, and
+//     asynq's list of queues gets every queue (tasks.RegisterQueues).
 //  2. The store, with the credential cipher from encryptionKey. The embedded
 //     Redis without a key gets a throwaway key; an external Redis without
 //     one is refused, since credentials would be unreadable after a restart.
@@ -16,8 +17,9 @@
 //     sharing the Redis connection.
 //  6. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
-//     serves /metrics (key required), /readyz, and the asynqmon dashboard at
-//     /monitoring/ (basic auth, read-only unless configured otherwise).
+//     serves /metrics (an API key, or the dashboard's login), /readyz, and
+//     the asynqmon dashboard at /monitoring/ (basic auth, read-only unless
+//     configured otherwise).
 //  7. The ops listener, if metricsAddr is set: /metrics, /healthz and
 //     /readyz for processes without the api role (worker-only machines).
 //  8. Demo data, if enabled and the store has no company yet.
@@ -68,6 +70,7 @@ import (
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
 	"github.com/checkd/checkd/internal/startstop"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
@@ -139,16 +142,10 @@ type Daemon struct {
 // it touches neither Redis nor the network until Start. log may be nil
 // (logrus's standard logger).
 func New(cfg configs.Config, log *logrus.Logger, opts Options) (*Daemon, error) {
+	// Validate lists every problem at once, the keys an external Redis
+	// requires included.
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
-	}
-	if !cfg.Embedded() && cfg.EncryptionKey == "" {
-		return nil, fmt.Errorf("daemon: %s is required with an external Redis (%s): credentials encrypted with a throwaway key could not be decrypted after a restart; generate a key with: openssl rand -hex 32",
-			configs.EnvEncryptionKey, configs.EnvRedisURL)
-	}
-	if cfg.Has(configs.RoleAPI) && len(cfg.APIKeys) == 0 && !cfg.Embedded() {
-		return nil, fmt.Errorf("daemon: the api role needs at least one API key: set %s (comma-separated; generate one with: openssl rand -hex 16)",
-			configs.EnvAPIKeys)
 	}
 	if log == nil {
 		log = logrus.StandardLogger()
@@ -195,6 +192,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		run func(context.Context) error
 	}{
 		{true, d.startRedis},
+		{true, d.registerQueues},
 		{true, d.openStore},
 		{true, d.registerCheckers},
 		{cfg.Has(configs.RoleWorker), d.startWorker},
@@ -214,6 +212,16 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.ready.Store(true)
 	d.log.WithFields(logrus.Fields{"roles": cfg.Roles, "checkInterval": cfg.CheckInterval.String(),
 		"tick": cfg.Tick, "embeddedRedis": cfg.Embedded()}).Info("checkd started")
+	return nil
+}
+
+// registerQueues lists every queue in asynq's set of queues, so each shows
+// (empty) in the dashboard, the queue routes and the asynq_* metrics from
+// the first start, whichever roles run here.
+func (d *Daemon) registerQueues(ctx context.Context) error {
+	if err := tasks.RegisterQueues(ctx, d.rdb); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
 	return nil
 }
 
@@ -404,7 +412,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
-	srv.Mount("GET /metrics", d.met.Handler(), true)
+	srv.Mount("GET /metrics", api.RequireKeyOrLogin(dc.User, d.apiKeys, d.met.Handler()), false)
 	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
 	if err := d.parts.Start(ctx, "api", srv); err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -519,12 +527,12 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 
 // startOps serves /metrics, /healthz and /readyz on metricsAddr: how a
 // process without the api role is scraped and probed. /metrics needs an API
-// key when keys are configured.
+// key (or the dashboard's login) when keys are configured.
 func (d *Daemon) startOps(ctx context.Context) error {
 	mux := http.NewServeMux()
 	var m http.Handler = d.met.Handler()
 	if len(d.apiKeys) > 0 {
-		m = api.RequireKey(d.apiKeys, m)
+		m = api.RequireKeyOrLogin(dashboard.OptionsFrom(d.cfg).User, d.apiKeys, m)
 	} else {
 		d.log.Warn("no API keys configured: /metrics on " + d.cfg.MetricsAddr + " is open; bind it to a private address")
 	}

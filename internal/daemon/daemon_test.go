@@ -96,6 +96,9 @@ func TestNewRefuses(t *testing.T) {
 			c.RedisURL, c.EncryptionKey = "redis://127.0.0.1:1/0", testEncKey
 		}, "needs at least one API key"},
 		{"invalid config", func(c *configs.Config) { c.Roles = []string{"web"} }, `unknown role "web"`},
+		{"every refusal at once", func(c *configs.Config) {
+			c.RedisURL, c.Tick = "redis://127.0.0.1:1/0", "soon"
+		}, "CHECKD_ENCRYPTION_KEY is required with an external Redis|needs at least one API key|is not a cron spec"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,8 +106,10 @@ func TestNewRefuses(t *testing.T) {
 			c := baseConfig()
 			tt.modify(&c)
 			_, err := daemon.New(c, quietLogger(t), daemon.Options{})
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("New: got %v, want an error containing %q", err, tt.want)
+			for _, want := range strings.Split(tt.want, "|") {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("New: got %v, want an error containing %q", err, want)
+				}
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // TestOperatorSurface checks what the daemon mounts beside the REST API:
@@ -68,6 +69,10 @@ func TestOperatorSurface(t *testing.T) {
 		{"metrics with a bearer key", base + "/metrics", bearer, "", "", http.StatusOK, "checkd_due_backlog"},
 		{"metrics with a lower-case bearer key", base + "/metrics", lowerBearer, "", "", http.StatusOK, "checkd_due_backlog"},
 		{"metrics with another scheme", base + "/metrics", map[string]string{"Authorization": "Basic " + testAPIKey}, "", "", http.StatusUnauthorized, ""},
+		{"metrics with the dashboard's login", base + "/metrics", nil, "admin", testAPIKey, http.StatusOK, "checkd_connections"},
+		{"metrics with a wrong user", base + "/metrics", nil, "root", testAPIKey, http.StatusUnauthorized, "wrong user or password"},
+		{"metrics with a wrong password", base + "/metrics", nil, "admin", "not-a-key-at-all", http.StatusUnauthorized, "log in with user admin"},
+		{"metrics take API keys only", base + "/metrics", nil, "admin", "dashboard-password-123", http.StatusUnauthorized, ""},
 		{"readyz", base + "/readyz", nil, "", "", http.StatusOK, `"ready"`},
 		{"dashboard needs credentials", base + "/monitoring/", nil, "", "", http.StatusUnauthorized, ""},
 		{"dashboard wrong password", base + "/monitoring/", nil, "admin", "nope", http.StatusUnauthorized, ""},
@@ -77,11 +82,35 @@ func TestOperatorSurface(t *testing.T) {
 		{"ops readyz", ops + "/readyz", nil, "", "", http.StatusOK, "ready"},
 		{"ops metrics need a key", ops + "/metrics", nil, "", "", http.StatusUnauthorized, ""},
 		{"ops metrics", ops + "/metrics", bearer, "", "", http.StatusOK, "checkd_connections"},
+		{"ops metrics with the dashboard's login", ops + "/metrics", nil, "admin", testAPIKey, http.StatusOK, "checkd_connections"},
 	}
 	for _, tc := range cases {
 		code, body := get(tc.url, tc.hdr, tc.user, tc.pass)
 		if code != tc.want || !strings.Contains(strings.ToLower(body), strings.ToLower(tc.contains)) {
 			t.Errorf("%s: %d %.200q, want %d containing %q", tc.name, code, body, tc.want, tc.contains)
+		}
+	}
+	// A refused /metrics asks a browser for the login, like the dashboard.
+	for _, u := range []string{base, ops} {
+		resp, err := http.Get(u + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if h := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(h, "Basic realm=") {
+			t.Errorf("%s/metrics without credentials: %d, WWW-Authenticate %q; want 401 with a Basic challenge", u, resp.StatusCode, h)
+		}
+	}
+	// Every queue shows from the first start, before any task: in the
+	// asynq metrics and in the dashboard.
+	_, metricsBody := get(base+"/metrics", key, "", "")
+	_, dashQueues := get(base+"/monitoring/api/queues", nil, "admin", testAPIKey)
+	for _, q := range tasks.Queues {
+		if !strings.Contains(metricsBody, `asynq_queue_size{queue="`+q+`"} 0`) {
+			t.Errorf("metrics lack the empty queue %s before any task", q)
+		}
+		if !strings.Contains(dashQueues, `"queue":"`+q+`"`) {
+			t.Errorf("the dashboard lacks the queue %s before any task: %.300s", q, dashQueues)
 		}
 	}
 	// /readyz is JSON a probe can parse, naming every role of the process.

@@ -48,7 +48,7 @@ func Seed(ctx context.Context, st *store.Store, spec configs.Demo) (Summary, err
 		return sum, nil
 	}
 	for _, co := range spec.Companies {
-		c, err := st.CreateCompany(ctx, store.NewCompany{Name: co.Name})
+		c, err := st.CreateCompany(ctx, store.NewCompany{Name: co.Name, AutoTrack: co.AutoTrack})
 		if err != nil {
 			return sum, fmt.Errorf("demo: create company %q: %w", co.Name, err)
 		}

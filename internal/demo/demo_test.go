@@ -88,8 +88,9 @@ func TestSeed(t *testing.T) {
 	}
 }
 
-func TestSeedDemoFile(t *testing.T) {
-	t.Parallel()
+// demoFile is the configuration of make run.
+func demoFile(t *testing.T) configs.Config {
+	t.Helper()
 	b, err := configs.EmbeddedFile(configs.DemoFile)
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +99,12 @@ func TestSeedDemoFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func TestSeedDemoFile(t *testing.T) {
+	t.Parallel()
+	cfg := demoFile(t)
 	st := newStore(t)
 	sum, err := demo.Seed(context.Background(), st, cfg.Demo)
 	if err != nil {
@@ -115,6 +122,66 @@ func TestSeedDemoFile(t *testing.T) {
 	counts, err := st.StatusCounts(context.Background())
 	if err != nil || counts[checks.ConnPending] != int64(want) {
 		t.Errorf("PENDING count %d (%v), want %d", counts[checks.ConnPending], err, want)
+	}
+}
+
+// TestDemoFileTracking: in make run, the accounts that checks discover are
+// tracked at once, except at the company with autoTrack false, whose
+// accounts wait DETECTED to be confirmed or rejected, as the docs show.
+func TestDemoFileTracking(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := demoFile(t)
+	env := testenv.New(t, testenv.Options{Store: func(c *store.Config) { c.AutoTrack = cfg.Store.AutoTrack }})
+	st, clk := env.Store, env.Clock
+	if _, err := demo.Seed(ctx, st, cfg.Demo); err != nil {
+		t.Fatal(err)
+	}
+	cos, err := st.ListCompanies(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := sandbox.New(sandbox.Options{})
+	manual := 0
+	for _, co := range cos {
+		page, err := st.ListConnections(ctx, co.ID, nil, "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tg *store.CheckTarget
+		for _, c := range page.Connections {
+			if tg, err = st.LoadCheck(ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			if tg.Request.Credentials.Username == "user_good" {
+				break
+			}
+		}
+		res, err := checker.Check(ctx, tg.Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := clk.Now()
+		if _, err := st.RecordCheck(ctx, tg, store.CheckResult{Attempt: "demo-" + co.ID, StartedAt: start, FinishedAt: clk.Advance(time.Second), Result: res}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetConnection(ctx, tg.Connection.ID)
+		if err != nil || len(got.Accounts) == 0 {
+			t.Fatalf("%s: %+v %v", co.Name, got, err)
+		}
+		wantManual := co.AutoTrack != nil && !*co.AutoTrack
+		if wantManual {
+			manual++
+		}
+		for _, a := range got.Accounts {
+			if wantManual && (a.Status != checks.AcctDetected || a.TrackingStatus != checks.TrackingUnset) ||
+				!wantManual && a.TrackingStatus != checks.TrackingEnabled {
+				t.Errorf("%s (autoTrack %v): discovered account %s is %s/%s", co.Name, co.AutoTrack, a.ID, a.Status, a.TrackingStatus)
+			}
+		}
+	}
+	if manual != 1 {
+		t.Errorf("%d demo companies leave accounts to confirm, want 1", manual)
 	}
 }
 

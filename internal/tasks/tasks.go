@@ -4,6 +4,7 @@
 package tasks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // TypeCheckConnection is the task that checks one connection.
@@ -25,6 +27,27 @@ const (
 
 // Queues lists every queue checkd uses.
 var Queues = []string{QueueCritical, QueueDefault, QueueLow}
+
+// asynqQueuesKey is the Redis set in which asynq lists the queues that
+// exist (its base.AllQueues, internal to asynq). asynq adds a queue to it
+// with a process's first task on the queue; asynqmon, the Inspector and
+// the asynq_* metrics list only the queues in it.
+const asynqQueuesKey = "asynq:queues"
+
+// RegisterQueues lists every one of Queues in asynq's set of queues, so the
+// dashboard, the queue routes and the asynq_* metrics show them (empty)
+// from the first start rather than after each queue's first task. Adding a
+// queue to Queues is enough for it to appear. It is idempotent.
+func RegisterQueues(ctx context.Context, rdb redis.Cmdable) error {
+	members := make([]any, len(Queues))
+	for i, q := range Queues {
+		members[i] = q
+	}
+	if err := rdb.SAdd(ctx, asynqQueuesKey, members...).Err(); err != nil {
+		return fmt.Errorf("register the task queues %v: %w", Queues, err)
+	}
+	return nil
+}
 
 // Reasons a check was enqueued.
 const (

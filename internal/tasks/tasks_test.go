@@ -1,11 +1,17 @@
 package tasks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestCheckTask(t *testing.T) {
@@ -96,5 +102,50 @@ func BenchmarkParseCheckPayload(b *testing.B) {
 		if _, err := ParseCheckPayload(task.Payload()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRegisterQueues: every queue is listed (empty) before any task, as
+// asynq's Inspector, asynqmon and the metrics read it, and the set is the
+// one asynq itself writes a queue's first task into.
+func TestRegisterQueues(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	if got, err := insp.Queues(); err != nil || len(got) != 0 {
+		t.Fatalf("queues before: %v %v", got, err)
+	}
+	for range 2 { // idempotent
+		if err := RegisterQueues(context.Background(), rdb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := insp.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(Queues))
+	if !slices.Equal(got, want) {
+		t.Fatalf("queues after RegisterQueues = %v, want %v", got, want)
+	}
+	for _, q := range Queues {
+		info, err := insp.GetQueueInfo(q)
+		if err != nil || info.Size != 0 || info.Paused {
+			t.Errorf("queue %s: %+v %v; want an empty running queue", q, info, err)
+		}
+	}
+	// asynq registers a queue with its first task in the same set.
+	task, err := NewCheckTask("cn_abc", time.UnixMilli(1), ReasonScheduled, asynq.Queue("asynq-own"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asynq.NewClientFromRedisClient(rdb).Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := rdb.SIsMember(context.Background(), asynqQueuesKey, "asynq-own").Result(); err != nil || !ok {
+		t.Fatalf("asynq did not list its queue in %s (%v): the key is not asynq's", asynqQueuesKey, err)
 	}
 }
