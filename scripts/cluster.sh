@@ -194,7 +194,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 http_ok "127.0.0.1:$checker_port" /healthz || fail "checkd-sandbox does not answer on port $checker_port; its log: $CLUSTER_DIR/checkd-sandbox.log"
-say "checker service ready (pid $checker_pid)"
+say "checker service listening on port $checker_port (pid $checker_pid)"
 http_datasource=""
 if grep -q '^datasources:' "$CHECKD_CONFIG"; then
 	say "$CHECKD_CONFIG has a datasources section: the sandbox-http datasource is not added"
@@ -244,8 +244,8 @@ done
 # (after the demo seeding, which seeds an empty store only).
 if [ -n "$http_datasource" ]; then
 	ctl() { CHECKD_URL=http://$http CHECKD_API_KEY=$key "$CLUSTER_DIR/checkctl" -o json "$@"; }
-	co=$(ctl company create "Checker Service Demo" | grep -o '"id":"co_[^"]*"' | head -1 | cut -d'"' -f4) ||
-		fail "could not create the checker service's demo company"
+	co=$(ctl company create "Checker Service Demo" | sed -n 's/.*"id": *"\(co_[^"]*\)".*/\1/p' | head -1)
+	[ -n "$co" ] || fail "could not create the checker service's demo company"
 	for user in user_good user_good user_good user_nodocs user_accounts_3 error_PASSWORD_INCORRECT error_WEBSITE_DOWN; do
 		ctl connection create "$co" --datasource "$http_datasource" --username "$user" --password demo-password --name "$user" >/dev/null ||
 			fail "could not create a $http_datasource connection"
