@@ -95,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	res, err := h.run(ctx, req)
 	// The line per check only when it is kept: its fields cost allocations.
-	debug := func(fields logrus.Fields, msg string) {
+	logCheck := func(fields logrus.Fields, msg string) {
 		if h.log.IsLevelEnabled(logrus.DebugLevel) {
 			fields["connectionId"], fields["datasource"], fields["durationMs"] = req.ConnectionID, req.Datasource, time.Since(began).Milliseconds()
 			h.log.WithFields(fields).Debug(msg)
@@ -107,11 +107,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
 		}
 		msg := scrubAll(err.Error(), &req.Credentials)
-		debug(logrus.Fields{"error": msg, "code": code}, "check failed temporarily")
+		logCheck(logrus.Fields{"error": msg, "code": code}, "check failed temporarily")
 		writeJSON(w, code, errorBody{Error: msg})
 		return
 	}
-	debug(logrus.Fields{"status": res.Status}, "check done")
+	logCheck(logrus.Fields{"status": res.Status}, "check done")
 	writeJSON(w, http.StatusOK, res)
 }
 
