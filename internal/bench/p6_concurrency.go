@@ -95,7 +95,7 @@ type childRun struct {
 }
 
 // runChild queues the tasks, runs one child process in mode ("worker",
-// "raw" or "http", whose checker service is checkerURL), and measures it.
+// "raw" or "http", checking through checker), and measures it.
 func runChild(ctx context.Context, e *env, mode string, slotBase time.Time, checker *checkerChild) (*childRun, error) {
 	sz := e.sz
 	d := e.ds
