@@ -298,7 +298,8 @@ func (s *Store) updateCredentials(ctx context.Context, id string, c checks.Crede
 			// restores is no longer blocked on the old credentials.
 			r.PrevStatus, r.PrevDetail, r.PrevFirst = string(checks.ConnPending), "", now
 		}
-		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), cause: CauseCredentials, at: now}
+		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), cause: CauseCredentials, at: now,
+			sealedWith: s.cfg.Cipher.Fingerprint()}
 		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
 			m.due, m.dueAt, m.companyActive = dueSet, now, "1"
 			if blocked { // out of the schedule until now

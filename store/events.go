@@ -176,6 +176,9 @@ func eventFields(m *mutation) (header, before, after string, err error) {
 		r.Seq = 1
 	case m.before == nil:
 		return "", "", "", nil
+	case m.reseal:
+		r.Seq = m.before.Seq
+		return "", "", "", nil
 	default:
 		var emits bool
 		if changed, emits = changedFields(m.before, r); !emits {

@@ -42,6 +42,9 @@ import (
 //	P wh:ml               zset    webhook message IDs by change time, trimmed to the retention
 //	P wh:mc:<conn>        zset    a connection's webhook message IDs by change time; expires with its newest
 //	P wh:a:<endpoint>     stream  a webhook endpoint's delivery attempts (JSON), trimmed to the retention
+//	P keys                hash    fingerprint → seal sequence of every key a stored credential may be
+//	                              sealed with, and #seq, the sequence (rekey.go)
+//	P rekey               hash    the re-encryption's run: target key, lease, SCAN cursor, pass, counts
 //
 // Keys are plain strings with no hash tags: the scripts take keys of
 // several connections and of shared indexes at once, which a Redis Cluster
@@ -63,6 +66,8 @@ func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
 func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
 func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
 func (s *Store) kEventsFloor() string        { return s.cfg.Prefix + "ev:floor" }
+func (s *Store) kKeys() string               { return s.cfg.Prefix + "keys" }
+func (s *Store) kRekey() string              { return s.cfg.Prefix + "rekey" }
 
 func (s *Store) kWebhookEndpoint(id string) string     { return s.cfg.Prefix + "wh:e:" + id }
 func (s *Store) kWebhookEndpoints() string             { return s.cfg.Prefix + "wh:es" }

@@ -53,6 +53,14 @@ type mutation struct {
 	// check: the write records a check, so it may wait for company to
 	// share its round trip (scriptBatcher).
 	check bool
+	// sealedWith is the fingerprint of the key the write sealed new
+	// credentials with ("" when it sealed none): noted in the key
+	// registry in the same step (see rekey.go).
+	sealedWith string
+	// reseal: the write only seals the same credentials under another key
+	// (rekey.go), which changes nothing GET details shows: no event, the
+	// sequence kept.
+	reseal bool
 }
 
 // commitScript applies a mutation: the new record replaces the one read,
@@ -71,6 +79,7 @@ type mutation struct {
 //	KEYS[11]   -> P sw, the sweep cursor: set to the first due time when
 //	              there is none, so no weekly slot after it is skipped
 //	KEYS[12]   -> P ev:floor, every event before it dispatched (events.go)
+//	KEYS[13]   -> P keys, the key registry (rekey.go)
 //	ARGV[1]    -> the record as read; "": creating, the key must not exist
 //	ARGV[2]    -> the new record
 //	ARGV[3]    -> the connection ID (member of the indexes)
@@ -88,7 +97,9 @@ type mutation struct {
 //	ARGV[15]   -> the connection's slot offset (ms): its score in KEYS[10]
 //	ARGV[16]   -> the event's record before the write ("": a creation)
 //	ARGV[17]   -> the event's record after the write
-//	ARGV[18..] -> history elements spilled from the record, oldest first,
+//	ARGV[18]   -> the fingerprint of the key new credentials were sealed
+//	              with, noted in KEYS[13] at the next sequence ("": none)
+//	ARGV[19..] -> history elements spilled from the record, oldest first,
 //	              pushed onto KEYS[6], which is then trimmed to ARGV[9]
 //
 // The event entry also gets the schedule's state after the write (the due
@@ -139,8 +150,11 @@ end
 if ARGV[13] == '1' then
   redis.call('HDEL', KEYS[9], ARGV[3])
 end
-if #ARGV > 17 then
-  for i = 18, #ARGV do
+if ARGV[18] ~= '' then
+  redis.call('HSET', KEYS[13], ARGV[18], redis.call('HINCRBY', KEYS[13], '#seq', 1))
+end
+if #ARGV > 18 then
+  for i = 19, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
@@ -236,16 +250,16 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 		s.kConn(m.rec.ID), s.kDue(),
 		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
 		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(), week, s.kCursor(),
-		s.kEventsFloor(),
+		s.kEventsFloor(), s.kKeys(),
 	}
 	clear := ""
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 17+len(m.spill))
+	args := make([]any, 0, 18+len(m.spill))
 	args = append(args, m.oldRaw, newRaw, m.rec.ID, string(m.due), m.dueAt,
 		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off,
-		before, after)
+		before, after, m.sealedWith)
 	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
 	// elements are dropped: LTRIM to -1 would keep them all.
 	for i := len(m.spill) - 1; i >= 0 && inList > 0; i-- {

@@ -16,7 +16,9 @@
 // history.go and events.go a connection's history and the change events;
 // event_group.go the webhook dispatchers' read of the change events;
 // webhook_endpoint.go and webhook_message.go webhook endpoints, messages
-// and attempts; codec.go and model.go the stored records. Every Lua script lists the KEYS
+// and attempts; codec.go and model.go the stored records; crypto.go the
+// credentials' cipher, rekey.go the key registry and the re-encryption of
+// a rotation. Every Lua script lists the KEYS
 // and ARGV it takes at its top, and takes every key it touches in KEYS.
 // The group commit that lets concurrent callers share round trips is
 // package internal/groupcommit.

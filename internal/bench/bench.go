@@ -14,11 +14,13 @@
 // Measures (full size; BENCH_SCALE=small shrinks every one, same code path):
 //
 //	P1 sweep        scheduler.Tick enqueueing 1M due connections vs raw asynq.Client.Enqueue
-//	P2 process      100k sandbox checks end to end (worker) vs a raw asynq server with a no-op handler
+//	P2 process      100k sandbox checks end to end (worker) vs a raw asynq server with a no-op handler;
+//	                P2.http: as many through the HTTP checker, vs the in-process sandbox
 //	P3 tick         a tick with nothing due at 10k and at 1M stored connections
 //	P4 memory       Redis used_memory per checked connection (two accounts), vs one asynq scheduled task
 //	P5 spread       weekly slots of 1M connections created in one minute, by hour (bench/out/spread.svg)
-//	P6 concurrency  one worker process, concurrency 2000, 1 s sandbox latency: throughput and peak RSS
+//	P6 concurrency  one worker process, concurrency 2000, 1 s sandbox latency: throughput and peak RSS;
+//	                P6.http: the same through the HTTP checker, the sandbox served by another process
 //	P7 webhooks     100k changes delivered to a local receiver by the dispatcher and deliverer vs raw asynq
 //	                POSTing the same signed messages; latency at 200 changes/s; Redis bytes per message
 package bench
@@ -154,6 +156,10 @@ type Options struct {
 	RedisServer string
 	// Exe is this program, re-executed for P6's worker process.
 	Exe string
+	// Replication, when set, gives the run's Redis a replica (an
+	// experiment: ReplicationAsync, ReplicationMinReplicas,
+	// ReplicationWait).
+	Replication string
 	// RedisProtocol is the clients' RESP version; 0 keeps go-redis's
 	// default, which the daemon uses (for experiments only).
 	RedisProtocol int
@@ -292,10 +298,25 @@ func Run(ctx context.Context, opts Options) error {
 		srv.protocol = daemon.RedisProtocol // as the daemon runs
 	}
 	logf("redis-server %s on %s (persistence off); scale %s", srv.Version, srv.Addr, opts.Sizes.Name)
+	if opts.Replication != ReplicationNone {
+		rep, err := startReplica(ctx, opts.RedisServer, srv, opts.Replication)
+		if err != nil {
+			return err
+		}
+		defer rep.stop()
+		logf("replica on %s in sync; replication %s", rep.Addr, opts.Replication)
+	}
 
 	e := &env{opts: opts, sz: opts.Sizes, srv: srv, logf: logf}
 	e.rdb, e.rt = srv.client(0, poolSize(e.sz))
 	defer e.rdb.Close()
+	stRdb := e.rdb // the store's client: the shared one, but under ReplicationWait
+	if opts.Replication == ReplicationWait {
+		c, _ := srv.client(0, poolSize(e.sz))
+		c.AddHook(&waitHook{c: c})
+		defer c.Close()
+		stRdb = c
+	}
 	e.quiet = logrus.New()
 	e.quiet.SetOutput(io.Discard)
 	e.quiet.SetLevel(logrus.WarnLevel)
@@ -318,7 +339,7 @@ func Run(ctx context.Context, opts Options) error {
 	case w > 0:
 		stCfg.CheckBatchWindow = w
 	}
-	if e.st, err = store.New(e.rdb, stCfg); err != nil {
+	if e.st, err = store.New(stRdb, stCfg); err != nil {
 		return err
 	}
 	loaderCfg := storeConfig(ci)
@@ -337,7 +358,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	if want("P2") {
-		need = max(need, 2*e.sz.Process) // first checks with the memo on, and off
+		need = max(need, 3*e.sz.Process) // first checks in process with the memo on and off, and over HTTP
 	}
 	if want("P6") {
 		need = max(need, min(e.sz.Conns, p6Tasks(e.sz)))
