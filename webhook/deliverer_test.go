@@ -697,6 +697,44 @@ func TestTestMessage(t *testing.T) {
 	}
 }
 
+// TestSlowEndpointDoesNotDelayOthers (real Redis, the deliverer's own
+// asynq server): with an endpoint that never answers holding its one slot
+// and its tasks queued ahead, another endpoint's messages all arrive, and
+// the slow one never has more than PerEndpoint attempts at once.
+func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	rdb := realClient(t)
+	e := newEnv(t, rdb)
+	release := make(chan struct{})
+	slow := newReceiver(t, func(int, http.ResponseWriter) { <-release })
+	fast := newReceiver(t, nil)
+	e.endpoint(slow.URL, nil)
+	client := asynq.NewClientFromRedisClient(rdb)
+	disp := e.dispatcher(client, nil)
+	const ahead, both = 20, 10
+	for range ahead { // the slow endpoint's alone, first in the queue
+		e.conn("user_good")
+	}
+	e.drain(disp)
+	e.endpoint(fast.URL, nil)
+	for range both {
+		e.conn("user_good")
+	}
+	e.drain(disp)
+	d := e.deliverer(func(c *DelivererConfig) {
+		c.Clock, c.Concurrency, c.PerEndpoint, c.Timeout = clock.Real{}, 4, 1, time.Minute
+	})
+	if err := d.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	t.Cleanup(func() { close(release) }) // first: the slow attempt ends, so Stop drains
+	waitFor(t, 60*time.Second, "the fast endpoint's messages", func() bool { return len(fast.requests()) >= both })
+	if n := len(slow.requests()); n != 1 {
+		t.Fatalf("the slow endpoint got %d attempts while its first hung, want 1 (perEndpoint)", n)
+	}
+}
+
 // TestDelivererThroughAsynq runs the deliverer's own asynq server on real
 // Redis with a short schedule: asynq runs the schedule's retries (without
 // counting them as failures) until the receiver accepts.
