@@ -229,6 +229,9 @@ func FuzzWebhookEndpointCreate(f *testing.F) {
 		`{"url":"https://hooks.example.com/","companyIds":["co_x"]}`, `{"url":"https://hooks.example.com/","description":"` + strings.Repeat("d", 501) + `"}`,
 		`{"url":"https://hooks.example.com/","description":"a\u001b[2Jb"}`, `{"url":"https://hooks.example.com/","id":"ep_x"}`,
 		`{}`, `[]`, `{`, ``, `null`,
+		// strict input: a field in another case, a field twice, text not UTF-8
+		`{"URL":"https://hooks.example.com/"}`, `{"url":"https://a.example.com/","url":"https://b.example.com/"}`,
+		"{\"url\":\"https://hooks.example.com/\",\"description\":\"a\xffb\"}", `{"url":"https://hooks.example.com/","description":"\ud800"}`,
 	} {
 		f.Add(s, "application/json")
 	}
