@@ -477,22 +477,21 @@ var envVars = []struct {
 	{EnvPublicURL, func(c *Config, v string) error { c.PublicURL = v; return nil }},
 	{EnvMetricsAddr, func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{EnvDashboardPass, func(c *Config, v string) error { c.Dashboard.Password = v; return nil }},
-	{EnvWebhookPrivate, func(c *Config, v string) error {
+	{EnvWebhookPrivate, envBool(EnvWebhookPrivate, func(c *Config) *bool { return &c.Webhooks.AllowPrivate })},
+	{EnvCheckerAllowHTTP, envBool(EnvCheckerAllowHTTP, func(c *Config) *bool { return &c.Checkers.AllowHTTP })},
+}
+
+// envBool sets the switch field gives from the environment variable
+// name: true or false (strconv.ParseBool's spellings).
+func envBool(name string, field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			return fmt.Errorf("%s=%q is not true or false", EnvWebhookPrivate, v)
+			return fmt.Errorf("%s=%q is not true or false", name, v)
 		}
-		c.Webhooks.AllowPrivate = b
+		*field(c) = b
 		return nil
-	}},
-	{EnvCheckerAllowHTTP, func(c *Config, v string) error {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return fmt.Errorf("%s=%q is not true or false", EnvCheckerAllowHTTP, v)
-		}
-		c.Checkers.AllowHTTP = b
-		return nil
-	}},
+	}
 }
 
 // applyEnv overrides c with the CHECKD_* environment variables that are set

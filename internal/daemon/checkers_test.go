@@ -111,18 +111,7 @@ func checkerDaemon(t *testing.T, name, url string, clk clock.Clock, logs *syncBu
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
-	d, err := daemon.New(cfg, log, daemon.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(stopCtx(t)); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
+	d, _ := startDaemon(t, cfg, log, daemon.Options{Clock: clk})
 	return d
 }
 

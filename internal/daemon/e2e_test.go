@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/configs"
@@ -37,7 +39,7 @@ func TestEndToEnd(t *testing.T) {
 	cfg.APIKeys = []string{testAPIKey}
 	cfg.Tick = "@every 1h" // ticks are driven by hand below
 	cfg.Store.AutoTrack = true
-	d, base := startDaemon(t, cfg, daemon.Options{Clock: clk})
+	d, base := startDaemon(t, cfg, nil, daemon.Options{Clock: clk})
 	ctx := context.Background()
 
 	var co store.Company
@@ -155,22 +157,29 @@ func waitFor(t *testing.T, base string, ids map[string]string, done func(api.Con
 	return got
 }
 
-// startDaemon starts a daemon of cfg, stopped when the test ends, and
-// returns it with its API's base URL.
-func startDaemon(t *testing.T, cfg configs.Config, opts daemon.Options) (*daemon.Daemon, string) {
+// startDaemon starts a daemon of cfg logging to log (nil: quietLogger),
+// stopped when the test ends, and returns it with its API's base URL (""
+// without the api role).
+func startDaemon(t *testing.T, cfg configs.Config, log *logrus.Logger, opts daemon.Options) (*daemon.Daemon, string) {
 	t.Helper()
-	d, err := daemon.New(cfg, quietLogger(t), opts)
+	if log == nil {
+		log = quietLogger(t)
+	}
+	d, err := daemon.New(cfg, log, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
+		t.Fatalf("Start (roles %v): %v", cfg.Roles, err)
 	}
 	t.Cleanup(func() {
 		if err := d.Stop(stopCtx(t)); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
 	})
+	if d.API() == nil {
+		return d, ""
+	}
 	return d, "http://" + d.API().Addr()
 }
 

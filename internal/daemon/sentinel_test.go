@@ -62,18 +62,7 @@ func failover(t *testing.T, sen *redistest.Sentinel, lossless bool) {
 		cfg.Tick = "@every 1s"
 		cfg.CheckInterval = time.Hour
 		cfg.Roles = roles
-		d, err := daemon.New(cfg, quietLogger(t), daemon.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Start(context.Background()); err != nil {
-			t.Fatalf("Start on Sentinel: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := d.Stop(stopCtx(t)); err != nil {
-				t.Errorf("Stop: %v", err)
-			}
-		})
+		d, _ := startDaemon(t, cfg, nil, daemon.Options{})
 		return d
 	}
 	a := start(configs.RoleScheduler, configs.RoleWorker, configs.RoleAPI)

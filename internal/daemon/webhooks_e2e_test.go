@@ -87,7 +87,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	cfg.Tick = "@every 1h" // ticks are driven by hand
 	cfg.Webhooks.AllowPrivate = true
 	cfg.Webhooks.Dispatch.Block = 50 * time.Millisecond
-	d, base := startDaemon(t, cfg, daemon.Options{})
+	d, base := startDaemon(t, cfg, nil, daemon.Options{})
 	ctx := context.Background()
 
 	var ep api.WebhookEndpointCreated
