@@ -83,7 +83,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log"
@@ -96,6 +95,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/time/rate"
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
@@ -113,8 +113,17 @@ type Config struct {
 	// Addr is the TCP address to listen on (httpAddr); "127.0.0.1:0" picks
 	// a free port, which Server.Addr reports after Start.
 	Addr string
-	// APIKeys are the accepted X-API-Key values. At least one, none empty.
+	// APIKeys are the bootstrap keys: accepted in X-API-Key with every
+	// scope, beside the keys made at runtime (POST /v1/keys). At least
+	// one, none empty.
 	APIKeys []string
+	// RateLimit is the requests a second each key may send to this server
+	// (apiRateLimit.perSecond); 0: no limit. Over it a request is answered
+	// 429 with Retry-After.
+	RateLimit float64
+	// RateBurst is how many requests a key may send at once above
+	// RateLimit (apiRateLimit.burst); at least 1 when RateLimit is set.
+	RateBurst int
 	// MaxBodyBytes bounds a request body; larger ones get 413
 	// (maxBodyBytes).
 	MaxBodyBytes int64
@@ -157,12 +166,13 @@ type Config struct {
 }
 
 // ConfigFrom returns the API's settings in a checkd configuration: its
-// listen address, keys, body limit, request deadline and public URL, and
+// listen address, keys, rate limit, body limit, request deadline and public URL, and
 // the scheduler section's task timeout and retries (tasks.AsynqMaxRetry)
 // for the checks it enqueues. The caller adds Datasources, Logger, Clock,
 // Enqueuer, Inspector and Links.
 func ConfigFrom(c configs.Config) Config {
 	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL, RequestTimeout: c.RequestTimeout,
+		RateLimit: c.APIRateLimit.PerSecond, RateBurst: c.APIRateLimit.Burst,
 		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(tasks.AsynqMaxRetry(c.Scheduler.MaxRetry))}}
 }
 
@@ -189,12 +199,13 @@ type Server struct {
 	st      *store.Store
 	cfg     Config
 	log     logrus.FieldLogger
-	keys    [][sha256.Size]byte
+	keys    []bootstrapKey
+	limits  *limiters
 	mux     *routeMux
 	handler http.Handler
 	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
 	// method (see connectionRoute).
-	connRoutes map[string]map[string]connHandler
+	connRoutes map[string]map[string]connRoute
 	// onDemand enqueues the checks of refreshes and admin changes; nil
 	// without Config.Enqueuer.
 	onDemand *scheduler.OnDemand
@@ -221,14 +232,13 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	if len(cfg.APIKeys) == 0 {
 		return nil, errors.New("api: at least one API key is required: set CHECKD_API_KEYS (comma-separated)")
 	}
-	keys := make([][sha256.Size]byte, 0, len(cfg.APIKeys))
 	for i, k := range cfg.APIKeys {
 		if strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("api: API key %d of %d is empty: remove it or give it a value", i+1, len(cfg.APIKeys))
 		}
-		// Comparing fixed-size digests keeps the comparison constant-time
-		// even in the key's length.
-		keys = append(keys, sha256.Sum256([]byte(k)))
+	}
+	if cfg.RateLimit < 0 || cfg.RateLimit > 0 && cfg.RateBurst < 1 {
+		return nil, fmt.Errorf("api: RateLimit %g with RateBurst %d: give a rate ≥ 0 (0: none) and, with a rate, a burst ≥ 1 (configs: apiRateLimit)", cfg.RateLimit, cfg.RateBurst)
 	}
 	if cfg.Datasources == nil {
 		return nil, errors.New("api: Config.Datasources is required: pass the checker registry's Names")
@@ -255,7 +265,8 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		}
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
-	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: newRouteMux(), addr: cfg.Addr}
+	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: newBootstrapKeys(cfg.APIKeys), mux: newRouteMux(), addr: cfg.Addr,
+		limits: &limiters{limit: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst}}
 	s.jobCtx, s.jobStop = context.WithCancel(context.Background())
 	if cfg.Enqueuer != nil {
 		var err error
@@ -273,12 +284,13 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Mount adds h at a net/http ServeMux pattern ("/monitoring/", "GET
-// /metrics", ...), behind the API-key check when requireKey is set. Call it
+// /metrics", ...), behind the API-key check when requireKey is set (a key
+// with the admin scope: see requireScope). Call it
 // before Start. Like ServeMux.Handle, it panics on an invalid pattern or one
 // that conflicts with a registered route: a programming error at startup.
 func (s *Server) Mount(pattern string, h http.Handler, requireKey bool) {
 	if requireKey {
-		h = s.requireKey(h)
+		h = s.requireScope(ScopeAdmin, h)
 	}
 	s.mux.Handle(pattern, h)
 }

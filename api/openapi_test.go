@@ -176,11 +176,11 @@ func TestRoutesOfMountPatterns(t *testing.T) {
 		requireKey bool
 		want       api.Route
 	}{
-		{"GET /metrics", true, api.Route{Method: "GET", Path: "/metrics", KeyRequired: true}},
+		{"GET /metrics", true, api.Route{Method: "GET", Path: "/metrics", KeyRequired: true, Scope: api.ScopeAdmin}},
 		{"POST /hooks/{$}", false, api.Route{Method: "POST", Path: "/hooks/"}},
 		{"example.com/status/{id}", false, api.Route{Path: "/status/{id}"}},
 		{"/monitoring/", false, api.Route{Path: "/monitoring/"}},
-		{"/prom/", false, api.Route{Path: "/prom/", KeyRequired: true}}, // wrapped by api.RequireKey below
+		{"/prom/", false, api.Route{Path: "/prom/", KeyRequired: true, Scope: api.ScopeAdmin}}, // wrapped by api.RequireKey below
 	} {
 		e := newEnv(t)
 		mounted := h
