@@ -67,7 +67,7 @@ func TestRoutesAreWhatIsServed(t *testing.T) {
 
 // fillPath puts a value of the right shape in each {parameter}.
 func fillPath(p string) string {
-	r := strings.NewReplacer("{companyId}", "co_0000000000000000", "{connectionId}", "cn_0000000000000000", "{queue}", "default")
+	r := strings.NewReplacer("{companyId}", "co_0000000000000000", "{connectionId}", "cn_0000000000000000", "{queue}", "default", "{name}", "nobody")
 	return r.Replace(p)
 }
 
