@@ -42,6 +42,9 @@
 //	                                                /v1/link/info about the link, then shows the form or why not
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
+//	POST  /v1/keys                                  {"name","scopes","companies"} → 201 the API key with its secret, shown once
+//	GET   /v1/keys                                  {"keys":[...]}: the runtime API keys, without secrets
+//	DELETE /v1/keys/{name}                          → 204: every API process refuses the key from its next request
 //	GET   /v1/store/keys                            {"primary","inUse":[...],"rekey":{...}}: the encryption keys in use
 //	POST  /v1/store/rekey                           → 202 {"started",...}: re-encrypt every credential under the primary key
 //
@@ -53,8 +56,13 @@
 // Contract:
 //   - Every route except /healthz, /v1/openapi.json, /link, PATCH
 //     /v1/link/credentials, POST /v1/link/connection and POST /v1/link/info
-//     requires an X-API-Key header equal to one of the configured keys
-//     (compared in constant time). The link routes take a signed, expiring,
+//     requires an X-API-Key header holding a bootstrap key (Config.APIKeys,
+//     compared in constant time, every scope) or a key made with POST
+//     /v1/keys (read from Redis on every request), with the route's scope
+//     (read, write, admin, webhooks: auth.go; 403 without it), within the
+//     key's rate (429 with Retry-After); a key limited to companies gets
+//     404 for any other company and its connections. The store records the
+//     key's name as the actor of every change it makes. The link routes take a signed, expiring,
 //     single-use token (package link) in the body or the URL fragment, never
 //     in a path, so it never reaches the access log.
 //   - Routes that need an optional dependency (Config.Enqueuer, Inspector,
