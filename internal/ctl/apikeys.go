@@ -3,7 +3,6 @@ package ctl
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,7 +59,7 @@ func keysList(c *call) error {
 	return c.emit(raw, &out, func(t *tw) {
 		t.row("NAME", "SCOPES", "COMPANIES", "CREATED")
 		for _, k := range out.Keys {
-			t.row(k.Name, strings.Join(k.Scopes, ","), orDash(strings.Join(k.Companies, ",")), k.CreatedAt.Format(time.RFC3339))
+			t.row(k.Name, strings.Join(k.Scopes, ","), orDash(strings.Join(k.Companies, ",")), stamp(k.CreatedAt))
 		}
 	})
 }
