@@ -88,8 +88,8 @@ const connPrefix = "/v1/connection/"
 // /v1/connection/company/{companyId} ("METHOD path") in the connection
 // table that connectionRoute dispatches, behind the API-key check for
 // scope (ServeMux refuses the two shapes side by side: see routes), and
-// records it. Like ServeMux.Handle, it panics on a pattern of another shape or one
-// registered twice.
+// records it. Like ServeMux.Handle, it panics on a pattern of another
+// shape or one registered twice.
 func (s *Server) handleConn(pattern string, scope Scope, h connHandler) {
 	method, path := splitPattern(pattern)
 	key := ""

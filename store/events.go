@@ -90,9 +90,9 @@ func newChange(typ, cause string, t int64, trs []transition) *change {
 }
 
 // appendChange appends marshalEvent(newEvent(r, c.typ, c.cause, c.t,
-// c.trs)) with c.actor: the same fields in the same order, the maps' keys sorted as
-// json.Marshal sorts them, a later connection transition overwriting an
-// earlier one's values as in the maps. A time the fast path does not
+// c.trs)) with c.actor: the same fields in the same order, the maps' keys
+// sorted as json.Marshal sorts them, a later connection transition
+// overwriting an earlier one's values as in the maps. A time the fast path does not
 // write goes through the Event.
 func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	var conn, old *transition // the last connection transition, and the last with a status before it
