@@ -73,22 +73,22 @@ type WebhookEventTypes struct {
 // DefaultWebhookPage is the page size of the webhook listings without ?limit.
 const DefaultWebhookPage = 50
 
-func (s *Server) webhookRoutes(api func(string, http.HandlerFunc)) {
-	api("POST /v1/webhooks/endpoints", s.webhooks(s.createEndpoint))
-	api("GET /v1/webhooks/endpoints", s.webhooks(s.listEndpoints))
-	api("GET /v1/webhooks/endpoints/{endpointId}", s.webhooks(s.getEndpoint))
-	api("PATCH /v1/webhooks/endpoints/{endpointId}", s.webhooks(s.patchEndpoint))
-	api("DELETE /v1/webhooks/endpoints/{endpointId}", s.webhooks(s.deleteEndpoint))
-	api("GET /v1/webhooks/endpoints/{endpointId}/secret", s.webhooks(s.endpointSecret))
-	api("POST /v1/webhooks/endpoints/{endpointId}/secret/rotate", s.webhooks(s.rotateSecret))
-	api("POST /v1/webhooks/endpoints/{endpointId}/test", s.webhooks(s.testEndpoint))
-	api("POST /v1/webhooks/endpoints/{endpointId}/recover", s.webhooks(s.recoverEndpoint))
-	api("GET /v1/webhooks/endpoints/{endpointId}/attempts", s.webhooks(s.endpointAttempts))
-	api("GET /v1/webhooks/event-types", s.webhooks(s.eventTypes))
-	api("GET /v1/webhooks/messages", s.webhooks(s.listMessages))
-	api("GET /v1/webhooks/messages/{msgId}", s.webhooks(s.getMessage))
-	api("GET /v1/webhooks/messages/{msgId}/attempts", s.webhooks(s.messageAttempts))
-	api("POST /v1/webhooks/messages/{msgId}/endpoints/{endpointId}/resend", s.webhooks(s.resend))
+func (s *Server) webhookRoutes(api func(string, Scope, http.HandlerFunc)) {
+	api("POST /v1/webhooks/endpoints", ScopeWebhooks, s.webhooks(s.createEndpoint))
+	api("GET /v1/webhooks/endpoints", ScopeWebhooks, s.webhooks(s.listEndpoints))
+	api("GET /v1/webhooks/endpoints/{endpointId}", ScopeWebhooks, s.webhooks(s.getEndpoint))
+	api("PATCH /v1/webhooks/endpoints/{endpointId}", ScopeWebhooks, s.webhooks(s.patchEndpoint))
+	api("DELETE /v1/webhooks/endpoints/{endpointId}", ScopeWebhooks, s.webhooks(s.deleteEndpoint))
+	api("GET /v1/webhooks/endpoints/{endpointId}/secret", ScopeWebhooks, s.webhooks(s.endpointSecret))
+	api("POST /v1/webhooks/endpoints/{endpointId}/secret/rotate", ScopeWebhooks, s.webhooks(s.rotateSecret))
+	api("POST /v1/webhooks/endpoints/{endpointId}/test", ScopeWebhooks, s.webhooks(s.testEndpoint))
+	api("POST /v1/webhooks/endpoints/{endpointId}/recover", ScopeWebhooks, s.webhooks(s.recoverEndpoint))
+	api("GET /v1/webhooks/endpoints/{endpointId}/attempts", ScopeWebhooks, s.webhooks(s.endpointAttempts))
+	api("GET /v1/webhooks/event-types", ScopeWebhooks, s.webhooks(s.eventTypes))
+	api("GET /v1/webhooks/messages", ScopeWebhooks, s.webhooks(s.listMessages))
+	api("GET /v1/webhooks/messages/{msgId}", ScopeWebhooks, s.webhooks(s.getMessage))
+	api("GET /v1/webhooks/messages/{msgId}/attempts", ScopeWebhooks, s.webhooks(s.messageAttempts))
+	api("POST /v1/webhooks/messages/{msgId}/endpoints/{endpointId}/resend", ScopeWebhooks, s.webhooks(s.resend))
 }
 
 // webhooks answers 503 when the API has no webhook operations configured.

@@ -177,6 +177,9 @@ func appendHist(b []byte, h *histRec) []byte {
 	if h.A != "" {
 		b = jsontext.AppendString(append(b, `,"a":`...), h.A)
 	}
+	if h.B != "" {
+		b = jsontext.AppendString(append(b, `,"b":`...), h.B)
+	}
 	if h.Tr == nil {
 		return append(b, `,"x":null}`...)
 	}

@@ -42,6 +42,9 @@ type Event struct {
 	// Time is the write's time.
 	Time  time.Time
 	Cause string
+	// Actor is who made the change: the API key's name, "link", "check"
+	// or "system" (see Origin).
+	Actor string
 	// ConnectionID and CompanyID name the connection.
 	ConnectionID, CompanyID string
 	// ProtectedChanges names the fields of Connection whose value the write
@@ -197,6 +200,7 @@ func eventFields(m *mutation) (header, before, after string, err error) {
 		b = strconv.AppendInt(append(b, `,"q":`...), r.Seq, 10)
 		b = strconv.AppendInt(append(b, `,"at":`...), m.at, 10)
 		b = jsontext.AppendString(append(b, `,"ca":`...), m.cause)
+		b = jsontext.AppendString(append(b, `,"by":`...), m.actor)
 		if changed != 0 {
 			b = jsontext.AppendStrings(append(b, `,"pc":`...), changed.names())
 		}
@@ -227,6 +231,7 @@ type eventHeader struct {
 	Seq     int64    `json:"q"`
 	At      int64    `json:"at"`
 	Cause   string   `json:"ca"`
+	Actor   string   `json:"by"` // "" in events written before actors: the cause's implied one
 	Changed []string `json:"pc"`
 }
 
@@ -256,7 +261,10 @@ func (s *Store) decodeEvent(m redis.XMessage) (Event, error) {
 	if err != nil {
 		swept = h.At // no sweep yet: as GET details, which takes now
 	}
-	ev := Event{ID: m.ID, Types: h.Types, Sequence: h.Seq, Time: fromMS(h.At), Cause: h.Cause,
+	if h.Actor == "" {
+		h.Actor = impliedActor(h.Cause)
+	}
+	ev := Event{ID: m.ID, Types: h.Types, Sequence: h.Seq, Time: fromMS(h.At), Cause: h.Cause, Actor: h.Actor,
 		ConnectionID: h.Conn, CompanyID: after.CompanyID, ProtectedChanges: h.Changed,
 		Connection: after.public(s.nextCheck(h.Conn, due, str("w") != "", swept))}
 	if raw := str("o"); raw != "" {

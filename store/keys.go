@@ -45,6 +45,8 @@ import (
 //	P keys                hash    fingerprint → seal sequence of every key a stored credential may be
 //	                              sealed with, and #seq, the sequence (rekey.go)
 //	P rekey               hash    the re-encryption's run: target key, lease, SCAN cursor, pass, counts
+//	P ak                  hash    API key name → the key's SHA-256 (hex): the runtime API keys (apikeys.go)
+//	P akh                 hash    API key SHA-256 (hex) → the key's name, scopes, companies and creation
 //
 // Keys are plain strings with no hash tags: the scripts take keys of
 // several connections and of shared indexes at once, which a Redis Cluster
@@ -68,6 +70,8 @@ func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + n
 func (s *Store) kEventsFloor() string        { return s.cfg.Prefix + "ev:floor" }
 func (s *Store) kKeys() string               { return s.cfg.Prefix + "keys" }
 func (s *Store) kRekey() string              { return s.cfg.Prefix + "rekey" }
+func (s *Store) kAPIKeys() string            { return s.cfg.Prefix + "ak" }
+func (s *Store) kAPIKeyHashes() string       { return s.cfg.Prefix + "akh" }
 
 func (s *Store) kWebhookEndpoint(id string) string     { return s.cfg.Prefix + "wh:e:" + id }
 func (s *Store) kWebhookEndpoints() string             { return s.cfg.Prefix + "wh:es" }

@@ -43,9 +43,11 @@ type mutation struct {
 	// before is the record as read (update sets it; nil when creating):
 	// the write's event names what differs from it (events.go).
 	before *connRec
-	// cause and at are the write's cause and time, for its event.
+	// cause and at are the write's cause and time, and actor who made it
+	// (set by originate), for its event.
 	cause string
 	at    int64
+	actor string
 	// companyActive, when set, must match the company's active flag.
 	companyActive string
 	// clearQueued drops the "check queued" marker (a check finished).
@@ -185,6 +187,7 @@ var errRetry = errors.New("record changed concurrently")
 var errCompanyChanged = errors.New("company changed concurrently")
 
 func (s *Store) commit(ctx context.Context, m *mutation) error {
+	m.originate(ctx)
 	keys, args, err := s.commitArgs(m)
 	if err != nil {
 		return err
@@ -211,6 +214,7 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 // the script's 1, 0 or -1. The script must be loaded (loadCommit): a
 // pipeline cannot fall back from EVALSHA to EVAL.
 func (s *Store) commitCmd(ctx context.Context, p redis.Pipeliner, m *mutation) (*redis.Cmd, error) {
+	m.originate(ctx)
 	keys, args, err := s.commitArgs(m)
 	if err != nil {
 		return nil, err
