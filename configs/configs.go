@@ -121,7 +121,9 @@ type Config struct {
 	Scheduler Scheduler `yaml:"scheduler"`
 	Sandbox   Sandbox   `yaml:"sandbox"`
 	Store     Store     `yaml:"store"`
-	Log       Log       `yaml:"log"`
+	// Escalation is the automatic escalation to UNDER_INVESTIGATION.
+	Escalation Escalation `yaml:"escalation"`
+	Log        Log        `yaml:"log"`
 	Demo      Demo      `yaml:"demo"`
 	// PublicURL is the base of credential-update links given to users;
 	// empty means http://<httpAddr>.
@@ -202,6 +204,17 @@ type Store struct {
 	CheckBatchWindow time.Duration `yaml:"checkBatchWindow"`
 }
 
+// Escalation configures the automatic escalation of failing connections
+// to UNDER_INVESTIGATION (store.Escalation).
+type Escalation struct {
+	// Enabled turns it on.
+	Enabled bool `yaml:"enabled"`
+	// Failures is how many provider-side errors in a row escalate.
+	Failures int `yaml:"failures"`
+	// After is how long without a successful check escalates.
+	After time.Duration `yaml:"after"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level is a logrus level: trace, debug, info, warn, error.
@@ -263,7 +276,8 @@ func (c Config) Redacted() Config {
 // configs imports store to validate keys and names.)
 func (c Config) StoreConfig() store.Config {
 	return store.Config{Interval: c.CheckInterval, HistoryLimit: c.Store.HistoryLimit, EventsMaxLen: c.Store.EventsMaxLen,
-		AutoTrack: c.Store.AutoTrack, QueuedTTL: c.Store.QueuedTTL, CheckBatchWindow: c.Store.CheckBatchWindow}
+		AutoTrack: c.Store.AutoTrack, QueuedTTL: c.Store.QueuedTTL, CheckBatchWindow: c.Store.CheckBatchWindow,
+		Escalation: store.Escalation(c.Escalation)}
 }
 
 // Default returns the embedded production defaults.
@@ -492,6 +506,12 @@ func (c Config) problems() problems {
 		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
 	}
 	c.Store.problems(&p)
+	if c.Escalation.Enabled {
+		p.positive("escalation.failures", c.Escalation.Failures)
+		if c.Escalation.After < 0 {
+			p.add("escalation.after is %s; use 0s or more", c.Escalation.After)
+		}
+	}
 	c.Log.problems(&p)
 	c.Demo.problems(&p)
 	return p

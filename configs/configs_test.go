@@ -35,10 +35,11 @@ func TestDefaults(t *testing.T) {
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second, EmptyQueueRecheck: 5 * time.Millisecond},
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
-		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
-		Log:       Log{Level: "info", Format: FormatAuto},
-		LinkTTL:   24 * time.Hour,
-		Dashboard: Dashboard{User: "admin"},
+		Store:      Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
+		Escalation: Escalation{Enabled: true, Failures: 3, After: 14 * 24 * time.Hour},
+		Log:        Log{Level: "info", Format: FormatAuto},
+		LinkTTL:    24 * time.Hour,
+		Dashboard:  Dashboard{User: "admin"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
