@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -118,7 +119,7 @@ func (r *connRec) account(id string) *acctRec {
 // them all: an operator's action, not a check's), refusing one that is not
 // there (ErrInvalid).
 func (s *Store) companyAccount(ctx context.Context, companyID, id string) (*acctRec, error) {
-	if !ValidID(AccountIDPrefix, id) {
+	if !strings.HasPrefix(id, AccountIDPrefix) || len(id) > 64 {
 		return nil, fmt.Errorf("%w: duplicateOf %q is not an account ID", ErrInvalid, id)
 	}
 	p := s.rdb.Pipeline()

@@ -972,6 +972,7 @@ func runConformance(t *testing.T, b backend) {
 			}
 		}
 	})
+	runOpsConformance(t, b)
 }
 
 // snapshot renders everything stored about a connection, for comparisons.
