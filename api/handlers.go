@@ -35,6 +35,8 @@ type CreateConnectionRequest struct {
 	Datasource  DatasourceName      `json:"datasource"`
 	Name        string              `json:"name,omitempty"`
 	Credentials *checks.Credentials `json:"credentials"`
+	// SiteIDs are the customer's sites the connection serves.
+	SiteIDs []string `json:"siteIds,omitempty"`
 }
 
 // DatasourceName is a request's datasource: its name, or the object
@@ -137,6 +139,9 @@ func statusInfo(in checks.Info) StatusInfo {
 func viewConnection(c store.Connection) Connection {
 	in, _ := c.Status.Info() // an unknown stored status leaves the derived fields empty
 	out := Connection{Connection: c, StatusInfo: statusInfo(in), Accounts: make([]Account, len(c.Accounts))}
+	if c.Investigation != nil && c.Investigation.By == store.InvestigationAutomatic {
+		out.StatusReason = checks.ReasonContinuedFailures
+	}
 	for i, a := range c.Accounts {
 		ai, _ := a.Status.Info()
 		out.Accounts[i] = Account{Account: a, StatusInfo: statusInfo(ai)}
@@ -172,13 +177,14 @@ func (s *Server) routes() {
 	api("POST /v1/connection/company/{companyId}/link", s.companyLink)
 	s.mux.HandleFunc("GET /link", s.linkPage)
 	s.connRoutes = map[string]map[string]connHandler{
-		"company":     {http.MethodGet: s.listConnections, http.MethodPost: s.createConnection}, // keyed by id == "company"
-		"details":     {http.MethodGet: s.connectionDetails, http.MethodPatch: s.patchDetails},
-		"history":     {http.MethodGet: s.connectionHistory},
-		"status":      {http.MethodPatch: s.confirmAccounts},
-		"credentials": {http.MethodPatch: s.updateCredentials},
-		"refresh":     {http.MethodPost: s.refresh},
-		"link":        {http.MethodPost: s.createLink},
+		"company":       {http.MethodGet: s.listConnections, http.MethodPost: s.createConnection}, // keyed by id == "company"
+		"details":       {http.MethodGet: s.connectionDetails, http.MethodPatch: s.patchDetails},
+		"history":       {http.MethodGet: s.connectionHistory},
+		"status":        {http.MethodPatch: s.confirmAccounts},
+		"investigation": {http.MethodPost: s.flagInvestigation, http.MethodDelete: s.clearInvestigation},
+		"credentials":   {http.MethodPatch: s.updateCredentials},
+		"refresh":       {http.MethodPost: s.refresh},
+		"link":          {http.MethodPost: s.createLink},
 	}
 }
 
@@ -322,7 +328,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, compan
 		return
 	}
 	c, err := s.st.CreateConnection(r.Context(), store.NewConnection{
-		CompanyID: companyID, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials})
+		CompanyID: companyID, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials, SiteIDs: in.SiteIDs})
 	if err != nil {
 		s.storeError(w, r, err, companyNotFound(companyID))
 		return
@@ -362,7 +368,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, company
 	if !ok {
 		return
 	}
-	page, err := s.st.ListConnections(r.Context(), companyID, statuses, q.Get("cursor"), limit)
+	page, err := s.st.ListConnectionsBy(r.Context(), companyID, store.ListFilter{Statuses: statuses, SiteID: q.Get("siteId")}, q.Get("cursor"), limit)
 	if err != nil {
 		s.storeError(w, r, err, companyNotFound(companyID))
 		return
