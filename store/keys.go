@@ -27,6 +27,13 @@ import (
 //	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
 //	P q                   hash    conn → until (ms): a check is queued or running (queued.go)
 //	P once:<name>         string  a single-use token was spent (expires with the token; once.go)
+//	P ds                  set     datasources seen in checks (health.go)
+//	P ds:<name>           hash    its outage breaker: br (1 open), bs (since, ms), bn/bf (window
+//	                              counts when it opened), pm/pn (the probes' minute and count)
+//	P ds:<name>:w         hash    its rolling window: "<minute>:n" checks, ":f" site failures, ":s" successes
+//	P ds:<name>:d         list    the newest checks' durations (ms), for p50/p95
+//	P ds:<name>:na        zset    connections not attempted while it was DOWN, by time (ms)
+//	P ds:<name>:sem       zset    its concurrency slots: holder → lease end (ms) (slots.go)
 //
 // Keys are plain strings with no hash tags: the scripts take keys of
 // several connections and of shared indexes at once, which a Redis Cluster
@@ -47,6 +54,14 @@ func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
 func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
 func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
 func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
+func (s *Store) kDatasources() string        { return s.cfg.Prefix + "ds" }
+func (s *Store) kBreaker(ds string) string   { return s.cfg.Prefix + "ds:" + ds }
+func (s *Store) kWindow(ds string) string    { return s.cfg.Prefix + "ds:" + ds + ":w" }
+func (s *Store) kDurations(ds string) string { return s.cfg.Prefix + "ds:" + ds + ":d" }
+func (s *Store) kNotAttempted(ds string) string {
+	return s.cfg.Prefix + "ds:" + ds + ":na"
+}
+func (s *Store) kSlots(ds string) string { return s.cfg.Prefix + "ds:" + ds + ":sem" }
 
 // kNewClaim is the key of a new on-demand claim (P fl:<claim>).
 func (s *Store) kNewClaim() string { return newID(s.cfg.Prefix + "fl:") }
