@@ -30,9 +30,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -94,6 +96,9 @@ const MinAPIKeyLen = 16
 // MaxDemoConnections bounds the demo data set so a typo cannot fill Redis.
 const MaxDemoConnections = 100000
 
+// datasourceName is what a datasources key may be.
+var datasourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
 // ErrInvalid marks a configuration that cannot be used.
 var ErrInvalid = errors.New("invalid configuration")
 
@@ -123,8 +128,12 @@ type Config struct {
 	Store     Store     `yaml:"store"`
 	// Escalation is the automatic escalation to UNDER_INVESTIGATION.
 	Escalation Escalation `yaml:"escalation"`
-	Log        Log        `yaml:"log"`
-	Demo      Demo      `yaml:"demo"`
+	// Health is datasource health and the outage breaker.
+	Health Health `yaml:"health"`
+	// Datasources are per-datasource settings, by name.
+	Datasources map[string]Datasource `yaml:"datasources"`
+	Log         Log                   `yaml:"log"`
+	Demo        Demo                  `yaml:"demo"`
 	// PublicURL is the base of credential-update links given to users;
 	// empty means http://<httpAddr>.
 	PublicURL string `yaml:"publicURL"`
@@ -214,6 +223,53 @@ type Escalation struct {
 	// After is how long without a successful check escalates.
 	After time.Duration `yaml:"after"`
 }
+
+// Health configures datasource health, the outage breaker and how capped
+// checks wait (its rules: store.HealthRules).
+type Health struct {
+	Enabled           bool `yaml:"enabled"`
+	store.HealthRules `yaml:",inline"`
+	// RecheckPerTick bounds the connections not attempted that one
+	// scheduler tick enqueues again after a breaker closed.
+	RecheckPerTick int `yaml:"recheckPerTick"`
+	// SlotRetry is how long a check without a concurrency slot waits.
+	SlotRetry time.Duration `yaml:"slotRetry"`
+}
+
+// Datasource is one datasource's settings.
+type Datasource struct {
+	// MaxConcurrent caps its checks running at once across every worker
+	// (0: no cap).
+	MaxConcurrent int `yaml:"maxConcurrent"`
+	// Health overrides the health rules' fields it sets.
+	Health store.HealthRules `yaml:"health"`
+}
+
+// HealthRules are datasource ds's health rules: health's, with what
+// datasources.<ds>.health sets; the zero value when health is off.
+func (c Config) HealthRules(ds string) store.HealthRules {
+	r := c.Health.HealthRules
+	o := c.Datasources[ds].Health
+	if o.Window != 0 {
+		r.Window = o.Window
+	}
+	if o.MinChecks != 0 {
+		r.MinChecks = o.MinChecks
+	}
+	if o.DownRatio != 0 {
+		r.DownRatio = o.DownRatio
+	}
+	if o.DegradedRatio != 0 {
+		r.DegradedRatio = o.DegradedRatio
+	}
+	if o.ProbesPerMinute != 0 {
+		r.ProbesPerMinute = o.ProbesPerMinute
+	}
+	return r
+}
+
+// MaxConcurrent is datasource ds's concurrency cap (0: none).
+func (c Config) MaxConcurrent(ds string) int { return c.Datasources[ds].MaxConcurrent }
 
 // Log configures logging.
 type Log struct {
@@ -506,6 +562,27 @@ func (c Config) problems() problems {
 		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
 	}
 	c.Store.problems(&p)
+	if c.Health.Enabled {
+		if err := c.Health.HealthRules.Validate("health"); err != nil {
+			p.add("%v", err)
+		}
+		p.positive("health.recheckPerTick", c.Health.RecheckPerTick)
+	}
+	p.positiveDur("health.slotRetry", c.Health.SlotRetry)
+	for _, name := range slices.Sorted(maps.Keys(c.Datasources)) {
+		d := c.Datasources[name]
+		if !datasourceName.MatchString(name) {
+			p.add("datasources: %q is not a datasource name (lowercase letters, digits, - and _, at most 64)", name)
+		}
+		if d.MaxConcurrent < 0 {
+			p.add("datasources.%s.maxConcurrent is %d; use 0 (no cap) or more", name, d.MaxConcurrent)
+		}
+		if c.Health.Enabled {
+			if err := c.HealthRules(name).Validate("datasources." + name + ".health"); err != nil {
+				p.add("%v", err)
+			}
+		}
+	}
 	if c.Escalation.Enabled {
 		p.positive("escalation.failures", c.Escalation.Failures)
 		if c.Escalation.After < 0 {

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"errors"
+	"github.com/checkd/checkd/store"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -37,9 +38,12 @@ func TestDefaults(t *testing.T) {
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
 		Store:      Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
 		Escalation: Escalation{Enabled: true, Failures: 3, After: 14 * 24 * time.Hour},
-		Log:        Log{Level: "info", Format: FormatAuto},
-		LinkTTL:    24 * time.Hour,
-		Dashboard:  Dashboard{User: "admin"},
+		Health: Health{Enabled: true, HealthRules: store.HealthRules{Window: 15 * time.Minute, MinChecks: 20, DownRatio: 0.8,
+			DegradedRatio: 0.3, ProbesPerMinute: 3}, RecheckPerTick: 5000, SlotRetry: time.Second},
+		Datasources: map[string]Datasource{},
+		Log:         Log{Level: "info", Format: FormatAuto},
+		LinkTTL:     24 * time.Hour,
+		Dashboard:   Dashboard{User: "admin"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

@@ -67,14 +67,25 @@ type Config struct {
 	// (applied or dropped), e.g. for metrics. It runs on the handler's
 	// goroutine, so it must be fast.
 	OnCheck func(CheckEvent)
+	// Datasources are the health, breaker and concurrency rules of each
+	// datasource; the zero value turns them off.
+	Datasources Datasources
+	// OnBreaker, when set, is called when a datasource's outage breaker
+	// opens or closes by an outcome this worker recorded.
+	OnBreaker func(ds string, b store.Breaker)
 }
 
 // ConfigFrom returns the worker's settings in a checkd configuration: its
 // worker section. The caller adds Clock, Logger and OnCheck.
 func ConfigFrom(c configs.Config) Config {
 	w := c.Worker
-	return Config{Concurrency: w.Concurrency, Queues: maps.Clone(w.Queues), CheckTimeout: w.CheckTimeout,
-		ShutdownTimeout: w.ShutdownTimeout, EmptyQueueRecheck: w.EmptyQueueRecheck}
+	cfg := Config{Concurrency: w.Concurrency, Queues: maps.Clone(w.Queues), CheckTimeout: w.CheckTimeout,
+		ShutdownTimeout: w.ShutdownTimeout, EmptyQueueRecheck: w.EmptyQueueRecheck,
+		Datasources: Datasources{MaxConcurrent: c.MaxConcurrent, SlotRetry: c.Health.SlotRetry, SlotLease: w.CheckTimeout + slotLeaseMargin}}
+	if c.Health.Enabled {
+		cfg.Datasources.Health = c.HealthRules
+	}
+	return cfg
 }
 
 // validate refuses the zero values that mean nothing, naming the field.
@@ -90,6 +101,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("Config.ShutdownTimeout is %s; it must be positive (configs: worker.shutdownTimeout)", c.ShutdownTimeout)
 	case c.EmptyQueueRecheck < 0:
 		return fmt.Errorf("Config.EmptyQueueRecheck is %s; use 0 (off) or more (configs: worker.emptyQueueRecheck)", c.EmptyQueueRecheck)
+	}
+	if c.Datasources.MaxConcurrent != nil && (c.Datasources.SlotRetry <= 0 || c.Datasources.SlotLease <= c.CheckTimeout) {
+		return fmt.Errorf("Config.Datasources: with caps, SlotRetry (%s) must be positive and SlotLease (%s) longer than CheckTimeout (configs: health.slotRetry)",
+			c.Datasources.SlotRetry, c.Datasources.SlotLease)
 	}
 	for q, w := range c.Queues {
 		if q == "" || w < 1 {
@@ -129,9 +144,16 @@ type Worker struct {
 	// the per-check line costs nothing, not even its fields map.
 	infoOn func() bool
 
+	brk breakers // each datasource's breaker as last seen
+
 	life startstop.Lifecycle
 	srv  *asynq.Server // set by Start
 }
+
+// slotLeaseMargin is how much longer than worker.checkTimeout a
+// concurrency slot's lease lasts: recording the result after the checker
+// returns.
+const slotLeaseMargin = 30 * time.Second
 
 // New returns a worker that checks connections of st with the checkers of
 // reg, taking tasks from rdb. It does not touch Redis until Start. It
@@ -188,10 +210,21 @@ func (w *Worker) start(ctx context.Context) error {
 		ShutdownTimeout: w.cfg.ShutdownTimeout,
 		BaseContext:     func() context.Context { return base },
 		Logger:          w.log.WithField("component", "asynq"),
+		RetryDelayFunc:  retryDelay,
+		IsFailure:       isFailure,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)
-			w.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type(), "retry": n}).WithError(err).Warn("task failed")
+			e := w.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type(), "retry": n}).WithError(err)
+			if d, ok := checks.RetryAfter(err); ok {
+				if errors.Is(err, errNoSlot) { // routine under a cap: not worth a line each
+					e.WithField("retryAfterMs", d.Milliseconds()).Debug("no concurrency slot free; retrying then (not counted as a failed attempt)")
+					return
+				}
+				e.WithField("retryAfterMs", d.Milliseconds()).Info("checker asked to retry later; retrying then (not counted as a failed attempt)")
+				return
+			}
+			e.Warn("task failed")
 		}),
 	})
 	mux := asynq.NewServeMux()
@@ -235,6 +268,22 @@ func (w *Worker) stop(ctx context.Context) error {
 // maxDetail bounds a detail the worker writes from an error or panic text.
 const maxDetail = 1024
 
+// retryDelay is asynq's RetryDelayFunc: a checker's Retry-After, else
+// asynq's exponential backoff.
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if d, ok := checks.RetryAfter(err); ok {
+		return d
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+// isFailure is asynq's IsFailure: a checker's Retry-After is not a failed
+// attempt (asynq does not count it against the task's retries).
+func isFailure(err error) bool {
+	_, ok := checks.RetryAfter(err)
+	return !ok
+}
+
 // HandleCheck is the check:connection handler (exported for tests and
 // benchmarks). It returns nil when the check was recorded or had nothing to
 // do, an error wrapping asynq.SkipRetry for a task that can never succeed,
@@ -267,10 +316,26 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 
-	startedAt := w.cfg.Clock.Now()
-	res, err := w.run(ctx, p.ConnectionID, taskID, target.Request)
+	ds := target.Request.Datasource
+	adm, res, err := w.admission(ctx, ds, p.ConnectionID)
 	if err != nil {
-		return err
+		return fmt.Errorf("check %s: %w", p.ConnectionID, err)
+	}
+	startedAt := w.cfg.Clock.Now()
+	if adm != store.NotAttempted {
+		release, err := w.takeSlot(ctx, ds, taskID)
+		if err != nil {
+			return fmt.Errorf("check %s: %w", p.ConnectionID, err)
+		}
+		startedAt = w.cfg.Clock.Now()
+		res, err = w.run(ctx, p.ConnectionID, taskID, target.Request)
+		if release != nil {
+			release()
+		}
+		if err != nil {
+			return err
+		}
+		w.recordOutcome(ctx, ds, res.Status, w.cfg.Clock.Now().Sub(startedAt), adm == store.Probe)
 	}
 	rec, err := w.st.RecordCheck(ctx, target, store.CheckResult{
 		Attempt: taskID, StartedAt: startedAt, FinishedAt: w.cfg.Clock.Now(), Result: res})
