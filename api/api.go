@@ -130,6 +130,10 @@ type Config struct {
 	// (https://checkd.example.com); links point at PublicURL + "/link".
 	// Empty: "http://" + the listen address (publicURL).
 	PublicURL string
+	// DatasourceRules gives a datasource's health rules and concurrency
+	// cap, for GET /v1/datasources. nil: checkd's defaults' (health and
+	// datasources in configs).
+	DatasourceRules func(ds string) (store.HealthRules, int)
 }
 
 // ConfigFrom returns the API's settings in a checkd configuration: its
@@ -138,7 +142,8 @@ type Config struct {
 // caller adds Datasources, Logger, Clock, Enqueuer, Inspector and Links.
 func ConfigFrom(c configs.Config) Config {
 	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL,
-		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(c.Scheduler.MaxRetry)}}
+		TaskOptions:     []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(c.Scheduler.MaxRetry)},
+		DatasourceRules: func(ds string) (store.HealthRules, int) { return c.HealthRules(ds), c.MaxConcurrent(ds) }}
 }
 
 // Enqueuer enqueues asynq tasks; *asynq.Client implements it.
@@ -198,6 +203,10 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		// Comparing fixed-size digests keeps the comparison constant-time
 		// even in the key's length.
 		keys = append(keys, sha256.Sum256([]byte(k)))
+	}
+	if cfg.DatasourceRules == nil {
+		d := configs.Default()
+		cfg.DatasourceRules = func(ds string) (store.HealthRules, int) { return d.HealthRules(ds), d.MaxConcurrent(ds) }
 	}
 	if cfg.Datasources == nil {
 		return nil, errors.New("api: Config.Datasources is required: pass the checker registry's Names")

@@ -83,6 +83,21 @@ type CompanyList struct {
 	Companies []store.Company `json:"companies"`
 }
 
+// DatasourceList is the answer of GET /v1/datasources: each datasource's
+// health, window counts, durations, breaker and concurrency.
+type DatasourceList struct {
+	Datasources []store.DatasourceHealth `json:"datasources"`
+}
+
+func (s *Server) listDatasources(w http.ResponseWriter, r *http.Request) {
+	hs, err := s.st.DatasourceHealths(r.Context(), s.cfg.Datasources(), s.cfg.DatasourceRules, s.cfg.Clock.Now())
+	if err != nil {
+		s.storeError(w, r, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, DatasourceList{Datasources: hs})
+}
+
 // StatusInfo is what a status means, derived from the checks vocabulary, so
 // a client need not carry its own copy.
 type StatusInfo struct {
@@ -166,6 +181,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/v1/connection/{id}/{view}", s.connectionRoute)
 	api("GET /v1/connection/{connectionId}", s.editLink)
 	api("GET /v1/statuses", s.statuses)
+	api("GET /v1/datasources", s.listDatasources)
 	api("GET /v1/queues", s.listQueues)
 	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
 	api("POST /v1/queues/{queue}/resume", s.resumeQueue)

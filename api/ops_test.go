@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
@@ -148,4 +149,31 @@ func TestSiteIDsRoutes(t *testing.T) {
 	if ch.SiteIDs == nil || len(ch.SiteIDs) != 0 {
 		t.Fatalf("cleared: %v", ch.SiteIDs)
 	}
+}
+
+func TestDatasourcesRoute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rules := store.HealthRules{Window: 15 * time.Minute, MinChecks: 20, DownRatio: 0.8, DegradedRatio: 0.3, ProbesPerMinute: 3}
+	for i := range 30 {
+		st := checks.ConnWebsiteDown
+		if i < 4 {
+			st = checks.ConnConnected
+		}
+		if _, _, err := e.st.RecordOutcome(t.Context(), "sandbox", rules, st, time.Duration(i)*time.Second, false, e.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got api.DatasourceList
+	e.send(call{method: http.MethodGet, path: "/v1/datasources"}, http.StatusOK, &got)
+	if len(got.Datasources) != 2 || got.Datasources[1].Health != store.HealthHealthy || got.Datasources[1].Checks != 0 {
+		t.Fatalf("datasources (each registered one, checked or not): %+v", got.Datasources)
+	}
+	d := got.Datasources[0]
+	// The window goes on counting while the breaker is open (it opened at the 24th).
+	if d.Name != "sandbox" || d.Health != store.HealthDown || d.Breaker != "open" || d.Checks != 30 || d.SiteFailures != 26 ||
+		d.Successes != 4 || d.SuccessRate == nil || d.BreakerSince == nil || d.DurationP50Ms != 14000 || d.DurationP95Ms != 28000 {
+		t.Fatalf("sandbox: %+v", d)
+	}
+	e.send(call{method: http.MethodGet, path: "/v1/datasources", key: "-"}, http.StatusUnauthorized, nil)
 }
