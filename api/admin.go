@@ -41,7 +41,7 @@ type CompanyRequest struct {
 type AccountsRequest struct {
 	Accounts    []store.AccountDecision `json:"accounts,omitempty"`
 	AccountID   string                  `json:"accountId,omitempty"`
-	Status      OptionalStatus          `json:"status"`
+	Status      OptionalStatus          `json:"status,omitzero"`
 	DuplicateOf string                  `json:"duplicateOf,omitempty"`
 }
 
