@@ -81,7 +81,12 @@ func ConfigFrom(c configs.Config) Config {
 	w := c.Worker
 	cfg := Config{Concurrency: w.Concurrency, Queues: maps.Clone(w.Queues), CheckTimeout: w.CheckTimeout,
 		ShutdownTimeout: w.ShutdownTimeout, EmptyQueueRecheck: w.EmptyQueueRecheck,
-		Datasources: Datasources{MaxConcurrent: c.MaxConcurrent, SlotRetry: c.Health.SlotRetry, SlotLease: w.CheckTimeout + slotLeaseMargin}}
+		Datasources: Datasources{SlotRetry: c.Health.SlotRetry, SlotLease: w.CheckTimeout + slotLeaseMargin}}
+	for _, d := range c.Datasources {
+		if d.MaxConcurrent > 0 { // caps on: MaxConcurrent set (see start)
+			cfg.Datasources.MaxConcurrent = c.MaxConcurrent
+		}
+	}
 	if c.Health.Enabled {
 		cfg.Datasources.Health = c.HealthRules
 	}
@@ -204,14 +209,23 @@ func (w *Worker) start(ctx context.Context) error {
 	// Handlers get the values of ctx but not its cancellation: a daemon's
 	// signal context must not abort in-flight checks; Stop drains them.
 	base := context.WithoutCancel(ctx)
+	// Checks put back for want of a concurrency slot come back through
+	// asynq's retry set, which asynq forwards to the queues every 5 s by
+	// default: slots freed meanwhile would stay idle. Under caps the
+	// forwarder runs every half SlotRetry.
+	var delayed time.Duration
+	if w.cfg.Datasources.MaxConcurrent != nil {
+		delayed = w.cfg.Datasources.SlotRetry / 2
+	}
 	srv := asynq.NewServerFromRedisClient(newPollClient(w.rdb, w.cfg.EmptyQueueRecheck, clock.Real{}), asynq.Config{
-		Concurrency:     w.cfg.Concurrency,
-		Queues:          w.cfg.Queues,
-		ShutdownTimeout: w.cfg.ShutdownTimeout,
-		BaseContext:     func() context.Context { return base },
-		Logger:          w.log.WithField("component", "asynq"),
-		RetryDelayFunc:  retryDelay,
-		IsFailure:       isFailure,
+		DelayedTaskCheckInterval: delayed,
+		Concurrency:              w.cfg.Concurrency,
+		Queues:                   w.cfg.Queues,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		BaseContext:              func() context.Context { return base },
+		Logger:                   w.log.WithField("component", "asynq"),
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)
