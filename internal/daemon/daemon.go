@@ -257,6 +257,10 @@ func (d *Daemon) registerCheckers(context.Context) error {
 	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: d.cfg.Sandbox.Latency})); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
+	// The datasource gauges: the registry's datasources, under their rules.
+	d.met.WatchDatasources(d.st, d.opts.Clock, d.reg.Names, func(ds string) (store.HealthRules, int) {
+		return d.cfg.HealthRules(ds), d.cfg.MaxConcurrent(ds)
+	})
 	return nil
 }
 
