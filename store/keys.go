@@ -34,6 +34,9 @@ import (
 //	P ds:<name>:d         list    the newest checks' durations (ms), for p50/p95
 //	P ds:<name>:na        zset    connections not attempted while it was DOWN, by time (ms)
 //	P ds:<name>:sem       zset    its concurrency slots: holder → lease end (ms) (slots.go)
+//	P keys                hash    fingerprint → seal sequence of every key a stored credential may be
+//	                              sealed with, and #seq, the sequence (rekey.go)
+//	P rekey               hash    the re-encryption's run: target key, lease, SCAN cursor, pass, counts
 //
 // Keys are plain strings with no hash tags: the scripts take keys of
 // several connections and of shared indexes at once, which a Redis Cluster
@@ -62,6 +65,8 @@ func (s *Store) kNotAttempted(ds string) string {
 	return s.cfg.Prefix + "ds:" + ds + ":na"
 }
 func (s *Store) kSlots(ds string) string { return s.cfg.Prefix + "ds:" + ds + ":sem" }
+func (s *Store) kKeys() string           { return s.cfg.Prefix + "keys" }
+func (s *Store) kRekey() string          { return s.cfg.Prefix + "rekey" }
 
 // kNewClaim is the key of a new on-demand claim (P fl:<claim>).
 func (s *Store) kNewClaim() string { return newID(s.cfg.Prefix + "fl:") }

@@ -16,9 +16,15 @@
 //
 // Task payloads are shown as they are stored; checkd's carry IDs only (see
 // package tasks), never credentials.
+//
+// asynqmon answers a failed Redis call with a plain-text 500 carrying the
+// error, which names the Redis address; the dashboard answers any 5xx of
+// asynqmon with a JSON 503 instead ({"error":{"code":"unavailable"}},
+// Retry-After) and logs the detail.
 package dashboard
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -30,6 +36,7 @@ import (
 
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/configs"
 )
@@ -63,6 +70,9 @@ type Options struct {
 	// RootPath is the URL path of the dashboard, without a trailing slash:
 	// RootPath in checkd.
 	RootPath string
+	// Logger receives the detail of asynqmon's failures (answered as a
+	// 503 without it). Default: logrus's standard logger.
+	Logger logrus.FieldLogger
 }
 
 // OptionsFrom returns the dashboard's options in a checkd configuration:
@@ -102,6 +112,9 @@ func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
 	if len(secrets) == 0 {
 		return nil, errors.New("dashboard: set a dashboard password or at least one API key: the dashboard is never served without authentication")
 	}
+	if opts.Logger == nil {
+		opts.Logger = logrus.StandardLogger()
+	}
 	readOnly := !opts.Writable
 	mon := asynqmon.New(asynqmon.Options{
 		RootPath:     opts.RootPath,
@@ -114,6 +127,7 @@ func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
 		secrets:  secrets,
 		keys:     keys,
 		readOnly: readOnly,
+		log:      opts.Logger,
 	}, nil
 }
 
@@ -130,6 +144,7 @@ type handler struct {
 	secrets  [][sha256.Size]byte // the password and the API keys: Basic-auth passwords
 	keys     [][sha256.Size]byte // the API keys: X-API-Key values
 	readOnly bool
+	log      logrus.FieldLogger
 }
 
 // ServeHTTP authenticates, applies the method and origin rules, then hands
@@ -156,8 +171,54 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.next.ServeHTTP(w, r)
+	fw := &failureWriter{ResponseWriter: w}
+	h.next.ServeHTTP(fw, r)
+	if fw.failed {
+		h.log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": fw.code,
+			"detail": strings.TrimSpace(fw.detail.String())}).Warn("dashboard: asynqmon failed (is Redis reachable?)")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "unavailable",
+			"the dashboard could not read the queues from the database: retry in a few seconds (GET /readyz says when it is back)")
+	}
 }
+
+// failureWriter passes asynqmon's answers through, except a 5xx: its
+// headers and body (the Redis error text) are held back, for the handler
+// to log and answer instead.
+type failureWriter struct {
+	http.ResponseWriter
+	code   int
+	failed bool
+	detail bytes.Buffer
+}
+
+func (f *failureWriter) WriteHeader(code int) {
+	if f.code != 0 {
+		return
+	}
+	f.code = code
+	if code >= 500 {
+		f.failed = true
+		return
+	}
+	f.ResponseWriter.WriteHeader(code)
+}
+
+func (f *failureWriter) Write(p []byte) (int, error) {
+	if f.code == 0 {
+		f.WriteHeader(http.StatusOK)
+	}
+	if f.failed {
+		if f.detail.Len() < maxDetail {
+			f.detail.Write(p[:min(len(p), maxDetail-f.detail.Len())])
+		}
+		return len(p), nil
+	}
+	return f.ResponseWriter.Write(p)
+}
+
+// maxDetail bounds the failure text kept for the log.
+const maxDetail = 1024
 
 // authenticated checks the X-API-Key header, else the Basic credentials,
 // comparing fixed-size digests in constant time against every secret (no
