@@ -252,8 +252,8 @@ type Datasource struct {
 	Health store.HealthRules `yaml:"health"`
 }
 
-// HealthRules are datasource ds's health rules: health's, with what
-// datasources.<ds>.health sets; the zero value when health is off.
+// HealthRules are datasource ds's health rules: health's, with the fields
+// datasources.<ds>.health sets in their place (health.enabled aside).
 func (c Config) HealthRules(ds string) store.HealthRules {
 	r := c.Health.HealthRules
 	o := c.Datasources[ds].Health
