@@ -221,7 +221,10 @@ func (tb *tab) checkForm(heading, other string, texts ...string) {
 	tb.screenshot("form")
 }
 
-var screenshotDir = sync.OnceValue(func() string { return os.Getenv("CHECKD_SCREENSHOTS") })
+// screenshotDir is where screenshots go ("": nowhere). Read on every use:
+// TestLinkPagesInBrowser points it at its own TempDir, a new one on each
+// run of -count.
+func screenshotDir() string { return os.Getenv("CHECKD_SCREENSHOTS") }
 
 // screenshot saves the whole page as <dir>/<tab name>-<suffix>.png.
 func (tb *tab) screenshot(suffix string) {

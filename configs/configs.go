@@ -9,8 +9,10 @@
 //     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_ENCRYPTION_OLD_KEYS
 //     (comma-separated), CHECKD_CHECK_INTERVAL,
 //     CHECKD_TICK, CHECKD_ROLES (comma-separated), CHECKD_LOG_LEVEL,
-//     CHECKD_PUBLIC_URL, CHECKD_METRICS_ADDR and CHECKD_DASHBOARD_PASSWORD
-//     (the Env constants). An empty variable is ignored.
+//     CHECKD_PUBLIC_URL, CHECKD_METRICS_ADDR, CHECKD_DASHBOARD_PASSWORD and
+//     CHECKD_CHECKER_ALLOW_HTTP (the Env constants), and
+//     CHECKD_DATASOURCE_<NAME>_SECRET for each configured datasource. An
+//     empty variable is ignored.
 //
 // Unknown YAML fields are errors (a typo must not silently fall back to a
 // default), and every problem of a configuration is reported at once.
@@ -31,12 +33,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,9 +98,6 @@ const MinAPIKeyLen = 16
 // MaxDemoConnections bounds the demo data set so a typo cannot fill Redis.
 const MaxDemoConnections = 100000
 
-// datasourceName is what a datasources key may be.
-var datasourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
 // ErrInvalid marks a configuration that cannot be used.
 var ErrInvalid = errors.New("invalid configuration")
 
@@ -137,10 +135,8 @@ type Config struct {
 	Escalation Escalation `yaml:"escalation"`
 	// Health is datasource health and the outage breaker.
 	Health Health `yaml:"health"`
-	// Datasources are per-datasource settings, by name.
-	Datasources map[string]Datasource `yaml:"datasources"`
-	Log         Log                   `yaml:"log"`
-	Demo        Demo                  `yaml:"demo"`
+	Log    Log    `yaml:"log"`
+	Demo   Demo   `yaml:"demo"`
 	// PublicURL is the base of credential-update links given to users;
 	// empty means http://<httpAddr>.
 	PublicURL string `yaml:"publicURL"`
@@ -151,6 +147,13 @@ type Config struct {
 	// is scraped and probed. With the api role they are also on httpAddr.
 	MetricsAddr string    `yaml:"metricsAddr"`
 	Dashboard   Dashboard `yaml:"dashboard"`
+	// Checkers configures what the checker services share.
+	Checkers Checkers `yaml:"checkers"`
+	// Datasources are the datasources checked by checker services over
+	// the HTTP checker protocol, by name, besides the built-in sandbox, and
+	// the operations settings (concurrency cap, health rules) of any
+	// datasource, the sandbox's included.
+	Datasources map[string]Datasource `yaml:"datasources"`
 }
 
 // Dashboard configures the asynqmon queue dashboard at /monitoring/.
@@ -243,41 +246,6 @@ type Health struct {
 	SlotRetry time.Duration `yaml:"slotRetry"`
 }
 
-// Datasource is one datasource's settings.
-type Datasource struct {
-	// MaxConcurrent caps its checks running at once across every worker
-	// (0: no cap).
-	MaxConcurrent int `yaml:"maxConcurrent"`
-	// Health overrides the health rules' fields it sets.
-	Health store.HealthRules `yaml:"health"`
-}
-
-// HealthRules are datasource ds's health rules: health's, with the fields
-// datasources.<ds>.health sets in their place (health.enabled aside).
-func (c Config) HealthRules(ds string) store.HealthRules {
-	r := c.Health.HealthRules
-	o := c.Datasources[ds].Health
-	if o.Window != 0 {
-		r.Window = o.Window
-	}
-	if o.MinChecks != 0 {
-		r.MinChecks = o.MinChecks
-	}
-	if o.DownRatio != 0 {
-		r.DownRatio = o.DownRatio
-	}
-	if o.DegradedRatio != 0 {
-		r.DegradedRatio = o.DegradedRatio
-	}
-	if o.ProbesPerMinute != 0 {
-		r.ProbesPerMinute = o.ProbesPerMinute
-	}
-	return r
-}
-
-// MaxConcurrent is datasource ds's concurrency cap (0: none).
-func (c Config) MaxConcurrent(ds string) int { return c.Datasources[ds].MaxConcurrent }
-
 // Log configures logging.
 type Log struct {
 	// Level is a logrus level: trace, debug, info, warn, error.
@@ -324,6 +292,7 @@ func (c Config) Redacted() Config {
 	if c.Dashboard.Password != "" {
 		out.Dashboard.Password = "<redacted>"
 	}
+	out.redactDatasources()
 	if len(c.APIKeys) > 0 {
 		out.APIKeys = make([]string, len(c.APIKeys))
 		for i := range out.APIKeys {
@@ -502,6 +471,14 @@ var envVars = []struct {
 	{EnvPublicURL, func(c *Config, v string) error { c.PublicURL = v; return nil }},
 	{EnvMetricsAddr, func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{EnvDashboardPass, func(c *Config, v string) error { c.Dashboard.Password = v; return nil }},
+	{EnvCheckerAllowHTTP, func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%s=%q is not true or false", EnvCheckerAllowHTTP, v)
+		}
+		c.Checkers.AllowHTTP = b
+		return nil
+	}},
 }
 
 // applyEnv overrides c with the CHECKD_* environment variables that are set
@@ -515,6 +492,7 @@ func (c *Config) applyEnv(getenv func(string) string) problems {
 			}
 		}
 	}
+	c.applyDatasourceSecrets(getenv)
 	return p
 }
 
@@ -544,6 +522,7 @@ func (c *Config) normalize() {
 	c.EncryptionOldKeys = splitList(strings.Join(c.EncryptionOldKeys, ","))
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
 	c.Log.Format = strings.ToLower(strings.TrimSpace(c.Log.Format))
+	c.normalizeDatasources()
 	if len(c.Demo.Companies) == 0 {
 		c.Demo.Companies = nil
 	}
@@ -584,6 +563,7 @@ func (c Config) problems() problems {
 	if c.Sandbox.Latency < 0 {
 		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
 	}
+	c.datasourceProblems(&p)
 	c.Store.problems(&p)
 	if c.Health.Enabled {
 		if err := c.Health.HealthRules.Validate("health"); err != nil {
@@ -592,20 +572,6 @@ func (c Config) problems() problems {
 		p.positive("health.recheckPerTick", c.Health.RecheckPerTick)
 	}
 	p.positiveDur("health.slotRetry", c.Health.SlotRetry)
-	for _, name := range slices.Sorted(maps.Keys(c.Datasources)) {
-		d := c.Datasources[name]
-		if !datasourceName.MatchString(name) {
-			p.add("datasources: %q is not a datasource name (lowercase letters, digits, - and _, at most 64)", name)
-		}
-		if d.MaxConcurrent < 0 {
-			p.add("datasources.%s.maxConcurrent is %d; use 0 (no cap) or more", name, d.MaxConcurrent)
-		}
-		if c.Health.Enabled {
-			if err := c.HealthRules(name).Validate("datasources." + name + ".health"); err != nil {
-				p.add("%v", err)
-			}
-		}
-	}
 	if c.Escalation.Enabled {
 		p.positive("escalation.failures", c.Escalation.Failures)
 		if c.Escalation.After < 0 {

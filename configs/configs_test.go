@@ -2,15 +2,17 @@ package configs
 
 import (
 	"errors"
-	"github.com/checkd/checkd/store"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/checkd/checkd/store"
 )
 
 // env is a fake environment for load, so tests stay parallel.
@@ -44,10 +46,10 @@ func TestDefaults(t *testing.T) {
 		Escalation: Escalation{Enabled: true, Failures: 3, After: 14 * 24 * time.Hour},
 		Health: Health{Enabled: true, HealthRules: store.HealthRules{Window: 15 * time.Minute, MinChecks: 20, DownRatio: 0.8,
 			DegradedRatio: 0.3, ProbesPerMinute: 3}, RecheckPerTick: 5000, SlotRetry: time.Second},
-		Datasources: map[string]Datasource{},
-		Log:         Log{Level: "info", Format: FormatAuto},
-		LinkTTL:     24 * time.Hour,
-		Dashboard:   Dashboard{User: "admin"},
+		Log:       Log{Level: "info", Format: FormatAuto},
+		LinkTTL:   24 * time.Hour,
+		Dashboard: Dashboard{User: "admin"},
+		Checkers:  Checkers{Defaults: DatasourceDefaults{Timeout: 90 * time.Second}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -281,7 +283,7 @@ func TestInvalid(t *testing.T) {
 		{"no probes", "health:\n  probesPerMinute: 0\n", nil, "health.probesPerMinute is 0"},
 		{"zero recheck", "health:\n  recheckPerTick: 0\n", nil, "health.recheckPerTick is 0"},
 		{"zero slot retry", "health:\n  slotRetry: 0s\n", nil, "health.slotRetry is 0s"},
-		{"bad datasource name", "datasources:\n  Big Site: {maxConcurrent: 1}\n", nil, `"Big Site" is not a datasource name`},
+		{"sandbox entry as a checker service", "datasources:\n  sandbox: {maxConcurrent: 5, checker: http}\n", nil, "its entry takes only maxConcurrent and health"},
 		{"negative cap", "datasources:\n  sandbox: {maxConcurrent: -1}\n", nil, "datasources.sandbox.maxConcurrent is -1"},
 		{"bad health override", "datasources:\n  sandbox:\n    health: {downRatio: 1.5}\n", nil, "datasources.sandbox.health.downRatio is 1.5"},
 		{"override below degraded", "datasources:\n  sandbox:\n    health: {downRatio: 0.2}\n", nil, "datasources.sandbox.health.degradedRatio is 0.3"},
@@ -516,10 +518,12 @@ func TestOffValues(t *testing.T) {
 }
 
 // TestDatasourceSettings: datasources.<name> overrides only the health
-// fields it sets, and caps only the datasource it names.
+// fields it sets, and caps only the datasource it names; the sandbox's
+// entry sets operations settings without making it a checker service.
 func TestDatasourceSettings(t *testing.T) {
 	t.Parallel()
-	c, err := Parse([]byte("health:\n  minChecks: 40\ndatasources:\n  slow:\n    maxConcurrent: 7\n    health: {downRatio: 0.9, window: 30m}\n"))
+	c, err := Parse([]byte("health:\n  minChecks: 40\ndatasources:\n  slow:\n    checker: http\n    url: https://slow.example.com/check\n" +
+		"    secret: " + testSecret + "\n    maxConcurrent: 7\n    health: {downRatio: 0.9, window: 30m}\n  sandbox:\n    maxConcurrent: 3\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +538,13 @@ func TestDatasourceSettings(t *testing.T) {
 	if got := c.HealthRules("sandbox"); got != other {
 		t.Errorf("sandbox's rules %+v, want health's %+v", got, other)
 	}
-	if c.MaxConcurrent("slow") != 7 || c.MaxConcurrent("sandbox") != 0 {
-		t.Errorf("caps: slow %d, sandbox %d; want 7 and 0", c.MaxConcurrent("slow"), c.MaxConcurrent("sandbox"))
+	if c.MaxConcurrent("slow") != 7 || c.MaxConcurrent("sandbox") != 3 || c.MaxConcurrent("other") != 0 {
+		t.Errorf("caps: slow %d, sandbox %d, other %d; want 7, 3 and 0", c.MaxConcurrent("slow"), c.MaxConcurrent("sandbox"), c.MaxConcurrent("other"))
+	}
+	if got := c.DatasourceNames(); !slices.Equal(got, []string{"slow"}) {
+		t.Errorf("checker services %v, want [slow] (the sandbox is built in)", got)
+	}
+	if c.Datasources["sandbox"].Timeout != 0 {
+		t.Errorf("the sandbox's entry took a checker timeout: %+v", c.Datasources["sandbox"])
 	}
 }

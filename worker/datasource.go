@@ -116,6 +116,35 @@ func (w *Worker) recordOutcome(ctx context.Context, ds string, st checks.Connect
 	}
 }
 
+// attempt runs an admitted check of connection connID at datasource ds
+// (a probe when probe) in one of the datasource's concurrency slots, and
+// records its outcome in the datasource's health window. It returns the
+// result and when the checker started, or the error for asynq: a
+// checks.RetryAfterError when every slot is held, until the task has
+// pushed it back for as long as a checker's Retry-After may (givenUp),
+// when that is the result to record instead.
+func (w *Worker) attempt(ctx context.Context, ds, connID, taskID string, slot time.Time, req checks.Request, probe bool) (checks.Result, time.Time, error) {
+	release, err := w.takeSlot(ctx, ds, taskID)
+	if err != nil {
+		if isRetryAfter(err) {
+			if res, ok := w.givenUp(ctx, slot, "no concurrency slot of the datasource was free", err); ok {
+				return res, w.cfg.Clock.Now(), nil
+			}
+		}
+		return checks.Result{}, time.Time{}, fmt.Errorf("check %s: %w", connID, err)
+	}
+	startedAt := w.cfg.Clock.Now()
+	res, err := w.run(ctx, connID, taskID, slot, req)
+	if release != nil {
+		release()
+	}
+	if err != nil {
+		return checks.Result{}, time.Time{}, err
+	}
+	w.recordOutcome(ctx, ds, res.Status, w.cfg.Clock.Now().Sub(startedAt), probe)
+	return res, startedAt, nil
+}
+
 // errNoSlot is the reason of a check put back for want of a slot.
 var errNoSlot = errors.New("every concurrency slot of the datasource is held")
 

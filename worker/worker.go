@@ -7,8 +7,14 @@
 // panics or times out) are recorded statuses, never task failures. A task
 // fails, and asynq retries it, only when the service itself could not do its
 // part: Redis unreachable, or a checker error wrapping checks.ErrTemporary
-// (on asynq's last attempt that one is recorded as OTHER_ERROR instead).
-// Retries are safe because the store applies each task ID once.
+// (on the last attempt that one is recorded as OTHER_ERROR instead). A
+// checks.RetryAfterError (a checker's "busy, come back after N seconds") is
+// retried after its delay without counting as a failed attempt: asynq's
+// IsFailure and RetryDelayFunc; once the check's slot is one check interval
+// old (the next slot's check is due), it is recorded as OTHER_ERROR instead. Check tasks carry one asynq retry more than
+// the configured retries (tasks.AsynqMaxRetry), kept for those: asynq
+// archives a failing task whose counter has reached its MaxRetry, counted
+// or not. Retries are safe because the store applies each task ID once.
 package worker
 
 import (
@@ -300,9 +306,22 @@ func isFailure(err error) bool {
 
 // HandleCheck is the check:connection handler (exported for tests and
 // benchmarks). It returns nil when the check was recorded or had nothing to
-// do, an error wrapping asynq.SkipRetry for a task that can never succeed,
-// and any other error for asynq to retry.
+// do, an error wrapping asynq.SkipRetry for a task that can never succeed
+// or has no counted retry left, and any other error for asynq to retry.
 func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
+	err := w.handle(ctx, t)
+	if err == nil || errors.Is(err, asynq.SkipRetry) {
+		return err
+	}
+	if _, ok := checks.RetryAfter(err); !ok && lastAttempt(ctx) {
+		// The retry asynq still has is kept for Retry-After (see the
+		// package documentation): this failure was the last counted one.
+		return fmt.Errorf("%w; no retry left: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseCheckPayload(t.Payload())
 	if err != nil {
 		return fmt.Errorf("check task: %w (enqueue checks with tasks.NewCheckTask); archived: %w", err, asynq.SkipRetry)
@@ -330,26 +349,16 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 
-	ds := target.Request.Datasource
+	ds, slot := target.Request.Datasource, time.UnixMilli(p.Slot)
 	adm, res, err := w.admission(ctx, ds, p.ConnectionID)
 	if err != nil {
 		return fmt.Errorf("check %s: %w", p.ConnectionID, err)
 	}
 	startedAt := w.cfg.Clock.Now()
 	if adm != store.NotAttempted {
-		release, err := w.takeSlot(ctx, ds, taskID)
-		if err != nil {
-			return fmt.Errorf("check %s: %w", p.ConnectionID, err)
-		}
-		startedAt = w.cfg.Clock.Now()
-		res, err = w.run(ctx, p.ConnectionID, taskID, target.Request)
-		if release != nil {
-			release()
-		}
-		if err != nil {
+		if res, startedAt, err = w.attempt(ctx, ds, p.ConnectionID, taskID, slot, target.Request, adm == store.Probe); err != nil {
 			return err
 		}
-		w.recordOutcome(ctx, ds, res.Status, w.cfg.Clock.Now().Sub(startedAt), adm == store.Probe)
 	}
 	rec, err := w.st.RecordCheck(ctx, target, store.CheckResult{
 		Attempt: taskID, StartedAt: startedAt, FinishedAt: w.cfg.Clock.Now(), Result: res})
@@ -404,7 +413,7 @@ func (w *Worker) entry(connID, taskID string) *logrus.Entry {
 // run calls the datasource's checker and turns every way it can fail into a
 // result to record. It returns an error only for what must be retried: the
 // task's own context ending (shutdown, asynq deadline) or ErrTemporary.
-func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Request) (checks.Result, error) {
+func (w *Worker) run(ctx context.Context, connID, taskID string, slot time.Time, req checks.Request) (checks.Result, error) {
 	c, err := w.reg.Lookup(req.Datasource)
 	if err != nil {
 		w.entry(connID, taskID).WithField("datasource", req.Datasource).Warn("no checker for datasource")
@@ -423,9 +432,15 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 		// (say, half the accounts listed): record the timeout instead.
 		return checks.Result{Status: checks.ConnWebsiteDown,
 			Detail: fmt.Sprintf("check timed out after %s", w.cfg.CheckTimeout)}, nil
+	case isRetryAfter(err):
+		if res, ok := w.givenUp(ctx, slot, "the checker asked to retry later", err); ok {
+			return res, nil
+		}
+		return checks.Result{}, fmt.Errorf("check %s: %w", connID, err)
 	case errors.Is(err, checks.ErrTemporary) && lastAttempt(ctx):
-		// No retry is left: record the failure, so the connection shows it
-		// (and its queued mark ends) instead of keeping a status no check saw.
+		// No counted retry is left: record the failure, so the connection
+		// shows it (and its queued mark ends) instead of keeping a status
+		// no check saw.
 		return checks.Result{Status: checks.ConnOtherError,
 			Detail: truncate(fmt.Sprintf("temporary failure on every attempt: %v", err))}, nil
 	case errors.Is(err, checks.ErrTemporary):
@@ -439,12 +454,46 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 	return res.Normalized(), nil
 }
 
-// lastAttempt reports whether asynq will not retry the task if it fails
-// now (outside asynq, say a test calling HandleCheck: no).
+// givenUp is the result to record instead of pushing a check back once
+// more with a checks.RetryAfterError (why says what pushed it back, err is
+// the error), if any: when the task has no retry left (only a task
+// enqueued without the kept retry, or one whose retries a crash recovery
+// used up, gets there), or when its slot is a whole check interval old
+// (the next slot's check is due by now: record why this one never ran
+// rather than push it on).
+func (w *Worker) givenUp(ctx context.Context, slot time.Time, why string, err error) (checks.Result, bool) {
+	switch {
+	case noRetryLeft(ctx):
+		return checks.Result{Status: checks.ConnOtherError,
+			Detail: truncate(fmt.Sprintf("%s, but the task has no retry left: %v", why, err))}, true
+	case w.cfg.Clock.Now().Sub(slot) >= w.st.Interval():
+		return checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf(
+			"%s on every attempt for a whole check interval (%s): %v", why, w.st.Interval(), err))}, true
+	}
+	return checks.Result{}, false
+}
+
+// lastAttempt reports whether a failure now would be the task's last
+// counted one: asynq's retry count has reached its MaxRetry less the retry
+// kept for Retry-After (tasks.AsynqMaxRetry). Outside asynq, say a test
+// calling HandleCheck: no.
 func lastAttempt(ctx context.Context) bool {
 	n, ok1 := asynq.GetRetryCount(ctx)
 	max, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= max-1
+}
+
+// noRetryLeft reports whether asynq archives the task if it fails now,
+// whatever the error.
+func noRetryLeft(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	max, ok2 := asynq.GetMaxRetry(ctx)
 	return ok1 && ok2 && n >= max
+}
+
+func isRetryAfter(err error) bool {
+	_, ok := checks.RetryAfter(err)
+	return ok
 }
 
 // checkOutcome is what a checker call gave.

@@ -34,7 +34,7 @@
 //	user_panic                panics
 //
 // Datasource scenario (issue 20's outage breaker): Checker.SetDown(true),
-// or the sandbox.down setting at start, makes the whole datasource down:
+// or Options.Down at New, makes the whole datasource down:
 // every check answers WEBSITE_DOWN, whatever the username, until
 // SetDown(false). Logins counts the checks that reached the website (none
 // is lost while it is down: they count too).
