@@ -22,6 +22,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/configs"
+	"github.com/checkd/checkd/internal/bench"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/testing/poll"
 	"github.com/checkd/checkd/internal/testing/redistest"
@@ -177,30 +178,6 @@ func (p *capProc) intervals() [][2]int64 {
 	return slices.Clone(p.iv)
 }
 
-// overlap is the most intervals [start, end) open at once.
-func overlap(iv [][2]int64) int {
-	type edge struct {
-		t int64
-		d int
-	}
-	var es []edge
-	for _, v := range iv {
-		es = append(es, edge{v[0], 1}, edge{v[1], -1})
-	}
-	slices.SortFunc(es, func(a, b edge) int {
-		if a.t != b.t {
-			return int(a.t - b.t)
-		}
-		return a.d - b.d
-	})
-	n, best := 0, 0
-	for _, e := range es {
-		n += e.d
-		best = max(best, n)
-	}
-	return best
-}
-
 // capSetup is a store over a real Redis database, a company of n
 // connections of capDS and their check tasks queued, and the children's
 // configuration.
@@ -262,7 +239,7 @@ func TestCapAcrossWorkerProcesses(t *testing.T) {
 	b.stop(t)
 	ia, ib := a.intervals(), b.intervals()
 	all := append(ia, ib...)
-	if got := overlap(all); got > capN || len(all) < n {
+	if got := bench.MaxOverlap(all); got > capN || len(all) < n {
 		t.Fatalf("%d checker calls, at most %d at once across both processes; want all %d, at most %d", len(all), got, n, capN)
 	}
 	if len(ia) == 0 || len(ib) == 0 {

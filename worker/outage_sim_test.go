@@ -139,32 +139,44 @@ func TestOutageMonth(t *testing.T) {
 			t.Fatalf("tick at %s: %v", at, err)
 		}
 		brMu.Lock()
-		open := len(opened) > len(closed)
+		open, closes := len(opened) > len(closed), len(closed)
 		brMu.Unlock()
-		if open {
-			ticksWhileOpen++
-		}
+		var tickLogins, tickChecks int
+		minutes := map[int64]bool{} // the fake minutes the tick's checks started in
 		for _, tk := range q.take() {
 			p, err := tasks.ParseCheckPayload(tk.Payload())
 			must(t, err)
 			before := sb.Logins()
+			minutes[e.clk.Now().Unix()/60] = true
 			if err := e.w.HandleCheck(ctx, tk); err != nil && !errors.Is(err, asynq.SkipRetry) {
 				t.Fatalf("check of %s: %v", p.ConnectionID, err)
 			}
 			login := sb.Logins() > before
 			now := e.clk.Advance(checkDur)
 			last[p.ConnectionID] = now
-			if open {
-				checksWhileOpen++
-				if login {
-					loginsWhileOpen++
-				}
+			tickChecks++
+			if login {
+				tickLogins++
 			}
 			if !login {
 				notAttempted[p.ConnectionID] = now
 			} else if _, was := notAttempted[p.ConnectionID]; was {
 				checkedAfterDown[p.ConnectionID] = now
 				delete(notAttempted, p.ConnectionID)
+			}
+		}
+		// A tick the breaker was open for from start to end: its logins
+		// are the probes of the minutes its checks started in, at most.
+		brMu.Lock()
+		wholeTick := open && len(opened) > len(closed) && len(closed) == closes
+		brMu.Unlock()
+		if wholeTick {
+			ticksWhileOpen++
+			checksWhileOpen += tickChecks
+			loginsWhileOpen += int64(tickLogins)
+			if tickLogins > len(minutes)*rules.ProbesPerMinute {
+				t.Errorf("tick at %s, the breaker open: %d logins in %d checks over %d minutes; want at most the %d probes a minute",
+					at, tickLogins, tickChecks, len(minutes), rules.ProbesPerMinute)
 			}
 		}
 		// Every connection recorded within the interval and a tick of its
@@ -192,10 +204,11 @@ func TestOutageMonth(t *testing.T) {
 	if opened[0].Before(outageFrom) || opened[0].After(outageFrom.Add(rules.Window)) || closed[0].Before(outageTo) || closed[0].After(outageTo.Add(time.Hour)) {
 		t.Errorf("breaker open %s to %s, outage %s to %s", opened[0], closed[0], outageFrom, outageTo)
 	}
-	// One probe a minute at most, and the checks of a tick fall in a
-	// minute or two.
-	if loginsWhileOpen > int64(2*ticksWhileOpen) || checksWhileOpen < 3*int(loginsWhileOpen) {
-		t.Errorf("while DOWN: %d logins in %d checks over %d ticks; want at most the probes", loginsWhileOpen, checksWhileOpen, ticksWhileOpen)
+	// The outage is two days of 10-minute ticks, less the window it takes
+	// to open and the tick it closes in.
+	if ticksWhileOpen < 250 || checksWhileOpen <= int(loginsWhileOpen) {
+		t.Errorf("while DOWN: %d ticks open from start to end, %d logins in %d checks; want about 280 ticks, most checks not attempted",
+			ticksWhileOpen, loginsWhileOpen, checksWhileOpen)
 	}
 	if len(checkedAfterDown) == 0 {
 		t.Fatal("no connection was not attempted: the breaker did nothing")

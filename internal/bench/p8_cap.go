@@ -243,15 +243,17 @@ func runCapRound(ctx context.Context, e *env, capped []string, slotBase time.Tim
 	}
 	win := (sz.P6Duration - sz.P6Warmup).Seconds()
 	out.free, out.capped = float64(freeWin)/win, float64(capWin)/win
-	out.maxConc = maxOverlap(intervals)
+	out.maxConc = MaxOverlap(intervals)
 	if err := flushAsynq(ctx, e.rdb); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// maxOverlap is the most intervals [start, end) open at once.
-func maxOverlap(iv [][2]int64) int {
+// MaxOverlap is the most intervals [start, end) open at once: the
+// concurrency of calls logged with their start and end (P8, and the
+// worker's test of the cap across processes).
+func MaxOverlap(iv [][2]int64) int {
 	type edge struct {
 		t int64
 		d int
