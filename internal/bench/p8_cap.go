@@ -34,7 +34,7 @@ const p8Conns = 1000
 
 // cappedShare is one in how many tasks of round B is the capped
 // datasource's, spread through the queue as a sweep mixes datasources: 400/s
-// of them reach the workers (at the uncapped ceiling of 2,000/s), four
+// of them reach the workers (at the uncapped ceiling of 2,000/s), eight
 // times what the cap lets through, so the cap, not the supply, bounds them.
 const cappedShare = 5
 
