@@ -160,7 +160,7 @@ func TestDatasourcesRoute(t *testing.T) {
 		if i < 4 {
 			st = checks.ConnConnected
 		}
-		if _, _, err := e.st.RecordOutcome(t.Context(), "sandbox", rules, st, time.Duration(i)*time.Second, false, e.clk.Now()); err != nil {
+		if _, _, err := e.st.RecordOutcome(t.Context(), "sandbox", "cn_test", rules, st, time.Duration(i)*time.Second, false, e.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

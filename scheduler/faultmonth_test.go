@@ -831,14 +831,20 @@ func (s *fmSim) assertBreaker(now time.Time, openAtStart bool, closesAtStart, ca
 	if closedAt.IsZero() || now.Sub(closedAt) < fmTick {
 		return
 	}
-	if len(late) > 0 {
-		slices.Sort(late)
-		s.t.Fatalf("at %s, %s after the breaker closed: %d connections not attempted not checked again, e.g. %v",
-			now, now.Sub(closedAt), len(late), late[:min(5, len(late))])
-	}
 	hs, err := s.st.DatasourceHealths(s.ctx, []string{"sim"}, func(ds string) (store.HealthRules, int) { return fmHealth(ds), 0 }, now)
 	if err != nil {
 		s.t.Fatalf("at %s: read the datasource's health: %v", now, err)
+	}
+	if len(late) > 0 {
+		slices.Sort(late)
+		for i, l := range late[:min(5, len(late))] {
+			id, _, _ := strings.Cut(l, " ")
+			if cn, err := s.st.GetConnection(s.ctx, id); err == nil {
+				late[i] += fmt.Sprintf(": %s %q, last check %v", cn.Status, cn.StatusErrorDetail, cn.LastCheckAt)
+			}
+		}
+		s.t.Fatalf("at %s, %s after the breaker closed: %d connections not attempted not checked again (the store has %+v), e.g. %v",
+			now, now.Sub(closedAt), len(late), hs, late[:min(5, len(late))])
 	}
 	if len(hs) != 1 || hs[0].NotAttempted != 0 || hs[0].Breaker != "closed" {
 		s.t.Fatalf("at %s, %s after the breaker closed: the store shows %+v, want the breaker closed and no connection waiting", now, now.Sub(closedAt), hs)

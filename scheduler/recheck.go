@@ -13,35 +13,50 @@ import (
 
 // recheck enqueues again, at once, the checks not attempted while their
 // datasource was DOWN, once its outage breaker closed: at most
-// Config.RecheckPerTick a tick (the rest on the next ticks), through
-// OnDemand.EnqueueNow like any on-demand check. A connection whose enqueue
-// failed stays listed for the next tick.
+// Config.RecheckPerTick a tick, through OnDemand.EnqueueNow like any
+// on-demand check. A connection stays listed until its check is attempted
+// (the worker forgets it then), so one whose re-check was not enqueued,
+// was deduplicated against a check still in flight (the very one not
+// attempted, say) or was skipped is enqueued again on a later tick. One
+// whose check is queued already costs a queued-mark lookup and is passed
+// over: a tick looks at up to recheckLook × RecheckPerTick listed
+// connections, so those still queued from the last tick do not hold back
+// the rest.
 func (s *Scheduler) recheck(ctx context.Context, now time.Time) (int, error) {
 	if s.cfg.RecheckPerTick <= 0 {
 		return 0, nil
 	}
-	todo, err := s.st.TakeNotAttempted(ctx, s.cfg.RecheckPerTick)
+	todo, err := s.st.TakeNotAttempted(ctx, recheckLook*s.cfg.RecheckPerTick, now)
 	if err != nil || len(todo) == 0 {
 		return 0, err
 	}
-	done := todo[:0:0]
+	var enqueued, failed int
 	var firstErr error
 	for _, c := range todo {
-		if _, err := s.onDemand.EnqueueNow(ctx, c.ConnectionID, time.Time{}, tasks.ReasonBreakerClosed); err != nil {
+		if enqueued == s.cfg.RecheckPerTick {
+			break
+		}
+		e, err := s.onDemand.EnqueueNow(ctx, c.ConnectionID, time.Time{}, tasks.ReasonBreakerClosed)
+		switch {
+		case err != nil:
+			failed++
 			if firstErr == nil {
 				firstErr = fmt.Errorf("enqueue the re-check of %s: %w", c.ConnectionID, err)
 			}
-			continue
+		case e.Enqueued:
+			enqueued++
 		}
-		done = append(done, c) // enqueued, or one already queued: either is its check
 	}
-	if err := s.st.DoneNotAttempted(ctx, done); err != nil {
-		return len(done), err
+	if enqueued > 0 || failed > 0 {
+		s.log.WithFields(logrus.Fields{"rechecked": enqueued, "failed": failed}).
+			Info("checks not attempted while their datasource was down enqueued again")
 	}
-	s.log.WithFields(logrus.Fields{"rechecked": len(done), "failed": len(todo) - len(done)}).
-		Info("checks not attempted while their datasource was down enqueued again")
-	return len(done), firstErr
+	return enqueued, firstErr
 }
+
+// recheckLook is how many listed connections a tick looks at for each
+// re-check it may enqueue.
+const recheckLook = 4
 
 // recheckOnDemand builds the OnDemand of the re-checks: the scheduler's
 // enqueuer, clock and task options (OnDemand puts them on the critical

@@ -22,7 +22,8 @@ import (
 // are not attempted but recorded as WEBSITE_DOWN (AdmitCheck), except a
 // few probes a minute; a probe that succeeds closes it, and the scheduler
 // then checks again every connection not attempted meanwhile
-// (TakeNotAttempted).
+// (TakeNotAttempted) until its check is attempted (RecordOutcome forgets
+// it then).
 
 // Health of a datasource.
 const (
@@ -101,6 +102,7 @@ func (b Breaker) NotAttemptedDetail(ds string) string {
 //	KEYS[3] -> P ds:<name>:w, the window: "<minute>:n" checks, ":f"
 //	           site failures, ":s" successes
 //	KEYS[4] -> P ds:<name>:d, the newest durations (ms)
+//	KEYS[5] -> P ds:<name>:na, connections not attempted
 //	ARGV[1] -> the datasource's name
 //	ARGV[2] -> now (ms)
 //	ARGV[3] -> "f" a site failure, "s" a success, "" anything else
@@ -110,11 +112,14 @@ func (b Breaker) NotAttemptedDetail(ds string) string {
 //	ARGV[7] -> minChecks
 //	ARGV[8] -> downRatio
 //	ARGV[9] -> how many durations to keep
+//	ARGV[10] -> the connection ID: attempted now, no longer waiting for
+//	           its re-check
 //
 // Returns {open (1|0), since, checks, failures, change}: change is 1 when
 // this outcome opened the breaker, -1 when it closed it, else 0.
 var recordOutcomeScript = redis.NewScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[10])
 local now = tonumber(ARGV[2])
 local m = math.floor(now / 60000)
 local win = tonumber(ARGV[6])
@@ -161,12 +166,14 @@ const (
 	BreakerClosed OutcomeChange = -1
 )
 
-// RecordOutcome adds a check's outcome (its connection status, how long it
-// took, whether it was a probe) to datasource ds's window under rules, at
-// now, and returns the breaker after it and what it did: a window at or
-// over DownRatio of site failures opens it; a probe that reached the
-// website closes it and empties the window.
-func (s *Store) RecordOutcome(ctx context.Context, ds string, rules HealthRules, st checks.ConnectionStatus,
+// RecordOutcome adds the outcome of an attempted check of connection
+// connID (its connection status, how long it took, whether it was a probe)
+// to datasource ds's window under rules, at now, and returns the breaker
+// after it and what it did: a window at or over DownRatio of site failures
+// opens it; a probe that reached the website closes it and empties the
+// window. A connection not attempted earlier is no longer waiting for its
+// re-check.
+func (s *Store) RecordOutcome(ctx context.Context, ds, connID string, rules HealthRules, st checks.ConnectionStatus,
 	took time.Duration, probe bool, now time.Time) (Breaker, OutcomeChange, error) {
 	kind := ""
 	switch {
@@ -179,8 +186,8 @@ func (s *Store) RecordOutcome(ctx context.Context, ds string, rules HealthRules,
 	if probe {
 		p = "1"
 	}
-	v, err := s.batch.Run(ctx, recordOutcomeScript, []string{s.kDatasources(), s.kBreaker(ds), s.kWindow(ds), s.kDurations(ds)},
-		ds, ms(now), kind, took.Milliseconds(), p, int64(rules.Window/time.Minute), rules.MinChecks, rules.DownRatio, durationSamples).Int64Slice()
+	v, err := s.batch.Run(ctx, recordOutcomeScript, []string{s.kDatasources(), s.kBreaker(ds), s.kWindow(ds), s.kDurations(ds), s.kNotAttempted(ds)},
+		ds, ms(now), kind, took.Milliseconds(), p, int64(rules.Window/time.Minute), rules.MinChecks, rules.DownRatio, durationSamples, connID).Int64Slice()
 	if err != nil || len(v) != 5 {
 		return Breaker{}, 0, fmt.Errorf("record the outcome of a %s check: %w", ds, errors.Join(err, errShape(len(v), 5)))
 	}
@@ -264,10 +271,15 @@ type NotAttemptedConn struct {
 	Datasource, ConnectionID string
 }
 
-// TakeNotAttempted lists up to limit connections not attempted while their
-// datasource was DOWN, of datasources whose breaker is closed again: the
-// scheduler checks them again (then DoneNotAttempted).
-func (s *Store) TakeNotAttempted(ctx context.Context, limit int) ([]NotAttemptedConn, error) {
+// TakeNotAttempted lists, at now, up to limit connections not attempted
+// while their datasource was DOWN, of datasources whose breaker is closed again, the
+// oldest first: the scheduler enqueues their checks again. Each stays
+// listed until its check is attempted (RecordOutcome), or needs none
+// (DoneNotAttempted): a re-check skipped, lost or deduplicated against the
+// very check that was not attempted is enqueued again on a later call,
+// never dropped. One not attempted more than a check interval ago has had
+// its weekly check since (or was deleted): it is dropped here.
+func (s *Store) TakeNotAttempted(ctx context.Context, limit int, now time.Time) ([]NotAttemptedConn, error) {
 	names, err := s.rdb.SMembers(ctx, s.kDatasources()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list datasources: %w", err)
@@ -285,6 +297,10 @@ func (s *Store) TakeNotAttempted(ctx context.Context, limit int) ([]NotAttempted
 		if open == "1" {
 			continue
 		}
+		old := strconv.FormatInt(ms(now.Add(-s.cfg.Interval)), 10)
+		if err := s.rdb.ZRemRangeByScore(ctx, s.kNotAttempted(ds), "-inf", "("+old).Err(); err != nil {
+			return nil, fmt.Errorf("drop connections not attempted an interval ago at %s: %w", ds, err)
+		}
 		ids, err := s.rdb.ZRange(ctx, s.kNotAttempted(ds), 0, int64(limit-len(out)-1)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("list connections not attempted at %s: %w", ds, err)
@@ -296,8 +312,9 @@ func (s *Store) TakeNotAttempted(ctx context.Context, limit int) ([]NotAttempted
 	return out, nil
 }
 
-// DoneNotAttempted forgets connections TakeNotAttempted listed, once their
-// check is enqueued.
+// DoneNotAttempted forgets connections not attempted that need no re-check:
+// their check was skipped (the connection deactivated, its company
+// inactive, its credentials blocked).
 func (s *Store) DoneNotAttempted(ctx context.Context, done []NotAttemptedConn) error {
 	p := s.rdb.Pipeline()
 	for _, c := range done {

@@ -90,15 +90,17 @@ func (w *Worker) admission(ctx context.Context, ds, connID string) (store.Admiss
 	return adm, checks.Result{}, nil
 }
 
-// recordOutcome adds a check's outcome to its datasource's health window
-// and logs a breaker that opened or closed. A failure only loses this
-// outcome from the window.
-func (w *Worker) recordOutcome(ctx context.Context, ds string, st checks.ConnectionStatus, took time.Duration, probe bool) {
+// recordOutcome adds an attempted check's outcome to its datasource's
+// health window (the connection, if it was not attempted earlier, no
+// longer waits for its re-check) and logs a breaker that opened or
+// closed. A failure only loses this outcome from the window (and may
+// check the connection once more).
+func (w *Worker) recordOutcome(ctx context.Context, ds, connID string, st checks.ConnectionStatus, took time.Duration, probe bool) {
 	if w.cfg.Datasources.Health == nil {
 		return
 	}
 	now := w.cfg.Clock.Now()
-	b, change, err := w.st.RecordOutcome(ctx, ds, w.cfg.Datasources.Health(ds), st, took, probe, now)
+	b, change, err := w.st.RecordOutcome(ctx, ds, connID, w.cfg.Datasources.Health(ds), st, took, probe, now)
 	if err != nil {
 		w.log.WithError(err).WithField("datasource", ds).Warn("could not record a check's outcome in the datasource's health window")
 		return
@@ -141,8 +143,20 @@ func (w *Worker) attempt(ctx context.Context, ds, connID, taskID string, slot ti
 	if err != nil {
 		return checks.Result{}, time.Time{}, err
 	}
-	w.recordOutcome(ctx, ds, res.Status, w.cfg.Clock.Now().Sub(startedAt), probe)
+	w.recordOutcome(ctx, ds, connID, res.Status, w.cfg.Clock.Now().Sub(startedAt), probe)
 	return res, startedAt, nil
+}
+
+// skipped forgets a connection whose check was skipped as ineligible
+// (deactivated, company inactive, credentials blocked) if it was waiting
+// for its re-check after an outage: it needs none.
+func (w *Worker) skipped(ctx context.Context, ds, connID string) {
+	if w.cfg.Datasources.Health == nil {
+		return
+	}
+	if err := w.st.DoneNotAttempted(ctx, []store.NotAttemptedConn{{Datasource: ds, ConnectionID: connID}}); err != nil {
+		w.log.WithError(err).WithField("datasource", ds).Warn("could not forget a skipped connection's re-check; the scheduler enqueues it again")
+	}
 }
 
 // errNoSlot is the reason of a check put back for want of a slot.

@@ -346,6 +346,9 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 			w.entry(p.ConnectionID, taskID).WithField("reason", string(target.Skip)).Info("check skipped")
 		}
 		w.clearQueued(ctx, p.ConnectionID, taskID)
+		if target.Skip != checks.SkipServed {
+			w.skipped(ctx, target.Connection.Datasource.Name, p.ConnectionID)
+		}
 		return nil
 	}
 

@@ -30,7 +30,7 @@ func TestDatasourceGauges(t *testing.T) {
 		t.Errorf("a datasource without checks: HEALTHY = %v, want 1", v)
 	}
 	for range 25 {
-		if _, _, err := f.st.RecordOutcome(ctx, "sandbox", rules, checks.ConnWebsiteDown, time.Second, false, f.clk.Now()); err != nil {
+		if _, _, err := f.st.RecordOutcome(ctx, "sandbox", "cn_test", rules, checks.ConnWebsiteDown, time.Second, false, f.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
