@@ -182,6 +182,9 @@ func appendHist(b []byte, h *histRec) []byte {
 	if h.A != "" {
 		b = jsontext.AppendString(append(b, `,"a":`...), h.A)
 	}
+	if h.B != "" {
+		b = jsontext.AppendString(append(b, `,"b":`...), h.B)
+	}
 	if h.Tr == nil {
 		return append(b, `,"x":null}`...)
 	}
@@ -221,6 +224,7 @@ func appendEvent(b []byte, ev *Event) ([]byte, bool) {
 		return b, false
 	}
 	b = jsontext.AppendString(append(b, `","cause":`...), ev.Cause)
+	b = jsontext.AppendString(append(b, `,"actor":`...), ev.Actor)
 	if len(ev.ProtectedChanges) > 0 {
 		b = jsontext.AppendStrings(append(b, `,"protectedChanges":`...), ev.ProtectedChanges)
 	}

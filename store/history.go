@@ -32,7 +32,8 @@ import (
 //   - a number n: the creation element (time createdAt, cause "created",
 //     one connection transition from "" to status code n, no detail);
 //   - an array [dt, cause, attempt, tr...], where dt is the element's time
-//     less createdAt in ms; cause a code of causeCodes or the cause itself;
+//     less createdAt in ms; cause a code of causeCodes or the cause itself,
+//     or [cause, actor] for a change made with an actor (Origin);
 //     attempt, left out when there is none, a number d for the check
 //     attempt ":<T−d>" (a check task's short ID ends with its slot in ms,
 //     so d is how long after its slot the check finished) or the short
@@ -162,7 +163,7 @@ func (r *connRec) appendHistory(dst []byte, elems []histRec) []byte {
 }
 
 func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
-	if h.C == CauseCreated && h.T == r.CreatedAt && h.A == "" && len(h.Tr) == 1 &&
+	if h.C == CauseCreated && h.T == r.CreatedAt && h.A == "" && h.B == "" && len(h.Tr) == 1 &&
 		h.Tr[0][0] == "" && h.Tr[0][1] == "" && h.Tr[0][3] == "" {
 		if c := statusIndex[h.Tr[0][2]]; c > 0 {
 			return strconv.AppendInt(dst, int64(c), 10)
@@ -171,7 +172,12 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 	dst = append(dst, '[')
 	dst = strconv.AppendInt(dst, h.T-r.CreatedAt, 10)
 	dst = append(dst, ',')
-	dst = appendCode(dst, causeIndex, h.C)
+	if h.B != "" {
+		dst = append(appendCode(append(dst, '['), causeIndex, h.C), ',')
+		dst = append(jsontext.AppendString(dst, h.B), ']')
+	} else {
+		dst = appendCode(dst, causeIndex, h.C)
+	}
 	if h.A != "" {
 		dst = append(dst, ',')
 		if slot, ok := slotAttempt(h.A); ok {
@@ -227,7 +233,7 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 		return fmt.Errorf("time: %w", err)
 	}
 	*h = histRec{T: r.CreatedAt + dt}
-	if h.C, err = decodeCode(causeCodes, items[1]); err != nil {
+	if err := decodeCause(items[1], h); err != nil {
 		return fmt.Errorf("cause: %w", err)
 	}
 	rest := items[2:]
@@ -253,6 +259,29 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 		}
 	}
 	return nil
+}
+
+// decodeCause reads an element's cause item: a cause code or string, or
+// [cause, actor].
+func decodeCause(raw []byte, h *histRec) error {
+	if raw[0] != '[' {
+		var err error
+		h.C, err = decodeCode(causeCodes, raw)
+		return err
+	}
+	var buf [2][]byte
+	parts, err := jsontext.SplitArray(raw, buf[:0])
+	if err != nil {
+		return err
+	}
+	if len(parts) != 2 || parts[1][0] != '"' {
+		return fmt.Errorf("%.40s is not [cause, actor]", raw)
+	}
+	if h.C, err = decodeCode(causeCodes, parts[0]); err != nil {
+		return err
+	}
+	h.B, err = jsontext.DecodeString(parts[1])
+	return err
 }
 
 func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {

@@ -37,36 +37,38 @@ import (
 //	P keys                hash    fingerprint → seal sequence of every key a stored credential may be
 //	                              sealed with, and #seq, the sequence (rekey.go)
 //	P rekey               hash    the re-encryption's run: target key, lease, SCAN cursor, pass, counts
+//	P ak                  hash    API key name → the key's SHA-256 (hex): the runtime API keys (apikeys.go)
+//	P akh                 hash    API key SHA-256 (hex) → the key's name, scopes, companies and creation
 //
 // Keys are plain strings with no hash tags: the scripts take keys of
 // several connections and of shared indexes at once, which a Redis Cluster
 // would refuse (see New).
 
-func (s *Store) kConn(id string) string      { return s.cfg.Prefix + "c:" + id }
-func (s *Store) kCompany(id string) string   { return s.cfg.Prefix + "co:" + id }
-func (s *Store) kCompanies() string          { return s.cfg.Prefix + "companies" }
-func (s *Store) kCompanyEpoch() string       { return s.cfg.Prefix + "coep" }
-func (s *Store) kCursor() string             { return s.cfg.Prefix + "sw" }
-func (s *Store) kSweepLock() string          { return s.cfg.Prefix + "sw:lock" }
-func (s *Store) kScheduleInterval() string   { return s.cfg.Prefix + "sw:iv" }
-func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
-func (s *Store) kInflight() string           { return s.cfg.Prefix + "fl" }
-func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
-func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
-func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
-func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
-func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
-func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
-func (s *Store) kDatasources() string        { return s.cfg.Prefix + "ds" }
-func (s *Store) kBreaker(ds string) string   { return s.cfg.Prefix + "ds:" + ds }
-func (s *Store) kWindow(ds string) string    { return s.cfg.Prefix + "ds:" + ds + ":w" }
-func (s *Store) kDurations(ds string) string { return s.cfg.Prefix + "ds:" + ds + ":d" }
-func (s *Store) kNotAttempted(ds string) string {
-	return s.cfg.Prefix + "ds:" + ds + ":na"
-}
-func (s *Store) kSlots(ds string) string { return s.cfg.Prefix + "ds:" + ds + ":sem" }
-func (s *Store) kKeys() string           { return s.cfg.Prefix + "keys" }
-func (s *Store) kRekey() string          { return s.cfg.Prefix + "rekey" }
+func (s *Store) kConn(id string) string         { return s.cfg.Prefix + "c:" + id }
+func (s *Store) kCompany(id string) string      { return s.cfg.Prefix + "co:" + id }
+func (s *Store) kCompanies() string             { return s.cfg.Prefix + "companies" }
+func (s *Store) kCompanyEpoch() string          { return s.cfg.Prefix + "coep" }
+func (s *Store) kCursor() string                { return s.cfg.Prefix + "sw" }
+func (s *Store) kSweepLock() string             { return s.cfg.Prefix + "sw:lock" }
+func (s *Store) kScheduleInterval() string      { return s.cfg.Prefix + "sw:iv" }
+func (s *Store) kDue() string                   { return s.cfg.Prefix + "due" }
+func (s *Store) kInflight() string              { return s.cfg.Prefix + "fl" }
+func (s *Store) kIndex(co, st string) string    { return s.cfg.Prefix + "ix:" + co + ":" + st }
+func (s *Store) kCounts() string                { return s.cfg.Prefix + "n" }
+func (s *Store) kHistory(id string) string      { return s.cfg.Prefix + "h:" + id }
+func (s *Store) kEvents() string                { return s.cfg.Prefix + "ev" }
+func (s *Store) kQueued() string                { return s.cfg.Prefix + "q" }
+func (s *Store) kOnce(name string) string       { return s.cfg.Prefix + "once:" + name }
+func (s *Store) kDatasources() string           { return s.cfg.Prefix + "ds" }
+func (s *Store) kBreaker(ds string) string      { return s.cfg.Prefix + "ds:" + ds }
+func (s *Store) kWindow(ds string) string       { return s.cfg.Prefix + "ds:" + ds + ":w" }
+func (s *Store) kDurations(ds string) string    { return s.cfg.Prefix + "ds:" + ds + ":d" }
+func (s *Store) kNotAttempted(ds string) string { return s.cfg.Prefix + "ds:" + ds + ":na" }
+func (s *Store) kSlots(ds string) string        { return s.cfg.Prefix + "ds:" + ds + ":sem" }
+func (s *Store) kKeys() string                  { return s.cfg.Prefix + "keys" }
+func (s *Store) kRekey() string                 { return s.cfg.Prefix + "rekey" }
+func (s *Store) kAPIKeys() string               { return s.cfg.Prefix + "ak" }
+func (s *Store) kAPIKeyHashes() string          { return s.cfg.Prefix + "akh" }
 
 // kNewClaim is the key of a new on-demand claim (P fl:<claim>).
 func (s *Store) kNewClaim() string { return newID(s.cfg.Prefix + "fl:") }
