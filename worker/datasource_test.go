@@ -8,6 +8,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/store"
 	"github.com/checkd/checkd/worker"
 )
 
@@ -71,5 +72,45 @@ func TestCheckWithoutSlot(t *testing.T) {
 	if got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "no concurrency slot") ||
 		!strings.Contains(got.StatusErrorDetail, "whole check interval") {
 		t.Fatalf("status %s %q, want OTHER_ERROR naming the slots and the interval", got.Status, got.StatusErrorDetail)
+	}
+}
+
+// TestSkippedCheckForgetsItsRecheck: a connection not attempted while its
+// datasource was DOWN, then deactivated, needs no re-check: the worker
+// that skips its check takes it off the re-check list.
+func TestSkippedCheckForgetsItsRecheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	ctx := context.Background()
+	rules := store.HealthRules{Window: time.Minute, MinChecks: 1, DownRatio: 0.5, DegradedRatio: 0.5, ProbesPerMinute: 1}
+	cn := e.connection(t, sandbox.Datasource, "user_good")
+	notAttempted := func() int64 {
+		t.Helper()
+		hs, err := e.st.DatasourceHealths(ctx, nil, func(string) (store.HealthRules, int) { return rules, 0 }, e.clk.Now())
+		must(t, err)
+		for _, h := range hs {
+			if h.Name == sandbox.Datasource {
+				return h.NotAttempted
+			}
+		}
+		return 0
+	}
+	_, _, err := e.st.RecordOutcome(ctx, sandbox.Datasource, "cn_other", rules, checks.ConnWebsiteDown, time.Second, false, e.clk.Now())
+	must(t, err)
+	if adm, _, _ := e.st.AdmitCheck(ctx, sandbox.Datasource, "cn_other", rules, e.clk.Now()); adm != store.Probe {
+		t.Fatalf("first admission %v, want the probe", adm)
+	}
+	if adm, _, _ := e.st.AdmitCheck(ctx, sandbox.Datasource, cn.ID, rules, e.clk.Now()); adm != store.NotAttempted {
+		t.Fatalf("second admission %v, want NotAttempted", adm)
+	}
+	if n := notAttempted(); n != 1 {
+		t.Fatalf("%d waiting for a re-check, want 1", n)
+	}
+	off := false
+	_, err = e.st.UpdateDetails(ctx, cn.ID, store.DetailsPatch{IsActive: &off})
+	must(t, err)
+	must(t, e.w.HandleCheck(ctx, task(t, cn.ID, e.clk.Now())))
+	if n := notAttempted(); n != 0 {
+		t.Fatalf("%d waiting for a re-check after the deactivated connection's check was skipped, want 0", n)
 	}
 }
