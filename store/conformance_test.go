@@ -505,7 +505,8 @@ func runConformance(t *testing.T, b backend) {
 		if !reflect.DeepEqual(*evs[3].Old, down) || !reflect.DeepEqual(evs[3].Connection, blocked) {
 			t.Fatalf("event connections\nold %+v\nwant %+v\nnew %+v\nwant %+v", *evs[3].Old, down, evs[3].Connection, blocked)
 		}
-		want = []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures", "accounts"}
+		want = []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures",
+			"lastCheckStatus", "lastCheckDetail", "accounts"}
 		if !slices.Equal(evs[3].ProtectedChanges, want) {
 			t.Fatalf("protectedChanges = %v, want %v", evs[3].ProtectedChanges, want)
 		}
@@ -969,6 +970,8 @@ func runConformance(t *testing.T, b backend) {
 			}
 		}
 	})
+	runOpsConformance(t, b)
+	runHealthConformance(t, b)
 }
 
 // snapshot renders everything stored about a connection, for comparisons.

@@ -67,7 +67,7 @@ type Event struct {
 var changedFieldNames = []string{
 	"name", "isActive", "status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail",
 	"lastCheckAt", "lastSuccessAt", "consecutiveFailures", "startDate", "occupancyMultiplier",
-	"credentialsUpdatedAt", "accounts", "credentials",
+	"credentialsUpdatedAt", "siteIds", "lastCheckStatus", "lastCheckDetail", "investigation", "accounts", "credentials",
 }
 
 // changeSet is a set of changedFieldNames, as bits.
@@ -87,6 +87,10 @@ const (
 	chStartDate
 	chOccupancy
 	chCredUpdated
+	chSiteIDs
+	chLastCheckStatus
+	chLastCheckDetail
+	chInvestigation
 	chAccounts
 	chCredentials
 )
@@ -126,6 +130,12 @@ func changedFields(a, b *connRec) (changed changeSet, emits bool) {
 	set(chStartDate, a.StartDate != b.StartDate)
 	set(chOccupancy, a.Occupancy != b.Occupancy)
 	set(chCredUpdated, a.CredUpdated != b.CredUpdated)
+	set(chSiteIDs, !slices.Equal(a.SiteIDs, b.SiteIDs))
+	as, ad := a.lastCheckOutcome()
+	bs, bd := b.lastCheckOutcome()
+	set(chLastCheckStatus, as != bs)
+	set(chLastCheckDetail, ad != bd)
+	set(chInvestigation, a.investigation() != b.investigation())
 	accts, timestamps := accountsDiffer(a.Accounts, b.Accounts)
 	set(chAccounts, accts)
 	set(chCredentials, !bytes.Equal(a.Cred, b.Cred))
@@ -146,7 +156,7 @@ func accountsDiffer(a, b []acctRec) (differ, timestampsOnly bool) {
 	for i := range a {
 		x, y := &a[i], &b[i]
 		if x.ID != y.ID || x.Number != y.Number || x.Name != y.Name || x.tracking() != y.tracking() ||
-			x.Status != y.Status || x.FirstSeen != y.FirstSeen || x.Detail != y.Detail || x.created() != y.created() {
+			x.Status != y.Status || x.FirstSeen != y.FirstSeen || x.Detail != y.Detail || x.created() != y.created() || x.Dup != y.Dup {
 			return true, false
 		}
 		if x.LastUpdate != y.LastUpdate {
@@ -160,7 +170,7 @@ func accountsDiffer(a, b []acctRec) (differ, timestampsOnly bool) {
 // the copy keeps the record as read.
 func (r *connRec) clone() *connRec {
 	c := *r
-	c.Accounts = slices.Clone(r.Accounts)
+	c.Accounts, c.SiteIDs = slices.Clone(r.Accounts), slices.Clone(r.SiteIDs)
 	return &c
 }
 

@@ -53,9 +53,13 @@ func viewDiff(t testing.TB, a, b Connection) (changed []string, emits bool) {
 	t.Helper()
 	oa, ma := viewFields(t, a)
 	ob, mb := viewFields(t, b)
+	// GET details' order: the struct's (a field omitted when empty on one
+	// side is placed as the struct places it).
 	var order []string
-	for _, k := range append(oa, ob...) {
-		if !slices.Contains(order, k) {
+	ct := reflect.TypeFor[Connection]()
+	for i := range ct.NumField() {
+		k, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
+		if slices.Contains(oa, k) || slices.Contains(ob, k) {
 			order = append(order, k)
 		}
 	}
@@ -249,20 +253,22 @@ func testEventsExact(t *testing.T, b backend) {
 		pc    []string
 	}{
 		{"first check", check("c1", ok("A", "B")), []string{EventConnectionUpdated, EventConnectionValidated},
-			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "lastCheckAt", "lastSuccessAt", "accounts"}},
+			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "lastCheckAt", "lastSuccessAt", "lastCheckStatus", "accounts"}},
 		{"same result again: timestamps only", check("c2", ok("A", "B")), nil, nil},
 		{"an account's name appears", check("c3", withName(ok("A", "B"), "Main meter")), []string{EventConnectionUpdated},
 			[]string{"statusLastUpdateTime", "lastCheckAt", "lastSuccessAt", "accounts"}},
 		{"a new account", check("c4", withName(ok("A", "B", "C"), "Main meter")), []string{EventConnectionUpdated},
 			[]string{"statusLastUpdateTime", "lastCheckAt", "lastSuccessAt", "accounts"}},
 		{"website down", check("c5", fail(checks.ConnWebsiteDown, "503")), []string{EventConnectionUpdated, EventConnectionValidated},
-			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures", "accounts"}},
+			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures",
+				"lastCheckStatus", "lastCheckDetail", "accounts"}},
 		{"down again, same detail: a failure more", check("c6", fail(checks.ConnWebsiteDown, "503")), []string{EventConnectionUpdated},
 			[]string{"statusLastUpdateTime", "lastCheckAt", "consecutiveFailures", "accounts"}},
 		{"down again, another detail", check("c7", fail(checks.ConnWebsiteDown, "502")), []string{EventConnectionUpdated},
-			[]string{"statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures", "accounts"}},
+			[]string{"statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures", "lastCheckDetail", "accounts"}},
 		{"recovered", check("c8", withName(ok("A", "B", "C"), "Main meter")), []string{EventConnectionUpdated, EventConnectionValidated},
-			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "lastSuccessAt", "consecutiveFailures", "accounts"}},
+			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "lastSuccessAt", "consecutiveFailures",
+				"lastCheckStatus", "lastCheckDetail", "accounts"}},
 		{"rename", admin(func() error { _, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{Name: ptr("Plant")}); return err }),
 			[]string{EventConnectionUpdated}, []string{"name"}},
 		{"start date and occupancy", admin(func() error {
@@ -291,8 +297,24 @@ func testEventsExact(t *testing.T, b backend) {
 		{"another company's change", admin(func() error { _, err := f.s.SetCompanyActive(f.ctx, other.ID, false); return err }), nil, nil},
 		{"company reactivated", admin(func() error { _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, true); return err }),
 			[]string{EventConnectionUpdated}, []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "accounts"}},
+		{"site assignments", admin(func() error {
+			_, err := f.s.UpdateDetails(f.ctx, c.ID, DetailsPatch{SiteIDs: &[]string{"site-1", "site-2"}})
+			return err
+		}),
+			[]string{EventConnectionUpdated}, []string{"siteIds"}},
+		{"flagged for investigation", admin(func() error { _, err := f.s.FlagInvestigation(f.ctx, c.ID, "bills look wrong"); return err }),
+			[]string{EventConnectionUpdated}, []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "investigation"}},
+		{"a new investigation note", admin(func() error { _, err := f.s.FlagInvestigation(f.ctx, c.ID, "meter swapped"); return err }),
+			[]string{EventConnectionUpdated}, []string{"statusLastUpdateTime", "statusErrorDetail", "investigation"}},
+		{"investigation cleared", admin(func() error { _, err := f.s.ClearInvestigation(f.ctx, c.ID); return err }),
+			[]string{EventConnectionUpdated}, []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "investigation"}},
+		{"an account flagged OLD_ACCOUNT", admin(func() error {
+			_, err := f.s.FlagAccount(f.ctx, c.ID, AccountFlag{AccountID: accountID(2), Status: checks.AcctOldAccount})
+			return err
+		}), []string{EventConnectionUpdated}, []string{"accounts"}},
 		{"password rejected", check("c9", fail(checks.ConnPasswordIncorrect, "rejected")), []string{EventConnectionUpdated, EventConnectionValidated},
-			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures", "accounts"}},
+			[]string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "statusErrorDetail", "lastCheckAt", "consecutiveFailures",
+				"lastCheckStatus", "lastCheckDetail", "accounts"}},
 		{"credentials replaced while blocked", admin(func() error {
 			_, err := f.s.UpdateCredentials(f.ctx, c.ID, checks.Credentials{Username: "user_good", Password: "newer"})
 			return err

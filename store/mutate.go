@@ -59,6 +59,9 @@ type mutation struct {
 	// credentials with ("" when it sealed none): noted in the key
 	// registry in the same step (see rekey.go).
 	sealedWith string
+	// write: an adminWrite's fn changed the record without a transition
+	// (a new note or duplicateOf), so there is something to write.
+	write bool
 	// reseal: the write only seals the same credentials under another key
 	// (rekey.go), which changes nothing GET details shows: no event, the
 	// sequence kept.

@@ -112,20 +112,23 @@ func ExampleEvent(typ string) store.Event {
 	conn := store.Connection{ID: "cn_0123456789abcdef", CompanyID: "co_0123456789abcdef",
 		Datasource: store.Datasource{Name: "sandbox"}, Name: "Head office", IsActive: true, CreatedAt: created,
 		Status: checks.ConnConnected, StatusFirstSeenTime: at, StatusLastUpdateTime: at,
-		LastCheckAt: &at, LastSuccessAt: &at, NextCheckAt: &next, Accounts: []store.Account{acct}}
+		LastCheckAt: &at, LastSuccessAt: &at, NextCheckAt: &next, SiteIDs: []string{}, LastCheckStatus: checks.ConnConnected,
+		Accounts: []store.Account{acct}}
 	ev := store.Event{Types: []string{typ}, Sequence: 2, Time: at, Cause: store.CauseCheck,
 		ConnectionID: conn.ID, CompanyID: conn.CompanyID, Connection: conn}
 	switch typ {
 	case store.EventConnectionCreated:
 		conn.Status, conn.StatusFirstSeenTime, conn.StatusLastUpdateTime = checks.ConnPending, created, created
 		conn.LastCheckAt, conn.LastSuccessAt, conn.NextCheckAt, conn.Accounts = nil, nil, &created, []store.Account{}
+		conn.LastCheckStatus = ""
 		ev.Connection, ev.Sequence, ev.Time, ev.Cause = conn, 1, created, store.CauseCreated
 	case store.EventConnectionUpdated:
 		old := conn
 		old.Status, old.StatusFirstSeenTime, old.StatusLastUpdateTime = checks.ConnPending, created, created
 		old.LastCheckAt, old.LastSuccessAt, old.NextCheckAt, old.Accounts = nil, nil, nil, []store.Account{}
+		old.LastCheckStatus = ""
 		ev.Old = &old
-		ev.ProtectedChanges = []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "lastCheckAt", "lastSuccessAt", "accounts"}
+		ev.ProtectedChanges = []string{"status", "statusFirstSeenTime", "statusLastUpdateTime", "lastCheckAt", "lastSuccessAt", "lastCheckStatus", "accounts"}
 	}
 	return ev
 }

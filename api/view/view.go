@@ -47,6 +47,9 @@ type Connection struct {
 func Of(c store.Connection) Connection {
 	in, _ := c.Status.Info() // an unknown stored status leaves the derived fields empty
 	out := Connection{Connection: c, StatusInfo: Info(in), Accounts: make([]Account, len(c.Accounts))}
+	if c.Investigation != nil && c.Investigation.By == store.InvestigationAutomatic {
+		out.StatusReason = checks.ReasonContinuedFailures
+	}
 	for i, a := range c.Accounts {
 		ai, _ := a.Status.Info()
 		out.Accounts[i] = Account{Account: a, StatusInfo: Info(ai)}

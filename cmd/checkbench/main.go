@@ -1,5 +1,5 @@
 // Command checkbench is checkd's load benchmark (make bench): it starts a
-// throwaway redis-server on a free loopback port and measures the seven
+// throwaway redis-server on a free loopback port and measures the
 // performance targets side by side with raw asynq (see package bench and
 // BENCHMARKS.md).
 //
