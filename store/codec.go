@@ -193,6 +193,9 @@ func appendHist(b []byte, h *histRec) []byte {
 	if h.A != "" {
 		b = appendString(append(b, `,"a":`...), h.A)
 	}
+	if h.B != "" {
+		b = appendString(append(b, `,"b":`...), h.B)
+	}
 	if h.Tr == nil {
 		return append(b, `,"x":null}`...)
 	}

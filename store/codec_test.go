@@ -310,7 +310,7 @@ func FuzzHistRec(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := fuzzData(data)
-		h := histRec{T: d.int64(), C: d.str(), A: d.str()}
+		h := histRec{T: d.int64(), C: d.str(), A: d.str(), B: d.str()}
 		if d.byte()%3 > 0 {
 			h.Tr = [][4]string{}
 			for range d.byte() % 4 {

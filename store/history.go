@@ -29,7 +29,8 @@ import (
 //   - a number n: the creation element (time createdAt, cause "created",
 //     one connection transition from "" to status code n, no detail);
 //   - an array [dt, cause, attempt, tr...], where dt is the element's time
-//     less createdAt in ms; cause a code of causeCodes or the cause itself;
+//     less createdAt in ms; cause a code of causeCodes or the cause itself,
+//     or [cause, actor] for a change made with an actor (Origin);
 //     attempt, left out when there is none, a number d for the check
 //     attempt ":<T−d>" (a check task's short ID ends with its slot in ms,
 //     so d is how long after its slot the check finished) or the short
@@ -172,7 +173,12 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 	dst = append(dst, '[')
 	dst = strconv.AppendInt(dst, h.T-r.CreatedAt, 10)
 	dst = append(dst, ',')
-	dst = appendCode(dst, causeIndex, h.C)
+	if h.B != "" {
+		dst = append(appendCode(append(dst, '['), causeIndex, h.C), ',')
+		dst = append(appendString(dst, h.B), ']')
+	} else {
+		dst = appendCode(dst, causeIndex, h.C)
+	}
 	if h.A != "" {
 		dst = append(dst, ',')
 		if slot, ok := slotAttempt(h.A); ok {
@@ -228,7 +234,7 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 		return fmt.Errorf("time: %w", err)
 	}
 	*h = histRec{T: r.CreatedAt + dt}
-	if h.C, err = decodeCode(causeCodes, items[1]); err != nil {
+	if err := decodeCause(items[1], h); err != nil {
 		return fmt.Errorf("cause: %w", err)
 	}
 	rest := items[2:]
@@ -254,6 +260,29 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 		}
 	}
 	return nil
+}
+
+// decodeCause reads an element's cause item: a cause code or string, or
+// [cause, actor].
+func decodeCause(raw []byte, h *histRec) error {
+	if raw[0] != '[' {
+		var err error
+		h.C, err = decodeCode(causeCodes, raw)
+		return err
+	}
+	var buf [2][]byte
+	parts, err := splitInto(raw, buf[:0])
+	if err != nil {
+		return err
+	}
+	if len(parts) != 2 || parts[1][0] != '"' {
+		return fmt.Errorf("%.40s is not [cause, actor]", raw)
+	}
+	if h.C, err = decodeCode(causeCodes, parts[0]); err != nil {
+		return err
+	}
+	h.B, err = decodeString(parts[1])
+	return err
 }
 
 func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {

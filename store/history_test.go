@@ -58,6 +58,10 @@ func TestHistoryCompactForm(t *testing.T) {
 			`[[-3,"admin:future",` + strconv.FormatInt(ca-4, 10) + `,["ac_zzzzzzzzzz","NEW_STATUS",0]]]`},
 		{"details that need escaping", []histRec{{T: ca + 1, C: CauseCheck, Tr: [][4]string{{"", "CONNECTED", "OTHER_ERROR", "a \"quoted\" <b>&\\ é\n\u2028"}}}}, ""},
 		{"no transition", []histRec{{T: ca + 1, C: CauseSettings}}, `[[1,8]]`},
+		{"a change with an actor: [cause, actor]", []histRec{
+			{T: ca + 9, C: "console:deactivate", B: "admin", Tr: [][4]string{{"", "CONNECTED", "DEACTIVATED", ""}}},
+			{T: ca + 8, C: CauseCredentials, B: "ops \"lead\"", Tr: [][4]string{{"", "PASSWORD_INCORRECT", "PENDING", ""}}},
+		}, `[[9,["console:deactivate","admin"],[0,2,9]],[8,[7,"ops \"lead\""],[0,10,1]]]`},
 		{"every cause and status has a code", func() []histRec {
 			var hs []histRec
 			for _, c := range causeCodes {

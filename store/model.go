@@ -82,7 +82,10 @@ type HistoryEntry struct {
 	To        string    `json:"to"`
 	Detail    string    `json:"detail,omitempty"`
 	Cause     string    `json:"cause"`
-	Attempt   string    `json:"attempt,omitempty"`
+	// Actor is who made the change, when it was made with an Origin
+	// (the console's logged-in user).
+	Actor   string `json:"actor,omitempty"`
+	Attempt string `json:"attempt,omitempty"`
 }
 
 // Causes of a history entry and of a change event.
@@ -163,6 +166,7 @@ type histRec struct {
 	T  int64       `json:"t"`
 	C  string      `json:"c"`
 	A  string      `json:"a,omitempty"`
+	B  string      `json:"b,omitempty"` // the actor (Origin.Actor)
 	Tr [][4]string `json:"x"`
 }
 
@@ -237,7 +241,7 @@ func (h histRec) public(connID string) []HistoryEntry {
 	out := make([]HistoryEntry, len(h.Tr))
 	for i, tr := range h.Tr {
 		out[i] = HistoryEntry{Time: fromMS(h.T), AccountID: tr[0], From: tr[1], To: tr[2], Detail: tr[3], Cause: h.C,
-			Attempt: longAttempt(connID, h.A)}
+			Actor: h.B, Attempt: longAttempt(connID, h.A)}
 	}
 	return out
 }

@@ -125,6 +125,7 @@ var errRetry = errors.New("record changed concurrently")
 var errCompanyChanged = errors.New("company changed concurrently")
 
 func (s *Store) commit(ctx context.Context, m *mutation) error {
+	m.originate(ctx)
 	keys, args, err := s.commitArgs(m)
 	if err != nil {
 		return err
@@ -151,6 +152,7 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 // the script's 1, 0 or -1. The script must be loaded (loadCommit): a
 // pipeline cannot fall back from EVALSHA to EVAL.
 func (s *Store) commitCmd(ctx context.Context, p redis.Pipeliner, m *mutation) (*redis.Cmd, error) {
+	m.originate(ctx)
 	keys, args, err := s.commitArgs(m)
 	if err != nil {
 		return nil, err
