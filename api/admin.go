@@ -9,11 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 )
 
@@ -122,44 +121,10 @@ type QueueList struct {
 }
 
 // ReasonAlreadyQueued is why a refresh or an admin change enqueued no check.
-const ReasonAlreadyQueued = "a check is already queued or running"
+const ReasonAlreadyQueued = scheduler.ReasonAlreadyQueued
 
 // enqueueTimeout bounds enqueueing a check (and undoing its queued mark).
 const enqueueTimeout = 10 * time.Second
-
-// errQueueUnavailable marks a failed enqueue (as opposed to a store error).
-var errQueueUnavailable = errors.New("task queue unavailable")
-
-// enqueueCheck enqueues a check of id for slot on the critical queue unless
-// one is already queued or running (store.MarkQueued is the gate). A failed
-// enqueue undoes the mark and wraps errQueueUnavailable. ctx should outlive
-// the client: the caller detaches it from the request.
-func (s *Server) enqueueCheck(ctx context.Context, id string, slot time.Time, reason string) (RefreshResult, error) {
-	ok, err := s.st.MarkQueued(ctx, id)
-	if err != nil {
-		return RefreshResult{}, err
-	}
-	if !ok {
-		return RefreshResult{Reason: ReasonAlreadyQueued}, nil
-	}
-	opts := append(slices.Clone(s.cfg.TaskOptions), asynq.Queue(tasks.QueueCritical))
-	task, err := tasks.NewCheckTask(id, slot, reason, opts...)
-	if err == nil {
-		_, err = s.cfg.Enqueuer.EnqueueContext(ctx, task)
-	}
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		// The task of this very slot exists (the scheduler enqueued the same
-		// due slot): it is the check. The mark stays; it expires anyway.
-		return RefreshResult{Reason: ReasonAlreadyQueued}, nil
-	}
-	if err != nil {
-		if cerr := s.st.ClearQueued(ctx, id); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-		return RefreshResult{}, fmt.Errorf("%w: enqueue check of %s: %w", errQueueUnavailable, id, err)
-	}
-	return RefreshResult{Enqueued: true, TaskID: tasks.CheckTaskID(id, slot)}, nil
-}
 
 // detached is the request's context without its cancellation, bounded: work
 // that must finish once started (an enqueue and its undo, spending a link
@@ -177,40 +142,29 @@ func (s *Server) afterChange(r *http.Request, ch store.Change, reason string) Co
 	if !ch.CheckNow {
 		return out
 	}
-	if s.cfg.Enqueuer == nil {
+	if s.onDemand == nil {
 		out.CheckNote = "no task queue is configured for the API: the scheduler checks the connection on its next tick"
 		return out
 	}
-	// The store made the connection due on demand at this slot. (Not
-	// NextCheckAt: a weekly slot the sweep has yet to reach may come first,
-	// and a task of its ID on this queue would not meet the sweep's.)
-	slot := ch.DueAt
-	if slot.IsZero() {
-		slot = s.cfg.Clock.Now()
-	}
+	// The store made the connection due on demand at ch.DueAt, the task's
+	// slot. (Not NextCheckAt: a weekly slot the sweep has yet to reach may
+	// come first, and a task of its ID on this queue would not meet the
+	// sweep's.)
 	ctx, cancel := detached(r)
 	defer cancel()
-	res, err := s.enqueueCheck(ctx, ch.Connection.ID, slot, reason)
-	if err != nil {
+	res, err := s.onDemand.EnqueueNow(ctx, ch.Connection.ID, ch.DueAt, reason)
+	if err != nil && !res.Enqueued {
 		s.logError(r, err, "api: enqueue check after an admin change")
 		out.CheckNote = "the check could not be enqueued now: the scheduler checks the connection on its next tick"
 		return out
 	}
 	out.CheckEnqueued, out.CheckTaskID, out.CheckNote = res.Enqueued, res.TaskID, res.Reason
-	if !res.Enqueued {
-		return out // the check already queued runs; the scheduler is the backstop
-	}
-	// The check is enqueued, so the due slot is served: move it on as the
-	// scheduler does after enqueueing (only if it is still that slot), or
-	// the next sweep would check the connection a second time.
-	now := s.cfg.Clock.Now()
-	moved, err := s.st.ServeDue(ctx, ch.Connection.ID, slot, now)
-	if err != nil {
+	if err != nil { // enqueued, but its due slot stays: the worker skips the sweep's task as served
 		s.logError(r, err, "api: advance the due slot of an enqueued check")
 		return out
 	}
-	if moved {
-		next := checks.NextSlot(ch.Connection.ID, now, s.st.Interval()).UTC()
+	if !res.NextCheckAt.IsZero() {
+		next := res.NextCheckAt
 		out.NextCheckAt = &next
 	}
 	return out
@@ -306,7 +260,7 @@ func (s *Server) updateCredentials(w http.ResponseWriter, r *http.Request, id st
 }
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request, id string) {
-	if s.cfg.Enqueuer == nil {
+	if s.onDemand == nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable,
 			"on-demand checks are not available: this API has no task queue configured; the scheduler still checks every connection on its schedule")
 		return
@@ -326,8 +280,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	ctx, cancel := detached(r)
 	defer cancel()
-	res, err := s.enqueueCheck(ctx, id, s.cfg.Clock.Now(), tasks.ReasonRefresh)
-	if errors.Is(err, errQueueUnavailable) {
+	res, err := s.onDemand.EnqueueNow(ctx, id, time.Time{}, tasks.ReasonRefresh)
+	if errors.Is(err, scheduler.ErrQueueUnavailable) {
 		s.logError(r, err, "api: enqueue refresh")
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the check could not be enqueued: the task queue is unavailable; retry in a moment")
@@ -337,7 +291,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, id string) {
 		s.storeError(w, r, err, connectionNotFound(id))
 		return
 	}
-	writeJSON(w, http.StatusAccepted, res)
+	writeJSON(w, http.StatusAccepted, RefreshResult{Enqueued: res.Enqueued, TaskID: res.TaskID, Reason: res.Reason})
 }
 
 // publicURL is the base of handed-out links.

@@ -85,6 +85,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/startstop"
+	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 )
 
@@ -116,8 +117,8 @@ type Config struct {
 	// connections wait for the scheduler's next tick (they are due at once).
 	Enqueuer Enqueuer
 	// TaskOptions are added to every check the API enqueues (asynq.Timeout,
-	// asynq.MaxRetry, ...); the queue is always tasks.QueueCritical, and
-	// the retention defaults to an hour (see enqueueCheck).
+	// asynq.MaxRetry, ...); the queue is always tasks.QueueCritical (see
+	// scheduler.OnDemand).
 	TaskOptions []asynq.Option
 	// Inspector reads and pauses the task queues: an *asynq.Inspector.
 	// Optional: without it the queue routes answer 503.
@@ -141,9 +142,7 @@ func ConfigFrom(c configs.Config) Config {
 }
 
 // Enqueuer enqueues asynq tasks; *asynq.Client implements it.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
+type Enqueuer = scheduler.Enqueuer
 
 // QueueInspector reads and controls asynq queues; *asynq.Inspector
 // implements it.
@@ -171,6 +170,9 @@ type Server struct {
 	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
 	// method (see connectionRoute).
 	connRoutes map[string]map[string]connHandler
+	// onDemand enqueues the checks of refreshes and admin changes; nil
+	// without Config.Enqueuer.
+	onDemand *scheduler.OnDemand
 
 	life startstop.Lifecycle
 	srv  *http.Server  // set by Start
@@ -220,6 +222,12 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: http.NewServeMux(), addr: cfg.Addr}
+	if cfg.Enqueuer != nil {
+		var err error
+		if s.onDemand, err = scheduler.NewOnDemand(st, cfg.Enqueuer, cfg.Clock, cfg.TaskOptions...); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+	}
 	s.routes()
 	s.handler = s.withRequestID(s.withAccessLog(s.withRecovery(http.HandlerFunc(s.dispatch))))
 	return s, nil

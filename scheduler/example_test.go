@@ -14,6 +14,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 )
@@ -65,4 +66,49 @@ func ExampleScheduler_Tick() {
 	// Output:
 	// claimed 1, enqueued 1, already queued 0, failed 0
 	// claimed 0, enqueued 0, already queued 0, failed 0
+}
+
+// An API refresh (or an admin change, a webhook...) enqueues a check at
+// once on the critical queue, without a running Scheduler; a second one
+// while the first is queued enqueues nothing.
+func ExampleOnDemand_EnqueueNow() {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	stCfg := configs.Default().StoreConfig() // checkd's defaults
+	key, _ := store.GenerateKey()
+	stCfg.Cipher, _ = store.NewCipher(key)
+	stCfg.Clock = clk
+	st, err := store.New(rdb, stCfg)
+	if err != nil {
+		panic(err)
+	}
+	co, _ := st.CreateCompany(ctx, store.NewCompany{Name: "Acme"})
+	cn, err := st.CreateConnection(ctx, store.NewConnection{CompanyID: co.ID, Datasource: "sandbox",
+		Credentials: checks.Credentials{Username: "user_good", Password: "secret"}})
+	if err != nil {
+		panic(err)
+	}
+
+	od, err := scheduler.NewOnDemand(st, asynq.NewClientFromRedisClient(rdb), clk, asynq.MaxRetry(3))
+	if err != nil {
+		panic(err)
+	}
+	for range 2 {
+		res, err := od.EnqueueNow(ctx, cn.ID, time.Time{}, tasks.ReasonRefresh)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("enqueued %v %q\n", res.Enqueued, res.Reason)
+	}
+	// Output:
+	// enqueued true ""
+	// enqueued false "a check is already queued or running"
 }

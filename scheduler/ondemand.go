@@ -111,7 +111,7 @@ func (o *OnDemand) EnqueueNow(ctx context.Context, id string, due time.Time, rea
 	// due index as the sweep does after enqueueing (only if it is still that
 	// slot), or the next sweep would check the connection a second time.
 	now := o.clk.Now()
-	served, err := o.st.ServeDue(ctx, id, due, now)
+	served, err := o.st.ServeDue(ctx, id, due)
 	if err != nil {
 		return out, err
 	}

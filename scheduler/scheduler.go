@@ -1,8 +1,8 @@
 // Package scheduler is checkd's cron-driven sweep: on every tick it
 // enqueues one asynq check task per due connection and slot, from two
-// sources in the store: the on-demand due index (first checks of new
-// connections, reactivations, retries) and the weekly schedule, walked by a
-// cursor from the last sweep to now.
+// sources in the store, each walked as a store.Sweep: the on-demand due
+// index (first checks of new connections, reactivations, retries) and the
+// weekly schedule, walked by a cursor from the last sweep to now.
 //
 // Cost and eligibility. Both only hold eligible connections: the store's
 // atomic writes remove a connection when it becomes credential-blocked,
@@ -31,6 +31,12 @@
 // backlog after downtime drains over several ticks instead of flooding the
 // queues; a scheduler down for longer than an interval checks each
 // connection once, not once per missed slot.
+//
+// Checks now. OnDemand enqueues one check at once, outside the sweep, on
+// the critical queue (an API refresh, an admin change that makes a
+// connection checkable) under the same rules: one check of a connection
+// queued or running at a time, and a due slot enqueued once. It needs no
+// running Scheduler.
 package scheduler
 
 import (

@@ -755,11 +755,16 @@ func TestReclaimedPartialClaimsInOneTick(t *testing.T) {
 	// each (acknowledged), and failed that one.
 	var left []string
 	for range 3 {
-		items, err := e.st.ClaimDue(ctx, e.clk.Now(), e.clk.Now().Add(lease), batch)
+		claim := e.st.SweepOnDemand(e.clk.Now(), lease)
+		items, err := claim.Next(ctx, batch)
 		if err != nil || len(items) != batch {
 			t.Fatalf("claim: %d items, %v", len(items), err)
 		}
-		if _, err := e.st.AdvanceDue(ctx, items[1:], e.clk.Now().Add(lease), e.clk.Now()); err != nil {
+		ok := make([]bool, len(items))
+		for i := 1; i < len(ok); i++ {
+			ok[i] = true // acknowledged; items[0] failed
+		}
+		if err := claim.Ack(ctx, items, ok); err != nil {
 			t.Fatal(err)
 		}
 		left = append(left, items[0].ConnectionID)

@@ -36,15 +36,6 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (TickStats, error) 
 	return s.tick(ctx, now)
 }
 
-// source is where a tick's due connections come from: claim returns the
-// next batch and whether it is the last (empty: none was left), ack takes
-// each batch once every item was tried, ok[i] telling whether items[i]'s
-// task is queued.
-type source struct {
-	claim func(ctx context.Context, limit int) (items []store.DueItem, last bool, err error)
-	ack   func(ctx context.Context, items []store.DueItem, ok []bool) error
-}
-
 // batch is one claim round in flight. Every enqueuer gets the batch and
 // takes items by an atomic cursor: a few channel operations per batch
 // instead of one per item, and no goroutine wake-up per item.
@@ -71,53 +62,19 @@ type tickRun struct {
 // tick is Tick without the lock.
 func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) {
 	began := time.Now() // wall time: Duration measures work, not the simulated clock
-	leaseUntil := now.Add(s.cfg.Lease)
 	var (
 		stats TickStats
 		run   tickRun
 		errs  []error
 	)
-	// Claimed on demand this tick: their check runs after now, so it serves
-	// their weekly slot too. Not a reclaimed claim: its check may have run
-	// before the weekly slot, and its task may be refused as already done.
-	var claimed map[string]bool
-	onDemand := source{
-		claim: func(ctx context.Context, limit int) ([]store.DueItem, bool, error) {
-			items, err := s.st.ClaimDue(ctx, now, leaseUntil, limit)
-			for _, it := range items {
-				if it.Reclaimed {
-					continue
-				}
-				if claimed == nil {
-					claimed = map[string]bool{}
-				}
-				claimed[it.ConnectionID] = true
-			}
-			// A reclaimed claim is one batch's unacknowledged rest, often
-			// short: only a short fresh claim means the due index is empty.
-			reclaimed := len(items) > 0 && items[0].Reclaimed
-			return items, len(items) < limit && !reclaimed, err
-		},
-		ack: func(ctx context.Context, items []store.DueItem, ok []bool) error {
-			var queued []store.DueItem
-			for i, it := range items {
-				if ok[i] {
-					queued = append(queued, it)
-				}
-			}
-			if len(queued) == 0 {
-				return nil
-			}
-			_, err := s.st.AdvanceDue(ctx, queued, leaseUntil, now)
-			return err
-		},
-	}
+	onDemand := s.st.SweepOnDemand(now, s.cfg.Lease)
 	remaining, err := s.drain(ctx, onDemand, s.cfg.MaxPerTick, &stats, &run)
+	err = errors.Join(err, onDemand.End(ctx))
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if remaining > 0 && err == nil {
-		if err := s.sweepWeekly(ctx, now, remaining, claimed, &stats, &run); err != nil {
+		if err := s.sweepWeekly(ctx, now, remaining, onDemand, &stats, &run); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -134,42 +91,15 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) 
 }
 
 // sweepWeekly enqueues the weekly slots from the sweep cursor to now, at
-// most limit, unless another scheduler is sweeping. A connection in skip
-// (enqueued on demand by this tick) is not enqueued a second time.
-func (s *Scheduler) sweepWeekly(ctx context.Context, now time.Time, limit int, skip map[string]bool, stats *TickStats, run *tickRun) error {
+// most limit, unless another scheduler is sweeping. A connection the tick's
+// on-demand sweep claimed is not enqueued a second time (store.SkipServed).
+func (s *Scheduler) sweepWeekly(ctx context.Context, now time.Time, limit int, onDemand *store.Sweep, stats *TickStats, run *tickRun) error {
 	sw, err := s.st.BeginSweep(ctx, now, s.cfg.Lease)
 	if err != nil || sw == nil {
 		return err
 	}
-	claim := func(ctx context.Context, limit int) ([]store.DueItem, bool, error) {
-		for {
-			items, err := sw.Next(ctx, limit)
-			last := len(items) < limit
-			if err != nil || len(skip) == 0 || len(items) == 0 {
-				return items, last, err
-			}
-			kept := items[:0:0]
-			for _, it := range items {
-				if !skip[it.ConnectionID] {
-					kept = append(kept, it)
-				}
-			}
-			if len(kept) > 0 {
-				return kept, last, nil // Ack needs only one item of a batch to know it
-			}
-			all := make([]bool, len(items)) // every one skipped: served, acknowledge at once
-			for i := range all {
-				all[i] = true
-			}
-			if err := sw.Ack(ctx, items, all); err != nil {
-				return nil, true, err
-			}
-			if last {
-				return nil, true, nil
-			}
-		}
-	}
-	_, err = s.drain(ctx, source{claim: claim, ack: sw.Ack}, limit, stats, run)
+	sw.SkipServed(onDemand)
+	_, err = s.drain(ctx, sw, limit, stats, run)
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), advanceTimeout)
 	defer cancel()
 	return errors.Join(err, sw.End(ectx))
@@ -177,7 +107,7 @@ func (s *Scheduler) sweepWeekly(ctx context.Context, now time.Time, limit int, s
 
 // drain claims batches from src, at most limit items, enqueues them and
 // acknowledges each batch; it returns how many of limit are left.
-func (s *Scheduler) drain(ctx context.Context, src source, limit int, stats *TickStats, run *tickRun) (int, error) {
+func (s *Scheduler) drain(ctx context.Context, src *store.Sweep, limit int, stats *TickStats, run *tickRun) (int, error) {
 	var (
 		work     chan *batch
 		done     chan *batch
@@ -206,7 +136,7 @@ func (s *Scheduler) drain(ctx context.Context, src source, limit int, stats *Tic
 	remaining := limit
 	for remaining > 0 && !ackFail.Load() {
 		want := min(s.cfg.BatchSize, remaining)
-		items, last, err := src.claim(ctx, want)
+		items, err := src.Next(ctx, want)
 		if err != nil {
 			claimErr = err
 			break
@@ -214,7 +144,7 @@ func (s *Scheduler) drain(ctx context.Context, src source, limit int, stats *Tic
 		if len(items) == 0 {
 			break
 		}
-		short := last
+		short := len(items) < want && src.Done() // the last batch: no need to ask again
 		if work == nil {
 			start(len(items), short)
 		}
@@ -281,19 +211,19 @@ func (s *Scheduler) enqueueBatches(ctx context.Context, work <-chan *batch, done
 	run.failed.Add(nf)
 }
 
-// acknowledge hands each finished batch to src.ack, until done is closed.
+// acknowledge hands each finished batch to src.Ack, until done is closed.
 // Acknowledging runs even when the tick's context is cancelled (bounded by
 // advanceTimeout): an unacknowledged batch is offered again later and costs
 // a second enqueue attempt, refused by asynq while it holds the task. After
 // a failure the claim loop stops (failed is set) and the rest is drained.
-func (s *Scheduler) acknowledge(ctx context.Context, src source, done <-chan *batch, failed *atomic.Bool) error {
+func (s *Scheduler) acknowledge(ctx context.Context, src *store.Sweep, done <-chan *batch, failed *atomic.Bool) error {
 	var errs []error
 	for b := range done {
 		if failed.Load() {
 			continue
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), advanceTimeout)
-		err := src.ack(actx, b.items, b.ok)
+		err := src.Ack(actx, b.items, b.ok)
 		cancel()
 		if err != nil {
 			// Their tasks are queued; the batch is offered again later with

@@ -152,7 +152,7 @@ func TestReclaimedClaimKeepsWeeklySlot(t *testing.T) {
 	weekly := checks.NextSlot(cn.ID, t0, defaultInterval)
 	// The scheduler that died: its claims (every connection created), then
 	// the worker's first checks; no acknowledgement.
-	items, err := e.st.ClaimDue(ctx, t0, t0.Add(lease), 100)
+	items, err := e.st.SweepOnDemand(t0, lease).Next(ctx, 100)
 	if err != nil || len(items) == 0 {
 		t.Fatalf("claim: %v %v", items, err)
 	}

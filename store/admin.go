@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/checkd/checkd/checks"
 )
 
@@ -141,61 +139,30 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 	err := s.update(ctx, id, "", func(r *connRec) (*mutation, error) {
 		ch = Change{}
 		now := ms(s.cfg.Clock.Now())
-		m := &mutation{}
-		var trs []transition
-		var changed []string // the settings the patch changes, as the event names them
-		cause := CauseSettings
-		if p.Name != nil && strings.TrimSpace(*p.Name) != r.Name {
-			r.Name, changed = strings.TrimSpace(*p.Name), append(changed, "name")
-		}
-		if p.StartDate != nil && *p.StartDate != r.StartDate {
-			r.StartDate, changed = *p.StartDate, append(changed, "startDate")
-		}
-		if p.OccupancyMultiplier != nil && *p.OccupancyMultiplier != r.Occupancy {
-			r.Occupancy, changed = *p.OccupancyMultiplier, append(changed, "occupancyMultiplier")
-		}
-		if len(changed) == 0 && (p.IsActive == nil || *p.IsActive != r.Inactive) {
+		changed := p.applySettings(r) // the settings the patch changes, as the event names them
+		toggle := p.IsActive != nil && *p.IsActive == r.Inactive
+		if len(changed) == 0 && !toggle {
 			ch.Connection = r.public(0)
 			return nil, nil // nothing changes: no write, no history, no event
 		}
-		if p.IsActive != nil && *p.IsActive == r.Inactive { // a real change
+		m := &mutation{}
+		var trs []transition
+		cause := CauseSettings
+		if toggle {
 			changed = append(changed, "isActive")
 			r.void()
-			if !*p.IsActive {
-				cause = CauseDeactivated
-				r.Inactive = true
-				r.save()
-				if r.Status != string(checks.ConnCompanyInactive) {
-					trs = r.move(string(checks.ConnDeactivated), "", now, trs)
-				}
-				m.due = dueRemove
-			} else {
+			if *p.IsActive {
 				cause = CauseReactivated
-				r.Inactive = false
-				// The company's flag, read now and guarded by the write: a
-				// company deactivation under way (flag down, connections
-				// converted index by index) may have passed the index the
-				// restored status would go to.
-				active, err := s.companyFlag(ctx, r.CompanyID)
-				if err != nil {
-					return nil, fmt.Errorf("reactivate connection %s: %w", r.ID, err)
+				var err error
+				if trs, err = s.reactivate(ctx, r, now, m); err != nil {
+					return nil, err
 				}
-				m.companyActive = "0"
-				if active {
-					m.companyActive = "1"
-				}
-				switch {
-				case r.Status != string(checks.ConnDeactivated):
-				case active:
-					trs = r.restore(now, trs)
-				default: // as the company's deactivation would have left it
-					trs = r.enterCompanyInactive(now, trs)
-				}
-				if active && checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
-					m.due, m.dueAt = dueSet, now
-					r.Joined = now // it was out of the schedule while inactive
+				if m.due == dueSet {
 					ch.CheckNow, ch.DueAt = true, fromMS(now)
 				}
+			} else {
+				cause = CauseDeactivated
+				trs = r.deactivate(now, m)
 			}
 		}
 		m.history = historyOf(trs, now, cause, "")
@@ -211,6 +178,67 @@ func (s *Store) UpdateDetails(ctx context.Context, id string, p DetailsPatch) (C
 		return Change{}, err
 	}
 	return s.withNext(ctx, ch)
+}
+
+// applySettings writes the patch's name, start date and occupancy
+// multiplier into r and returns the names of those that changed.
+func (p DetailsPatch) applySettings(r *connRec) []string {
+	var changed []string
+	if p.Name != nil && strings.TrimSpace(*p.Name) != r.Name {
+		r.Name, changed = strings.TrimSpace(*p.Name), append(changed, "name")
+	}
+	if p.StartDate != nil && *p.StartDate != r.StartDate {
+		r.StartDate, changed = *p.StartDate, append(changed, "startDate")
+	}
+	if p.OccupancyMultiplier != nil && *p.OccupancyMultiplier != r.Occupancy {
+		r.Occupancy, changed = *p.OccupancyMultiplier, append(changed, "occupancyMultiplier")
+	}
+	return changed
+}
+
+// deactivate makes an active connection DEACTIVATED (COMPANY_INACTIVE
+// stays as it is), saving its status to restore, and takes it out of the
+// due index and the schedule.
+func (r *connRec) deactivate(now int64, m *mutation) []transition {
+	var trs []transition
+	r.Inactive = true
+	r.save()
+	if r.Status != string(checks.ConnCompanyInactive) {
+		trs = r.move(string(checks.ConnDeactivated), "", now, trs)
+	}
+	m.due = dueRemove
+	return trs
+}
+
+// reactivate makes a deactivated connection active again: its saved status
+// back, or COMPANY_INACTIVE while its company is inactive, and due at once
+// (m.due = dueSet) when that is checkable.
+func (s *Store) reactivate(ctx context.Context, r *connRec, now int64, m *mutation) ([]transition, error) {
+	var trs []transition
+	r.Inactive = false
+	// The company's flag, read now and guarded by the write: a company
+	// deactivation under way (flag down, connections converted index by
+	// index) may have passed the index the restored status would go to.
+	active, err := s.companyFlag(ctx, r.CompanyID)
+	if err != nil {
+		return nil, fmt.Errorf("reactivate connection %s: %w", r.ID, err)
+	}
+	m.companyActive = "0"
+	if active {
+		m.companyActive = "1"
+	}
+	switch {
+	case r.Status != string(checks.ConnDeactivated):
+	case active:
+		trs = r.restore(now, trs)
+	default: // as the company's deactivation would have left it
+		trs = r.enterCompanyInactive(now, trs)
+	}
+	if active && checks.Eligibility(checks.ConnectionStatus(r.Status), true, true) == checks.SkipNone {
+		m.due, m.dueAt = dueSet, now
+		r.Joined = now // it was out of the schedule while inactive
+	}
+	return trs, nil
 }
 
 // withNext fills the connection's nextCheckAt after a write.
@@ -316,83 +344,6 @@ func (s *Store) Refreshable(ctx context.Context, id string) (Connection, error) 
 	return c, nil
 }
 
-// markScript sets the queued mark of ARGV[1] until ARGV[3] unless one runs
-// past ARGV[2] (now), or its weekly slot ARGV[4] is swept (cursor KEYS[4],
-// schedule set KEYS[3]), less than ARGV[5] ms ago, and the record KEYS[2]
-// shows the connection in the schedule at that slot (created by then, and
-// not back in it since: "sj") and no check since ("ca", "sj" and "lc" are
-// number fields no user string can forge unescaped, and the connection's
-// "ca" comes before its accounts').
-var markScript = redis.NewScript(`
-local e = redis.call('HGET', KEYS[1], ARGV[1])
-if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
-local slot = tonumber(ARGV[4])
-if tonumber(ARGV[2]) < slot + tonumber(ARGV[5]) then
-  local cur = redis.call('GET', KEYS[4])
-  if cur and tonumber(cur) >= slot and redis.call('ZSCORE', KEYS[3], ARGV[1]) then
-    local c = redis.call('GET', KEYS[2])
-    local lc = c and tonumber(string.match(c, '"lc":(%d+)') or '0') or 0
-    local ca = c and tonumber(string.match(c, '"ca":(%d+)') or '0') or 0
-    local sj = c and tonumber(string.match(c, '"sj":(%d+)') or '0') or 0
-    if lc < slot and ca <= slot and sj <= slot then return 0 end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-`)
-
-// MarkQueued records that a check of the connection is queued or running,
-// unless one already is: it returns false then, and the caller enqueues
-// nothing. A check counts as queued while it holds a mark (ended when the
-// check is recorded, by ClearQueued, or after Config.QueuedTTL, so a lost
-// task never blocks refreshes for long), and while the connection's latest
-// weekly slot was swept less than QueuedTTL ago and no check was recorded
-// since (the sweep writes no mark per connection).
-func (s *Store) MarkQueued(ctx context.Context, id string) (bool, error) {
-	now := s.cfg.Clock.Now()
-	week, _ := s.kWeek(id)
-	slot := checks.NextSlot(id, now, s.cfg.Interval).Add(-s.cfg.Interval)
-	n, err := markScript.Run(ctx, s.rdb, []string{s.kQueued(), s.kConn(id), week, s.kCursor()},
-		id, ms(now), ms(now.Add(s.cfg.QueuedTTL)), ms(slot), s.cfg.QueuedTTL.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("mark check of %s queued: %w", id, err)
-	}
-	return n == 1, nil
-}
-
-// ClearQueued ends the queued mark of a connection whose check ended
-// without a write (skipped, stale) or could not be enqueued.
-func (s *Store) ClearQueued(ctx context.Context, id string) error {
-	if err := s.rdb.HDel(ctx, s.kQueued(), id).Err(); err != nil {
-		return fmt.Errorf("clear queued mark of %s: %w", id, err)
-	}
-	return nil
-}
-
-// UseOnce spends a single-use name (a link token's nonce) until until: the
-// first call returns true, every later one false.
-func (s *Store) UseOnce(ctx context.Context, name string, until time.Time) (bool, error) {
-	ttl := time.Until(until)
-	if ttl < time.Second {
-		ttl = time.Second
-	}
-	ok, err := s.rdb.SetNX(ctx, s.kOnce(name), "1", ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("spend single-use token: %w", err)
-	}
-	return ok, nil
-}
-
-// Spent reports whether UseOnce has spent name (and its time has not run
-// out), without spending it: what a link's page asks before showing a form.
-func (s *Store) Spent(ctx context.Context, name string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.kOnce(name)).Result()
-	if err != nil {
-		return false, fmt.Errorf("read single-use token: %w", err)
-	}
-	return n > 0, nil
-}
-
 // AccountDecision confirms (ENABLED) or rejects (DISABLED) one account.
 type AccountDecision struct {
 	AccountID      string                `json:"accountId"`
@@ -482,211 +433,4 @@ func (s *Store) ConfirmAccounts(ctx context.Context, id string, ds []AccountDeci
 		return Change{}, err
 	}
 	return s.withNext(ctx, ch)
-}
-
-// CompanyChange reports a company (de)activation.
-type CompanyChange struct {
-	Company Company `json:"company"`
-	// Connections is how many connections were moved by this call.
-	Connections int `json:"connectionsUpdated"`
-}
-
-// companyBatch is how many connections one round of SetCompanyActive reads
-// and writes: each write is one short script, so Redis serves other clients
-// between them.
-const companyBatch = 500
-
-// CompanyToggledError reports a company activation change overtaken by a
-// later one (another request flipped the flag back meanwhile): the later
-// request converts the company's connections; this one stopped, having
-// converted some already. It wraps ErrConflict.
-type CompanyToggledError struct {
-	CompanyID string
-}
-
-func (e *CompanyToggledError) Error() string {
-	return "company " + e.CompanyID + " was activated or deactivated again by another request while this one ran; " +
-		"that request finishes converting its connections (some were converted by this one): read the company to see where it ended"
-}
-
-// Unwrap makes the error match ErrConflict.
-func (e *CompanyToggledError) Unwrap() error { return ErrConflict }
-
-// SetCompanyActive deactivates or reactivates a company. Deactivation makes
-// every connection and account of it COMPANY_INACTIVE (remembering what
-// each was) and takes them out of the due index; reactivation restores
-// every status (with its statusFirstSeenTime) and tracking decision,
-// terminal ones included, and makes the checkable connections due at once
-// (the next scheduler ticks pick them up, within the per-tick bound). It works in batches, so a company with 100k
-// connections never blocks Redis; calling it again finishes an interrupted
-// run.
-func (s *Store) SetCompanyActive(ctx context.Context, companyID string, active bool) (CompanyChange, error) {
-	if _, err := s.GetCompany(ctx, companyID); err != nil {
-		return CompanyChange{}, err
-	}
-	flag := "0"
-	if active {
-		flag = "1"
-	}
-	if err := s.setCompanyFlag(ctx, companyID, flag); err != nil {
-		return CompanyChange{}, fmt.Errorf("set company %s active=%v: %w", companyID, active, err)
-	}
-	var sources []string
-	if active {
-		sources = []string{string(checks.ConnCompanyInactive)}
-	} else {
-		for _, st := range checks.ConnectionStatuses {
-			if st != checks.ConnCompanyInactive {
-				sources = append(sources, string(st))
-			}
-		}
-	}
-	out := CompanyChange{}
-	for _, st := range sources {
-		n, err := s.moveCompany(ctx, companyID, st, flag)
-		out.Connections += n
-		if err != nil {
-			return out, err
-		}
-	}
-	co, err := s.GetCompany(ctx, companyID)
-	out.Company = co
-	return out, err
-}
-
-// setCompanyFlag sets a company's active flag ("1" or "0") and moves the
-// company epoch in the same transaction: LoadCheck's cached flags are good
-// only while the epoch stands still, so every write of the flag goes
-// through here.
-func (s *Store) setCompanyFlag(ctx context.Context, companyID, flag string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.kCompany(companyID), "active", flag)
-		p.Incr(ctx, s.kCompanyEpoch())
-		return nil
-	})
-	return err
-}
-
-// moveCompany converts every connection in one status index of a company,
-// batch by batch, until the index is empty.
-func (s *Store) moveCompany(ctx context.Context, companyID, status, flag string) (int, error) {
-	moved, idle := 0, 0
-	for {
-		ids, err := s.rdb.ZRange(ctx, s.kIndex(companyID, status), 0, companyBatch-1).Result()
-		if err != nil {
-			return moved, fmt.Errorf("company %s: list %s connections: %w", companyID, status, err)
-		}
-		if len(ids) == 0 {
-			return moved, nil
-		}
-		keys := make([]string, len(ids))
-		for i, id := range ids {
-			keys[i] = s.kConn(id)
-		}
-		raws, err := s.rdb.MGet(ctx, keys...).Result()
-		if err != nil {
-			return moved, fmt.Errorf("company %s: read connections: %w", companyID, err)
-		}
-		if err := s.loadCommit(ctx); err != nil { // Redis may have restarted since the last batch
-			return moved, err
-		}
-		now := ms(s.cfg.Clock.Now())
-		p := s.rdb.Pipeline()
-		var cmds []*redis.Cmd
-		for i, v := range raws {
-			raw, _ := v.(string)
-			if raw == "" {
-				continue
-			}
-			r, err := decodeConn(ids[i], raw)
-			if err != nil {
-				return moved, err
-			}
-			oldStatus := r.Status
-			m := companyMutation(r, flag == "1", now)
-			m.rec, m.oldRaw, m.oldStatus, m.companyActive = r, raw, oldStatus, flag
-			cmd, err := s.commitCmd(ctx, p, m)
-			if err != nil {
-				return moved, err
-			}
-			cmds = append(cmds, cmd)
-		}
-		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return moved, fmt.Errorf("company %s: write connections: %w", companyID, err)
-		}
-		progress := 0
-		for _, c := range cmds {
-			switch n, _ := c.Int(); n {
-			case 1:
-				progress++
-			case -1:
-				return moved + progress, &CompanyToggledError{CompanyID: companyID}
-			}
-		}
-		moved += progress
-		if progress == 0 { // every write lost a race: read again after a pause
-			idle++
-			if err := backoff(ctx, 3+idle); err != nil {
-				return moved, err
-			}
-			if idle > maxAttempts {
-				return moved, fmt.Errorf("company %s: %w", companyID, ErrConflict)
-			}
-		}
-	}
-}
-
-// enterCompanyInactive makes the connection and its accounts
-// COMPANY_INACTIVE, saving what each was to restore on reactivation.
-func (r *connRec) enterCompanyInactive(now int64, trs []transition) []transition {
-	r.save()
-	trs = r.move(string(checks.ConnCompanyInactive), "", now, trs)
-	for i := range r.Accounts {
-		a := &r.Accounts[i]
-		if a.Status == string(checks.AcctCompanyInactive) {
-			continue
-		}
-		a.Prev, a.PrevDetail, a.PrevFirst = a.Status, a.Detail, a.FirstSeen
-		trs = a.move(string(checks.AcctCompanyInactive), "", now, trs)
-	}
-	return trs
-}
-
-// companyMutation moves one connection and its accounts into or out of
-// COMPANY_INACTIVE.
-func companyMutation(r *connRec, active bool, now int64) *mutation {
-	var trs []transition
-	cause := CauseCompanyInactive
-	m := &mutation{}
-	r.void()
-	if !active {
-		trs = r.enterCompanyInactive(now, trs)
-		m.due = dueRemove
-	} else {
-		cause = CauseCompanyReactivate
-		if r.Inactive { // still deactivated: its own status stays saved
-			trs = r.move(string(checks.ConnDeactivated), "", now, trs)
-		} else {
-			trs = r.restore(now, trs)
-		}
-		for i := range r.Accounts {
-			a := &r.Accounts[i]
-			if a.Status != string(checks.AcctCompanyInactive) || a.Prev == "" {
-				continue
-			}
-			prev, detail, first := a.Prev, a.PrevDetail, a.PrevFirst
-			a.Prev, a.PrevDetail, a.PrevFirst = "", "", 0
-			trs = a.move(prev, detail, now, trs)
-			if first > 0 && first < now { // since when it had that status
-				a.FirstSeen = first
-			}
-		}
-		if checks.Eligibility(checks.ConnectionStatus(r.Status), !r.Inactive, true) == checks.SkipNone {
-			m.due, m.dueAt = dueSet, now
-			r.Joined = now // out of the schedule while its company was inactive
-		}
-	}
-	m.history = historyOf(trs, now, cause, "")
-	m.event = newEvent(r, EventConnectionUpdated, cause, now, trs)
-	return m
 }

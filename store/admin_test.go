@@ -602,11 +602,11 @@ func runAdmin(t *testing.T, b backend) {
 		}
 		// The sweep marks what it enqueues: a refresh then adds nothing.
 		other := f.conn("user_good")
-		items, err := f.s.ClaimDue(f.ctx, f.clk.Now(), f.clk.Now().Add(time.Minute), 10)
+		items, err := f.s.claimDue(f.ctx, f.clk.Now(), f.clk.Now().Add(time.Minute), 10)
 		if err != nil || len(items) != 1 || items[0].ConnectionID != other.ID {
 			t.Fatalf("claim: %+v %v", items, err)
 		}
-		if _, err := f.s.AdvanceDue(f.ctx, items, f.clk.Now().Add(time.Minute), f.clk.Now()); err != nil {
+		if _, err := f.s.ackDue(f.ctx, items); err != nil {
 			t.Fatal(err)
 		}
 		if first, _ := f.s.MarkQueued(f.ctx, other.ID); first {

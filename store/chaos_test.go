@@ -220,7 +220,7 @@ func (c *chaosRun) afterChange(ch Change) {
 		return
 	}
 	c.enqueue(task{ch.Connection.ID, ch.DueAt})
-	_, err = s.ServeDue(ctx, ch.Connection.ID, ch.DueAt, c.f.clk.Now())
+	_, err = s.ServeDue(ctx, ch.Connection.ID, ch.DueAt)
 	c.allowed("ServeDue", err)
 }
 
@@ -496,14 +496,14 @@ func (c *chaosRun) scheduler(r *rand.Rand) {
 		now := clk.Now()
 		lease := now.Add(5 * time.Minute)
 		for range 10 {
-			items, err := s.ClaimDue(ctx, now, lease, 3)
-			c.allowed("ClaimDue", err)
+			items, err := s.claimDue(ctx, now, lease, 3)
+			c.allowed("claimDue", err)
 			for _, it := range items {
 				c.enqueue(task{it.ConnectionID, it.Slot})
 			}
 			if len(items) > 0 && r.IntN(6) != 0 {
-				_, err := s.AdvanceDue(ctx, items, lease, now)
-				c.allowed("AdvanceDue", err)
+				_, err := s.ackDue(ctx, items)
+				c.allowed("ackDue", err)
 			}
 			if len(items) < 3 {
 				break

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,7 +49,7 @@ func (s *Store) LoadCheck(ctx context.Context, connID string) (*CheckTarget, err
 	// that epoch (companyActive).
 	get := redis.NewStringCmd(ctx, "get", s.kConn(connID))
 	epoch := redis.NewStringCmd(ctx, "get", s.kCompanyEpoch())
-	err := s.batch.runCheckCmds(ctx, get, epoch)
+	err := s.batch.DoWindowed(ctx, get, epoch)
 	raw, gerr := get.Result()
 	ep, eerr := epoch.Result()
 	switch {
@@ -171,61 +170,4 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 	}
 	t.raw, t.rec = "", nil // a second RecordCheck on the same target reads afresh
 	return out, err
-}
-
-// companyFlags caches companies' active flags for one company epoch: the
-// counter every change of an active flag increments in the same
-// transaction (SetCompanyActive). LoadCheck reads the epoch with the record,
-// so a flag served from the cache is as current as the script that used
-// to read it with the record: a change made before the read bumped the
-// epoch and emptied the cache. A company missing from the cache costs one
-// HMGET, once per epoch. The cache holds the company's autoTrack too,
-// which never changes.
-type companyFlags struct {
-	mu     sync.Mutex
-	epoch  string
-	active map[string]companyFlag
-}
-
-// companyFlag is what a check's load needs of its company.
-type companyFlag struct {
-	active    bool
-	autoTrack *bool // nil: the store's default
-}
-
-// companyActive reports company co's flags as of epoch.
-func (s *Store) companyActive(ctx context.Context, co, epoch string) (companyFlag, error) {
-	c := &s.coFlags
-	c.mu.Lock()
-	if c.epoch != epoch || c.active == nil {
-		c.epoch, c.active = epoch, map[string]companyFlag{}
-	}
-	v, ok := c.active[co]
-	c.mu.Unlock()
-	if ok {
-		return v, nil
-	}
-	vals, err := s.rdb.HMGet(ctx, s.kCompany(co), "active", "at").Result()
-	if err != nil {
-		return companyFlag{}, fmt.Errorf("company %s: %w", co, err)
-	}
-	active, _ := vals[0].(string) // nil for a missing company: not active
-	at, _ := vals[1].(string)
-	v = companyFlag{active: active == "1", autoTrack: autoTrackFlag(at)}
-	c.mu.Lock()
-	if c.epoch == epoch { // read at or after epoch: good for it
-		c.active[co] = v
-	}
-	c.mu.Unlock()
-	return v, nil
-}
-
-// companyFlag reads company co's active flag from Redis; a missing company
-// is not active.
-func (s *Store) companyFlag(ctx context.Context, co string) (bool, error) {
-	flag, err := s.rdb.HGet(ctx, s.kCompany(co), "active").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, fmt.Errorf("company %s: %w", co, err)
-	}
-	return flag == "1", nil
 }

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // Hand-written JSON for what every write encodes and every load decodes
@@ -20,7 +20,8 @@ import (
 // json.Marshal writes and leave values they do not cover to it; the
 // decoder reads what the encoder writes and leaves anything else to
 // json.Unmarshal, so results never differ from encoding/json's
-// (codec_test.go fuzzes both against it).
+// (codec_test.go fuzzes both against it). The JSON primitives they are
+// built on (strings, numbers, where a value ends) are package jsontext.
 
 // codecField is a JSON field of connRec or acctRec, as its tag has it.
 type codecField struct {
@@ -67,7 +68,7 @@ func tagFields[T any](fields func(*T) []any) []codecField {
 			(opt != "" || f.Type.Kind() == reflect.Slice) && opt != "omitempty" {
 			panic("store: codec fields do not match " + t.Name() + "." + f.Name)
 		}
-		out = append(out, codecField{name: name, key: string(appendString(nil, name)) + ":", omit: opt != ""})
+		out = append(out, codecField{name: name, key: string(jsontext.AppendString(nil, name)) + ":", omit: opt != ""})
 	}
 	if len(out) != len(ptrs) {
 		panic("store: codec fields do not match " + t.Name())
@@ -127,7 +128,7 @@ func appendObject(b []byte, fs []codecField, ptrs []any) ([]byte, bool) {
 		var empty bool
 		switch p := p.(type) {
 		case *string:
-			b, empty = appendString(b, *p), *p == ""
+			b, empty = jsontext.AppendString(b, *p), *p == ""
 		case *int64:
 			b, empty = strconv.AppendInt(b, *p, 10), *p == 0
 		case *int:
@@ -140,11 +141,11 @@ func appendObject(b []byte, fs []codecField, ptrs []any) ([]byte, bool) {
 			if math.IsInf(*p, 0) || math.IsNaN(*p) {
 				return b, false
 			}
-			b, empty = appendFloat(b, *p), *p == 0
+			b, empty = jsontext.AppendFloat(b, *p), *p == 0
 		case *[]byte:
 			b, empty = append(base64.StdEncoding.AppendEncode(append(b, '"'), *p), '"'), len(*p) == 0
 		case *json.RawMessage:
-			if empty = len(*p) == 0; !empty && !plainJSON(*p) {
+			if empty = len(*p) == 0; !empty && !jsontext.MarshalsAsIs(*p) {
 				return b, false
 			}
 			b = append(b, *p...)
@@ -171,30 +172,15 @@ func appendObject(b []byte, fs []codecField, ptrs []any) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
-// plainJSON reports whether json.Marshal writes the RawMessage h as is:
-// h is valid, compact JSON (it is compacted) with no <, >, &, U+2028 or
-// U+2029 (they are escaped).
-func plainJSON(h []byte) bool {
-	if scanValue(h, 0, 0) != len(h) {
-		return false
-	}
-	for i, c := range h {
-		if c == '<' || c == '>' || c == '&' || c == 0xE2 && i+2 < len(h) && h[i+1] == 0x80 && h[i+2]&^1 == 0xA8 {
-			return false
-		}
-	}
-	return true
-}
-
 // appendHist appends h as json.Marshal writes it.
 func appendHist(b []byte, h *histRec) []byte {
 	b = strconv.AppendInt(append(b, `{"t":`...), h.T, 10)
-	b = appendString(append(b, `,"c":`...), h.C)
+	b = jsontext.AppendString(append(b, `,"c":`...), h.C)
 	if h.A != "" {
-		b = appendString(append(b, `,"a":`...), h.A)
+		b = jsontext.AppendString(append(b, `,"a":`...), h.A)
 	}
 	if h.B != "" {
-		b = appendString(append(b, `,"b":`...), h.B)
+		b = jsontext.AppendString(append(b, `,"b":`...), h.B)
 	}
 	if h.Tr == nil {
 		return append(b, `,"x":null}`...)
@@ -204,21 +190,9 @@ func appendHist(b []byte, h *histRec) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendStrings(b, h.Tr[i][:])
+		b = jsontext.AppendStrings(b, h.Tr[i][:])
 	}
 	return append(b, "]}"...)
-}
-
-// appendStrings appends ss as a JSON array.
-func appendStrings(b []byte, ss []string) []byte {
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, s)
-	}
-	return append(b, ']')
 }
 
 // marshalEvent appends json.Marshal(ev) to dst.
@@ -236,19 +210,19 @@ func marshalEvent(dst []byte, ev *Event) ([]byte, error) {
 func appendEvent(b []byte, ev *Event) ([]byte, bool) {
 	b = append(b, '{')
 	if ev.ID != "" {
-		b = append(appendString(append(b, `"id":`...), ev.ID), ',')
+		b = append(jsontext.AppendString(append(b, `"id":`...), ev.ID), ',')
 	}
-	b = appendString(append(b, `"type":`...), ev.Type)
-	b = appendString(append(b, `,"connectionId":`...), ev.ConnectionID)
-	b = appendString(append(b, `,"companyId":`...), ev.CompanyID)
+	b = jsontext.AppendString(append(b, `"type":`...), ev.Type)
+	b = jsontext.AppendString(append(b, `,"connectionId":`...), ev.ConnectionID)
+	b = jsontext.AppendString(append(b, `,"companyId":`...), ev.CompanyID)
 	n := len(b) + len(`,"time":"`)
 	b = ev.Time.AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
 	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // a year Time.MarshalJSON rejects, or a zone
 		return b, false
 	}
-	b = appendString(append(b, `","cause":`...), ev.Cause)
+	b = jsontext.AppendString(append(b, `","cause":`...), ev.Cause)
 	if len(ev.ProtectedChanges) > 0 {
-		b = appendStrings(append(b, `,"protectedChanges":`...), ev.ProtectedChanges)
+		b = jsontext.AppendStrings(append(b, `,"protectedChanges":`...), ev.ProtectedChanges)
 	}
 	ok := true
 	if len(ev.Old) > 0 {
@@ -278,10 +252,10 @@ func appendMap[V any](b []byte, m map[string]V) ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(appendString(b, k), ':')
+		b = append(jsontext.AppendString(b, k), ':')
 		switch v := any(m[k]).(type) {
 		case string:
-			b = appendString(b, v)
+			b = jsontext.AppendString(b, v)
 		case []map[string]string:
 			if v == nil {
 				b = append(b, "null"...)
@@ -300,72 +274,6 @@ func appendMap[V any](b []byte, m map[string]V) ([]byte, bool) {
 		}
 	}
 	return append(b, '}'), true
-}
-
-// appendFloat appends a finite f as json.Marshal does: like ES6, plain
-// decimals within [1e-6, 1e21), else an exponent with no leading zero.
-func appendFloat(b []byte, f float64) []byte {
-	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
-		b = strconv.AppendFloat(b, f, 'e', -1, 64)
-		if n := len(b); b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' { // e-07 → e-7
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-		return b
-	}
-	return strconv.AppendFloat(b, f, 'f', -1, 64)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string the way json.Marshal writes it:
-// <, >, &, U+2028 and U+2029 escaped (safe in HTML and JavaScript), control
-// characters escaped, invalid UTF-8 replaced by U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			b = append(append(b, s[start:i]...), `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += n
-			continue
-		}
-		i += n
-		start = i
-	}
-	return append(append(b, s[start:]...), '"')
 }
 
 // unmarshalConn is json.Unmarshal(raw, r) for a zero r.
@@ -454,7 +362,7 @@ func (d *decoder) value(p any) bool {
 		}
 		*p, err = base64.StdEncoding.DecodeString(s)
 	case *json.RawMessage:
-		end := scanValue(d.s, d.i, 0)
+		end := jsontext.ScanValue(d.s, d.i)
 		if end < 0 {
 			return false
 		}
@@ -490,12 +398,12 @@ func (d *decoder) eat(c byte) bool {
 }
 
 func (d *decoder) str(p *string) bool {
-	end, plain := scanString(d.s, d.i)
+	end, plain := jsontext.ScanString(d.s, d.i)
 	if end < 0 {
 		return false
 	}
 	if *p = d.s[d.i+1 : end-1]; !plain {
-		*p = unescape(*p)
+		*p = jsontext.Unescape(*p)
 	}
 	d.i = end
 	return true
@@ -504,185 +412,11 @@ func (d *decoder) str(p *string) bool {
 // number returns the JSON number at d.i, "" (which no parse accepts) if
 // there is none.
 func (d *decoder) number() string {
-	end := scanNumber(d.s, d.i)
+	end := jsontext.ScanNumber(d.s, d.i)
 	if end < 0 {
 		return ""
 	}
 	n := d.s[d.i:end]
 	d.i = end
 	return n
-}
-
-// maxDepth bounds the nesting scanValue follows; deeper values (far
-// beyond any history) go to encoding/json.
-const maxDepth = 32
-
-// scanValue returns the end of the JSON value at s[i], or -1 if there is
-// none or it has whitespace (json.Marshal would compact it).
-func scanValue[T ~string | ~[]byte](s T, i, depth int) int {
-	if i >= len(s) || depth > maxDepth {
-		return -1
-	}
-	switch c := s[i]; c {
-	case '"':
-		end, _ := scanString(s, i)
-		return end
-	case '[', '{':
-		closing := c + 2 // ']' or '}'
-		if i++; i < len(s) && s[i] == closing {
-			return i + 1
-		}
-		for {
-			if c == '{' {
-				if i, _ = scanString(s, i); i < 0 || i >= len(s) || s[i] != ':' {
-					return -1
-				}
-				i++
-			}
-			if i = scanValue(s, i, depth+1); i < 0 || i >= len(s) {
-				return -1
-			}
-			if s[i] == closing {
-				return i + 1
-			}
-			if s[i] != ',' {
-				return -1
-			}
-			i++
-		}
-	case 't', 'f', 'n':
-		for _, lit := range [...]string{"true", "false", "null"} {
-			if len(s)-i >= len(lit) && string(s[i:i+len(lit)]) == lit {
-				return i + len(lit)
-			}
-		}
-		return -1
-	}
-	return scanNumber(s, i)
-}
-
-// scanString returns the end of the JSON string at s[i], or -1, and
-// whether its content is as is: no escapes and valid UTF-8 (invalid UTF-8
-// is valid JSON, decoded as U+FFFD).
-func scanString[T ~string | ~[]byte](s T, i int) (int, bool) {
-	if i >= len(s) || s[i] != '"' {
-		return -1, false
-	}
-	plain := true
-	for i++; i < len(s); {
-		switch c := s[i]; {
-		case c == '"':
-			return i + 1, plain
-		case c < ' ':
-			return -1, false
-		case c == '\\':
-			plain = false
-			if i+1 < len(s) && strings.IndexByte(`"\/bfnrt`, s[i+1]) >= 0 {
-				i += 2
-			} else if i+6 <= len(s) && s[i+1] == 'u' && hex4(string(s[i+2:i+6])) >= 0 {
-				i += 6
-			} else {
-				return -1, false
-			}
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-			plain = plain && (r != utf8.RuneError || n > 1)
-			i += n
-		}
-	}
-	return -1, false
-}
-
-// scanNumber returns the end of the JSON number at s[i], or -1.
-func scanNumber[T ~string | ~[]byte](s T, i int) int {
-	digits := func(i int) int {
-		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
-			i++
-		}
-		return i
-	}
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && '1' <= s[i] && s[i] <= '9':
-		i = digits(i)
-	default:
-		return -1
-	}
-	if i < len(s) && s[i] == '.' {
-		if i = digits(i + 1); s[i-1] == '.' {
-			return -1
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		if i++; i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if j := digits(i); j > i {
-			return j
-		}
-		return -1
-	}
-	return i
-}
-
-// hex4 is the value of the 4 hex digits h, -1 if they are not.
-func hex4(h string) rune {
-	v, err := strconv.ParseUint(h, 16, 16)
-	if err != nil {
-		return -1
-	}
-	return rune(v)
-}
-
-// unescape decodes the content of a JSON string scanString accepted, as
-// json.Unmarshal does: a \u escape of half a surrogate pair and invalid
-// UTF-8 become U+FFFD.
-func unescape(s string) string {
-	b := make([]byte, 0, len(s)+utf8.UTFMax)
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '\\' && s[i+1] == 'u':
-			r := hex4(s[i+2 : i+6])
-			if i += 6; utf16.IsSurrogate(r) {
-				r2 := rune(-1)
-				if len(s)-i >= 6 && s[i] == '\\' && s[i+1] == 'u' {
-					r2 = hex4(s[i+2 : i+6])
-				}
-				if r = utf16.DecodeRune(r, r2); r != utf8.RuneError {
-					i += 6 // a valid pair
-				}
-			}
-			b = utf8.AppendRune(b, r)
-		case c == '\\':
-			switch c = s[i+1]; c {
-			case 'b':
-				c = '\b'
-			case 'f':
-				c = '\f'
-			case 'n':
-				c = '\n'
-			case 'r':
-				c = '\r'
-			case 't':
-				c = '\t'
-			} // else " \ or /, as is
-			b = append(b, c)
-			i += 2
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, n := utf8.DecodeRuneInString(s[i:])
-			b = utf8.AppendRune(b, r)
-			i += n
-		}
-	}
-	return string(b)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // The codec must agree with encoding/json on every value: the encoders
@@ -280,10 +282,10 @@ func FuzzConnCodec(f *testing.F) {
 		}
 		// json.Marshal writes a RawMessage as is when it is plain.
 		plain, _ := json.Marshal(json.RawMessage(hist))
-		if !fast && (len(hist) == 0 || bytes.Equal(plain, hist) && nesting(hist) <= maxDepth) {
+		if !fast && (len(hist) == 0 || bytes.Equal(plain, hist) && nesting(hist) <= jsontext.MaxDepth) {
 			t.Fatalf("appendObject(%#v) left it to json.Marshal", r)
 		}
-		if !checkConnDecode(t, string(want)) && nesting(want) <= maxDepth {
+		if !checkConnDecode(t, string(want)) && nesting(want) <= jsontext.MaxDepth {
 			t.Fatalf("the decoder left %q to json.Unmarshal", want)
 		}
 		checkConnDecode(t, string(data))
@@ -291,7 +293,7 @@ func FuzzConnCodec(f *testing.F) {
 	})
 }
 
-// nesting bounds how deep JSON nests (scanValue gives up past maxDepth).
+// nesting bounds how deep JSON nests (jsontext.ScanValue gives up past jsontext.MaxDepth).
 func nesting(b []byte) int { return bytes.Count(b, []byte("[")) + bytes.Count(b, []byte("{")) - 1 }
 
 func FuzzConnDecode(f *testing.F) {

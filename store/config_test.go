@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 )
 
@@ -107,5 +108,33 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 				t.Errorf("New: %v, want an error naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewClients: New takes a client of one Redis, standalone or managed by
+// Sentinel, and refuses a Cluster or Ring client, saying what to use.
+func TestNewClients(t *testing.T) {
+	t.Parallel()
+	// No client here connects: New does not talk to Redis.
+	standalone := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	failover := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:1"}})
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	t.Cleanup(func() { standalone.Close(); failover.Close(); cluster.Close(); ring.Close() })
+	for _, c := range []struct {
+		name string
+		rdb  redis.UniversalClient
+		want string // "": accepted, else in the error
+	}{
+		{"standalone", standalone, ""},
+		{"sentinel", failover, ""},
+		{"no client", nil, "a redis client is required"},
+		{"cluster", cluster, "Redis Cluster is not supported"},
+		{"ring", ring, "Redis Cluster is not supported"},
+	} {
+		_, err := New(c.rdb, testConfig(t))
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: New = %v, want %q", c.name, err, c.want)
+		}
 	}
 }

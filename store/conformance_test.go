@@ -678,7 +678,7 @@ func runConformance(t *testing.T, b backend) {
 			go func() {
 				defer wg.Done()
 				for {
-					items, err := f.s.ClaimDue(f.ctx, t0, t0.Add(time.Minute), 7)
+					items, err := f.s.claimDue(f.ctx, t0, t0.Add(time.Minute), 7)
 					if err != nil {
 						t.Error(err)
 						return
@@ -710,7 +710,7 @@ func runConformance(t *testing.T, b backend) {
 		f := newFixture(t, b, nil)
 		c := f.conn("user_good")
 		lease := t0.Add(5 * time.Minute)
-		items, _ := f.s.ClaimDue(f.ctx, t0, lease, 10)
+		items, _ := f.s.claimDue(f.ctx, t0, lease, 10)
 		if len(items) != 1 || !items[0].Slot.Equal(t0) {
 			t.Fatalf("claim = %+v", items)
 		}
@@ -718,40 +718,40 @@ func runConformance(t *testing.T, b backend) {
 		if got := f.get(c.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(want) {
 			t.Fatalf("next check after the claim = %v, want its next slot %v", got.NextCheckAt, want)
 		}
-		if again, _ := f.s.ClaimDue(f.ctx, t0.Add(time.Minute), t0.Add(6*time.Minute), 10); len(again) != 0 {
+		if again, _ := f.s.claimDue(f.ctx, t0.Add(time.Minute), t0.Add(6*time.Minute), 10); len(again) != 0 {
 			t.Fatalf("claimed twice within the lease: %+v", again)
 		}
 		// The claimer died before acknowledging: after the lease the claim
 		// comes back with the same slot (so the same task ID).
-		again, _ := f.s.ClaimDue(f.ctx, lease, lease.Add(5*time.Minute), 10)
+		again, _ := f.s.claimDue(f.ctx, lease, lease.Add(5*time.Minute), 10)
 		if len(again) != 1 || again[0].ConnectionID != c.ID || !again[0].Slot.Equal(t0) {
 			t.Fatalf("after the lease: %+v, want %s at its original slot", again, c.ID)
 		}
-		if more, _ := f.s.ClaimDue(f.ctx, lease.Add(time.Minute), lease.Add(6*time.Minute), 10); len(more) != 0 {
+		if more, _ := f.s.claimDue(f.ctx, lease.Add(time.Minute), lease.Add(6*time.Minute), 10); len(more) != 0 {
 			t.Fatalf("a reclaimed batch was handed out twice: %+v", more)
 		}
 		// Both acknowledgements are harmless; afterwards nothing comes back.
-		if n, err := f.s.AdvanceDue(f.ctx, again, time.Time{}, time.Time{}); err != nil || n != 1 {
+		if n, err := f.s.ackDue(f.ctx, again); err != nil || n != 1 {
 			t.Fatalf("ack = %d, %v", n, err)
 		}
-		if n, err := f.s.AdvanceDue(f.ctx, items, time.Time{}, time.Time{}); err != nil || n != 0 {
+		if n, err := f.s.ackDue(f.ctx, items); err != nil || n != 0 {
 			t.Fatalf("late ack of the first claimer = %d, %v", n, err)
 		}
 		if n, _ := f.rdb.ZCard(f.ctx, f.s.kInflight()).Result(); n != 0 {
 			t.Fatalf("%d batches left in flight after acknowledgement", n)
 		}
-		if later, _ := f.s.ClaimDue(f.ctx, lease.Add(time.Hour), lease.Add(2*time.Hour), 10); len(later) != 0 {
+		if later, _ := f.s.claimDue(f.ctx, lease.Add(time.Hour), lease.Add(2*time.Hour), 10); len(later) != 0 {
 			t.Fatalf("acknowledged claim came back: %+v", later)
 		}
-		if _, err := f.s.AdvanceDue(f.ctx, []DueItem{{ConnectionID: c.ID, Slot: t0}}, time.Time{}, time.Time{}); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("ack of an item not from ClaimDue: %v", err)
+		if _, err := f.s.ackDue(f.ctx, []DueItem{{ConnectionID: c.ID, Slot: t0}}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("ack of an item not from claimDue: %v", err)
 		}
 		// A check enqueued outside the sweep serves the due time it was for.
 		d := f.conn("user_good")
-		if moved, err := f.s.ServeDue(f.ctx, d.ID, t0, t0); err != nil || !moved {
+		if moved, err := f.s.ServeDue(f.ctx, d.ID, t0); err != nil || !moved {
 			t.Fatalf("ServeDue = %v, %v", moved, err)
 		}
-		if moved, _ := f.s.ServeDue(f.ctx, d.ID, t0, t0); moved {
+		if moved, _ := f.s.ServeDue(f.ctx, d.ID, t0); moved {
 			t.Fatal("ServeDue served a connection no longer due at that slot")
 		}
 		if got := f.get(d.ID); got.NextCheckAt == nil || !got.NextCheckAt.Equal(checks.NextSlot(d.ID, f.clk.Now(), DefaultInterval)) {

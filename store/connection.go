@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -326,22 +325,6 @@ func parseCursor(c string, n int) (listCursor, error) {
 		return listCursor{}, bad
 	}
 	return listCursor{group, created, parts[2]}, nil
-}
-
-// DueBacklog counts the checks whose time has passed and that are not
-// enqueued yet: on-demand due times up to now (O(log N)) and weekly slots
-// between the sweep cursor and now (O(minutes behind), at most one per
-// connection). A new connection whose weekly slot also passed counts twice.
-func (s *Store) DueBacklog(ctx context.Context, now time.Time) (int64, error) {
-	n, err := s.rdb.ZCount(ctx, s.kDue(), "-inf", strconv.FormatInt(ms(now), 10)).Result()
-	if err != nil {
-		return 0, fmt.Errorf("due backlog: %w", err)
-	}
-	w, err := s.weeklyBacklog(ctx, now)
-	if err != nil {
-		return 0, err
-	}
-	return n + w, nil
 }
 
 // bulkBatch is how many connections one pipeline of CreateConnections writes.

@@ -3,11 +3,12 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // Event types of the change-event stream, named as the reference's webhooks.
@@ -105,15 +106,15 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	}
 	mark := len(b)
 	b = append(b, `{"type":`...)
-	b = appendString(b, c.typ)
-	b = appendString(append(b, `,"connectionId":`...), r.ID)
-	b = appendString(append(b, `,"companyId":`...), r.CompanyID)
+	b = jsontext.AppendString(b, c.typ)
+	b = jsontext.AppendString(append(b, `,"connectionId":`...), r.ID)
+	b = jsontext.AppendString(append(b, `,"companyId":`...), r.CompanyID)
 	n := len(b) + len(`,"time":"`)
 	b = fromMS(c.t).AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
 	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // as appendEvent: let the Event path decide
 		return marshalEvent(b[:mark], newEvent(r, c.typ, c.cause, c.t, c.trs))
 	}
-	b = appendString(append(b, `","cause":`...), c.cause)
+	b = jsontext.AppendString(append(b, `","cause":`...), c.cause)
 	b = append(b, `,"protectedChanges":[`...)
 	for i := range conns {
 		if i > 0 {
@@ -129,8 +130,8 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	}
 	b = append(b, ']')
 	if old != nil { // keys in json.Marshal's order
-		b = appendString(append(b, `,"old":{"status":`...), old.from)
-		b = appendString(append(b, `,"statusErrorDetail":`...), old.oldDetail)
+		b = jsontext.AppendString(append(b, `,"old":{"status":`...), old.from)
+		b = jsontext.AppendString(append(b, `,"statusErrorDetail":`...), old.oldDetail)
 		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), old.oldFirst), '"', '}')
 	}
 	b = append(b, `,"new":{`...)
@@ -146,9 +147,9 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 				b = append(b, ',')
 			}
 			k++
-			b = appendString(append(b, `{"from":`...), tr.from)
-			b = appendString(append(b, `,"id":`...), tr.acct)
-			b = append(appendString(append(b, `,"to":`...), tr.to), '}')
+			b = jsontext.AppendString(append(b, `{"from":`...), tr.from)
+			b = jsontext.AppendString(append(b, `,"id":`...), tr.acct)
+			b = append(jsontext.AppendString(append(b, `,"to":`...), tr.to), '}')
 		}
 		b = append(b, ']')
 		if conn != nil {
@@ -156,95 +157,11 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 		}
 	}
 	if conn != nil {
-		b = appendString(append(b, `"status":`...), conn.to)
-		b = appendString(append(b, `,"statusErrorDetail":`...), conn.detail)
+		b = jsontext.AppendString(append(b, `"status":`...), conn.to)
+		b = jsontext.AppendString(append(b, `,"statusErrorDetail":`...), conn.detail)
 		b = append(appendEventTime(append(b, `,"statusFirstSeenTime":"`...), conn.first(c.t)), '"')
 	}
 	return append(b, '}', '}'), nil
-}
-
-// historyOf is the history element of one write, nil when it made no
-// transition.
-func historyOf(trs []transition, t int64, cause, attempt string) *histRec {
-	if len(trs) == 0 {
-		return nil
-	}
-	h := &histRec{T: t, C: cause, A: attempt, Tr: make([][4]string, len(trs))}
-	for i, tr := range trs {
-		h.Tr[i] = [4]string{tr.acct, tr.from, tr.to, tr.detail}
-	}
-	return h
-}
-
-// History returns a connection's transitions, newest first: those of the
-// elements its record holds, then those of its history list; up to limit
-// of them, or every one it keeps when limit is 0 (Config.HistoryLimit
-// counts elements, one per write, and a write may hold several
-// transitions: the connection's and each account's). Record and list are
-// read in one transaction, so an element spilled from the record meanwhile
-// is seen exactly once.
-func (s *Store) History(ctx context.Context, connID string, limit int) ([]HistoryEntry, error) {
-	if limit < 0 {
-		limit = 0
-	}
-	if !ValidID(ConnectionIDPrefix, connID) {
-		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
-	}
-	// Every element has one transition or more: limit elements suffice.
-	keep := int64(s.cfg.HistoryLimit)
-	if limit > 0 {
-		keep = min(keep, int64(limit))
-	}
-	var get *redis.StringCmd
-	var list *redis.StringSliceCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, s.kConn(connID))
-		list = p.LRange(ctx, s.kHistory(connID), 0, keep-1)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("history of %s: %w", connID, err)
-	}
-	raw, err := get.Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", connID, err)
-	}
-	r, err := decodeConn(connID, raw)
-	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", connID, err)
-	}
-	elems, err := r.history()
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", connID, err)
-	}
-	out := make([]HistoryEntry, 0, 8)
-	full := func() bool { return limit > 0 && len(out) >= limit }
-	// Newest first: a write's transitions are stored oldest first.
-	add := func(h histRec) bool {
-		es := h.public(connID)
-		for i := len(es) - 1; i >= 0 && !full(); i-- {
-			out = append(out, es[i])
-		}
-		return !full()
-	}
-	for _, h := range elems {
-		if !add(h) {
-			return out, nil
-		}
-	}
-	for _, raw := range list.Val() {
-		var h histRec
-		if err := json.Unmarshal([]byte(raw), &h); err != nil {
-			return nil, fmt.Errorf("history of %s: decode entry: %w", connID, err)
-		}
-		if !add(h) {
-			break
-		}
-	}
-	return out, nil
 }
 
 // Events returns up to count change events after the stream ID after ("0"

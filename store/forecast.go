@@ -70,7 +70,7 @@ func (s *Store) DueForecast(ctx context.Context, bounds []time.Time) ([]DueCount
 		}
 		for _, seg := range s.segments(a, b) {
 			for set := (seg.lo + 1) / w; set <= seg.hi/w; set++ {
-				key := s.kWeekPrefix() + strconv.FormatInt(set, 10)
+				key := s.kWeekSet(set)
 				if seg.lo < set*w && seg.hi >= (set+1)*w-1 {
 					weekly[i] = append(weekly[i], part{p.ZCard(ctx, key), 1})
 				} else {
@@ -82,7 +82,7 @@ func (s *Store) DueForecast(ctx context.Context, bounds []time.Time) ([]DueCount
 	if cycles != nil { // every set once: the schedule's size
 		var all []part
 		for set := int64(0); set*w < iv; set++ {
-			all = append(all, part{p.ZCard(ctx, s.kWeekPrefix()+strconv.FormatInt(set, 10)), 1})
+			all = append(all, part{p.ZCard(ctx, s.kWeekSet(set)), 1})
 		}
 		for i, k := range cycles {
 			for _, pt := range all {

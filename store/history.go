@@ -1,13 +1,16 @@
 package store
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // A connection's history is one element (histRec) per write that made
@@ -44,21 +47,17 @@ import (
 // CONNECTED with two accounts DETECTED, finished 62 s after creation and
 // 2 s after its slot) holds "h":[[62000,0,2000,[0,1,2],[1,0,3],[2,0,3]],1]:
 // 42 bytes, where the list form of the same two elements is 218 bytes of
-// JSON in a list key of 408 bytes (MEMORY USAGE, Redis 7.0).
+// JSON, in a list key of its own (BENCHMARKS.md has what each costs).
 
 // recordHistory (K) is how many of a connection's newest history elements
-// its record keeps. Measured on Redis 7.0 for a two-account sandbox
-// connection (record JSON / its "h" / MEMORY USAGE of the record key):
-// created 210 / 3 / 296 B; first check 478 / 42 / 584 B (jemalloc's
-// 512-byte class); accounts confirmed 613 / 71 / 712 B; first pulls
-// 620 / 106 / 712 B (640-byte class), and steady checks after that change
-// nothing. So K = 4 keeps the usual life of a connection (created, first
-// check, confirmation, first pulls) in its record with no list key, where
-// a list costs 232 B for one spilled element and 408 B for two. Past that,
-// elements are mostly status flaps of 100–300 bytes each (error details
-// are repeated per account), which a list stores about as compactly as the
-// record, so a larger K would only grow the record every check reads and
-// rewrites.
+// its record keeps. K = 4 keeps the usual life of a connection (created,
+// first check, confirmation, first pulls) in its record, whose size stays
+// in the same allocation classes, with no list key, which would cost more
+// than the elements it holds (BENCHMARKS.md, "History in the record", has
+// the sizes measured). Past that, elements are mostly status flaps (error
+// details are repeated per account), which a list stores about as
+// compactly as the record, so a larger K would only grow the record every
+// check reads and rewrites.
 const recordHistory = 4
 
 // statusCodes numbers the statuses a compact history element refers to.
@@ -175,7 +174,7 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 	dst = append(dst, ',')
 	if h.B != "" {
 		dst = append(appendCode(append(dst, '['), causeIndex, h.C), ',')
-		dst = append(appendString(dst, h.B), ']')
+		dst = append(jsontext.AppendString(dst, h.B), ']')
 	} else {
 		dst = appendCode(dst, causeIndex, h.C)
 	}
@@ -184,7 +183,7 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 		if slot, ok := slotAttempt(h.A); ok {
 			dst = strconv.AppendInt(dst, h.T-slot, 10)
 		} else {
-			dst = appendString(dst, h.A)
+			dst = jsontext.AppendString(dst, h.A)
 		}
 	}
 	for _, tr := range h.Tr {
@@ -194,7 +193,7 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 		} else if k := r.accountIndex(tr[0]); k >= 0 {
 			dst = strconv.AppendInt(dst, int64(k+1), 10)
 		} else {
-			dst = appendString(dst, tr[0])
+			dst = jsontext.AppendString(dst, tr[0])
 		}
 		dst = append(dst, ',')
 		dst = appendCode(dst, statusIndex, tr[1])
@@ -202,7 +201,7 @@ func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
 		dst = appendCode(dst, statusIndex, tr[2])
 		if tr[3] != "" {
 			dst = append(dst, ',')
-			dst = appendString(dst, tr[3])
+			dst = jsontext.AppendString(dst, tr[3])
 		}
 		dst = append(dst, ']')
 	}
@@ -222,7 +221,7 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 		return nil
 	}
 	var buf [8][]byte
-	items, err := splitInto(raw, buf[:0])
+	items, err := jsontext.SplitArray(raw, buf[:0])
 	if err != nil {
 		return err
 	}
@@ -240,7 +239,7 @@ func (r *connRec) decodeElem(raw []byte, h *histRec) error {
 	rest := items[2:]
 	if len(rest) > 0 && rest[0][0] != '[' {
 		if rest[0][0] == '"' {
-			h.A, err = decodeString(rest[0])
+			h.A, err = jsontext.DecodeString(rest[0])
 		} else {
 			var d int64
 			d, err = strconv.ParseInt(string(rest[0]), 10, 64)
@@ -271,7 +270,7 @@ func decodeCause(raw []byte, h *histRec) error {
 		return err
 	}
 	var buf [2][]byte
-	parts, err := splitInto(raw, buf[:0])
+	parts, err := jsontext.SplitArray(raw, buf[:0])
 	if err != nil {
 		return err
 	}
@@ -281,7 +280,7 @@ func decodeCause(raw []byte, h *histRec) error {
 	if h.C, err = decodeCode(causeCodes, parts[0]); err != nil {
 		return err
 	}
-	h.B, err = decodeString(parts[1])
+	h.B, err = jsontext.DecodeString(parts[1])
 	return err
 }
 
@@ -290,7 +289,7 @@ func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {
 		return fmt.Errorf("%s is not an array", raw)
 	}
 	var buf [4][]byte
-	parts, err := splitInto(raw, buf[:0])
+	parts, err := jsontext.SplitArray(raw, buf[:0])
 	if err != nil {
 		return err
 	}
@@ -298,7 +297,7 @@ func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {
 		return fmt.Errorf("%d parts, want 3 or 4", len(parts))
 	}
 	if parts[0][0] == '"' {
-		if tr[0], err = decodeString(parts[0]); err != nil {
+		if tr[0], err = jsontext.DecodeString(parts[0]); err != nil {
 			return err
 		}
 	} else {
@@ -320,7 +319,7 @@ func (r *connRec) decodeTransition(raw []byte, tr *[4]string) error {
 		if parts[3][0] != '"' {
 			return fmt.Errorf("detail %s is not a string", parts[3])
 		}
-		if tr[3], err = decodeString(parts[3]); err != nil {
+		if tr[3], err = jsontext.DecodeString(parts[3]); err != nil {
 			return fmt.Errorf("detail: %w", err)
 		}
 	}
@@ -333,67 +332,7 @@ func splitArray(b []byte) ([][]byte, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	return splitInto(b, make([][]byte, 0, recordHistory+1))
-}
-
-// splitInto appends the values of the JSON array b to dst. b is
-// well-formed JSON (the record it comes from was decoded), so it only
-// needs to find where each value ends: at a comma or the closing bracket
-// outside strings and nested values.
-func splitInto(b []byte, dst [][]byte) ([][]byte, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
-		return nil, fmt.Errorf("%.40s is not an array", b)
-	}
-	depth, start, inStr := 0, 1, false
-	for i := 1; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inStr:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '[' || c == '{':
-			depth++
-		case (c == ']' || c == '}') && depth > 0:
-			depth--
-		case (c == ',' || c == ']') && depth == 0:
-			v := bytes.TrimSpace(b[start:i])
-			if len(v) == 0 {
-				if c == ']' && len(dst) == 0 && i == len(b)-1 {
-					return dst, nil // []
-				}
-				return nil, fmt.Errorf("empty value in %.40s", b)
-			}
-			dst = append(dst, v)
-			start = i + 1
-			if c == ']' {
-				if i != len(b)-1 {
-					return nil, fmt.Errorf("%.40s is not one array", b)
-				}
-				return dst, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("%.40s is not a whole array", b)
-}
-
-// decodeString decodes the JSON string s: directly when it has no escape
-// and is valid UTF-8, else as encoding/json does.
-func decodeString(s []byte) (string, error) {
-	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
-		return "", fmt.Errorf("%.40s is not a string", s)
-	}
-	if in := s[1 : len(s)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
-		return string(in), nil
-	}
-	var v string
-	err := json.Unmarshal(s, &v)
-	return v, err
+	return jsontext.SplitArray(b, make([][]byte, 0, recordHistory+1))
 }
 
 func (r *connRec) accountIndex(id string) int {
@@ -424,16 +363,100 @@ func appendCode(dst []byte, index map[string]int, s string) []byte {
 	if c, ok := index[s]; ok {
 		return strconv.AppendInt(dst, int64(c), 10)
 	}
-	return appendString(dst, s)
+	return jsontext.AppendString(dst, s)
 }
 
 func decodeCode(codes []string, raw []byte) (string, error) {
 	if raw[0] == '"' {
-		return decodeString(raw)
+		return jsontext.DecodeString(raw)
 	}
 	c, err := strconv.Atoi(string(raw))
 	if err != nil || c < 0 || c >= len(codes) {
 		return "", fmt.Errorf("unknown code %s", raw)
 	}
 	return codes[c], nil
+}
+
+// historyOf is the history element of one write, nil when it made no
+// transition.
+func historyOf(trs []transition, t int64, cause, attempt string) *histRec {
+	if len(trs) == 0 {
+		return nil
+	}
+	h := &histRec{T: t, C: cause, A: attempt, Tr: make([][4]string, len(trs))}
+	for i, tr := range trs {
+		h.Tr[i] = [4]string{tr.acct, tr.from, tr.to, tr.detail}
+	}
+	return h
+}
+
+// History returns a connection's transitions, newest first: those of the
+// elements its record holds, then those of its history list; up to limit
+// of them, or every one it keeps when limit is 0 (Config.HistoryLimit
+// counts elements, one per write, and a write may hold several
+// transitions: the connection's and each account's). Record and list are
+// read in one transaction, so an element spilled from the record meanwhile
+// is seen exactly once.
+func (s *Store) History(ctx context.Context, connID string, limit int) ([]HistoryEntry, error) {
+	if limit < 0 {
+		limit = 0
+	}
+	if !ValidID(ConnectionIDPrefix, connID) {
+		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
+	}
+	// Every element has one transition or more: limit elements suffice.
+	keep := int64(s.cfg.HistoryLimit)
+	if limit > 0 {
+		keep = min(keep, int64(limit))
+	}
+	var get *redis.StringCmd
+	var list *redis.StringSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.kConn(connID))
+		list = p.LRange(ctx, s.kHistory(connID), 0, keep-1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("history of %s: %w", connID, err)
+	}
+	raw, err := get.Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("connection %q: %w", connID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", connID, err)
+	}
+	r, err := decodeConn(connID, raw)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", connID, err)
+	}
+	elems, err := r.history()
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", connID, err)
+	}
+	out := make([]HistoryEntry, 0, 8)
+	full := func() bool { return limit > 0 && len(out) >= limit }
+	// Newest first: a write's transitions are stored oldest first.
+	add := func(h histRec) bool {
+		es := h.public(connID)
+		for i := len(es) - 1; i >= 0 && !full(); i-- {
+			out = append(out, es[i])
+		}
+		return !full()
+	}
+	for _, h := range elems {
+		if !add(h) {
+			return out, nil
+		}
+	}
+	for _, raw := range list.Val() {
+		var h histRec
+		if err := json.Unmarshal([]byte(raw), &h); err != nil {
+			return nil, fmt.Errorf("history of %s: decode entry: %w", connID, err)
+		}
+		if !add(h) {
+			break
+		}
+	}
+	return out, nil
 }

@@ -53,19 +53,41 @@ type mutation struct {
 	check bool
 }
 
-// commitScript applies a mutation; it returns 1 when applied, 0 when the
-// record changed since it was read, -1 when the company guard failed.
+// commitScript applies a mutation: the new record replaces the one read,
+// and the indexes, counters, history list and event stream move with it.
 //
-// KEYS: conn, due, ixOld, ixNew, counts, history, events, company, queued,
-// week (the connection's schedule set), cursor (the sweep's: started at the
-// first due time, so no weekly slot after it is skipped)
-// ARGV: old, new, member, dueOp, dueScore, oldStatus, newStatus, ixScore,
+//	KEYS[1]    -> P c:<conn>, the record
+//	KEYS[2]    -> P due
+//	KEYS[3]    -> P ix:<company>:<old status>
+//	KEYS[4]    -> P ix:<company>:<new status>
+//	KEYS[5]    -> P n
+//	KEYS[6]    -> P h:<conn>
+//	KEYS[7]    -> P ev
+//	KEYS[8]    -> P co:<company>
+//	KEYS[9]    -> P q
+//	KEYS[10]   -> P wk:<minute>, the connection's schedule set
+//	KEYS[11]   -> P sw, the sweep cursor: set to the first due time when
+//	              there is none, so no weekly slot after it is skipped
+//	ARGV[1]    -> the record as read; "": creating, the key must not exist
+//	ARGV[2]    -> the new record
+//	ARGV[3]    -> the connection ID (member of the indexes)
+//	ARGV[4]    -> the dueOp: "" keep, "rem", "adv", "set" or "wk"
+//	ARGV[5]    -> the on-demand due time (ms), for "set"
+//	ARGV[6]    -> the old status ("" when creating)
+//	ARGV[7]    -> the new status
+//	ARGV[8]    -> the status index score (creation time, ms)
+//	ARGV[9]    -> how many elements the history list keeps
+//	ARGV[10]   -> the event stream's approximate MAXLEN
+//	ARGV[11]   -> the change event's JSON ("": none)
+//	ARGV[12]   -> the company's active flag the write requires ("": any)
+//	ARGV[13]   -> "1": drop the queued mark
+//	ARGV[14]   -> dueSince (ms), for "adv"
+//	ARGV[15]   -> the connection's slot offset (ms): its score in KEYS[10]
+//	ARGV[16..] -> history elements spilled from the record, oldest first,
+//	              pushed onto KEYS[6], which is then trimmed to ARGV[9]
 //
-//	histLimit, eventsMaxLen, event, companyActive, clearQueued, dueSince,
-//	weekOffset, history...
-//
-// history... are the elements spilled from the record, oldest first; they
-// are pushed onto the history list, which is then trimmed to histLimit.
+// Returns 1 when applied, 0 when the record changed since it was read, -1
+// when the company guard failed.
 var commitScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
@@ -130,9 +152,9 @@ func (s *Store) commit(ctx context.Context, m *mutation) error {
 	if err != nil {
 		return err
 	}
-	run := s.batch.run
+	run := s.batch.Run
 	if m.check {
-		run = s.batch.runCheck
+		run = s.batch.RunWindowed
 	}
 	n, err := run(ctx, commitScript, keys, args...).Int()
 	if err != nil {

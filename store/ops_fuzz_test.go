@@ -366,7 +366,7 @@ func (o *opsRun) afterChange(ch Change) {
 		return
 	}
 	o.enqueue(task{ch.Connection.ID, ch.DueAt})
-	if _, err := o.f.s.ServeDue(o.ctx, ch.Connection.ID, ch.DueAt, o.f.clk.Now()); err != nil {
+	if _, err := o.f.s.ServeDue(o.ctx, ch.Connection.ID, ch.DueAt); err != nil {
 		o.fatalf("ServeDue: %v", err)
 	}
 }
@@ -758,17 +758,17 @@ func (o *opsRun) apply(op int, a, b, c byte) (failed, wrote bool) {
 		lease := now.Add(5 * time.Minute)
 		claimed := map[string]bool{}
 		for range 10 {
-			items, err := s.ClaimDue(ctx, now, lease, 3)
+			items, err := s.claimDue(ctx, now, lease, 3)
 			if err != nil {
-				o.fatalf("ClaimDue: %v", err)
+				o.fatalf("claimDue: %v", err)
 			}
 			for _, it := range items {
 				claimed[it.ConnectionID] = true
 				o.enqueue(task{it.ConnectionID, it.Slot})
 			}
 			if a%3 != 0 && len(items) > 0 { // a%3 == 0: the scheduler died before acknowledging
-				if _, err := s.AdvanceDue(ctx, items, lease, now); err != nil {
-					o.fatalf("AdvanceDue: %v", err)
+				if _, err := s.ackDue(ctx, items); err != nil {
+					o.fatalf("ackDue: %v", err)
 				}
 			}
 			if len(items) < 3 {

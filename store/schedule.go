@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,16 +49,6 @@ func (s *Store) slotOffset(id string) int64 {
 	return int64(checks.SlotOffset(id, s.cfg.Interval) / time.Millisecond)
 }
 
-// kWeek is the schedule set holding a connection, with its score.
-func (s *Store) kWeek(id string) (string, int64) {
-	off := s.slotOffset(id)
-	return s.kWeekPrefix() + strconv.FormatInt(off/s.bucketMS(), 10), off
-}
-
-func (s *Store) kWeekPrefix() string { return s.cfg.Prefix + "wk:" }
-func (s *Store) kCursor() string     { return s.cfg.Prefix + "sw" }
-func (s *Store) kSweepLock() string  { return s.cfg.Prefix + "sw:lock" }
-
 // segment is a range (lo, hi] of slot offsets, and base, the time of offset
 // 0 on the timeline: slot = base + offset.
 type segment struct{ lo, hi, base int64 }
@@ -91,21 +80,32 @@ func mod(a, b int64) int64 {
 	return m
 }
 
-// countWeekScript counts members of the schedule sets with an offset in
-// (ARGV[3], ARGV[4]]; ARGV[1] is the sets' key prefix and ARGV[2] their
-// width. Keys are derived: standalone Redis only.
+// countWeekScript counts the members of schedule sets within a range of
+// slot offsets.
+//
+//	KEYS[1..] -> P wk:<minute>, the sets covering the range
+//	ARGV[1]   -> the range's low end (ms, excluded)
+//	ARGV[2]   -> the range's high end (ms, included)
+//
+// Returns the count.
 var countWeekScript = redis.NewScript(`
-local pfx, w = ARGV[1], tonumber(ARGV[2])
 local n = 0
-for b = math.floor((tonumber(ARGV[3]) + 1) / w), math.floor(tonumber(ARGV[4]) / w) do
-  n = n + redis.call('ZCOUNT', pfx .. b, '(' .. ARGV[3], ARGV[4])
+for i = 1, #KEYS do
+  n = n + redis.call('ZCOUNT', KEYS[i], '(' .. ARGV[1], ARGV[2])
 end
 return n
 `)
 
-// beginSweepScript takes the sweep lock KEYS[2] for token ARGV[1] for
-// ARGV[2] ms and returns the cursor KEYS[1], set to ARGV[3] (now) when it
-// has none yet; false when another scheduler holds the lock.
+// beginSweepScript takes the sweep lock and reads the cursor, setting it to
+// now when there is none yet.
+//
+//	KEYS[1] -> P sw
+//	KEYS[2] -> P sw:lock
+//	ARGV[1] -> the sweep's token
+//	ARGV[2] -> the lock's lease (ms)
+//	ARGV[3] -> now (ms)
+//
+// Returns the cursor, or false when another scheduler holds the lock.
 var beginSweepScript = redis.NewScript(`
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
 local c = redis.call('GET', KEYS[1])
@@ -116,16 +116,27 @@ end
 return c
 `)
 
-// ackSweepScript moves the cursor KEYS[1] to ARGV[3] and renews the lock
-// KEYS[2] for ARGV[2] ms, if token ARGV[1] still holds it; the connections
-// whose enqueue failed (ARGV[4..], member, slot, schedule set triples) go
-// to the on-demand due index KEYS[3] at their slot, if still in their
-// schedule set (eligible: an admin may have deactivated one since the
-// sweep read it). Returns 1, or 0 when the lock was lost.
+// ackSweepScript moves the cursor and renews the lock, if the sweep's
+// token still holds it; the connections whose enqueue failed go to the
+// on-demand due index at their slot, if still in their schedule set
+// (eligible: an admin may have deactivated one since the sweep read it).
+//
+//	KEYS[1]   -> P sw
+//	KEYS[2]   -> P sw:lock
+//	KEYS[3]   -> P due
+//	KEYS[4..] -> P wk:<minute>, the schedule set of each failed connection
+//	ARGV[1]   -> the sweep's token
+//	ARGV[2]   -> the lock's lease (ms)
+//	ARGV[3]   -> the new cursor (ms)
+//	ARGV[4..] -> member, slot (ms) pairs of the failed connections, the
+//	             j-th pair's schedule set in KEYS[3+j]
+//
+// Returns 1, or 0 when the lock was lost.
 var ackSweepScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-for i = 4, #ARGV, 3 do
-  if redis.call('ZSCORE', ARGV[i + 2], ARGV[i]) then
+for k = 4, #KEYS do
+  local i = 4 + (k - 4) * 2
+  if redis.call('ZSCORE', KEYS[k], ARGV[i]) then
     redis.call('ZADD', KEYS[3], 'NX', ARGV[i + 1], ARGV[i])
   end
 end
@@ -134,8 +145,15 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 `)
 
-// endSweepScript releases the lock KEYS[1] if token ARGV[1] holds it, and
-// then moves the cursor KEYS[2] to ARGV[2] unless that is empty.
+// endSweepScript releases the lock if the sweep's token holds it, moving
+// the cursor first unless given none.
+//
+//	KEYS[1] -> P sw:lock
+//	KEYS[2] -> P sw
+//	ARGV[1] -> the sweep's token
+//	ARGV[2] -> the new cursor (ms), or "" to leave it
+//
+// Returns 1.
 var endSweepScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
@@ -148,13 +166,10 @@ return 1
 // its lease) and another scheduler may have taken over: stop sweeping.
 var ErrSweepLost = errors.New("the sweep lock was lost to another scheduler; this tick stops sweeping")
 
-// Sweep is one scheduler's walk of the weekly schedule up to a time, from
-// BeginSweep to End. Next reads batches in slot order; Ack acknowledges a
-// batch once each of its tasks was tried, in any order (the cursor moves
-// over the acknowledged prefix, and at End over the rest of what was read
-// when nothing is left unread or unacknowledged). It is safe for
-// concurrent use.
-type Sweep struct {
+// weekly is one scheduler's walk of the weekly schedule up to a time: the
+// source of a Sweep from BeginSweep (which says how it walks) to End. It
+// is safe for concurrent use.
+type weekly struct {
 	s          *Store
 	token      string
 	lease      time.Duration
@@ -174,7 +189,7 @@ type Sweep struct {
 
 // sweepBatch ties a weekly DueItem to its batch.
 type sweepBatch struct {
-	sw  *Sweep
+	sw  *weekly
 	seq int
 	end int64 // timeline position after the batch
 }
@@ -185,10 +200,17 @@ type sweepAck struct {
 }
 
 // BeginSweep starts a sweep of the weekly schedule up to now, holding the
-// sweep lock for lease at a time. It returns nil and no error when another
-// scheduler is sweeping. The range starts at the cursor, or one interval
-// before now when the cursor is further behind (a scheduler down for longer
-// than an interval checks each connection once, not once per missed slot).
+// sweep lock for lease at a time (every Ack renews it; End releases it). It
+// returns nil and no error when another scheduler is sweeping. The range
+// starts at the cursor, or one interval before now when the cursor is
+// further behind (a scheduler down for longer than an interval checks each
+// connection once, not once per missed slot). Next returns the connections
+// whose weekly slot is due in slot order: limit of them (more only when the
+// last millisecond read has more), fewer only when none are left after them
+// or some were skipped (SkipServed). Batches may be acknowledged in any
+// order: the cursor moves over the acknowledged prefix, and at End over the
+// rest of what was read when nothing is left unread or unacknowledged;
+// batches not acknowledged are read again by the next sweep.
 func (s *Store) BeginSweep(ctx context.Context, now time.Time, lease time.Duration) (*Sweep, error) {
 	if lease <= 0 {
 		return nil, fmt.Errorf("%w: sweep lease %s must be positive", ErrInvalid, lease)
@@ -207,16 +229,21 @@ func (s *Store) BeginSweep(ctx context.Context, now time.Time, lease time.Durati
 		return nil, fmt.Errorf("begin sweep: stored cursor %q is not a time in ms (delete key %s to restart from now): %w", v, s.kCursor(), err)
 	}
 	from := max(cursor, ms(now)-s.intervalMS())
-	return &Sweep{s: s, token: token, lease: lease, segs: s.segments(from, ms(now)),
-		from: from, read: from, done: map[int]sweepAck{}}, nil
+	return &Sweep{src: &weekly{s: s, token: token, lease: lease, segs: s.segments(from, ms(now)),
+		from: from, read: from, done: map[int]sweepAck{}}}, nil
 }
 
-func (sw *Sweep) remaining() bool { return len(sw.segs) > 0 }
+func (sw *weekly) remaining() bool { return len(sw.segs) > 0 }
 
-// Next returns the next batch of connections whose weekly slot is due, in
-// slot order: limit of them (more only when the last millisecond read has
-// more), fewer only when none are left after them.
-func (sw *Sweep) Next(ctx context.Context, limit int) ([]DueItem, error) {
+func (sw *weekly) drained() bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return !sw.remaining()
+}
+
+// next returns the next batch of connections whose weekly slot is due (see
+// BeginSweep).
+func (sw *weekly) next(ctx context.Context, limit int) ([]DueItem, error) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	if sw.ended {
@@ -246,7 +273,7 @@ const maxReadSets = 2048
 // many as should hold want members by the density seen so far, and returns
 // up to want of their members in slot order (more only to finish the last
 // millisecond taken). It moves the read position past what it returns.
-func (sw *Sweep) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem, error) {
+func (sw *weekly) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem, error) {
 	s, seg := sw.s, &sw.segs[0]
 	w := s.bucketMS()
 	first, last := (seg.lo+1)/w, seg.hi/w
@@ -259,7 +286,7 @@ func (sw *Sweep) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem,
 	p := s.rdb.Pipeline()
 	cmds := make([]*redis.ZSliceCmd, 0, last-first+1)
 	for i := first; i <= last; i++ {
-		cmds = append(cmds, p.ZRangeByScoreWithScores(ctx, s.kWeekPrefix()+strconv.FormatInt(i, 10), &redis.ZRangeBy{Min: from, Max: to}))
+		cmds = append(cmds, p.ZRangeByScoreWithScores(ctx, s.kWeekSet(i), &redis.ZRangeBy{Min: from, Max: to}))
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read the weekly schedule: %w", err)
@@ -292,15 +319,15 @@ func (sw *Sweep) read1(ctx context.Context, b *sweepBatch, want int) ([]DueItem,
 }
 
 // note records how many members a read found in how many sets.
-func (sw *Sweep) note(members, sets int) {
+func (sw *weekly) note(members, sets int) {
 	sw.membersRead += int64(members)
 	sw.setsRead += int64(sets)
 }
 
-// Ack acknowledges a batch from Next: ok[i] tells whether items[i]'s task
+// ack acknowledges a batch from next: ok[i] tells whether items[i]'s task
 // is queued. The cursor moves past every batch acknowledged so far without
 // a gap; failed items go to the on-demand due index at their slot.
-func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
+func (sw *weekly) ack(ctx context.Context, items []DueItem, ok []bool) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -318,6 +345,7 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 		}
 	}
 	sw.done[b.seq] = a
+	keys := []string{s.kCursor(), s.kSweepLock(), s.kDue()}
 	args := []any{sw.token, sw.lease.Milliseconds(), int64(0)}
 	var end int64 = -1
 	first := sw.ackedSeq
@@ -329,14 +357,15 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 		end = a.end
 		for _, it := range a.failed {
 			week, _ := s.kWeek(it.ConnectionID)
-			args = append(args, it.ConnectionID, ms(it.Slot), week)
+			keys = append(keys, week)
+			args = append(args, it.ConnectionID, ms(it.Slot))
 		}
 	}
 	if end < 0 {
 		return nil // an earlier batch is still being enqueued
 	}
 	args[2] = end
-	n, err := ackSweepScript.Run(ctx, s.rdb, []string{s.kCursor(), s.kSweepLock(), s.kDue()}, args...).Int()
+	n, err := ackSweepScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		// The batches stay unacknowledged: the next Ack sends them again
 		// (the script is idempotent), and End does not move the cursor
@@ -356,9 +385,9 @@ func (sw *Sweep) Ack(ctx context.Context, items []DueItem, ok []bool) error {
 	return nil
 }
 
-// End releases the sweep lock; it is safe to call twice. Batches not
+// end releases the sweep lock; it is safe to call twice. Batches not
 // acknowledged are read again by the next sweep.
-func (sw *Sweep) End(ctx context.Context) error {
+func (sw *weekly) end(ctx context.Context) error {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	if sw.ended {
@@ -400,8 +429,13 @@ func (s *Store) weeklyBacklog(ctx context.Context, now time.Time) (int64, error)
 		return 0, err
 	}
 	var n int64
+	w := s.bucketMS()
 	for _, seg := range s.segments(cursor, ms(now)) {
-		c, err := countWeekScript.Run(ctx, s.rdb, nil, s.kWeekPrefix(), s.bucketMS(), seg.lo, seg.hi).Int64()
+		var sets []string
+		for b := (seg.lo + 1) / w; b <= seg.hi/w; b++ {
+			sets = append(sets, s.kWeekSet(b))
+		}
+		c, err := countWeekScript.Run(ctx, s.rdb, sets, seg.lo, seg.hi).Int64()
 		if err != nil {
 			return 0, fmt.Errorf("count the weekly backlog: %w", err)
 		}
@@ -409,8 +443,6 @@ func (s *Store) weeklyBacklog(ctx context.Context, now time.Time) (int64, error)
 	}
 	return n, nil
 }
-
-func (s *Store) kScheduleInterval() string { return s.cfg.Prefix + "sw:iv" }
 
 // dueWeekly puts an eligible connection in the weekly schedule and leaves
 // its on-demand due time alone (a schedule rebuild).
@@ -436,19 +468,19 @@ func (s *Store) EnsureSchedule(ctx context.Context) (int, error) {
 	}
 	// Drop the old sets first: a write racing the rebuild lands in a set
 	// kept, and the scan below re-reads every record anyway.
-	if err := s.deleteMatching(ctx, s.kWeekPrefix()+"*"); err != nil {
+	if err := s.deleteMatching(ctx, s.kWeekPattern()); err != nil {
 		return 0, fmt.Errorf("rebuild the schedule: %w", err)
 	}
 	active := map[string]bool{}
 	n := 0
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, s.cfg.Prefix+"c:*", 1000).Result()
+		keys, next, err := s.rdb.Scan(ctx, cursor, s.kConnPattern(), 1000).Result()
 		if err != nil {
 			return n, fmt.Errorf("rebuild the schedule: %w", err)
 		}
 		for _, k := range keys {
-			id := strings.TrimPrefix(k, s.cfg.Prefix+"c:")
+			id := s.connIDOf(k)
 			if !ValidID(ConnectionIDPrefix, id) {
 				continue
 			}

@@ -233,7 +233,8 @@ func runSweepConformance(t *testing.T, b backend) {
 			b0, _ := sw.Next(f.ctx, limit)
 			ok0 := allOK(len(b0))
 			ok0[2] = false // its enqueue failed, and then its acknowledgement (a Redis blip)
-			h := &failScripts{keys: 3, key: f.s.kCursor()}
+			// The acknowledgement: cursor, lock, due index, and the failed item's schedule set.
+			h := &failScripts{keys: 4, key: f.s.kCursor()}
 			h.left.Store(1)
 			f.rdb.AddHook(h)
 			if err := sw.Ack(f.ctx, b0, ok0); err == nil || h.left.Load() != 0 {

@@ -1,30 +1,23 @@
 // Package store persists companies, connections and their accounts in Redis
 // (go-redis v9): credentials encrypted at rest, the weekly schedule and the
-// on-demand due index the scheduler sweeps, per-company status indexes, a bounded per-connection history and
-// the change-event stream. Every write to a connection is one atomic
-// compare-and-set script that also maintains all of those, so a crash never
-// leaves a connection and its indexes disagreeing.
+// on-demand due index the scheduler sweeps, per-company status indexes, a
+// bounded per-connection history and the change-event stream. Every write
+// to a connection is one atomic compare-and-set script that also maintains
+// all of those, so a crash never leaves a connection and its indexes
+// disagreeing.
 //
-// Layout (prefix P, "cd:" by default):
-//
-//	P c:<conn>            string  the connection, its accounts and its newest history elements (JSON, short names)
-//	P co:<company>        hash    name, active (1|0), ca (created, ms), at (autoTrack 1|0, when the company sets it)
-//	P companies           zset    company IDs by creation time
-//	P coep                string  the company epoch: incremented with every change of an active flag
-//	                              (LoadCheck caches the flags for one epoch; see check.go)
-//	P wk:<minute>         zset    the weekly schedule: eligible connection IDs whose slot falls in
-//	                              that minute of the interval, by slot offset (ms); see schedule.go
-//	P sw                  string  the sweep cursor: every weekly slot up to it (ms) is enqueued
-//	P sw:lock             string  the sweeping scheduler's token (leased)
-//	P due                 zset    on-demand due times (ms): first checks, reactivations, retries
-//	P ix:<company>:<st>   zset    a company's connections in status st, by creation time
-//	P n                   hash    number of connections per status
-//	P h:<conn>            list    older history elements spilled from the record, newest first (history.go)
-//	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
-//	P q                   hash    conn → until (ms): a check is queued or running (cleared when it ends)
-//	P fl                  zset    on-demand claims in flight, by lease end
-//	P fl:<batch>          hash    conn → slot (ms) of one claim not yet acknowledged
-//	P once:<name>         string  a single-use token was spent (expires with the token)
+// Where things are: keys.go builds every Redis key, and its comment is the
+// key layout; mutate.go is the one write of a connection (commitScript);
+// apply.go the status rules a check applies, check.go the check's load and
+// record; admin.go the admin actions on a connection, company.go companies
+// and their activation, connection.go creating, reading and listing
+// connections; due.go and schedule.go the two due sources a scheduler
+// sweeps (Sweep); queued.go the queued marks, once.go one-time tokens,
+// history.go and events.go a connection's history and the change events;
+// codec.go and model.go the stored records. Every Lua script lists the KEYS
+// and ARGV it takes at its top, and takes every key it touches in KEYS.
+// The group commit that lets concurrent callers share round trips is
+// package internal/groupcommit.
 package store
 
 import (
@@ -40,6 +33,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/groupcommit"
 	"github.com/checkd/checkd/internal/termtext"
 )
 
@@ -100,16 +94,24 @@ type Config struct {
 type Store struct {
 	rdb   redis.UniversalClient
 	cfg   Config
-	batch *scriptBatcher // LoadCheck's reads and every write's commit
+	batch *groupcommit.Batcher // LoadCheck's reads and every write's commit
 	// coFlags caches companies' active flags (and autoTrack) for LoadCheck.
 	coFlags companyFlags
 }
 
-// New returns a store over rdb. It fails, naming the field, on a Config
-// that is not complete.
+// New returns a store over rdb, a client of one Redis: a standalone server
+// (redis.NewClient) or, for failover, one that Sentinel manages
+// (redis.NewFailoverClient, also a *redis.Client). Redis Cluster is not
+// supported: a write's script takes the keys of its connection and of
+// shared indexes at once, which a cluster refuses across hash slots, so a
+// *redis.ClusterClient or *redis.Ring is refused here. It fails, naming
+// the field, on a Config that is not complete.
 func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
-	if rdb == nil {
+	switch rdb.(type) {
+	case nil:
 		return nil, errors.New("store: a redis client is required")
+	case *redis.ClusterClient, *redis.Ring:
+		return nil, errors.New("store: Redis Cluster is not supported (a write's keys span hash slots): connect to one Redis server, standalone (redis.NewClient) or managed by Sentinel (redis.NewFailoverClient)")
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -120,7 +122,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "cd:"
 	}
-	return &Store{rdb: rdb, cfg: cfg, batch: newScriptBatcher(rdb, cfg.CheckBatchWindow)}, nil
+	return &Store{rdb: rdb, cfg: cfg, batch: groupcommit.New(rdb, cfg.CheckBatchWindow)}, nil
 }
 
 // validate refuses the zero values that mean nothing.
@@ -142,9 +144,21 @@ func (c Config) validate() error {
 	return nil
 }
 
-// BatchStats returns what the group commit did so far: LoadCheck reads and
-// connection writes of concurrent callers share round trips to Redis.
+// BatchStats counts what the store's group commit did: LoadCheck reads and
+// connection writes of concurrent callers sharing round trips to Redis (a
+// check's calls are its windowed calls, Store.AddCheckSlots its slots).
+type BatchStats = groupcommit.Stats
+
+// BatchStats returns what the group commit did so far.
 func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
+
+// SharedClient returns the store's Redis client for an asynq.Client
+// (asynq.NewClientFromRedisClient): its script calls, which are how asynq
+// enqueues, go through the store's group commit (groupcommit.Batcher's
+// Client). Concurrent enqueues, such as a sweep's EnqueueConcurrency
+// goroutines, then share round trips with each other and with the store's
+// own calls.
+func (s *Store) SharedClient() redis.UniversalClient { return s.batch.Client() }
 
 // AddCheckSlots tells the store that n more checks may run at once in this
 // process (negative n: fewer). A worker adds its concurrency when it starts
@@ -152,27 +166,16 @@ func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
 // (Config.CheckBatchWindow) then stops waiting once all but two of those
 // slots wait with it: asynq hands out a check only into a free slot, so
 // with fewer free ones it could not bring company and would only idle
-// (without it, a worker of concurrency 8 ran no-op checks at two thirds,
-// one of concurrency 4 at a third, of the rate it reaches with it).
-func (s *Store) AddCheckSlots(n int) { s.batch.addSlots(n) }
+// (without it, a worker of low concurrency ran its checks far below the
+// rate it reaches with it: BENCHMARKS.md, "A window leaves two check
+// slots free").
+func (s *Store) AddCheckSlots(n int) { s.batch.AddSlots(n) }
 
 // Interval is the configured check interval.
 func (s *Store) Interval() time.Duration { return s.cfg.Interval }
 
 // Redis returns the underlying client (for health checks).
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
-
-func (s *Store) kConn(id string) string      { return s.cfg.Prefix + "c:" + id }
-func (s *Store) kCompany(id string) string   { return s.cfg.Prefix + "co:" + id }
-func (s *Store) kCompanies() string          { return s.cfg.Prefix + "companies" }
-func (s *Store) kCompanyEpoch() string       { return s.cfg.Prefix + "coep" }
-func (s *Store) kDue() string                { return s.cfg.Prefix + "due" }
-func (s *Store) kCounts() string             { return s.cfg.Prefix + "n" }
-func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
-func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
-func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
-func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
-func (s *Store) kIndex(co, st string) string { return s.cfg.Prefix + "ix:" + co + ":" + st }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
@@ -216,14 +219,6 @@ const (
 	AccountIDPrefix    = "ac_"
 )
 
-// NewCompany is the input of CreateCompany.
-type NewCompany struct {
-	Name string `json:"name"`
-	// AutoTrack, when set, decides for this company whether discovered
-	// accounts are tracked at once (Config.AutoTrack otherwise).
-	AutoTrack *bool `json:"autoTrack,omitempty"`
-}
-
 // MaxNameLen bounds names so one record stays small.
 const MaxNameLen = 200
 
@@ -239,83 +234,6 @@ func nameProblem(name string) string {
 		return "name must not contain control characters (tabs, newlines, escape sequences, direction overrides)"
 	}
 	return ""
-}
-
-// CreateCompany stores a new active company.
-func (s *Store) CreateCompany(ctx context.Context, in NewCompany) (Company, error) {
-	name := strings.TrimSpace(in.Name)
-	if name == "" {
-		return Company{}, fmt.Errorf("%w: company name is required (at most %d bytes)", ErrInvalid, MaxNameLen)
-	}
-	if p := nameProblem(name); p != "" {
-		return Company{}, fmt.Errorf("%w: company %s", ErrInvalid, p)
-	}
-	now := s.cfg.Clock.Now().UTC().Truncate(time.Millisecond)
-	c := Company{ID: newID(CompanyIDPrefix), Name: name, IsActive: true, CreatedAt: now, AutoTrack: in.AutoTrack}
-	fields := []any{"name", c.Name, "active", "1", "ca", ms(now)}
-	if in.AutoTrack != nil {
-		fields = append(fields, "at", flag(*in.AutoTrack))
-	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.kCompany(c.ID), fields...)
-		p.ZAdd(ctx, s.kCompanies(), redis.Z{Score: float64(ms(now)), Member: c.ID})
-		return nil
-	})
-	if err != nil {
-		return Company{}, fmt.Errorf("create company: %w", err)
-	}
-	return c, nil
-}
-
-// GetCompany returns a company, or ErrNotFound.
-func (s *Store) GetCompany(ctx context.Context, id string) (Company, error) {
-	if !ValidID(CompanyIDPrefix, id) {
-		return Company{}, fmt.Errorf("company %q: %w", id, ErrNotFound)
-	}
-	m, err := s.rdb.HGetAll(ctx, s.kCompany(id)).Result()
-	if err != nil {
-		return Company{}, fmt.Errorf("get company %s: %w", id, err)
-	}
-	if len(m) == 0 {
-		return Company{}, fmt.Errorf("company %q: %w", id, ErrNotFound)
-	}
-	var ca int64
-	fmt.Sscan(m["ca"], &ca)
-	return Company{ID: id, Name: m["name"], IsActive: m["active"] == "1", CreatedAt: fromMS(ca), AutoTrack: autoTrackFlag(m["at"])}, nil
-}
-
-// flag is a bool as a company hash stores it.
-func flag(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
-// autoTrackFlag reads a company's autoTrack field: nil when it sets none.
-func autoTrackFlag(v string) *bool {
-	if v == "" {
-		return nil
-	}
-	b := v == "1"
-	return &b
-}
-
-// ListCompanies returns every company, oldest first.
-func (s *Store) ListCompanies(ctx context.Context) ([]Company, error) {
-	ids, err := s.rdb.ZRange(ctx, s.kCompanies(), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list companies: %w", err)
-	}
-	out := make([]Company, 0, len(ids))
-	for _, id := range ids {
-		c, err := s.GetCompany(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
 }
 
 // StatusCounts returns how many connections are in each status, from a

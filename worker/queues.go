@@ -19,9 +19,10 @@ import (
 // asynq's processor takes one task at a time, trying the queues in a
 // weighted random order with one script call per queue until one has a
 // task. With the default weights and only the default queue full (the
-// weekly sweep), that is 1.9 calls per task, the empty ones as costly as the
-// full one, and the loop is serial: the empty calls are about half the time
-// a busy worker spends getting tasks, and half its dequeue load on Redis.
+// weekly sweep), most tasks cost more than one call, the empty ones as
+// costly as the full one, and the loop is serial: the empty calls are much
+// of the time a busy worker spends getting tasks, and of its dequeue load
+// on Redis (BENCHMARKS.md, "The worker remembers empty queues").
 // Remembering an empty queue for a few milliseconds removes nearly all of
 // them; a task that arrives in that queue meanwhile waits that long while
 // the other queues keep handing out tasks (and, if they all run dry in

@@ -52,7 +52,7 @@ type Config struct {
 	// EmptyQueueRecheck is how long a queue that had no task is taken to
 	// stay empty while another queue hands out tasks: asynq's dequeue asks
 	// each queue in turn, and skipping the empty ones for this long takes
-	// about half of a busy worker's dequeue round trips off Redis. A task
+	// most of a busy worker's wasted dequeue round trips off Redis. A task
 	// arriving in such a queue waits this long while the other queues keep
 	// handing out tasks (if they all run dry meanwhile, asynq's idle poll
 	// of about a second, as with asynq alone). 0: off, every dequeue asks
@@ -289,7 +289,8 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 	d := w.cfg.Clock.Now().Sub(startedAt)
 	// A line per change at info; a check that changed nothing (the usual
 	// weekly CONNECTED) only at debug: a million quiet checks a week would
-	// drown the changes, and formatting them costs ~7% of a check's CPU.
+	// drown the changes, and formatting them costs a share of a check's CPU
+	// (BENCHMARKS.md).
 	if changed := rec.Transitions > 0 || rec.Outcome != store.Applied; (changed && w.infoOn()) || w.debugOn() {
 		e := w.log.WithFields(logrus.Fields{
 			"connectionId": p.ConnectionID, "taskId": taskID, "datasource": target.Request.Datasource,

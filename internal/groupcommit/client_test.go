@@ -1,4 +1,4 @@
-package store
+package groupcommit
 
 import (
 	"context"
@@ -14,19 +14,21 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/testing/redistest"
 )
 
-// The shared client's tests: an asynq.Client over Store.SharedClient, on
+// The shared client's tests: an asynq.Client over Batcher.Client, on
 // miniredis and on a real redis-server (batchBackends). As in the group
-// commit's tests, a gate holds the store's own lone call while the test
+// commit's tests, a gate holds the batcher's own lone call while the test
 // queues enqueues behind it, so the round trip that follows is known
 // exactly; waits poll with a deadline that only bounds a hang.
 
-// sharedEnv is a store over a fresh Redis whose client has a gate, and an
-// asynq client over the store's SharedClient.
+// sharedEnv is a batcher over a fresh Redis whose client has a gate, and an
+// asynq client over the batcher's Client.
 type sharedEnv struct {
-	st     *Store
-	g      *gate
+	b      *Batcher
+	g      *redistest.Gate
 	forget *forgetter
 	rdb    redis.UniversalClient
 	mr     *miniredis.Miniredis // nil: a real Redis
@@ -37,18 +39,11 @@ type sharedEnv struct {
 func newSharedEnv(t *testing.T, be batchBackend, window time.Duration) *sharedEnv {
 	t.Helper()
 	rdb, mr := be.new(t)
-	e := &sharedEnv{g: newGate(), forget: &forgetter{}, rdb: rdb, mr: mr}
+	e := &sharedEnv{g: redistest.NewGate(), forget: &forgetter{}, rdb: rdb, mr: mr}
 	rdb.AddHook(e.g)
 	rdb.AddHook(e.forget)
-	cfg := testConfig(t)
-	if window != 0 { // 0: the default window
-		cfg.CheckBatchWindow = window
-	}
-	var err error
-	if e.st, err = New(rdb, cfg); err != nil {
-		t.Fatal(err)
-	}
-	e.enq = asynq.NewClientFromRedisClient(e.st.SharedClient())
+	e.b = New(rdb, window)
+	e.enq = asynq.NewClientFromRedisClient(e.b.Client())
 	e.insp = asynq.NewInspectorFromRedisClient(rdb)
 	// holdLead's call: cached, so it is one EVALSHA that never meets NOSCRIPT.
 	if err := leadScript.Load(context.Background(), rdb).Err(); err != nil {
@@ -108,19 +103,12 @@ func (e *sharedEnv) requireTasks(t *testing.T, q string, want map[string]string)
 	}
 }
 
-// scriptSingles is the script commands sent alone so far, in order.
-func (g *gate) scriptSingles() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.singles)
-}
-
 // awaitEntered waits for the gate to hold a command (or a pipeline) and
 // returns which.
-func awaitEntered(t *testing.T, g *gate) string {
+func awaitEntered(t *testing.T, g *redistest.Gate) string {
 	t.Helper()
 	select {
-	case got := <-g.entered:
+	case got := <-g.Entered():
 		return got
 	case <-time.After(20 * time.Second):
 		t.Fatal("nothing reached the gate")
@@ -128,15 +116,15 @@ func awaitEntered(t *testing.T, g *gate) string {
 	}
 }
 
-// holdLead sends the store's own lone call (leadScript), held at the gate
+// holdLead sends the batcher's own lone call (leadScript), held at the gate
 // until release is called, so calls made meanwhile queue behind it and go
 // out together as the next round trip. lead gets the call's error.
 func (e *sharedEnv) holdLead(t *testing.T) (release func(), lead <-chan error) {
 	t.Helper()
-	release = e.g.holdNextSingle()
+	release = e.g.HoldNextSingle()
 	t.Cleanup(release)
 	done := make(chan error, 1)
-	go func() { done <- e.st.batch.run(context.Background(), leadScript, nil).Err() }()
+	go func() { done <- e.b.Run(context.Background(), leadScript, nil).Err() }()
 	if got := awaitEntered(t, e.g); got != "single" {
 		t.Fatalf("the lone call went out as a %s", got)
 	}
@@ -148,7 +136,7 @@ func (e *sharedEnv) holdLead(t *testing.T) (release func(), lead <-chan error) {
 func (e *sharedEnv) queue(t *testing.T, wg *sync.WaitGroup, n int, f func()) {
 	t.Helper()
 	wg.Go(f)
-	waitFor(t, fmt.Sprintf("call %d to queue", n), func() bool { return e.st.batch.queued() == n })
+	waitFor(t, fmt.Sprintf("call %d to queue", n), func() bool { return e.b.Queued() == n })
 }
 
 // forceShared runs calls (each makes one call through the batcher first)
@@ -249,20 +237,20 @@ func TestSharedClientConcurrentEnqueues(t *testing.T) {
 				return true
 			})
 
-			p := e.g.pipelines()
+			p := e.g.Pipelines()
 			if len(p) == 0 || len(p[0]) != goroutines || slices.ContainsFunc(p[0], func(n string) bool { return n != "evalsha" }) {
 				t.Errorf("first pipeline %v, want the %d goroutines' first EVALSHAs", p[:min(len(p), 1)], goroutines)
 			}
-			if s := e.g.scriptSingles(); slices.Index(s, "evalsha") != 0 || slices.Contains(s[1:], "evalsha") {
+			if s := e.g.Singles(); slices.Index(s, "evalsha") != 0 || slices.Contains(s[1:], "evalsha") {
 				t.Errorf("%d script commands sent alone, %d of them EVALSHA; want the lead's EVALSHA alone (the enqueues' go through the group commit)",
 					len(s), len(slices.DeleteFunc(s, func(n string) bool { return n != "evalsha" })))
 			}
-			st := e.st.BatchStats()
+			st := e.b.Stats()
 			if st.Calls != tasks+1 || st.Batches >= st.Calls || st.Pipelined < goroutines {
 				t.Errorf("stats %+v; want %d calls (the enqueues and the lead) sharing round trips", st, tasks+1)
 			}
 			t.Logf("%+v: %.1f calls per round trip", st, float64(st.Calls)/float64(st.Batches))
-			e.st.batch.requireIdle(t)
+			e.b.requireIdle(t)
 
 			// (The Inspector runs scripts of its own: after the gate's record.)
 			e.requireTasks(t, q, want)
@@ -281,7 +269,7 @@ func TestSharedClientConcurrentEnqueues(t *testing.T) {
 // call gets its own outcome: enqueues of task IDs that already exist get
 // asynq.ErrTaskIDConflict and leave the existing task as it was, new ones
 // are enqueued, a script error (a queue whose pending list is not a list)
-// fails that enqueue alone, and the store's own call in the same pipeline
+// fails that enqueue alone, and the batcher's own call in the same pipeline
 // gets its reply.
 func TestSharedClientErrorIsolation(t *testing.T) {
 	t.Parallel()
@@ -321,7 +309,7 @@ func TestSharedClientErrorIsolation(t *testing.T) {
 				{q, "new-2", enqueued},
 				{broken, "bad-1", wrongType},
 				{q, "dup-2", conflict},
-				{"", "", storeReply}, // the store's own call
+				{"", "", storeReply}, // the batcher's own call
 				{q, "new-3", enqueued},
 				{q, "dup-3", conflict},
 				{q, "new-4", enqueued},
@@ -332,13 +320,13 @@ func TestSharedClientErrorIsolation(t *testing.T) {
 			for i, c := range cases {
 				calls[i] = func() {
 					if c.want == storeReply {
-						vals[i], errs[i] = e.st.batch.run(ctx, echoScript, nil, "store").Result()
+						vals[i], errs[i] = e.b.Run(ctx, echoScript, nil, "store").Result()
 						return
 					}
 					errs[i] = e.enqueue(ctx, c.q, c.id, "second")
 				}
 			}
-			e.g.reset()
+			e.g.Reset()
 			e.forceShared(t, calls)
 
 			wantTasks := map[string]string{"dup-1": "first", "dup-2": "first", "dup-3": "first"}
@@ -360,21 +348,21 @@ func TestSharedClientErrorIsolation(t *testing.T) {
 					}
 				case storeReply:
 					if err != nil || vals[i] != "store" {
-						t.Errorf("the store's call: %v, %v; want its reply", vals[i], err)
+						t.Errorf("the batcher's own call: %v, %v; want its reply", vals[i], err)
 					}
 				}
 			}
-			if p := e.g.pipelines(); len(p) == 0 || len(p[0]) != len(cases) {
+			if p := e.g.Pipelines(); len(p) == 0 || len(p[0]) != len(cases) {
 				t.Errorf("pipelines %v, want one carrying all %d calls", p, len(cases))
 			}
 			e.requireTasks(t, q, wantTasks)
 			if got := e.rdb.Get(ctx, "asynq:{"+broken+"}:pending").Val(); got != "not a list" {
 				t.Errorf("the broken queue's pending key: %q", got)
 			}
-			if st := e.st.BatchStats(); st.Pipelined != int64(len(cases)) {
+			if st := e.b.Stats(); st.Pipelined != int64(len(cases)) {
 				t.Errorf("stats %+v, want the %d calls pipelined", st, len(cases))
 			}
-			e.st.batch.requireIdle(t)
+			e.b.requireIdle(t)
 		})
 	}
 }
@@ -428,33 +416,33 @@ func TestSharedClientNoScript(t *testing.T) {
 				}
 
 				e.loseScripts(t)
-				e.g.reset()
+				e.g.Reset()
 				for i, err := range round(ids("lost")) {
 					if err != nil {
 						t.Errorf("enqueue %d after the script was lost: %v", i, err)
 					}
 				}
-				p := e.g.pipelines()
+				p := e.g.Pipelines()
 				if len(p) != 1 || len(p[0]) != tc.n {
 					t.Errorf("pipelines %v, want one of the %d EVALSHAs", p, tc.n)
 				}
-				evals := slices.DeleteFunc(e.g.scriptSingles(), func(n string) bool { return n != "eval" })
+				evals := slices.DeleteFunc(e.g.Singles(), func(n string) bool { return n != "eval" })
 				if len(evals) != tc.n {
 					t.Errorf("%d EVALs, want one per enqueue that met NOSCRIPT (%d)", len(evals), tc.n)
 				}
 				e.requireTasks(t, q, want)
 
-				e.g.reset()
+				e.g.Reset()
 				for i, err := range round(ids("again")) {
 					if err != nil {
 						t.Errorf("enqueue %d with the script cached again: %v", i, err)
 					}
 				}
-				if evals := slices.DeleteFunc(e.g.scriptSingles(), func(n string) bool { return n != "eval" }); len(evals) != 0 {
+				if evals := slices.DeleteFunc(e.g.Singles(), func(n string) bool { return n != "eval" }); len(evals) != 0 {
 					t.Errorf("%d EVALs, want none: the script is cached again", len(evals))
 				}
 				e.requireTasks(t, q, want)
-				e.st.batch.requireIdle(t)
+				e.b.requireIdle(t)
 			})
 		}
 	}
@@ -505,7 +493,7 @@ func TestSharedClientCancelled(t *testing.T) {
 				// shared client.
 				goneEnq, goneRun := make(chan error, 1), make(chan error, 1)
 				goneEnqueue := func() { goneEnq <- e.enqueue(cctx, q, "gone", "x") }
-				goneScript := func() { goneRun <- echoScript.Run(cctx, e.st.SharedClient(), nil, "gone").Err() }
+				goneScript := func() { goneRun <- echoScript.Run(cctx, e.b.Client(), nil, "gone").Err() }
 				// checkGone waits for both (while a round trip is held, they
 				// return only by leaving the queue).
 				checkGone := func() {
@@ -524,17 +512,17 @@ func TestSharedClientCancelled(t *testing.T) {
 						}
 					}
 				}
-				s0 := e.st.BatchStats()
-				e.g.reset()
+				s0 := e.b.Stats()
+				e.g.Reset()
 				if !whileQueued {
 					cancel()
 					goneEnqueue()
 					goneScript()
 					checkGone()
-					if p, s := e.g.pipelines(), e.g.scriptSingles(); len(p)+len(s) != 0 {
+					if p, s := e.g.Pipelines(), e.g.Singles(); len(p)+len(s) != 0 {
 						t.Errorf("a cancelled call was sent: %v %v", p, s)
 					}
-					if st := e.st.BatchStats(); st.Calls != s0.Calls {
+					if st := e.b.Stats(); st.Calls != s0.Calls {
 						t.Errorf("stats %+v, %d calls before: a cancelled call was counted as sent", st, s0.Calls)
 					}
 				} else {
@@ -549,7 +537,7 @@ func TestSharedClientCancelled(t *testing.T) {
 					e.queue(t, &wg, 5, func() { liveErrs[2] = e.enqueue(ctx, q, live[2], "l") })
 					cancel()
 					checkGone() // while the lead is still held: they never waited for it
-					if n := e.st.batch.queued(); n != len(live) {
+					if n := e.b.Queued(); n != len(live) {
 						t.Errorf("%d calls queued after the cancelled ones left, want %d", n, len(live))
 					}
 					release()
@@ -563,7 +551,7 @@ func TestSharedClientCancelled(t *testing.T) {
 						}
 						want[live[i]] = "l"
 					}
-					if p := e.g.pipelines(); len(p) != 1 || len(p[0]) != len(live) {
+					if p := e.g.Pipelines(); len(p) != 1 || len(p[0]) != len(live) {
 						t.Errorf("pipelines %v, want one of the %d live enqueues", p, len(live))
 					}
 				}
@@ -571,7 +559,7 @@ func TestSharedClientCancelled(t *testing.T) {
 				if n, err := e.rdb.Exists(ctx, "asynq:{"+q+"}:t:gone").Result(); err != nil || n != 0 {
 					t.Errorf("the cancelled task's hash: exists %d, %v", n, err)
 				}
-				e.st.batch.requireIdle(t)
+				e.b.requireIdle(t)
 			})
 		}
 	}
@@ -579,7 +567,7 @@ func TestSharedClientCancelled(t *testing.T) {
 
 // TestSharedClientLoneEnqueue proves that a lone enqueue at an idle
 // batcher is sent at once, alone: one call, one round trip, no window,
-// even when the last round trip was shared and check calls wait for
+// even when the last round trip was shared and windowed calls wait for
 // company (an hour here: an enqueue that waited would hang until the
 // deadline).
 func TestSharedClientLoneEnqueue(t *testing.T) {
@@ -593,31 +581,31 @@ func TestSharedClientLoneEnqueue(t *testing.T) {
 			if err := e.enqueue(ctx, q, "warm", "w"); err != nil {
 				t.Fatal(err)
 			}
-			company(t, e.st.batch, e.g)
-			e.g.reset()
-			s0 := e.st.BatchStats()
+			company(t, e.b, e.g)
+			e.g.Reset()
+			s0 := e.b.Stats()
 			done := make(chan error, 1)
 			go func() { done <- e.enqueue(ctx, q, "lone", "l") }()
 			waitFor(t, "the lone enqueue (a window would hold it for an hour)", func() bool { return len(done) == 1 })
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
-			st := e.st.BatchStats()
-			if d := (BatchStats{Calls: st.Calls - s0.Calls, Batches: st.Batches - s0.Batches,
-				Pipelined: st.Pipelined - s0.Pipelined, Windows: st.Windows - s0.Windows}); d != (BatchStats{Calls: 1, Batches: 1}) {
+			st := e.b.Stats()
+			if d := (Stats{Calls: st.Calls - s0.Calls, Batches: st.Batches - s0.Batches,
+				Pipelined: st.Pipelined - s0.Pipelined, Windows: st.Windows - s0.Windows}); d != (Stats{Calls: 1, Batches: 1}) {
 				t.Errorf("the lone enqueue: %+v, want one call in one round trip", d)
 			}
-			if p := e.g.pipelines(); len(p) != 1 || !slices.Equal(p[0], []string{"evalsha"}) {
+			if p := e.g.Pipelines(); len(p) != 1 || !slices.Equal(p[0], []string{"evalsha"}) {
 				t.Errorf("pipelines %v, want the enqueue's EVALSHA alone", p)
 			}
 			e.requireTasks(t, q, map[string]string{"warm": "w", "lone": "l"})
-			e.st.batch.requireIdle(t)
+			e.b.requireIdle(t)
 		})
 	}
 }
 
 // TestSharedClientPassThrough proves that the shared client's other
-// methods are the store's client's: commands (PING, SADD, a GET of a
+// methods are the underlying client's: commands (PING, SADD, a GET of a
 // missing key, EVAL) reach Redis directly with their replies, outside the
 // group commit.
 func TestSharedClientPassThrough(t *testing.T) {
@@ -626,7 +614,7 @@ func TestSharedClientPassThrough(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			e := newSharedEnv(t, be, 0)
-			sc := e.st.SharedClient()
+			sc := e.b.Client()
 			ctx := context.Background()
 			if v, err := sc.Ping(ctx).Result(); err != nil || v != "PONG" {
 				t.Errorf("PING: %q, %v", v, err)
@@ -635,7 +623,7 @@ func TestSharedClientPassThrough(t *testing.T) {
 				t.Errorf("SADD: %d, %v", n, err)
 			}
 			if got, err := e.rdb.SMembers(ctx, "set").Result(); err != nil || !slices.Equal(slices.Sorted(slices.Values(got)), []string{"a", "b"}) {
-				t.Errorf("SMEMBERS through the store's client: %v, %v", got, err)
+				t.Errorf("SMEMBERS through the underlying client: %v, %v", got, err)
 			}
 			if _, err := sc.Get(ctx, "missing").Result(); !errors.Is(err, redis.Nil) {
 				t.Errorf("GET of a missing key: %v, want redis.Nil", err)
@@ -643,29 +631,29 @@ func TestSharedClientPassThrough(t *testing.T) {
 			if v, err := sc.Eval(ctx, "return ARGV[1]", nil, "direct").Result(); err != nil || v != "direct" {
 				t.Errorf("EVAL: %v, %v", v, err)
 			}
-			if st := e.st.BatchStats(); st.Calls != 0 {
+			if st := e.b.Stats(); st.Calls != 0 {
 				t.Errorf("stats %+v: a command other than EVALSHA went through the group commit", st)
 			}
-			if len(e.g.scriptSingles()) != 1 {
-				t.Errorf("script commands sent alone: %v, want the EVAL", e.g.scriptSingles())
+			if len(e.g.Singles()) != 1 {
+				t.Errorf("script commands sent alone: %v, want the EVAL", e.g.Singles())
 			}
 		})
 	}
 }
 
 // TestSharedClientEvalShaAsClient proves that the shared client's EVALSHA
-// gives what the store's client's gives, for every kind of reply (a value,
+// gives what the underlying client's gives, for every kind of reply (a value,
 // an array, a nil reply as redis.Nil, a script error, NOSCRIPT) and every
 // way go-redis takes arguments (variadic, or one slice or map that it
 // flattens), whether sent alone or together in one round trip with an
-// asynq enqueue and the store's own call, which get their own replies.
+// asynq enqueue and the batcher's own call, which get their own replies.
 func TestSharedClientEvalShaAsClient(t *testing.T) {
 	t.Parallel()
 	for _, be := range batchBackends {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			e := newSharedEnv(t, be, 0)
-			sc := e.st.SharedClient()
+			sc := e.b.Client()
 			ctx := context.Background()
 			if err := e.rdb.HSet(ctx, "h", "f", "v").Err(); err != nil {
 				t.Fatal(err)
@@ -699,7 +687,7 @@ func TestSharedClientEvalShaAsClient(t *testing.T) {
 			for i, c := range cases {
 				v, err := e.rdb.EvalSha(ctx, c.sha, c.keys, c.args...).Result()
 				if c.name == "nil reply" && !errors.Is(err, redis.Nil) {
-					t.Fatalf("the store's client: nil reply gave %v", err)
+					t.Fatalf("the underlying client: nil reply gave %v", err)
 				}
 				want[i] = reply(v, err)
 			}
@@ -707,7 +695,7 @@ func TestSharedClientEvalShaAsClient(t *testing.T) {
 				t.Helper()
 				for i, c := range cases {
 					if got[i] != want[i] {
-						t.Errorf("%s: %s: %s, the store's client gives %s", how, c.name, got[i], want[i])
+						t.Errorf("%s: %s: %s, the underlying client gives %s", how, c.name, got[i], want[i])
 					}
 				}
 			}
@@ -721,7 +709,7 @@ func TestSharedClientEvalShaAsClient(t *testing.T) {
 				got[i] = reply(v, err)
 			}
 			check("alone", got)
-			if st := e.st.BatchStats(); st.Calls != int64(len(cases)) || st.Batches != int64(len(cases)) {
+			if st := e.b.Stats(); st.Calls != int64(len(cases)) || st.Batches != int64(len(cases)) {
 				t.Errorf("alone: stats %+v, want each call its own round trip", st)
 			}
 
@@ -734,27 +722,27 @@ func TestSharedClientEvalShaAsClient(t *testing.T) {
 			var storeVal any
 			calls = append(calls,
 				func() { enqErr = e.enqueue(ctx, "checks", "task", "p") },
-				func() { storeVal, storeErr = e.st.batch.run(ctx, echoScript, nil, "store").Result() })
+				func() { storeVal, storeErr = e.b.Run(ctx, echoScript, nil, "store").Result() })
 			// The enqueue's first step (asynq publishes its queue) is not
 			// a script call: do it first, so the forced round trip holds
 			// exactly these calls.
 			if err := e.enqueue(ctx, "checks", "warm", "w"); err != nil {
 				t.Fatal(err)
 			}
-			e.g.reset()
+			e.g.Reset()
 			e.forceShared(t, calls)
 			check("in one round trip", got)
 			if enqErr != nil {
 				t.Errorf("the enqueue in the round trip: %v", enqErr)
 			}
 			if storeErr != nil || storeVal != "store" {
-				t.Errorf("the store's call in the round trip: %v, %v", storeVal, storeErr)
+				t.Errorf("the batcher's own call in the round trip: %v, %v", storeVal, storeErr)
 			}
-			if p := e.g.pipelines(); len(p) == 0 || len(p[0]) != len(calls) {
+			if p := e.g.Pipelines(); len(p) == 0 || len(p[0]) != len(calls) {
 				t.Errorf("pipelines %v, want one of the %d calls", p, len(calls))
 			}
 			e.requireTasks(t, "checks", map[string]string{"warm": "w", "task": "p"})
-			e.st.batch.requireIdle(t)
+			e.b.requireIdle(t)
 		})
 	}
 }

@@ -1,4 +1,9 @@
-package store
+// Package groupcommit shares round trips to Redis among concurrent
+// callers: a Batcher sends the script calls made while one is in flight
+// together as the next pipeline, each call getting exactly the reply it
+// would get alone, and its Client hands asynq (or any go-redis user) a
+// client whose script calls go through the same batches.
+package groupcommit
 
 import (
 	"context"
@@ -10,25 +15,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// scriptBatcher is the store's group commit: the calls of concurrent
-// callers (LoadCheck's GETs, every write's commit script) go to Redis together, as
-// one pipeline, when several are waiting. Calls made while a batch is in
+// Batcher is a group commit over one Redis client: the script calls (and
+// plain commands) of concurrent callers go to Redis together, as one
+// pipeline, when several are waiting. Calls made while a batch is in
 // flight queue up, and when it returns everything queued goes as the next
 // pipeline, so under load a round trip (a write and a read system call on
 // each side, per call) is shared by the whole queue.
 //
 // A call made while nothing is in flight is sent at once, alone, exactly as
-// an unbatched Script.Run, with one exception: a check's call (runCheck)
-// waits up to the window for others to join it when the previous round
-// trip had company (others queued during it or shared it). Checks are not
-// latency-bound (asynq hands them out one at a time and runs many at
-// once), so a fraction of a millisecond costs nothing, while sharing round
-// trips cuts the CPU of both the worker and Redis per check. The condition
-// keeps a lone or serial caller from ever waiting: with nobody around, the
-// window is never opened. A window closes early once maxBatch calls wait,
-// and once all but freeSlots of the check slots of this process's workers
-// (addSlots) do: each waiting call holds an asynq slot, and asynq hands out
-// the next check only into a free one, so waiting on would stall it.
+// an unbatched Script.Run, with one exception: a windowed call (RunWindowed,
+// DoWindowed) waits up to the window for others to join it when the
+// previous round trip had company (others queued during it or shared it).
+// It suits callers that are not latency-bound but many at once, such as
+// asynq handlers: a fraction of a millisecond costs them nothing, while
+// sharing round trips cuts the CPU of both the caller's process and Redis
+// per call. The condition keeps a lone or serial caller from ever waiting:
+// with nobody around, the window is never opened. A window closes early
+// once maxBatch calls wait, and once all but freeSlots of the callers'
+// slots (AddSlots) do: when each waiting call holds a slot of a pool that
+// hands out work only into free slots (asynq's concurrency), waiting on
+// would stall the pool.
 //
 // It has no goroutine of its own, hence nothing to start or stop: the caller
 // that finds nothing in flight sends (it leads); when its batch is back it
@@ -48,44 +54,44 @@ import (
 // cancellation or deadline (its I/O is bounded by the client's read and
 // write timeouts), so a leader giving up does not fail the calls it carries.
 //
-// The zero value is not usable; newScriptBatcher makes one. It is safe for
+// The zero value is not usable; New makes one. It is safe for
 // concurrent use.
-type scriptBatcher struct {
+type Batcher struct {
 	rdb    redis.UniversalClient
-	window time.Duration // how long a check's call may wait for company; 0: never
+	window time.Duration // how long a windowed call may wait for company; 0: never
 
 	mu    sync.Mutex
 	busy  bool          // a batch is in flight, about to be sent, or gathering in a window
 	queue []*scriptCall // waiting for the next batch, oldest first
 	spare []*scriptCall // the previous batch's backing array, reused for the next queue
 	// company: the last round trip had others queue during it or share it,
-	// so a check's call arriving at an idle batcher waits for them.
+	// so a windowed call arriving at an idle batcher waits for them.
 	company bool
 	// gathering is the leader waiting out a window (nil: none); it is
 	// woken early when the window is full (fullLocked).
 	gathering *scriptCall
-	// slots is how many checks the workers using this batcher run at once
-	// (addSlots); 0: unknown.
+	// slots is how many windowed callers may be in progress at once
+	// (AddSlots); 0: unknown.
 	slots int
-	stats BatchStats
+	stats Stats
 }
 
 // maxBatch closes a window early: that many calls fill a round trip well
 // enough, and a bigger pipeline only holds Redis longer for everyone else.
 const maxBatch = 32
 
-// freeSlots is how many check slots a window leaves free: one for the
-// check asynq is handing out, one for a check finishing. With fewer, the
-// window closes. (A worker of concurrency 8 with a 1 ms window ran first
-// checks at 0.44-0.46 of raw asynq, 0.61-0.78 with this rule; BENCHMARKS.md.)
+// freeSlots is how many slots a window leaves free: for an asynq worker,
+// one for the task asynq is handing out, one for a task finishing. With
+// fewer, the window closes: a worker of small concurrency would otherwise
+// spend its windows waiting for company that cannot come (BENCHMARKS.md
+// measured it).
 const freeSlots = 2
 
-// BatchStats counts what the store's group commit did since the store was
-// created: calls (LoadCheck reads and writes) and the round trips
-// that carried them.
-type BatchStats struct {
-	// Calls is the number of calls sent to Redis (a script call, or
-	// LoadCheck's pair of GETs).
+// Stats counts what a Batcher did since it was made: calls and the round
+// trips that carried them.
+type Stats struct {
+	// Calls is the number of calls sent to Redis (a script call, or one
+	// call's plain commands).
 	Calls int64
 	// Batches is the number of round trips that carried them (a retry with
 	// EVAL after NOSCRIPT not included); Calls/Batches is the mean batch size.
@@ -93,15 +99,15 @@ type BatchStats struct {
 	// Pipelined is the number of calls that shared their round trip with
 	// at least one other call.
 	Pipelined int64
-	// Windows is the number of round trips whose leader (a check's call)
+	// Windows is the number of round trips whose leader (a windowed call)
 	// waited for others to join it.
 	Windows int64
-	// Slots is how many checks the running workers may run at once now
-	// (Store.AddCheckSlots): a window closes once all but two wait in it.
+	// Slots is how many windowed callers may be in progress at once now
+	// (AddSlots): a window closes once all but two wait in it.
 	Slots int
 }
 
-// callState is where a scriptCall is; guarded by scriptBatcher.mu.
+// callState is where a scriptCall is; guarded by Batcher.mu.
 type callState uint8
 
 const (
@@ -121,18 +127,18 @@ type scriptCall struct {
 	args   []any
 	cmds   []redis.Cmder
 	cmd    *redis.Cmd    // the reply, set by the batch's leader (plain: nil unless the call failed)
-	state  callState     // guarded by scriptBatcher.mu
+	state  callState     // guarded by Batcher.mu
 	wake   chan struct{} // one signal: promoted (callLeading) or replied (callDone)
 }
 
-// newScriptBatcher returns a batcher over rdb whose check calls wait up to
-// window for company (0: never).
-func newScriptBatcher(rdb redis.UniversalClient, window time.Duration) *scriptBatcher {
-	return &scriptBatcher{rdb: rdb, window: max(window, 0)}
+// New returns a batcher over rdb whose windowed calls wait up to window
+// for company (0 or negative: never).
+func New(rdb redis.UniversalClient, window time.Duration) *Batcher {
+	return &Batcher{rdb: rdb, window: max(window, 0)}
 }
 
 // Stats returns the counts so far.
-func (b *scriptBatcher) Stats() BatchStats {
+func (b *Batcher) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.stats
@@ -140,31 +146,46 @@ func (b *scriptBatcher) Stats() BatchStats {
 	return st
 }
 
-// run runs script with keys and args as Script.Run would, sharing the round
+// Queued is how many calls wait for the next round trip now.
+func (b *Batcher) Queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// Idle reports whether nothing is in flight or queued: every call that
+// returned left the batcher as it found it.
+func (b *Batcher) Idle() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.busy && len(b.queue) == 0
+}
+
+// Run runs script with keys and args as Script.Run would, sharing the round
 // trip with concurrent calls when a batch is already in flight.
-func (b *scriptBatcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+func (b *Batcher) Run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	return b.do(ctx, false, &scriptCall{script: script, keys: keys, args: args})
 }
 
-// runCheck is run for a check's calls: at an idle batcher it waits up to
-// the window for company when the last round trip had some.
-func (b *scriptBatcher) runCheck(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+// RunWindowed is Run for a windowed call: at an idle batcher it waits up
+// to the window for company when the last round trip had some.
+func (b *Batcher) RunWindowed(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	return b.do(ctx, true, &scriptCall{script: script, keys: keys, args: args})
 }
 
-// runCheckCmds is runCheck for plain commands: they share a round trip
+// DoWindowed is RunWindowed for plain commands: they share a round trip
 // with the other calls, in order (a pipeline, not a transaction). Each
 // command holds its own reply or error; the error returned is the call's
 // own (its context done before it was sent, its batch aborted), which each
 // command then holds too.
-func (b *scriptBatcher) runCheckCmds(ctx context.Context, cmds ...redis.Cmder) error {
+func (b *Batcher) DoWindowed(ctx context.Context, cmds ...redis.Cmder) error {
 	if cmd := b.do(ctx, true, &scriptCall{cmds: cmds}); cmd != nil {
 		return cmd.Err()
 	}
 	return nil
 }
 
-func (b *scriptBatcher) do(ctx context.Context, check bool, c *scriptCall) *redis.Cmd {
+func (b *Batcher) do(ctx context.Context, windowed bool, c *scriptCall) *redis.Cmd {
 	if err := ctx.Err(); err != nil { // go-redis fails a command before sending it, too
 		c.fail(ctx, err)
 		return c.cmd
@@ -173,7 +194,7 @@ func (b *scriptBatcher) do(ctx context.Context, check bool, c *scriptCall) *redi
 	b.mu.Lock()
 	if !b.busy {
 		b.busy = true
-		if check && b.company && b.window > 0 {
+		if windowed && b.company && b.window > 0 {
 			return b.gather(c) // unlocks
 		}
 		// Nothing in flight and nobody to wait for: send at once, alone.
@@ -221,7 +242,7 @@ func (b *scriptBatcher) do(ctx context.Context, check bool, c *scriptCall) *redi
 // of b.window (closed early when maxBatch calls queue), then sends
 // whatever queued with it. b.mu is held on entry with b.busy set, and
 // released.
-func (b *scriptBatcher) gather(c *scriptCall) *redis.Cmd {
+func (b *Batcher) gather(c *scriptCall) *redis.Cmd {
 	ctx := c.ctx
 	c.wake, c.state = make(chan struct{}, 1), callLeading
 	b.queue = append(b.queue, c)
@@ -257,41 +278,43 @@ func (b *scriptBatcher) gather(c *scriptCall) *redis.Cmd {
 }
 
 // fullLocked reports whether a window should close: maxBatch calls wait,
-// or all but freeSlots of the workers' check slots do. b.mu must be held.
-func (b *scriptBatcher) fullLocked() bool {
+// or all but freeSlots of the slots do. b.mu must be held.
+func (b *Batcher) fullLocked() bool {
 	return len(b.queue) >= maxBatch || (b.slots > 0 && len(b.queue) >= max(b.slots-freeSlots, 1))
 }
 
-// addSlots adds n (negative: removes) to the check slots of the workers
-// using the batcher.
-func (b *scriptBatcher) addSlots(n int) {
+// AddSlots tells the batcher that n more windowed callers may be in
+// progress at once (negative n: fewer). An asynq worker whose handlers make
+// windowed calls adds its concurrency when it starts and takes it back when
+// it stops.
+func (b *Batcher) AddSlots(n int) {
 	b.mu.Lock()
 	b.slots = max(b.slots+n, 0)
 	b.mu.Unlock()
 }
 
 // runAlone sends one call while it holds the lead, then passes the lead on.
-func (b *scriptBatcher) runAlone(c *scriptCall) *redis.Cmd {
+func (b *Batcher) runAlone(c *scriptCall) *redis.Cmd {
 	defer b.release()
 	b.sendOne(c)
 	return c.cmd
 }
 
-func (b *scriptBatcher) release() {
+func (b *Batcher) release() {
 	b.mu.Lock()
 	b.company = len(b.queue) > 0
 	b.promoteLocked()
 	b.mu.Unlock()
 }
 
-// errBatchAborted is the reply of calls whose batch was cut short by a
+// errAborted is the reply of calls whose batch was cut short by a
 // panic in the sending goroutine (a hook, say); the panic goes on.
-var errBatchAborted = errors.New("store: the batch carrying this call was aborted")
+var errAborted = errors.New("groupcommit: the batch carrying this call was aborted")
 
 // lead sends everything queued, with self (the promoted call, or the one
 // that gathered the batch in a window) among it, as one batch; then it
 // hands out the replies and promotes the next leader.
-func (b *scriptBatcher) lead(self *scriptCall, gathered bool) {
+func (b *Batcher) lead(self *scriptCall, gathered bool) {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue, b.spare = b.spare[:0], nil
@@ -322,7 +345,7 @@ func (b *scriptBatcher) lead(self *scriptCall, gathered bool) {
 		b.mu.Lock()
 		for _, c := range sent {
 			if !done {
-				c.fail(c.ctx, errBatchAborted)
+				c.fail(c.ctx, errAborted)
 			}
 			c.state = callDone
 			if c != self {
@@ -346,7 +369,7 @@ func (b *scriptBatcher) lead(self *scriptCall, gathered bool) {
 // context, several as a pipeline of EVALSHA, then EVAL for those whose
 // script Redis no longer has, under the leader's context values (the first
 // call's when the leader's own context is done) without cancellation.
-func (b *scriptBatcher) send(self *scriptCall, calls []*scriptCall) {
+func (b *Batcher) send(self *scriptCall, calls []*scriptCall) {
 	switch len(calls) {
 	case 0:
 		return
@@ -386,7 +409,7 @@ func (b *scriptBatcher) send(self *scriptCall, calls []*scriptCall) {
 
 // sendOne runs one call alone under its own context: a script as
 // Script.Run, plain commands as one pipeline (each holds its outcome).
-func (b *scriptBatcher) sendOne(c *scriptCall) {
+func (b *Batcher) sendOne(c *scriptCall) {
 	if c.script != nil {
 		c.cmd = c.script.Run(c.ctx, b.rdb, c.keys, c.args...)
 		return
@@ -401,7 +424,7 @@ func (b *scriptBatcher) sendOne(c *scriptCall) {
 
 // promoteLocked makes the oldest queued call the next leader, or marks the
 // batcher idle when nothing waits. b.mu must be held.
-func (b *scriptBatcher) promoteLocked() {
+func (b *Batcher) promoteLocked() {
 	if len(b.queue) == 0 {
 		b.busy = false
 		return
@@ -412,7 +435,7 @@ func (b *scriptBatcher) promoteLocked() {
 }
 
 // removeLocked takes c out of the queue. b.mu must be held.
-func (b *scriptBatcher) removeLocked(c *scriptCall) {
+func (b *Batcher) removeLocked(c *scriptCall) {
 	for i, q := range b.queue {
 		if q == c {
 			b.queue = slices.Delete(b.queue, i, i+1)
