@@ -92,9 +92,9 @@ func drawForecast(windows []store.DueCount) *chart {
 	for i, w := range windows {
 		h := 0.0
 		if n := w.Total(); n > 0 {
-			h = math.Max(1, height*float64(n)/float64(top)) // a check or two still shows
+			h = round1(math.Max(1, height*float64(n)/float64(top))) // a check or two still shows
 		}
-		b := bar{X: round1(plotLeft + float64(i)*slot + slot*0.1), W: round1(slot * 0.8), H: round1(h), Y: round1(plotBottom - h),
+		b := bar{X: round1(plotLeft + float64(i)*slot + slot*0.1), W: round1(slot * 0.8), H: h, Y: round1(plotBottom - h),
 			Start: w.Start, End: w.End, N: w.Total(), Weekly: w.Weekly, OnDemand: w.OnDemand}
 		b.Label = fmt.Sprintf("%s: %s checks (%s weekly, %s on demand)", b.hourLabel(), num(b.N), num(b.Weekly), num(b.OnDemand))
 		ch.Bars[i] = b
@@ -136,14 +136,12 @@ func (ch *chart) BusiestLabel() string {
 	return ch.Busiest.hourLabel()
 }
 
-// niceCeil is the smallest of 1, 2, 5 × 10^k at or above n (at least 2,
-// so the half-way grid line is a whole number).
+// niceCeil is the smallest of 2, 4, 6, 8 × 10^k (k ≥ 0) at or above n:
+// a round top for the axis whose half, the middle grid line, is a whole
+// number.
 func niceCeil(n int64) int64 {
-	if n <= 2 {
-		return 2
-	}
 	for p := int64(1); ; p *= 10 {
-		for _, m := range []int64{1, 2, 5} {
+		for _, m := range []int64{2, 4, 6, 8, 10} {
 			if m*p >= n {
 				return m * p
 			}
