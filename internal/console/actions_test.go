@@ -25,7 +25,7 @@ func (e *env) snapshot(ids ...string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	fmt.Fprintf(&b, "%+v tasks=%d\n", co, e.enq.count())
+	fmt.Fprintf(&b, "%+v tasks=%d\n", co, len(e.enq.Enqueued()))
 	for _, id := range ids {
 		fmt.Fprintf(&b, "%+v\n%+v\n", e.te.Get(e.t, id), e.history(id))
 	}
@@ -157,12 +157,10 @@ func TestConnectionActions(t *testing.T) {
 		if h := e.lastEntry(cn.ID); h.Cause != "console:reactivate" || h.Actor != user {
 			t.Errorf("history: %+v", h)
 		}
-		if n := e.enq.count(); n != 1 {
+		if n := len(e.enq.Enqueued()); n != 1 {
 			t.Fatalf("%d tasks enqueued, want the reactivation's check", n)
 		}
-		e.enq.mu.Lock()
-		task := e.enq.tasks[0]
-		e.enq.mu.Unlock()
+		task := e.enq.Enqueued()[0]
 		if p, err := tasks.ParseCheckPayload(task.Payload()); err != nil || p.ConnectionID != cn.ID || p.Reason != tasks.ReasonReactivated {
 			t.Errorf("enqueued %s %+v %v", task.Type(), p, err)
 		}
@@ -176,7 +174,7 @@ func TestConnectionActions(t *testing.T) {
 		p.has(t, "after refresh", "Check enqueued on the critical queue (task check:"+cn.ID)
 		p = b.redirected(t, b.post(page, page+"/refresh"), page)
 		p.has(t, "second refresh", "Nothing enqueued: a check is already queued or running.")
-		if n := e.enq.count(); n != 2 {
+		if n := len(e.enq.Enqueued()); n != 2 {
 			t.Errorf("%d tasks, want 2", n)
 		}
 	})
@@ -275,12 +273,12 @@ func TestRefreshRefused(t *testing.T) {
 		t.Fatalf("refresh of a blocked connection = %d, want 409 (as the API)", got.code)
 	}
 	got.has(t, "409", "Not done.", "cannot be refreshed: credentials must be updated before the next check", "Password Incorrect")
-	if e.enq.count() != 0 {
+	if len(e.enq.Enqueued()) != 0 {
 		t.Error("a refused refresh enqueued a task")
 	}
 
 	ok := e.conn("user_good")
-	e.enq.err = errors.New("redis: connection refused")
+	e.enq.Reset(errors.New("redis: connection refused"))
 	page = "/console/connections/" + ok.ID
 	got = b.post(page, page+"/refresh")
 	if got.code != http.StatusServiceUnavailable {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
-	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
 	"github.com/checkd/checkd/internal/testing/browsertest"
 	"github.com/checkd/checkd/internal/testing/poll"
@@ -38,14 +37,7 @@ type checkd struct {
 // console, and checks every demo connection once.
 func startCheckd(t *testing.T) *checkd {
 	t.Helper()
-	b, err := configs.EmbeddedFile(configs.DemoFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testenv.DemoConfig(t)
 	o := redistest.Start(t).Client(t).Options()
 	cfg.RedisURL = fmt.Sprintf("redis://%s/%d", o.Addr, o.DB)
 	cfg.EncryptionKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"

@@ -57,18 +57,7 @@ type connectionData struct {
 // connectionOr404 reads the connection of the request's {id}, answering
 // the error page when it cannot.
 func (c *Console) connectionOr404(q *request) (store.Connection, bool) {
-	id := q.r.PathValue("id")
-	cn, err := c.cfg.Store.GetConnection(q.r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		c.errorPage(q, http.StatusNotFound, "Connection not found",
-			fmt.Sprintf("There is no connection %.100q. Check the ID, or open it from its company's page.", id))
-		return cn, false
-	}
-	if err != nil {
-		c.serverError(q, err, "read the connection")
-		return cn, false
-	}
-	return cn, true
+	return lookup(c, q, c.cfg.Store.GetConnection, "connection", "open it from its company's page")
 }
 
 func (c *Console) connection(q *request) {

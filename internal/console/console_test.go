@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,29 +33,6 @@ const (
 	apiKey   = "api-key-0123456789abc"
 )
 
-// fakeEnqueuer records the tasks the console enqueues.
-type fakeEnqueuer struct {
-	mu    sync.Mutex
-	tasks []*asynq.Task
-	err   error
-}
-
-func (f *fakeEnqueuer) EnqueueContext(_ context.Context, t *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	f.tasks = append(f.tasks, t)
-	return &asynq.TaskInfo{}, nil
-}
-
-func (f *fakeEnqueuer) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.tasks)
-}
-
 // fakeQueues answers the queue panel.
 type fakeQueues struct{ err error }
 
@@ -70,7 +46,7 @@ type env struct {
 	t     *testing.T
 	te    *testenv.Env
 	srv   *httptest.Server
-	enq   *fakeEnqueuer
+	enq   *testenv.Enqueuer
 	links *link.Signer
 	co    store.Company
 }
@@ -84,7 +60,7 @@ type options struct {
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
 	te := testenv.New(t, testenv.Options{})
-	e := &env{t: t, te: te, enq: &fakeEnqueuer{}}
+	e := &env{t: t, te: te, enq: &testenv.Enqueuer{}}
 	login, err := dashboard.NewLogin(dashboard.Options{User: user, Password: password, APIKeys: []string{apiKey}})
 	if err != nil {
 		t.Fatal(err)

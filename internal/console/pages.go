@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -204,18 +205,25 @@ type companyData struct {
 // companyOr404 reads the company of the request's {id}, answering the
 // error page when it cannot.
 func (c *Console) companyOr404(q *request) (store.Company, bool) {
+	return lookup(c, q, c.cfg.Store.GetCompany, "company", "pick it from the companies list")
+}
+
+// lookup reads the record of the request's {id} with get, answering the
+// error page (404 for an unknown ID, saying what to try: hint) when it
+// cannot.
+func lookup[T any](c *Console, q *request, get func(context.Context, string) (T, error), kind, hint string) (T, bool) {
 	id := q.r.PathValue("id")
-	co, err := c.cfg.Store.GetCompany(q.r.Context(), id)
+	v, err := get(q.r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		c.errorPage(q, http.StatusNotFound, "Company not found",
-			fmt.Sprintf("There is no company %.100q. Check the ID, or pick it from the companies list.", id))
-		return co, false
+		c.errorPage(q, http.StatusNotFound, strings.ToUpper(kind[:1])+kind[1:]+" not found",
+			fmt.Sprintf("There is no %s %.100q. Check the ID, or %s.", kind, id, hint))
+		return v, false
 	}
 	if err != nil {
-		c.serverError(q, err, "read the company")
-		return co, false
+		c.serverError(q, err, "read the "+kind)
+		return v, false
 	}
-	return co, true
+	return v, true
 }
 
 func (c *Console) company(q *request) {
