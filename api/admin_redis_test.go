@@ -19,6 +19,7 @@ import (
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/store"
 )
 
@@ -884,7 +885,7 @@ func TestRealRedisLinkOverHTTP(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
 	base := "http://" + srv.Addr()
 	c := e.connection(e.company("Acme").ID, "user_good")
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := openapitest.Client(t)
 	do := func(method, path, key, body string) (int, string, http.Header) {
 		t.Helper()
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))

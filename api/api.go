@@ -7,6 +7,7 @@
 // Routes:
 //
 //	GET  /healthz                                   {"status":"ok"}, no key needed
+//	GET  /v1/openapi.json                           the OpenAPI 3.1 document of all this (openapi.json), no key needed
 //	POST /v1/company                                {"name","autoTrack"} → 201 company
 //	GET  /v1/company                                {"companies":[...]}
 //	GET  /v1/company/{companyId}                    company
@@ -41,9 +42,15 @@
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
 //
+// The OpenAPI document (openapi.json, embedded and served) describes every
+// route Server.Routes lists, with its parameters, bodies, answers and
+// errors; the tests hold it to the code and validate every exchange of the
+// API's tests against it (internal/testing/openapitest).
+//
 // Contract:
-//   - Every route except /healthz, /link, PATCH /v1/link/credentials,
-//     POST /v1/link/connection and POST /v1/link/info requires an X-API-Key header equal to one of the configured keys
+//   - Every route except /healthz, /v1/openapi.json, /link, PATCH
+//     /v1/link/credentials, POST /v1/link/connection and POST /v1/link/info
+//     requires an X-API-Key header equal to one of the configured keys
 //     (compared in constant time). The link routes take a signed, expiring,
 //     single-use token (package link) in the body or the URL fragment, never
 //     in a path, so it never reaches the access log.
@@ -165,7 +172,7 @@ type Server struct {
 	cfg     Config
 	log     logrus.FieldLogger
 	keys    [][sha256.Size]byte
-	mux     *http.ServeMux
+	mux     *routeMux
 	handler http.Handler
 	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
 	// method (see connectionRoute).
@@ -221,7 +228,7 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		}
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
-	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: http.NewServeMux(), addr: cfg.Addr}
+	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: newRouteMux(), addr: cfg.Addr}
 	if cfg.Enqueuer != nil {
 		var err error
 		if s.onDemand, err = scheduler.NewOnDemand(st, cfg.Enqueuer, cfg.Clock, cfg.TaskOptions...); err != nil {

@@ -37,7 +37,7 @@ func fuzzSend(t *testing.T, e *env, method string, setup func() (string, *string
 	if strings.HasPrefix(p, "/v1/link/") {
 		key = "-"
 	}
-	w := e.do(call{method: method, path: p, body: body, ct: ct, key: key})
+	w := e.doAs(t, call{method: method, path: p, body: body, ct: ct, key: key})
 	after := e.mr.Dump()
 	if w.Code >= 500 {
 		t.Fatalf("%s %s %q (Content-Type %q): %d %s", method, p, body, ct, w.Code, w.Body)
@@ -261,7 +261,7 @@ func FuzzLinkInfo(f *testing.F) {
 			ct = "-"
 		}
 		before := e.mr.Dump()
-		w := e.do(call{method: "POST", path: "/v1/link/info", body: body, ct: ct, key: "-"})
+		w := e.doAs(t, call{method: "POST", path: "/v1/link/info", body: body, ct: ct, key: "-"})
 		if w.Code >= 500 {
 			t.Fatalf("%q (Content-Type %q): %d %s", body, ct, w.Code, w.Body)
 		}

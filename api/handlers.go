@@ -149,6 +149,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	s.mux.HandleFunc("GET /v1/openapi.json", s.openAPI)
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireKey(h)) }
 	api("POST /v1/company", s.createCompany)
 	api("GET /v1/company", s.listCompanies)
@@ -157,8 +158,18 @@ func (s *Server) routes() {
 	// /v1/connection/company/{companyId} and /v1/connection/{connectionId}/{view}
 	// overlap ("/v1/connection/company/details") with neither more specific,
 	// which ServeMux refuses; one pattern dispatches both, by the connRoutes
-	// table. Connection IDs start with "cn_", so never "company".
-	s.mux.HandleFunc("/v1/connection/{id}/{view}", s.connectionRoute)
+	// table that handleConn fills. Connection IDs start with "cn_", so never
+	// "company".
+	s.mux.ServeMux.HandleFunc("/v1/connection/{id}/{view}", s.connectionRoute)
+	s.handleConn("GET /v1/connection/company/{companyId}", s.listConnections)
+	s.handleConn("POST /v1/connection/company/{companyId}", s.createConnection)
+	s.handleConn("GET /v1/connection/{connectionId}/details", s.connectionDetails)
+	s.handleConn("PATCH /v1/connection/{connectionId}/details", s.patchDetails)
+	s.handleConn("GET /v1/connection/{connectionId}/history", s.connectionHistory)
+	s.handleConn("PATCH /v1/connection/{connectionId}/status", s.confirmAccounts)
+	s.handleConn("PATCH /v1/connection/{connectionId}/credentials", s.updateCredentials)
+	s.handleConn("POST /v1/connection/{connectionId}/refresh", s.refresh)
+	s.handleConn("POST /v1/connection/{connectionId}/link", s.createLink)
 	api("GET /v1/connection/{connectionId}", s.editLink)
 	api("GET /v1/statuses", s.statuses)
 	api("GET /v1/queues", s.listQueues)
@@ -171,15 +182,6 @@ func (s *Server) routes() {
 	api("GET /v1/connection/company/{companyId}/link", s.companyLink)
 	api("POST /v1/connection/company/{companyId}/link", s.companyLink)
 	s.mux.HandleFunc("GET /link", s.linkPage)
-	s.connRoutes = map[string]map[string]connHandler{
-		"company":     {http.MethodGet: s.listConnections, http.MethodPost: s.createConnection}, // keyed by id == "company"
-		"details":     {http.MethodGet: s.connectionDetails, http.MethodPatch: s.patchDetails},
-		"history":     {http.MethodGet: s.connectionHistory},
-		"status":      {http.MethodPatch: s.confirmAccounts},
-		"credentials": {http.MethodPatch: s.updateCredentials},
-		"refresh":     {http.MethodPost: s.refresh},
-		"link":        {http.MethodPost: s.createLink},
-	}
 }
 
 // connHandler serves one route under /v1/connection/{id}/: id is the

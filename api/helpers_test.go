@@ -28,6 +28,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/tasks"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
@@ -177,10 +178,18 @@ type call struct {
 	key, ct            string
 	hdr                map[string]string
 	chunked            bool
+	// unchecked: not checked against the OpenAPI document (a handler the
+	// test mounted, not the API's).
+	unchecked bool
 }
 
-// do serves c. It never fails the test, so fuzz targets can use it.
-func (e *env) do(c call) *httptest.ResponseRecorder {
+// do serves c, checking the exchange against the OpenAPI document (a
+// mismatch fails e's test). It fails the test for nothing else.
+func (e *env) do(c call) *httptest.ResponseRecorder { return e.doAs(e.t, c) }
+
+// doAs is do reporting a mismatch with the document to tb: a fuzz
+// target's own test.
+func (e *env) doAs(tb testing.TB, c call) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
 	switch c.key {
 	case "":
@@ -203,7 +212,11 @@ func (e *env) do(c call) *httptest.ResponseRecorder {
 		r.ContentLength = -1 // unknown length: only the body reader's limit can stop it
 	}
 	w := httptest.NewRecorder()
-	e.srv.Handler().ServeHTTP(w, r)
+	if c.unchecked {
+		e.srv.Handler().ServeHTTP(w, r)
+		return w
+	}
+	openapitest.Handler(tb, e.srv.Handler()).ServeHTTP(w, r)
 	return w
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/testing/browsertest"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/store"
 )
 
@@ -95,7 +96,7 @@ func TestLinkPagesInBrowser(t *testing.T) {
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(hs.Close)
 	e := newEnv(t, func(c *api.Config) { c.PublicURL = hs.URL })
-	handler = e.srv.Handler()
+	handler = openapitest.Handler(t, e.srv.Handler()) // what the page sends and gets, checked against the document
 	// Dates as a user would see them today.
 	e.clk.Set(time.Now().UTC().Truncate(time.Minute))
 	ctx := context.Background()

@@ -146,11 +146,12 @@ func hashKeys(keys []string) [][sha256.Size]byte {
 }
 
 // keyCheck accepts a key in X-API-Key or as a bearer token, and, when
-// basicUser is set, as the password of Basic auth by that user.
+// basicUser is set, as the password of Basic auth by that user. It returns
+// a keyedHandler, so the server's Routes knows the route needs a key.
 func keyCheck(keys [][sha256.Size]byte, basicUser string, next http.Handler) http.Handler {
 	userSum := sha256.Sum256([]byte(basicUser))
 	login := "log in with user " + basicUser + " and an API key as the password, or send an API key in the X-API-Key header"
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return keyedHandler{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, basic, userOK := r.Header.Get(HeaderAPIKey), false, 1
 		if key == "" {
 			// The scheme is case-insensitive (RFC 9110, section 11.1).
@@ -184,7 +185,7 @@ func keyCheck(keys [][sha256.Size]byte, basicUser string, next http.Handler) htt
 			w.Header().Set("WWW-Authenticate", `Basic realm="`+MetricsRealm+`", charset="UTF-8"`)
 		}
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, msg)
-	})
+	})}
 }
 
 // statusWriter records the status and size of a response.

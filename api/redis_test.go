@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
@@ -36,7 +36,7 @@ func TestRealRedisFlow(t *testing.T) {
 		}
 	})
 	base := "http://" + srv.Addr()
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := openapitest.Client(t)
 	send := func(method, path, body string, wantCode int, out any) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/api"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/internal/testing/testenv"
 	"github.com/checkd/checkd/store"
 )
@@ -68,7 +70,7 @@ func TestStartStop(t *testing.T) {
 		t.Errorf("second Start: %v", err)
 	}
 
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := openapitest.Client(t)
 	resp, err := client.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +152,7 @@ func TestPanicRecovery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.srv.Mount("GET /boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("kaboom") }), false)
-	w := e.do(call{method: "GET", path: "/boom", key: "-", hdr: map[string]string{api.HeaderRequestID: "panic-1"}})
+	w := e.do(call{method: "GET", path: "/boom", key: "-", hdr: map[string]string{api.HeaderRequestID: "panic-1"}, unchecked: true})
 	if w.Code != http.StatusInternalServerError {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
@@ -189,7 +191,13 @@ func TestMount(t *testing.T) {
 			t.Errorf("flush through the middleware: %v", err)
 		}
 	}), false)
-	if w := e.do(call{method: "GET", path: "/stream"}); w.Code != 200 || !w.Flushed || w.Body.String() != "part" {
+	routes := e.srv.Routes()
+	for _, want := range []api.Route{{Method: "GET", Path: "/metrics"}, {Path: "/monitoring/", KeyRequired: true}, {Method: "GET", Path: "/stream"}} {
+		if !slices.Contains(routes, want) {
+			t.Errorf("Routes() lacks the mount %+v: %+v", want, routes)
+		}
+	}
+	if w := e.do(call{method: "GET", path: "/stream", unchecked: true}); w.Code != 200 || !w.Flushed || w.Body.String() != "part" {
 		t.Errorf("streaming mount: %d flushed %v %q", w.Code, w.Flushed, w.Body)
 	}
 	for _, tc := range []struct {
@@ -203,6 +211,7 @@ func TestMount(t *testing.T) {
 		{"keyed mount with key", call{method: "POST", path: "/monitoring/queues"}, 200},
 		{"wrong method on a method mount", call{method: "DELETE", path: "/metrics"}, 405},
 	} {
+		tc.c.unchecked = true
 		if w := e.do(tc.c); w.Code != tc.code {
 			t.Errorf("%s: %d %s, want %d", tc.name, w.Code, w.Body, tc.code)
 		}

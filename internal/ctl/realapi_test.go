@@ -19,6 +19,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/ctl"
 	"github.com/checkd/checkd/internal/link"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/store"
 )
 
@@ -26,7 +27,8 @@ const realSecret = "Real-Secret-pw-42"
 
 // realAPI is checkd's own api.Server over miniredis, with a task queue, a
 // queue inspector and a link signer, so checkctl is tested against the
-// routes it calls rather than against its own idea of them.
+// routes it calls rather than against its own idea of them, and every
+// exchange is checked against the OpenAPI document.
 func realAPI(t *testing.T) string {
 	t.Helper()
 	mr := miniredis.RunT(t)
@@ -68,7 +70,7 @@ func realAPI(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(openapitest.Handler(t, srv.Handler()))
 	t.Cleanup(hs.Close)
 	return hs.URL
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/internal/testing/redistest"
 )
 
@@ -194,7 +195,7 @@ func TestStartStopEmbeddedAllRoles(t *testing.T) {
 	}
 
 	base := "http://" + d.API().Addr()
-	resp, err := http.Get(base + "/healthz")
+	resp, err := openapitest.Client(t).Get(base + "/healthz")
 	if err != nil {
 		t.Fatalf("GET /healthz: %v", err)
 	}
@@ -369,7 +370,7 @@ func doJSON(t testing.TB, method, url, key string, body, v any) int {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := openapitest.Client(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
