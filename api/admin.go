@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/tasks"
@@ -28,6 +30,17 @@ type DetailsRequest struct {
 // CompanyRequest is the body of PATCH /v1/company/{companyId}.
 type CompanyRequest struct {
 	IsActive *bool `json:"isActive"`
+}
+
+// CompanyChangeResponse answers PATCH /v1/company/{companyId}: 200 with the
+// company and the connections converted, or 202 with InProgress set when
+// the conversion had not finished by the request's deadline
+// (Config.RequestTimeout; a large company). It then goes on in the background
+// (the company's connections show where it is); should it stop (the
+// process stopped, Redis failed), the same PATCH finishes it.
+type CompanyChangeResponse struct {
+	store.CompanyChange
+	InProgress bool `json:"inProgress,omitempty"`
 }
 
 // AccountsRequest is the body of PATCH /v1/connection/{connectionId}/status:
@@ -194,12 +207,39 @@ func (s *Server) patchCompany(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, `isActive is required: send {"isActive": false} to deactivate the company or {"isActive": true} to reactivate it`)
 		return
 	}
-	ch, err := s.st.SetCompanyActive(r.Context(), id, *in.IsActive)
+	co, err := s.st.GetCompany(r.Context(), id)
 	if err != nil {
 		s.storeError(w, r, err, companyNotFound(id))
 		return
 	}
-	writeJSON(w, http.StatusOK, ch)
+	// The conversion goes batch by batch and may outlast the request
+	// (Config.RequestTimeout: some 20k connections a second): it runs detached,
+	// and the request waits for it until its deadline, then answers 202.
+	done := make(chan companyResult, 1)
+	s.runJob(func(ctx context.Context) {
+		ch, err := s.st.SetCompanyActive(ctx, id, *in.IsActive)
+		done <- companyResult{ch, err}
+		if err != nil {
+			s.log.WithError(err).WithFields(logrus.Fields{"companyId": id, "isActive": *in.IsActive, "connectionsUpdated": ch.Connections}).
+				Warn("api: company conversion stopped; repeat PATCH /v1/company/{companyId} to finish it")
+		}
+	})
+	select {
+	case res := <-done:
+		if res.err != nil {
+			s.storeError(w, r, res.err, companyNotFound(id))
+			return
+		}
+		writeJSON(w, http.StatusOK, CompanyChangeResponse{CompanyChange: res.ch})
+	case <-r.Context().Done():
+		co.IsActive = *in.IsActive
+		writeJSON(w, http.StatusAccepted, CompanyChangeResponse{CompanyChange: store.CompanyChange{Company: co}, InProgress: true})
+	}
+}
+
+type companyResult struct {
+	ch  store.CompanyChange
+	err error
 }
 
 func (s *Server) confirmAccounts(w http.ResponseWriter, r *http.Request, id string) {

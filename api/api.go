@@ -21,7 +21,8 @@
 // writes; "check" below means a check enqueued at once on the critical
 // queue, unless one is already queued or running):
 //
-//	PATCH /v1/company/{companyId}                   {"isActive"} → {"company","connectionsUpdated"}
+//	PATCH /v1/company/{companyId}                   {"isActive"} → {"company","connectionsUpdated"}, or 202 {"company","inProgress"}
+//	                                                when the conversion outlasts the request (it goes on in the background)
 //	PATCH /v1/connection/{connectionId}/details     {"isActive","name","startDate","occupancyMultiplier"} → connection + "checkEnqueued"
 //	                                                (isActive false: DEACTIVATED; true: restored, and checked when checkable)
 //	PATCH /v1/connection/{connectionId}/status      {"accounts":[{"accountId","trackingStatus":"ENABLED"|"DISABLED"}]} → connection
@@ -41,6 +42,8 @@
 //	                                                /v1/link/info about the link, then shows the form or why not
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
+//	GET   /v1/store/keys                            {"primary","inUse":[...],"rekey":{...}}: the encryption keys in use
+//	POST  /v1/store/rekey                           → 202 {"started",...}: re-encrypt every credential under the primary key
 //
 // The OpenAPI document (openapi.json, embedded and served) describes every
 // route Server.Routes lists, with its parameters, bodies, answers and
@@ -60,7 +63,13 @@
 //     names. A request body must be one JSON object with known fields only,
 //     sent as Content-Type application/json (parameters such as charset are
 //     allowed). A request without a Content-Type is read as JSON too, so a
-//     bare `curl -d '{...}'` works; any other media type is 415.
+//     bare `curl -d '{...}'` works; any other media type is 415. Field
+//     names must match exactly (not in another case), no field may appear
+//     twice, and text must be valid UTF-8 without unpaired surrogate
+//     escapes: each is a 400 naming the field (strict.go).
+//   - Every request answers within AnswerBound of Config.RequestTimeout
+//     whatever Redis does (deadline.go); a 503 after a deadline leaves a
+//     write's outcome unknown.
 //   - Errors are {"error":{"code":"...","message":"..."}}; the message says
 //     what to fix. A request answered with a 4xx has written nothing, with
 //     one exception: a company (de)activation overtaken by a later one (409,
@@ -133,6 +142,13 @@ type Config struct {
 	// Links signs and verifies credential-update link tokens. Optional:
 	// without it the link routes answer 503.
 	Links *link.Signer
+	// OnRekeyStart, when set, is called after POST /v1/store/rekey started
+	// a run (the daemon wakes its re-encryption runner).
+	OnRekeyStart func()
+	// RequestTimeout is the deadline of each request (requestTimeout); a
+	// handler still running a moment after it is answered 503 (see
+	// withDeadline, and AnswerBound).
+	RequestTimeout time.Duration
 	// PublicURL is the base of the link URLs handed out
 	// (https://checkd.example.com); links point at PublicURL + "/link".
 	// Empty: "http://" + the listen address (publicURL).
@@ -140,11 +156,11 @@ type Config struct {
 }
 
 // ConfigFrom returns the API's settings in a checkd configuration: its
-// listen address, keys, body limit and public URL, and the scheduler
+// listen address, keys, body limit, request deadline and public URL, and the scheduler
 // section's task timeout and retries for the checks it enqueues. The
 // caller adds Datasources, Logger, Clock, Enqueuer, Inspector and Links.
 func ConfigFrom(c configs.Config) Config {
-	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL,
+	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL, RequestTimeout: c.RequestTimeout,
 		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(c.Scheduler.MaxRetry)}}
 }
 
@@ -181,6 +197,12 @@ type Server struct {
 	// without Config.Enqueuer.
 	onDemand *scheduler.OnDemand
 
+	// jobs are work that outlives its request (a large company's
+	// conversion); Stop waits for them, then cancels jobCtx.
+	jobs    sync.WaitGroup
+	jobCtx  context.Context
+	jobStop context.CancelFunc
+
 	life startstop.Lifecycle
 	srv  *http.Server  // set by Start
 	done chan struct{} // closed when srv stops serving
@@ -215,6 +237,9 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		return nil, fmt.Errorf("api: Config.MaxBodyBytes is %d; it must be positive (configs: maxBodyBytes)", cfg.MaxBodyBytes)
 	}
+	if cfg.RequestTimeout <= 0 {
+		return nil, fmt.Errorf("api: Config.RequestTimeout is %s; it must be positive (configs: requestTimeout)", cfg.RequestTimeout)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
@@ -229,6 +254,7 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: newRouteMux(), addr: cfg.Addr}
+	s.jobCtx, s.jobStop = context.WithCancel(context.Background())
 	if cfg.Enqueuer != nil {
 		var err error
 		if s.onDemand, err = scheduler.NewOnDemand(st, cfg.Enqueuer, cfg.Clock, cfg.TaskOptions...); err != nil {
@@ -236,7 +262,7 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		}
 	}
 	s.routes()
-	s.handler = s.withRequestID(s.withAccessLog(s.withRecovery(http.HandlerFunc(s.dispatch))))
+	s.handler = s.withRequestID(s.withAccessLog(s.withDeadline(s.withRecovery(http.HandlerFunc(s.dispatch)))))
 	return s, nil
 }
 
@@ -301,11 +327,39 @@ func (s *Server) Addr() string {
 }
 
 // Stop shuts the server down gracefully, waiting for requests in flight
-// until ctx ends (then it closes the remaining connections). It is safe to
-// call twice and before Start (startstop.Lifecycle); a stopped server
-// cannot be started again.
+// until ctx ends (then it closes the remaining connections), and for work
+// they left running (a company's conversion), cancelled when ctx ends. It
+// is safe to call twice and before Start (startstop.Lifecycle); a stopped
+// server cannot be started again.
 func (s *Server) Stop(ctx context.Context) error {
-	return s.life.Stop(ctx, "api", s.stop)
+	err := s.life.Stop(ctx, "api", s.stop)
+	s.stopJobs(ctx) // also for a server used through Handler alone
+	return err
+}
+
+// runJob runs fn in the background under a context Stop cancels.
+func (s *Server) runJob(fn func(ctx context.Context)) {
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		fn(s.jobCtx)
+	}()
+}
+
+// stopJobs waits for the running jobs until ctx ends, then cancels them
+// (each stops at its next Redis call).
+func (s *Server) stopJobs(ctx context.Context) {
+	finished := make(chan struct{})
+	go func() {
+		s.jobs.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		s.log.Warn("api: stopping: cancelled work still running (a company conversion; repeat its PATCH to finish it)")
+	}
+	s.jobStop()
 }
 
 func (s *Server) stop(ctx context.Context) error {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +12,12 @@ import (
 	"strings"
 )
 
-// decode reads the request body as exactly one JSON object of dst's type
-// with no unknown fields. On failure it answers (415, 413 or 400) and
-// returns false.
+// decode reads the request body as exactly one JSON object of dst's type,
+// strictly: no unknown fields, field names exactly as documented (not in
+// another case, which encoding/json would accept), no field twice, and
+// only valid UTF-8 text (no unpaired \u surrogate escape either, which
+// encoding/json would turn into U+FFFD). On failure it answers (415, 413
+// or 400, naming the field) and returns false.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 	// An absent Content-Type is read as JSON: curl -d sends
 	// form-urlencoded only when told, and plain clients often send none.
@@ -29,7 +33,12 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 		s.tooLarge(w)
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		s.badBody(w, err, dst)
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		s.badBody(w, err, dst)
@@ -37,13 +46,12 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 	}
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.tooLarge(w)
-			return false
-		}
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest,
 			"request body has data after the JSON object: send exactly one JSON object")
+		return false
+	}
+	if msg := strictProblem(body, reflect.TypeOf(dst)); msg != "" {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, msg)
 		return false
 	}
 	return true

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,21 +83,24 @@ func writeInternal(w http.ResponseWriter, r *http.Request) {
 }
 
 // unreachable reports an error of the connection to Redis (refused,
-// reset, timed out, closed, no free connection), or Redis answering that it
+// reset, timed out, closed, no free connection, the request's deadline
+// passed while waiting for it), or Redis answering that it
 // cannot serve now (loading its data after a restart, a read-only replica
-// or a lost master during a failover), rather than a failed command: the
-// request may succeed once Redis is back.
+// or a lost master during a failover, too few replicas for
+// min-replicas-to-write; inside a transaction these come back as
+// EXECABORT, as checkd's transactions are otherwise well formed), rather
+// than a failed command: the request may succeed once Redis is back.
 func unreachable(err error) bool {
 	var ne net.Error
 	var re redis.Error
 	if errors.As(err, &re) {
-		for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "} {
+		for _, p := range []string{"LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ", "NOREPLICAS ", "EXECABORT "} {
 			if strings.HasPrefix(re.Error(), p) {
 				return true
 			}
 		}
 	}
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
 }

@@ -3,8 +3,12 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"strings"
 	"testing"
+
+	"unicode/utf8"
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
@@ -61,6 +65,9 @@ func fuzzSend(t *testing.T, e *env, method string, setup func() (string, *string
 	if mustWrite && after == before {
 		t.Fatalf("a %d wrote nothing", w.Code)
 	}
+	if why := strictViolation(body); why != "" {
+		t.Fatalf("a %d took a body the strict decoding refuses (%s): %q", w.Code, why, body)
+	}
 	for _, k := range []string{"credentials", "password", "username", "extra"} {
 		if _, ok := raw[k]; ok {
 			t.Fatalf("answer has field %q: %s", k, w.Body)
@@ -68,9 +75,79 @@ func fuzzSend(t *testing.T, e *env, method string, setup func() (string, *string
 	}
 }
 
+// requestFields are the JSON field names of every request body, exactly.
+var requestFields = map[string]bool{"name": true, "datasource": true, "credentials": true, "username": true, "password": true,
+	"extra": true, "isActive": true, "startDate": true, "occupancyMultiplier": true, "accounts": true, "accountId": true,
+	"trackingStatus": true, "token": true}
+
+// strictViolation says why the API must refuse body, by rules of its own
+// (not the API's code): a field name not exactly one of requestFields
+// (outside credentials.extra, whose keys are free), a name twice in one
+// object, invalid UTF-8, or text decoding to U+FFFD the body never spelt
+// (an unpaired surrogate escape). "" when none holds.
+func strictViolation(body string) string {
+	if !utf8.ValidString(body) {
+		return "invalid UTF-8"
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	spelt := strings.Contains(strings.ToLower(body), `\ufffd`) || strings.ContainsRune(body, utf8.RuneError)
+	type level struct {
+		object, free bool
+		seen         map[string]bool
+		expectKey    bool
+	}
+	var stack []*level
+	lastKey := ""
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) || err != nil {
+			return "" // not JSON: the API refused it or the decoder will
+		}
+		top := (*level)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok {
+			if strings.ContainsRune(s, utf8.RuneError) && !spelt {
+				return "U+FFFD the body did not spell"
+			}
+			if top != nil && top.object && top.expectKey {
+				if top.seen[s] {
+					return "field " + s + " twice"
+				}
+				top.seen[s] = true
+				if !top.free && !requestFields[s] {
+					return "field " + s + " not exactly a request field"
+				}
+				lastKey, top.expectKey = s, false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &level{object: true, free: lastKey == "extra", seen: map[string]bool{}, expectKey: true})
+			lastKey = ""
+			continue
+		case json.Delim('['):
+			stack = append(stack, &level{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return ""
+			}
+		}
+		if top := stack[len(stack)-1]; top.object {
+			top.expectKey = true
+		}
+	}
+}
+
 func FuzzCreateCompany(f *testing.F) {
 	for _, s := range []string{`{"name":"Acme"}`, `{"name":""}`, `{"name":" "}`, `{`, `[]`, `null`, `""`, `{"name":"a"} {}`,
-		`{"name":1}`, `{"nmae":"x"}`, ``, `{"name":"\u0000\ud800"}`, `{"name":"a","name":"b"}`, "{\"name\":\"a\"}\n"} {
+		`{"name":1}`, `{"nmae":"x"}`, ``, `{"name":"\u0000\ud800"}`, `{"name":"a","name":"b"}`, "{\"name\":\"a\"}\n",
+		`{"NAME":"x"}`, `{"Name":"x"}`, "{\"name\":\"Acme\xff\"}", `{"name":"\ud83d\ude00"}`, `{"name":"\ude00\ud83d"}`,
+		`{"name":"\ufffd"}`, "{\"name\":\"\xef\xbf\xbd\"}", `{"name":"a\\ud800"}`} {
 		f.Add(s, "application/json")
 	}
 	f.Add(`{"name":"x"}`, "text/plain")
@@ -93,6 +170,11 @@ func FuzzCreateConnection(f *testing.F) {
 		`{"datasource":"sandbox","credentials":{"username":"u"}} trailing`,
 		`{"datasource":"sandbox","credentials":{"username":"u","extra":{"a":1}}}`,
 		`{"datasource":"sandbox","name":"` + string(make([]byte, 300)) + `","credentials":{"username":"u"}}`,
+		`{"DataSource":"sandbox","credentials":{"username":"u"}}`, `{"datasource":{"NAME":"sandbox"},"credentials":{"username":"u"}}`,
+		`{"datasource":"sandbox","credentials":{"username":"u","USERNAME":"v"}}`, `{"datasource":"sandbox","datasource":"x","credentials":{"username":"u"}}`,
+		`{"datasource":"sandbox","credentials":{"username":"u","extra":{"a":"1","a":"2"}}}`, `{"datasource":"sandbox","credentials":{"username":"u","extra":{"A":"1","a":"2"}}}`,
+		"{\"datasource\":\"sandbox\",\"credentials\":{\"username\":\"u\xc3\",\"password\":\"p\"}}",
+		`{"datasource":"sandbox","credentials":{"username":"u","password":"\udfff"}}`,
 		`{}`, `[]`, `{`, ``,
 	} {
 		f.Add(s, "application/json")
@@ -160,11 +242,13 @@ func FuzzPatchDetails(f *testing.F) {
 		`{"startDate":""}`, `{"startDate":"2024-02-30"}`, `{"occupancyMultiplier":-1}`, `{"occupancyMultiplier":1e400}`,
 		`{"isActive":false,"startDate":"x"}`, `{"isActive":"false"}`, `{"isActive":null}`, `{"name":"` + strings.Repeat("n", 201) + `"}`,
 		`{"isActive":true} {}`, `{"status":"CONNECTED"}`,
+		`{"ISACTIVE":false}`, `{"IsActive":false}`, `{"isActive":true,"isActive":false}`, "{\"name\":\"E\xffx\"}", `{"name":"\ud800"}`,
 	})
 }
 
 func FuzzPatchCompany(f *testing.F) {
-	for _, s := range []string{`{"isActive":false}`, `{"isActive":true}`, `{"isActive":null}`, `{"isActive":0}`, `{}`, `{"name":"x"}`, `{`, ``} {
+	for _, s := range []string{`{"isActive":false}`, `{"isActive":true}`, `{"isActive":null}`, `{"isActive":0}`, `{}`, `{"name":"x"}`, `{`, ``,
+		`{"ISACTIVE":false}`, `{"isactive":false}`, `{"isActive":false,"isActive":true}`} {
 		f.Add(s, "application/json")
 	}
 	f.Add(`{"isActive":false}`, "text/plain")
@@ -185,6 +269,8 @@ func FuzzConfirmAccounts(f *testing.F) {
 		`{"accounts":[{"accountId":"ac_0000000000000000","trackingStatus":"ENABLED"}]}`,
 		`{"accounts":[{"accountId":"$ACCOUNT","trackingStatus":"ENABLED"},{"accountId":"$ACCOUNT","trackingStatus":"DISABLED"}]}`,
 		`{"accounts":[{"trackingStatus":"ENABLED"}]}`, `{"accounts":[]}`, `{"accounts":null}`, `{"accounts":[null]}`,
+		`{"accounts":[{"AccountId":"$ACCOUNT","trackingStatus":"ENABLED"}]}`, `{"Accounts":[{"accountId":"$ACCOUNT","trackingStatus":"ENABLED"}]}`,
+		`{"accounts":[{"accountId":"$ACCOUNT","accountId":"$ACCOUNT","trackingStatus":"ENABLED"}]}`,
 	})
 }
 
@@ -193,6 +279,8 @@ func FuzzUpdateCredentials(f *testing.F) {
 		`{"credentials":{"username":"user_good","password":"p"}}`, `{"credentials":{"username":"u","extra":{"pin":"1"}}}`,
 		`{"credentials":{"username":" "}}`, `{"credentials":null}`, `{"credentials":{"password":"p"}}`,
 		`{"credentials":{"username":"u","extra":{"a":1}}}`, `{"credentials":{"username":"` + strings.Repeat("u", 1025) + `"}}`,
+		`{"Credentials":{"username":"u"}}`, `{"credentials":{"username":"u"},"credentials":{"username":"v"}}`,
+		"{\"credentials\":{\"username\":\"u\",\"password\":\"\xff\"}}", `{"credentials":{"username":"\ud800\ud800"}}`,
 	})
 }
 
@@ -205,6 +293,8 @@ func FuzzLinkCredentials(f *testing.F) {
 		`{"token":"$TOKEN","connectionId":"$ID","credentials":{"username":"u"}}`,
 		`{"token":"$TOKEN","credentials":{"username":"u","extra":{"a":"","b":"","c":"","d":"","e":"","f":"","g":"","h":"","i":"","j":"","k":"","l":"","m":"","n":"","o":"","p":"","q":""}}}`,
 		`{"token":"$TOKEN","credentials":{"username":"u"}} trailing`,
+		`{"TOKEN":"$TOKEN","credentials":{"username":"u"}}`, `{"token":"$TOKEN","token":"$TOKEN","credentials":{"username":"u"}}`,
+		"{\"token\":\"$TOKEN\",\"credentials\":{\"username\":\"\xfe\"}}",
 	})
 }
 
@@ -222,6 +312,9 @@ func FuzzLinkConnection(f *testing.F) {
 		`{"token":"$COTOKEN","datasource":"sandbox","name":"a\u001bb","credentials":{"username":"u"}}`,
 		`{"token":"$COTOKEN","datasource":{"name":"sandbox"},"credentials":{"username":"u"}}`,
 		`{"token":"$COTOKEN","companyId":"co_x","datasource":"sandbox","credentials":{"username":"u"}}`,
+		`{"Token":"$COTOKEN","datasource":"sandbox","credentials":{"username":"u"}}`,
+		`{"token":"$COTOKEN","datasource":"sandbox","name":"a","name":"b","credentials":{"username":"u"}}`,
+		"{\"token\":\"$COTOKEN\",\"datasource\":\"sandbox\",\"name\":\"\xc0\",\"credentials\":{\"username\":\"u\"}}",
 		`{}`, `[]`, `{`, ``, `null`,
 	} {
 		f.Add(s, "application/json")

@@ -42,6 +42,15 @@ type CreateConnectionRequest struct {
 // can be sent back as it is.
 type DatasourceName string
 
+// datasourceObject is the object form of a DatasourceName.
+type datasourceObject struct {
+	Name string `json:"name"`
+}
+
+// strictObjectType tells the strict decoding which fields the object form
+// has (see strictProblem).
+func (DatasourceName) strictObjectType() reflect.Type { return reflect.TypeFor[datasourceObject]() }
+
 // UnmarshalJSON reads a string or {"name": string}; anything else is the
 // *json.UnmarshalTypeError encoding/json gives a mistyped field.
 func (d *DatasourceName) UnmarshalJSON(b []byte) error {
@@ -53,9 +62,7 @@ func (d *DatasourceName) UnmarshalJSON(b []byte) error {
 	case len(b) > 0 && b[0] == '"':
 		return json.Unmarshal(b, (*string)(d))
 	case len(b) > 0 && b[0] == '{':
-		var o struct {
-			Name string `json:"name"`
-		}
+		var o datasourceObject
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&o); err != nil {
@@ -175,6 +182,8 @@ func (s *Server) routes() {
 	api("GET /v1/queues", s.listQueues)
 	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
 	api("POST /v1/queues/{queue}/resume", s.resumeQueue)
+	api("GET /v1/store/keys", s.keyStatus)
+	api("POST /v1/store/rekey", s.startRekey)
 	// The link routes take no API key: the signed token is the authority.
 	s.mux.HandleFunc("PATCH /v1/link/credentials", s.useLink)
 	s.mux.HandleFunc("POST /v1/link/connection", s.useNewLink)

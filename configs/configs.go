@@ -6,7 +6,8 @@
 //  2. the file given to Load (or named by CHECKD_CONFIG), if any: only the
 //     fields it sets change (maps merge key by key, lists replace);
 //  3. the environment: CHECKD_REDIS_URL, CHECKD_HTTP_ADDR, CHECKD_API_KEYS
-//     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_CHECK_INTERVAL,
+//     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_ENCRYPTION_OLD_KEYS
+//     (comma-separated), CHECKD_CHECK_INTERVAL,
 //     CHECKD_TICK, CHECKD_ROLES (comma-separated), CHECKD_LOG_LEVEL,
 //     CHECKD_PUBLIC_URL, CHECKD_METRICS_ADDR and CHECKD_DASHBOARD_PASSWORD
 //     (the Env constants). An empty variable is ignored.
@@ -37,7 +38,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
@@ -62,6 +62,7 @@ const (
 	EnvHTTPAddr      = "CHECKD_HTTP_ADDR"
 	EnvAPIKeys       = "CHECKD_API_KEYS"
 	EnvEncryptionKey = "CHECKD_ENCRYPTION_KEY"
+	EnvEncryptionOld = "CHECKD_ENCRYPTION_OLD_KEYS"
 	EnvCheckInterval = "CHECKD_CHECK_INTERVAL"
 	EnvTick          = "CHECKD_TICK"
 	EnvRoles         = "CHECKD_ROLES"
@@ -106,11 +107,17 @@ type Config struct {
 	HTTPAddr string `yaml:"httpAddr"`
 	// MaxBodyBytes bounds a request body the API reads.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// RequestTimeout is each API request's deadline: its Redis calls give
+	// up then, and a handler still running a moment later is answered 503.
+	RequestTimeout time.Duration `yaml:"requestTimeout"`
 	// APIKeys are accepted in the X-API-Key header.
 	APIKeys []string `yaml:"apiKeys"`
 	// EncryptionKey encrypts credentials at rest: 32 bytes as 64 hex
 	// characters or base64.
 	EncryptionKey string `yaml:"encryptionKey"`
+	// EncryptionOldKeys open credentials sealed before a rotation; they
+	// never seal. Keep them until the re-encryption reports done.
+	EncryptionOldKeys []string `yaml:"encryptionOldKeys"`
 	// CheckInterval is how often each connection is checked.
 	CheckInterval time.Duration `yaml:"checkInterval"`
 	// Tick is the cron spec of the scheduler's sweep of due connections.
@@ -241,6 +248,12 @@ func (c Config) Redacted() Config {
 	if c.EncryptionKey != "" {
 		out.EncryptionKey = "<redacted>"
 	}
+	if len(c.EncryptionOldKeys) > 0 {
+		out.EncryptionOldKeys = make([]string, len(c.EncryptionOldKeys))
+		for i := range out.EncryptionOldKeys {
+			out.EncryptionOldKeys[i] = "<redacted>"
+		}
+	}
 	if c.Dashboard.Password != "" {
 		out.Dashboard.Password = "<redacted>"
 	}
@@ -250,11 +263,19 @@ func (c Config) Redacted() Config {
 			out.APIKeys[i] = "<redacted>"
 		}
 	}
-	if u, err := url.Parse(c.RedisURL); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "redacted")
-			out.RedisURL = u.String()
+	if u, err := url.Parse(c.RedisURL); err == nil {
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), "redacted")
+			}
 		}
+		if q := u.Query(); q.Has("sentinelPassword") {
+			q.Set("sentinelPassword", "redacted")
+			u.RawQuery = q.Encode()
+		}
+		out.RedisURL = u.String()
+	} else if c.RedisURL != "" {
+		out.RedisURL = "<unparsable, redacted>"
 	}
 	return out
 }
@@ -398,6 +419,7 @@ var envVars = []struct {
 	{EnvHTTPAddr, func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
 	{EnvAPIKeys, func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{EnvEncryptionKey, func(c *Config, v string) error { c.EncryptionKey = v; return nil }},
+	{EnvEncryptionOld, func(c *Config, v string) error { c.EncryptionOldKeys = splitList(v); return nil }},
 	{EnvCheckInterval, func(c *Config, v string) error {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil {
@@ -451,6 +473,7 @@ func (c *Config) normalize() {
 	c.PublicURL = strings.TrimRight(strings.TrimSpace(c.PublicURL), "/")
 	c.RedisURL = strings.TrimSpace(c.RedisURL)
 	c.EncryptionKey = strings.TrimSpace(c.EncryptionKey)
+	c.EncryptionOldKeys = splitList(strings.Join(c.EncryptionOldKeys, ","))
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
 	c.Log.Format = strings.ToLower(strings.TrimSpace(c.Log.Format))
 	if len(c.Demo.Companies) == 0 {
@@ -503,8 +526,8 @@ func (c Config) problems() problems {
 // talks to and serves: Redis, its listeners, keys and links.
 func (c Config) serviceProblems(p *problems) {
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			p.add("redisURL (%s) is not a Redis URL: %v; want redis://[user:password@]host:port/db or rediss://...", EnvRedisURL, urlError(err))
+		if _, err := ParseRedisURL(c.RedisURL); err != nil {
+			p.add("redisURL (%s) is not a Redis URL: %v; want redis://[user:password@]host:port/db, rediss://..., or redis+sentinel://[user:password@]host:26379[,host:26379...]/master[/db]", EnvRedisURL, err)
 		}
 	}
 	if c.Has(RoleAPI) {
@@ -515,6 +538,9 @@ func (c Config) serviceProblems(p *problems) {
 	if c.MaxBodyBytes <= 0 {
 		p.add("maxBodyBytes is %d; it must be positive (default 1048576)", c.MaxBodyBytes)
 	}
+	if c.RequestTimeout <= 0 || c.RequestTimeout > time.Minute {
+		p.add("requestTimeout is %s; use between 1ms and 1m (default 2s: every route answers within 2.5s)", c.RequestTimeout)
+	}
 	for i, k := range c.APIKeys {
 		if len(k) < MinAPIKeyLen {
 			p.add("apiKeys (%s) entry %d is %d characters; use at least %d (generate one with: openssl rand -hex 16)", EnvAPIKeys, i+1, len(k), MinAPIKeyLen)
@@ -523,6 +549,14 @@ func (c Config) serviceProblems(p *problems) {
 	if c.EncryptionKey != "" {
 		if _, err := store.ParseKey(c.EncryptionKey); err != nil {
 			p.add("encryptionKey (%s): %v", EnvEncryptionKey, err)
+		}
+	}
+	if len(c.EncryptionOldKeys) > 0 && c.EncryptionKey == "" {
+		p.add("encryptionOldKeys (%s) is set without encryptionKey (%s): old keys only open credentials; set the key new ones are sealed with", EnvEncryptionOld, EnvEncryptionKey)
+	}
+	for i, k := range c.EncryptionOldKeys {
+		if _, err := store.ParseKey(k); err != nil {
+			p.add("encryptionOldKeys (%s) entry %d: %v", EnvEncryptionOld, i+1, err)
 		}
 	}
 	// The embedded Redis makes up what is missing (a throwaway key, a

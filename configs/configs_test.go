@@ -19,6 +19,9 @@ func env(kv map[string]string) func(string) string {
 
 const testKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
+// testKey2 is a second valid key (an old one in a rotation).
+const testKey2 = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	c, err := load("", env(nil))
@@ -26,11 +29,12 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("load defaults: %v", err)
 	}
 	want := Config{
-		HTTPAddr:      "127.0.0.1:8080",
-		MaxBodyBytes:  1 << 20,
-		CheckInterval: 168 * time.Hour,
-		Tick:          "@every 1m",
-		Roles:         []string{RoleScheduler, RoleWorker, RoleAPI},
+		HTTPAddr:       "127.0.0.1:8080",
+		MaxBodyBytes:   1 << 20,
+		RequestTimeout: 2 * time.Second,
+		CheckInterval:  168 * time.Hour,
+		Tick:           "@every 1m",
+		Roles:          []string{RoleScheduler, RoleWorker, RoleAPI},
 		Worker: Worker{Concurrency: 20, Queues: map[string]int{"critical": 6, "default": 3, "low": 1},
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second, EmptyQueueRecheck: 5 * time.Millisecond},
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
@@ -176,6 +180,8 @@ func TestEnvOverrides(t *testing.T) {
 			}},
 		{"encryption key", map[string]string{EnvEncryptionKey: testKey},
 			func(c Config) bool { return c.EncryptionKey == testKey }},
+		{"old encryption keys", map[string]string{EnvEncryptionKey: testKey, EnvEncryptionOld: " " + testKey2 + ", ," + testKey + " "},
+			func(c Config) bool { return reflect.DeepEqual(c.EncryptionOldKeys, []string{testKey2, testKey}) }},
 		{"check interval", map[string]string{EnvCheckInterval: "10m"},
 			func(c Config) bool { return c.CheckInterval == 10*time.Minute }},
 		{"tick", map[string]string{EnvTick: "*/5 * * * *"},
@@ -245,6 +251,9 @@ func TestInvalid(t *testing.T) {
 		{"bad http addr", "httpAddr: localhost\n", nil, "is not host:port"},
 		{"short api key", "", map[string]string{EnvAPIKeys: "short"}, "entry 1 is 5 characters"},
 		{"bad encryption key", "", map[string]string{EnvEncryptionKey: "not-a-key"}, "openssl rand -hex 32"},
+		{"zero request timeout", "requestTimeout: 0s\n", nil, "requestTimeout is 0s"},
+		{"bad old encryption key", "", map[string]string{EnvEncryptionKey: testKey, EnvEncryptionOld: testKey2 + ",nope"}, "encryptionOldKeys (CHECKD_ENCRYPTION_OLD_KEYS) entry 2"},
+		{"old keys without a key", "encryptionOldKeys: [" + testKey2 + "]\n", nil, "set without encryptionKey"},
 		{"bad redis url", "", map[string]string{EnvRedisURL: "http://localhost:6379"}, "is not a Redis URL"},
 		{"zero concurrency", "worker:\n  concurrency: 0\n", nil, "worker.concurrency is 0"},
 		{"negative batch", "scheduler:\n  batchSize: -1\n", nil, "scheduler.batchSize is -1"},
@@ -375,6 +384,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 	tests := map[string]map[string]string{
 		"api key":        {EnvAPIKeys: "short," + "x" + secret[:3]},
 		"encryption key": {EnvEncryptionKey: secret},
+		"old key":        {EnvEncryptionKey: testKey, EnvEncryptionOld: secret},
 		"redis password": {EnvRedisURL: "redis://:" + secret + "@[::1%zz]:6379/0"},
 	}
 	for name, e := range tests {
@@ -403,13 +413,14 @@ func TestRedacted(t *testing.T) {
 	c := Default()
 	c.APIKeys = []string{"aaaaaaaaaaaaaaaa"}
 	c.EncryptionKey = testKey
+	c.EncryptionOldKeys = []string{testKey2}
 	c.RedisURL = "redis://user:s3cret@redis:6379/1"
 	r := c.Redacted()
 	out, err := yaml.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"aaaaaaaaaaaaaaaa", testKey, "s3cret"} {
+	for _, s := range []string{"aaaaaaaaaaaaaaaa", testKey, testKey2, "s3cret"} {
 		if strings.Contains(string(out), s) {
 			t.Errorf("redacted config still holds %q:\n%s", s, out)
 		}

@@ -302,7 +302,8 @@ func (s *Store) updateCredentials(ctx context.Context, id string, c checks.Crede
 			// restores is no longer blocked on the old credentials.
 			r.PrevStatus, r.PrevDetail, r.PrevFirst = string(checks.ConnPending), "", now
 		}
-		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs)}
+		m := &mutation{history: historyOf(trs, now, CauseCredentials, ""), event: newEvent(r, EventConnectionUpdated, CauseCredentials, now, trs),
+			sealedWith: s.cfg.Cipher.Fingerprint()}
 		if m.event == nil {
 			m.event = &Event{Type: EventConnectionUpdated, ConnectionID: r.ID, CompanyID: r.CompanyID, Time: fromMS(now),
 				Cause: CauseCredentials, ProtectedChanges: []string{"credentials"}}

@@ -118,7 +118,7 @@ func (s *Store) newConnMutation(in NewConnection, co Company) (*mutation, error)
 	if r.Cred, err = s.seal(r.ID, in.Credentials); err != nil {
 		return nil, err
 	}
-	m := &mutation{rec: r, due: dueSet, dueAt: now, companyActive: "1"}
+	m := &mutation{rec: r, due: dueSet, dueAt: now, companyActive: "1", sealedWith: s.cfg.Cipher.Fingerprint()}
 	setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, string(checks.ConnPending), "", now)
 	if !co.IsActive {
 		m.due, m.companyActive = dueKeep, "0"

@@ -3,42 +3,107 @@ package store
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // KeySize is the size of an AES-256 key in bytes.
 const KeySize = 32
 
-// cipherVersion prefixes every ciphertext so the format (and later a key
-// rotation) can change without guessing.
-const cipherVersion byte = 1
+// Ciphertext formats, told apart by their first byte:
+//
+//	1: version, nonce, sealed         (the first format: no key named; every
+//	                                   configured key is tried)
+//	2: version, key ID (4), nonce, sealed
+//
+// The key ID is the first four bytes of the key's fingerprint
+// (KeyFingerprint), so a rotated store says which key opens each
+// credential, and a rekey knows what is not under the primary key yet.
+const (
+	cipherV1 byte = 1
+	cipherV2 byte = 2
+	keyIDLen      = 4
+)
 
-// Cipher encrypts credentials at rest with AES-256-GCM. The connection ID is
-// the additional data, so a ciphertext copied onto another connection does
-// not decrypt.
+// Cipher encrypts credentials at rest with AES-256-GCM: with its primary
+// key, opening with the primary or any old key (a rotation in progress).
+// The connection ID is the additional data, so a ciphertext copied onto
+// another connection does not decrypt.
 type Cipher struct {
+	keys []cipherKey // the primary first, then the old keys
+}
+
+type cipherKey struct {
+	fp   string // KeyFingerprint
+	id   [keyIDLen]byte
 	aead cipher.AEAD
 }
 
-// NewCipher returns a cipher for a 32-byte key.
-func NewCipher(key []byte) (*Cipher, error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("encryption key is %d bytes, want %d (give 64 hex characters or 44 base64 characters)", len(key), KeySize)
+// NewCipher returns a cipher sealing with key (32 bytes) and opening with
+// key or any of old: the keys of a rotation still under way (see
+// Store.RekeyStep). A key given twice counts once.
+func NewCipher(key []byte, old ...[]byte) (*Cipher, error) {
+	c := &Cipher{}
+	for i, k := range append([][]byte{key}, old...) {
+		if len(k) != KeySize {
+			what := "encryption key"
+			if i > 0 {
+				what = fmt.Sprintf("old encryption key %d", i)
+			}
+			return nil, fmt.Errorf("%s is %d bytes, want %d (give 64 hex characters or 44 base64 characters)", what, len(k), KeySize)
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, fmt.Errorf("encryption key: %w", err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("encryption key: %w", err)
+		}
+		ck := cipherKey{fp: KeyFingerprint(k), aead: aead}
+		if slices.ContainsFunc(c.keys, func(o cipherKey) bool { return o.fp == ck.fp }) {
+			continue
+		}
+		fp, _ := hex.DecodeString(ck.fp)
+		copy(ck.id[:], fp)
+		c.keys = append(c.keys, ck)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("encryption key: %w", err)
+	return c, nil
+}
+
+// KeyFingerprint names a key without revealing it: 16 hex characters of
+// an HMAC of a fixed text under the key. Redis keeps the fingerprints of
+// the keys stored credentials are encrypted with, so a wrong key is
+// refused at start (Store.EnsureKeys).
+func KeyFingerprint(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("checkd credential key fingerprint v1"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// Fingerprint is the primary key's fingerprint.
+func (c *Cipher) Fingerprint() string { return c.keys[0].fp }
+
+// Fingerprints are the fingerprints of every key, the primary first.
+func (c *Cipher) Fingerprints() []string {
+	out := make([]string, len(c.keys))
+	for i, k := range c.keys {
+		out[i] = k.fp
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("encryption key: %w", err)
-	}
-	return &Cipher{aead: aead}, nil
+	return out
+}
+
+// current reports whether ciphertext is sealed with the primary key in the
+// current format (a rekey leaves it alone).
+func (c *Cipher) current(ciphertext []byte) bool {
+	return len(ciphertext) > 1+keyIDLen && ciphertext[0] == cipherV2 && [keyIDLen]byte(ciphertext[1:1+keyIDLen]) == c.keys[0].id
 }
 
 // ParseKey decodes a key given as 64 hex characters or as base64 (standard
@@ -67,25 +132,52 @@ func GenerateKey() ([]byte, error) {
 	return k, nil
 }
 
-// Seal encrypts plaintext bound to aad.
+// Seal encrypts plaintext bound to aad with the primary key.
 func (c *Cipher) Seal(plaintext, aad []byte) ([]byte, error) {
-	nonce := make([]byte, c.aead.NonceSize(), 1+c.aead.NonceSize()+len(plaintext)+c.aead.Overhead())
+	k := c.keys[0]
+	ns := k.aead.NonceSize()
+	out := make([]byte, 1+keyIDLen+ns, 1+keyIDLen+ns+len(plaintext)+k.aead.Overhead())
+	out[0] = cipherV2
+	copy(out[1:], k.id[:])
+	nonce := out[1+keyIDLen:]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("encrypt: %w", err)
 	}
-	out := append([]byte{cipherVersion}, nonce...)
-	return c.aead.Seal(out, nonce, plaintext, aad), nil
+	return k.aead.Seal(out, nonce, plaintext, aad), nil
 }
 
-// Open decrypts a ciphertext made by Seal with the same aad.
+// Open decrypts a ciphertext made by Seal with the same aad, under
+// whichever configured key sealed it; it also reports that key's
+// fingerprint.
 func (c *Cipher) Open(ciphertext, aad []byte) ([]byte, error) {
-	ns := c.aead.NonceSize()
-	if len(ciphertext) < 1+ns+c.aead.Overhead() || ciphertext[0] != cipherVersion {
-		return nil, errors.New("decrypt: ciphertext is malformed or of an unknown version")
+	pt, _, err := c.open(ciphertext, aad)
+	return pt, err
+}
+
+func (c *Cipher) open(ciphertext, aad []byte) ([]byte, string, error) {
+	ns, over := c.keys[0].aead.NonceSize(), c.keys[0].aead.Overhead()
+	switch {
+	case len(ciphertext) >= 1+keyIDLen+ns+over && ciphertext[0] == cipherV2:
+		id := [keyIDLen]byte(ciphertext[1 : 1+keyIDLen])
+		body := ciphertext[1+keyIDLen:]
+		for _, k := range c.keys {
+			if k.id != id {
+				continue
+			}
+			pt, err := k.aead.Open(nil, body[:ns], body[ns:], aad)
+			if err != nil {
+				return nil, "", errors.New("decrypt: authentication failed (the credential was tampered with, or another key has the same ID)")
+			}
+			return pt, k.fp, nil
+		}
+		return nil, "", fmt.Errorf("decrypt: sealed with key %x…, which is not configured (CHECKD_ENCRYPTION_KEY or CHECKD_ENCRYPTION_OLD_KEYS)", id)
+	case len(ciphertext) >= 1+ns+over && ciphertext[0] == cipherV1:
+		for _, k := range c.keys {
+			if pt, err := k.aead.Open(nil, ciphertext[1:1+ns], ciphertext[1+ns:], aad); err == nil {
+				return pt, k.fp, nil
+			}
+		}
+		return nil, "", errors.New("decrypt: authentication failed with every configured key (wrong CHECKD_ENCRYPTION_KEY?)")
 	}
-	pt, err := c.aead.Open(nil, ciphertext[1:1+ns], ciphertext[1+ns:], aad)
-	if err != nil {
-		return nil, errors.New("decrypt: authentication failed (wrong CHECKD_ENCRYPTION_KEY?)")
-	}
-	return pt, nil
+	return nil, "", errors.New("decrypt: ciphertext is malformed or of an unknown version")
 }

@@ -27,6 +27,9 @@ import (
 //	P ev                  stream  change events (connection.created.v2, connection.updated.v2)
 //	P q                   hash    conn → until (ms): a check is queued or running (queued.go)
 //	P once:<name>         string  a single-use token was spent (expires with the token; once.go)
+//	P keys                hash    fingerprint → seal sequence of every key a stored credential may be
+//	                              sealed with, and #seq, the sequence (rekey.go)
+//	P rekey               hash    the re-encryption's run: target key, lease, SCAN cursor, pass, counts
 //
 // Keys are plain strings with no hash tags: the scripts take keys of
 // several connections and of shared indexes at once, which a Redis Cluster
@@ -47,6 +50,8 @@ func (s *Store) kHistory(id string) string   { return s.cfg.Prefix + "h:" + id }
 func (s *Store) kEvents() string             { return s.cfg.Prefix + "ev" }
 func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
 func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
+func (s *Store) kKeys() string               { return s.cfg.Prefix + "keys" }
+func (s *Store) kRekey() string              { return s.cfg.Prefix + "rekey" }
 
 // kNewClaim is the key of a new on-demand claim (P fl:<claim>).
 func (s *Store) kNewClaim() string { return newID(s.cfg.Prefix + "fl:") }

@@ -51,6 +51,10 @@ type mutation struct {
 	// check: the write records a check, so it may wait for company to
 	// share its round trip (scriptBatcher).
 	check bool
+	// sealedWith is the fingerprint of the key the write sealed new
+	// credentials with ("" when it sealed none): noted in the key
+	// registry in the same step (see rekey.go).
+	sealedWith string
 }
 
 // commitScript applies a mutation: the new record replaces the one read,
@@ -68,6 +72,7 @@ type mutation struct {
 //	KEYS[10]   -> P wk:<minute>, the connection's schedule set
 //	KEYS[11]   -> P sw, the sweep cursor: set to the first due time when
 //	              there is none, so no weekly slot after it is skipped
+//	KEYS[12]   -> P keys, the key registry (rekey.go)
 //	ARGV[1]    -> the record as read; "": creating, the key must not exist
 //	ARGV[2]    -> the new record
 //	ARGV[3]    -> the connection ID (member of the indexes)
@@ -83,7 +88,9 @@ type mutation struct {
 //	ARGV[13]   -> "1": drop the queued mark
 //	ARGV[14]   -> dueSince (ms), for "adv"
 //	ARGV[15]   -> the connection's slot offset (ms): its score in KEYS[10]
-//	ARGV[16..] -> history elements spilled from the record, oldest first,
+//	ARGV[16]   -> the fingerprint of the key new credentials were sealed
+//	              with, noted in KEYS[12] at the next sequence ("": none)
+//	ARGV[17..] -> history elements spilled from the record, oldest first,
 //	              pushed onto KEYS[6], which is then trimmed to ARGV[9]
 //
 // Returns 1 when applied, 0 when the record changed since it was read, -1
@@ -128,8 +135,11 @@ end
 if ARGV[13] == '1' then
   redis.call('HDEL', KEYS[9], ARGV[3])
 end
-if #ARGV > 15 then
-  for i = 16, #ARGV do
+if ARGV[16] ~= '' then
+  redis.call('HSET', KEYS[12], ARGV[16], redis.call('HINCRBY', KEYS[12], '#seq', 1))
+end
+if #ARGV > 16 then
+  for i = 17, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
@@ -225,14 +235,16 @@ func (s *Store) commitArgs(m *mutation) ([]string, []any, error) {
 		s.kConn(m.rec.ID), s.kDue(),
 		s.kIndex(m.rec.CompanyID, m.oldStatus), s.kIndex(m.rec.CompanyID, m.rec.Status),
 		s.kCounts(), s.kHistory(m.rec.ID), s.kEvents(), s.kCompany(m.rec.CompanyID), s.kQueued(), week, s.kCursor(),
+		s.kKeys(),
 	}
 	clear := ""
 	if m.clearQueued {
 		clear = "1"
 	}
-	args := make([]any, 0, 15+len(m.spill))
+	args := make([]any, 0, 16+len(m.spill))
 	args = append(args, m.oldRaw, newRaw, m.rec.ID, string(m.due), m.dueAt,
-		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off)
+		m.oldStatus, m.rec.Status, m.rec.CreatedAt, inList, s.cfg.EventsMaxLen, ev, m.companyActive, clear, m.dueSince, off,
+		m.sealedWith)
 	// With no room in the list (HistoryLimit ≤ recordHistory) the spilled
 	// elements are dropped: LTRIM to -1 would keep them all.
 	for i := len(m.spill) - 1; i >= 0 && inList > 0; i-- {

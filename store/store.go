@@ -14,7 +14,8 @@
 // connections; due.go and schedule.go the two due sources a scheduler
 // sweeps (Sweep); queued.go the queued marks, once.go one-time tokens,
 // history.go and events.go a connection's history and the change events;
-// codec.go and model.go the stored records. Every Lua script lists the KEYS
+// codec.go and model.go the stored records; crypto.go the credentials'
+// cipher, rekey.go the key registry and the re-encryption of a rotation. Every Lua script lists the KEYS
 // and ARGV it takes at its top, and takes every key it touches in KEYS.
 // The group commit that lets concurrent callers share round trips is
 // package internal/groupcommit.

@@ -44,6 +44,7 @@ func run() error {
 	p6buf := flag.Int("p6-bufsize", 0, "experiment: the P6 worker process's go-redis read/write buffer size in bytes (default: go-redis's)")
 	window := flag.Duration("check-batch-window", 0, "experiment: the store's CheckBatchWindow (default: configs/checkd.yaml's store.checkBatchWindow; negative: none)")
 	proto := flag.Int("redis-protocol", 0, "experiment: the clients' RESP version (default: the daemon's, 2)")
+	repl := flag.String("replication", "", "experiment: give Redis a replica: async, min-replicas (min-replicas-to-write 1) or wait (the store follows each write with WAIT 1)")
 	child := flag.Bool(bench.ChildFlag, false, "internal: run as P6's worker process")
 	flag.Parse()
 
@@ -87,5 +88,5 @@ func run() error {
 		sel = strings.Split(*only, ",")
 	}
 	return bench.Run(ctx, bench.Options{Sizes: sz, Only: sel, OutDir: *out, CPUProfileDir: *prof, RedisServer: *redisBin, Exe: exe,
-		RedisProtocol: *proto})
+		RedisProtocol: *proto, Replication: *repl})
 }

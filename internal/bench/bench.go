@@ -142,6 +142,10 @@ type Options struct {
 	RedisServer string
 	// Exe is this program, re-executed for P6's worker process.
 	Exe string
+	// Replication, when set, gives the run's Redis a replica (an
+	// experiment: ReplicationAsync, ReplicationMinReplicas,
+	// ReplicationWait).
+	Replication string
 	// RedisProtocol is the clients' RESP version; 0 keeps go-redis's
 	// default, which the daemon uses (for experiments only).
 	RedisProtocol int
@@ -280,10 +284,25 @@ func Run(ctx context.Context, opts Options) error {
 		srv.protocol = daemon.RedisProtocol // as the daemon runs
 	}
 	logf("redis-server %s on %s (persistence off); scale %s", srv.Version, srv.Addr, opts.Sizes.Name)
+	if opts.Replication != ReplicationNone {
+		rep, err := startReplica(ctx, opts.RedisServer, srv, opts.Replication)
+		if err != nil {
+			return err
+		}
+		defer rep.stop()
+		logf("replica on %s in sync; replication %s", rep.Addr, opts.Replication)
+	}
 
 	e := &env{opts: opts, sz: opts.Sizes, srv: srv, logf: logf}
 	e.rdb, e.rt = srv.client(0, poolSize(e.sz))
 	defer e.rdb.Close()
+	stRdb := e.rdb // the store's client: the shared one, but under ReplicationWait
+	if opts.Replication == ReplicationWait {
+		c, _ := srv.client(0, poolSize(e.sz))
+		c.AddHook(&waitHook{c: c})
+		defer c.Close()
+		stRdb = c
+	}
 	e.quiet = logrus.New()
 	e.quiet.SetOutput(io.Discard)
 	e.quiet.SetLevel(logrus.WarnLevel)
@@ -306,7 +325,7 @@ func Run(ctx context.Context, opts Options) error {
 	case w > 0:
 		stCfg.CheckBatchWindow = w
 	}
-	if e.st, err = store.New(e.rdb, stCfg); err != nil {
+	if e.st, err = store.New(stRdb, stCfg); err != nil {
 		return err
 	}
 	loaderCfg := storeConfig(ci)

@@ -30,8 +30,8 @@ type redisServer struct {
 }
 
 // startRedis starts bin (redis-server) on a free loopback port with
-// persistence off and waits until it answers PING.
-func startRedis(ctx context.Context, bin string) (*redisServer, error) {
+// persistence off, and extra arguments, and waits until it answers PING.
+func startRedis(ctx context.Context, bin string, extra ...string) (*redisServer, error) {
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		return nil, fmt.Errorf("%s not found on PATH; install it with: apt-get update && apt-get install -y redis-server", bin)
@@ -46,8 +46,9 @@ func startRedis(ctx context.Context, bin string) (*redisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--protected-mode", "yes", "--databases", "16", "--loglevel", "warning")
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--protected-mode", "yes", "--databases", "16", "--loglevel", "warning"}, extra...)
+	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		_ = os.RemoveAll(dir)

@@ -63,6 +63,9 @@ func (a *app) groups() []*cobra.Command {
 			a.leaf("pause <queue>", "pause a queue: workers take no task from it", 1, 1, "<queue>", hintQueue, queueAction("pause")),
 			a.leaf("resume <queue>", "resume a paused queue", 1, 1, "<queue>", hintQueue, queueAction("resume"))),
 		a.leaf("statuses", "list the status vocabulary and the datasources", 0, 0, "", "", statuses),
+		group("store", "the store's encryption keys",
+			a.leaf("keys", "show the encryption keys in use and the re-encryption's progress", 0, 0, "", "", storeKeys),
+			a.storeRekey()),
 	}
 }
 
@@ -222,11 +225,15 @@ func companySetActive(active bool) func(c *call) error {
 		if err != nil {
 			return err
 		}
-		var out store.CompanyChange
+		var out api.CompanyChangeResponse
 		return c.emit(raw, &out, func(t *tw) {
 			companyHeader(t)
 			companyRow(t, out.Company)
 			t.flush()
+			if out.InProgress {
+				t.line("connections: still being converted in the background (list them to follow it; repeat this command if checkd stopped meanwhile)")
+				return
+			}
 			t.line("connections updated: %d", out.Connections)
 		})
 	}
@@ -656,4 +663,91 @@ func statuses(c *call) error {
 		t.line("\nTracking statuses: %s", strings.Join(tracking, ", "))
 		t.line("Datasources: %s", strings.Join(out.Datasources, ", "))
 	})
+}
+
+// --- encryption keys ---
+
+func storeKeys(c *call) error {
+	raw, err := c.send(http.MethodGet, "/v1/store/keys", nil, nil)
+	if err != nil {
+		return err
+	}
+	var st store.KeyStatus
+	return c.emit(raw, &st, func(t *tw) { keyLines(t, st) })
+}
+
+// keyLines prints a key status, and what to do next.
+func keyLines(t *tw, st store.KeyStatus) {
+	t.line("primary key:   %s", st.Primary)
+	t.line("keys in use:   %s", strings.Join(st.InUse, ", "))
+	r := st.Rekey
+	state := "none started"
+	switch {
+	case r.Running:
+		state = fmt.Sprintf("running (pass %d)", r.Pass)
+	case r.Done:
+		state = "done"
+	case r.Blocked:
+		state = fmt.Sprintf("blocked: %d credentials open with none of the configured keys", r.Unreadable)
+	}
+	t.line("re-encryption: %s", state)
+	if r.Target != "" {
+		t.line("  toward key %s: %d scanned, %d rewritten", r.Target, r.Scanned, r.Rewritten)
+	}
+	if r.Done && len(st.InUse) == 1 && st.InUse[0] == st.Primary {
+		t.line("every credential is sealed with the primary key: remove CHECKD_ENCRYPTION_OLD_KEYS from every process")
+	}
+}
+
+func (a *app) storeRekey() *cobra.Command {
+	var (
+		wait bool
+		poll time.Duration
+	)
+	cmd := a.leaf("rekey [--wait [--poll D]]", "re-encrypt every stored credential under the primary encryption key", 0, 0, "", "",
+		func(c *call) error {
+			if poll <= 0 {
+				return usagef("--poll must be positive, not %s", poll)
+			}
+			raw, err := c.send(http.MethodPost, "/v1/store/rekey", nil, nil)
+			if err != nil {
+				return err
+			}
+			var st api.RekeyResponse
+			if err := c.emit(raw, &st, func(t *tw) {
+				if st.Started {
+					t.line("re-encryption started toward key %s", st.Primary)
+				} else {
+					t.line("a re-encryption toward key %s is under way already", st.Primary)
+				}
+				keyLines(t, st.KeyStatus)
+			}); err != nil || !wait {
+				return err
+			}
+			for st.Rekey.Running {
+				select {
+				case <-c.cmd.Context().Done():
+					return c.cmd.Context().Err()
+				case <-time.After(poll):
+				}
+				if raw, err = c.send(http.MethodGet, "/v1/store/keys", nil, nil); err != nil {
+					return err
+				}
+				st.KeyStatus = store.KeyStatus{}
+				if err := c.emit(raw, &st.KeyStatus, func(t *tw) { keyLines(t, st.KeyStatus) }); err != nil {
+					return err
+				}
+			}
+			if st.Rekey.Blocked {
+				return errors.New("the re-encryption is blocked: configure the key that sealed the unreadable credentials (or give those connections new credentials), then run checkctl store rekey again")
+			}
+			return nil
+		})
+	cmd.Long = "Run it once every checkd process has the new CHECKD_ENCRYPTION_KEY with the old key in\n" +
+		"CHECKD_ENCRYPTION_OLD_KEYS: those processes do the work in the background, in batches,\n" +
+		"beside the checks, and a run survives restarts. With --wait checkctl prints the progress\n" +
+		"until the run is done (then remove the old key from every process) or blocked (exit 1)."
+	cmd.Flags().BoolVar(&wait, "wait", false, "print the progress until the run is done or blocked")
+	cmd.Flags().DurationVar(&poll, "poll", 2*time.Second, "with --wait, how often to ask")
+	return cmd
 }

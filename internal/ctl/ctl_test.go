@@ -413,6 +413,44 @@ func TestCommands(t *testing.T) {
 			outHas:  []string{"no\n"},
 		},
 		{
+			name:    "company deactivate still converting",
+			args:    []string{"company", "deactivate", "co_1"},
+			replies: []reply{{202, `{"company":{"id":"co_1","name":"Acme","isActive":false,"createdAt":"2026-03-02T10:00:00Z"},"connectionsUpdated":0,"inProgress":true}`}},
+			want:    []request{{method: "PATCH", path: "/v1/company/co_1", body: `{"isActive":false}`}},
+			outHas:  []string{"co_1", "still being converted in the background"},
+		},
+		{
+			name:    "store keys",
+			args:    []string{"store", "keys"},
+			replies: ok(`{"primary":"bbbb","inUse":["bbbb"],"rekey":{"target":"bbbb","pass":2,"scanned":20,"rewritten":10,"done":true}}`),
+			want:    []request{get("/v1/store/keys", "")},
+			stdout: "primary key:   bbbb\nkeys in use:   bbbb\nre-encryption: done\n  toward key bbbb: 20 scanned, 10 rewritten\n" +
+				"every credential is sealed with the primary key: remove CHECKD_ENCRYPTION_OLD_KEYS from every process\n",
+		},
+		{
+			name: "store rekey --wait follows the run until done",
+			args: []string{"store", "rekey", "--wait", "--poll", "1ms"},
+			replies: []reply{
+				{202, `{"started":true,"primary":"bbbb","inUse":["aaaa","bbbb"],"rekey":{"target":"bbbb","pass":1,"running":true}}`},
+				{200, `{"primary":"bbbb","inUse":["aaaa","bbbb"],"rekey":{"target":"bbbb","pass":1,"scanned":10,"rewritten":10,"running":true}}`},
+				{200, `{"primary":"bbbb","inUse":["bbbb"],"rekey":{"target":"bbbb","pass":2,"scanned":20,"rewritten":10,"done":true}}`},
+			},
+			want:   []request{{method: "POST", path: "/v1/store/rekey"}, get("/v1/store/keys", ""), get("/v1/store/keys", "")},
+			outHas: []string{"re-encryption started toward key bbbb", "running (pass 1)", "10 scanned, 10 rewritten", "re-encryption: done", "remove CHECKD_ENCRYPTION_OLD_KEYS"},
+		},
+		{
+			name: "store rekey --wait exits 1 on a blocked run",
+			args: []string{"store", "rekey", "--wait", "--poll", "1ms"},
+			replies: []reply{
+				{202, `{"started":false,"primary":"bbbb","inUse":["aaaa","bbbb"],"rekey":{"target":"bbbb","pass":1,"running":true}}`},
+				{200, `{"primary":"bbbb","inUse":["aaaa","bbbb"],"rekey":{"target":"bbbb","pass":1,"unreadable":2,"blocked":true}}`},
+			},
+			want:   []request{{method: "POST", path: "/v1/store/rekey"}, get("/v1/store/keys", "")},
+			code:   ctl.ExitError,
+			outHas: []string{"under way already", "blocked: 2 credentials"},
+			errHas: []string{"configure the key that sealed"},
+		},
+		{
 			name:    "queues pause unknown",
 			args:    []string{"queues", "pause", "nope"},
 			replies: []reply{{404, `{"error":{"code":"not_found","message":"queue \"nope\" not found"}}`}},
@@ -615,7 +653,7 @@ func TestHelp(t *testing.T) {
 	for _, name := range []string{"companies list", "company create", "company deactivate", "company reactivate", "company link",
 		"connections list", "connection create", "connection show", "connection history", "connection deactivate",
 		"connection reactivate", "connection set", "connection refresh", "connection credentials", "connection link",
-		"accounts confirm", "accounts reject", "queues list", "queues pause", "queues resume", "statuses"} {
+		"accounts confirm", "accounts reject", "queues list", "queues pause", "queues resume", "statuses", "store keys", "store rekey"} {
 		t.Run(name+" --help", func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := ctl.Run(context.Background(), append(strings.Fields(name), "--help"),

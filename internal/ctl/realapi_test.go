@@ -56,16 +56,17 @@ func realAPI(t *testing.T) string {
 	log := logrus.New()
 	log.SetOutput(&bytes.Buffer{})
 	srv, err := api.New(st, api.Config{
-		Addr:         "127.0.0.1:0",
-		MaxBodyBytes: configs.Default().MaxBodyBytes,
-		APIKeys:      []string{testKey},
-		Datasources:  func() []string { return []string{"sandbox"} },
-		Logger:       log,
-		Clock:        clk,
-		Enqueuer:     asynq.NewClientFromRedisClient(rdb),
-		Inspector:    asynq.NewInspectorFromRedisClient(rdb),
-		Links:        signer,
-		PublicURL:    "https://checkd.example.com",
+		Addr:           "127.0.0.1:0",
+		MaxBodyBytes:   configs.Default().MaxBodyBytes,
+		RequestTimeout: configs.Default().RequestTimeout,
+		APIKeys:        []string{testKey},
+		Datasources:    func() []string { return []string{"sandbox"} },
+		Logger:         log,
+		Clock:          clk,
+		Enqueuer:       asynq.NewClientFromRedisClient(rdb),
+		Inspector:      asynq.NewInspectorFromRedisClient(rdb),
+		Links:          signer,
+		PublicURL:      "https://checkd.example.com",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,23 +6,31 @@
 //
 //  1. Redis: CHECKD_REDIS_URL, or an embedded in-memory miniredis when it is
 //     empty (data lost on exit, and said so loudly); then a ping, and
-//     asynq's list of queues gets every queue (tasks.RegisterQueues).
-//  2. The store, with the credential cipher from encryptionKey. The embedded
-//     Redis without a key gets a throwaway key; an external Redis without
-//     one is refused, since credentials would be unreadable after a restart.
+//     asynq's list of queues gets every queue (tasks.RegisterQueues). A
+//     redis+sentinel:// URL gets a go-redis failover client, shared by the
+//     store and asynq, which follows the primary the sentinels name. The
+//     client honours context deadlines on the socket, so an API request's
+//     deadline holds whatever Redis does.
+//  2. The store, with the credential cipher from encryptionKey (and
+//     encryptionOldKeys, during a rotation). The embedded Redis without a
+//     key gets a throwaway key; an external Redis without one is refused,
+//     since credentials would be unreadable after a restart. Keys that
+//     cannot open what the store holds are refused too (store.EnsureKeys).
 //  3. The checker registry (the sandbox datasource).
 //  4. The worker, if the role is on: it serves tasks before any are made.
 //  5. The scheduler, if the role is on, enqueueing through an asynq client
 //     sharing the Redis connection.
-//  6. The API, if the role is on. It needs an API key; the embedded demo
+//  6. The re-encryption runner (package rekey), if old keys are
+//     configured: it does a rotation's re-encryption once one is started.
+//  7. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
 //     serves /metrics (an API key, or the dashboard's login), /readyz, the
 //     asynqmon dashboard at /monitoring/ and the admin console at /console/
 //     (both behind the dashboard's basic auth, read-only unless configured
 //     otherwise).
-//  7. The ops listener, if metricsAddr is set: /metrics, /healthz and
+//  8. The ops listener, if metricsAddr is set: /metrics, /healthz and
 //     /readyz for processes without the api role (worker-only machines).
-//  8. Demo data, if enabled and the store has no company yet.
+//  9. Demo data, if enabled and the store has no company yet.
 //
 // Each part comes from its section of the configuration (configs, the
 // one source of defaults) through the part's own mapping: cfg.StoreConfig,
@@ -33,7 +41,8 @@
 // Lifecycle (package startstop): a daemon starts once; Stop is safe before
 // Start and twice. Every part that starts pushes its stop on a stack, and
 // Stop runs the stack in reverse: the ops listener and the API (no new
-// requests), the scheduler (no new tasks), the worker (in-flight checks
+// requests), the re-encryption runner (its run goes on from its cursor next
+// time), the scheduler (no new tasks), the worker (in-flight checks
 // drain or are requeued), then Redis. A failed Start stops what it had
 // started. StopTimeout bounds a graceful stop: the worker's shutdown
 // timeout plus a margin.
@@ -69,6 +78,7 @@ import (
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/metrics"
+	"github.com/checkd/checkd/internal/rekey"
 	"github.com/checkd/checkd/internal/startstop"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
@@ -126,12 +136,14 @@ type Daemon struct {
 	reg     *checks.Registry
 	wk      *worker.Worker
 	sch     *scheduler.Scheduler
+	rek     *rekey.Runner
 	srv     *api.Server
 	opsAddr string
 	enq     *asynq.Client
 	insp    *asynq.Inspector
 	met     *metrics.Metrics
 	encKey  []byte
+	oldKeys [][]byte
 	ready   atomic.Bool // readyz reads it without d.mu, which Stop holds while draining requests
 	genKey  bool
 	seeded  demo.Summary
@@ -197,6 +209,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		{true, d.registerCheckers},
 		{cfg.Has(configs.RoleWorker), d.startWorker},
 		{cfg.Has(configs.RoleScheduler), d.startScheduler},
+		{len(cfg.EncryptionOldKeys) > 0, d.startRekey},
 		{cfg.Has(configs.RoleAPI), d.startAPI},
 		{cfg.MetricsAddr != "", d.startOps},
 		{cfg.Demo.Enabled, d.seedDemo},
@@ -225,16 +238,24 @@ func (d *Daemon) registerQueues(ctx context.Context) error {
 	return nil
 }
 
-// openStore builds the store over d.rdb, with the credential cipher, and
-// the asynq client, inspector and metrics that share it.
-func (d *Daemon) openStore(context.Context) error {
+// openStore builds the store over d.rdb, with the credential cipher
+// (refusing keys that cannot open what the store holds), and the asynq
+// client, inspector and metrics that share it.
+func (d *Daemon) openStore(ctx context.Context) error {
 	cfg := d.cfg
 	key, err := d.encryptionKey()
 	if err != nil {
 		return err
 	}
 	d.encKey = key
-	cipher, err := store.NewCipher(key)
+	for i, k := range cfg.EncryptionOldKeys {
+		old, err := store.ParseKey(k)
+		if err != nil {
+			return fmt.Errorf("daemon: %s entry %d: %w", configs.EnvEncryptionOld, i+1, err)
+		}
+		d.oldKeys = append(d.oldKeys, old)
+	}
+	cipher, err := store.NewCipher(key, d.oldKeys...)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -242,6 +263,9 @@ func (d *Daemon) openStore(context.Context) error {
 	stCfg.Cipher, stCfg.Clock = cipher, d.opts.Clock
 	if d.st, err = store.New(d.rdb, stCfg); err != nil {
 		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := d.st.EnsureKeys(ctx); err != nil {
+		return fmt.Errorf("daemon: %s: %w", configs.EnvEncryptionKey, err)
 	}
 	// One asynq client and inspector share d.rdb (asynq refuses to close a
 	// shared client, so they are dropped, not closed, on stop). The client's
@@ -290,6 +314,21 @@ func (d *Daemon) startScheduler(ctx context.Context) error {
 	return nil
 }
 
+// startRekey starts the re-encryption runner of a process holding old
+// keys: it does a rotation's run once one is started.
+func (d *Daemon) startRekey(ctx context.Context) error {
+	rek, err := rekey.New(d.st, rekey.Config{Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := d.parts.Start(ctx, "re-encryption", rek); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.rek = rek
+	d.log.WithField("keys", len(d.oldKeys)+1).Info("old encryption keys configured: this process re-encrypts credentials once a re-encryption is started (checkctl store rekey)")
+	return nil
+}
+
 // seedDemo seeds the demo data into a store without companies.
 func (d *Daemon) seedDemo(ctx context.Context) error {
 	sum, err := demo.Seed(ctx, d.st, d.cfg.Demo)
@@ -307,7 +346,7 @@ func (d *Daemon) seedDemo(ctx context.Context) error {
 }
 
 func (d *Daemon) startRedis(ctx context.Context) error {
-	var opt *redis.Options
+	u := configs.RedisURL{}
 	if d.cfg.Embedded() {
 		mr, err := miniredis.Run()
 		if err != nil {
@@ -315,22 +354,38 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 		}
 		d.mr = mr
 		d.parts.Push("embedded redis", func(context.Context) error { mr.Close(); return nil })
-		opt = &redis.Options{Addr: mr.Addr()}
+		u.Single = &redis.Options{Addr: mr.Addr()}
 		d.log.WithField("addr", mr.Addr()).Warn("no Redis configured: using an EMBEDDED IN-MEMORY Redis; all data is LOST ON EXIT. Set " +
 			configs.EnvRedisURL + " (e.g. redis://127.0.0.1:6379/0) to keep it")
 	} else {
 		var err error
-		if opt, err = redis.ParseURL(d.cfg.RedisURL); err != nil {
-			return fmt.Errorf("daemon: %s is not a Redis URL (want redis://[user:password@]host:port/db): %w", configs.EnvRedisURL, err)
+		if u, err = configs.ParseRedisURL(d.cfg.RedisURL); err != nil {
+			return fmt.Errorf("daemon: %s is not a Redis URL: %w", configs.EnvRedisURL, err)
 		}
 	}
-	if opt.Protocol == 0 {
-		opt.Protocol = RedisProtocol
+	pool := RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
+	var rdb *redis.Client
+	if u.Sentinel != nil {
+		// One failover client serves the store and asynq alike (asynq is
+		// handed the client, not connection options): every part follows
+		// the primary the sentinels name.
+		o := u.Sentinel
+		o.Protocol, o.ContextTimeoutEnabled, o.PoolSize = RedisProtocol, true, pool
+		rdb = redis.NewFailoverClient(o)
+	} else {
+		o := u.Single
+		if o.Protocol == 0 {
+			o.Protocol = RedisProtocol
+		}
+		// Context deadlines bound the socket reads and writes too (go-redis
+		// otherwise waits out ReadTimeout on every try, and retries): an
+		// API request's deadline holds whatever Redis does.
+		o.ContextTimeoutEnabled = true
+		if o.PoolSize == 0 {
+			o.PoolSize = pool
+		}
+		rdb = redis.NewClient(o)
 	}
-	if opt.PoolSize == 0 {
-		opt.PoolSize = RedisPoolSize(d.cfg.Worker.Concurrency, d.cfg.Scheduler.EnqueueConcurrency)
-	}
-	rdb := redis.NewClient(opt)
 	d.rdb = rdb
 	d.parts.Push("redis client", func(context.Context) error {
 		if err := rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
@@ -341,9 +396,10 @@ func (d *Daemon) startRedis(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := d.rdb.Ping(pctx).Err(); err != nil {
-		// opt.Addr only: the URL may hold a password.
-		return fmt.Errorf("daemon: cannot reach Redis at %s (%s): %w; is it running and reachable?", opt.Addr, configs.EnvRedisURL, err)
+		// u.Addr only: the URL may hold a password.
+		return fmt.Errorf("daemon: cannot reach Redis at %s (%s): %w; is it running and reachable?", u.Addr(), configs.EnvRedisURL, err)
 	}
+	d.log.WithField("redis", u.Addr()).Info("connected to Redis")
 	return nil
 }
 
@@ -374,19 +430,26 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		}
 		d.apiKeys, d.genKey = []string{hex.EncodeToString(b[:])}, true
 	}
-	signer, err := link.NewSigner(link.DeriveKey(d.encKey), d.cfg.LinkTTL, d.opts.Clock)
+	oldLinkKeys := make([][]byte, len(d.oldKeys))
+	for i, k := range d.oldKeys {
+		oldLinkKeys[i] = link.DeriveKey(k)
+	}
+	signer, err := link.NewSigner(link.DeriveKey(d.encKey), d.cfg.LinkTTL, d.opts.Clock, oldLinkKeys...)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	ac := api.ConfigFrom(d.cfg)
 	ac.APIKeys, ac.Datasources, ac.Logger, ac.Clock = d.apiKeys, d.reg.Names, d.log.WithField("component", "api"), d.opts.Clock
 	ac.Enqueuer, ac.Inspector, ac.Links = d.enq, d.insp, signer
+	if d.rek != nil {
+		ac.OnRekeyStart = d.rek.Wake
+	}
 	srv, err := api.New(d.st, ac)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	dc := dashboard.OptionsFrom(d.cfg)
-	dc.APIKeys = d.apiKeys
+	dc.APIKeys, dc.Logger = d.apiKeys, d.log.WithField("component", "dashboard")
 	dash, err := dashboard.New(d.rdb, dc)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -513,7 +576,7 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"status":"starting or stopping"}`)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyPingTimeout)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -538,7 +601,10 @@ func (d *Daemon) startOps(ctx context.Context) error {
 	} else {
 		d.log.Warn("no API keys configured: /metrics on " + d.cfg.MetricsAddr + " is open; bind it to a private address")
 	}
-	mux.Handle("GET /metrics", m)
+	// The API's answer bound holds here too: asynq's queue statistics read
+	// Redis without a deadline of their own.
+	mux.Handle("GET /metrics", http.TimeoutHandler(m, api.AnswerBound(d.cfg.RequestTimeout),
+		`{"error":{"code":"unavailable","message":"metrics could not be read in time (is Redis reachable?)"}}`))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"ok"}`)
@@ -567,3 +633,10 @@ func (d *Daemon) OpsAddr() string {
 	defer d.mu.Unlock()
 	return d.opsAddr
 }
+
+// ReadyBound is the longest /readyz takes to answer, whatever Redis does:
+// its ping gives up after readyPingTimeout, and a Redis that has not
+// answered by then is reported unreachable.
+const ReadyBound = time.Second
+
+const readyPingTimeout = 500 * time.Millisecond

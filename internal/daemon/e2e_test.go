@@ -165,3 +165,29 @@ func waitFor(t *testing.T, base string, ids map[string]string, done func(api.Con
 	})
 	return got
 }
+
+// apiCompany creates a company through the API.
+func apiCompany(t *testing.T, base, name string) store.Company {
+	t.Helper()
+	var co store.Company
+	if code := doJSON(t, http.MethodPost, base+"/v1/company", testAPIKey, api.CreateCompanyRequest{Name: name}, &co); code != http.StatusCreated {
+		t.Fatalf("create company %q: %d", name, code)
+	}
+	return co
+}
+
+// apiConnections creates n user_good sandbox connections of a company
+// through the API and returns their IDs, keyed "0", "1", ...
+func apiConnections(t *testing.T, base, companyID string, n int) map[string]string {
+	t.Helper()
+	ids := map[string]string{}
+	for i := range n {
+		var c api.Connection
+		if code := doJSON(t, http.MethodPost, base+"/v1/connection/company/"+companyID, testAPIKey, api.CreateConnectionRequest{
+			Datasource: "sandbox", Credentials: &checks.Credentials{Username: "user_good", Password: "pw"}}, &c); code != http.StatusCreated {
+			t.Fatalf("create connection: %d", code)
+		}
+		ids[fmt.Sprint(i)] = c.ID
+	}
+	return ids
+}

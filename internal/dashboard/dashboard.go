@@ -16,9 +16,15 @@
 //
 // Task payloads are shown as they are stored; checkd's carry IDs only (see
 // package tasks), never credentials.
+//
+// asynqmon answers a failed Redis call with a plain-text 500 carrying the
+// error, which names the Redis address; the dashboard answers any 5xx of
+// asynqmon with a JSON 503 instead ({"error":{"code":"unavailable"}},
+// Retry-After) and logs the detail.
 package dashboard
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -30,6 +36,7 @@ import (
 
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/configs"
 )
@@ -63,6 +70,9 @@ type Options struct {
 	// RootPath is the URL path of the dashboard, without a trailing slash:
 	// RootPath in checkd.
 	RootPath string
+	// Logger receives the detail of asynqmon's failures (answered as a
+	// 503 without it). Default: logrus's standard logger.
+	Logger logrus.FieldLogger
 }
 
 // OptionsFrom returns the dashboard's options in a checkd configuration:
@@ -88,13 +98,16 @@ func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
 	if !strings.HasPrefix(opts.RootPath, "/") || strings.HasSuffix(opts.RootPath, "/") {
 		return nil, fmt.Errorf("dashboard: root path %q must start with a slash and not end with one (e.g. %q)", opts.RootPath, RootPath)
 	}
+	if opts.Logger == nil {
+		opts.Logger = logrus.StandardLogger()
+	}
 	readOnly := !opts.Writable
 	mon := asynqmon.New(asynqmon.Options{
 		RootPath:     opts.RootPath,
 		RedisConnOpt: sharedClient{rdb},
 		ReadOnly:     readOnly,
 	})
-	return &handler{next: mon, login: login, readOnly: readOnly}, nil
+	return &handler{next: mon, login: login, readOnly: readOnly, log: opts.Logger}, nil
 }
 
 // Login is the dashboard's authentication (see the package doc), shared
@@ -179,6 +192,7 @@ type handler struct {
 	next     http.Handler
 	login    *Login
 	readOnly bool
+	log      logrus.FieldLogger
 }
 
 // ServeHTTP authenticates, applies the method and origin rules, then hands
@@ -205,8 +219,54 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.next.ServeHTTP(w, r)
+	fw := &failureWriter{ResponseWriter: w}
+	h.next.ServeHTTP(fw, r)
+	if fw.failed {
+		h.log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": fw.code,
+			"detail": strings.TrimSpace(fw.detail.String())}).Warn("dashboard: asynqmon failed (is Redis reachable?)")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "unavailable",
+			"the dashboard could not read the queues from the database: retry in a few seconds (GET /readyz says when it is back)")
+	}
 }
+
+// failureWriter passes asynqmon's answers through, except a 5xx: its
+// headers and body (the Redis error text) are held back, for the handler
+// to log and answer instead.
+type failureWriter struct {
+	http.ResponseWriter
+	code   int
+	failed bool
+	detail bytes.Buffer
+}
+
+func (f *failureWriter) WriteHeader(code int) {
+	if f.code != 0 {
+		return
+	}
+	f.code = code
+	if code >= 500 {
+		f.failed = true
+		return
+	}
+	f.ResponseWriter.WriteHeader(code)
+}
+
+func (f *failureWriter) Write(p []byte) (int, error) {
+	if f.code == 0 {
+		f.WriteHeader(http.StatusOK)
+	}
+	if f.failed {
+		if f.detail.Len() < maxDetail {
+			f.detail.Write(p[:min(len(p), maxDetail-f.detail.Len())])
+		}
+		return len(p), nil
+	}
+	return f.ResponseWriter.Write(p)
+}
+
+// maxDetail bounds the failure text kept for the log.
+const maxDetail = 1024
 
 func matchAny(d [sha256.Size]byte, set [][sha256.Size]byte) bool {
 	match := 0

@@ -1,10 +1,12 @@
 package dashboard_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/configs"
@@ -298,6 +301,47 @@ func TestNewRefusesUnsafeOptions(t *testing.T) {
 				t.Fatalf("New = %v, %v; want an error containing %q", h, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRedisDownAnswersJSON503: asynqmon answers a failed Redis call with a
+// plain-text 500 naming the Redis address; the dashboard answers a JSON 503
+// without it instead, and logs the detail.
+func TestRedisDownAnswersJSON503(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: connection refused
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	log := logrus.New()
+	var logs bytes.Buffer
+	log.SetOutput(&logs)
+	h, err := dashboard.New(rdb, options(func(o *dashboard.Options) { o.Password, o.Logger = dashPass, log }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	e := &env{srv: srv}
+	for _, path := range []string{"/monitoring/api/queues", "/monitoring/api/queues/default", "/monitoring/api/servers"} {
+		resp, body := e.do(t, http.MethodGet, path, basic("admin", dashPass), nil)
+		var got struct {
+			Error struct{ Code, Message string }
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" ||
+			resp.Header.Get("Retry-After") == "" || json.Unmarshal([]byte(body), &got) != nil || got.Error.Code != "unavailable" {
+			t.Errorf("GET %s with Redis down: %d %q %s; want a JSON 503 unavailable with Retry-After", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if strings.Contains(body, addr) || strings.Contains(body, "127.0.0.1") {
+			t.Errorf("GET %s: the answer names the Redis address: %s", path, body)
+		}
+	}
+	if !strings.Contains(logs.String(), addr) {
+		t.Errorf("the failure's detail is not in the log:\n%s", logs.String())
 	}
 }
 

@@ -88,16 +88,21 @@ type Claims struct {
 // Signer issues and verifies tokens. It is safe for concurrent use.
 type Signer struct {
 	key []byte
+	old [][]byte // verify only: the keys of a rotation still under way
 	ttl time.Duration
 	clk clock.Clock
 }
 
 // NewSigner returns a signer with key (at least MinKeyLen bytes; derive it
 // with DeriveKey), issuing tokens valid for ttl (positive: checkd's
-// linkTTL) by clk (the real clock when nil).
-func NewSigner(key []byte, ttl time.Duration, clk clock.Clock) (*Signer, error) {
-	if len(key) < MinKeyLen {
-		return nil, fmt.Errorf("link: the signing key has %d bytes, want at least %d: derive it with link.DeriveKey", len(key), MinKeyLen)
+// linkTTL) by clk (the real clock when nil). Tokens signed with an old key
+// verify too: the links handed out before an encryption-key rotation keep
+// working.
+func NewSigner(key []byte, ttl time.Duration, clk clock.Clock, old ...[]byte) (*Signer, error) {
+	for _, k := range append([][]byte{key}, old...) {
+		if len(k) < MinKeyLen {
+			return nil, fmt.Errorf("link: a signing key has %d bytes, want at least %d: derive it with link.DeriveKey", len(k), MinKeyLen)
+		}
 	}
 	if ttl <= 0 {
 		return nil, fmt.Errorf("link: the token lifetime is %s; give a positive duration (configs: linkTTL)", ttl)
@@ -105,7 +110,11 @@ func NewSigner(key []byte, ttl time.Duration, clk clock.Clock) (*Signer, error) 
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &Signer{key: append([]byte(nil), key...), ttl: ttl, clk: clk}, nil
+	sg := &Signer{key: append([]byte(nil), key...), ttl: ttl, clk: clk}
+	for _, k := range old {
+		sg.old = append(sg.old, append([]byte(nil), k...))
+	}
+	return sg, nil
 }
 
 // TTL is how long the tokens this signer issues stay valid.
@@ -128,10 +137,22 @@ func (s *Signer) Sign(subject string) (string, time.Time, error) {
 	return b64.EncodeToString(p) + "." + b64.EncodeToString(s.mac(p)), time.UnixMilli(exp).UTC(), nil
 }
 
-func (s *Signer) mac(p []byte) []byte {
-	m := hmac.New(sha256.New, s.key)
+func (s *Signer) mac(p []byte) []byte { return mac(s.key, p) }
+
+func mac(key, p []byte) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write(p)
 	return m.Sum(nil)
+}
+
+// signedByAny reports whether sig is p's MAC under the key or an old one
+// (every key is tried, so timing tells nothing about which matched).
+func (s *Signer) signedByAny(p, sig []byte) bool {
+	ok := hmac.Equal(sig, s.mac(p))
+	for _, k := range s.old {
+		ok = hmac.Equal(sig, mac(k, p)) || ok
+	}
+	return ok
 }
 
 // Verify checks a token. It returns an error wrapping ErrTampered for
@@ -161,7 +182,7 @@ func (s *Signer) Verify(token string) (Claims, error) {
 	if err != nil || len(got) != macLen {
 		return Claims{}, fmt.Errorf("%w: malformed signature", ErrTampered)
 	}
-	if !hmac.Equal(got, s.mac(p)) {
+	if !s.signedByAny(p, got) {
 		return Claims{}, fmt.Errorf("%w: signature mismatch", ErrTampered)
 	}
 	var c Claims

@@ -297,3 +297,33 @@ func FuzzVerifyModified(f *testing.F) {
 		}
 	})
 }
+
+// TestRotatedKey: after an encryption-key rotation, links signed with the
+// old key still verify (with the old key given as such), new links are
+// signed with the new key, and a signer without the old key refuses them.
+func TestRotatedKey(t *testing.T) {
+	clk := clock.NewFake(t0)
+	oldKey, newKey := link.DeriveKey(master), link.DeriveKey(bytes.Repeat([]byte{8}, 32))
+	before := sign(t, newSigner(t, clk), connA)
+	rotated, err := link.NewSigner(newKey, time.Hour, clk, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := rotated.Verify(before); err != nil || c.Subject != connA {
+		t.Fatalf("a link from before the rotation: %+v, %v", c, err)
+	}
+	after := sign(t, rotated, connA)
+	only, err := link.NewSigner(newKey, time.Hour, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := only.Verify(after); err != nil {
+		t.Fatalf("a link after the rotation, on the new key alone: %v", err)
+	}
+	if _, err := only.Verify(before); !errors.Is(err, link.ErrTampered) {
+		t.Fatalf("an old link once the old key is gone: %v, want ErrTampered", err)
+	}
+	if _, err := link.NewSigner(newKey, time.Hour, clk, make([]byte, 8)); err == nil {
+		t.Fatal("a short old key was accepted")
+	}
+}

@@ -7,13 +7,14 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 )
 
 // Own is a redis-server of one test's own, for what would disturb the
 // other tests of the shared one: SCRIPT FLUSH (the script cache is
-// server-wide), CLIENT PAUSE, a crash and restart. It is stopped when the
-// test ends.
+// server-wide), CLIENT PAUSE, a crash and restart, a freeze. It is stopped
+// when the test ends.
 type Own struct {
 	Addr string
 	tb   testing.TB
@@ -29,6 +30,12 @@ type Own struct {
 // whatever a client was answered is on disk.
 func StartOwn(tb testing.TB, aof bool) *Own {
 	tb.Helper()
+	return startOwn(tb, aof)
+}
+
+// startOwn is StartOwn with extra redis-server arguments.
+func startOwn(tb testing.TB, aof bool, extra ...string) *Own {
+	tb.Helper()
 	port, err := freePort()
 	if err != nil {
 		tb.Fatal(err)
@@ -40,6 +47,7 @@ func StartOwn(tb testing.TB, aof bool) *Own {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	args = append(args, extra...)
 	o := &Own{Addr: fmt.Sprintf("127.0.0.1:%d", port), tb: tb, args: args}
 	if err := o.start(); err != nil {
 		if os.Getenv("CI") != "" {
@@ -50,8 +58,10 @@ func StartOwn(tb testing.TB, aof bool) *Own {
 	tb.Cleanup(func() {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		_ = o.cmd.Process.Kill()
-		_ = o.cmd.Wait()
+		if o.cmd.ProcessState == nil { // not already stopped by Down
+			_ = o.cmd.Process.Kill()
+			_ = o.cmd.Wait()
+		}
 	})
 	return o
 }
@@ -62,7 +72,7 @@ func (o *Own) start() error {
 	if err != nil {
 		return errors.New("redis-server not on PATH")
 	}
-	cmd, err := launch(bin, o.args...)
+	cmd, err := launch(bin, readyLine, o.args...)
 	if err != nil {
 		return fmt.Errorf("redis-server on %s: %w", o.Addr, err)
 	}
@@ -81,5 +91,39 @@ func (o *Own) Crash() {
 	_ = o.cmd.Wait()
 	if err := o.start(); err != nil {
 		o.tb.Errorf("restart redis-server: %v", err)
+	}
+}
+
+// Down kills the server (SIGKILL): clients get "connection refused" until
+// Up starts it again on the same port and directory.
+func (o *Own) Down() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_ = o.cmd.Process.Kill()
+	_ = o.cmd.Wait()
+}
+
+// Up starts a server Down stopped. A failed start fails the test.
+func (o *Own) Up() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.start(); err != nil {
+		o.tb.Errorf("start redis-server again: %v", err)
+	}
+}
+
+// Pause freezes the server with SIGSTOP, as a paused VM or a network black
+// hole would: connections stay open and accept writes into the kernel's
+// buffers, and nothing answers until Resume.
+func (o *Own) Pause() { o.signal(syscall.SIGSTOP) }
+
+// Resume thaws a server frozen by Pause (SIGCONT).
+func (o *Own) Resume() { o.signal(syscall.SIGCONT) }
+
+func (o *Own) signal(sig syscall.Signal) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.cmd.Process.Signal(sig); err != nil {
+		o.tb.Errorf("signal redis-server %s: %v", sig, err)
 	}
 }

@@ -6,7 +6,6 @@ package redistest
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -116,7 +115,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := launch(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+	cmd, err := launch(bin, readyLine, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--databases", fmt.Sprint(Databases), "--dir", dir, "--protected-mode", "yes")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server on port %d: %w", port, err)
@@ -124,9 +123,12 @@ func start() (*Server, error) {
 	return &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}, nil
 }
 
-// launch starts redis-server bin with args and waits until it is ready to
-// accept connections.
-func launch(bin string, args ...string) (*exec.Cmd, error) {
+// readyLine is what redis-server logs once it accepts connections.
+const readyLine = "Ready to accept connections"
+
+// launch starts redis-server bin with args and waits until it logs a line
+// containing ready.
+func launch(bin, ready string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -135,22 +137,22 @@ func launch(bin string, args ...string) (*exec.Cmd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	ready := make(chan struct{})
+	up := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
 		once := sync.Once{}
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				once.Do(func() { close(ready) })
+			if strings.Contains(sc.Text(), ready) {
+				once.Do(func() { close(up) })
 			}
 		}
 	}()
 	select {
-	case <-ready:
+	case <-up:
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return nil, errors.New("not ready to accept connections after 10s")
+		return nil, fmt.Errorf("no %q after 10s", ready)
 	}
 	return cmd, nil
 }
