@@ -21,12 +21,13 @@ run:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/checkd ./cmd/checkd
 	CHECKD_CONFIG=$(CHECKD_CONFIG) exec bin/checkd
 
-## build: build bin/checkd and bin/checkctl, stamped with the version and commit
+## build: build bin/checkd, bin/checkctl and bin/checkd-sandbox, stamped with the version and commit
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/checkd ./cmd/checkd
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/checkctl ./cmd/checkctl
+	$(GO) build -o bin/checkd-sandbox ./cmd/checkd-sandbox
 
-## cluster: one Redis, a scheduler+api process and two workers (scripts/cluster.sh)
+## cluster: one Redis, a scheduler+api process, two workers and a checker service (scripts/cluster.sh)
 cluster:
 	bash scripts/cluster.sh
 

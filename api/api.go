@@ -101,6 +101,7 @@ import (
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/link"
 	"github.com/checkd/checkd/internal/startstop"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
 	"github.com/checkd/checkd/store"
 )
@@ -156,12 +157,13 @@ type Config struct {
 }
 
 // ConfigFrom returns the API's settings in a checkd configuration: its
-// listen address, keys, body limit, request deadline and public URL, and the scheduler
-// section's task timeout and retries for the checks it enqueues. The
-// caller adds Datasources, Logger, Clock, Enqueuer, Inspector and Links.
+// listen address, keys, body limit, request deadline and public URL, and
+// the scheduler section's task timeout and retries (tasks.AsynqMaxRetry)
+// for the checks it enqueues. The caller adds Datasources, Logger, Clock,
+// Enqueuer, Inspector and Links.
 func ConfigFrom(c configs.Config) Config {
 	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL, RequestTimeout: c.RequestTimeout,
-		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(c.Scheduler.MaxRetry)}}
+		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(tasks.AsynqMaxRetry(c.Scheduler.MaxRetry))}}
 }
 
 // Enqueuer enqueues asynq tasks; *asynq.Client implements it.

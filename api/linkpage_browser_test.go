@@ -85,7 +85,8 @@ func (tb *tab) checkForm(heading, other string, texts ...string) {
 	tb.Screenshot("form")
 }
 
-// screenshotDir is where the test saves its screenshots (set by the test).
+// screenshotDir is where the test saves its screenshots: set by each run
+// of TestLinkPagesInBrowser (a new directory on each run of -count).
 var screenshotDir string
 
 func TestLinkPagesInBrowser(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Credentials are a connection's login to the provider's website. They exist
@@ -105,6 +106,33 @@ func (r Result) Normalized() Result {
 // ErrTemporary marks a checker error on the service's own side (not the
 // provider's): the check is retried later instead of recording a status.
 var ErrTemporary = errors.New("temporary checker failure")
+
+// RetryAfterError is a temporary failure whose checker said when to try
+// again (HTTP 429 or 503 with Retry-After): the check is retried after
+// Delay, and the attempt does not count against the task's retries. It
+// wraps ErrTemporary, so code that knows only ErrTemporary retries it too.
+type RetryAfterError struct {
+	// Delay is how long to wait before the next attempt.
+	Delay time.Duration
+	// Err says what the checker answered.
+	Err error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.Delay)
+}
+
+// Unwrap returns Err and ErrTemporary.
+func (e *RetryAfterError) Unwrap() []error { return []error{e.Err, ErrTemporary} }
+
+// RetryAfter returns the delay of a RetryAfterError in err's chain.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return ra.Delay, true
+	}
+	return 0, false
+}
 
 // Checker checks one connection of one datasource. A provider-side failure
 // (bad password, website down) is a Result with that status, not an error.

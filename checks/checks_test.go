@@ -305,3 +305,23 @@ func ExampleParseConnectionStatus() {
 	// WEBSITE_DOWN - Website Down - provider_error - refresh: true
 	// true
 }
+
+// TestRetryAfterError: a Retry-After is temporary to code that knows only
+// ErrTemporary, and its delay is found through wrapping.
+func TestRetryAfterError(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("checker answered 429")
+	err := fmt.Errorf("check cn_1: %w", &RetryAfterError{Delay: 30 * time.Second, Err: cause})
+	if !errors.Is(err, ErrTemporary) || !errors.Is(err, cause) {
+		t.Errorf("%v: want it to wrap ErrTemporary and its cause", err)
+	}
+	if d, ok := RetryAfter(err); !ok || d != 30*time.Second {
+		t.Errorf("RetryAfter(%v) = %s %v", err, d, ok)
+	}
+	if _, ok := RetryAfter(fmt.Errorf("x: %w", ErrTemporary)); ok {
+		t.Error("a plain temporary error has a Retry-After")
+	}
+	if !strings.Contains(err.Error(), "retry after 30s") {
+		t.Errorf("message %q does not say when", err)
+	}
+}

@@ -9,8 +9,10 @@
 //     (comma-separated), CHECKD_ENCRYPTION_KEY, CHECKD_ENCRYPTION_OLD_KEYS
 //     (comma-separated), CHECKD_CHECK_INTERVAL,
 //     CHECKD_TICK, CHECKD_ROLES (comma-separated), CHECKD_LOG_LEVEL,
-//     CHECKD_PUBLIC_URL, CHECKD_METRICS_ADDR and CHECKD_DASHBOARD_PASSWORD
-//     (the Env constants). An empty variable is ignored.
+//     CHECKD_PUBLIC_URL, CHECKD_METRICS_ADDR, CHECKD_DASHBOARD_PASSWORD and
+//     CHECKD_CHECKER_ALLOW_HTTP (the Env constants), and
+//     CHECKD_DATASOURCE_<NAME>_SECRET for each configured datasource. An
+//     empty variable is ignored.
 //
 // Unknown YAML fields are errors (a typo must not silently fall back to a
 // default), and every problem of a configuration is reported at once.
@@ -35,6 +37,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,6 +143,11 @@ type Config struct {
 	// is scraped and probed. With the api role they are also on httpAddr.
 	MetricsAddr string    `yaml:"metricsAddr"`
 	Dashboard   Dashboard `yaml:"dashboard"`
+	// Checkers configures what the checker services share.
+	Checkers Checkers `yaml:"checkers"`
+	// Datasources are the datasources checked by checker services over
+	// the HTTP checker protocol, by name, besides the built-in sandbox.
+	Datasources map[string]Datasource `yaml:"datasources"`
 }
 
 // Dashboard configures the asynqmon queue dashboard at /monitoring/ and
@@ -257,6 +265,7 @@ func (c Config) Redacted() Config {
 	if c.Dashboard.Password != "" {
 		out.Dashboard.Password = "<redacted>"
 	}
+	out.redactDatasources()
 	if len(c.APIKeys) > 0 {
 		out.APIKeys = make([]string, len(c.APIKeys))
 		for i := range out.APIKeys {
@@ -434,6 +443,14 @@ var envVars = []struct {
 	{EnvPublicURL, func(c *Config, v string) error { c.PublicURL = v; return nil }},
 	{EnvMetricsAddr, func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{EnvDashboardPass, func(c *Config, v string) error { c.Dashboard.Password = v; return nil }},
+	{EnvCheckerAllowHTTP, func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%s=%q is not true or false", EnvCheckerAllowHTTP, v)
+		}
+		c.Checkers.AllowHTTP = b
+		return nil
+	}},
 }
 
 // applyEnv overrides c with the CHECKD_* environment variables that are set
@@ -447,6 +464,7 @@ func (c *Config) applyEnv(getenv func(string) string) problems {
 			}
 		}
 	}
+	c.applyDatasourceSecrets(getenv)
 	return p
 }
 
@@ -476,6 +494,7 @@ func (c *Config) normalize() {
 	c.EncryptionOldKeys = splitList(strings.Join(c.EncryptionOldKeys, ","))
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
 	c.Log.Format = strings.ToLower(strings.TrimSpace(c.Log.Format))
+	c.normalizeDatasources()
 	if len(c.Demo.Companies) == 0 {
 		c.Demo.Companies = nil
 	}
@@ -516,6 +535,7 @@ func (c Config) problems() problems {
 	if c.Sandbox.Latency < 0 {
 		p.add("sandbox.latency is %s; use 0s or more", c.Sandbox.Latency)
 	}
+	c.datasourceProblems(&p)
 	c.Store.problems(&p)
 	c.Log.problems(&p)
 	c.Demo.problems(&p)

@@ -43,6 +43,7 @@ func TestDefaults(t *testing.T) {
 		Log:       Log{Level: "info", Format: FormatAuto},
 		LinkTTL:   24 * time.Hour,
 		Dashboard: Dashboard{User: "admin"},
+		Checkers:  Checkers{Defaults: DatasourceDefaults{Timeout: 90 * time.Second}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

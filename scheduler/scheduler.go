@@ -92,8 +92,9 @@ type Config struct {
 	Queue string
 	// TaskTimeout is each task's asynq.Timeout (scheduler.taskTimeout).
 	TaskTimeout time.Duration
-	// MaxRetry is each task's asynq.MaxRetry; 0: no retry
-	// (scheduler.maxRetry).
+	// MaxRetry is each task's asynq.MaxRetry; 0: no retry. ConfigFrom
+	// sets tasks.AsynqMaxRetry(scheduler.maxRetry): one retry more than
+	// configured, kept for a checker's Retry-After.
 	MaxRetry int
 	// Clock gives the time of cron-driven ticks. nil: the real clock.
 	Clock clock.Clock
@@ -105,12 +106,14 @@ type Config struct {
 }
 
 // ConfigFrom returns the scheduler's settings in a checkd configuration:
-// its tick and its scheduler section, sweeping into tasks.QueueDefault. The
-// caller adds Clock, Logger and OnTick.
+// its tick and its scheduler section, sweeping into tasks.QueueDefault
+// with tasks.AsynqMaxRetry retries. The caller adds Clock, Logger and
+// OnTick.
 func ConfigFrom(c configs.Config) Config {
 	s := c.Scheduler
 	return Config{Spec: c.Tick, BatchSize: s.BatchSize, MaxPerTick: s.MaxPerTick, Lease: s.Lease,
-		EnqueueConcurrency: s.EnqueueConcurrency, Queue: tasks.QueueDefault, TaskTimeout: s.TaskTimeout, MaxRetry: s.MaxRetry}
+		EnqueueConcurrency: s.EnqueueConcurrency, Queue: tasks.QueueDefault, TaskTimeout: s.TaskTimeout,
+		MaxRetry: tasks.AsynqMaxRetry(s.MaxRetry)}
 }
 
 // validate refuses the zero values that mean nothing, naming the field.

@@ -71,7 +71,7 @@ func TestNewConfig(t *testing.T) {
 		c := mustNew(t, e.st, rec).Config()
 		if c.Spec != d.Tick || c.BatchSize != d.Scheduler.BatchSize || c.MaxPerTick != d.Scheduler.MaxPerTick ||
 			c.Lease != d.Scheduler.Lease || c.EnqueueConcurrency != d.Scheduler.EnqueueConcurrency || c.Queue != tasks.QueueDefault ||
-			c.TaskTimeout != d.Scheduler.TaskTimeout || c.MaxRetry != d.Scheduler.MaxRetry || c.Clock == nil {
+			c.TaskTimeout != d.Scheduler.TaskTimeout || c.MaxRetry != tasks.AsynqMaxRetry(d.Scheduler.MaxRetry) || c.Clock == nil {
 			t.Errorf("ConfigFrom(configs.Default()) = %+v, want checkd.yaml's tick and scheduler section", c)
 		}
 	})
@@ -120,7 +120,7 @@ func TestTickPromptFirstCheck(t *testing.T) {
 		wantTO    time.Duration
 	}{
 		{name: "checkd.yaml", wantQueue: tasks.QueueDefault,
-			wantRetry: configs.Default().Scheduler.MaxRetry, wantTO: configs.Default().Scheduler.TaskTimeout},
+			wantRetry: tasks.AsynqMaxRetry(configs.Default().Scheduler.MaxRetry), wantTO: configs.Default().Scheduler.TaskTimeout},
 		{name: "configured", cfg: func(c *Config) { c.Queue, c.MaxRetry, c.TaskTimeout = tasks.QueueLow, 2, 30*time.Second },
 			wantQueue: tasks.QueueLow, wantRetry: 2, wantTO: 30 * time.Second},
 		{name: "no retry", cfg: func(c *Config) { c.MaxRetry = 0 },

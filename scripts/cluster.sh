@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # A local scale-out layout: one Redis, one process with the scheduler and API
-# roles, and two worker-only processes, all sharing the demo configuration.
+# roles, and two worker-only processes, all sharing the demo configuration;
+# and beside them the reference checker service (cmd/checkd-sandbox) with a
+# datasource "sandbox-http" checked through it over the HTTP checker
+# protocol (docs/checkers.md), and a company of such connections.
 #
 #   bash scripts/cluster.sh          # or: make cluster
 #
@@ -8,13 +11,16 @@
 # free port when 8080 is taken), the workers' /metrics and probes on
 # CLUSTER_WORKER_PORTS (two ports, default free ones), and Redis on
 # CLUSTER_REDIS_PORT (default a free port) unless CHECKD_REDIS_URL names a
-# Redis to use. A port asked for and taken is refused, naming it. The script
+# Redis to use, the checker service on CLUSTER_CHECKER_PORT (default a free
+# port). A port asked for and taken is refused, naming it. The script
 # waits until every process is ready (/readyz), then prints the URLs and the
 # API key. Logs go to $CLUSTER_DIR (printed).
 #
 # Ctrl-C (or a SIGTERM to the script) stops it: one SIGTERM to each checkd
-# process, which stop gracefully, then Redis once they have all exited. Redis
-# and the checkd processes run in sessions of their own (setsid), so the
+# process, which stop gracefully, then the checker service (the workers'
+# last checks need it) and Redis once they have all exited. Redis, the
+# checker service and the checkd processes run in sessions of their own
+# (setsid), so the
 # terminal's Ctrl-C reaches this script only: Redis never goes away under
 # processes still stopping, and each checkd gets one signal (a second makes
 # it exit at once). Exit status: 0 after a stop on request; 1 when something
@@ -34,6 +40,7 @@ say() { echo "cluster: $*"; }
 
 checkd_pids=() # the checkd processes, in start order
 redis_pid=""
+checker_pid=""
 
 # wait_gone waits up to $1 seconds for the processes $2... to exit.
 wait_gone() {
@@ -71,6 +78,12 @@ stop() {
 			fi
 		done
 		say "checkd processes stopped"
+	fi
+	if [ -n "$checker_pid" ]; then
+		say "stopping the checker service"
+		kill -TERM "$checker_pid" 2>/dev/null || true
+		wait_gone "$stop_timeout" "$checker_pid" || { kill -KILL "$checker_pid" 2>/dev/null || true; code=1; }
+		wait "$checker_pid" 2>/dev/null || true
 	fi
 	if [ -n "$redis_pid" ]; then
 		say "stopping Redis"
@@ -133,11 +146,19 @@ if [ -z "${CHECKD_REDIS_URL:-}" ]; then
 	else
 		redis_port=$(free_port "${used[@]}")
 	fi
+	used+=("$redis_port")
+fi
+if [ -n "${CLUSTER_CHECKER_PORT:-}" ]; then
+	checker_port=$CLUSTER_CHECKER_PORT
+	want_port CLUSTER_CHECKER_PORT "$checker_port"
+else
+	checker_port=$(free_port "${used[@]}")
 fi
 
-say "building checkd and checkctl into $CLUSTER_DIR"
+say "building checkd, checkctl and checkd-sandbox into $CLUSTER_DIR"
 go build -o "$CLUSTER_DIR/checkd" ./cmd/checkd
 go build -o "$CLUSTER_DIR/checkctl" ./cmd/checkctl
+go build -o "$CLUSTER_DIR/checkd-sandbox" ./cmd/checkd-sandbox
 
 if [ -z "${CHECKD_REDIS_URL:-}" ]; then
 	setsid redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$CLUSTER_DIR" \
@@ -158,6 +179,31 @@ export CHECKD_ENCRYPTION_KEY=${CHECKD_ENCRYPTION_KEY:-$(random_hex 32)}
 export CHECKD_API_KEYS=${CHECKD_API_KEYS:-$(random_hex 16)}
 export CHECKD_CONFIG=${CHECKD_CONFIG:-configs/demo.yaml}
 key=${CHECKD_API_KEYS%%,*}
+
+# The checker service, serving the sandbox over the HTTP checker protocol on
+# loopback in plain http (the development switch), and the datasource
+# pointing at it, added to a copy of the configuration.
+export CHECKD_DATASOURCE_SANDBOX_HTTP_SECRET=${CHECKD_DATASOURCE_SANDBOX_HTTP_SECRET:-whsec_$(head -c 32 /dev/urandom | base64 -w0)}
+export CHECKD_CHECKER_ALLOW_HTTP=true
+CHECKD_SANDBOX_SECRET=$CHECKD_DATASOURCE_SANDBOX_HTTP_SECRET setsid "$CLUSTER_DIR/checkd-sandbox" \
+	-addr "127.0.0.1:$checker_port" -latency 200ms >"$CLUSTER_DIR/checkd-sandbox.log" 2>&1 </dev/null &
+checker_pid=$!
+for _ in $(seq 100); do
+	http_ok "127.0.0.1:$checker_port" /healthz && break
+	kill -0 "$checker_pid" 2>/dev/null || fail "checkd-sandbox exited at start; its log: $CLUSTER_DIR/checkd-sandbox.log"
+	sleep 0.1
+done
+http_ok "127.0.0.1:$checker_port" /healthz || fail "checkd-sandbox does not answer on port $checker_port; its log: $CLUSTER_DIR/checkd-sandbox.log"
+say "checker service listening on port $checker_port (pid $checker_pid)"
+http_datasource=""
+if grep -q '^datasources:' "$CHECKD_CONFIG"; then
+	say "$CHECKD_CONFIG has a datasources section: the sandbox-http datasource is not added"
+else
+	{ cat "$CHECKD_CONFIG"; printf '\ndatasources:\n  sandbox-http:\n    checker: http\n    url: http://127.0.0.1:%s/check\n' "$checker_port"; } \
+		>"$CLUSTER_DIR/checkd.yaml"
+	export CHECKD_CONFIG=$CLUSTER_DIR/checkd.yaml
+	http_datasource=sandbox-http
+fi
 
 # start runs one checkd process in a session of its own; $1 names its log.
 # (setsid does not fork here, so $! is checkd's PID: a script's background
@@ -194,6 +240,19 @@ for i in 1 2; do
 	ready "worker$i" "$m"
 done
 
+# A company whose connections are checked through the checker service
+# (after the demo seeding, which seeds an empty store only).
+if [ -n "$http_datasource" ]; then
+	ctl() { CHECKD_URL=http://$http CHECKD_API_KEY=$key "$CLUSTER_DIR/checkctl" -o json "$@"; }
+	co=$(ctl company create "Checker Service Demo" | sed -n 's/.*"id": *"\(co_[^"]*\)".*/\1/p' | head -1)
+	[ -n "$co" ] || fail "could not create the checker service's demo company"
+	for user in user_good user_good user_good user_nodocs user_accounts_3 error_PASSWORD_INCORRECT error_WEBSITE_DOWN; do
+		ctl connection create "$co" --datasource "$http_datasource" --username "$user" --password demo-password --name "$user" >/dev/null ||
+			fail "could not create a $http_datasource connection"
+	done
+	say "company $co: 7 connections of datasource $http_datasource, checked by checkd-sandbox"
+fi
+
 cat <<INFO
 
 checkd cluster ready (logs in $CLUSTER_DIR):
@@ -202,13 +261,14 @@ checkd cluster ready (logs in $CLUSTER_DIR):
   metrics     http://$http/metrics, http://127.0.0.1:${worker_ports[0]}/metrics, http://127.0.0.1:${worker_ports[1]}/metrics
               (the API key in X-API-Key, or the dashboard's login)
   redis       $CHECKD_REDIS_URL
+  checker     http://127.0.0.1:$checker_port/check   (checkd-sandbox; datasource sandbox-http)
   try         curl -s -H 'X-API-Key: $key' http://$http/v1/company
               CHECKD_URL=http://$http CHECKD_API_KEY=$key $CLUSTER_DIR/checkctl companies list
-Ctrl-C stops the checkd processes gracefully, then Redis.
+Ctrl-C stops the checkd processes gracefully, then the checker service and Redis.
 
 INFO
 
-all=("${checkd_pids[@]}")
+all=("${checkd_pids[@]}" "$checker_pid")
 [ -n "$redis_pid" ] && all+=("$redis_pid")
 rc=0
 wait -n "${all[@]}" || rc=$?

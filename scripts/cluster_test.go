@@ -3,6 +3,7 @@ package scripts_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/checkd/checkd/internal/testing/poll"
 )
 
 // clusterTimeout bounds the whole run: two builds, four processes, a stop.
@@ -137,6 +140,33 @@ func TestClusterCtrlC(t *testing.T) {
 	if len(pids) != 3 {
 		t.Fatalf("want three checkd processes ready, got %v:\n%s", pids, text)
 	}
+	// The checker service's company: its connections are checked through
+	// it (the demo's tick is 5 s).
+	co := regexp.MustCompile(`company (co_\w+): \d+ connections of datasource sandbox-http`).FindStringSubmatch(text)
+	if co == nil {
+		t.Fatalf("the script did not create the sandbox-http company:\n%s", text)
+	}
+	poll.WaitFor(t, clusterTimeout/2, "the sandbox-http connections checked through the checker service", func() bool {
+		var page struct {
+			Connections []struct{ Status string } `json:"connections"`
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+api+"/v1/connection/company/"+co[1], nil)
+		req.Header.Set("X-API-Key", key[1])
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&page) != nil || len(page.Connections) == 0 {
+			return false
+		}
+		for _, c := range page.Connections {
+			if c.Status == "PENDING" {
+				return false
+			}
+		}
+		return true
+	})
 	for _, u := range []string{"http://" + api + "/v1/queues", workerMetrics[1]} {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		req.SetBasicAuth("admin", key[1])
@@ -167,8 +197,9 @@ func TestClusterCtrlC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the script exited with %v after Ctrl-C, want 0:\n%s", err, text)
 	}
-	// The order: every checkd process stopped, then Redis.
-	order := []string{"stopping the checkd processes", "checkd processes stopped", "stopping Redis", "stopped; logs in"}
+	// The order: every checkd process stopped, then the checker service
+	// (the workers' last checks need it), then Redis.
+	order := []string{"stopping the checkd processes", "checkd processes stopped", "stopping the checker service", "stopping Redis", "stopped; logs in"}
 	at := -1
 	for _, s := range order {
 		i := strings.Index(text, s)
@@ -194,6 +225,9 @@ func TestClusterCtrlC(t *testing.T) {
 			!strings.Contains(log, `"checkd stopped"`) {
 			t.Errorf("%s: want one stop on SIGTERM (\"terminated signal received\") and \"checkd stopped\":\n%s", name, tail(log))
 		}
+	}
+	if b, err := os.ReadFile(dir + "/checkd-sandbox.log"); err != nil || !strings.Contains(string(b), "signal received: stopping") {
+		t.Errorf("the checker service must stop on the script's SIGTERM (%v):\n%s", err, tail(string(b)))
 	}
 	b, err := os.ReadFile(dir + "/redis.log")
 	if err != nil {

@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +192,103 @@ func TestCheckerIgnoringItsContext(t *testing.T) {
 	}
 	if got := e.get(t, cn.ID); got.Status != checks.ConnWebsiteDown || !strings.Contains(got.StatusErrorDetail, "timed out") {
 		t.Fatalf("status %s %q, want the timeout recorded", got.Status, got.StatusErrorDetail)
+	}
+}
+
+// TestRetryAfterNotCounted: a checker's Retry-After puts the task back for
+// that long without counting a failed attempt, even on the last counted
+// one (tasks.AsynqMaxRetry keeps a retry for it), until the check's slot
+// is an interval old; a temporary failure counts, and is recorded on the
+// last counted attempt.
+func TestRetryAfterNotCounted(t *testing.T) {
+	t.Parallel()
+	// answers, in order, what the checker gives on each call; then CONNECTED.
+	answers := make(chan error, 8)
+	e := newEnv(t, envOpts{cfg: func(c *worker.Config) { c.Concurrency, c.ShutdownTimeout = 2, 5*time.Second },
+		checkers: map[string]checks.Checker{"busy": checks.CheckerFunc(func(context.Context, checks.Request) (checks.Result, error) {
+			select {
+			case err := <-answers:
+				return checks.Result{}, err
+			default:
+				return checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "1"}}}, nil
+			}
+		})}})
+	ctx := context.Background()
+	must(t, e.w.Start(ctx))
+	t.Cleanup(func() { _ = e.w.Stop(ctx) })
+	insp := asynq.NewInspectorFromRedisClient(e.rdb)
+	busy := &checks.RetryAfterError{Delay: time.Hour, Err: errors.New("checker answered 429")}
+	temporary := fmt.Errorf("browser pool down: %w", checks.ErrTemporary)
+
+	enqueue := func(cn string, maxRetry int) string {
+		t.Helper()
+		tk, err := tasks.NewCheckTask(cn, t0, tasks.ReasonRefresh, asynq.Queue(tasks.QueueCritical), asynq.MaxRetry(tasks.AsynqMaxRetry(maxRetry)))
+		must(t, err)
+		ti, err := asynq.NewClientFromRedisClient(e.rdb).EnqueueContext(ctx, tk)
+		must(t, err)
+		return ti.ID
+	}
+	// inRetry waits for the task's failed attempt and returns its info.
+	inRetry := func(id, errText string) *asynq.TaskInfo {
+		t.Helper()
+		var ti *asynq.TaskInfo
+		poll.WaitFor(t, 20*time.Second, id+" back in the retry set with "+errText, func() bool {
+			var err error
+			ti, err = insp.GetTaskInfo(tasks.QueueCritical, id)
+			return err == nil && ti.State == asynq.TaskStateRetry && strings.Contains(ti.LastErr, errText)
+		})
+		return ti
+	}
+
+	// No counted retry at all (maxRetry 0): two Retry-Afters are retried,
+	// then the check is recorded.
+	cn := e.connection(t, "busy", "user_good")
+	answers <- busy
+	id := enqueue(cn.ID, 0)
+	ti := inRetry(id, "429")
+	if ti.Retried != 0 || ti.NextProcessAt.Before(time.Now().Add(59*time.Minute)) || ti.NextProcessAt.After(time.Now().Add(61*time.Minute)) {
+		t.Fatalf("after a Retry-After: retried %d, next at %v; want 0 and in an hour", ti.Retried, ti.NextProcessAt)
+	}
+	answers <- busy
+	must(t, insp.RunTask(tasks.QueueCritical, id))
+	poll.WaitFor(t, 20*time.Second, "the second attempt", func() bool { return len(answers) == 0 })
+	ti = inRetry(id, "429")
+	if ti.Retried != 0 {
+		t.Fatalf("after a second Retry-After on the last counted attempt: retried %d, want 0", ti.Retried)
+	}
+	must(t, insp.RunTask(tasks.QueueCritical, id))
+	poll.WaitFor(t, 20*time.Second, "the check recorded", func() bool { return e.get(t, cn.ID).Status == checks.ConnConnected })
+
+	// One counted retry: a temporary failure counts, a Retry-After does
+	// not, and the second temporary failure is recorded.
+	cn2 := e.connection(t, "busy", "user_good")
+	answers <- temporary
+	id2 := enqueue(cn2.ID, 1)
+	if ti := inRetry(id2, "browser pool down"); ti.Retried != 1 {
+		t.Fatalf("after a temporary failure: retried %d, want 1", ti.Retried)
+	}
+	answers <- busy
+	must(t, insp.RunTask(tasks.QueueCritical, id2))
+	if ti := inRetry(id2, "429"); ti.Retried != 1 {
+		t.Fatalf("after a Retry-After: retried %d, want still 1", ti.Retried)
+	}
+	answers <- temporary
+	must(t, insp.RunTask(tasks.QueueCritical, id2))
+	poll.WaitFor(t, 20*time.Second, "the failure recorded", func() bool { return e.get(t, cn2.ID).Status != checks.ConnPending })
+	if got := e.get(t, cn2.ID); got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "temporary failure on every attempt") {
+		t.Fatalf("status %s %q, want OTHER_ERROR naming the temporary failure", got.Status, got.StatusErrorDetail)
+	}
+
+	// A check pushed back for a whole interval is recorded.
+	cn3 := e.connection(t, "busy", "user_good")
+	answers <- busy
+	id3 := enqueue(cn3.ID, 0)
+	inRetry(id3, "429")
+	e.clk.Advance(e.st.Interval())
+	answers <- busy
+	must(t, insp.RunTask(tasks.QueueCritical, id3))
+	poll.WaitFor(t, 20*time.Second, "the push-back recorded", func() bool { return e.get(t, cn3.ID).Status != checks.ConnPending })
+	if got := e.get(t, cn3.ID); got.Status != checks.ConnOtherError || !strings.Contains(got.StatusErrorDetail, "for a whole check interval") {
+		t.Fatalf("status %s %q, want OTHER_ERROR naming the interval of push-backs", got.Status, got.StatusErrorDetail)
 	}
 }

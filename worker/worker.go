@@ -7,8 +7,14 @@
 // panics or times out) are recorded statuses, never task failures. A task
 // fails, and asynq retries it, only when the service itself could not do its
 // part: Redis unreachable, or a checker error wrapping checks.ErrTemporary
-// (on asynq's last attempt that one is recorded as OTHER_ERROR instead).
-// Retries are safe because the store applies each task ID once.
+// (on the last attempt that one is recorded as OTHER_ERROR instead). A
+// checks.RetryAfterError (a checker's "busy, come back after N seconds") is
+// retried after its delay without counting as a failed attempt: asynq's
+// IsFailure and RetryDelayFunc; once the check's slot is one check interval
+// old (the next slot's check is due), it is recorded as OTHER_ERROR instead. Check tasks carry one asynq retry more than
+// the configured retries (tasks.AsynqMaxRetry), kept for those: asynq
+// archives a failing task whose counter has reached its MaxRetry, counted
+// or not. Retries are safe because the store applies each task ID once.
 package worker
 
 import (
@@ -188,10 +194,17 @@ func (w *Worker) start(ctx context.Context) error {
 		ShutdownTimeout: w.cfg.ShutdownTimeout,
 		BaseContext:     func() context.Context { return base },
 		Logger:          w.log.WithField("component", "asynq"),
+		RetryDelayFunc:  retryDelay,
+		IsFailure:       isFailure,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)
-			w.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type(), "retry": n}).WithError(err).Warn("task failed")
+			e := w.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type(), "retry": n}).WithError(err)
+			if d, ok := checks.RetryAfter(err); ok {
+				e.WithField("retryAfterMs", d.Milliseconds()).Info("checker asked to retry later; retrying then (not counted as a failed attempt)")
+				return
+			}
+			e.Warn("task failed")
 		}),
 	})
 	mux := asynq.NewServeMux()
@@ -235,11 +248,40 @@ func (w *Worker) stop(ctx context.Context) error {
 // maxDetail bounds a detail the worker writes from an error or panic text.
 const maxDetail = 1024
 
+// retryDelay is asynq's RetryDelayFunc: a checker's Retry-After, else
+// asynq's exponential backoff.
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if d, ok := checks.RetryAfter(err); ok {
+		return d
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+// isFailure is asynq's IsFailure: a checker's Retry-After is not a failed
+// attempt (asynq does not count it against the task's retries).
+func isFailure(err error) bool {
+	_, ok := checks.RetryAfter(err)
+	return !ok
+}
+
 // HandleCheck is the check:connection handler (exported for tests and
 // benchmarks). It returns nil when the check was recorded or had nothing to
-// do, an error wrapping asynq.SkipRetry for a task that can never succeed,
-// and any other error for asynq to retry.
+// do, an error wrapping asynq.SkipRetry for a task that can never succeed
+// or has no counted retry left, and any other error for asynq to retry.
 func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
+	err := w.handle(ctx, t)
+	if err == nil || errors.Is(err, asynq.SkipRetry) {
+		return err
+	}
+	if _, ok := checks.RetryAfter(err); !ok && lastAttempt(ctx) {
+		// The retry asynq still has is kept for Retry-After (see the
+		// package documentation): this failure was the last counted one.
+		return fmt.Errorf("%w; no retry left: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseCheckPayload(t.Payload())
 	if err != nil {
 		return fmt.Errorf("check task: %w (enqueue checks with tasks.NewCheckTask); archived: %w", err, asynq.SkipRetry)
@@ -268,7 +310,7 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 	}
 
 	startedAt := w.cfg.Clock.Now()
-	res, err := w.run(ctx, p.ConnectionID, taskID, target.Request)
+	res, err := w.run(ctx, p.ConnectionID, taskID, time.UnixMilli(p.Slot), target.Request)
 	if err != nil {
 		return err
 	}
@@ -325,7 +367,7 @@ func (w *Worker) entry(connID, taskID string) *logrus.Entry {
 // run calls the datasource's checker and turns every way it can fail into a
 // result to record. It returns an error only for what must be retried: the
 // task's own context ending (shutdown, asynq deadline) or ErrTemporary.
-func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Request) (checks.Result, error) {
+func (w *Worker) run(ctx context.Context, connID, taskID string, slot time.Time, req checks.Request) (checks.Result, error) {
 	c, err := w.reg.Lookup(req.Datasource)
 	if err != nil {
 		w.entry(connID, taskID).WithField("datasource", req.Datasource).Warn("no checker for datasource")
@@ -344,9 +386,22 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 		// (say, half the accounts listed): record the timeout instead.
 		return checks.Result{Status: checks.ConnWebsiteDown,
 			Detail: fmt.Sprintf("check timed out after %s", w.cfg.CheckTimeout)}, nil
+	case isRetryAfter(err) && noRetryLeft(ctx):
+		// Only a task enqueued without the kept retry (or one whose
+		// retries a crash recovery used up) gets here.
+		return checks.Result{Status: checks.ConnOtherError,
+			Detail: truncate(fmt.Sprintf("the checker asked to retry later, but the task has no retry left: %v", err))}, nil
+	case isRetryAfter(err) && w.cfg.Clock.Now().Sub(slot) >= w.st.Interval():
+		// Pushed back for a whole interval: the next slot's check is due
+		// by now; record why this one never ran rather than push it on.
+		return checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf(
+			"the checker asked to retry later on every attempt for a whole check interval (%s): %v", w.st.Interval(), err))}, nil
+	case isRetryAfter(err):
+		return checks.Result{}, fmt.Errorf("check %s: %w", connID, err)
 	case errors.Is(err, checks.ErrTemporary) && lastAttempt(ctx):
-		// No retry is left: record the failure, so the connection shows it
-		// (and its queued mark ends) instead of keeping a status no check saw.
+		// No counted retry is left: record the failure, so the connection
+		// shows it (and its queued mark ends) instead of keeping a status
+		// no check saw.
 		return checks.Result{Status: checks.ConnOtherError,
 			Detail: truncate(fmt.Sprintf("temporary failure on every attempt: %v", err))}, nil
 	case errors.Is(err, checks.ErrTemporary):
@@ -360,12 +415,27 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, req checks.Requ
 	return res.Normalized(), nil
 }
 
-// lastAttempt reports whether asynq will not retry the task if it fails
-// now (outside asynq, say a test calling HandleCheck: no).
+// lastAttempt reports whether a failure now would be the task's last
+// counted one: asynq's retry count has reached its MaxRetry less the retry
+// kept for Retry-After (tasks.AsynqMaxRetry). Outside asynq, say a test
+// calling HandleCheck: no.
 func lastAttempt(ctx context.Context) bool {
 	n, ok1 := asynq.GetRetryCount(ctx)
 	max, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && n >= max-1
+}
+
+// noRetryLeft reports whether asynq archives the task if it fails now,
+// whatever the error.
+func noRetryLeft(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	max, ok2 := asynq.GetMaxRetry(ctx)
 	return ok1 && ok2 && n >= max
+}
+
+func isRetryAfter(err error) bool {
+	_, ok := checks.RetryAfter(err)
+	return ok
 }
 
 // checkOutcome is what a checker call gave.

@@ -1,7 +1,12 @@
 package httpcheck_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"testing"
@@ -9,6 +14,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/checks/httpcheck"
+	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/internal/testing/openapitest"
 )
 
@@ -90,6 +97,64 @@ func TestProtocolDocumentDescribesTheBodies(t *testing.T) {
 	for _, c := range []checks.Credentials{{Username: "u", Password: "p"}, {Username: "u", Password: "p", Extra: map[string]string{"pin": "1"}}} {
 		if err := valid("Credentials", c); err != nil {
 			t.Errorf("credentials %v: %v", c, err)
+		}
+	}
+}
+
+// TestProtocolDocumentDescribesTheWire checks what Checker.Check sends (the
+// body and the signature headers, as a checker service receives them) and
+// what the Handler answers against the document.
+func TestProtocolDocumentDescribesTheWire(t *testing.T) {
+	t.Parallel()
+	doc := loadProtocol(t)
+	schema := func(name string, b []byte) error {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		return doc.Components.Schemas[name].Value.VisitJSON(v, openapi3.EnableJSONSchema2020())
+	}
+	op := doc.Paths.Find("/check").Post
+	got := make(chan captured, 2)
+	h, err := httpcheck.NewHandler(sandbox.New(sandbox.Options{}), httpcheck.HandlerConfig{Secret: testSecret, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- captured{header: r.Header.Clone(), body: b}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if err := schema("CheckResult", rec.Body.Bytes()); rec.Code != http.StatusOK || err != nil {
+			t.Errorf("the handler's answer %d %s: %v", rec.Code, rec.Body, err)
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	c := newChecker(t, srv.URL, nil)
+	known := sandbox.AccountNumbers("cn_test1", 2)
+	for _, req := range []checks.Request{
+		request(sandbox.UserGood), // no accounts known, extra set
+		{ConnectionID: "cn_test1", Datasource: "utility", Credentials: checks.Credentials{Username: "user_good", Password: "pw"}, // no extra
+			Accounts: []checks.Account{{ID: "ac_1", Number: known[0], Pull: true}, {ID: "ac_2", Number: known[1]}}},
+	} {
+		if _, err := c.Check(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		r := <-got
+		if err := schema("CheckRequest", r.body); err != nil {
+			t.Errorf("the request body %s: %v", r.body, err)
+		}
+		for _, p := range op.Parameters {
+			if p.Value.In != "header" {
+				continue
+			}
+			v := r.header.Get(p.Value.Name)
+			if err := p.Value.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil || (p.Value.Required && v == "") {
+				t.Errorf("header %s %q: %v", p.Value.Name, v, err)
+			}
 		}
 	}
 }

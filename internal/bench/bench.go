@@ -14,11 +14,13 @@
 // Measures (full size; BENCH_SCALE=small shrinks every one, same code path):
 //
 //	P1 sweep        scheduler.Tick enqueueing 1M due connections vs raw asynq.Client.Enqueue
-//	P2 process      100k sandbox checks end to end (worker) vs a raw asynq server with a no-op handler
+//	P2 process      100k sandbox checks end to end (worker) vs a raw asynq server with a no-op handler;
+//	                P2.http: as many through the HTTP checker, vs the in-process sandbox
 //	P3 tick         a tick with nothing due at 10k and at 1M stored connections
 //	P4 memory       Redis used_memory per checked connection (two accounts), vs one asynq scheduled task
 //	P5 spread       weekly slots of 1M connections created in one minute, by hour (bench/out/spread.svg)
-//	P6 concurrency  one worker process, concurrency 2000, 1 s sandbox latency: throughput and peak RSS
+//	P6 concurrency  one worker process, concurrency 2000, 1 s sandbox latency: throughput and peak RSS;
+//	                P6.http: the same through the HTTP checker, the sandbox served by another process
 package bench
 
 import (
@@ -344,7 +346,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	if want("P2") {
-		need = max(need, 2*e.sz.Process) // first checks with the memo on, and off
+		need = max(need, 3*e.sz.Process) // first checks in process with the memo on and off, and over HTTP
 	}
 	if want("P6") {
 		need = max(need, min(e.sz.Conns, p6Tasks(e.sz)))

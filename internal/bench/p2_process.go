@@ -32,11 +32,18 @@ const drainTimeout = 15 * time.Minute
 // or speeds up during the run weighs on both sides alike. Each side's rate
 // is its tasks over the sum of its rounds' times, each timed from the
 // server's start to the round's last handled task.
+//
+// P2.http runs in the same rounds, next to the first checks: the first
+// checks of other fresh connections through the HTTP checker, against the
+// sandbox served over the protocol by an in-process checker service (the
+// reference service's handler on a loopback port), so its ratio to the
+// in-process first checks is the protocol's cost: encoding, signing and
+// verifying, the HTTP round trip and the decoding, on both sides.
 func runP2(ctx context.Context, e *env) (r Result) {
 	r = Result{ID: "P2", Name: "process", Unit: "checks/s", Goal: "ratio ≥ 0.7"}
 	d := e.ds
 	rounds := max(e.sz.ProcessRounds, 1)
-	per := min(e.sz.Process, len(d.ids)/2) / rounds // half for P2.nomemo
+	per := min(e.sz.Process, len(d.ids)/3) / rounds // a third each for P2.nomemo and P2.http
 	if per == 0 {
 		r.Err = fmt.Errorf("%d checks cannot be split into %d rounds", e.sz.Process, rounds)
 		return r
@@ -55,6 +62,19 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		r.Err = err
 		return r
 	}
+	secret := newSecret()
+	svc, err := startCheckerServer(0, secret)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer svc.stop()
+	httpReg, httpChecker, err := httpRegistry(svc.URL, secret, conc)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	defer httpChecker.CloseIdleConnections()
 
 	// runAsynq: a raw asynq server over ids' tasks whose handler runs work
 	// (nil: nothing) and counts the task.
@@ -117,7 +137,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	}
 	// runWorker: the worker over ids' tasks; every check must be applied.
 	batches := map[string]store.BatchStats{}
-	runWorker := func(ids []string, slotOf func(int) time.Time, label string, round int, recheck time.Duration) (*meter, error) {
+	runWorker := func(ids []string, slotOf func(int) time.Time, label string, round int, recheck time.Duration, reg *checks.Registry) (*meter, error) {
 		if _, err := enqueueChecks(ctx, e.aq, ids, len(ids), slotOf, 16, opts...); err != nil {
 			return nil, err
 		}
@@ -162,7 +182,7 @@ func runP2(ctx context.Context, e *env) (r Result) {
 
 	e.logf("P2: %d rounds of %d tasks each for raw asynq (no-op handler), worker first checks and worker steady checks; concurrency %d",
 		rounds, per, conc)
-	raw, first, steady, floor, nomemo := &meter{}, &meter{}, &meter{}, &meter{}, &meter{}
+	raw, first, steady, floor, nomemo, overHTTP := &meter{}, &meter{}, &meter{}, &meter{}, &meter{}, &meter{}
 	var roundRatios []string
 	for k := range rounds {
 		ids := d.ids[k*per : (k+1)*per]
@@ -170,8 +190,10 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		// worker's empty-queue memo off (every dequeue asks Redis, as raw
 		// asynq's does).
 		ids2 := d.ids[n+k*per : n+(k+1)*per]
+		// P2.http: the first checks of a third set, through the HTTP checker.
+		ids3 := d.ids[2*n+k*per : 2*n+(k+1)*per]
 		slotOf := func(i int) time.Time { return base.Add(time.Duration(k*per+i) * time.Millisecond) }
-		var mr, mf, ms, mn *meter
+		var mr, mf, ms, mn, mh *meter
 		var err error
 		doRaw := func() {
 			if err == nil {
@@ -180,22 +202,31 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		}
 		doNoMemo := func() {
 			if err == nil {
-				mn, err = runWorker(ids2, slotOf, "nomemo", k+1, 0)
+				mn, err = runWorker(ids2, slotOf, "nomemo", k+1, 0, reg)
+			}
+		}
+		doHTTP := func() {
+			if err == nil {
+				mh, err = runWorker(ids3, slotOf, "http", k+1, wcfg.EmptyQueueRecheck, httpReg)
 			}
 		}
 		if k%2 == 0 {
 			doRaw()
 			doNoMemo()
+		} else {
+			doHTTP()
 		}
 		if err == nil {
-			mf, err = runWorker(ids, slotOf, "first", k+1, wcfg.EmptyQueueRecheck)
+			mf, err = runWorker(ids, slotOf, "first", k+1, wcfg.EmptyQueueRecheck, reg)
 		}
 		if err == nil {
-			ms, err = runWorker(ids, func(i int) time.Time { return slotOf(i).Add(time.Hour) }, "steady", k+1, wcfg.EmptyQueueRecheck)
+			ms, err = runWorker(ids, func(i int) time.Time { return slotOf(i).Add(time.Hour) }, "steady", k+1, wcfg.EmptyQueueRecheck, reg)
 		}
 		if k%2 == 1 {
 			doNoMemo()
 			doRaw()
+		} else {
+			doHTTP()
 		}
 		if err == nil && e.sz.ProcessFloor {
 			var mfl *meter
@@ -211,12 +242,14 @@ func runP2(ctx context.Context, e *env) (r Result) {
 		first.add(mf)
 		steady.add(ms)
 		nomemo.add(mn)
-		roundRatios = append(roundRatios, fmt.Sprintf("%.3f/%.3f/%.3f", mr.Wall.Seconds()/mf.Wall.Seconds(), mr.Wall.Seconds()/ms.Wall.Seconds(),
-			mr.Wall.Seconds()/mn.Wall.Seconds()))
-		e.logf("P2: round %d: raw %.0f/s, first %.0f/s, steady %.0f/s, first with the memo off %.0f/s", k+1,
-			float64(per)/mr.Wall.Seconds(), float64(per)/mf.Wall.Seconds(), float64(per)/ms.Wall.Seconds(), float64(per)/mn.Wall.Seconds())
+		overHTTP.add(mh)
+		roundRatios = append(roundRatios, fmt.Sprintf("%.3f/%.3f/%.3f/%.3f", mr.Wall.Seconds()/mf.Wall.Seconds(), mr.Wall.Seconds()/ms.Wall.Seconds(),
+			mr.Wall.Seconds()/mn.Wall.Seconds(), mf.Wall.Seconds()/mh.Wall.Seconds()))
+		e.logf("P2: round %d: raw %.0f/s, first %.0f/s, steady %.0f/s, first with the memo off %.0f/s, first over HTTP %.0f/s", k+1,
+			float64(per)/mr.Wall.Seconds(), float64(per)/mf.Wall.Seconds(), float64(per)/ms.Wall.Seconds(), float64(per)/mn.Wall.Seconds(),
+			float64(per)/mh.Wall.Seconds())
 	}
-	d.checked = max(d.checked, 2*n)
+	d.checked = max(d.checked, 3*n)
 
 	rawRate := float64(n) / raw.Wall.Seconds()
 	rate := float64(n) / first.Wall.Seconds()
@@ -228,6 +261,9 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	nrate := float64(n) / nomemo.Wall.Seconds()
 	r.Subs = append(r.Subs, Result{ID: "P2.nomemo", Name: "process-memo-off", Value: nrate, Unit: "checks/s",
 		Baseline: rawRate, HasBase: true, Ratio: nrate / rawRate, HasRatio: true, Goal: "none: the memo's share of P2", Met: "-"})
+	hrate := float64(n) / overHTTP.Wall.Seconds()
+	r.Subs = append(r.Subs, Result{ID: "P2.http", Name: "process-http-checker", Value: hrate, Unit: "checks/s",
+		Baseline: rate, HasBase: true, Ratio: hrate / rate, HasRatio: true, Goal: "ratio to P2 (in-process) ≥ 0.6", Met: verdict(hrate/rate >= 0.6)})
 	if e.sz.ProcessFloor {
 		frate := float64(n) / floor.Wall.Seconds()
 		r.Details = append(r.Details, fmt.Sprintf("floor (experiment): raw asynq whose handler GETs and SETs one key: %.0f/s, ratio %.3f; CPU ratio %.3f; ",
@@ -236,10 +272,11 @@ func runP2(ctx context.Context, e *env) (r Result) {
 	r.Details = append(r.Details,
 		fmt.Sprintf("%d first checks (PENDING → CONNECTED, 2 accounts discovered) in %s; the same %d again, nothing changing, in %s; raw no-op %d tasks in %s; %d alternating rounds of %d; concurrency %d, queues %v",
 			n, first.Wall.Round(time.Millisecond), n, steady.Wall.Round(time.Millisecond), n, raw.Wall.Round(time.Millisecond), rounds, per, conc, wcfg.Queues),
-		"ratio by round (first/steady/first with the memo off): "+strings.Join(roundRatios, " "),
+		"ratio by round (first/steady/first with the memo off to raw; first over HTTP to first): "+strings.Join(roundRatios, " "),
 		"worker, first checks "+first.perItem(n),
 		"worker, steady       "+steady.perItem(n),
 		"worker, memo off     "+nomemo.perItem(n),
+		"worker, over HTTP    "+overHTTP.perItem(n),
 		"raw                  "+raw.perItem(n),
 		fmt.Sprintf("store group commit (LoadCheck reads and record writes sharing round trips): first checks %s; steady %s",
 			batchDetail(batches["first"]), batchDetail(batches["steady"])),
@@ -250,7 +287,9 @@ func runP2(ctx context.Context, e *env) (r Result) {
 			steady.dequeueLatency().Round(100*time.Nanosecond), nomemo.dequeueLatency().Round(100*time.Nanosecond),
 			(raw.Wall/time.Duration(n)).Round(100*time.Nanosecond), (first.Wall/time.Duration(n)).Round(100*time.Nanosecond), (nomemo.Wall/time.Duration(n)).Round(100*time.Nanosecond)),
 		fmt.Sprintf("by CPU (Go + Redis per check, less sensitive to the machine's load): raw %s, worker first %s (ratio %.3f), steady %s (ratio %.3f), memo off %s (ratio %.3f)",
-			raw.cpuPerItem(n), first.cpuPerItem(n), first.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n), nomemo.cpuPerItem(n), nomemo.cpuRatio(raw, n)))
+			raw.cpuPerItem(n), first.cpuPerItem(n), first.cpuRatio(raw, n), steady.cpuPerItem(n), steady.cpuRatio(raw, n), nomemo.cpuPerItem(n), nomemo.cpuRatio(raw, n)),
+		fmt.Sprintf("P2.http: %d first checks through the HTTP checker (checks/httpcheck) against the sandbox served over the protocol in this process (the reference service's handler on a loopback port, zero latency; both sides' CPU counted) in %s, %d connections kept alive; CPU per check %s, %.3f of the in-process first check's %s; ratio to in-process first checks by round in the line above",
+			n, overHTTP.Wall.Round(time.Millisecond), conc, overHTTP.cpuPerItem(n), float64(overHTTP.cpuPerItem(n))/float64(first.cpuPerItem(n)), first.cpuPerItem(n)))
 	return r
 }
 

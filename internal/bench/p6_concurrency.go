@@ -41,7 +41,9 @@ const (
 
 // childConfig is what the parent hands the worker process.
 type childConfig struct {
-	Mode        string `json:"mode"` // "worker" or "raw"
+	// Mode is "worker", "raw", "http" (the worker checking through the
+	// HTTP checker at CheckerURL) or "checker" (the checker service).
+	Mode        string `json:"mode"`
 	Addr        string `json:"addr"`
 	DB          int    `json:"db"`
 	KeyHex      string `json:"key"`
@@ -52,6 +54,8 @@ type childConfig struct {
 	Protocol    int    `json:"protocol,omitempty"`
 	PoolSize    int    `json:"poolSize,omitempty"`
 	BufferSize  int    `json:"bufferSize,omitempty"`
+	CheckerURL  string `json:"checkerUrl,omitempty"`
+	Secret      string `json:"secret,omitempty"`
 }
 
 // childResult is what the worker process reports.
@@ -90,9 +94,9 @@ type childRun struct {
 	rateErr error
 }
 
-// runChild queues the tasks, runs one child process in mode ("worker" or
-// "raw"), and measures it.
-func runChild(ctx context.Context, e *env, mode string, slotBase time.Time) (*childRun, error) {
+// runChild queues the tasks, runs one child process in mode ("worker",
+// "raw" or "http", checking through checker), and measures it.
+func runChild(ctx context.Context, e *env, mode string, slotBase time.Time, checker *checkerChild) (*childRun, error) {
 	sz := e.sz
 	d := e.ds
 	n := p6Tasks(sz)
@@ -106,6 +110,9 @@ func runChild(ctx context.Context, e *env, mode string, slotBase time.Time) (*ch
 	cfg := childConfig{Mode: mode, Addr: e.srv.Addr, DB: 0, KeyHex: e.keyHex(), Concurrency: sz.P6Concurrency,
 		LatencyMS: sz.P6Latency.Milliseconds(), DurationMS: sz.P6Duration.Milliseconds(), Protocol: e.srv.protocol,
 		PoolSize: sz.P6PoolSize, BufferSize: sz.P6BufferSize}
+	if checker != nil {
+		cfg.CheckerURL, cfg.Secret = checker.url, checker.secret
+	}
 	if e.opts.CPUProfileDir != "" {
 		cfg.CPUProfile = e.opts.CPUProfileDir + "/P6-" + mode + ".pprof"
 	}
@@ -229,14 +236,28 @@ func runP6(ctx context.Context, e *env) (r Result) {
 		return r
 	}
 	base := time.Now().Truncate(time.Hour).Add(72 * time.Hour)
-	raw, err := runChild(ctx, e, "raw", base)
+	raw, err := runChild(ctx, e, "raw", base, nil)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	w, err := runChild(ctx, e, "worker", base.Add(time.Hour))
+	w, err := runChild(ctx, e, "worker", base.Add(time.Hour), nil)
 	if err != nil {
 		r.Err = err
+		return r
+	}
+	checker, err := startCheckerChild(ctx, e)
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	h, err := runChild(ctx, e, "http", base.Add(2*time.Hour), checker)
+	checkerRSS, stopErr := checker.stop()
+	if err == nil {
+		err = stopErr
+	}
+	if err != nil {
+		r.Err = fmt.Errorf("P6.http: %w", err)
 		return r
 	}
 	ideal := float64(sz.P6Concurrency) / sz.P6Latency.Seconds()
@@ -247,12 +268,19 @@ func runP6(ctx context.Context, e *env) (r Result) {
 			sz.P6Warmup, sz.P6Duration, ideal, poolDesc(sz)),
 		w.describe("worker"),
 		"Redis side of the worker run: "+w.meter.perItem(int(max(w.total, 1))),
-		raw.describe("raw asynq (handler waits the latency, nothing else)"))
+		raw.describe("raw asynq (handler waits the latency, nothing else)"),
+		fmt.Sprintf("P6.http: the same worker checking through the HTTP checker (checks/httpcheck, %d kept-alive connections) against the sandbox served over the protocol by another process (the reference service's handler, latency %s; its peak RSS %.1f MB); its checks are the second ones of connections the worker run checked first",
+			sz.P6Concurrency, sz.P6Latency, checkerRSS),
+		h.describe("worker over HTTP"),
+		"Redis side of the worker over HTTP: "+h.meter.perItem(int(max(h.total, 1))))
 	r.Subs = append(r.Subs,
 		Result{ID: "P6.rss", Name: "worker-peak-rss", Value: w.hwmMB, Unit: "MB", Goal: "≤ 256 MB", Met: verdict(w.hwmMB <= 256)},
 		Result{ID: "P6.raw", Name: "raw-asynq-wait", Value: raw.rate, Unit: "tasks/s", Baseline: ideal, HasBase: true,
 			Ratio: raw.rate / ideal, HasRatio: true, Met: "-"},
-		Result{ID: "P6.rawrss", Name: "raw-asynq-peak-rss", Value: raw.hwmMB, Unit: "MB", Met: "-"})
+		Result{ID: "P6.rawrss", Name: "raw-asynq-peak-rss", Value: raw.hwmMB, Unit: "MB", Met: "-"},
+		Result{ID: "P6.http", Name: "concurrency-http-checker", Value: h.rate, Unit: "checks/s", Baseline: ideal, HasBase: true,
+			Ratio: h.rate / ideal, HasRatio: true, Goal: "≥ 0.9 × concurrency/latency and peak RSS ≤ 256 MB", Met: verdict(h.rate/ideal >= 0.9 && h.hwmMB <= 256)},
+		Result{ID: "P6.httprss", Name: "worker-http-peak-rss", Value: h.hwmMB, Unit: "MB", Goal: "≤ 256 MB", Met: verdict(h.hwmMB <= 256)})
 	return r
 }
 
@@ -296,6 +324,9 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := json.Unmarshal([]byte(os.Getenv(EnvChild)), &cfg); err != nil {
 		return fmt.Errorf("%s: %w", EnvChild, err)
 	}
+	if cfg.Mode == "checker" {
+		return runCheckerChild(cfg, in, out)
+	}
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
@@ -331,8 +362,9 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	lat := time.Duration(cfg.LatencyMS) * time.Millisecond
 	reg := checks.NewRegistry()
-	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: time.Duration(cfg.LatencyMS) * time.Millisecond})); err != nil {
+	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: lat})); err != nil {
 		return err
 	}
 	dur := time.Duration(cfg.DurationMS) * time.Millisecond
@@ -359,8 +391,16 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	var startFn func() error
 	var stopFn func() error
+	if cfg.Mode == "http" {
+		hreg, c, err := httpRegistry(cfg.CheckerURL, cfg.Secret, cfg.Concurrency)
+		if err != nil {
+			return err
+		}
+		defer c.CloseIdleConnections()
+		reg = hreg
+	}
 	switch cfg.Mode {
-	case "worker":
+	case "worker", "http":
 		wcfg := worker.ConfigFrom(configs.Default()) // the daemon's worker settings
 		wcfg.Concurrency, wcfg.Logger, wcfg.ShutdownTimeout = cfg.Concurrency, log, 10*time.Second
 		wcfg.OnCheck = func(ev worker.CheckEvent) { count(ev.Outcome == store.Applied) }
@@ -371,7 +411,6 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 		startFn = func() error { return w.Start(ctx) }
 		stopFn = func() error { return w.Stop(context.Background()) }
 	case "raw":
-		lat := time.Duration(cfg.LatencyMS) * time.Millisecond
 		srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: cfg.Concurrency, Queues: configs.Default().Worker.Queues,
 			ShutdownTimeout: 10 * time.Second, Logger: log.WithField("c", "asynq"), LogLevel: asynq.WarnLevel})
 		startFn = func() error {
@@ -389,7 +428,7 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 		stopFn = func() error { srv.Shutdown(); return nil }
 	default:
-		return fmt.Errorf("child mode %q: want worker or raw", cfg.Mode)
+		return fmt.Errorf("child mode %q: want worker, raw or http", cfg.Mode)
 	}
 	var maxG atomic.Int64
 	stopG := make(chan struct{})
@@ -442,5 +481,71 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	b, _ := json.Marshal(res)
 	fmt.Fprintf(out, "CHILDRESULT %s\n", b)
 	_, _ = io.Copy(io.Discard, in) // until the parent closes stdin
+	return nil
+}
+
+// checkerChild is P6.http's checker service, a process of its own.
+type checkerChild struct {
+	url, secret string
+	cmd         *exec.Cmd
+	stdin       io.Closer
+}
+
+// startCheckerChild starts the checker service process (this binary
+// re-executed) and waits for its address.
+func startCheckerChild(ctx context.Context, e *env) (*checkerChild, error) {
+	c := &checkerChild{secret: newSecret()}
+	raw, _ := json.Marshal(childConfig{Mode: "checker", LatencyMS: e.sz.P6Latency.Milliseconds(), Secret: c.secret})
+	c.cmd = exec.CommandContext(ctx, e.opts.Exe, "-"+ChildFlag)
+	c.cmd.Env = append(os.Environ(), EnvChild+"="+string(raw))
+	c.cmd.Stderr = e.opts.Progress
+	stdin, err := c.cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.stdin = stdin
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CHECKER "); ok {
+			c.url = v
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	if c.url == "" {
+		_ = stdin.Close()
+		return nil, fmt.Errorf("the checker service process did not start: %v", c.cmd.Wait())
+	}
+	e.logf("P6: checker service process (latency %s) at %s", e.sz.P6Latency, c.url)
+	return c, nil
+}
+
+// stop reads the checker process's peak RSS (MB) and ends it.
+func (c *checkerChild) stop() (float64, error) {
+	hwm, err := procStatusKB(c.cmd.Process.Pid, "VmHWM")
+	_ = c.stdin.Close() // it exits on EOF
+	if werr := c.cmd.Wait(); werr != nil && err == nil {
+		err = fmt.Errorf("checker service process: %w", werr)
+	}
+	return float64(hwm) / 1024, err
+}
+
+// runCheckerChild is P6.http's checker service: the sandbox served over the
+// HTTP checker protocol until in closes.
+func runCheckerChild(cfg childConfig, in io.Reader, out io.Writer) error {
+	svc, err := startCheckerServer(time.Duration(cfg.LatencyMS)*time.Millisecond, cfg.Secret)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	fmt.Fprintf(out, "CHECKER %s\n", svc.URL)
+	_, _ = io.Copy(io.Discard, in)
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/checkd/checkd/api"
 )
 
 // DefaultURL is the API base URL when neither --url nor CHECKD_URL is set
@@ -114,13 +116,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 }
 
 func decodeError(status int, b []byte) error {
-	var er struct {
-		Error struct {
-			Code     string            `json:"code"`
-			Message  string            `json:"message"`
-			Accounts map[string]string `json:"accounts"`
-		} `json:"error"`
-	}
+	var er api.ErrorResponse
 	e := &APIError{Status: status}
 	if json.Unmarshal(b, &er) == nil && er.Error.Message != "" {
 		e.Code, e.Message, e.Accounts = er.Error.Code, er.Error.Message, er.Error.Accounts

@@ -16,7 +16,8 @@
 //     key gets a throwaway key; an external Redis without one is refused,
 //     since credentials would be unreadable after a restart. Keys that
 //     cannot open what the store holds are refused too (store.EnsureKeys).
-//  3. The checker registry (the sandbox datasource).
+//  3. The checker registry: the sandbox datasource and each configured
+//     checker service (checks/httpcheck).
 //  4. The worker, if the role is on: it serves tasks before any are made.
 //  5. The scheduler, if the role is on, enqueueing through an asynq client
 //     sharing the Redis connection.
@@ -70,6 +71,7 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/checks/httpcheck"
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
@@ -277,11 +279,31 @@ func (d *Daemon) openStore(ctx context.Context) error {
 	return nil
 }
 
-// registerCheckers builds the checker registry: the sandbox datasource.
+// registerCheckers builds the checker registry: the built-in sandbox and
+// each configured checker service, whose kept connections are closed on
+// stop (after the worker's).
 func (d *Daemon) registerCheckers(context.Context) error {
+	cfg := d.cfg
 	d.reg = checks.NewRegistry()
-	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: d.cfg.Sandbox.Latency})); err != nil {
+	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
 		return fmt.Errorf("daemon: %w", err)
+	}
+	if cfg.Checkers.AllowHTTP && len(cfg.Datasources) > 0 {
+		d.log.Warn("plain http:// checker URLs are allowed (" + configs.EnvCheckerAllowHTTP + "): credentials may travel unencrypted; for development only")
+	}
+	for _, name := range cfg.DatasourceNames() {
+		ds := cfg.Datasources[name]
+		// One kept connection per concurrent check, so every check reuses one.
+		c, err := httpcheck.New(httpcheck.Config{URL: ds.URL, Secret: ds.Secret, Timeout: ds.Timeout,
+			AllowHTTP: cfg.Checkers.AllowHTTP, MaxIdleConns: cfg.Worker.Concurrency})
+		if err != nil {
+			return fmt.Errorf("daemon: datasource %s: %w", name, err)
+		}
+		if err := d.reg.Register(name, c); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.parts.Push("checker "+name, func(context.Context) error { c.CloseIdleConnections(); return nil })
+		d.log.WithFields(logrus.Fields{"datasource": name, "timeout": ds.Timeout.String()}).Info("datasource checked by a checker service over HTTP")
 	}
 	return nil
 }

@@ -84,6 +84,15 @@ func NewCheckTask(connectionID string, slot time.Time, reason string, opts ...as
 	return asynq.NewTask(TypeCheckConnection, p, opts...), nil
 }
 
+// AsynqMaxRetry is the asynq.MaxRetry of a check task that may fail
+// maxRetry times: one more, kept for retries that do not count (a checker's
+// Retry-After, which the worker reports as no failure). asynq archives a
+// failing task whose retry counter has reached its MaxRetry, counted
+// failure or not, so without the spare retry a Retry-After on the last
+// attempt would end the check. The worker records a temporary failure on
+// the last counted attempt, and archives other failures there.
+func AsynqMaxRetry(maxRetry int) int { return maxRetry + 1 }
+
 // ErrMalformed reports a payload that can never be handled.
 var ErrMalformed = errors.New("malformed task payload")
 

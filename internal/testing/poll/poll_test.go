@@ -10,20 +10,26 @@ import (
 
 func TestUntil(t *testing.T) {
 	t.Parallel()
+	// A condition that holds is given far more time than it needs (the
+	// look that sees it comes after milliseconds): on a loaded machine the
+	// deadline's timer may be ready by the time a poll interval's is, and
+	// Until would then stop early. Only the condition that never holds
+	// waits its timeout out.
 	tests := []struct {
 		name     string
 		trueFrom int64 // the call from which cond holds; 0: never
+		timeout  time.Duration
 		want     bool
 	}{
-		{"holds at once", 1, true},
-		{"holds on a later look", 5, true},
-		{"never holds", 0, false},
+		{"holds at once", 1, 20 * time.Second, true},
+		{"holds on a later look", 5, 20 * time.Second, true},
+		{"never holds", 0, 200 * time.Millisecond, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var calls atomic.Int64
-			got := Until(200*time.Millisecond, func() bool {
+			got := Until(tt.timeout, func() bool {
 				n := calls.Add(1)
 				return tt.trueFrom > 0 && n >= tt.trueFrom
 			})
