@@ -147,9 +147,12 @@ func (tb consoleTab) look(shot string) {
 	tb.Screenshot(shot)
 }
 
+// click clicks sel, which loads a page, and waits for ready on the new
+// page (not on the one clicked: a page's notice may be the last one's).
 func (tb consoleTab) click(sel, ready string) {
 	tb.T.Helper()
-	tb.Do(chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(ready)))
+	tb.Do(chromedp.Evaluate[chromedp.Void](`document.documentElement.dataset.left = "1"`),
+		chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS("html:not([data-left]) "+ready)))
 }
 
 // path is the page's URL path.
@@ -228,11 +231,38 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("history through the API: %+v, want console:deactivate by %s", h.History, user)
 		}
 
+		// Check now on a deactivated connection: refused, saying why, as
+		// the API's 409.
+		tb.click("#refresh", "#problem")
+		if p := tb.Text("#problem"); !strings.Contains(p, "cannot be refreshed") {
+			t.Errorf("Check now on a deactivated connection: %q, want the refusal's reason", p)
+		}
+		tb.look("refused")
+
+		tb.click("#reactivate", ".notice.good")
+		if n := tb.Text(".notice.good"); !strings.Contains(n, "Connection reactivated") {
+			t.Errorf("after clicking Reactivate: %q", n)
+		}
+		c.api("/v1/connection/"+id+"/details", &got)
+		if got.Status != checks.ConnConnected || !got.IsActive {
+			t.Errorf("through the API after Reactivate: %s isActive=%v, want CONNECTED and active", got.Status, got.IsActive)
+		}
+		// The reactivation enqueued a check, then Check now enqueues one:
+		// each is run, as the connection's last check time says.
+		c.checkedAfter(id, *got.LastCheckAt, "the check the reactivation enqueued")
+		c.api("/v1/connection/"+id+"/details", &got)
+		tb.click("#refresh", ".notice.good")
+		if n := tb.Text(".notice.good"); !strings.Contains(n, "Check enqueued on the critical queue") {
+			t.Errorf("after clicking Check now: %q", n)
+		}
+		tb.look("refreshed")
+		c.checkedAfter(id, *got.LastCheckAt, "the check Check now enqueued")
+
 		tb.click("#make-link", "#link-url")
 		if u := browsertest.Eval[string](tb.Tab, `document.getElementById('link-url').value`); !regexp.MustCompile(`^http://127\.0\.0\.1:\d+/link#token=\S+$`).MatchString(u) {
 			t.Errorf("credential-update link %q", u)
 		}
-		tb.click(`button[data-copy="link-url"]`, "#copied:not(:empty)")
+		tb.Do(chromedp.Click(chromedp.CSS(`button[data-copy="link-url"]`)), chromedp.WaitVisible(chromedp.CSS("#copied:not(:empty)")))
 		tb.look("link")
 
 		for _, p := range []struct{ name, path, ready string }{
@@ -265,6 +295,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		if got.Accounts[0].Status != checks.AcctOnboarded || got.Accounts[0].TrackingStatus != checks.TrackingEnabled {
 			t.Errorf("after Confirm: %+v", got.Accounts[0])
 		}
+		last := cn.Accounts[len(cn.Accounts)-1]
+		tb.click(`#accounts button[aria-label="Reject account `+last.AccountNumber+`"]`, ".notice.good")
+		if n := tb.Text(".notice.good"); !strings.Contains(n, "Account "+last.AccountNumber+" rejected") {
+			t.Errorf("after Reject: %q", n)
+		}
+		tb.look("rejected")
+		c.api("/v1/connection/"+cn.ID+"/details", &got)
+		if a := got.Accounts[len(got.Accounts)-1]; a.ID != last.ID || a.TrackingStatus != checks.TrackingDisabled {
+			t.Errorf("after Reject through the API: %+v, want %s DISABLED", a, last.ID)
+		}
 	})
 
 	t.Run("deactivate a company", func(t *testing.T) {
@@ -283,6 +323,35 @@ func TestConsoleInBrowser(t *testing.T) {
 		if co.IsActive {
 			t.Error("Globex is still active after the confirmation")
 		}
+
+		tb.click("#company-reactivate", "#confirm")
+		if a := tb.Text("#affects"); !strings.Contains(a, fmt.Sprintf("This gives %d of the company's", sumCounts(c, globex.ID))) {
+			t.Errorf("reactivation's confirmation: %q", a)
+		}
+		tb.click("#confirm", ".notice.good")
+		if n := tb.Text(".notice.good"); !strings.Contains(n, "Globex Retail reactivated") {
+			t.Errorf("after confirming the reactivation: %q", n)
+		}
+		c.api("/v1/company/"+globex.ID, &co)
+		if !co.IsActive {
+			t.Error("Globex is still inactive after the reactivation")
+		}
+		var page api.ConnectionPage
+		c.api("/v1/connection/company/"+globex.ID+"?status=COMPANY_INACTIVE&limit=1", &page)
+		if len(page.Connections) != 0 {
+			t.Errorf("after the reactivation %s is still COMPANY_INACTIVE", page.Connections[0].ID)
+		}
+	})
+}
+
+// checkedAfter waits until the API says the connection was checked after
+// t.
+func (c *checkd) checkedAfter(id string, t time.Time, what string) {
+	c.t.Helper()
+	poll.WaitFor(c.t, time.Minute, what+", seen through the API", func() bool {
+		var got api.Connection
+		c.api("/v1/connection/"+id+"/details", &got)
+		return got.LastCheckAt != nil && got.LastCheckAt.After(t)
 	})
 }
 
