@@ -216,7 +216,7 @@ func (s *Server) patchCompany(w http.ResponseWriter, r *http.Request) {
 	// (Config.RequestTimeout: some 20k connections a second): it runs detached,
 	// and the request waits for it until its deadline, then answers 202.
 	done := make(chan companyResult, 1)
-	s.runJob(func(ctx context.Context) {
+	s.RunJob(func(ctx context.Context) {
 		ch, err := s.st.SetCompanyActive(ctx, id, *in.IsActive)
 		done <- companyResult{ch, err}
 		if err != nil {

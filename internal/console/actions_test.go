@@ -353,3 +353,38 @@ func TestCompanyActions(t *testing.T) {
 		}
 	}
 }
+
+// TestCompanyConversionOutlastsRequest: a company's conversion still
+// running at the request's deadline goes on in the background (the API
+// server's jobs), and the page says so at once, as PATCH /v1/company's 202.
+func TestCompanyConversionOutlastsRequest(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	finished := make(chan struct{})
+	e := newEnv(t, options{background: func(endRequest context.CancelFunc, fn func(context.Context)) {
+		endRequest() // the request's deadline passes while the conversion runs
+		go func() {
+			defer close(finished)
+			<-release
+			fn(context.Background())
+		}()
+	}})
+	cs := e.te.Connections(t, e.co.ID, 3)
+	b := e.browser()
+	co := "/console/companies/" + e.co.ID
+	p := b.redirected(t, b.post(co+"/deactivate", co+"/deactivate"), co)
+	p.has(t, "answered before the conversion", "Acme Manufacturing is being deactivated: its connections are converted in the background")
+	if got := e.te.Get(t, cs[0].ID); got.Status == checks.ConnCompanyInactive {
+		t.Fatal("converted before the job ran")
+	}
+	close(release)
+	<-finished
+	for _, c := range cs {
+		if got := e.te.Get(t, c.ID); got.Status != checks.ConnCompanyInactive {
+			t.Errorf("%s: %s after the background conversion", c.ID, got.Status)
+		}
+	}
+	if h := e.lastEntry(cs[0].ID); h.Cause != "console:company-deactivate" || h.Actor != user {
+		t.Errorf("history of the background conversion: %+v, want console:company-deactivate by %s", h, user)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/scheduler"
@@ -119,13 +121,24 @@ const actionTimeout = 5 * time.Minute
 // request's cancellation, bounded, and carrying the console's origin (the
 // cause console:<action> and the user). false when it answered an error.
 func (c *Console) acting(q *request) (context.Context, context.CancelFunc, bool) {
-	ctx, err := store.WithOrigin(q.r.Context(), store.Origin{Channel: Channel, Actor: q.user})
-	if err != nil {
-		c.serverError(q, err, "record who acts")
+	ctx, ok := c.origin(q)
+	if !ok {
 		return nil, nil, false
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), actionTimeout)
+	ctx, cancel := context.WithTimeout(ctx, actionTimeout)
 	return ctx, cancel, true
+}
+
+// origin returns the request's values, detached from its cancellation,
+// with the console's origin (the cause console:<action> and the user).
+// false when it answered an error.
+func (c *Console) origin(q *request) (context.Context, bool) {
+	ctx, err := store.WithOrigin(context.WithoutCancel(q.r.Context()), store.Origin{Channel: Channel, Actor: q.user})
+	if err != nil {
+		c.serverError(q, err, "record who acts")
+		return nil, false
+	}
+	return ctx, true
 }
 
 // done redirects to path with a notice, after an action that worked.
@@ -343,26 +356,57 @@ func (c *Console) setCompany(q *request) {
 	if !ok {
 		return
 	}
-	ctx, cancel, ok := c.acting(q)
+	octx, ok := c.origin(q)
 	if !ok {
 		return
 	}
-	defer cancel()
-	ch, err := c.cfg.Store.SetCompanyActive(ctx, co.ID, active)
-	if errors.Is(err, store.ErrConflict) {
-		q.problem = err.Error()
+	// The conversion goes batch by batch and may outlast the request (its
+	// deadline under the API server): it runs in the background, and the
+	// request waits for it until its deadline, as PATCH /v1/company does.
+	done := make(chan companyResult, 1)
+	c.cfg.Background(func(job context.Context) {
+		ctx, cancel := context.WithCancel(octx) // the origin's values, cancelled with the job
+		defer cancel()
+		defer context.AfterFunc(job, cancel)()
+		ch, err := c.cfg.Store.SetCompanyActive(ctx, co.ID, active)
+		done <- companyResult{ch, err}
+		if err != nil {
+			c.log.WithError(err).WithFields(logrus.Fields{"companyId": co.ID, "isActive": active, "connectionsUpdated": ch.Connections}).
+				Warn("console: company conversion stopped; confirm the change again to finish it")
+		}
+	})
+	path := RootPath + "/companies/" + url.PathEscape(co.ID)
+	var res companyResult
+	select {
+	case res = <-done:
+	case <-q.r.Context().Done():
+		verb := "deactivated"
+		if active {
+			verb = "reactivated"
+		}
+		c.done(q, path, notice{Kind: "good", Text: fmt.Sprintf("%s is being %s: its connections are converted in the background. Reload this page to follow the counts.",
+			co.Name, verb)})
+		return
+	}
+	if errors.Is(res.err, store.ErrConflict) {
+		q.problem = res.err.Error()
 		c.renderConfirm(q, http.StatusConflict, co, active)
 		return
 	}
-	if err != nil {
-		c.serverError(q, err, "change the company")
+	if res.err != nil {
+		c.serverError(q, res.err, "change the company")
 		return
 	}
-	n := notice{Kind: "good", Text: fmt.Sprintf("%s deactivated: %s connections are now Company Inactive and not checked.", co.Name, num(ch.Connections))}
+	n := notice{Kind: "good", Text: fmt.Sprintf("%s deactivated: %s connections are now Company Inactive and not checked.", co.Name, num(res.ch.Connections))}
 	if active {
-		n.Text = fmt.Sprintf("%s reactivated: %s connections got their statuses back; the checkable ones are due at once.", co.Name, num(ch.Connections))
+		n.Text = fmt.Sprintf("%s reactivated: %s connections got their statuses back; the checkable ones are due at once.", co.Name, num(res.ch.Connections))
 	}
-	c.done(q, RootPath+"/companies/"+url.PathEscape(co.ID), n)
+	c.done(q, path, n)
+}
+
+type companyResult struct {
+	ch  store.CompanyChange
+	err error
 }
 
 // find opens the company or connection of ?id=.

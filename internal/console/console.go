@@ -40,6 +40,7 @@
 package console
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -96,6 +97,11 @@ type Config struct {
 	// PublicURL is the base of the links handed out (api.Config.PublicURL);
 	// "": the URL the console was opened at.
 	PublicURL string
+	// Background runs work that may outlast its request (a company's
+	// conversion) under a context its owner cancels on stop: the API
+	// server's RunJob. nil: a goroutine of its own, bounded by
+	// actionTimeout.
+	Background func(func(context.Context))
 	// Clock is the time pages show and the forecast starts at. nil: the
 	// real clock.
 	Clock clock.Clock
@@ -152,6 +158,15 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
+	}
+	if cfg.Background == nil {
+		cfg.Background = func(fn func(context.Context)) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), actionTimeout)
+				defer cancel()
+				fn(ctx)
+			}()
+		}
 	}
 	p, err := parsePages()
 	if err != nil {

@@ -55,6 +55,9 @@ type options struct {
 	readOnly  bool
 	noQueue   bool
 	queuesErr error
+	// background, when set, is Config.Background; it gets the cancel of
+	// the request that started the work (the deadline it may outlast).
+	background func(endRequest context.CancelFunc, fn func(context.Context))
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -76,12 +79,21 @@ func newEnv(t *testing.T, o options) *env {
 			t.Fatal(err)
 		}
 	}
+	var endRequest context.CancelFunc // the request being served's; the tests send one at a time
+	if o.background != nil {
+		cfg.Background = func(fn func(context.Context)) { o.background(endRequest, fn) }
+	}
 	c, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(console.RootPath+"/", c) // as the daemon mounts it
+	mux.Handle(console.RootPath+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		endRequest = cancel
+		c.ServeHTTP(w, r.WithContext(ctx)) // as the daemon mounts it
+	}))
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	e.co = te.Company(t, "Acme Manufacturing")

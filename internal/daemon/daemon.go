@@ -477,7 +477,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
-	con, err := d.console(dc, signer, ac.TaskOptions)
+	con, err := d.console(dc, signer, ac.TaskOptions, srv.RunJob)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -500,9 +500,11 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 }
 
 // console builds the admin console: the dashboard's login and writable
-// flag, the API's link signer, and checks enqueued as the API enqueues
-// them (on the critical queue, with the scheduler's task options).
-func (d *Daemon) console(dc dashboard.Options, signer *link.Signer, taskOpts []asynq.Option) (*console.Console, error) {
+// flag, the API's link signer, checks enqueued as the API enqueues them
+// (on the critical queue, with the scheduler's task options), and its long
+// work (a company's conversion) run as the API server's, which its Stop
+// waits for.
+func (d *Daemon) console(dc dashboard.Options, signer *link.Signer, taskOpts []asynq.Option, background func(func(context.Context))) (*console.Console, error) {
 	login, err := dashboard.NewLogin(dc)
 	if err != nil {
 		return nil, err
@@ -512,7 +514,7 @@ func (d *Daemon) console(dc dashboard.Options, signer *link.Signer, taskOpts []a
 		return nil, err
 	}
 	return console.New(console.Config{Store: d.st, Login: login, Writable: dc.Writable, Secret: console.DeriveKey(d.encKey),
-		Queues: d.insp, OnDemand: od, Links: signer, PublicURL: d.cfg.PublicURL, Clock: d.opts.Clock,
+		Queues: d.insp, OnDemand: od, Links: signer, PublicURL: d.cfg.PublicURL, Clock: d.opts.Clock, Background: background,
 		Logger: d.log.WithField("component", "console")})
 }
 
