@@ -28,7 +28,6 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 // checkd is one daemon with every role on a real Redis, seeded with the
 // demo's companies, each connection checked once.
 type checkd struct {
-	t    *testing.T
 	base string
 }
 
@@ -69,33 +68,34 @@ func startCheckd(t *testing.T) *checkd {
 		n, err := d.Store().StatusCounts(ctx)
 		return err == nil && n[checks.ConnPending] == 0
 	})
-	return &checkd{t: t, base: "http://" + d.API().Addr()}
+	return &checkd{base: "http://" + d.API().Addr()}
 }
 
-// api reads an API route into out.
-func (c *checkd) api(path string, out any) {
-	c.t.Helper()
+// api reads an API route into out, failing t on error.
+func (c *checkd) api(t *testing.T, path string, out any) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
 	req.Header.Set("X-API-Key", apiKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		c.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		c.t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("GET %s: %v", path, err)
 	}
 }
 
 // counts are the connections per status as the API lists them: every
 // company's connections, page by page.
-func (c *checkd) counts() (map[string]int, map[string]store.Company) {
+func (c *checkd) counts(t *testing.T) (map[string]int, map[string]store.Company) {
+	t.Helper()
 	var cos api.CompanyList
-	c.api("/v1/company", &cos)
+	c.api(t, "/v1/company", &cos)
 	out, byName := map[string]int{}, map[string]store.Company{}
 	for _, co := range cos.Companies {
 		byName[co.Name] = co
@@ -105,7 +105,7 @@ func (c *checkd) counts() (map[string]int, map[string]store.Company) {
 			if cursor != "first" {
 				path += "&cursor=" + cursor
 			}
-			c.api(path, &page)
+			c.api(t, path, &page)
 			for _, cn := range page.Connections {
 				out[string(cn.Status)]++
 			}
@@ -169,7 +169,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	browser := browsertest.Start(t)
 	dir := browsertest.ScreenshotDir(t)
 	c := startCheckd(t)
-	apiCounts, companies := c.counts()
+	apiCounts, companies := c.counts(t)
 
 	t.Run("overview", func(t *testing.T) {
 		for _, v := range []struct {
@@ -221,12 +221,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		tb.look("deactivated")
 		var got api.Connection
-		c.api("/v1/connection/"+id+"/details", &got)
+		c.api(t, "/v1/connection/"+id+"/details", &got)
 		if got.Status != checks.ConnDeactivated || got.IsActive {
 			t.Errorf("through the API after the click: %s isActive=%v, want DEACTIVATED", got.Status, got.IsActive)
 		}
 		var h api.History
-		c.api("/v1/connection/"+id+"/history?limit=1", &h)
+		c.api(t, "/v1/connection/"+id+"/history?limit=1", &h)
 		if len(h.History) != 1 || h.History[0].Cause != "console:deactivate" || h.History[0].Actor != user {
 			t.Errorf("history through the API: %+v, want console:deactivate by %s", h.History, user)
 		}
@@ -240,23 +240,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		tb.look("refused")
 
 		tb.click("#reactivate", ".notice.good")
-		if n := tb.Text(".notice.good"); !strings.Contains(n, "Connection reactivated") {
-			t.Errorf("after clicking Reactivate: %q", n)
+		if n := tb.Text(".notice.good"); !strings.Contains(n, "Connection reactivated") || !strings.Contains(n, "A check is enqueued") {
+			t.Fatalf("after clicking Reactivate: %q, want the connection reactivated and a check enqueued", n)
 		}
-		c.api("/v1/connection/"+id+"/details", &got)
+		c.api(t, "/v1/connection/"+id+"/details", &got)
 		if got.Status != checks.ConnConnected || !got.IsActive {
 			t.Errorf("through the API after Reactivate: %s isActive=%v, want CONNECTED and active", got.Status, got.IsActive)
 		}
 		// The reactivation enqueued a check, then Check now enqueues one:
 		// each is run, as the connection's last check time says.
-		c.checkedAfter(id, *got.LastCheckAt, "the check the reactivation enqueued")
-		c.api("/v1/connection/"+id+"/details", &got)
+		c.checkedAfter(t, id, *got.LastCheckAt, "the check the reactivation enqueued")
+		c.api(t, "/v1/connection/"+id+"/details", &got)
 		tb.click("#refresh", ".notice.good")
 		if n := tb.Text(".notice.good"); !strings.Contains(n, "Check enqueued on the critical queue") {
 			t.Errorf("after clicking Check now: %q", n)
 		}
 		tb.look("refreshed")
-		c.checkedAfter(id, *got.LastCheckAt, "the check Check now enqueued")
+		c.checkedAfter(t, id, *got.LastCheckAt, "the check Check now enqueued")
 
 		tb.click("#make-link", "#link-url")
 		if u := browsertest.Eval[string](tb.Tab, `document.getElementById('link-url').value`); !regexp.MustCompile(`^http://127\.0\.0\.1:\d+/link#token=\S+$`).MatchString(u) {
@@ -280,7 +280,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		// Hooli Facilities leaves discovered accounts to confirm.
 		hooli := companies["Hooli Facilities"]
 		var page api.ConnectionPage
-		c.api("/v1/connection/company/"+hooli.ID+"?status=CONNECTED&limit=1", &page)
+		c.api(t, "/v1/connection/company/"+hooli.ID+"?status=CONNECTED&limit=1", &page)
 		if len(page.Connections) != 1 || len(page.Connections[0].Accounts) == 0 {
 			t.Fatalf("Hooli's connections: %+v", page)
 		}
@@ -291,7 +291,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		tb.click(`#accounts button[aria-label="Confirm account `+cn.Accounts[0].AccountNumber+`"]`, ".notice.good")
 		tb.look("confirmed")
 		var got api.Connection
-		c.api("/v1/connection/"+cn.ID+"/details", &got)
+		c.api(t, "/v1/connection/"+cn.ID+"/details", &got)
 		if got.Accounts[0].Status != checks.AcctOnboarded || got.Accounts[0].TrackingStatus != checks.TrackingEnabled {
 			t.Errorf("after Confirm: %+v", got.Accounts[0])
 		}
@@ -301,7 +301,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("after Reject: %q", n)
 		}
 		tb.look("rejected")
-		c.api("/v1/connection/"+cn.ID+"/details", &got)
+		c.api(t, "/v1/connection/"+cn.ID+"/details", &got)
 		if a := got.Accounts[len(got.Accounts)-1]; a.ID != last.ID || a.TrackingStatus != checks.TrackingDisabled {
 			t.Errorf("after Reject through the API: %+v, want %s DISABLED", a, last.ID)
 		}
@@ -312,32 +312,32 @@ func TestConsoleInBrowser(t *testing.T) {
 		tb := openConsole(t, browser, "company-deactivate", dir, browsertest.Desktop)
 		tb.Go(c.base+"/console/companies/"+globex.ID, "#connections")
 		tb.click("#company-deactivate", "#confirm")
-		if a := tb.Text("#affects"); !strings.Contains(a, fmt.Sprintf("This changes %d of the company's", sumCounts(c, globex.ID))) {
+		if a := tb.Text("#affects"); !strings.Contains(a, fmt.Sprintf("This changes %d of the company's", sumCounts(t, c, globex.ID))) {
 			t.Errorf("confirmation: %q", a)
 		}
 		tb.look("confirm")
 		tb.click("#confirm", ".notice.good")
 		tb.look("done")
 		var co store.Company
-		c.api("/v1/company/"+globex.ID, &co)
+		c.api(t, "/v1/company/"+globex.ID, &co)
 		if co.IsActive {
 			t.Error("Globex is still active after the confirmation")
 		}
 
 		tb.click("#company-reactivate", "#confirm")
-		if a := tb.Text("#affects"); !strings.Contains(a, fmt.Sprintf("This gives %d of the company's", sumCounts(c, globex.ID))) {
+		if a := tb.Text("#affects"); !strings.Contains(a, fmt.Sprintf("This gives %d of the company's", sumCounts(t, c, globex.ID))) {
 			t.Errorf("reactivation's confirmation: %q", a)
 		}
 		tb.click("#confirm", ".notice.good")
 		if n := tb.Text(".notice.good"); !strings.Contains(n, "Globex Retail reactivated") {
 			t.Errorf("after confirming the reactivation: %q", n)
 		}
-		c.api("/v1/company/"+globex.ID, &co)
+		c.api(t, "/v1/company/"+globex.ID, &co)
 		if !co.IsActive {
 			t.Error("Globex is still inactive after the reactivation")
 		}
 		var page api.ConnectionPage
-		c.api("/v1/connection/company/"+globex.ID+"?status=COMPANY_INACTIVE&limit=1", &page)
+		c.api(t, "/v1/connection/company/"+globex.ID+"?status=COMPANY_INACTIVE&limit=1", &page)
 		if len(page.Connections) != 0 {
 			t.Errorf("after the reactivation %s is still COMPANY_INACTIVE", page.Connections[0].ID)
 		}
@@ -345,19 +345,20 @@ func TestConsoleInBrowser(t *testing.T) {
 }
 
 // checkedAfter waits until the API says the connection was checked after
-// t.
-func (c *checkd) checkedAfter(id string, t time.Time, what string) {
-	c.t.Helper()
-	poll.WaitFor(c.t, time.Minute, what+", seen through the API", func() bool {
+// since.
+func (c *checkd) checkedAfter(t *testing.T, id string, since time.Time, what string) {
+	t.Helper()
+	poll.WaitFor(t, 2*time.Minute, what+", seen through the API", func() bool {
 		var got api.Connection
-		c.api("/v1/connection/"+id+"/details", &got)
-		return got.LastCheckAt != nil && got.LastCheckAt.After(t)
+		c.api(t, "/v1/connection/"+id+"/details", &got)
+		return got.LastCheckAt != nil && got.LastCheckAt.After(since)
 	})
 }
 
 // sumCounts is how many connections the API lists for a company.
-func sumCounts(c *checkd, companyID string) int {
+func sumCounts(t *testing.T, c *checkd, companyID string) int {
+	t.Helper()
 	var page api.ConnectionPage
-	c.api("/v1/connection/company/"+companyID+"?limit=1000", &page)
+	c.api(t, "/v1/connection/company/"+companyID+"?limit=1000", &page)
 	return len(page.Connections)
 }
