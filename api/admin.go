@@ -216,8 +216,9 @@ func (s *Server) patchCompany(w http.ResponseWriter, r *http.Request) {
 	// (Config.RequestTimeout: some 20k connections a second): it runs detached,
 	// and the request waits for it until its deadline, then answers 202.
 	done := make(chan companyResult, 1)
+	actor := store.ActorOf(r.Context())
 	s.RunJob(func(ctx context.Context) {
-		ch, err := s.st.SetCompanyActive(ctx, id, *in.IsActive)
+		ch, err := s.st.SetCompanyActive(actorContext(ctx, actor), id, *in.IsActive)
 		done <- companyResult{ch, err}
 		if err != nil {
 			s.log.WithError(err).WithFields(logrus.Fields{"companyId": id, "isActive": *in.IsActive, "connectionsUpdated": ch.Connections}).
@@ -445,6 +446,7 @@ func (s *Server) spendLink(ctx context.Context, w http.ResponseWriter, r *http.R
 
 // useNewLink adds a connection to the company of a new-connection link.
 func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(actorContext(r.Context(), store.ActorLink))
 	var in LinkConnectionRequest
 	if !s.decode(w, r, &in) {
 		return
@@ -488,6 +490,7 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) useLink(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(actorContext(r.Context(), store.ActorLink))
 	var in LinkCredentialsRequest
 	if !s.decode(w, r, &in) {
 		return

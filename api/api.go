@@ -42,6 +42,9 @@
 //	                                                /v1/link/info about the link, then shows the form or why not
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
+//	POST  /v1/keys                                  {"name","scopes","companies"} → 201 the API key with its secret, shown once
+//	GET   /v1/keys                                  {"keys":[...]}: the runtime API keys, without secrets
+//	DELETE /v1/keys/{name}                          → 204: every API process refuses the key from its next request
 //	GET   /v1/store/keys                            {"primary","inUse":[...],"rekey":{...}}: the encryption keys in use
 //	POST  /v1/store/rekey                           → 202 {"started",...}: re-encrypt every credential under the primary key
 //
@@ -53,8 +56,13 @@
 // Contract:
 //   - Every route except /healthz, /v1/openapi.json, /link, PATCH
 //     /v1/link/credentials, POST /v1/link/connection and POST /v1/link/info
-//     requires an X-API-Key header equal to one of the configured keys
-//     (compared in constant time). The link routes take a signed, expiring,
+//     requires an X-API-Key header holding a bootstrap key (Config.APIKeys,
+//     compared in constant time, every scope) or a key made with POST
+//     /v1/keys (read from Redis on every request), with the route's scope
+//     (read, write, admin, webhooks: auth.go; 403 without it), within the
+//     key's rate (429 with Retry-After); a key limited to companies gets
+//     404 for any other company and its connections. The store records the
+//     key's name as the actor of every change it makes. The link routes take a signed, expiring,
 //     single-use token (package link) in the body or the URL fragment, never
 //     in a path, so it never reaches the access log.
 //   - Routes that need an optional dependency (Config.Enqueuer, Inspector,
@@ -83,7 +91,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log"
@@ -96,6 +103,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/time/rate"
 
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
@@ -113,8 +121,17 @@ type Config struct {
 	// Addr is the TCP address to listen on (httpAddr); "127.0.0.1:0" picks
 	// a free port, which Server.Addr reports after Start.
 	Addr string
-	// APIKeys are the accepted X-API-Key values. At least one, none empty.
+	// APIKeys are the bootstrap keys: accepted in X-API-Key with every
+	// scope, beside the keys made at runtime (POST /v1/keys). At least
+	// one, none empty.
 	APIKeys []string
+	// RateLimit is the requests a second each key may send to this server
+	// (apiRateLimit.perSecond); 0: no limit. Over it a request is answered
+	// 429 with Retry-After.
+	RateLimit float64
+	// RateBurst is how many requests a key may send at once above
+	// RateLimit (apiRateLimit.burst); at least 1 when RateLimit is set.
+	RateBurst int
 	// MaxBodyBytes bounds a request body; larger ones get 413
 	// (maxBodyBytes).
 	MaxBodyBytes int64
@@ -157,12 +174,13 @@ type Config struct {
 }
 
 // ConfigFrom returns the API's settings in a checkd configuration: its
-// listen address, keys, body limit, request deadline and public URL, and
+// listen address, keys, rate limit, body limit, request deadline and public URL, and
 // the scheduler section's task timeout and retries (tasks.AsynqMaxRetry)
 // for the checks it enqueues. The caller adds Datasources, Logger, Clock,
 // Enqueuer, Inspector and Links.
 func ConfigFrom(c configs.Config) Config {
 	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL, RequestTimeout: c.RequestTimeout,
+		RateLimit: c.APIRateLimit.PerSecond, RateBurst: c.APIRateLimit.Burst,
 		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(tasks.AsynqMaxRetry(c.Scheduler.MaxRetry))}}
 }
 
@@ -189,12 +207,13 @@ type Server struct {
 	st      *store.Store
 	cfg     Config
 	log     logrus.FieldLogger
-	keys    [][sha256.Size]byte
+	keys    []bootstrapKey
+	limits  *limiters
 	mux     *routeMux
 	handler http.Handler
 	// connRoutes maps a /v1/connection/{id}/{view} view to its handler by
 	// method (see connectionRoute).
-	connRoutes map[string]map[string]connHandler
+	connRoutes map[string]map[string]connRoute
 	// onDemand enqueues the checks of refreshes and admin changes; nil
 	// without Config.Enqueuer.
 	onDemand *scheduler.OnDemand
@@ -221,14 +240,13 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	if len(cfg.APIKeys) == 0 {
 		return nil, errors.New("api: at least one API key is required: set CHECKD_API_KEYS (comma-separated)")
 	}
-	keys := make([][sha256.Size]byte, 0, len(cfg.APIKeys))
 	for i, k := range cfg.APIKeys {
 		if strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("api: API key %d of %d is empty: remove it or give it a value", i+1, len(cfg.APIKeys))
 		}
-		// Comparing fixed-size digests keeps the comparison constant-time
-		// even in the key's length.
-		keys = append(keys, sha256.Sum256([]byte(k)))
+	}
+	if cfg.RateLimit < 0 || cfg.RateLimit > 0 && cfg.RateBurst < 1 {
+		return nil, fmt.Errorf("api: RateLimit %g with RateBurst %d: give a rate ≥ 0 (0: none) and, with a rate, a burst ≥ 1 (configs: apiRateLimit)", cfg.RateLimit, cfg.RateBurst)
 	}
 	if cfg.Datasources == nil {
 		return nil, errors.New("api: Config.Datasources is required: pass the checker registry's Names")
@@ -255,7 +273,8 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 		}
 		cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	}
-	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: keys, mux: newRouteMux(), addr: cfg.Addr}
+	s := &Server{st: st, cfg: cfg, log: cfg.Logger, keys: newBootstrapKeys(cfg.APIKeys), mux: newRouteMux(), addr: cfg.Addr,
+		limits: &limiters{limit: rate.Limit(cfg.RateLimit), burst: cfg.RateBurst}}
 	s.jobCtx, s.jobStop = context.WithCancel(context.Background())
 	if cfg.Enqueuer != nil {
 		var err error
@@ -273,12 +292,13 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Mount adds h at a net/http ServeMux pattern ("/monitoring/", "GET
-// /metrics", ...), behind the API-key check when requireKey is set. Call it
+// /metrics", ...), behind the API-key check when requireKey is set (a key
+// with the admin scope: see requireScope). Call it
 // before Start. Like ServeMux.Handle, it panics on an invalid pattern or one
 // that conflicts with a registered route: a programming error at startup.
 func (s *Server) Mount(pattern string, h http.Handler, requireKey bool) {
 	if requireKey {
-		h = s.requireKey(h)
+		h = s.requireScope(ScopeAdmin, h)
 	}
 	s.mux.Handle(pattern, h)
 }

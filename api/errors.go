@@ -21,6 +21,8 @@ import (
 const (
 	CodeInvalidRequest       = "invalid_request"
 	CodeUnauthorized         = "unauthorized"
+	CodeForbidden            = "forbidden"
+	CodeRateLimited          = "rate_limited"
 	CodeNotFound             = "not_found"
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeConflict             = "conflict"
@@ -108,7 +110,7 @@ func unreachable(err error) bool {
 // storeError answers a store error: ErrNotFound → 404 with notFound as the
 // message, ErrInvalid → 400 with the store's explanation (and the refused
 // accounts of an *store.AccountsError), ErrNotAllowed → 409 saying why,
-// ErrConflict → 409, Redis unreachable → 503 with Retry-After, anything
+// ErrConflict and ErrExists → 409, Redis unreachable → 503 with Retry-After, anything
 // else → 500; the detail of a 503 or 500 is logged, not returned.
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	var accts *store.AccountsError
@@ -122,7 +124,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, n
 		writeError(w, http.StatusConflict, CodeNotAllowed, err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrExists):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error())
 	default:
 		s.serverError(w, r, err, "api: request failed")

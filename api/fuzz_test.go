@@ -78,7 +78,7 @@ func fuzzSend(t *testing.T, e *env, method string, setup func() (string, *string
 // requestFields are the JSON field names of every request body, exactly.
 var requestFields = map[string]bool{"name": true, "datasource": true, "credentials": true, "username": true, "password": true,
 	"extra": true, "isActive": true, "startDate": true, "occupancyMultiplier": true, "accounts": true, "accountId": true,
-	"trackingStatus": true, "token": true}
+	"trackingStatus": true, "token": true, "scopes": true, "companies": true}
 
 // strictViolation says why the API must refuse body, by rules of its own
 // (not the API's code): a field name not exactly one of requestFields
@@ -156,6 +156,31 @@ func FuzzCreateCompany(f *testing.F) {
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, body, ct string) {
 		fuzzPost(t, e, func() string { return "/v1/company" }, body, ct)
+	})
+}
+
+// FuzzCreateAPIKey: POST /v1/keys never answers 5xx, writes nothing when
+// it refuses, and never echoes more than the key it made.
+func FuzzCreateAPIKey(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"svc","scopes":["read","write"]}`, `{"name":"svc","scopes":["read"],"companies":["$CO"]}`,
+		`{"name":"svc","scopes":["admin"],"companies":["$CO"]}`, `{"name":"svc","scopes":["read"],"companies":["co_0000000000000000"]}`,
+		`{"name":"svc","scopes":[]}`, `{"name":"svc"}`, `{"name":"","scopes":["read"]}`, `{"name":"link","scopes":["read"]}`,
+		`{"name":"Svc","scopes":["read"]}`, `{"name":"svc","scopes":["READ"]}`, `{"name":"svc","scopes":["read","read"]}`,
+		`{"name":"svc","scopes":"read"}`, `{"name":"svc","scopes":["read"],"SCOPES":["admin"]}`, `{"name":"s\u0000","scopes":["read"]}`,
+		"{\"name\":\"s\xff\",\"scopes\":[\"read\"]}", `{"name":"svc","scopes":["read"],"companies":[1]}`, `{}`, `[]`, `{`, ``,
+	} {
+		f.Add(s, "application/json")
+	}
+	e := newEnv(f)
+	f.Fuzz(func(t *testing.T, body, ct string) {
+		fuzzSend(t, e, "POST", func() (string, *strings.Replacer) {
+			co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "/v1/keys", strings.NewReplacer("$CO", co.ID)
+		}, body, ct, true)
 	})
 }
 

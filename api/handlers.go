@@ -157,39 +157,44 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /v1/openapi.json", s.openAPI)
-	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireKey(h)) }
-	api("POST /v1/company", s.createCompany)
-	api("GET /v1/company", s.listCompanies)
-	api("GET /v1/company/{companyId}", s.getCompany)
-	api("PATCH /v1/company/{companyId}", s.patchCompany)
+	api := func(pattern string, scope Scope, h http.HandlerFunc) { s.mux.Handle(pattern, s.requireScope(scope, h)) }
+	api("POST /v1/company", ScopeWrite, s.createCompany)
+	api("GET /v1/company", ScopeRead, s.listCompanies)
+	api("GET /v1/company/{companyId}", ScopeRead, s.getCompany)
+	api("PATCH /v1/company/{companyId}", ScopeWrite, s.patchCompany)
 	// /v1/connection/company/{companyId} and /v1/connection/{connectionId}/{view}
 	// overlap ("/v1/connection/company/details") with neither more specific,
 	// which ServeMux refuses; one pattern dispatches both, by the connRoutes
 	// table that handleConn fills. Connection IDs start with "cn_", so never
 	// "company".
 	s.mux.ServeMux.HandleFunc("/v1/connection/{id}/{view}", s.connectionRoute)
-	s.handleConn("GET /v1/connection/company/{companyId}", s.listConnections)
-	s.handleConn("POST /v1/connection/company/{companyId}", s.createConnection)
-	s.handleConn("GET /v1/connection/{connectionId}/details", s.connectionDetails)
-	s.handleConn("PATCH /v1/connection/{connectionId}/details", s.patchDetails)
-	s.handleConn("GET /v1/connection/{connectionId}/history", s.connectionHistory)
-	s.handleConn("PATCH /v1/connection/{connectionId}/status", s.confirmAccounts)
-	s.handleConn("PATCH /v1/connection/{connectionId}/credentials", s.updateCredentials)
-	s.handleConn("POST /v1/connection/{connectionId}/refresh", s.refresh)
-	s.handleConn("POST /v1/connection/{connectionId}/link", s.createLink)
-	api("GET /v1/connection/{connectionId}", s.editLink)
-	api("GET /v1/statuses", s.statuses)
-	api("GET /v1/queues", s.listQueues)
-	api("POST /v1/queues/{queue}/pause", s.pauseQueue)
-	api("POST /v1/queues/{queue}/resume", s.resumeQueue)
-	api("GET /v1/store/keys", s.keyStatus)
-	api("POST /v1/store/rekey", s.startRekey)
+	s.handleConn("GET /v1/connection/company/{companyId}", ScopeRead, s.listConnections)
+	s.handleConn("POST /v1/connection/company/{companyId}", ScopeWrite, s.createConnection)
+	s.handleConn("GET /v1/connection/{connectionId}/details", ScopeRead, s.connectionDetails)
+	s.handleConn("PATCH /v1/connection/{connectionId}/details", ScopeWrite, s.patchDetails)
+	s.handleConn("GET /v1/connection/{connectionId}/history", ScopeRead, s.connectionHistory)
+	s.handleConn("PATCH /v1/connection/{connectionId}/status", ScopeWrite, s.confirmAccounts)
+	s.handleConn("PATCH /v1/connection/{connectionId}/credentials", ScopeWrite, s.updateCredentials)
+	s.handleConn("POST /v1/connection/{connectionId}/refresh", ScopeWrite, s.refresh)
+	s.handleConn("POST /v1/connection/{connectionId}/link", ScopeWrite, s.createLink)
+	// Signing a link changes nothing stored, but hands out the power to
+	// change credentials: write, like POST .../link.
+	api("GET /v1/connection/{connectionId}", ScopeWrite, s.editLink)
+	api("GET /v1/statuses", ScopeRead, s.statuses)
+	api("GET /v1/queues", ScopeAdmin, s.listQueues)
+	api("POST /v1/queues/{queue}/pause", ScopeAdmin, s.pauseQueue)
+	api("POST /v1/queues/{queue}/resume", ScopeAdmin, s.resumeQueue)
+	api("GET /v1/store/keys", ScopeAdmin, s.keyStatus)
+	api("POST /v1/store/rekey", ScopeAdmin, s.startRekey)
+	api("POST /v1/keys", ScopeAdmin, s.createAPIKey)
+	api("GET /v1/keys", ScopeAdmin, s.listAPIKeys)
+	api("DELETE /v1/keys/{name}", ScopeAdmin, s.deleteAPIKey)
 	// The link routes take no API key: the signed token is the authority.
 	s.mux.HandleFunc("PATCH /v1/link/credentials", s.useLink)
 	s.mux.HandleFunc("POST /v1/link/connection", s.useNewLink)
 	s.mux.HandleFunc("POST /v1/link/info", s.linkInfo)
-	api("GET /v1/connection/company/{companyId}/link", s.companyLink)
-	api("POST /v1/connection/company/{companyId}/link", s.companyLink)
+	api("GET /v1/connection/company/{companyId}/link", ScopeWrite, s.companyLink)
+	api("POST /v1/connection/company/{companyId}/link", ScopeWrite, s.companyLink)
 	s.mux.HandleFunc("GET /link", s.linkPage)
 }
 
@@ -197,14 +202,22 @@ func (s *Server) routes() {
 // connection ID, or the company ID of /v1/connection/company/{companyId}.
 type connHandler func(w http.ResponseWriter, r *http.Request, id string)
 
+// connRoute is a connHandler and the scope it needs.
+type connRoute struct {
+	h     connHandler
+	scope Scope
+}
+
 // connectionRoute dispatches /v1/connection/{id}/{view} by method like the
 // mux would: 404 for an unknown view, 405 with Allow for a wrong method
-// (neither needs a key), and the API key before the handler.
+// (neither needs a key), and the API key and its scope before the handler
+// (the ID is set as {companyId} or {connectionId}, which requireScope
+// reads).
 func (s *Server) connectionRoute(w http.ResponseWriter, r *http.Request) {
 	id, view := r.PathValue("id"), r.PathValue("view")
-	key := view
+	key, param := view, "connectionId"
 	if id == "company" {
-		key, id = "company", view
+		key, id, param = "company", view, "companyId"
 	}
 	methods, ok := s.connRoutes[key]
 	if !ok {
@@ -215,7 +228,7 @@ func (s *Server) connectionRoute(w http.ResponseWriter, r *http.Request) {
 	if method == http.MethodHead {
 		method = http.MethodGet
 	}
-	h, ok := methods[method]
+	route, ok := methods[method]
 	if !ok {
 		allow := make([]string, 0, len(methods)+1)
 		for m := range methods {
@@ -228,7 +241,8 @@ func (s *Server) connectionRoute(w http.ResponseWriter, r *http.Request) {
 		s.methodNotAllowed(w, r, strings.Join(allow, ", "))
 		return
 	}
-	s.requireKey(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, id) })).ServeHTTP(w, r)
+	r.SetPathValue(param, id)
+	s.requireScope(route.scope, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { route.h(w, r, id) })).ServeHTTP(w, r)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
@@ -276,6 +290,11 @@ func (p *headerProbe) WriteHeader(code int) {
 }
 
 func (s *Server) createCompany(w http.ResponseWriter, r *http.Request) {
+	if c := callerOf(r.Context()); c != nil && c.companies != nil {
+		writeError(w, http.StatusForbidden, CodeForbidden, fmt.Sprintf(
+			"key %s is limited to companies %s, so it cannot create one: use a key without a company limit", c.name, strings.Join(c.companies, ", ")))
+		return
+	}
 	var in CreateCompanyRequest
 	if !s.decode(w, r, &in) {
 		return
@@ -298,6 +317,9 @@ func (s *Server) listCompanies(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.storeError(w, r, err, "")
 		return
+	}
+	if c := callerOf(r.Context()); c != nil && c.companies != nil {
+		cos = slices.DeleteFunc(cos, func(co store.Company) bool { return !c.sees(co.ID) })
 	}
 	if cos == nil {
 		cos = []store.Company{}

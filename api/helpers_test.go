@@ -84,6 +84,8 @@ func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
 func testConfig(mods ...func(*api.Config)) api.Config {
 	cfg := api.ConfigFrom(configs.Default())
 	cfg.Addr, cfg.APIKeys, cfg.Datasources = "127.0.0.1:0", []string{testKey}, datasources
+	// No rate limit on a fake clock that stands still (TestRateLimit sets one).
+	cfg.RateLimit = 0
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
 	cfg.Logger = quiet

@@ -114,14 +114,12 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 	})
 }
 
-// requireKey answers 401 unless X-API-Key equals one of the keys. Every key
-// is compared, in constant time, so timing tells nothing about which one
-// nearly matched.
-func (s *Server) requireKey(next http.Handler) http.Handler { return keyCheck(s.keys, "", next) }
-
 // RequireKey wraps h so it answers only requests carrying one of keys, in
 // the X-API-Key header or as "Authorization: Bearer <key>" (what Prometheus
-// sends natively), compared in constant time.
+// sends natively), compared in constant time. Every key is compared, so
+// timing tells nothing about which one nearly matched. It takes the given
+// keys only (the daemon passes the bootstrap keys), not those made with
+// POST /v1/keys: it is for handlers outside a Server.
 func RequireKey(keys []string, h http.Handler) http.Handler {
 	return keyCheck(hashKeys(keys), "", h)
 }
@@ -147,11 +145,12 @@ func hashKeys(keys []string) [][sha256.Size]byte {
 
 // keyCheck accepts a key in X-API-Key or as a bearer token, and, when
 // basicUser is set, as the password of Basic auth by that user. It returns
-// a keyedHandler, so the server's Routes knows the route needs a key.
+// a keyedHandler, so the server's Routes knows the route needs a key (the
+// bootstrap keys, which hold the admin scope).
 func keyCheck(keys [][sha256.Size]byte, basicUser string, next http.Handler) http.Handler {
 	userSum := sha256.Sum256([]byte(basicUser))
 	login := "log in with user " + basicUser + " and an API key as the password, or send an API key in the X-API-Key header"
-	return keyedHandler{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return keyedHandler{scope: ScopeAdmin, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, basic, userOK := r.Header.Get(HeaderAPIKey), false, 1
 		if key == "" {
 			// The scheme is case-insensitive (RFC 9110, section 11.1).

@@ -67,7 +67,7 @@ func TestRoutesAreWhatIsServed(t *testing.T) {
 
 // fillPath puts a value of the right shape in each {parameter}.
 func fillPath(p string) string {
-	r := strings.NewReplacer("{companyId}", "co_0000000000000000", "{connectionId}", "cn_0000000000000000", "{queue}", "default")
+	r := strings.NewReplacer("{companyId}", "co_0000000000000000", "{connectionId}", "cn_0000000000000000", "{queue}", "default", "{name}", "nobody")
 	return r.Replace(p)
 }
 
@@ -176,11 +176,11 @@ func TestRoutesOfMountPatterns(t *testing.T) {
 		requireKey bool
 		want       api.Route
 	}{
-		{"GET /metrics", true, api.Route{Method: "GET", Path: "/metrics", KeyRequired: true}},
+		{"GET /metrics", true, api.Route{Method: "GET", Path: "/metrics", KeyRequired: true, Scope: api.ScopeAdmin}},
 		{"POST /hooks/{$}", false, api.Route{Method: "POST", Path: "/hooks/"}},
 		{"example.com/status/{id}", false, api.Route{Path: "/status/{id}"}},
 		{"/monitoring/", false, api.Route{Path: "/monitoring/"}},
-		{"/prom/", false, api.Route{Path: "/prom/", KeyRequired: true}}, // wrapped by api.RequireKey below
+		{"/prom/", false, api.Route{Path: "/prom/", KeyRequired: true, Scope: api.ScopeAdmin}}, // wrapped by api.RequireKey below
 	} {
 		e := newEnv(t)
 		mounted := h

@@ -22,6 +22,9 @@ type Route struct {
 	// authorize by other means: a link's token in the body, the
 	// dashboard's login.
 	KeyRequired bool
+	// Scope is the scope a key needs on the route ("" when it takes no
+	// key).
+	Scope Scope
 }
 
 // Routes lists every route the server serves, in the order they were
@@ -46,8 +49,8 @@ func newRouteMux() *routeMux { return &routeMux{ServeMux: http.NewServeMux()} }
 func (m *routeMux) Handle(pattern string, h http.Handler) {
 	m.ServeMux.Handle(pattern, h)
 	method, path := splitPattern(pattern)
-	_, keyed := h.(keyedHandler)
-	m.routes = append(m.routes, Route{Method: method, Path: path, KeyRequired: keyed})
+	kh, keyed := h.(keyedHandler)
+	m.routes = append(m.routes, Route{Method: method, Path: path, KeyRequired: keyed, Scope: kh.scope})
 }
 
 // HandleFunc is Handle for a function.
@@ -70,20 +73,24 @@ func splitPattern(pattern string) (method, path string) {
 	return method, strings.TrimSuffix(path, "{$}")
 }
 
-// keyedHandler is a handler behind the API-key check: requireKey and
-// RequireKey return one, so routeMux knows which routes need a key.
-type keyedHandler struct{ http.Handler }
+// keyedHandler is a handler behind the API-key check: requireScope and
+// RequireKey return one, so routeMux knows which routes need a key, and
+// which scope.
+type keyedHandler struct {
+	http.Handler
+	scope Scope
+}
 
 // connPrefix starts the routes the connection table dispatches.
 const connPrefix = "/v1/connection/"
 
 // handleConn registers a route /v1/connection/{connectionId}/<view> or
 // /v1/connection/company/{companyId} ("METHOD path") in the connection
-// table that connectionRoute dispatches, behind the API-key check
-// (ServeMux refuses the two shapes side by side: see routes), and records
-// it. Like ServeMux.Handle, it panics on a pattern of another shape or one
-// registered twice.
-func (s *Server) handleConn(pattern string, h connHandler) {
+// table that connectionRoute dispatches, behind the API-key check for
+// scope (ServeMux refuses the two shapes side by side: see routes), and
+// records it. Like ServeMux.Handle, it panics on a pattern of another
+// shape or one registered twice.
+func (s *Server) handleConn(pattern string, scope Scope, h connHandler) {
 	method, path := splitPattern(pattern)
 	key := ""
 	switch rest := strings.TrimPrefix(path, connPrefix); {
@@ -97,14 +104,14 @@ func (s *Server) handleConn(pattern string, h connHandler) {
 		panic(fmt.Sprintf("api: connection route %q is neither METHOD %s{connectionId}/<view> nor METHOD %scompany/{companyId}", pattern, connPrefix, connPrefix))
 	}
 	if s.connRoutes == nil {
-		s.connRoutes = map[string]map[string]connHandler{}
+		s.connRoutes = map[string]map[string]connRoute{}
 	}
 	if s.connRoutes[key] == nil {
-		s.connRoutes[key] = map[string]connHandler{}
+		s.connRoutes[key] = map[string]connRoute{}
 	}
 	if _, dup := s.connRoutes[key][method]; dup {
 		panic(fmt.Sprintf("api: connection route %q is registered twice", pattern))
 	}
-	s.connRoutes[key][method] = h
-	s.mux.routes = append(s.mux.routes, Route{Method: method, Path: path, KeyRequired: true})
+	s.connRoutes[key][method] = connRoute{h: h, scope: scope}
+	s.mux.routes = append(s.mux.routes, Route{Method: method, Path: path, KeyRequired: true, Scope: scope})
 }

@@ -192,7 +192,7 @@ func TestMount(t *testing.T) {
 		}
 	}), false)
 	routes := e.srv.Routes()
-	for _, want := range []api.Route{{Method: "GET", Path: "/metrics"}, {Path: "/monitoring/", KeyRequired: true}, {Method: "GET", Path: "/stream"}} {
+	for _, want := range []api.Route{{Method: "GET", Path: "/metrics"}, {Path: "/monitoring/", KeyRequired: true, Scope: api.ScopeAdmin}, {Method: "GET", Path: "/stream"}} {
 		if !slices.Contains(routes, want) {
 			t.Errorf("Routes() lacks the mount %+v: %+v", want, routes)
 		}

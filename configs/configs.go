@@ -113,8 +113,11 @@ type Config struct {
 	// RequestTimeout is each API request's deadline: its Redis calls give
 	// up then, and a handler still running a moment later is answered 503.
 	RequestTimeout time.Duration `yaml:"requestTimeout"`
-	// APIKeys are accepted in the X-API-Key header.
+	// APIKeys are accepted in the X-API-Key header: the bootstrap keys,
+	// with every scope (more are created at runtime: POST /v1/keys).
 	APIKeys []string `yaml:"apiKeys"`
+	// APIRateLimit bounds each API key's requests in one process.
+	APIRateLimit RateLimit `yaml:"apiRateLimit"`
 	// EncryptionKey encrypts credentials at rest: 32 bytes as 64 hex
 	// characters or base64.
 	EncryptionKey string `yaml:"encryptionKey"`
@@ -148,6 +151,16 @@ type Config struct {
 	// Datasources are the datasources checked by checker services over
 	// the HTTP checker protocol, by name, besides the built-in sandbox.
 	Datasources map[string]Datasource `yaml:"datasources"`
+}
+
+// RateLimit is a token bucket: PerSecond requests a second sustained, up
+// to Burst at once.
+type RateLimit struct {
+	// PerSecond is the sustained rate; 0 turns the limit off.
+	PerSecond float64 `yaml:"perSecond"`
+	// Burst is how many requests may come at once above the rate (at
+	// least 1 when PerSecond is set).
+	Burst int `yaml:"burst"`
 }
 
 // Dashboard configures the asynqmon queue dashboard at /monitoring/ and
@@ -565,6 +578,9 @@ func (c Config) serviceProblems(p *problems) {
 		if len(k) < MinAPIKeyLen {
 			p.add("apiKeys (%s) entry %d is %d characters; use at least %d (generate one with: openssl rand -hex 16)", EnvAPIKeys, i+1, len(k), MinAPIKeyLen)
 		}
+	}
+	if l := c.APIRateLimit; l.PerSecond < 0 || l.PerSecond > 0 && l.Burst < 1 {
+		p.add("apiRateLimit is %g per second with a burst of %d; give perSecond ≥ 0 (0: no limit) and, with a rate, a burst of at least 1 (default 20 and 40)", l.PerSecond, l.Burst)
 	}
 	if c.EncryptionKey != "" {
 		if _, err := store.ParseKey(c.EncryptionKey); err != nil {

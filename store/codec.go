@@ -221,6 +221,7 @@ func appendEvent(b []byte, ev *Event) ([]byte, bool) {
 		return b, false
 	}
 	b = jsontext.AppendString(append(b, `","cause":`...), ev.Cause)
+	b = jsontext.AppendString(append(b, `,"actor":`...), ev.Actor)
 	if len(ev.ProtectedChanges) > 0 {
 		b = jsontext.AppendStrings(append(b, `,"protectedChanges":`...), ev.ProtectedChanges)
 	}

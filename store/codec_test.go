@@ -366,7 +366,7 @@ func TestCodecEvent(t *testing.T) {
 		{"created", newEvent(r, EventConnectionCreated, CauseCreated, at, trs[:1]), true},
 		{"accounts only", newEvent(r, EventConnectionUpdated, CauseCheck, at, trs[1:]), true},
 		{"all", newEvent(r, EventConnectionUpdated, CauseCheck, at, trs), true},
-		{"with ID", &Event{ID: "1-0", Cause: odd, ProtectedChanges: []string{odd, ""}, Old: map[string]any{odd: odd}}, true},
+		{"with ID", &Event{ID: "1-0", Cause: odd, Actor: odd, ProtectedChanges: []string{odd, ""}, Old: map[string]any{odd: odd}}, true},
 		{"nanoseconds", withTime(time.Unix(1, 123456789).UTC()), true},
 		{"year 9999", withTime(time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)), true},
 		{"year 10000", withTime(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)), false},
@@ -396,7 +396,7 @@ func FuzzEvent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, sec, nsec int64, zone int) {
 		d := fuzzData(data)
-		ev := &Event{ID: d.str(), Type: d.str(), ConnectionID: d.str(), CompanyID: d.str(), Time: time.Unix(sec, nsec).UTC(), Cause: d.str()}
+		ev := &Event{ID: d.str(), Type: d.str(), ConnectionID: d.str(), CompanyID: d.str(), Time: time.Unix(sec, nsec).UTC(), Cause: d.str(), Actor: d.str()}
 		if zone != 0 {
 			ev.Time = ev.Time.In(time.FixedZone("Z", zone))
 		}
@@ -443,10 +443,18 @@ func FuzzEvent(f *testing.F) {
 
 // checkChange: appendChange writes what json.Marshal writes for the Event
 // newEvent builds from the same transitions (after whatever b held).
-func checkChange(t *testing.T, r *connRec, typ, cause string, at int64, trs []transition) {
+func checkChange(t *testing.T, r *connRec, typ, cause, actor string, at int64, trs []transition) {
 	t.Helper()
-	want, wantErr := json.Marshal(newEvent(r, typ, cause, at, trs))
-	got, err := appendChange([]byte("x"), r, newChange(typ, cause, at, trs))
+	ev := newEvent(r, typ, cause, at, trs)
+	if ev != nil {
+		ev.Actor = actor
+	}
+	want, wantErr := json.Marshal(ev)
+	ch := newChange(typ, cause, at, trs)
+	if ch != nil {
+		ch.actor = actor
+	}
+	got, err := appendChange([]byte("x"), r, ch)
 	if (err != nil) != (wantErr != nil) || !bytes.Equal(got[1:], want) || got[0] != 'x' {
 		t.Fatalf("appendChange(%v)\n= %q, %v\nwant x%q, %v", trs, got, err, want, wantErr)
 	}
@@ -474,7 +482,7 @@ func TestCodecChange(t *testing.T) {
 		{"year -1", time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), []transition{{"", "A", "B", "", 0, "", 0}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			checkChange(t, r, EventConnectionUpdated, CauseCheck, c.at, c.trs)
+			checkChange(t, r, EventConnectionUpdated, CauseCheck, ActorCheck, c.at, c.trs)
 		})
 	}
 	if newChange(EventConnectionUpdated, CauseCheck, at, nil) != nil {
@@ -500,7 +508,7 @@ func FuzzChange(f *testing.F) {
 			}
 			trs = append(trs, tr)
 		}
-		checkChange(t, r, d.str(), d.str(), at, trs)
+		checkChange(t, r, d.str(), d.str(), d.str(), at, trs)
 	})
 }
 

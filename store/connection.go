@@ -171,6 +171,27 @@ func (s *Store) GetConnection(ctx context.Context, id string) (Connection, error
 	return cs[0], nil
 }
 
+// ConnectionCompany returns the ID of the company a connection belongs to
+// (ErrNotFound when there is no such connection), with one GET: what the
+// API needs to tell whether a key limited to companies may see it.
+func (s *Store) ConnectionCompany(ctx context.Context, id string) (string, error) {
+	if !ValidID(ConnectionIDPrefix, id) {
+		return "", fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	raw, err := s.rdb.Get(ctx, s.kConn(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("connection %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read connection %s: %w", id, err)
+	}
+	r, err := decodeConn(id, raw)
+	if err != nil {
+		return "", fmt.Errorf("connection %s: %w", id, err)
+	}
+	return r.CompanyID, nil
+}
+
 // getConnections reads connections and their next check times in one round
 // trip; missing ones are left out. The next check is the earlier of an
 // on-demand due time and the first weekly slot after the sweep cursor.

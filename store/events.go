@@ -20,12 +20,15 @@ const (
 // Event is one entry of the change-event stream: what changed on a
 // connection, with the previous values of the changed fields.
 type Event struct {
-	ID               string         `json:"id,omitempty"` // stream entry ID, set when read
-	Type             string         `json:"type"`
-	ConnectionID     string         `json:"connectionId"`
-	CompanyID        string         `json:"companyId"`
-	Time             time.Time      `json:"time"`
-	Cause            string         `json:"cause"`
+	ID           string    `json:"id,omitempty"` // stream entry ID, set when read
+	Type         string    `json:"type"`
+	ConnectionID string    `json:"connectionId"`
+	CompanyID    string    `json:"companyId"`
+	Time         time.Time `json:"time"`
+	Cause        string    `json:"cause"`
+	// Actor is who made the change: the API key's name, "link", "check"
+	// or "system" (see Origin).
+	Actor            string         `json:"actor"`
 	ProtectedChanges []string       `json:"protectedChanges,omitempty"`
 	Old              map[string]any `json:"old,omitempty"`
 	New              map[string]any `json:"new,omitempty"`
@@ -73,6 +76,7 @@ func appendEventTime(b []byte, v int64) []byte {
 // (on a check's path, those maps were most of the bytes it allocated).
 type change struct {
 	typ, cause string
+	actor      string // set by originate
 	t          int64
 	trs        []transition
 }
@@ -86,9 +90,9 @@ func newChange(typ, cause string, t int64, trs []transition) *change {
 }
 
 // appendChange appends marshalEvent(newEvent(r, c.typ, c.cause, c.t,
-// c.trs)): the same fields in the same order, the maps' keys sorted as
-// json.Marshal sorts them, a later connection transition overwriting an
-// earlier one's values as in the maps. A time the fast path does not
+// c.trs)) with c.actor: the same fields in the same order, the maps' keys
+// sorted as json.Marshal sorts them, a later connection transition
+// overwriting an earlier one's values as in the maps. A time the fast path does not
 // write goes through the Event.
 func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	var conn, old *transition // the last connection transition, and the last with a status before it
@@ -112,9 +116,12 @@ func appendChange(b []byte, r *connRec, c *change) ([]byte, error) {
 	n := len(b) + len(`,"time":"`)
 	b = fromMS(c.t).AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano)
 	if b[n+4] != '-' || b[len(b)-1] != 'Z' { // as appendEvent: let the Event path decide
-		return marshalEvent(b[:mark], newEvent(r, c.typ, c.cause, c.t, c.trs))
+		ev := newEvent(r, c.typ, c.cause, c.t, c.trs)
+		ev.Actor = c.actor
+		return marshalEvent(b[:mark], ev)
 	}
 	b = jsontext.AppendString(append(b, `","cause":`...), c.cause)
+	b = jsontext.AppendString(append(b, `,"actor":`...), c.actor)
 	b = append(b, `,"protectedChanges":[`...)
 	for i := range conns {
 		if i > 0 {

@@ -163,7 +163,7 @@ func (r *connRec) appendHistory(dst []byte, elems []histRec) []byte {
 }
 
 func (r *connRec) appendElem(dst []byte, h *histRec) []byte {
-	if h.C == CauseCreated && h.T == r.CreatedAt && h.A == "" && len(h.Tr) == 1 &&
+	if h.C == CauseCreated && h.T == r.CreatedAt && h.A == "" && h.B == "" && len(h.Tr) == 1 &&
 		h.Tr[0][0] == "" && h.Tr[0][1] == "" && h.Tr[0][3] == "" {
 		if c := statusIndex[h.Tr[0][2]]; c > 0 {
 			return strconv.AppendInt(dst, int64(c), 10)

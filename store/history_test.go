@@ -62,6 +62,8 @@ func TestHistoryCompactForm(t *testing.T) {
 			{T: ca + 9, C: "console:deactivate", B: "admin", Tr: [][4]string{{"", "CONNECTED", "DEACTIVATED", ""}}},
 			{T: ca + 8, C: CauseCredentials, B: "ops \"lead\"", Tr: [][4]string{{"", "PASSWORD_INCORRECT", "PENDING", ""}}},
 		}, `[[9,["console:deactivate","admin"],[0,2,9]],[8,[7,"ops \"lead\""],[0,10,1]]]`},
+		{"a creation with an actor is no bare code", []histRec{{T: ca, C: CauseCreated, B: "ops", Tr: [][4]string{{"", "", "PENDING", ""}}}},
+			`[[0,[1,"ops"],[0,0,1]]]`},
 		{"every cause and status has a code", func() []histRec {
 			var hs []histRec
 			for _, c := range causeCodes {
@@ -308,7 +310,7 @@ type histScenario struct {
 func newHistScenario(f *fixture, accounts bool) *histScenario {
 	c := f.conn("user_good")
 	s := &histScenario{f: f, id: c.ID, accounts: accounts}
-	s.m.add(HistoryEntry{Time: t0, To: "PENDING", Cause: CauseCreated})
+	s.m.add(HistoryEntry{Time: t0, To: "PENDING", Cause: CauseCreated, Actor: ActorSystem})
 	return s
 }
 
@@ -356,7 +358,7 @@ func (s *histScenario) check() {
 		}
 	}
 	for k := range es {
-		es[k].Time, es[k].Cause, es[k].Attempt = start.Add(time.Second), CauseCheck, attempt
+		es[k].Time, es[k].Cause, es[k].Actor, es[k].Attempt = start.Add(time.Second), CauseCheck, ActorCheck, attempt
 	}
 	s.m.add(es...)
 }

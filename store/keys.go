@@ -30,6 +30,8 @@ import (
 //	P keys                hash    fingerprint → seal sequence of every key a stored credential may be
 //	                              sealed with, and #seq, the sequence (rekey.go)
 //	P rekey               hash    the re-encryption's run: target key, lease, SCAN cursor, pass, counts
+//	P ak                  hash    API key name → the key's SHA-256 (hex): the runtime API keys (apikeys.go)
+//	P akh                 hash    API key SHA-256 (hex) → the key's name, scopes, companies and creation
 //
 // Keys are plain strings with no hash tags: the scripts take keys of
 // several connections and of shared indexes at once, which a Redis Cluster
@@ -52,6 +54,8 @@ func (s *Store) kQueued() string             { return s.cfg.Prefix + "q" }
 func (s *Store) kOnce(name string) string    { return s.cfg.Prefix + "once:" + name }
 func (s *Store) kKeys() string               { return s.cfg.Prefix + "keys" }
 func (s *Store) kRekey() string              { return s.cfg.Prefix + "rekey" }
+func (s *Store) kAPIKeys() string            { return s.cfg.Prefix + "ak" }
+func (s *Store) kAPIKeyHashes() string       { return s.cfg.Prefix + "akh" }
 
 // kNewClaim is the key of a new on-demand claim (P fl:<claim>).
 func (s *Store) kNewClaim() string { return newID(s.cfg.Prefix + "fl:") }

@@ -82,8 +82,10 @@ type HistoryEntry struct {
 	To        string    `json:"to"`
 	Detail    string    `json:"detail,omitempty"`
 	Cause     string    `json:"cause"`
-	// Actor is who made the change, when it was made with an Origin
-	// (the console's logged-in user).
+	// Actor is who made the change: the API key's name, the console's
+	// logged-in user, "link", "check" or "system" (see Origin); entries
+	// written before actors were recorded read as "check" for a check,
+	// "system" otherwise.
 	Actor   string `json:"actor,omitempty"`
 	Attempt string `json:"attempt,omitempty"`
 }
@@ -170,6 +172,15 @@ type histRec struct {
 	Tr [][4]string `json:"x"`
 }
 
+// actor is the element's actor: the stored one, or the one its cause
+// implies when none is stored (see impliedActor).
+func (h *histRec) actor() string {
+	if h.B == "" {
+		return impliedActor(h.C)
+	}
+	return h.B
+}
+
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
@@ -241,7 +252,7 @@ func (h histRec) public(connID string) []HistoryEntry {
 	out := make([]HistoryEntry, len(h.Tr))
 	for i, tr := range h.Tr {
 		out[i] = HistoryEntry{Time: fromMS(h.T), AccountID: tr[0], From: tr[1], To: tr[2], Detail: tr[3], Cause: h.C,
-			Actor: h.B, Attempt: longAttempt(connID, h.A)}
+			Actor: h.actor(), Attempt: longAttempt(connID, h.A)}
 	}
 	return out
 }

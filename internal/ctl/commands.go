@@ -63,6 +63,7 @@ func (a *app) groups() []*cobra.Command {
 			a.leaf("pause <queue>", "pause a queue: workers take no task from it", 1, 1, "<queue>", hintQueue, queueAction("pause")),
 			a.leaf("resume <queue>", "resume a paused queue", 1, 1, "<queue>", hintQueue, queueAction("resume"))),
 		a.leaf("statuses", "list the status vocabulary and the datasources", 0, 0, "", "", statuses),
+		a.keysGroup(),
 		group("store", "the store's encryption keys",
 			a.leaf("keys", "show the encryption keys in use and the re-encryption's progress", 0, 0, "", "", storeKeys),
 			a.storeRekey()),

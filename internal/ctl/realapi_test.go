@@ -210,3 +210,47 @@ func TestAgainstRealAPIAdmin(t *testing.T) {
 	contains(t, "show inactive", mustCLI(t, url, "", "connection", "show", cn.ID), "COMPANY_INACTIVE")
 	contains(t, "company reactivate", mustCLI(t, url, "", "company", "reactivate", co.ID), "yes", "connections updated: 1")
 }
+
+// TestAgainstRealAPIKeys: checkctl keys create prints the key once, list
+// shows it without the secret, the key works with its scopes only, and
+// delete revokes it.
+func TestAgainstRealAPIKeys(t *testing.T) {
+	url := realAPI(t)
+	var co struct{ ID string }
+	decodeJSON(t, mustCLI(t, url, "", "company", "create", "Acme", "--output", "json"), &co)
+	out := mustCLI(t, url, "", "keys", "create", "reporting", "--scope", "read", "--company", co.ID)
+	contains(t, "keys create", out, "name:      reporting", "scopes:    read", "companies: "+co.ID, "cannot show it again")
+	_, secret, ok := strings.Cut(out, "key:       ")
+	secret, _, _ = strings.Cut(secret, "\n")
+	if !ok || !strings.HasPrefix(secret, store.APIKeyPrefix) {
+		t.Fatalf("keys create printed no key:\n%s", out)
+	}
+	list := mustCLI(t, url, "", "keys", "list")
+	contains(t, "keys list", list, "NAME", "reporting", "read", co.ID)
+	if strings.Contains(list, secret) {
+		t.Errorf("keys list shows the secret:\n%s", list)
+	}
+	// The new key reads, and is refused what its scope does not allow.
+	as := func(args ...string) (string, string, int) {
+		var o, e bytes.Buffer
+		code := ctl.Run(context.Background(), append([]string{"--url", url, "--api-key", secret}, args...), ctl.Env{
+			Stdin: strings.NewReader(""), Stdout: &o, Stderr: &e, Getenv: func(string) string { return "" }})
+		return o.String(), e.String(), code
+	}
+	if o, e, code := as("company", "show", co.ID); code != ctl.ExitOK || !strings.Contains(o, "Acme") {
+		t.Errorf("company show with the read key: exit %d\n%s%s", code, o, e)
+	}
+	if _, e, code := as("company", "create", "Other"); code != ctl.ExitError || !strings.Contains(e, "lacks the write scope") {
+		t.Errorf("company create with the read key: exit %d, stderr %q; want 1 and the 403", code, e)
+	}
+	contains(t, "keys delete", mustCLI(t, url, "", "keys", "delete", "reporting"), "reporting deleted")
+	if _, e, code := as("company", "show", co.ID); code != ctl.ExitError || !strings.Contains(e, "deleted") {
+		t.Errorf("the deleted key: exit %d, stderr %q; want 1 and the 401", code, e)
+	}
+	if _, e, code := cli(t, url, "", "keys", "delete", "reporting"); code != ctl.ExitNotFound || !strings.Contains(e, "checkctl keys list") {
+		t.Errorf("deleting it again: exit %d, stderr %q; want %d with the hint", code, e, ctl.ExitNotFound)
+	}
+	if _, _, code := cli(t, url, "", "keys", "create", "x"); code != ctl.ExitUsage {
+		t.Errorf("keys create without --scope: exit %d, want %d", code, ctl.ExitUsage)
+	}
+}

@@ -74,6 +74,9 @@ func baseConfig() configs.Config {
 	c.Worker.Concurrency = 4
 	c.Worker.ShutdownTimeout = 5 * time.Second
 	c.Scheduler.EnqueueConcurrency = 4
+	// The tests poll the API in tight loops; the per-key limit is the
+	// api package's TestRateLimit's, and TestRateLimitConfigured's here.
+	c.APIRateLimit.PerSecond = 0
 	return c
 }
 

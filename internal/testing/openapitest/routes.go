@@ -42,6 +42,10 @@ func CompareRoutes(tb testing.TB, routes []api.Route) (undocumented, unserved []
 			undocumented = append(undocumented, fmt.Sprintf(
 				"%s: the server %s, but %s says it %s: fix the operation's \"security\" (omit it to inherit the API key; [] for none)",
 				key, keyWords(r.KeyRequired, "requires an API key", "requires none"), DocumentPath, keyWords(needs, "requires one", "requires none")))
+		} else if got := keyScopes(doc, op); r.KeyRequired && !slices.Equal(got, []string{string(r.Scope)}) {
+			undocumented = append(undocumented, fmt.Sprintf(
+				"%s needs the %s scope, but %s's \"security\" lists %v for the API key: write [{\"ApiKey\": [%q]}, {\"Bearer\": [%q]}]",
+				key, r.Scope, DocumentPath, got, r.Scope, r.Scope))
 		}
 	}
 	for _, p := range doc.Paths.InMatchingOrder() {
@@ -70,6 +74,29 @@ func needsKey(doc *openapi3.T, op *openapi3.Operation) bool {
 		}
 	}
 	return len(reqs) > 0
+}
+
+// keyScopes is the scopes an operation's effective security lists for the
+// API key (ApiKey and Bearer must list the same), or nil when they differ.
+func keyScopes(doc *openapi3.T, op *openapi3.Operation) []string {
+	reqs := doc.Security
+	if op.Security != nil {
+		reqs = *op.Security
+	}
+	var out []string
+	seen := false
+	for _, r := range reqs {
+		for name, scopes := range r {
+			if name != "ApiKey" && name != "Bearer" {
+				continue
+			}
+			if seen && !slices.Equal(out, scopes) {
+				return nil
+			}
+			out, seen = scopes, true
+		}
+	}
+	return out
 }
 
 func keyWords(b bool, yes, no string) string {
