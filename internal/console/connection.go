@@ -348,11 +348,7 @@ func (c *Console) decideAccount(q *request) {
 // setCompany deactivates or reactivates a company, as PATCH
 // /v1/company/{id} does, after the confirmation page.
 func (c *Console) setCompany(q *request) {
-	active, ok := c.companyAction(q)
-	if !ok {
-		return
-	}
-	co, ok := c.companyOr404(q)
+	co, active, ok := c.companyTarget(q)
 	if !ok {
 		return
 	}

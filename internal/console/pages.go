@@ -321,16 +321,20 @@ func (c *Console) companyAction(q *request) (active, ok bool) {
 	return false, false
 }
 
+// companyTarget reads a company route's {action} and {id}: the company
+// and true to reactivate it; false when it answered the error page.
+func (c *Console) companyTarget(q *request) (co store.Company, active, ok bool) {
+	if active, ok = c.companyAction(q); !ok {
+		return co, active, false
+	}
+	co, ok = c.companyOr404(q)
+	return co, active, ok
+}
+
 func (c *Console) confirmCompany(q *request) {
-	active, ok := c.companyAction(q)
-	if !ok {
-		return
+	if co, active, ok := c.companyTarget(q); ok {
+		c.renderConfirm(q, http.StatusOK, co, active)
 	}
-	co, ok := c.companyOr404(q)
-	if !ok {
-		return
-	}
-	c.renderConfirm(q, http.StatusOK, co, active)
 }
 
 func (c *Console) renderConfirm(q *request, status int, co store.Company, active bool) {
