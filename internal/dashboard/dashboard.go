@@ -27,6 +27,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
+	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/configs"
 )
 
@@ -121,8 +123,6 @@ type Login struct {
 	keys    [][sha256.Size]byte // the API keys: X-API-Key values
 }
 
-// KeyActor is who Login.Check says a request with an X-API-Key header is.
-const KeyActor = "api-key"
 
 // NewLogin returns the login of opts' User, Password and APIKeys. It fails
 // when there is no user or no secret to log in with.
@@ -149,11 +149,16 @@ func NewLogin(opts Options) (*Login, error) {
 }
 
 // Check reports who the request is logged in as: the Basic-auth user, or
-// KeyActor for an X-API-Key header (which, when sent, decides alone);
-// false when it is not logged in.
+// for an X-API-Key header (which, when sent, decides alone) the key's
+// actor as the REST API records it (api.BootstrapActor and 8 hex digits of
+// its SHA-256); false when it is not logged in.
 func (l *Login) Check(r *http.Request) (string, bool) {
 	if k := r.Header.Get(HeaderAPIKey); k != "" {
-		return KeyActor, matchAny(sha256.Sum256([]byte(k)), l.keys)
+		d := sha256.Sum256([]byte(k))
+		if !matchAny(d, l.keys) {
+			return "", false
+		}
+		return api.BootstrapActor + hex.EncodeToString(d[:4]), true
 	}
 	return l.name, l.basic(r)
 }
