@@ -123,7 +123,6 @@ type Login struct {
 	keys    [][sha256.Size]byte // the API keys: X-API-Key values
 }
 
-
 // NewLogin returns the login of opts' User, Password and APIKeys. It fails
 // when there is no user or no secret to log in with.
 func NewLogin(opts Options) (*Login, error) {
