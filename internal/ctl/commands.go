@@ -487,7 +487,7 @@ func (a *app) connectionHistory() *cobra.Command {
 				t.row("TIME", "ACCOUNT", "FROM", "TO", "CAUSE", "DETAIL")
 				for _, h := range out.History {
 					cause := h.Cause
-					if h.Actor != "" { // a change made in the admin console, by whom
+					if h.Actor != "" && h.Actor != h.Cause { // who, unless the cause says it (a check's actor is check)
 						cause += " by " + h.Actor
 					}
 					t.row(stamp(h.Time), orDash(h.AccountID), orDash(h.From), h.To, cause, orDash(h.Detail))
