@@ -241,7 +241,7 @@ func runConsoleReads(t *testing.T, b backend) {
 			t.Fatal(err)
 		}
 		f.clk.Advance(time.Minute)
-		if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, true); err != nil { // no origin: as before
+		if _, err := f.s.SetCompanyActive(f.ctx, f.co.ID, true); err != nil { // no origin: the plain cause, the implied actor
 			t.Fatal(err)
 		}
 		h, err := f.s.History(f.ctx, c.ID, 0)
@@ -254,8 +254,8 @@ func runConsoleReads(t *testing.T, b backend) {
 				got = append(got, e.Cause+"/"+e.Actor)
 			}
 		}
-		want := []string{"admin:company-reactivate/", "console:company-deactivate/admin", "console:confirm-accounts/admin",
-			"console:reactivate/admin", "console:deactivate/admin", "check/", "created/"}
+		want := []string{"admin:company-reactivate/" + ActorSystem, "console:company-deactivate/admin", "console:confirm-accounts/admin",
+			"console:reactivate/admin", "console:deactivate/admin", "check/" + ActorCheck, "created/" + ActorSystem}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("history causes/actors\n got %v\nwant %v", got, want)
 		}
