@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,6 +26,8 @@ type DetailsRequest struct {
 	Name                *string  `json:"name,omitempty"`
 	StartDate           *string  `json:"startDate,omitempty"` // YYYY-MM-DD, "" clears it
 	OccupancyMultiplier *float64 `json:"occupancyMultiplier,omitempty"`
+	// SiteIDs replaces the site assignments; [] clears them.
+	SiteIDs *[]string `json:"siteIds,omitempty"`
 }
 
 // CompanyRequest is the body of PATCH /v1/company/{companyId}.
@@ -44,9 +47,50 @@ type CompanyChangeResponse struct {
 }
 
 // AccountsRequest is the body of PATCH /v1/connection/{connectionId}/status:
-// a tracking decision (ENABLED or DISABLED) per account.
+// either a tracking decision (ENABLED or DISABLED) per account, or an
+// operator's flag on one account: accountId with status OLD_ACCOUNT or
+// DUPLICATE (duplicateOf naming the account it duplicates), or status null
+// to undo the flag.
 type AccountsRequest struct {
-	Accounts []store.AccountDecision `json:"accounts"`
+	Accounts    []store.AccountDecision `json:"accounts,omitempty"`
+	AccountID   string                  `json:"accountId,omitempty"`
+	Status      OptionalStatus          `json:"status,omitzero"`
+	DuplicateOf string                  `json:"duplicateOf,omitempty"`
+}
+
+// OptionalStatus is a field that may be absent, null or a status: Set says
+// it was given, Value is nil for null.
+type OptionalStatus struct {
+	Set   bool
+	Value *string
+}
+
+// UnmarshalJSON reads null or a string; encoding/json calls it only for a
+// field that is present.
+func (o *OptionalStatus) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Value = nil
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	o.Value = &v
+	return nil
+}
+
+// MarshalJSON writes null or the status (for clients such as checkctl).
+func (o OptionalStatus) MarshalJSON() ([]byte, error) { return json.Marshal(o.Value) }
+
+// IsZero makes an absent status stay absent with omitzero.
+func (o OptionalStatus) IsZero() bool { return !o.Set }
+
+// InvestigationRequest is the body of POST
+// /v1/connection/{connectionId}/investigation.
+type InvestigationRequest struct {
+	Note string `json:"note"`
 }
 
 // CredentialsRequest is the body of PATCH
@@ -89,6 +133,8 @@ type LinkConnectionRequest struct {
 	Datasource  DatasourceName      `json:"datasource"`
 	Name        string              `json:"name,omitempty"`
 	Credentials *checks.Credentials `json:"credentials"`
+	// SiteIDs are the sites the new connection serves.
+	SiteIDs []string `json:"siteIds,omitempty"`
 }
 
 // LinkResponse is the answer of POST /v1/connection/{connectionId}/link (a
@@ -189,7 +235,7 @@ func (s *Server) patchDetails(w http.ResponseWriter, r *http.Request, id string)
 		return
 	}
 	ch, err := s.st.UpdateDetails(r.Context(), id, store.DetailsPatch{IsActive: in.IsActive, Name: in.Name,
-		StartDate: in.StartDate, OccupancyMultiplier: in.OccupancyMultiplier})
+		StartDate: in.StartDate, OccupancyMultiplier: in.OccupancyMultiplier, SiteIDs: in.SiteIDs})
 	if err != nil {
 		s.storeError(w, r, err, connectionNotFound(id))
 		return
@@ -248,9 +294,13 @@ func (s *Server) confirmAccounts(w http.ResponseWriter, r *http.Request, id stri
 	if !s.decode(w, r, &in) {
 		return
 	}
+	if in.AccountID != "" || in.Status.Set || in.DuplicateOf != "" {
+		s.flagAccount(w, r, id, in)
+		return
+	}
 	if len(in.Accounts) == 0 {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest,
-			`accounts is required: send {"accounts": [{"accountId": "ac_...", "trackingStatus": "ENABLED"}]} (ENABLED confirms, DISABLED rejects)`)
+			`accounts is required: send {"accounts": [{"accountId": "ac_...", "trackingStatus": "ENABLED"}]} (ENABLED confirms, DISABLED rejects), or flag one account: {"accountId": "ac_...", "status": "OLD_ACCOUNT"}`)
 		return
 	}
 	for i, d := range in.Accounts {
@@ -268,6 +318,61 @@ func (s *Server) confirmAccounts(w http.ResponseWriter, r *http.Request, id stri
 		return
 	}
 	writeJSON(w, http.StatusOK, viewConnection(ch.Connection))
+}
+
+// flagAccount serves the account-flag form of PATCH .../status.
+func (s *Server) flagAccount(w http.ResponseWriter, r *http.Request, id string, in AccountsRequest) {
+	switch {
+	case len(in.Accounts) > 0:
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest,
+			"send either accounts (tracking decisions) or accountId with status (an operator's flag), not both")
+		return
+	case strings.TrimSpace(in.AccountID) == "" || !in.Status.Set:
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest,
+			`an account flag needs accountId and status: {"accountId": "ac_...", "status": "OLD_ACCOUNT"}, "DUPLICATE" with "duplicateOf", or null to undo`)
+		return
+	}
+	f := store.AccountFlag{AccountID: in.AccountID, DuplicateOf: in.DuplicateOf}
+	if in.Status.Value != nil {
+		st, err := checks.ParseAccountStatus(*in.Status.Value)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeInvalidRequest, "status: "+err.Error())
+			return
+		}
+		f.Status = st
+	}
+	ch, err := s.st.FlagAccount(r.Context(), id, f)
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, viewConnection(ch.Connection))
+}
+
+// flagInvestigation serves POST /v1/connection/{connectionId}/investigation.
+func (s *Server) flagInvestigation(w http.ResponseWriter, r *http.Request, id string) {
+	var in InvestigationRequest
+	if !s.decode(w, r, &in) {
+		return
+	}
+	ch, err := s.st.FlagInvestigation(r.Context(), id, in.Note)
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, viewConnection(ch.Connection))
+}
+
+// clearInvestigation serves DELETE
+// /v1/connection/{connectionId}/investigation: the connection goes back to
+// its last check's outcome and is checked at once.
+func (s *Server) clearInvestigation(w http.ResponseWriter, r *http.Request, id string) {
+	ch, err := s.st.ClearInvestigation(r.Context(), id)
+	if err != nil {
+		s.storeError(w, r, err, connectionNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.afterChange(r, ch, tasks.ReasonInvestigationCleared))
 }
 
 // credentialProblem says what is wrong with new credentials ("" if
@@ -461,7 +566,7 @@ func (s *Server) useNewLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, strings.Join(problems, "; "))
 		return
 	}
-	nc := store.NewConnection{CompanyID: claims.Subject, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials}
+	nc := store.NewConnection{CompanyID: claims.Subject, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials, SiteIDs: in.SiteIDs}
 	if err := nc.Validate(); err != nil {
 		s.storeError(w, r, err, "")
 		return

@@ -25,7 +25,10 @@
 //	                                                when the conversion outlasts the request (it goes on in the background)
 //	PATCH /v1/connection/{connectionId}/details     {"isActive","name","startDate","occupancyMultiplier"} → connection + "checkEnqueued"
 //	                                                (isActive false: DEACTIVATED; true: restored, and checked when checkable)
-//	PATCH /v1/connection/{connectionId}/status      {"accounts":[{"accountId","trackingStatus":"ENABLED"|"DISABLED"}]} → connection
+//	PATCH /v1/connection/{connectionId}/status      {"accounts":[{"accountId","trackingStatus":"ENABLED"|"DISABLED"}]} → connection,
+//	                                                or {"accountId","status":"OLD_ACCOUNT"|"DUPLICATE"|null,"duplicateOf"}: an account flag
+//	POST  /v1/connection/{connectionId}/investigation {"note"} → connection (UNDER_INVESTIGATION, an operator's flag)
+//	DELETE /v1/connection/{connectionId}/investigation → connection + "checkEnqueued" (back to the last check's outcome)
 //	                                                (all or nothing; a refusal names each account in error.accounts)
 //	PATCH /v1/connection/{connectionId}/credentials {"credentials":{...}} → connection + "checkEnqueued" (a blocked one becomes PENDING and is checked)
 //	POST  /v1/connection/{connectionId}/refresh     → 202 {"enqueued","taskId"|"reason"}; 409 when the status forbids a refresh
@@ -40,6 +43,7 @@
 //	                                                (valid, used, expired, superseded, inactive), read without spending it; NO API key
 //	GET   /link                                     the page a link opens (token in the URL fragment); no key. It asks
 //	                                                /v1/link/info about the link, then shows the form or why not
+//	GET   /v1/datasources                           {"datasources":[{"name","health","checks",...,"breaker","running"}]}
 //	GET   /v1/queues                                {"queues":[{"queue","size","pending",...,"paused"}]}
 //	POST  /v1/queues/{queue}/pause|resume           → 200 the queue
 //	POST  /v1/keys                                  {"name","scopes","companies"} → 201 the API key with its secret, shown once
@@ -171,17 +175,23 @@ type Config struct {
 	// (https://checkd.example.com); links point at PublicURL + "/link".
 	// Empty: "http://" + the listen address (publicURL).
 	PublicURL string
+	// DatasourceRules gives a datasource's health rules and concurrency
+	// cap, for GET /v1/datasources. nil: checkd's defaults' (health and
+	// datasources in configs).
+	DatasourceRules func(ds string) (store.HealthRules, int)
 }
 
 // ConfigFrom returns the API's settings in a checkd configuration: its
-// listen address, keys, rate limit, body limit, request deadline and public URL, and
-// the scheduler section's task timeout and retries (tasks.AsynqMaxRetry)
-// for the checks it enqueues. The caller adds Datasources, Logger, Clock,
+// listen address, keys, rate limit, body limit, request deadline and
+// public URL, the scheduler section's task timeout and retries
+// (tasks.AsynqMaxRetry) for the checks it enqueues, and each datasource's
+// health rules and cap. The caller adds Datasources, Logger, Clock,
 // Enqueuer, Inspector and Links.
 func ConfigFrom(c configs.Config) Config {
 	return Config{Addr: c.HTTPAddr, APIKeys: c.APIKeys, MaxBodyBytes: c.MaxBodyBytes, PublicURL: c.PublicURL, RequestTimeout: c.RequestTimeout,
 		RateLimit: c.APIRateLimit.PerSecond, RateBurst: c.APIRateLimit.Burst,
-		TaskOptions: []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(tasks.AsynqMaxRetry(c.Scheduler.MaxRetry))}}
+		TaskOptions:     []asynq.Option{asynq.Timeout(c.Scheduler.TaskTimeout), asynq.MaxRetry(tasks.AsynqMaxRetry(c.Scheduler.MaxRetry))},
+		DatasourceRules: func(ds string) (store.HealthRules, int) { return c.HealthRules(ds), c.MaxConcurrent(ds) }}
 }
 
 // Enqueuer enqueues asynq tasks; *asynq.Client implements it.
@@ -247,6 +257,10 @@ func New(st *store.Store, cfg Config) (*Server, error) {
 	}
 	if cfg.RateLimit < 0 || cfg.RateLimit > 0 && cfg.RateBurst < 1 {
 		return nil, fmt.Errorf("api: RateLimit %g with RateBurst %d: give a rate ≥ 0 (0: none) and, with a rate, a burst ≥ 1 (configs: apiRateLimit)", cfg.RateLimit, cfg.RateBurst)
+	}
+	if cfg.DatasourceRules == nil {
+		d := configs.Default()
+		cfg.DatasourceRules = func(ds string) (store.HealthRules, int) { return d.HealthRules(ds), d.MaxConcurrent(ds) }
 	}
 	if cfg.Datasources == nil {
 		return nil, errors.New("api: Config.Datasources is required: pass the checker registry's Names")

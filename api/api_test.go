@@ -264,7 +264,7 @@ func TestCreateConnection(t *testing.T) {
 		{"every problem at once", call{method: "POST", path: path, body: `{"datasource":"x"}`}, 400, api.CodeInvalidRequest, []string{"unknown datasource", "credentials is required"}},
 		{"unknown nested field", call{method: "POST", path: path, body: cred(`{"username":"u","pin":"1234"}`)}, 400, api.CodeInvalidRequest,
 			[]string{`unknown field "pin"`, "credentials.username", "credentials.password", "credentials.extra"}},
-		{"unknown top field", call{method: "POST", path: path, body: `{"datasource":"sandbox","credentials":{"username":"u"},"siteIds":[1]}`}, 400, api.CodeInvalidRequest, []string{`unknown field "siteIds"`}},
+		{"unknown top field", call{method: "POST", path: path, body: `{"datasource":"sandbox","credentials":{"username":"u"},"sites":[1]}`}, 400, api.CodeInvalidRequest, []string{`unknown field "sites"`}},
 		{"credentials not an object", call{method: "POST", path: path, body: cred(`"user:pass"`)}, 400, api.CodeInvalidRequest, []string{`field "credentials" has a JSON string where an object is expected`}},
 		{"extra not strings", call{method: "POST", path: path, body: cred(`{"username":"u","extra":{"pin":1}}`)}, 400, api.CodeInvalidRequest, []string{`field "credentials.extra" has a JSON number where a string is expected`}},
 		{"too many extras", call{method: "POST", path: path, body: string(extraJSON)}, 400, api.CodeInvalidRequest, []string{"at most 16"}},

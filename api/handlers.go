@@ -35,6 +35,8 @@ type CreateConnectionRequest struct {
 	Datasource  DatasourceName      `json:"datasource"`
 	Name        string              `json:"name,omitempty"`
 	Credentials *checks.Credentials `json:"credentials"`
+	// SiteIDs are the customer's sites the connection serves.
+	SiteIDs []string `json:"siteIds,omitempty"`
 }
 
 // DatasourceName is a request's datasource: its name, or the object
@@ -86,6 +88,21 @@ func (d *DatasourceName) UnmarshalJSON(b []byte) error {
 // CompanyList is the answer of GET /v1/company.
 type CompanyList struct {
 	Companies []store.Company `json:"companies"`
+}
+
+// DatasourceList is the answer of GET /v1/datasources: each datasource's
+// health, window counts, durations, breaker and concurrency.
+type DatasourceList struct {
+	Datasources []store.DatasourceHealth `json:"datasources"`
+}
+
+func (s *Server) listDatasources(w http.ResponseWriter, r *http.Request) {
+	hs, err := s.st.DatasourceHealths(r.Context(), s.cfg.Datasources(), s.cfg.DatasourceRules, s.cfg.Clock.Now())
+	if err != nil {
+		s.storeError(w, r, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, DatasourceList{Datasources: hs})
 }
 
 // StatusInfo is what a status means, derived from the checks vocabulary, so
@@ -144,6 +161,9 @@ func statusInfo(in checks.Info) StatusInfo {
 func viewConnection(c store.Connection) Connection {
 	in, _ := c.Status.Info() // an unknown stored status leaves the derived fields empty
 	out := Connection{Connection: c, StatusInfo: statusInfo(in), Accounts: make([]Account, len(c.Accounts))}
+	if c.Investigation != nil && c.Investigation.By == store.InvestigationAutomatic {
+		out.StatusReason = checks.ReasonContinuedFailures
+	}
 	for i, a := range c.Accounts {
 		ai, _ := a.Status.Info()
 		out.Accounts[i] = Account{Account: a, StatusInfo: statusInfo(ai)}
@@ -174,6 +194,10 @@ func (s *Server) routes() {
 	s.handleConn("PATCH /v1/connection/{connectionId}/details", ScopeWrite, s.patchDetails)
 	s.handleConn("GET /v1/connection/{connectionId}/history", ScopeRead, s.connectionHistory)
 	s.handleConn("PATCH /v1/connection/{connectionId}/status", ScopeWrite, s.confirmAccounts)
+	// Investigation is the operations team's (a company-limited key cannot
+	// hold admin).
+	s.handleConn("POST /v1/connection/{connectionId}/investigation", ScopeAdmin, s.flagInvestigation)
+	s.handleConn("DELETE /v1/connection/{connectionId}/investigation", ScopeAdmin, s.clearInvestigation)
 	s.handleConn("PATCH /v1/connection/{connectionId}/credentials", ScopeWrite, s.updateCredentials)
 	s.handleConn("POST /v1/connection/{connectionId}/refresh", ScopeWrite, s.refresh)
 	s.handleConn("POST /v1/connection/{connectionId}/link", ScopeWrite, s.createLink)
@@ -181,6 +205,8 @@ func (s *Server) routes() {
 	// change credentials: write, like POST .../link.
 	api("GET /v1/connection/{connectionId}", ScopeWrite, s.editLink)
 	api("GET /v1/statuses", ScopeRead, s.statuses)
+	// Providers' health, as integrators may poll it (no tenant's data).
+	api("GET /v1/datasources", ScopeRead, s.listDatasources)
 	api("GET /v1/queues", ScopeAdmin, s.listQueues)
 	api("POST /v1/queues/{queue}/pause", ScopeAdmin, s.pauseQueue)
 	api("POST /v1/queues/{queue}/resume", ScopeAdmin, s.resumeQueue)
@@ -355,7 +381,7 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, compan
 		return
 	}
 	c, err := s.st.CreateConnection(r.Context(), store.NewConnection{
-		CompanyID: companyID, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials})
+		CompanyID: companyID, Datasource: string(in.Datasource), Name: in.Name, Credentials: *in.Credentials, SiteIDs: in.SiteIDs})
 	if err != nil {
 		s.storeError(w, r, err, companyNotFound(companyID))
 		return
@@ -395,7 +421,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, company
 	if !ok {
 		return
 	}
-	page, err := s.st.ListConnections(r.Context(), companyID, statuses, q.Get("cursor"), limit)
+	page, err := s.st.ListConnectionsBy(r.Context(), companyID, store.ListFilter{Statuses: statuses, SiteID: q.Get("siteId")}, q.Get("cursor"), limit)
 	if err != nil {
 		s.storeError(w, r, err, companyNotFound(companyID))
 		return

@@ -230,6 +230,16 @@ func (s ConnectionStatus) IsError() bool {
 	return c == CategoryCredential || c == CategoryProviderError
 }
 
+// ProviderFailure reports the provider-side errors a check can end in
+// (WEBSITE_DOWN, URL_INACCESSIBLE, NO_ACCOUNTS_FOUND, OTHER_ERROR): the
+// ones that count towards escalation to UNDER_INVESTIGATION.
+func (s ConnectionStatus) ProviderFailure() bool { return s.Category() == CategoryProviderError }
+
+// ReasonContinuedFailures is the statusReason of a connection escalated to
+// UNDER_INVESTIGATION automatically, after continued provider failures
+// (the status's own reason, MANUAL_REVIEW, is an operator's flag).
+const ReasonContinuedFailures = "CONTINUED_FAILURES"
+
 // Info returns the description of s; ok is false for an unknown status.
 func (s AccountStatus) Info() (Info, bool) { in, ok := accountInfo[s]; return in, ok }
 

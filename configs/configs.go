@@ -134,8 +134,12 @@ type Config struct {
 	Scheduler Scheduler `yaml:"scheduler"`
 	Sandbox   Sandbox   `yaml:"sandbox"`
 	Store     Store     `yaml:"store"`
-	Log       Log       `yaml:"log"`
-	Demo      Demo      `yaml:"demo"`
+	// Escalation is the automatic escalation to UNDER_INVESTIGATION.
+	Escalation Escalation `yaml:"escalation"`
+	// Health is datasource health and the outage breaker.
+	Health Health `yaml:"health"`
+	Log    Log    `yaml:"log"`
+	Demo   Demo   `yaml:"demo"`
 	// PublicURL is the base of credential-update links given to users;
 	// empty means http://<httpAddr>.
 	PublicURL string `yaml:"publicURL"`
@@ -149,7 +153,9 @@ type Config struct {
 	// Checkers configures what the checker services share.
 	Checkers Checkers `yaml:"checkers"`
 	// Datasources are the datasources checked by checker services over
-	// the HTTP checker protocol, by name, besides the built-in sandbox.
+	// the HTTP checker protocol, by name, besides the built-in sandbox, and
+	// the operations settings (concurrency cap, health rules) of any
+	// datasource, the sandbox's included.
 	Datasources map[string]Datasource `yaml:"datasources"`
 }
 
@@ -232,6 +238,29 @@ type Store struct {
 	CheckBatchWindow time.Duration `yaml:"checkBatchWindow"`
 }
 
+// Escalation configures the automatic escalation of failing connections
+// to UNDER_INVESTIGATION (store.Escalation).
+type Escalation struct {
+	// Enabled turns it on.
+	Enabled bool `yaml:"enabled"`
+	// Failures is how many provider-side errors in a row escalate.
+	Failures int `yaml:"failures"`
+	// After is how long without a successful check escalates.
+	After time.Duration `yaml:"after"`
+}
+
+// Health configures datasource health, the outage breaker and how capped
+// checks wait (its rules: store.HealthRules).
+type Health struct {
+	Enabled           bool `yaml:"enabled"`
+	store.HealthRules `yaml:",inline"`
+	// RecheckPerTick bounds the connections not attempted that one
+	// scheduler tick enqueues again after a breaker closed.
+	RecheckPerTick int `yaml:"recheckPerTick"`
+	// SlotRetry is how long a check without a concurrency slot waits.
+	SlotRetry time.Duration `yaml:"slotRetry"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level is a logrus level: trace, debug, info, warn, error.
@@ -308,7 +337,8 @@ func (c Config) Redacted() Config {
 // configs imports store to validate keys and names.)
 func (c Config) StoreConfig() store.Config {
 	return store.Config{Interval: c.CheckInterval, HistoryLimit: c.Store.HistoryLimit, EventsMaxLen: c.Store.EventsMaxLen,
-		AutoTrack: c.Store.AutoTrack, QueuedTTL: c.Store.QueuedTTL, CheckBatchWindow: c.Store.CheckBatchWindow}
+		AutoTrack: c.Store.AutoTrack, QueuedTTL: c.Store.QueuedTTL, CheckBatchWindow: c.Store.CheckBatchWindow,
+		Escalation: store.Escalation(c.Escalation)}
 }
 
 // Default returns the embedded production defaults.
@@ -550,6 +580,19 @@ func (c Config) problems() problems {
 	}
 	c.datasourceProblems(&p)
 	c.Store.problems(&p)
+	if c.Health.Enabled {
+		if err := c.Health.HealthRules.Validate("health"); err != nil {
+			p.add("%v", err)
+		}
+		p.positive("health.recheckPerTick", c.Health.RecheckPerTick)
+	}
+	p.positiveDur("health.slotRetry", c.Health.SlotRetry)
+	if c.Escalation.Enabled {
+		p.positive("escalation.failures", c.Escalation.Failures)
+		if c.Escalation.After < 0 {
+			p.add("escalation.after is %s; use 0s or more", c.Escalation.After)
+		}
+	}
 	c.Log.problems(&p)
 	c.Demo.problems(&p)
 	return p

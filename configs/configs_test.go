@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/checkd/checkd/store"
 )
 
 // env is a fake environment for load, so tests stay parallel.
@@ -40,7 +43,10 @@ func TestDefaults(t *testing.T) {
 			CheckTimeout: 2 * time.Minute, ShutdownTimeout: 30 * time.Second, EmptyQueueRecheck: 5 * time.Millisecond},
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
-		Store:     Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
+		Store:      Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
+		Escalation: Escalation{Enabled: true, Failures: 3, After: 14 * 24 * time.Hour},
+		Health: Health{Enabled: true, HealthRules: store.HealthRules{Window: 15 * time.Minute, MinChecks: 20, DownRatio: 0.8,
+			DegradedRatio: 0.3, ProbesPerMinute: 3}, RecheckPerTick: 5000, SlotRetry: time.Second},
 		Log:       Log{Level: "info", Format: FormatAuto},
 		LinkTTL:   24 * time.Hour,
 		Dashboard: Dashboard{User: "admin"},
@@ -273,6 +279,17 @@ func TestInvalid(t *testing.T) {
 		{"zero history", "store:\n  historyLimit: 0\n", nil, "store.historyLimit is 0"},
 		{"zero queued ttl", "store:\n  queuedTTL: 0s\n", nil, "store.queuedTTL is 0s"},
 		{"negative batch window", "store:\n  checkBatchWindow: -1ms\n", nil, "store.checkBatchWindow is -1ms"},
+		{"zero escalation failures", "escalation:\n  failures: 0\n", nil, "escalation.failures is 0"},
+		{"negative escalation after", "escalation:\n  after: -1h\n", nil, "escalation.after is -1h0m0s"},
+		{"window not whole minutes", "health:\n  window: 90s\n", nil, "health.window is 1m30s; give whole minutes"},
+		{"degraded above down", "health:\n  degradedRatio: 0.9\n", nil, "health.degradedRatio is 0.9"},
+		{"no probes", "health:\n  probesPerMinute: 0\n", nil, "health.probesPerMinute is 0"},
+		{"zero recheck", "health:\n  recheckPerTick: 0\n", nil, "health.recheckPerTick is 0"},
+		{"zero slot retry", "health:\n  slotRetry: 0s\n", nil, "health.slotRetry is 0s"},
+		{"sandbox entry as a checker service", "datasources:\n  sandbox: {maxConcurrent: 5, checker: http}\n", nil, "its entry takes only maxConcurrent and health"},
+		{"negative cap", "datasources:\n  sandbox: {maxConcurrent: -1}\n", nil, "datasources.sandbox.maxConcurrent is -1"},
+		{"bad health override", "datasources:\n  sandbox:\n    health: {downRatio: 1.5}\n", nil, "datasources.sandbox.health.downRatio is 1.5"},
+		{"override below degraded", "datasources:\n  sandbox:\n    health: {downRatio: 0.2}\n", nil, "datasources.sandbox.health.degradedRatio is 0.3"},
 		{"zero body limit", "maxBodyBytes: 0\n", nil, "maxBodyBytes is 0"},
 		{"bad level", "log:\n  level: loud\n", nil, `log.level (CHECKD_LOG_LEVEL) "loud"`},
 		{"bad format", "log:\n  format: xml\n", nil, `log.format "xml"`},
@@ -500,5 +517,37 @@ func TestOffValues(t *testing.T) {
 	}
 	if c.Worker.EmptyQueueRecheck != 0 || c.Scheduler.MaxRetry != 0 || c.Store.CheckBatchWindow != 0 || c.Sandbox.Latency != 0 {
 		t.Errorf("off values changed on the way: %+v %+v %+v %+v", c.Worker, c.Scheduler, c.Store, c.Sandbox)
+	}
+}
+
+// TestDatasourceSettings: datasources.<name> overrides only the health
+// fields it sets, and caps only the datasource it names; the sandbox's
+// entry sets operations settings without making it a checker service.
+func TestDatasourceSettings(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte("health:\n  minChecks: 40\ndatasources:\n  slow:\n    checker: http\n    url: https://slow.example.com/check\n" +
+		"    secret: " + testSecret + "\n    maxConcurrent: 7\n    health: {downRatio: 0.9, window: 30m}\n  sandbox:\n    maxConcurrent: 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default().Health.HealthRules
+	slow := def
+	slow.MinChecks, slow.DownRatio, slow.Window = 40, 0.9, 30*time.Minute
+	other := def
+	other.MinChecks = 40
+	if got := c.HealthRules("slow"); got != slow {
+		t.Errorf("slow's rules %+v, want %+v", got, slow)
+	}
+	if got := c.HealthRules("sandbox"); got != other {
+		t.Errorf("sandbox's rules %+v, want health's %+v", got, other)
+	}
+	if c.MaxConcurrent("slow") != 7 || c.MaxConcurrent("sandbox") != 3 || c.MaxConcurrent("other") != 0 {
+		t.Errorf("caps: slow %d, sandbox %d, other %d; want 7, 3 and 0", c.MaxConcurrent("slow"), c.MaxConcurrent("sandbox"), c.MaxConcurrent("other"))
+	}
+	if got := c.DatasourceNames(); !slices.Equal(got, []string{"slow"}) {
+		t.Errorf("checker services %v, want [slow] (the sandbox is built in)", got)
+	}
+	if c.Datasources["sandbox"].Timeout != 0 {
+		t.Errorf("the sandbox's entry took a checker timeout: %+v", c.Datasources["sandbox"])
 	}
 }

@@ -1,13 +1,16 @@
 package configs
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/checkd/checkd/checks/httpcheck"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/store"
 )
 
 // Checkers configures what every checker service shares.
@@ -26,8 +29,11 @@ type DatasourceDefaults struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Datasource is one datasource checked by a checker service (the
-// datasources section, by name).
+// Datasource is one entry of the datasources section, by name: a
+// datasource checked by a checker service (Checker, URL, Secret,
+// Timeout), and the operations settings any datasource may have, the
+// built-in sandbox's included (MaxConcurrent, Health), which are all an
+// entry named sandbox may set.
 type Datasource struct {
 	// Checker is how its connections are checked: CheckerHTTP.
 	Checker string `yaml:"checker"`
@@ -39,6 +45,17 @@ type Datasource struct {
 	// Timeout bounds one call to the checker; 0 takes
 	// checkers.defaults.timeout. A call that overruns it is retried.
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxConcurrent caps its checks running at once across every worker
+	// (0: no cap).
+	MaxConcurrent int `yaml:"maxConcurrent"`
+	// Health overrides the health rules' fields it sets.
+	Health store.HealthRules `yaml:"health"`
+}
+
+// service reports whether the entry configures a checker service (the
+// sandbox's entry may only set operations settings).
+func (d Datasource) service() bool {
+	return d.Checker != "" || d.URL != "" || d.Secret != "" || d.Timeout != 0
 }
 
 // CheckerHTTP is the checker of a datasource served over the HTTP checker
@@ -58,15 +75,45 @@ func EnvDatasourceSecret(name string) string {
 // stored with every connection and names an environment variable.
 var datasourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-// DatasourceNames lists the configured datasources, sorted.
+// DatasourceNames lists the configured datasources, sorted: those checked
+// by a checker service (an entry of the sandbox, which may only set
+// operations settings, is not listed).
 func (c Config) DatasourceNames() []string {
 	out := make([]string, 0, len(c.Datasources))
 	for n := range c.Datasources {
-		out = append(out, n)
+		if n != sandbox.Datasource {
+			out = append(out, n)
+		}
 	}
 	sort.Strings(out)
 	return out
 }
+
+// HealthRules are datasource ds's health rules: health's, with the fields
+// datasources.<ds>.health sets in their place (health.enabled aside).
+func (c Config) HealthRules(ds string) store.HealthRules {
+	r := c.Health.HealthRules
+	o := c.Datasources[ds].Health
+	if o.Window != 0 {
+		r.Window = o.Window
+	}
+	if o.MinChecks != 0 {
+		r.MinChecks = o.MinChecks
+	}
+	if o.DownRatio != 0 {
+		r.DownRatio = o.DownRatio
+	}
+	if o.DegradedRatio != 0 {
+		r.DegradedRatio = o.DegradedRatio
+	}
+	if o.ProbesPerMinute != 0 {
+		r.ProbesPerMinute = o.ProbesPerMinute
+	}
+	return r
+}
+
+// MaxConcurrent is datasource ds's concurrency cap (0: none).
+func (c Config) MaxConcurrent(ds string) int { return c.Datasources[ds].MaxConcurrent }
 
 // applyDatasourceSecrets reads each configured datasource's secret from
 // the environment.
@@ -89,7 +136,7 @@ func (c *Config) normalizeDatasources() {
 		ds.Checker = strings.ToLower(strings.TrimSpace(ds.Checker))
 		ds.URL = strings.TrimSpace(ds.URL)
 		ds.Secret = strings.TrimSpace(ds.Secret)
-		if ds.Timeout == 0 {
+		if ds.Timeout == 0 && name != sandbox.Datasource {
 			ds.Timeout = c.Checkers.Defaults.Timeout
 		}
 		c.Datasources[name] = ds
@@ -100,12 +147,23 @@ func (c *Config) normalizeDatasources() {
 // sections. A secret is never quoted.
 func (c Config) datasourceProblems(p *problems) {
 	p.positiveDur("checkers.defaults.timeout", c.Checkers.Defaults.Timeout)
-	for _, name := range c.DatasourceNames() {
+	for _, name := range slices.Sorted(maps.Keys(c.Datasources)) {
 		ds := c.Datasources[name]
 		key := "datasources." + name
+		if ds.MaxConcurrent < 0 {
+			p.add("%s.maxConcurrent is %d; use 0 (no cap) or more", key, ds.MaxConcurrent)
+		}
+		if c.Health.Enabled {
+			if err := c.HealthRules(name).Validate(key + ".health"); err != nil {
+				p.add("%v", err)
+			}
+		}
 		switch {
+		case name == sandbox.Datasource && ds.service():
+			p.add("%s: %q is the built-in sandbox datasource: its entry takes only maxConcurrent and health; name a checker service differently", key, name)
+			continue
 		case name == sandbox.Datasource:
-			p.add("%s: %q is the built-in sandbox datasource; name yours differently", key, name)
+			continue
 		case !datasourceName.MatchString(name):
 			p.add("%s: a datasource name is 1 to 63 lowercase letters, digits, - and _, starting with a letter or digit", key)
 		}

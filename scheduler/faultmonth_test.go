@@ -49,7 +49,12 @@ import (
 //     tick (outageReal of real time);
 //   - a scheduler replica dies mid-sweep holding the sweep lock; the other
 //     takes the sweep over once the lock's lease has run out;
-//   - the datasource fails every login for two days (WEBSITE_DOWN).
+//   - the datasource fails every login for two days (WEBSITE_DOWN): its
+//     outage breaker opens (issue 20; fmHealth), and during a tick it is
+//     open for, the logins are only the minute's probes (a tick's checks
+//     run at one fake minute); it closes within a few ticks of the
+//     outage's end, and every connection not attempted meanwhile is
+//     checked again, with a login, by the end of the next tick.
 //
 // It asserts, after every tick once the queues are empty: every eligible
 // connection has a recorded update within interval + one tick + the lease
@@ -107,6 +112,9 @@ type fmConn struct {
 	since, last          time.Time
 	checks               int
 	blocked, deactivated bool
+	// called: the checker was called since its last recorded check (a
+	// check recorded WEBSITE_DOWN without a call was not attempted).
+	called bool
 	// What the store showed last: status times must not move backwards.
 	seenFirst, seenLast, seenCheck time.Time
 }
@@ -279,6 +287,40 @@ type fmSim struct {
 	worstConn  string
 	recorded   int
 	redone     int
+	// The datasource's outage breaker (issue 20), as the workers report
+	// it opening and closing; the connections recorded not attempted and
+	// not checked with a login since (by when), and how many there were.
+	brOpen             bool
+	brOpens, brCloses  int
+	brOpenedAt         time.Time
+	brClosedAt         time.Time
+	waiting            map[string]time.Time
+	notAttempted       int
+	openTicks, maxOpen int // ticks open from start to end, most logins in one
+}
+
+// fmHealth are the datasource's health rules in the month: the defaults
+// but for the window, which spans three ticks: a tick's checks run at one
+// fake minute an hour after the last, and under the race detector a
+// tick's dozen checks alone would not reach minChecks.
+func fmHealth(string) store.HealthRules {
+	r := configs.Default().HealthRules("sim")
+	r.Window = 3 * fmTick
+	return r
+}
+
+// onBreaker is the workers' report of the breaker opening or closing.
+func (s *fmSim) onBreaker(_ string, b store.Breaker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.brOpen = b.Open
+	if b.Open {
+		s.brOpens++
+		s.brOpenedAt = s.clk.Now()
+	} else {
+		s.brCloses++
+		s.brClosedAt = s.clk.Now()
+	}
 }
 
 // checked is the checker's report of a call: the connection must be
@@ -287,7 +329,13 @@ func (s *fmSim) checked(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if !s.brOpen {
+		delete(s.waiting, id) // checked again with a login
+	}
 	c := s.conns[id]
+	if c != nil {
+		c.called = true
+	}
 	if c == nil || c.blocked || c.deactivated || s.companyOff[c.company] {
 		s.ineligible = append(s.ineligible, fmt.Sprintf("%s at %s", id, s.clk.Now().Format(time.RFC3339)))
 	}
@@ -308,6 +356,11 @@ func (s *fmSim) onCheck(ev worker.CheckEvent) {
 	}
 	s.recorded++
 	if c := s.conns[ev.ConnectionID]; c != nil {
+		if !c.called && ev.Status == checks.ConnWebsiteDown {
+			s.waiting[c.id] = s.clk.Now()
+			s.notAttempted++
+		}
+		c.called = false
 		c.checks++
 		c.last = s.clk.Now()
 		c.blocked = ev.To.CredentialBlocked()
@@ -335,7 +388,7 @@ func TestFaultMonth(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &fmSim{t: t, ctx: context.Background(), own: own, rdb: rdb, clk: clk, quiet: quiet, cipher: ci,
-		conns: map[string]*fmConn{}, applied: map[string]int{}, touched: map[string]bool{}, companyOff: map[int]bool{},
+		conns: map[string]*fmConn{}, applied: map[string]int{}, waiting: map[string]time.Time{}, touched: map[string]bool{}, companyOff: map[int]bool{},
 		st:   storetest.New(t, rdb, fmStoreConfig(ci, clk)),
 		insp: asynq.NewInspectorFromRedisClient(rdb)}
 	s.checker = &fmChecker{sim: s, held: make(chan struct{})}
@@ -364,7 +417,8 @@ func (s *fmSim) newServer(crashing bool) *fmServer {
 		s.t.Fatal(err)
 	}
 	wc := worker.ConfigFrom(configs.Default())
-	wc.Clock, wc.Logger, wc.OnCheck = s.clk, s.quiet, s.onCheck
+	wc.Clock, wc.Logger, wc.OnCheck, wc.OnBreaker = s.clk, s.quiet, s.onCheck, s.onBreaker
+	wc.Datasources.Health = fmHealth
 	w, err := worker.New(sv.rdb, st, reg, wc)
 	if err != nil {
 		s.t.Fatal(err)
@@ -630,8 +684,9 @@ func (s *fmSim) run(n int) {
 	fault(outageTick.Add(-10*time.Second), "Redis down for 30 s across a tick", func(time.Time) { s.own.Down(); redisDown = true })
 	fault(outageTick.Add(20*time.Second), "", func(time.Time) { s.own.Up(); redisDown = false })
 	fault(day(15, 5), "scheduler replica dies holding the sweep lock", func(time.Time) { killer.after.Store(3); killer.armed.Store(true) })
-	fault(day(20, 0), "datasource down for two days", func(time.Time) { s.checker.mu.Lock(); s.checker.outage = true; s.checker.mu.Unlock() })
-	fault(day(22, 0), "", func(time.Time) { s.checker.mu.Lock(); s.checker.outage = false; s.checker.mu.Unlock() })
+	outageFrom, outageTo := day(20, 0), day(22, 0)
+	fault(outageFrom, "datasource down for two days", func(time.Time) { s.checker.mu.Lock(); s.checker.outage = true; s.checker.mu.Unlock() })
+	fault(outageTo, "", func(time.Time) { s.checker.mu.Lock(); s.checker.outage = false; s.checker.mu.Unlock() })
 	slices.SortStableFunc(events, func(a, b event) int { return a.at.Compare(b.at) })
 
 	bound := fmInterval + fmTick + fmLease
@@ -667,6 +722,9 @@ func (s *fmSim) run(n int) {
 			events = append(waiting, events...)
 		}
 		s.clk.Set(now)
+		s.mu.Lock()
+		openAtStart, closes, calls := s.brOpen, s.brCloses, s.calls
+		s.mu.Unlock()
 		if crashWorkerAt.Equal(now) {
 			s.checker.mu.Lock()
 			s.checker.block = 5
@@ -707,6 +765,7 @@ func (s *fmSim) run(n int) {
 		s.drain()
 		s.assertFresh(now, bound, fresh)
 		s.assertMonotonic()
+		s.assertBreaker(now, openAtStart, closes, calls)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -719,11 +778,77 @@ func (s *fmSim) run(n int) {
 	if !killer.dead.Load() || aDiedAt.IsZero() {
 		t.Error("the scheduler replica did not die holding the sweep lock")
 	}
+	t.Logf("outage breaker: open %s to %s (outage %s to %s), %d whole ticks open with at most %d logins in one; %d checks not attempted",
+		s.brOpenedAt.Format(time.RFC3339), s.brClosedAt.Format(time.RFC3339), outageFrom.Format(time.RFC3339), outageTo.Format(time.RFC3339),
+		s.openTicks, s.maxOpen, s.notAttempted)
+	switch {
+	case s.brOpens != 1 || s.brCloses != 1:
+		t.Errorf("the outage breaker opened %d and closed %d times, want once each (the two-day outage)", s.brOpens, s.brCloses)
+	case s.brOpenedAt.Before(outageFrom) || s.brOpenedAt.After(outageFrom.Add(fmHealth("sim").Window+fmTick)):
+		t.Errorf("the outage breaker opened at %s; the outage began at %s and its window is %s", s.brOpenedAt, outageFrom, fmHealth("sim").Window)
+	case s.brClosedAt.Before(outageTo) || s.brClosedAt.After(outageTo.Add(4*fmTick)):
+		t.Errorf("the outage breaker closed at %s; the outage ended at %s and a tick's probes reach the website", s.brClosedAt, outageTo)
+	}
+	if s.openTicks < 40 || s.notAttempted == 0 {
+		t.Errorf("open for %d whole ticks with %d checks not attempted; the two days of outage should be about 47 ticks not attempted but for the probes",
+			s.openTicks, s.notAttempted)
+	}
 	t.Logf("fault month: %d connections over %d days (interval %s, tick %s, lease %s), %s of real time; faults: %s",
 		len(s.order), fmDays, fmInterval, fmTick, fmLease, time.Since(began).Round(time.Second), strings.Join(faults, "; "))
 	t.Logf("%d checks recorded, %d checker calls, %d dropped or skipped records, %d tick errors during faults; "+
 		"worst staleness of an eligible connection: %s (%s; the bound is %s)",
 		s.recorded, s.calls, s.redone, tickErrors, s.worst, s.worstConn, bound)
+}
+
+// assertBreaker checks the outage breaker after a tick's checks, given
+// whether it was open at the tick's start, how many times it had closed
+// and how many checker calls there had been: during a tick it was open
+// for from start to end, the logins were at most the minute's probes (the
+// tick's checks run at one fake minute); from the tick after it closed,
+// every connection not attempted has been checked again with a login (the
+// scheduler enqueued it again) and none is left waiting in the store.
+func (s *fmSim) assertBreaker(now time.Time, openAtStart bool, closesAtStart, callsAtStart int) {
+	s.t.Helper()
+	s.mu.Lock()
+	wholeTick := openAtStart && s.brOpen && s.brCloses == closesAtStart
+	logins, closedAt := s.calls-callsAtStart, s.brClosedAt
+	var late []string
+	if !closedAt.IsZero() && now.Sub(closedAt) >= fmTick {
+		for id, at := range s.waiting {
+			if c := s.conns[id]; c != nil && s.eligible(c) {
+				late = append(late, fmt.Sprintf("%s (not attempted at %s)", id, at.Format(time.RFC3339)))
+			}
+		}
+	}
+	if wholeTick {
+		s.openTicks++
+		s.maxOpen = max(s.maxOpen, logins)
+	}
+	s.mu.Unlock()
+	if probes := fmHealth("sim").ProbesPerMinute; wholeTick && logins > probes {
+		s.t.Errorf("at %s: %d logins at the DOWN datasource in one tick, want at most the %d probes", now, logins, probes)
+	}
+	if closedAt.IsZero() || now.Sub(closedAt) < fmTick {
+		return
+	}
+	hs, err := s.st.DatasourceHealths(s.ctx, []string{"sim"}, func(ds string) (store.HealthRules, int) { return fmHealth(ds), 0 }, now)
+	if err != nil {
+		s.t.Fatalf("at %s: read the datasource's health: %v", now, err)
+	}
+	if len(late) > 0 {
+		slices.Sort(late)
+		for i, l := range late[:min(5, len(late))] {
+			id, _, _ := strings.Cut(l, " ")
+			if cn, err := s.st.GetConnection(s.ctx, id); err == nil {
+				late[i] += fmt.Sprintf(": %s %q, last check %v", cn.Status, cn.StatusErrorDetail, cn.LastCheckAt)
+			}
+		}
+		s.t.Fatalf("at %s, %s after the breaker closed: %d connections not attempted not checked again (the store has %+v), e.g. %v",
+			now, now.Sub(closedAt), len(late), hs, late[:min(5, len(late))])
+	}
+	if len(hs) != 1 || hs[0].NotAttempted != 0 || hs[0].Breaker != "closed" {
+		s.t.Fatalf("at %s, %s after the breaker closed: the store shows %+v, want the breaker closed and no connection waiting", now, now.Sub(closedAt), hs)
+	}
 }
 
 // recordedNow is the number of checks recorded so far.

@@ -103,17 +103,25 @@ type Config struct {
 	Logger logrus.FieldLogger
 	// OnTick, when set, is called after every tick with its stats (metrics).
 	OnTick func(TickStats)
+	// RecheckPerTick bounds the checks not attempted while a datasource
+	// was DOWN that one tick enqueues again once its breaker closed; 0:
+	// none (health.recheckPerTick; 0 when health is off).
+	RecheckPerTick int
 }
 
 // ConfigFrom returns the scheduler's settings in a checkd configuration:
 // its tick and its scheduler section, sweeping into tasks.QueueDefault
-// with tasks.AsynqMaxRetry retries. The caller adds Clock, Logger and
-// OnTick.
+// with tasks.AsynqMaxRetry retries, and health.recheckPerTick when health
+// is on. The caller adds Clock, Logger and OnTick.
 func ConfigFrom(c configs.Config) Config {
 	s := c.Scheduler
-	return Config{Spec: c.Tick, BatchSize: s.BatchSize, MaxPerTick: s.MaxPerTick, Lease: s.Lease,
+	cfg := Config{Spec: c.Tick, BatchSize: s.BatchSize, MaxPerTick: s.MaxPerTick, Lease: s.Lease,
 		EnqueueConcurrency: s.EnqueueConcurrency, Queue: tasks.QueueDefault, TaskTimeout: s.TaskTimeout,
 		MaxRetry: tasks.AsynqMaxRetry(s.MaxRetry)}
+	if c.Health.Enabled {
+		cfg.RecheckPerTick = c.Health.RecheckPerTick
+	}
+	return cfg
 }
 
 // validate refuses the zero values that mean nothing, naming the field.
@@ -133,6 +141,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("Config.TaskTimeout is %s; it must be positive (configs: scheduler.taskTimeout)", c.TaskTimeout)
 	case c.MaxRetry < 0:
 		return fmt.Errorf("Config.MaxRetry is %d; use 0 (no retry) or more (configs: scheduler.maxRetry)", c.MaxRetry)
+	case c.RecheckPerTick < 0:
+		return fmt.Errorf("Config.RecheckPerTick is %d; use 0 (none) or more (configs: health.recheckPerTick)", c.RecheckPerTick)
 	}
 	return nil
 }
@@ -154,6 +164,9 @@ type TickStats struct {
 	// Truncated reports that the tick stopped at MaxPerTick with its last
 	// claim full, so more connections may still be due.
 	Truncated bool
+	// Rechecked is how many checks not attempted while their datasource
+	// was DOWN the tick enqueued again.
+	Rechecked int
 }
 
 // Scheduler sweeps the due index into asynq tasks. It is safe for
@@ -165,6 +178,7 @@ type Scheduler struct {
 	log      logrus.FieldLogger
 	schedule cron.Schedule
 	opts     []asynq.Option // shared by every task: built once, not per item
+	onDemand *OnDemand      // the re-checks after an outage
 
 	tickMu sync.Mutex // serializes ticks of this process
 
@@ -197,11 +211,20 @@ func New(st *store.Store, enq Enqueuer, cfg Config) (*Scheduler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
 	}
+	od, err := recheckOnDemand(st, enq, cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &Scheduler{
-		st: st, enq: enq, cfg: cfg, schedule: sched,
+		st: st, enq: enq, cfg: cfg, schedule: sched, onDemand: od,
 		log:  cfg.Logger.WithField("component", "scheduler"),
-		opts: []asynq.Option{asynq.Queue(cfg.Queue), asynq.Timeout(cfg.TaskTimeout), asynq.MaxRetry(cfg.MaxRetry)},
+		opts: append([]asynq.Option{asynq.Queue(cfg.Queue)}, asynqOpts(cfg)...),
 	}, nil
+}
+
+// asynqOpts are every check task's options but its queue.
+func asynqOpts(cfg Config) []asynq.Option {
+	return []asynq.Option{asynq.Timeout(cfg.TaskTimeout), asynq.MaxRetry(cfg.MaxRetry)}
 }
 
 // Config returns the configuration, with the Clock and Logger it uses.

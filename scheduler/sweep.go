@@ -78,6 +78,11 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) (TickStats, error) 
 			errs = append(errs, err)
 		}
 	}
+	n, err := s.recheck(ctx, now)
+	stats.Rechecked = n
+	if err != nil {
+		errs = append(errs, err)
+	}
 	stats.Enqueued, stats.AlreadyQueued, stats.Failed = int(run.enqueued.Load()), int(run.already.Load()), int(run.failed.Load())
 	stats.Duration = time.Since(began)
 	s.report(stats, run.firstFail)

@@ -89,6 +89,8 @@ type DetailsPatch struct {
 	Name                *string
 	StartDate           *string // YYYY-MM-DD, "" clears it
 	OccupancyMultiplier *float64
+	// SiteIDs replaces the site assignments (an empty list clears them).
+	SiteIDs *[]string
 }
 
 // MaxOccupancyMultiplier bounds the occupancy multiplier.
@@ -112,8 +114,11 @@ func (p DetailsPatch) validate() error {
 			problems = append(problems, fmt.Sprintf("occupancyMultiplier must be greater than 0 and at most %d", MaxOccupancyMultiplier))
 		}
 	}
-	if p.IsActive == nil && p.Name == nil && p.StartDate == nil && p.OccupancyMultiplier == nil {
-		problems = append(problems, "nothing to update: give isActive, name, startDate or occupancyMultiplier")
+	if p.SiteIDs != nil {
+		problems = append(problems, siteProblems(*p.SiteIDs)...)
+	}
+	if p.IsActive == nil && p.Name == nil && p.StartDate == nil && p.OccupancyMultiplier == nil && p.SiteIDs == nil {
+		problems = append(problems, "nothing to update: give isActive, name, startDate, occupancyMultiplier or siteIds")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
@@ -192,6 +197,9 @@ func (p DetailsPatch) applySettings(r *connRec) []string {
 	}
 	if p.OccupancyMultiplier != nil && *p.OccupancyMultiplier != r.Occupancy {
 		r.Occupancy, changed = *p.OccupancyMultiplier, append(changed, "occupancyMultiplier")
+	}
+	if p.SiteIDs != nil && !slices.Equal(*p.SiteIDs, r.SiteIDs) {
+		r.SiteIDs, changed = cloneSites(*p.SiteIDs), append(changed, "siteIds")
 	}
 	return changed
 }
@@ -295,9 +303,14 @@ func (s *Store) updateCredentials(ctx context.Context, id string, c checks.Crede
 		r.void()
 		var trs []transition
 		blocked := checks.ConnectionStatus(r.Status).CredentialBlocked()
-		if blocked {
+		if blocked || r.Status == string(checks.ConnUnderInvestigation) {
+			// New credentials end an investigation too (an operator's flag
+			// included): the next check says how they fare.
+			r.Esc, r.ProvFails = "", 0
 			trs = r.move(string(checks.ConnPending), "", now, trs)
-		} else if systemStatus(r.Status) && checks.ConnectionStatus(r.PrevStatus).CredentialBlocked() {
+		} else if systemStatus(r.Status) && (checks.ConnectionStatus(r.PrevStatus).CredentialBlocked() ||
+			r.PrevStatus == string(checks.ConnUnderInvestigation)) {
+			r.Esc, r.ProvFails = "", 0
 			// Deactivated, or its company inactive: what reactivation
 			// restores is no longer blocked on the old credentials.
 			r.PrevStatus, r.PrevDetail, r.PrevFirst = string(checks.ConnPending), "", now

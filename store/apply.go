@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/checkd/checkd/checks"
 )
@@ -71,7 +72,15 @@ type checkApply struct {
 	// companyInactive: the company's flag, read live, is down (a retry
 	// after the write's company guard failed).
 	companyInactive bool
+	// esc is the automatic escalation rule.
+	esc Escalation
 }
+
+// Who put a connection under investigation (connRec.Esc).
+const (
+	escAuto     = "a"
+	escOperator = "o"
+)
 
 // applyCheck applies a check result to r in place, following the status
 // rules; it returns what happened and the transitions it made.
@@ -92,7 +101,12 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 	if res.Status == checks.ConnConnected {
 		detail = ""
 	}
-	trs = r.move(string(res.Status), detail, t, trs)
+	to, toDetail := investigate(r, res.Status, detail, t, in.esc)
+	trs = r.move(to, toDetail, t, trs)
+	r.LastOut, r.LastOutDetail = "", ""
+	if to != string(res.Status) { // the status hides the check's outcome: keep it visible
+		r.LastOut, r.LastOutDetail = string(res.Status), detail
+	}
 	r.Attempt, r.Started, r.LastCheck = in.attempt, in.started, t
 	if res.Status == checks.ConnConnected {
 		r.LastSuccess, r.Failures = t, 0
@@ -151,6 +165,54 @@ func applyCheck(r *connRec, in checkApply) (Outcome, []transition) {
 	return Applied, trs
 }
 
+// investigate decides the connection status a check's outcome s (with
+// detail) leads to, given the investigation rules (docs/architecture.md,
+// "Status rules"), and counts provider failures in a row. An operator's
+// flag stays through any check but one ending in a credential status; an
+// automatic escalation ends with a success (or a credential status) and
+// otherwise keeps its status with a fresh detail; a connection not under
+// investigation escalates when in.esc says so.
+func investigate(r *connRec, s checks.ConnectionStatus, detail string, t int64, esc Escalation) (string, string) {
+	// The time since the last success (or the creation), before this check.
+	since := r.LastSuccess
+	if since == 0 {
+		since = r.CreatedAt
+	}
+	if s.ProviderFailure() {
+		r.ProvFails++
+	} else {
+		r.ProvFails = 0
+	}
+	under := r.Status == string(checks.ConnUnderInvestigation)
+	switch {
+	case s.CredentialBlocked() || !under && !s.ProviderFailure():
+		r.Esc = ""
+		return string(s), detail
+	case under && r.Esc != escAuto: // an operator's flag (or a record from before Esc was kept)
+		return r.Status, r.Detail
+	case under && s == checks.ConnConnected:
+		r.Esc = ""
+		return string(s), detail
+	case under:
+		return r.Status, escalationDetail(r, s, detail, t, since)
+	case esc.Enabled && r.ProvFails >= esc.Failures && t-since >= esc.After.Milliseconds():
+		r.Esc = escAuto
+		return string(checks.ConnUnderInvestigation), escalationDetail(r, s, detail, t, since)
+	}
+	return string(s), detail
+}
+
+// escalationDetail is the statusErrorDetail of an automatically escalated
+// connection: the last error and how long it has been failing.
+func escalationDetail(r *connRec, s checks.ConnectionStatus, detail string, t, since int64) string {
+	d := fmt.Sprintf("%s on the last %d checks in a row; no successful check for %s (since %s)",
+		s, r.ProvFails, fromMS(t).Sub(fromMS(since)).Round(time.Minute), fromMS(since).Format("2006-01-02 15:04 UTC"))
+	if detail != "" {
+		d += ": " + detail
+	}
+	return d
+}
+
 // notPulled is the status of a listed account that was not pulled: awaiting
 // a tracking decision, or tracked and awaiting its pull (an account back
 // after a connection error or after missing from the website is ONBOARDED
@@ -181,6 +243,11 @@ func (r *connRec) newest() int64 {
 // transition, if any.
 func (r *connRec) move(to, detail string, t int64, trs []transition) []transition {
 	from, first, was := r.Status, r.FirstSeen, r.Detail
+	if from != to && r.LastCheck != 0 && r.LastOut == "" {
+		// The status now shown was the last check's outcome: keep that
+		// visible (applyCheck sets it afresh).
+		r.LastOut, r.LastOutDetail = from, was
+	}
 	if setStatus(&r.Status, &r.FirstSeen, &r.LastUpdate, &r.Detail, to, detail, t) {
 		trs = append(trs, transition{from: from, to: to, detail: detail, oldFirst: first, oldDetail: was})
 	}

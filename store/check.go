@@ -124,7 +124,7 @@ func (s *Store) RecordCheck(ctx context.Context, t *CheckTarget, in CheckResult)
 		return Recorded{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	ap := checkApply{attempt: shortAttempt(t.Connection.ID, in.Attempt), started: ms(in.StartedAt), finished: ms(in.FinishedAt),
-		gen: t.gen, result: in.Result, autoTrack: t.autoTrack, newID: func() string { return newShortID(AccountIDPrefix) }}
+		gen: t.gen, result: in.Result, autoTrack: t.autoTrack, esc: s.cfg.Escalation, newID: func() string { return newShortID(AccountIDPrefix) }}
 	var out Recorded
 	calls := 0
 	fn := func(r *connRec) (*mutation, error) {

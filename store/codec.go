@@ -38,16 +38,17 @@ var (
 )
 
 // fields lists pointers to r's JSON fields, in connFields' order.
-func (r *connRec) fields() [25]any {
+func (r *connRec) fields() [30]any {
 	return [...]any{&r.CompanyID, &r.Datasource, &r.Name, &r.CreatedAt, &r.Inactive, &r.Cred, &r.Status,
 		&r.FirstSeen, &r.LastUpdate, &r.Detail, &r.LastCheck, &r.LastSuccess, &r.Failures, &r.Attempt,
-		&r.Started, &r.Gen, &r.PrevStatus, &r.PrevDetail, &r.PrevFirst, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Joined, &r.Accounts, &r.Hist}
+		&r.Started, &r.Gen, &r.PrevStatus, &r.PrevDetail, &r.PrevFirst, &r.StartDate, &r.Occupancy, &r.CredUpdated, &r.Joined,
+		&r.SiteIDs, &r.Esc, &r.ProvFails, &r.LastOut, &r.LastOutDetail, &r.Accounts, &r.Hist}
 }
 
 // fields lists pointers to a's JSON fields, in acctFields' order.
-func (a *acctRec) fields() [12]any {
+func (a *acctRec) fields() [16]any {
 	return [...]any{&a.ID, &a.Number, &a.Name, &a.Tracking, &a.Status, &a.FirstSeen, &a.LastUpdate,
-		&a.Detail, &a.CreatedAt, &a.Prev, &a.PrevDetail, &a.PrevFirst}
+		&a.Detail, &a.CreatedAt, &a.Prev, &a.PrevDetail, &a.PrevFirst, &a.FlagPrev, &a.FlagPrevDetail, &a.FlagPrevFirst, &a.Dup}
 }
 
 // tagFields reads T's JSON fields from its struct tags and checks that
@@ -116,7 +117,7 @@ func marshalConn(r *connRec) (string, error) {
 // them, false for a value left to json.Marshal: an infinite or NaN float
 // (an error there) or a RawMessage json.Marshal would rewrite or reject.
 func appendObject(b []byte, fs []codecField, ptrs []any) ([]byte, bool) {
-	var f [12]any // an account's fields: declared in a loop, it would be moved to the heap
+	var f [16]any // an account's fields: declared in a loop, it would be moved to the heap
 	b = append(b, '{')
 	start := len(b)
 	for i, p := range ptrs {
@@ -149,6 +150,8 @@ func appendObject(b []byte, fs []codecField, ptrs []any) ([]byte, bool) {
 				return b, false
 			}
 			b = append(b, *p...)
+		case *[]string:
+			b, empty = jsontext.AppendStrings(b, *p), len(*p) == 0
 		case *[]acctRec:
 			b, empty = append(b, '['), len(*p) == 0
 			for j := range *p {
@@ -369,6 +372,18 @@ func (d *decoder) value(p any) bool {
 		}
 		*p = []byte(d.s[d.i:end])
 		d.i = end
+	case *[]string:
+		if *p != nil || !d.eat('[') {
+			return false
+		}
+		*p = []string{}
+		for !d.eat(']') {
+			var v string
+			if len(*p) > 0 && !d.eat(',') || !d.str(&v) {
+				return false
+			}
+			*p = append(*p, v)
+		}
 	case *[]acctRec:
 		// [] is an empty, non-nil slice, as json.Unmarshal makes it.
 		if *p != nil || !d.eat('[') {

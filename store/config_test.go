@@ -35,13 +35,14 @@ var defaults = sync.OnceValues(func() (Config, error) {
 			QueuedTTL        time.Duration `yaml:"queuedTTL"`
 			CheckBatchWindow time.Duration `yaml:"checkBatchWindow"`
 		} `yaml:"store"`
+		Escalation Escalation `yaml:"escalation"`
 	}
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		return Config{}, err
 	}
 	s := f.Store
 	return Config{Interval: f.CheckInterval, HistoryLimit: s.HistoryLimit, EventsMaxLen: s.EventsMaxLen,
-		AutoTrack: s.AutoTrack, QueuedTTL: s.QueuedTTL, CheckBatchWindow: s.CheckBatchWindow}, nil
+		AutoTrack: s.AutoTrack, QueuedTTL: s.QueuedTTL, CheckBatchWindow: s.CheckBatchWindow, Escalation: f.Escalation}, nil
 })
 
 // testConfig returns a complete Config: the defaults with a fresh cipher.
@@ -93,6 +94,8 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		{"no queued ttl", func(c *Config) { c.QueuedTTL = 0 }, "Config.QueuedTTL"},
 		{"negative window", func(c *Config) { c.CheckBatchWindow = -time.Millisecond }, "Config.CheckBatchWindow"},
 		{"window off", func(c *Config) { c.CheckBatchWindow = 0 }, ""},
+		{"escalation without failures", func(c *Config) { c.Escalation.Failures = 0 }, "Config.Escalation.Failures"},
+		{"escalation off", func(c *Config) { c.Escalation = Escalation{} }, ""},
 		{"no clock: the real one", func(c *Config) { c.Clock = nil }, ""},
 	}
 	for _, tt := range tests {

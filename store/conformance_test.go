@@ -972,6 +972,8 @@ func runConformance(t *testing.T, b backend) {
 			}
 		}
 	})
+	runOpsConformance(t, b)
+	runHealthConformance(t, b)
 }
 
 // snapshot renders everything stored about a connection, for comparisons.

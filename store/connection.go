@@ -19,6 +19,9 @@ type NewConnection struct {
 	Datasource  string
 	Name        string
 	Credentials checks.Credentials
+	// SiteIDs are the customer's sites the connection serves (siteProblems
+	// has the rules).
+	SiteIDs []string
 }
 
 // MaxCredentialLen bounds a credential field.
@@ -69,6 +72,7 @@ func (in NewConnection) Validate() error {
 	if p := nameProblem(in.Name); p != "" {
 		problems = append(problems, p)
 	}
+	problems = append(problems, siteProblems(in.SiteIDs)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
 	}
@@ -113,7 +117,7 @@ func (s *Store) CreateConnection(ctx context.Context, in NewConnection) (Connect
 func (s *Store) newConnMutation(in NewConnection, co Company) (*mutation, error) {
 	now := ms(s.cfg.Clock.Now())
 	r := &connRec{ID: newID(ConnectionIDPrefix), CompanyID: co.ID, Datasource: in.Datasource,
-		Name: strings.TrimSpace(in.Name), CreatedAt: now}
+		Name: strings.TrimSpace(in.Name), CreatedAt: now, SiteIDs: cloneSites(in.SiteIDs)}
 	var err error
 	if r.Cred, err = s.seal(r.ID, in.Credentials); err != nil {
 		return nil, err
@@ -263,21 +267,46 @@ const MaxPageSize = 1000
 // one whose status changes may be listed twice or not at all (listed
 // under the old status, then the new). It costs O(limit), not O(N).
 func (s *Store) ListConnections(ctx context.Context, companyID string, statuses []checks.ConnectionStatus, cursor string, limit int) (Page, error) {
+	return s.ListConnectionsBy(ctx, companyID, ListFilter{Statuses: statuses}, cursor, limit)
+}
+
+// ListFilter narrows a listing of a company's connections.
+type ListFilter struct {
+	// Statuses keeps the connections in one of them (all when empty).
+	Statuses []checks.ConnectionStatus
+	// SiteID, when set, keeps the connections assigned that site.
+	SiteID string
+}
+
+// MaxListScan bounds how many connections one page of a listing filtered
+// by site reads: a page that reaches it before it is full ends there with
+// a cursor to go on from (it may hold fewer connections, even none).
+const MaxListScan = 10000
+
+// ListConnectionsBy is ListConnections with a filter. A site filter reads
+// the connections in the statuses asked for and keeps the site's, so a
+// page costs O(connections read), at most MaxListScan.
+func (s *Store) ListConnectionsBy(ctx context.Context, companyID string, f ListFilter, cursor string, limit int) (Page, error) {
 	if _, err := s.GetCompany(ctx, companyID); err != nil {
 		return Page{}, err
 	}
 	if limit <= 0 || limit > MaxPageSize {
 		limit = MaxPageSize
 	}
+	statuses := f.Statuses
 	if len(statuses) == 0 {
 		statuses = checks.ConnectionStatuses
+	}
+	if f.SiteID != "" && !ValidSiteID(f.SiteID) {
+		return Page{}, fmt.Errorf("%w: siteId %q is not a site ID (1 to %d bytes, no control characters)", ErrInvalid, f.SiteID, MaxSiteIDLen)
 	}
 	at, err := parseCursor(cursor, len(statuses))
 	if err != nil {
 		return Page{}, err
 	}
 	var ids []string
-	var last listCursor // the last connection taken
+	var last listCursor // the last connection taken (or, filtering, read)
+	scanned := 0
 	for si := at.group; si < len(statuses) && len(ids) < limit; si++ {
 		key := s.kIndex(companyID, string(statuses[si]))
 		from := at // resume after it in its own group; from the start in the next
@@ -290,15 +319,32 @@ func (s *Store) ListConnections(ctx context.Context, companyID string, statuses 
 		}
 		for off := int64(0); ; {
 			want := int64(limit - len(ids))
+			if f.SiteID != "" {
+				want = max(want, 200) // most read connections may be of other sites
+			}
 			got, err := s.rdb.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: off, Count: want + 1}).Result()
 			if err != nil {
 				return Page{}, fmt.Errorf("list connections of %s: %w", companyID, err)
+			}
+			var keep map[string]bool
+			if f.SiteID != "" {
+				if keep, err = s.siteMembers(ctx, got, f.SiteID); err != nil {
+					return Page{}, err
+				}
 			}
 			for _, z := range got {
 				id, _ := z.Member.(string)
 				// A sorted set orders equal scores by member: skip the ties
 				// at the cursor's creation time up to its ID.
 				if from.id != "" && int64(z.Score) == from.created && id <= from.id {
+					continue
+				}
+				if keep != nil && !keep[id] {
+					if scanned++; scanned >= MaxListScan && len(ids) < limit { // read enough for one page
+						cs, err := s.getConnections(ctx, ids)
+						return Page{Connections: cs, Next: listCursor{si, int64(z.Score), id}.String()}, err
+					}
+					last = listCursor{si, int64(z.Score), id}
 					continue
 				}
 				if len(ids) == limit { // one more exists: the page is full
@@ -319,6 +365,33 @@ func (s *Store) ListConnections(ctx context.Context, companyID string, statuses 
 		p.Next = last.String()
 	}
 	return p, err
+}
+
+// siteMembers says which of the listed connections are assigned site.
+func (s *Store) siteMembers(ctx context.Context, got []redis.Z, site string) (map[string]bool, error) {
+	p := s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(got))
+	for i, z := range got {
+		id, _ := z.Member.(string)
+		gets[i] = p.Get(ctx, s.kConn(id))
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read connections: %w", err)
+	}
+	keep := make(map[string]bool, len(got))
+	for i, z := range got {
+		id, _ := z.Member.(string)
+		raw, err := gets[i].Result()
+		if err != nil {
+			continue // gone since it was listed
+		}
+		r, err := decodeConn(id, raw)
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: %w", id, err)
+		}
+		keep[id] = r.hasSite(site)
+	}
+	return keep, nil
 }
 
 // listCursor is where a listing page ended: after connection id, created at

@@ -57,8 +57,38 @@ type Connection struct {
 	StartDate            string                  `json:"startDate,omitempty"`
 	OccupancyMultiplier  float64                 `json:"occupancyMultiplier,omitempty"`
 	CredentialsUpdatedAt *time.Time              `json:"credentialsUpdatedAt,omitempty"`
-	Accounts             []Account               `json:"accounts"`
+	// SiteIDs are the customer's sites the connection serves (seed 001's
+	// "site assignments"), in the order given.
+	SiteIDs []string `json:"siteIds"`
+	// LastCheckStatus and LastCheckDetail are the outcome of the last
+	// applied check, which the status hides while it is not the check's
+	// (UNDER_INVESTIGATION, or after an admin action); empty before the
+	// first check.
+	LastCheckStatus checks.ConnectionStatus `json:"lastCheckStatus,omitempty"`
+	LastCheckDetail string                  `json:"lastCheckDetail,omitempty"`
+	// Investigation says who put the connection UNDER_INVESTIGATION; nil
+	// when it is not.
+	Investigation *Investigation `json:"investigation,omitempty"`
+	Accounts      []Account      `json:"accounts"`
 }
+
+// Investigation is why a connection is UNDER_INVESTIGATION.
+type Investigation struct {
+	// By is InvestigationAutomatic (escalated after continued provider
+	// failures: a successful check ends it) or InvestigationOperator
+	// (flagged by hand: only an operator's clear or new credentials end it).
+	By string `json:"by"`
+	// Note is the operator's note, or what the automatic escalation found.
+	Note string `json:"note"`
+	// Since is when the connection became UNDER_INVESTIGATION.
+	Since time.Time `json:"since"`
+}
+
+// Who put a connection under investigation (Investigation.By).
+const (
+	InvestigationAutomatic = "automatic"
+	InvestigationOperator  = "operator"
+)
 
 // Account is one utility account behind a connection.
 type Account struct {
@@ -71,6 +101,8 @@ type Account struct {
 	StatusLastUpdateTime time.Time             `json:"statusLastUpdateTime"`
 	StatusErrorDetail    string                `json:"statusErrorDetail"`
 	CreatedAt            time.Time             `json:"createdAt"`
+	// DuplicateOf names the account this one duplicates (status DUPLICATE).
+	DuplicateOf string `json:"duplicateOf,omitempty"`
 }
 
 // HistoryEntry is one status transition of a connection or of one of its
@@ -101,6 +133,9 @@ const (
 	CauseConfirm           = "admin:confirm-accounts"
 	CauseCredentials       = "credentials"
 	CauseSettings          = "admin:settings"
+	CauseInvestigate       = "admin:investigate"
+	CauseInvestigateClear  = "admin:investigate-clear"
+	CauseAccountFlag       = "admin:account-flag"
 )
 
 // connRec is the stored form of a connection: one JSON string per connection
@@ -138,8 +173,21 @@ type connRec struct {
 	// schedule after being out of it (deactivated, blocked on credentials,
 	// company inactive); 0: in it since creation. MarkQueued needs it: a
 	// slot swept while the connection was out enqueued nothing.
-	Joined   int64     `json:"sj,omitempty"`
-	Accounts []acctRec `json:"ac,omitempty"` // only ever appended (history refers to them by index)
+	Joined int64 `json:"sj,omitempty"`
+	// SiteIDs are the connection's site assignments.
+	SiteIDs []string `json:"si,omitempty"`
+	// Esc is who put the connection UNDER_INVESTIGATION: escAuto, escOperator,
+	// "" when it is not.
+	Esc string `json:"es,omitempty"`
+	// ProvFails counts the provider-side errors (checks.ProviderFailure)
+	// of the checks in a row up to the last one.
+	ProvFails int `json:"pe,omitempty"`
+	// LastOut and LastOutDetail are the last applied check's status and
+	// detail while the connection's own differ from them ("": equal, or no
+	// check yet).
+	LastOut       string    `json:"lo,omitempty"`
+	LastOutDetail string    `json:"ld,omitempty"`
+	Accounts      []acctRec `json:"ac,omitempty"` // only ever appended (history refers to them by index)
 	// Hist is the newest history elements in compact form (history.go),
 	// kept encoded: only a write that adds an element, and History, decode it.
 	Hist json.RawMessage `json:"h,omitempty"`
@@ -158,6 +206,13 @@ type acctRec struct {
 	Prev       string `json:"ps,omitempty"` // status to restore on company reactivation
 	PrevDetail string `json:"pd,omitempty"` // and its statusErrorDetail
 	PrevFirst  int64  `json:"pf,omitempty"` // and its statusFirstSeenTime (0: saved before it was kept)
+	// Flag* are the status, detail and since an operator's account flag
+	// (OLD_ACCOUNT, DUPLICATE) replaced, to restore when it is undone;
+	// Dup the account a DUPLICATE duplicates.
+	FlagPrev       string `json:"fp,omitempty"`
+	FlagPrevDetail string `json:"fd,omitempty"`
+	FlagPrevFirst  int64  `json:"ff,omitempty"`
+	Dup            string `json:"du,omitempty"`
 }
 
 // histRec is one write's transitions: the account ID ("" for the
@@ -212,7 +267,23 @@ func (r *connRec) public(nextCheck int64) Connection {
 		StartDate:            r.StartDate,
 		OccupancyMultiplier:  r.Occupancy,
 		CredentialsUpdatedAt: optMS(r.CredUpdated),
+		SiteIDs:              r.SiteIDs,
 		Accounts:             make([]Account, len(r.Accounts)),
+	}
+	if c.SiteIDs == nil {
+		c.SiteIDs = []string{}
+	}
+	if r.LastCheck != 0 {
+		c.LastCheckStatus, c.LastCheckDetail = checks.ConnectionStatus(r.Status), r.Detail
+		if r.LastOut != "" {
+			c.LastCheckStatus, c.LastCheckDetail = checks.ConnectionStatus(r.LastOut), r.LastOutDetail
+		}
+	}
+	if r.Status == string(checks.ConnUnderInvestigation) {
+		c.Investigation = &Investigation{By: InvestigationOperator, Note: r.Detail, Since: fromMS(r.FirstSeen)}
+		if r.Esc == escAuto {
+			c.Investigation.By = InvestigationAutomatic
+		}
 	}
 	for i, a := range r.Accounts {
 		c.Accounts[i] = Account{
@@ -225,6 +296,7 @@ func (r *connRec) public(nextCheck int64) Connection {
 			StatusLastUpdateTime: fromMS(a.LastUpdate),
 			StatusErrorDetail:    a.Detail,
 			CreatedAt:            fromMS(a.created()),
+			DuplicateOf:          a.Dup,
 		}
 	}
 	return c

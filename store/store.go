@@ -89,6 +89,24 @@ type Config struct {
 	// such a caller should set it to 0, or count itself in with
 	// AddCheckSlots as a worker does.
 	CheckBatchWindow time.Duration
+	// Escalation is when a failing connection becomes UNDER_INVESTIGATION
+	// by itself (escalation).
+	Escalation Escalation
+}
+
+// Escalation is the automatic escalation rule (docs/architecture.md,
+// "Status rules"): a connection whose checks ended in a provider-side
+// error (checks.ConnectionStatus.ProviderFailure) at least Failures times
+// in a row, with no success for at least After (since its creation if it
+// never had one), becomes UNDER_INVESTIGATION.
+type Escalation struct {
+	// Enabled turns the rule on (escalation.enabled); off, nothing
+	// escalates and Failures and After may be zero.
+	Enabled bool `yaml:"enabled"`
+	// Failures is how many provider-side errors in a row (escalation.failures).
+	Failures int `yaml:"failures"`
+	// After is how long without a success (escalation.after).
+	After time.Duration `yaml:"after"`
 }
 
 // Store is the Redis persistence of checkd. It is safe for concurrent use.
@@ -141,6 +159,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("Config.QueuedTTL is %s; it must be positive (configs: store.queuedTTL)", c.QueuedTTL)
 	case c.CheckBatchWindow < 0:
 		return fmt.Errorf("Config.CheckBatchWindow is %s; use 0 (never wait) or more (configs: store.checkBatchWindow)", c.CheckBatchWindow)
+	case c.Escalation.Enabled && c.Escalation.Failures <= 0:
+		return fmt.Errorf("Config.Escalation.Failures is %d; it must be positive while escalation is enabled (configs: escalation.failures)", c.Escalation.Failures)
+	case c.Escalation.Enabled && c.Escalation.After < 0:
+		return fmt.Errorf("Config.Escalation.After is %s; use 0 or more (configs: escalation.after)", c.Escalation.After)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,12 @@ import (
 	"github.com/checkd/checkd/worker"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envCapChild) != "" { // a worker process of TestCapAcrossWorkerProcesses
+		os.Exit(runCapChild())
+	}
+	redistest.Main(m)
+}
 
 var t0 = testenv.T0
 

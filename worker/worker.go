@@ -73,14 +73,30 @@ type Config struct {
 	// (applied or dropped), e.g. for metrics. It runs on the handler's
 	// goroutine, so it must be fast.
 	OnCheck func(CheckEvent)
+	// Datasources are the health, breaker and concurrency rules of each
+	// datasource; the zero value turns them off.
+	Datasources Datasources
+	// OnBreaker, when set, is called when a datasource's outage breaker
+	// opens or closes by an outcome this worker recorded.
+	OnBreaker func(ds string, b store.Breaker)
 }
 
 // ConfigFrom returns the worker's settings in a checkd configuration: its
 // worker section. The caller adds Clock, Logger and OnCheck.
 func ConfigFrom(c configs.Config) Config {
 	w := c.Worker
-	return Config{Concurrency: w.Concurrency, Queues: maps.Clone(w.Queues), CheckTimeout: w.CheckTimeout,
-		ShutdownTimeout: w.ShutdownTimeout, EmptyQueueRecheck: w.EmptyQueueRecheck}
+	cfg := Config{Concurrency: w.Concurrency, Queues: maps.Clone(w.Queues), CheckTimeout: w.CheckTimeout,
+		ShutdownTimeout: w.ShutdownTimeout, EmptyQueueRecheck: w.EmptyQueueRecheck,
+		Datasources: Datasources{SlotRetry: c.Health.SlotRetry, SlotLease: w.CheckTimeout + slotLeaseMargin}}
+	for _, d := range c.Datasources {
+		if d.MaxConcurrent > 0 { // caps on: MaxConcurrent set (see start)
+			cfg.Datasources.MaxConcurrent = c.MaxConcurrent
+		}
+	}
+	if c.Health.Enabled {
+		cfg.Datasources.Health = c.HealthRules
+	}
+	return cfg
 }
 
 // validate refuses the zero values that mean nothing, naming the field.
@@ -96,6 +112,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("Config.ShutdownTimeout is %s; it must be positive (configs: worker.shutdownTimeout)", c.ShutdownTimeout)
 	case c.EmptyQueueRecheck < 0:
 		return fmt.Errorf("Config.EmptyQueueRecheck is %s; use 0 (off) or more (configs: worker.emptyQueueRecheck)", c.EmptyQueueRecheck)
+	}
+	if c.Datasources.MaxConcurrent != nil && (c.Datasources.SlotRetry <= 0 || c.Datasources.SlotLease <= c.CheckTimeout) {
+		return fmt.Errorf("Config.Datasources: with caps, SlotRetry (%s) must be positive and SlotLease (%s) longer than CheckTimeout (configs: health.slotRetry)",
+			c.Datasources.SlotRetry, c.Datasources.SlotLease)
 	}
 	for q, w := range c.Queues {
 		if q == "" || w < 1 {
@@ -135,9 +155,16 @@ type Worker struct {
 	// the per-check line costs nothing, not even its fields map.
 	infoOn func() bool
 
+	brk breakers // each datasource's breaker as last seen
+
 	life startstop.Lifecycle
 	srv  *asynq.Server // set by Start
 }
+
+// slotLeaseMargin is how much longer than worker.checkTimeout a
+// concurrency slot's lease lasts: recording the result after the checker
+// returns.
+const slotLeaseMargin = 30 * time.Second
 
 // New returns a worker that checks connections of st with the checkers of
 // reg, taking tasks from rdb. It does not touch Redis until Start. It
@@ -188,19 +215,32 @@ func (w *Worker) start(ctx context.Context) error {
 	// Handlers get the values of ctx but not its cancellation: a daemon's
 	// signal context must not abort in-flight checks; Stop drains them.
 	base := context.WithoutCancel(ctx)
+	// Checks put back for want of a concurrency slot come back through
+	// asynq's retry set, which asynq forwards to the queues every 5 s by
+	// default: slots freed meanwhile would stay idle. Under caps the
+	// forwarder runs every half SlotRetry.
+	var delayed time.Duration
+	if w.cfg.Datasources.MaxConcurrent != nil {
+		delayed = w.cfg.Datasources.SlotRetry / 2
+	}
 	srv := asynq.NewServerFromRedisClient(newPollClient(w.rdb, w.cfg.EmptyQueueRecheck, clock.Real{}), asynq.Config{
-		Concurrency:     w.cfg.Concurrency,
-		Queues:          w.cfg.Queues,
-		ShutdownTimeout: w.cfg.ShutdownTimeout,
-		BaseContext:     func() context.Context { return base },
-		Logger:          w.log.WithField("component", "asynq"),
-		RetryDelayFunc:  retryDelay,
-		IsFailure:       isFailure,
+		DelayedTaskCheckInterval: delayed,
+		Concurrency:              w.cfg.Concurrency,
+		Queues:                   w.cfg.Queues,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		BaseContext:              func() context.Context { return base },
+		Logger:                   w.log.WithField("component", "asynq"),
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)
 			e := w.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type(), "retry": n}).WithError(err)
 			if d, ok := checks.RetryAfter(err); ok {
+				if errors.Is(err, errNoSlot) { // routine under a cap: not worth a line each
+					e.WithField("retryAfterMs", d.Milliseconds()).Debug("no concurrency slot free; retrying then (not counted as a failed attempt)")
+					return
+				}
 				e.WithField("retryAfterMs", d.Milliseconds()).Info("checker asked to retry later; retrying then (not counted as a failed attempt)")
 				return
 			}
@@ -306,13 +346,22 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 			w.entry(p.ConnectionID, taskID).WithField("reason", string(target.Skip)).Info("check skipped")
 		}
 		w.clearQueued(ctx, p.ConnectionID, taskID)
+		if target.Skip != checks.SkipServed {
+			w.skipped(ctx, target.Connection.Datasource.Name, p.ConnectionID)
+		}
 		return nil
 	}
 
-	startedAt := w.cfg.Clock.Now()
-	res, err := w.run(ctx, p.ConnectionID, taskID, time.UnixMilli(p.Slot), target.Request)
+	ds, slot := target.Request.Datasource, time.UnixMilli(p.Slot)
+	adm, res, err := w.admission(ctx, ds, p.ConnectionID)
 	if err != nil {
-		return err
+		return fmt.Errorf("check %s: %w", p.ConnectionID, err)
+	}
+	startedAt := w.cfg.Clock.Now()
+	if adm != store.NotAttempted {
+		if res, startedAt, err = w.attempt(ctx, ds, p.ConnectionID, taskID, slot, target.Request, adm == store.Probe); err != nil {
+			return err
+		}
 	}
 	rec, err := w.st.RecordCheck(ctx, target, store.CheckResult{
 		Attempt: taskID, StartedAt: startedAt, FinishedAt: w.cfg.Clock.Now(), Result: res})
@@ -386,17 +435,10 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, slot time.Time,
 		// (say, half the accounts listed): record the timeout instead.
 		return checks.Result{Status: checks.ConnWebsiteDown,
 			Detail: fmt.Sprintf("check timed out after %s", w.cfg.CheckTimeout)}, nil
-	case isRetryAfter(err) && noRetryLeft(ctx):
-		// Only a task enqueued without the kept retry (or one whose
-		// retries a crash recovery used up) gets here.
-		return checks.Result{Status: checks.ConnOtherError,
-			Detail: truncate(fmt.Sprintf("the checker asked to retry later, but the task has no retry left: %v", err))}, nil
-	case isRetryAfter(err) && w.cfg.Clock.Now().Sub(slot) >= w.st.Interval():
-		// Pushed back for a whole interval: the next slot's check is due
-		// by now; record why this one never ran rather than push it on.
-		return checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf(
-			"the checker asked to retry later on every attempt for a whole check interval (%s): %v", w.st.Interval(), err))}, nil
 	case isRetryAfter(err):
+		if res, ok := w.givenUp(ctx, slot, "the checker asked to retry later", err); ok {
+			return res, nil
+		}
 		return checks.Result{}, fmt.Errorf("check %s: %w", connID, err)
 	case errors.Is(err, checks.ErrTemporary) && lastAttempt(ctx):
 		// No counted retry is left: record the failure, so the connection
@@ -413,6 +455,25 @@ func (w *Worker) run(ctx context.Context, connID, taskID string, slot time.Time,
 		return checks.Result{Status: checks.ConnOtherError, Detail: truncate("invalid checker result: " + err.Error())}, nil
 	}
 	return res.Normalized(), nil
+}
+
+// givenUp is the result to record instead of pushing a check back once
+// more with a checks.RetryAfterError (why says what pushed it back, err is
+// the error), if any: when the task has no retry left (only a task
+// enqueued without the kept retry, or one whose retries a crash recovery
+// used up, gets there), or when its slot is a whole check interval old
+// (the next slot's check is due by now: record why this one never ran
+// rather than push it on).
+func (w *Worker) givenUp(ctx context.Context, slot time.Time, why string, err error) (checks.Result, bool) {
+	switch {
+	case noRetryLeft(ctx):
+		return checks.Result{Status: checks.ConnOtherError,
+			Detail: truncate(fmt.Sprintf("%s, but the task has no retry left: %v", why, err))}, true
+	case w.cfg.Clock.Now().Sub(slot) >= w.st.Interval():
+		return checks.Result{Status: checks.ConnOtherError, Detail: truncate(fmt.Sprintf(
+			"%s on every attempt for a whole check interval (%s): %v", why, w.st.Interval(), err))}, true
+	}
+	return checks.Result{}, false
 }
 
 // lastAttempt reports whether a failure now would be the task's last

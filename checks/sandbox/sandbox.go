@@ -33,6 +33,12 @@
 //	user_temporary            returns an error wrapping checks.ErrTemporary (retried, nothing recorded)
 //	user_panic                panics
 //
+// Datasource scenario (issue 20's outage breaker): Checker.SetDown(true),
+// or Options.Down at New, makes the whole datasource down:
+// every check answers WEBSITE_DOWN, whatever the username, until
+// SetDown(false). Logins counts the checks that reached the website (none
+// is lost while it is down: they count too).
+//
 // Account numbers are ten digits: eight from a hash of the connection ID and
 // a two-digit index (01, 02, ...), so they are stable across checks and
 // differ between connections.
@@ -44,6 +50,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/checkd/checkd/checks"
@@ -80,17 +87,35 @@ type Options struct {
 	// Latency is waited at the start of every check, to simulate a website;
 	// a context done meanwhile ends the check with WEBSITE_DOWN.
 	Latency time.Duration
+	// Down starts the sandbox with the whole datasource down (SetDown).
+	Down bool
 }
 
 // Checker is the sandbox checker. It is safe for concurrent use.
 type Checker struct {
-	opts Options
+	opts   Options
+	down   atomic.Bool
+	logins atomic.Int64
 }
+
+// SetDown makes the whole datasource down (every check WEBSITE_DOWN) or up
+// again.
+func (c *Checker) SetDown(down bool) { c.down.Store(down) }
+
+// Logins counts the checks that reached the sandbox website.
+func (c *Checker) Logins() int64 { return c.logins.Load() }
+
+// DownDetail is the detail of a check while the whole datasource is down.
+const DownDetail = "sandbox: the provider's whole website is down (outage scenario)"
 
 var _ checks.Checker = (*Checker)(nil)
 
 // New returns a sandbox checker.
-func New(opts Options) *Checker { return &Checker{opts: opts} }
+func New(opts Options) *Checker {
+	c := &Checker{opts: opts}
+	c.down.Store(opts.Down)
+	return c
+}
 
 // errorStatuses are the statuses error_<STATUS> yields, with their details.
 var errorStatuses = map[checks.ConnectionStatus]string{
@@ -126,6 +151,10 @@ func (c *Checker) Check(ctx context.Context, req checks.Request) (checks.Result,
 			t.Stop()
 			return timedOut(), nil
 		}
+	}
+	c.logins.Add(1)
+	if c.down.Load() {
+		return checks.Result{Status: checks.ConnWebsiteDown, Detail: DownDetail}, nil
 	}
 	user := req.Credentials.Username
 	switch user {

@@ -21,6 +21,8 @@
 //	P5 spread       weekly slots of 1M connections created in one minute, by hour (bench/out/spread.svg)
 //	P6 concurrency  one worker process, concurrency 2000, 1 s sandbox latency: throughput and peak RSS;
 //	                P6.http: the same through the HTTP checker, the sandbox served by another process
+//	P8 cap          a datasource capped at 50 beside an uncapped one, two worker processes of 1000
+//	                (1 s latency): measured concurrency, capped throughput, the uncapped one's share
 package bench
 
 import (
@@ -93,6 +95,10 @@ type Sizes struct {
 	P6Latency     time.Duration
 	P6Duration    time.Duration
 	P6Warmup      time.Duration
+	// P8Cap is P8's maxConcurrent of the capped datasource, beside the
+	// uncapped sandbox in two worker processes of P6Concurrency/2 each,
+	// with P6's latency, duration and warm-up.
+	P8Cap int
 	// P6PoolSize and P6BufferSize override the worker process's go-redis
 	// pool size and read/write buffer sizes (0: as the daemon; experiments).
 	P6PoolSize   int
@@ -107,7 +113,8 @@ type Sizes struct {
 func FullSizes() Sizes {
 	return Sizes{Name: "full", Conns: 1_000_000, Companies: 8, RawProbe: 100_000, RawGoroutines: []int{8, 16, 32}, SweepRounds: 4,
 		Process: 100_000, ProcessConcurrency: 20, ProcessRounds: 4, TickSmall: 10_000, Ticks: 1000, AsynqScheduled: 100_000,
-		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 30 * time.Second, P6Warmup: 5 * time.Second}
+		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 30 * time.Second, P6Warmup: 5 * time.Second,
+		P8Cap: 50}
 }
 
 // SmallSizes run every measure in well under a minute. P5 keeps 1M IDs: it
@@ -116,7 +123,8 @@ func FullSizes() Sizes {
 func SmallSizes() Sizes {
 	return Sizes{Name: "small", Conns: 20_000, Companies: 4, RawProbe: 5_000, RawGoroutines: []int{8, 16, 32}, SweepRounds: 2,
 		Process: 5_000, ProcessConcurrency: 20, ProcessRounds: 2, TickSmall: 1_000, Ticks: 300, AsynqScheduled: 5_000,
-		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 8 * time.Second, P6Warmup: 3 * time.Second}
+		SpreadIDs: 1_000_000, P6Concurrency: 2000, P6Latency: time.Second, P6Duration: 8 * time.Second, P6Warmup: 3 * time.Second,
+		P8Cap: 50}
 }
 
 // SizesFor returns the sizes of a scale name.
@@ -133,7 +141,7 @@ func SizesFor(scale string) (Sizes, error) {
 // Options configure a run.
 type Options struct {
 	Sizes Sizes
-	// Only lists measure IDs to run (P1..P6); empty: all.
+	// Only lists measure IDs to run (P1..P6, P8); empty: all.
 	Only []string
 	// OutDir receives spread.svg, results.txt and results.md.
 	OutDir string
@@ -256,7 +264,7 @@ func Run(ctx context.Context, opts Options) error {
 			continue
 		}
 		if !validID(id) {
-			return fmt.Errorf("-only %s: want measure IDs P1..P6", id)
+			return fmt.Errorf("-only %s: want measure IDs P1..P6, P8", id)
 		}
 		sel[id] = true
 	}
@@ -348,7 +356,7 @@ func Run(ctx context.Context, opts Options) error {
 	if want("P2") {
 		need = max(need, 3*e.sz.Process) // first checks in process with the memo on and off, and over HTTP
 	}
-	if want("P6") {
+	if want("P6") || want("P8") {
 		need = max(need, min(e.sz.Conns, p6Tasks(e.sz)))
 	}
 	if need > 0 {
@@ -364,7 +372,7 @@ func Run(ctx context.Context, opts Options) error {
 		id  string
 		run func(context.Context, *env) Result
 	}{
-		{"P1", runP1}, {"P3", runP3}, {"P2", runP2}, {"P4", runP4}, {"P5", runP5}, {"P6", runP6},
+		{"P1", runP1}, {"P3", runP3}, {"P2", runP2}, {"P4", runP4}, {"P5", runP5}, {"P6", runP6}, {"P8", runP8},
 	}
 	var results []Result
 	var failed []string
@@ -397,7 +405,7 @@ func Run(ctx context.Context, opts Options) error {
 
 func validID(id string) bool {
 	switch id {
-	case "P1", "P2", "P3", "P4", "P5", "P6":
+	case "P1", "P2", "P3", "P4", "P5", "P6", "P8":
 		return true
 	}
 	return false

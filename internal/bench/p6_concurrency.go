@@ -56,6 +56,10 @@ type childConfig struct {
 	BufferSize  int    `json:"bufferSize,omitempty"`
 	CheckerURL  string `json:"checkerUrl,omitempty"`
 	Secret      string `json:"secret,omitempty"`
+	// Cap, when set, registers the sandbox as CappedDS too, with that
+	// maxConcurrent (P8).
+	Cap      int    `json:"cap,omitempty"`
+	CappedDS string `json:"cappedDs,omitempty"`
 }
 
 // childResult is what the worker process reports.
@@ -70,6 +74,11 @@ type childResult struct {
 	SysMB         float64 `json:"sysMB"`
 	CPUSeconds    float64 `json:"cpuSeconds"`
 	StopMS        int64   `json:"stopMs"` // how long Stop took (in-flight checks finishing)
+	// CappedBuckets counts the capped datasource's checks per bucket
+	// (Buckets then counts the others); Intervals are its checker calls'
+	// start and end (Unix ns). P8 only.
+	CappedBuckets []int64    `json:"cappedBuckets,omitempty"`
+	Intervals     [][2]int64 `json:"intervals,omitempty"`
 }
 
 const childBucket = 100 * time.Millisecond
@@ -113,8 +122,36 @@ func runChild(ctx context.Context, e *env, mode string, slotBase time.Time, chec
 	if checker != nil {
 		cfg.CheckerURL, cfg.Secret = checker.url, checker.secret
 	}
+	e.logf("P6: %s process, concurrency %d, latency %s, for %s, %d tasks queued", mode, sz.P6Concurrency, sz.P6Latency, sz.P6Duration, n)
+	run, err := startChild(ctx, e, cfg, "P6-"+mode)
+	if err != nil {
+		return nil, err
+	}
+	if run.left, err = pendingTasks(ctx, e.rdb, tasks.QueueDefault); err != nil {
+		return nil, err
+	}
+	if err := flushAsynq(ctx, e.rdb); err != nil {
+		return nil, err
+	}
+	var window int64
+	lo, hi := int(sz.P6Warmup/childBucket), int(sz.P6Duration/childBucket)
+	for i, c := range run.res.Buckets {
+		run.total += c
+		if i >= lo && i < hi {
+			window += c
+		}
+	}
+	run.rate = float64(window) / (sz.P6Duration - sz.P6Warmup).Seconds()
+	return run, nil
+}
+
+// startChild runs one worker process of cfg (this binary re-executed) to
+// its end and reads what it reports and its memory from /proc; profile
+// names its CPU profile.
+func startChild(ctx context.Context, e *env, cfg childConfig, profile string) (*childRun, error) {
+	mode := cfg.Mode
 	if e.opts.CPUProfileDir != "" {
-		cfg.CPUProfile = e.opts.CPUProfileDir + "/P6-" + mode + ".pprof"
+		cfg.CPUProfile = e.opts.CPUProfileDir + "/" + profile + ".pprof"
 	}
 	raw, _ := json.Marshal(cfg)
 	cmd := exec.CommandContext(ctx, e.opts.Exe, "-"+ChildFlag)
@@ -128,7 +165,6 @@ func runChild(ctx context.Context, e *env, mode string, slotBase time.Time, chec
 	if err != nil {
 		return nil, err
 	}
-	e.logf("P6: %s process, concurrency %d, latency %s, for %s, %d tasks queued", mode, sz.P6Concurrency, sz.P6Latency, sz.P6Duration, n)
 	run := &childRun{meter: startMeter(ctx, e.rdb, e.rt)}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -182,21 +218,6 @@ func runChild(ctx context.Context, e *env, mode string, slotBase time.Time, chec
 		return nil, fmt.Errorf("read VmHWM of the %s process: %w", mode, hwmErr)
 	}
 	run.hwmMB = float64(hwm) / 1024
-	if run.left, err = pendingTasks(ctx, e.rdb, tasks.QueueDefault); err != nil {
-		return nil, err
-	}
-	if err := flushAsynq(ctx, e.rdb); err != nil {
-		return nil, err
-	}
-	var window int64
-	lo, hi := int(sz.P6Warmup/childBucket), int(sz.P6Duration/childBucket)
-	for i, c := range run.res.Buckets {
-		run.total += c
-		if i >= lo && i < hi {
-			window += c
-		}
-	}
-	run.rate = float64(window) / (sz.P6Duration - sz.P6Warmup).Seconds()
 	for s := 0; s*10 < len(run.res.Buckets); s++ {
 		var c int64
 		for _, v := range run.res.Buckets[s*10 : min(len(run.res.Buckets), s*10+10)] {
@@ -367,15 +388,25 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: lat})); err != nil {
 		return err
 	}
+	var capped *cappedChecker
+	if cfg.Cap > 0 {
+		capped = &cappedChecker{c: sandbox.New(sandbox.Options{Latency: lat})}
+		if err := reg.Register(cfg.CappedDS, capped); err != nil {
+			return err
+		}
+	}
 	dur := time.Duration(cfg.DurationMS) * time.Millisecond
 	buckets := make([]atomic.Int64, int((dur+time.Minute)/childBucket))
+	cappedBuckets := make([]atomic.Int64, len(buckets))
 	var applied, other atomic.Int64
 	var start time.Time
 	var started atomic.Bool
+	var countIn func(buckets []atomic.Int64, ok bool)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.InfoLevel) // as in production: the per-check line is formatted
-	count := func(ok bool) {
+	count := func(ok bool) { countIn(buckets, ok) }
+	countIn = func(buckets []atomic.Int64, ok bool) {
 		if !started.Load() {
 			return
 		}
@@ -403,7 +434,21 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	case "worker", "http":
 		wcfg := worker.ConfigFrom(configs.Default()) // the daemon's worker settings
 		wcfg.Concurrency, wcfg.Logger, wcfg.ShutdownTimeout = cfg.Concurrency, log, 10*time.Second
-		wcfg.OnCheck = func(ev worker.CheckEvent) { count(ev.Outcome == store.Applied) }
+		wcfg.OnCheck = func(ev worker.CheckEvent) {
+			if capped != nil && ev.Datasource == cfg.CappedDS {
+				countIn(cappedBuckets, ev.Outcome == store.Applied)
+				return
+			}
+			count(ev.Outcome == store.Applied)
+		}
+		if capped != nil {
+			wcfg.Datasources.MaxConcurrent = func(ds string) int {
+				if ds == cfg.CappedDS {
+					return cfg.Cap
+				}
+				return 0
+			}
+		}
 		w, err := worker.New(rdb, st, reg, wcfg)
 		if err != nil {
 			return err
@@ -477,6 +522,13 @@ func RunWorkerChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	res.Buckets = make([]int64, last+1)
 	for i := range res.Buckets {
 		res.Buckets[i] = buckets[i].Load()
+	}
+	if capped != nil {
+		res.CappedBuckets = make([]int64, len(cappedBuckets))
+		for i := range res.CappedBuckets {
+			res.CappedBuckets[i] = cappedBuckets[i].Load()
+		}
+		res.Intervals = capped.intervals()
 	}
 	b, _ := json.Marshal(res)
 	fmt.Fprintf(out, "CHILDRESULT %s\n", b)

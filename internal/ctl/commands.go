@@ -52,12 +52,22 @@ func (a *app) groups() []*cobra.Command {
 				"Exits 4 when the connection's status forbids a refresh (credentials needed, deactivated,\ncompany inactive)."),
 			a.connectionCredentials(),
 			a.leaf("link <connectionId>", "make a single-use link for the customer to update the credentials", 1, 1, "<connectionId>",
-				hintConnection, connectionLink)),
+				hintConnection, connectionLink),
+			a.connectionInvestigate(),
+			withLong(a.leaf("clear-investigation <connectionId>", "end an investigation: back to the last check's outcome, checked at once",
+				1, 1, "<connectionId>", hintConnection, connectionClearInvestigation),
+				"Ends an operator's flag or an automatic escalation. Exits 4 when the connection is not\nUNDER_INVESTIGATION.")),
 		group("accounts", "confirm or reject discovered accounts",
 			withLong(a.leaf("confirm <connectionId> <accountId>...", "track accounts (ENABLED: ONBOARDED, pulled)", 2, -1,
 				"<connectionId> <accountId>...", hintConnection, accountsDecide(checks.TrackingEnabled)), allOrNothing),
 			withLong(a.leaf("reject <connectionId> <accountId>...", "stop tracking accounts (DISABLED: CUSTOMER_NOT_TRACKED)", 2, -1,
-				"<connectionId> <accountId>...", hintConnection, accountsDecide(checks.TrackingDisabled)), allOrNothing)),
+				"<connectionId> <accountId>...", hintConnection, accountsDecide(checks.TrackingDisabled)), allOrNothing),
+			a.accountsFlag(),
+			withLong(a.leaf("unflag <connectionId> <accountId>", "undo an account's OLD_ACCOUNT or DUPLICATE flag (its status before comes back)",
+				2, 2, "<connectionId> <accountId>", hintConnection, accountsUnflag), "")),
+		group("datasources", "datasource health, outage breakers and concurrency",
+			withLong(a.leaf("list", "list the datasources: health, window counts, durations, breaker, slots in use", 0, 0, "", "", datasourcesList),
+				"HEALTHY, DEGRADED or DOWN from the share of the window's checks that found the website\ndown; while DOWN (breaker open) checks are not attempted but for a few probes a minute.")),
 		group("queues", "the task queues",
 			a.leaf("list", "list the task queues and their sizes", 0, 0, "", "", queuesList),
 			a.leaf("pause <queue>", "pause a queue: workers take no task from it", 1, 1, "<queue>", hintQueue, queueAction("pause")),
@@ -244,16 +254,16 @@ func companySetActive(active bool) func(c *call) error {
 
 func (a *app) connectionsList() *cobra.Command {
 	var (
-		status, cursor string
-		limit          int
-		all            bool
+		status, cursor, site string
+		limit                int
+		all                  bool
 	)
-	cmd := a.leaf("list <companyId> [--status S[,S]] [--limit N] [--cursor C | --all]", "list a company's connections", 1, 1, "<companyId>", hintCompany,
+	cmd := a.leaf("list <companyId> [--status S[,S]] [--site S] [--limit N] [--cursor C | --all]", "list a company's connections", 1, 1, "<companyId>", hintCompany,
 		func(c *call) error {
 			if c.cmd.Flags().Changed("limit") && (limit < 1 || limit > store.MaxPageSize) {
 				return usagef("--limit must be from 1 to %d, not %d", store.MaxPageSize, limit)
 			}
-			return connectionsList(c, status, cursor, limit, all)
+			return connectionsList(c, status, site, cursor, limit, all)
 		})
 	cmd.Long = "Connections come grouped by status, oldest first within one. Without --all one page is\n" +
 		"printed; the next page's cursor is printed on stderr."
@@ -262,11 +272,15 @@ func (a *app) connectionsList() *cobra.Command {
 	f.IntVar(&limit, "limit", 0, "page size, 1 to 1000 (default: the API's, 100)")
 	f.StringVar(&cursor, "cursor", "", "start at this `cursor` (a previous page's nextCursor)")
 	f.BoolVar(&all, "all", false, "follow nextCursor and print every page")
+	f.StringVar(&site, "site", "", "only connections assigned this `site`")
 	return cmd
 }
 
-func connectionsList(c *call, status, cursor string, limit int, all bool) error {
+func connectionsList(c *call, status, site, cursor string, limit int, all bool) error {
 	q := url.Values{}
+	if site != "" {
+		q.Set("siteId", site)
+	}
 	if status != "" {
 		q.Set("status", strings.ToUpper(strings.ReplaceAll(status, " ", "")))
 	}
@@ -360,6 +374,7 @@ func (a *app) connectionCreate() *cobra.Command {
 	var (
 		cred             credFlags
 		datasource, name string
+		sites            []string
 	)
 	cmd := a.leaf("create <companyId> --datasource D --username U (--password-stdin | --password P) [--name N]",
 		"create a connection (PENDING; checked promptly)", 1, 1, "<companyId>", hintCompany,
@@ -372,7 +387,7 @@ func (a *app) connectionCreate() *cobra.Command {
 				return err
 			}
 			raw, err := c.send(http.MethodPost, "/v1/connection/company/"+seg(c.args[0]), nil,
-				api.CreateConnectionRequest{Datasource: api.DatasourceName(datasource), Name: name, Credentials: creds})
+				api.CreateConnectionRequest{Datasource: api.DatasourceName(datasource), Name: name, Credentials: creds, SiteIDs: sites})
 			if err != nil {
 				return err
 			}
@@ -382,6 +397,7 @@ func (a *app) connectionCreate() *cobra.Command {
 	cred.register(cmd)
 	cmd.Flags().StringVar(&datasource, "datasource", "", "the provider integration (`datasource`), e.g. sandbox (required; see checkctl statuses)")
 	cmd.Flags().StringVar(&name, "name", "", "a display `name`")
+	cmd.Flags().StringSliceVar(&sites, "site", nil, "assign the connection to a `site` (repeat, or comma-separated)")
 	return cmd
 }
 
@@ -435,8 +451,21 @@ func (c *call) showConnection(raw []byte, change bool) error {
 		if cn.StatusErrorDetail != "" {
 			t.row("Detail:", cn.StatusErrorDetail)
 		}
+		if cn.Investigation != nil {
+			t.row("Investigation:", cn.Investigation.By+" since "+stamp(cn.Investigation.Since)+" ("+cn.StatusReason+")")
+		}
+		if len(cn.SiteIDs) > 0 {
+			t.row("Sites:", strings.Join(cn.SiteIDs, ", "))
+		}
 		t.row("Can refresh:", yesNo(cn.CanRefresh))
 		t.row("Last check:", stampPtr(cn.LastCheckAt))
+		if cn.LastCheckStatus != "" && cn.LastCheckStatus != cn.Status {
+			out := string(cn.LastCheckStatus)
+			if cn.LastCheckDetail != "" {
+				out += ": " + cn.LastCheckDetail
+			}
+			t.row("Last check found:", out)
+		}
 		t.row("Last success:", stampPtr(cn.LastSuccessAt))
 		t.row("Next check:", stampPtr(cn.NextCheckAt))
 		t.row("Failures:", strconv.Itoa(cn.ConsecutiveFailures))
@@ -509,8 +538,8 @@ func connectionSetActive(active bool) func(c *call) error {
 }
 
 func (a *app) connectionSet() *cobra.Command {
-	var startDate, occupancy, name string
-	cmd := a.leaf("set <connectionId> [--start-date D] [--occupancy X] [--name N]", "change a connection's settings", 1, 1, "<connectionId>", hintConnection,
+	var startDate, occupancy, name, sites string
+	cmd := a.leaf("set <connectionId> [--start-date D] [--occupancy X] [--name N] [--sites S,S]", "change a connection's settings", 1, 1, "<connectionId>", hintConnection,
 		func(c *call) error {
 			f := c.cmd.Flags()
 			var in api.DetailsRequest
@@ -527,8 +556,15 @@ func (a *app) connectionSet() *cobra.Command {
 			if f.Changed("name") {
 				in.Name = &name
 			}
+			if f.Changed("sites") {
+				list := []string{}
+				if sites != "" {
+					list = strings.Split(sites, ",")
+				}
+				in.SiteIDs = &list
+			}
 			if in == (api.DetailsRequest{}) {
-				return usagef("nothing to change: give --start-date, --occupancy or --name")
+				return usagef("nothing to change: give --start-date, --occupancy, --name or --sites")
 			}
 			raw, err := c.send(http.MethodPatch, connPath(c.args[0])+"/details", nil, in)
 			if err != nil {
@@ -541,6 +577,7 @@ func (a *app) connectionSet() *cobra.Command {
 	f.StringVar(&startDate, "start-date", "", "collect bills from this `date` (YYYY-MM-DD; \"\" clears it)")
 	f.StringVar(&occupancy, "occupancy", "", "occupancy `multiplier`, greater than 0 and at most 100")
 	f.StringVar(&name, "name", "", "display `name`")
+	f.StringVar(&sites, "sites", "", "replace the site assignments with these `sites` (comma-separated; \"\" clears them)")
 	return cmd
 }
 
@@ -596,6 +633,92 @@ func accountsDecide(tracking checks.TrackingStatus) func(c *call) error {
 		}
 		return c.showConnection(raw, false)
 	}
+}
+
+func (a *app) accountsFlag() *cobra.Command {
+	var dupOf string
+	cmd := a.leaf("flag <connectionId> <accountId> OLD_ACCOUNT|DUPLICATE [--duplicate-of A]",
+		"flag an account closed (OLD_ACCOUNT) or a duplicate of another (DUPLICATE): terminal, never pulled", 3, 3,
+		"<connectionId> <accountId> <status>", hintConnection, func(c *call) error {
+			st := strings.ToUpper(c.args[2])
+			if st != string(checks.AcctOldAccount) && st != string(checks.AcctDuplicate) {
+				return usagef("the flag is OLD_ACCOUNT or DUPLICATE, not %q", c.args[2])
+			}
+			if (st == string(checks.AcctDuplicate)) != (dupOf != "") {
+				return usagef("--duplicate-of goes with DUPLICATE, and DUPLICATE needs it")
+			}
+			in := api.AccountsRequest{AccountID: c.args[1], Status: api.OptionalStatus{Set: true, Value: &st}, DuplicateOf: dupOf}
+			raw, err := c.send(http.MethodPatch, connPath(c.args[0])+"/status", nil, in)
+			if err != nil {
+				return err
+			}
+			return c.showConnection(raw, false)
+		})
+	cmd.Long = "A DUPLICATE names an account of the same connection or of another connection of the same\ncompany that is not itself a DUPLICATE. checkctl accounts unflag undoes a flag."
+	cmd.Flags().StringVar(&dupOf, "duplicate-of", "", "the `accountId` this account duplicates")
+	return cmd
+}
+
+func accountsUnflag(c *call) error {
+	in := api.AccountsRequest{AccountID: c.args[1], Status: api.OptionalStatus{Set: true}}
+	raw, err := c.send(http.MethodPatch, connPath(c.args[0])+"/status", nil, in)
+	if err != nil {
+		return err
+	}
+	return c.showConnection(raw, false)
+}
+
+// --- investigation ---
+
+func (a *app) connectionInvestigate() *cobra.Command {
+	var note string
+	cmd := a.leaf("investigate <connectionId> [--note N]", "put a connection UNDER_INVESTIGATION (an operator's flag)", 1, 1,
+		"<connectionId>", hintConnection, func(c *call) error {
+			raw, err := c.send(http.MethodPost, connPath(c.args[0])+"/investigation", nil, api.InvestigationRequest{Note: note})
+			if err != nil {
+				return err
+			}
+			return c.showConnection(raw, false)
+		})
+	cmd.Long = "The connection is still checked weekly (its last check shows on it); the flag stays until\n" +
+		"checkctl connection clear-investigation, new credentials, or a check that finds a credential\n" +
+		"error. Exits 4 for a deactivated, company-inactive or credential-blocked connection."
+	cmd.Flags().StringVar(&note, "note", "", "the `note` shown as the status detail")
+	return cmd
+}
+
+func connectionClearInvestigation(c *call) error {
+	raw, err := c.send(http.MethodDelete, connPath(c.args[0])+"/investigation", nil, nil)
+	if err != nil {
+		return err
+	}
+	return c.showConnection(raw, true)
+}
+
+// --- datasources ---
+
+func datasourcesList(c *call) error {
+	raw, err := c.send(http.MethodGet, "/v1/datasources", nil, nil)
+	if err != nil {
+		return err
+	}
+	var out api.DatasourceList
+	return c.emit(raw, &out, func(t *tw) {
+		t.row("DATASOURCE", "HEALTH", "CHECKS", "SITE-FAILED", "SUCCESS", "P50", "P95", "BREAKER", "SINCE", "NOT-ATTEMPTED", "RUNNING", "CAP")
+		for _, d := range out.Datasources {
+			rate := "-"
+			if d.SuccessRate != nil {
+				rate = strconv.FormatFloat(*d.SuccessRate*100, 'f', 1, 64) + "%"
+			}
+			cap := "-"
+			if d.MaxConcurrent > 0 {
+				cap = strconv.Itoa(d.MaxConcurrent)
+			}
+			t.row(d.Name, d.Health, strconv.FormatInt(d.Checks, 10), strconv.FormatInt(d.SiteFailures, 10), rate,
+				(time.Duration(d.DurationP50Ms) * time.Millisecond).String(), (time.Duration(d.DurationP95Ms) * time.Millisecond).String(),
+				d.Breaker, stampPtr(d.BreakerSince), strconv.FormatInt(d.NotAttempted, 10), strconv.FormatInt(d.Running, 10), cap)
+		}
+	})
 }
 
 // --- queues ---

@@ -288,7 +288,7 @@ func (d *Daemon) registerCheckers(context.Context) error {
 	if err := d.reg.Register(sandbox.Datasource, sandbox.New(sandbox.Options{Latency: cfg.Sandbox.Latency})); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	if cfg.Checkers.AllowHTTP && len(cfg.Datasources) > 0 {
+	if cfg.Checkers.AllowHTTP && len(cfg.DatasourceNames()) > 0 {
 		d.log.Warn("plain http:// checker URLs are allowed (" + configs.EnvCheckerAllowHTTP + "): credentials may travel unencrypted; for development only")
 	}
 	for _, name := range cfg.DatasourceNames() {
@@ -305,6 +305,10 @@ func (d *Daemon) registerCheckers(context.Context) error {
 		d.parts.Push("checker "+name, func(context.Context) error { c.CloseIdleConnections(); return nil })
 		d.log.WithFields(logrus.Fields{"datasource": name, "timeout": ds.Timeout.String()}).Info("datasource checked by a checker service over HTTP")
 	}
+	// The datasource gauges: the registry's datasources, under their rules.
+	d.met.WatchDatasources(d.st, d.opts.Clock, d.reg.Names, func(ds string) (store.HealthRules, int) {
+		return cfg.HealthRules(ds), cfg.MaxConcurrent(ds)
+	})
 	return nil
 }
 

@@ -55,6 +55,11 @@ const (
 	ReasonRefresh     = "refresh"
 	ReasonCredentials = "credentials"
 	ReasonReactivated = "reactivated"
+	// ReasonInvestigationCleared: an operator cleared an investigation.
+	ReasonInvestigationCleared = "investigation-cleared"
+	// ReasonBreakerClosed: the datasource's outage breaker closed and the
+	// checks it did not attempt run again.
+	ReasonBreakerClosed = "breaker-closed"
 )
 
 // CheckPayload is the payload of a check:connection task.

@@ -14,7 +14,7 @@ const (
 		`"createdAt":"2026-03-02T10:00:00Z","status":"PENDING","statusFirstSeenTime":"2026-03-02T10:00:00Z",` +
 		`"statusLastUpdateTime":"2026-03-02T10:00:00Z","statusErrorDetail":"","lastCheckAt":null,"lastSuccessAt":null,` +
 		`"nextCheckAt":"2026-03-02T10:00:00Z","consecutiveFailures":0,"statusDisplayName":"Pending","statusCategory":"healthy",` +
-		`"statusReason":"AWAITING_FIRST_CHECK","canRefresh":true,"canReconnect":false,"accounts":[]`
+		`"statusReason":"AWAITING_FIRST_CHECK","canRefresh":true,"canReconnect":false,"siteIds":[],"accounts":[]`
 	notFound = `{"error":{"code":"not_found","message":"no route"}}`
 )
 
