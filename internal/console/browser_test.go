@@ -41,6 +41,7 @@ func startCheckd(t *testing.T) *checkd {
 	cfg.RedisURL = fmt.Sprintf("redis://%s/%d", o.Addr, o.DB)
 	cfg.EncryptionKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 	cfg.APIKeys = []string{apiKey}
+	cfg.APIRateLimit.PerSecond = 0 // the test polls the API in loops
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.CheckInterval = 7 * 24 * time.Hour
 	cfg.Tick = "@every 1h" // the test ticks by hand
@@ -180,6 +181,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			tb.Go(c.base+"/console/", "#forecast")
 			if n := browsertest.Eval[int](tb.Tab, `document.querySelectorAll('#forecast rect.bar').length`); n != 168 {
 				t.Errorf("%s: the forecast has %d bars, want 168 (an hour each, 7 days)", v.name, n)
+			}
+			if h := tb.Text("#health-sandbox"); h != "HEALTHY" {
+				t.Errorf("%s: the sandbox's health %q, want HEALTHY", v.name, h)
 			}
 			if b := tb.Text("#busiest"); !strings.HasPrefix(b, "Busiest hour: ") {
 				t.Errorf("%s: busiest hour %q", v.name, b)

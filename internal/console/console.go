@@ -91,6 +91,13 @@ type Config struct {
 	// once (the scheduler's next tick checks it otherwise). Optional:
 	// without it refresh is unavailable.
 	OnDemand *scheduler.OnDemand
+	// DatasourceRules gives a datasource's health rules and concurrency cap
+	// (api.Config.DatasourceRules), for the overview's datasource health.
+	// Optional: without it the overview has no datasource panel.
+	DatasourceRules func(ds string) (store.HealthRules, int)
+	// Datasources lists the datasources checkd checks (the checker
+	// registry's Names); the panel adds any seen in checks. Optional.
+	Datasources func() []string
 	// Links signs credential-update links. Optional: without it the link
 	// action is unavailable.
 	Links *link.Signer

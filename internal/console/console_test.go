@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/console"
 	"github.com/checkd/checkd/internal/dashboard"
 	"github.com/checkd/checkd/internal/link"
@@ -73,7 +74,7 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	cfg := console.Config{Store: te.Store, Login: login, Writable: !o.readOnly, Secret: console.DeriveKey([]byte("another master key")),
 		Queues: fakeQueues{err: o.queuesErr}, Links: e.links, PublicURL: "https://checkd.example.com", Clock: te.Clock,
-		Logger: testenv.QuietLogger()}
+		Datasources: func() []string { return []string{"sandbox"} }, DatasourceRules: defaultRules, Logger: testenv.QuietLogger()}
 	if !o.noQueue {
 		if cfg.OnDemand, err = scheduler.NewOnDemand(te.Store, e.enq, te.Clock); err != nil {
 			t.Fatal(err)
@@ -98,6 +99,12 @@ func newEnv(t *testing.T, o options) *env {
 	t.Cleanup(e.srv.Close)
 	e.co = te.Company(t, "Acme Manufacturing")
 	return e
+}
+
+// defaultRules are checkd's default health rules and caps.
+func defaultRules(ds string) (store.HealthRules, int) {
+	d := configs.Default()
+	return d.HealthRules(ds), d.MaxConcurrent(ds)
 }
 
 // browser is a logged-in browser: Basic auth on every request, cookies
@@ -418,6 +425,7 @@ func TestOverview(t *testing.T) {
 	}
 	p.has(t, "overview", "Busiest hour:", fmt.Sprintf("%d checks in the week", total))
 	p.has(t, "overview queues", "default 12 7 5", "1.5s", "critical 0")
+	p.has(t, "overview datasources", "Datasources", "sandbox HEALTHY closed 0 in")
 
 	// Panels that cannot be read say so; the rest of the page shows.
 	broken := newEnv(t, options{queuesErr: errors.New("redis is down")})
@@ -529,7 +537,7 @@ func TestConnectionPage(t *testing.T) {
 		"the portal answered 503", "Can refresh yes", "Can reconnect yes", "Checked yes, on schedule", "Failures in a row 1",
 		"1001", "1002", "Workflow Not Accessible", "Check now", "Deactivate", "Create credential-update link",
 		"Connection : CONNECTED → WEBSITE_DOWN", "Account 1001 : DETECTED → WORKFLOW_NOT_ACCESSIBLE", "Connection : PENDING → CONNECTED",
-		"Connection : PENDING created by system", "Acme Manufacturing")
+		"Connection : PENDING created by system", "Acme Manufacturing", "Last check's outcome WEBSITE_DOWN the portal answered 503", "Sites —")
 	if strings.Contains(p.text(), "check by check") { // a check's actor is its cause: said once
 		t.Error("the history says a check was made by check")
 	}

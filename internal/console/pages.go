@@ -77,6 +77,10 @@ type overviewData struct {
 	BacklogErr  string
 	Forecast    *chart
 	ForecastErr string
+	// Datasources is nil when the console has no datasource rules.
+	Datasources    []store.DatasourceHealth
+	HasDatasources bool
+	DatasourcesErr string
 }
 
 func (c *Console) overview(q *request) {
@@ -98,6 +102,17 @@ func (c *Console) overview(q *request) {
 		d.ForecastErr = c.panelError(q, err, "read the schedule for the forecast")
 	} else {
 		d.Forecast = drawForecast(windows)
+	}
+	if c.cfg.DatasourceRules != nil {
+		d.HasDatasources = true
+		var names []string
+		if c.cfg.Datasources != nil {
+			names = c.cfg.Datasources()
+		}
+		var err error
+		if d.Datasources, err = c.cfg.Store.DatasourceHealths(ctx, names, c.cfg.DatasourceRules, now); err != nil {
+			d.DatasourcesErr = c.panelError(q, err, "read the datasources' health")
+		}
 	}
 	c.render(q, http.StatusOK, "overview", "Overview", "overview", d)
 }

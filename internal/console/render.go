@@ -14,6 +14,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/dashboard"
+	"github.com/checkd/checkd/store"
 )
 
 //go:embed assets
@@ -174,6 +175,22 @@ var funcs = template.FuncMap{
 	"connInfo": func(s checks.ConnectionStatus) checks.Info { in, _ := s.Info(); return in },
 	"acctInfo": func(s checks.AccountStatus) checks.Info { in, _ := s.Info(); return in },
 	"catClass": func(c checks.Category) string { return "cat-" + strings.ReplaceAll(string(c), "_", "-") },
+	// healthClass colours a datasource's health as the status categories.
+	"healthClass": func(h string) string {
+		switch h {
+		case store.HealthHealthy:
+			return "cat-healthy"
+		case store.HealthDegraded:
+			return "cat-provider-error"
+		}
+		return "cat-credential"
+	},
+	"pct": func(f *float64) string {
+		if f == nil {
+			return "—"
+		}
+		return strconv.FormatFloat(*f*100, 'f', 0, 64) + "%"
+	},
 	"yesno": func(b bool) string {
 		if b {
 			return "yes"

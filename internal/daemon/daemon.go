@@ -481,7 +481,7 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
-	con, err := d.console(dc, signer, ac.TaskOptions, srv.RunJob)
+	con, err := d.console(dc, ac, srv.RunJob)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -504,22 +504,22 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 }
 
 // console builds the admin console: the dashboard's login and writable
-// flag, the API's link signer, checks enqueued as the API enqueues them
-// (on the critical queue, with the scheduler's task options), and its long
-// work (a company's conversion) run as the API server's, which its Stop
-// waits for.
-func (d *Daemon) console(dc dashboard.Options, signer *link.Signer, taskOpts []asynq.Option, background func(func(context.Context))) (*console.Console, error) {
+// flag; the API's link signer, datasources and their rules; checks
+// enqueued as the API enqueues them (on the critical queue, with the
+// scheduler's task options); and its long work (a company's conversion)
+// run as the API server's, which its Stop waits for.
+func (d *Daemon) console(dc dashboard.Options, ac api.Config, background func(func(context.Context))) (*console.Console, error) {
 	login, err := dashboard.NewLogin(dc)
 	if err != nil {
 		return nil, err
 	}
-	od, err := scheduler.NewOnDemand(d.st, d.enq, d.opts.Clock, taskOpts...)
+	od, err := scheduler.NewOnDemand(d.st, d.enq, d.opts.Clock, ac.TaskOptions...)
 	if err != nil {
 		return nil, err
 	}
 	return console.New(console.Config{Store: d.st, Login: login, Writable: dc.Writable, Secret: console.DeriveKey(d.encKey),
-		Queues: d.insp, OnDemand: od, Links: signer, PublicURL: d.cfg.PublicURL, Clock: d.opts.Clock, Background: background,
-		Logger: d.log.WithField("component", "console")})
+		Queues: d.insp, OnDemand: od, Links: ac.Links, PublicURL: d.cfg.PublicURL, Clock: d.opts.Clock, Background: background,
+		Datasources: ac.Datasources, DatasourceRules: ac.DatasourceRules, Logger: d.log.WithField("component", "console")})
 }
 
 // Stop stops the process in reverse start order, bounded by ctx, and

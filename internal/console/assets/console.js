@@ -11,12 +11,21 @@ document.addEventListener("click", async (ev) => {
   const input = document.getElementById(btn.dataset.copy);
   const out = document.getElementById(btn.getAttribute("aria-describedby"));
   input.select();
+  // The selection's copy first: it answers at once, where the clipboard
+  // API may wait on a permission prompt that never comes.
   let copied = false;
   try {
-    await navigator.clipboard.writeText(input.value);
-    copied = true;
+    copied = document.execCommand("copy");
   } catch {
-    copied = document.execCommand && document.execCommand("copy");
+    copied = false;
+  }
+  if (!copied && navigator.clipboard) {
+    try {
+      await navigator.clipboard.writeText(input.value);
+      copied = true;
+    } catch {
+      copied = false;
+    }
   }
   if (out) {
     out.textContent = copied ? "Copied to the clipboard." : "Selected: press Ctrl+C (⌘C) to copy.";
