@@ -263,7 +263,7 @@ func (s *Server) patchCompany(w http.ResponseWriter, r *http.Request) {
 	// and the request waits for it until its deadline, then answers 202.
 	done := make(chan companyResult, 1)
 	actor := store.ActorOf(r.Context())
-	s.runJob(func(ctx context.Context) {
+	s.RunJob(func(ctx context.Context) {
 		ch, err := s.st.SetCompanyActive(actorContext(ctx, actor), id, *in.IsActive)
 		done <- companyResult{ch, err}
 		if err != nil {

@@ -85,7 +85,7 @@ func TestEnqueue(t *testing.T) {
 		{"same slot already enqueued", fmt.Errorf("enqueue: %w", asynq.ErrTaskIDConflict), 202, false, true, api.ReasonAlreadyQueued},
 	} {
 		e.clearMark(c.ID)
-		e.enq.reset(tc.err)
+		e.enq.Reset(tc.err)
 		e.logs.Reset()
 		w := e.do(refresh)
 		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.want) {
@@ -94,7 +94,7 @@ func TestEnqueue(t *testing.T) {
 		if got := e.queuedMark(c.ID); got != tc.mark {
 			t.Errorf("%s: queued mark %v, want %v", tc.name, got, tc.mark)
 		}
-		if n := len(e.enq.enqueued()); (n == 1) != tc.enqueued {
+		if n := len(e.enq.Enqueued()); (n == 1) != tc.enqueued {
 			t.Errorf("%s: %d tasks enqueued", tc.name, n)
 		}
 		if tc.code == 503 {
@@ -106,10 +106,10 @@ func TestEnqueue(t *testing.T) {
 			}
 		}
 	}
-	e.enq.reset(nil)
+	e.enq.Reset(nil)
 	e.clearMark(c.ID)
 	e.do(refresh)
-	ts := e.enq.enqueued()
+	ts := e.enq.Enqueued()
 	if len(ts) != 1 || ts[0].Type() != tasks.TypeCheckConnection {
 		t.Fatalf("tasks %v", ts)
 	}
@@ -120,7 +120,7 @@ func TestEnqueue(t *testing.T) {
 	// After a write, a failed enqueue is no error answer: the change is
 	// made, the mark undone, and the scheduler checks the connection.
 	recordCheck(t, e.st, e.clk, c.ID, checks.Result{Status: checks.ConnPasswordIncorrect})
-	e.enq.reset(errors.New("queue down"))
+	e.enq.Reset(errors.New("queue down"))
 	w := e.do(call{method: "PATCH", path: "/v1/connection/" + c.ID + "/credentials", body: `{"credentials":{"username":"u","password":"` + secret + `"}}`})
 	got := decodeAs[api.ConnectionChange](t, w)
 	if w.Code != 200 || got.Status != checks.ConnPending || got.CheckEnqueued || !strings.Contains(got.CheckNote, "scheduler") || e.queuedMark(c.ID) {

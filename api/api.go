@@ -394,8 +394,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// runJob runs fn in the background under a context Stop cancels.
-func (s *Server) runJob(fn func(ctx context.Context)) {
+// RunJob runs fn in the background under a context Stop cancels (after
+// waiting for it as long as Stop's context allows): work a request starts
+// and may outlast, such as a company's conversion, by the API or by a
+// handler mounted beside it (the admin console).
+func (s *Server) RunJob(fn func(ctx context.Context)) {
 	s.jobs.Add(1)
 	go func() {
 		defer s.jobs.Done()

@@ -465,6 +465,27 @@ func TestConnectionDetails(t *testing.T) {
 	})
 }
 
+// TestConnectionHistoryOfConsoleActions: an action taken in the admin
+// console (store.WithOrigin) reads back with its console cause and actor,
+// as the document says.
+func TestConnectionHistoryOfConsoleActions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.connection(e.company("Acme").ID, "user_good")
+	ctx, err := store.WithOrigin(context.Background(), store.Origin{Channel: "console", Actor: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	if _, err := e.st.UpdateDetails(ctx, c.ID, store.DetailsPatch{IsActive: &off}); err != nil {
+		t.Fatal(err)
+	}
+	h := decodeAs[api.History](t, e.do(call{method: "GET", path: "/v1/connection/" + c.ID + "/history?limit=1"}))
+	if len(h.History) != 1 || h.History[0].Cause != "console:deactivate" || h.History[0].Actor != "admin" {
+		t.Errorf("history: %+v, want console:deactivate by admin", h.History)
+	}
+}
+
 func TestConnectionHistory(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -32,7 +32,7 @@ func fuzzSend(t *testing.T, e *env, method string, setup func() (string, *string
 	p, vars := setup()
 	body = vars.Replace(body)
 	e.logs.Reset() // the hook keeps every entry: bound its memory over a long run
-	e.enq.reset(nil)
+	e.enq.Reset(nil)
 	before := e.mr.Dump()
 	if ct == "" {
 		ct = "-"
@@ -54,7 +54,7 @@ func fuzzSend(t *testing.T, e *env, method string, setup func() (string, *string
 		if after != before {
 			t.Fatalf("a %d wrote to Redis for body %q:\nbefore:\n%s\nafter:\n%s", w.Code, body, before, after)
 		}
-		if n := len(e.enq.enqueued()); n != 0 {
+		if n := len(e.enq.Enqueued()); n != 0 {
 			t.Fatalf("a %d enqueued %d checks for body %q", w.Code, n, body)
 		}
 		if _, ok := raw["error"].(map[string]any); !ok {

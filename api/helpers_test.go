@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,38 +67,9 @@ type env struct {
 	// dump renders the whole database, to prove a request wrote nothing.
 	dump  func() string
 	links *link.Signer
-	enq   *fakeEnqueuer    // newEnv: records what the API enqueues
-	insp  *asynq.Inspector // newRealEnv: the real queues
+	enq   *testenv.Enqueuer // newEnv: records what the API enqueues
+	insp  *asynq.Inspector  // newRealEnv: the real queues
 	wh    *webhook.Admin
-}
-
-// fakeEnqueuer records tasks instead of enqueueing them, or fails with err.
-type fakeEnqueuer struct {
-	mu    sync.Mutex
-	tasks []*asynq.Task
-	err   error
-}
-
-func (f *fakeEnqueuer) EnqueueContext(_ context.Context, t *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
-	}
-	f.tasks = append(f.tasks, t)
-	return &asynq.TaskInfo{Type: t.Type(), Payload: t.Payload()}, nil
-}
-
-func (f *fakeEnqueuer) enqueued() []*asynq.Task {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.tasks)
-}
-
-func (f *fakeEnqueuer) reset(err error) {
-	f.mu.Lock()
-	f.tasks, f.err = nil, err
-	f.mu.Unlock()
 }
 
 func newSigner(tb testing.TB, clk clock.Clock) *link.Signer {
@@ -138,7 +108,7 @@ func newEnv(tb testing.TB, opts ...func(*api.Config)) *env {
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
 	e := &env{t: tb, te: te, mr: te.Mini, rdb: rdb, st: st, clk: clk, logs: hook, dump: te.Mini.Dump,
-		links: newSigner(tb, clk), enq: &fakeEnqueuer{}}
+		links: newSigner(tb, clk), enq: &testenv.Enqueuer{}}
 	e.wh = newWebhooks(tb, st, e.enq, clk)
 	cfg := testConfig(func(c *api.Config) {
 		c.APIKeys, c.Logger, c.Clock, c.MaxBodyBytes = []string{testKey, otherKey}, logger, clk, 4096

@@ -3,14 +3,9 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +13,7 @@ import (
 
 	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/internal/testing/browsertest"
 	"github.com/checkd/checkd/internal/testing/openapitest"
 	"github.com/checkd/checkd/store"
 )
@@ -30,153 +26,25 @@ import (
 // (a CSP that does not match the page), and saves a screenshot of every page
 // it sees in $CHECKD_SCREENSHOTS, or a temporary directory it logs.
 
-// phoneWidth and phoneHeight are the viewport: a common phone's, in CSS pixels.
-const phoneWidth, phoneHeight = 390, 844
-
-// pageTimeout bounds one page's load or form submission (a shared machine
-// starts chromium slowly).
-const pageTimeout = time.Minute
-
-// chromiumPath finds the browser: chromium on PATH, or Debian's.
-func chromiumPath() (string, error) {
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p, nil
-	}
-	const debian = "/usr/bin/chromium"
-	if _, err := os.Stat(debian); err != nil {
-		return "", errors.New("chromium is not installed (apt-get install -y chromium)")
-	}
-	return debian, nil
-}
-
-// skipOrFail skips a test that lacks chromium locally, and fails it in CI,
-// where the browser tests must run.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format+" (skipped locally; CI fails instead)", args...)
-}
-
-// newBrowser starts one headless chromium for the test; its tabs are the
-// contexts newTab derives from the returned one.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path, err := chromiumPath()
-	if err != nil {
-		skipOrFail(t, "browser test: %v", err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.DisableGPU,
-		// Chromium refuses to start its sandbox as root (CI containers);
-		// the test opens only its own local pages.
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(phoneWidth, phoneHeight),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	bctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		skipOrFail(t, "browser test: start %s: %v", path, err)
-	}
-	return bctx
-}
-
-// tab is one page visit in its own browser tab.
-type tab struct {
-	t    *testing.T
-	ctx  context.Context
-	name string // of its screenshots
-
-	mu      sync.Mutex
-	console []chromedp.ConsoleMessage
-}
+// tab is one link page in its own browser tab, at a phone's width.
+type tab struct{ *browsertest.Tab }
 
 // visit opens url in a new tab at a phone's width and waits until the page
 // shows what it is: the selector ready appears.
 func visit(t *testing.T, browser context.Context, name, url, ready string) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser)
-	t.Cleanup(cancel)
-	tb := &tab{t: t, ctx: ctx, name: name}
-	// Subscribing creates the tab; a timeout on that first call would end it.
-	msgs := chromedp.Console(ctx)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			tb.mu.Lock()
-			tb.console = append(tb.console, m)
-			tb.mu.Unlock()
-		}
-	}()
-	tb.do(chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateScale(2)), chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(ready)))
-	return tb
-}
-
-// do runs steps within pageTimeout.
-func (tb *tab) do(steps ...chromedp.Action[chromedp.Void]) {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, pageTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		tb.screenshot("failed")
-		tb.t.Fatalf("%s: %v\nconsole: %v", tb.name, err, tb.messages())
-	}
+	return &tab{browsertest.Visit(t, browser, name, screenshotDir, url, ready, browsertest.Phone)}
 }
 
 // submit types values into the form's inputs (name, value, ...), sends the
 // form and waits for the page to say it was saved.
 func (tb *tab) submit(nameValues ...string) {
-	tb.t.Helper()
+	tb.T.Helper()
 	var steps []chromedp.Action[chromedp.Void]
 	for i := 0; i+1 < len(nameValues); i += 2 {
 		steps = append(steps, chromedp.SendKeys(chromedp.CSS(`input[name="`+nameValues[i]+`"]`), nameValues[i+1]))
 	}
-	tb.do(append(steps, chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#out.good")))...)
-}
-
-func run[T any](tb *tab, a chromedp.Action[T]) T {
-	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, pageTimeout)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		tb.t.Fatalf("%s: %v", tb.name, err)
-	}
-	return v
-}
-
-func (tb *tab) text(sel string) string {
-	tb.t.Helper()
-	return strings.TrimSpace(run(tb, chromedp.Text(chromedp.CSS(sel), chromedp.NodeReady)))
-}
-
-// shown reports whether the element with id is displayed.
-func (tb *tab) shown(id string) bool {
-	tb.t.Helper()
-	return run(tb, chromedp.Evaluate[bool](`(() => { const e = document.getElementById(`+jsString(id)+`); return !!e && e.offsetParent !== null; })()`))
-}
-
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-func (tb *tab) messages() []string {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	out := make([]string, len(tb.console))
-	for i, m := range tb.console {
-		out[i] = m.Source + " " + m.String()
-	}
-	return out
+	tb.Do(append(steps, chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#out.good")))...)
 }
 
 // check asserts the page's state: its heading, texts it shows, whether
@@ -184,28 +52,24 @@ func (tb *tab) messages() []string {
 // browser's own notes of an error answer, source network, are expected:
 // the page reads them).
 func (tb *tab) check(heading string, formShown bool, texts ...string) {
-	tb.t.Helper()
-	if h := tb.text("#h"); h != heading {
-		tb.t.Errorf("%s: heading %q, want %q", tb.name, h, heading)
+	tb.T.Helper()
+	if h := tb.Text("#h"); h != heading {
+		tb.T.Errorf("%s: heading %q, want %q", tb.Name, h, heading)
 	}
-	body := tb.text("main")
+	body := tb.Text("main")
 	for _, s := range texts {
 		if !strings.Contains(body, s) {
-			tb.t.Errorf("%s: the page does not show %q:\n%s", tb.name, s, body)
+			tb.T.Errorf("%s: the page does not show %q:\n%s", tb.Name, s, body)
 		}
 	}
-	if got := tb.shown("f"); got != formShown {
-		tb.t.Errorf("%s: form shown = %v, want %v", tb.name, got, formShown)
+	if got := tb.Shown("f"); got != formShown {
+		tb.T.Errorf("%s: form shown = %v, want %v", tb.Name, got, formShown)
 	}
-	if !run(tb, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`)) {
-		tb.t.Errorf("%s: the page is wider than a phone's %d pixels", tb.name, phoneWidth)
+	if !tb.FitsWidth() {
+		tb.T.Errorf("%s: the page is wider than a phone's %d pixels", tb.Name, browsertest.Phone.Width)
 	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	for _, m := range tb.console {
-		if (m.Type == chromedp.ConsoleError || m.IsException() || m.Source == "security") && m.Source != "network" {
-			tb.t.Errorf("%s: console: %s %s", tb.name, m.Source, m)
-		}
+	for _, m := range tb.ConsoleErrors() {
+		tb.T.Errorf("%s: console: %s", tb.Name, m)
 	}
 }
 
@@ -213,50 +77,21 @@ func (tb *tab) check(heading string, formShown bool, texts ...string) {
 // the expiry, the login fields and texts, not the element with id other
 // (the other kind of link's), and saves its screenshot.
 func (tb *tab) checkForm(heading, other string, texts ...string) {
-	tb.t.Helper()
+	tb.T.Helper()
 	tb.check(heading, true, append(texts, "Company", "Acme Manufacturing", "Link valid until", "Username", "Password")...)
-	if tb.shown(other) {
-		tb.t.Errorf("%s shows #%s, which is the other kind of link's", tb.name, other)
+	if tb.Shown(other) {
+		tb.T.Errorf("%s shows #%s, which is the other kind of link's", tb.Name, other)
 	}
-	tb.screenshot("form")
+	tb.Screenshot("form")
 }
 
-// screenshotDir is where screenshots go ("": nowhere). Read on every use:
-// TestLinkPagesInBrowser points it at its own TempDir, a new one on each
-// run of -count.
-func screenshotDir() string { return os.Getenv("CHECKD_SCREENSHOTS") }
-
-// screenshot saves the whole page as <dir>/<tab name>-<suffix>.png.
-func (tb *tab) screenshot(suffix string) {
-	tb.t.Helper()
-	dir := screenshotDir()
-	if dir == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(tb.ctx, pageTimeout)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		tb.t.Errorf("%s: screenshot: %v", tb.name, err)
-		return
-	}
-	p := filepath.Join(dir, tb.name+"-"+suffix+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		tb.t.Errorf("save screenshot: %v", err)
-	}
-}
+// screenshotDir is where the test saves its screenshots: set by each run
+// of TestLinkPagesInBrowser (a new directory on each run of -count).
+var screenshotDir string
 
 func TestLinkPagesInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test: -short")
-	}
-	browser := newBrowser(t)
-	if os.Getenv("CHECKD_SCREENSHOTS") == "" {
-		t.Setenv("CHECKD_SCREENSHOTS", t.TempDir())
-	} else if err := os.MkdirAll(os.Getenv("CHECKD_SCREENSHOTS"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", screenshotDir())
+	browser := browsertest.Start(t)
+	screenshotDir = browsertest.ScreenshotDir(t)
 
 	var handler http.Handler
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -281,10 +116,10 @@ func TestLinkPagesInBrowser(t *testing.T) {
 		url := linkURL("/v1/connection/company/" + co.ID + "/link")
 		p := visit(t, browser, "new-connection", url, "#f")
 		p.checkForm("Add a connection", "connection-row", "Provider")
-		p.do(chromedp.SetValue(chromedp.CSS(`select[name="datasource"]`), "sandbox"))
+		p.Do(chromedp.SetValue(chromedp.CSS(`select[name="datasource"]`), "sandbox"))
 		p.submit("connectionName", "Electricity", "username", "user_good", "password", "pw-typed-in-browser")
 		p.check("Connection added", false, "Saved. “Electricity” will be checked shortly")
-		p.screenshot("saved")
+		p.Screenshot("saved")
 
 		page, err := e.st.ListConnections(ctx, co.ID, nil, "", 10)
 		if err != nil || len(page.Connections) != 1 {
@@ -300,10 +135,10 @@ func TestLinkPagesInBrowser(t *testing.T) {
 
 		used := visit(t, browser, "new-connection-used", url, "#out.bad")
 		used.check("This link was already used", false, "used already", "Acme Manufacturing")
-		if used.shown("expires-row") {
+		if used.Shown("expires-row") {
 			t.Error("a used link shows until when it is valid")
 		}
-		used.screenshot("message")
+		used.Screenshot("message")
 	})
 
 	t.Run("credentials", func(t *testing.T) {
@@ -318,7 +153,7 @@ func TestLinkPagesInBrowser(t *testing.T) {
 		p.checkForm("Update your login", "add", "Gas, main office", "sandbox")
 		p.submit("username", "new_user", "password", "new-pw-typed")
 		p.check("Login updated", false, "checked with the new login shortly")
-		p.screenshot("saved")
+		p.Screenshot("saved")
 		got, err := e.st.GetConnection(ctx, c.ID)
 		if err != nil || got.Status != checks.ConnPending || got.CredentialsUpdatedAt == nil {
 			t.Errorf("after the page's update: %+v %v; want PENDING with new credentials", got, err)
@@ -329,7 +164,7 @@ func TestLinkPagesInBrowser(t *testing.T) {
 
 		used := visit(t, browser, "credentials-used", url, "#out.bad")
 		used.check("This link was already used", false, "used already", "Gas, main office")
-		used.screenshot("message")
+		used.Screenshot("message")
 
 		// A link older than the credentials' last update: replaced.
 		old := linkURL("/v1/connection/" + c.ID + "/link")
@@ -339,14 +174,14 @@ func TestLinkPagesInBrowser(t *testing.T) {
 		}
 		sup := visit(t, browser, "credentials-superseded", old, "#out.bad")
 		sup.check("This link was replaced", false, "changed after the link was sent", "Gas, main office")
-		sup.screenshot("message")
+		sup.Screenshot("message")
 
 		// A link past its expiry.
 		late := linkURL("/v1/connection/" + c.ID + "/link")
 		e.clk.Advance(linkTTL + time.Second)
 		exp := visit(t, browser, "credentials-expired", late, "#out.bad")
 		exp.check("This link has expired", false, "Link expired", "limited time", "Gas, main office")
-		exp.screenshot("message")
+		exp.Screenshot("message")
 
 		if tg, err := e.st.LoadCheck(ctx, c.ID); err != nil || tg.Request.Credentials.Username != "by_operator" {
 			t.Errorf("a refused link changed the credentials: %+v %v", tg.Request.Credentials, err)
@@ -356,9 +191,9 @@ func TestLinkPagesInBrowser(t *testing.T) {
 	t.Run("broken links", func(t *testing.T) {
 		bad := visit(t, browser, "link-not-valid", hs.URL+"/link#token=AAAA.BBBB", "#out.bad")
 		bad.check("This link is not valid", false, "exactly as you received it")
-		bad.screenshot("message")
+		bad.Screenshot("message")
 		none := visit(t, browser, "link-missing-token", hs.URL+"/link", "#out.bad")
 		none.check("This link is incomplete", false, "needs the link you were sent")
-		none.screenshot("message")
+		none.Screenshot("message")
 	})
 }

@@ -40,7 +40,7 @@ func TestInvestigationRoutes(t *testing.T) {
 	if ch.Status != checks.ConnWebsiteDown || ch.Investigation != nil || !ch.CheckEnqueued {
 		t.Fatalf("cleared: %+v", ch)
 	}
-	if enq := e.enq.enqueued(); len(enq) != 1 || enq[0].Type() != tasks.TypeCheckConnection {
+	if enq := e.enq.Enqueued(); len(enq) != 1 || enq[0].Type() != tasks.TypeCheckConnection {
 		t.Fatalf("a clear enqueues one check, got %d", len(enq))
 	}
 	e.send(call{method: http.MethodDelete, path: path}, http.StatusConflict, nil)

@@ -113,7 +113,7 @@ func TestWebhookEndpoints(t *testing.T) {
 	if w.Code != http.StatusAccepted || !strings.HasPrefix(acc.MessageID, "msg_test_") {
 		t.Fatalf("test %d %s", w.Code, w.Body)
 	}
-	ts := e.enq.enqueued()
+	ts := e.enq.Enqueued()
 	if len(ts) != 1 || ts[0].Type() != tasks.TypeWebhookDeliver {
 		t.Fatalf("test enqueued %v", ts)
 	}
@@ -122,7 +122,7 @@ func TestWebhookEndpoints(t *testing.T) {
 	}
 	// Recover: a window; refused while disabled.
 	w = e.do(call{method: "POST", path: "/v1/webhooks/endpoints/" + created.ID + "/recover", body: `{"since":"2026-03-01T00:00:00Z"}`})
-	if w.Code != http.StatusAccepted || len(e.enq.enqueued()) != 2 || e.enq.enqueued()[1].Type() != tasks.TypeWebhookRecover {
+	if w.Code != http.StatusAccepted || len(e.enq.Enqueued()) != 2 || e.enq.Enqueued()[1].Type() != tasks.TypeWebhookRecover {
 		t.Fatalf("recover %d %s", w.Code, w.Body)
 	}
 	for _, body := range []string{`{}`, `{"since":"yesterday"}`, `{"since":"2026-03-02T00:00:00Z","until":"2026-03-01T00:00:00Z"}`} {
@@ -212,8 +212,8 @@ func TestWebhookEventTypesAndMessages(t *testing.T) {
 	if len(as.Attempts) != 0 {
 		t.Fatalf("attempts before any %+v", as)
 	}
-	n := len(e.enq.enqueued())
-	if w := e.do(call{method: "POST", path: "/v1/webhooks/messages/" + m.ID + "/endpoints/" + ep.ID + "/resend"}); w.Code != http.StatusAccepted || len(e.enq.enqueued()) != n+1 {
+	n := len(e.enq.Enqueued())
+	if w := e.do(call{method: "POST", path: "/v1/webhooks/messages/" + m.ID + "/endpoints/" + ep.ID + "/resend"}); w.Code != http.StatusAccepted || len(e.enq.Enqueued()) != n+1 {
 		t.Fatalf("resend %d %s", w.Code, w.Body)
 	}
 }

@@ -171,15 +171,17 @@ type RateLimit struct {
 	Burst int `yaml:"burst"`
 }
 
-// Dashboard configures the asynqmon queue dashboard at /monitoring/.
+// Dashboard configures the asynqmon queue dashboard at /monitoring/ and
+// the admin console at /console/, which share its login.
 type Dashboard struct {
 	// User is the basic-auth user name.
 	User string `yaml:"user"`
 	// Password is a basic-auth password besides the API keys (which always
 	// work). Env: CHECKD_DASHBOARD_PASSWORD.
 	Password string `yaml:"password"`
-	// Writable lets the dashboard pause queues and delete or run tasks;
-	// read-only by default.
+	// Writable lets the dashboard pause queues and delete or run tasks,
+	// and the console act on companies and connections; read-only by
+	// default.
 	Writable bool `yaml:"writable"`
 }
 

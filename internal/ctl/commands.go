@@ -516,7 +516,11 @@ func (a *app) connectionHistory() *cobra.Command {
 			return c.emit(raw, &out, func(t *tw) {
 				t.row("TIME", "ACCOUNT", "FROM", "TO", "CAUSE", "DETAIL")
 				for _, h := range out.History {
-					t.row(stamp(h.Time), orDash(h.AccountID), orDash(h.From), h.To, h.Cause, orDash(h.Detail))
+					cause := h.Cause
+					if h.Actor != "" && h.Actor != h.Cause { // who, unless the cause says it (a check's actor is check)
+						cause += " by " + h.Actor
+					}
+					t.row(stamp(h.Time), orDash(h.AccountID), orDash(h.From), h.To, cause, orDash(h.Detail))
 				}
 			})
 		})

@@ -284,6 +284,16 @@ func TestCommands(t *testing.T) {
 				"2026-03-03T10:05:00Z  ac_1     -        DETECTED            check  -\n",
 		},
 		{
+			name: "connection history names who acted in the console",
+			args: []string{"connection", "history", "cn_1"},
+			replies: ok(`{"history":[{"time":"2026-03-03T10:06:00Z","from":"CONNECTED","to":"DEACTIVATED","cause":"console:deactivate","actor":"admin"},` +
+				`{"time":"2026-03-03T10:05:00Z","from":"PENDING","to":"CONNECTED","cause":"check","actor":"check"}]}`),
+			want: []request{get("/v1/connection/cn_1/history", "")},
+			stdout: "TIME                  ACCOUNT  FROM       TO           CAUSE                        DETAIL\n" +
+				"2026-03-03T10:06:00Z  -        CONNECTED  DEACTIVATED  console:deactivate by admin  -\n" +
+				"2026-03-03T10:05:00Z  -        PENDING    CONNECTED    check                        -\n",
+		},
+		{
 			name:    "connection deactivate",
 			args:    []string{"connection", "deactivate", "cn_1"},
 			replies: ok(withEnqueued(connJSON, false)),

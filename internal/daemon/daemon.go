@@ -28,9 +28,10 @@
 //     configured: it does a rotation's re-encryption once one is started.
 //  7. The API, if the role is on. It needs an API key; the embedded demo
 //     without one generates a key and prints it once. Beside the REST API it
-//     serves /metrics (an API key, or the dashboard's login), /readyz, and
-//     the asynqmon dashboard at /monitoring/ (basic auth, read-only unless
-//     configured otherwise).
+//     serves /metrics (an API key, or the dashboard's login), /readyz, the
+//     asynqmon dashboard at /monitoring/ and the admin console at /console/
+//     (both behind the dashboard's basic auth, read-only unless configured
+//     otherwise).
 //  8. The ops listener, if metricsAddr is set: /metrics, /healthz and
 //     /readyz for processes without the api role (worker-only machines).
 //  9. Demo data, if enabled and the store has no company yet.
@@ -78,6 +79,7 @@ import (
 	"github.com/checkd/checkd/checks/sandbox"
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/console"
 	"github.com/checkd/checkd/internal/dashboard"
 	"github.com/checkd/checkd/internal/demo"
 	"github.com/checkd/checkd/internal/link"
@@ -526,6 +528,11 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	srv.Mount(dc.RootPath+"/", dash, false) // it does its own (browser-friendly) auth
+	con, err := d.console(dc, ac, srv.RunJob)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	srv.Mount(console.RootPath+"/", con, false) // behind the dashboard's login
 	srv.Mount("GET /metrics", api.RequireKeyOrLogin(dc.User, d.apiKeys, d.met.Handler()), false)
 	srv.Mount("GET /readyz", http.HandlerFunc(d.readyz), false)
 	if err := d.parts.Start(ctx, "api", srv); err != nil {
@@ -541,6 +548,25 @@ func (d *Daemon) startAPI(ctx context.Context) error {
 		d.log.Warn("no API key configured: generated one for this run and printed it once on stderr")
 	}
 	return nil
+}
+
+// console builds the admin console: the dashboard's login and writable
+// flag; the API's link signer, datasources and their rules; checks
+// enqueued as the API enqueues them (on the critical queue, with the
+// scheduler's task options); and its long work (a company's conversion)
+// run as the API server's, which its Stop waits for.
+func (d *Daemon) console(dc dashboard.Options, ac api.Config, background func(func(context.Context))) (*console.Console, error) {
+	login, err := dashboard.NewLogin(dc)
+	if err != nil {
+		return nil, err
+	}
+	od, err := scheduler.NewOnDemand(d.st, d.enq, d.opts.Clock, ac.TaskOptions...)
+	if err != nil {
+		return nil, err
+	}
+	return console.New(console.Config{Store: d.st, Login: login, Writable: dc.Writable, Secret: console.DeriveKey(d.encKey),
+		Queues: d.insp, OnDemand: od, Links: ac.Links, PublicURL: d.cfg.PublicURL, Clock: d.opts.Clock, Background: background,
+		Datasources: ac.Datasources, DatasourceRules: ac.DatasourceRules, Logger: d.log.WithField("component", "console")})
 }
 
 // Stop stops the process in reverse start order, bounded by ctx, and

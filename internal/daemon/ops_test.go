@@ -45,7 +45,7 @@ func TestOperatorSurface(t *testing.T) {
 			req.SetBasicAuth(user, pass)
 		}
 		client := openapitest.Client(t)
-		if strings.Contains(url, "/monitoring/") { // the dashboard: not the API the document describes
+		if strings.Contains(url, "/monitoring/") || strings.Contains(url, "/console/") { // the dashboard and the console: not the API the document describes
 			client = &http.Client{Timeout: 10 * time.Second}
 		}
 		resp, err := client.Do(req)
@@ -82,6 +82,10 @@ func TestOperatorSurface(t *testing.T) {
 		{"dashboard wrong password", base + "/monitoring/", nil, "admin", "nope", http.StatusUnauthorized, ""},
 		{"dashboard with the api key", base + "/monitoring/", nil, "admin", testAPIKey, http.StatusOK, "<html"},
 		{"dashboard with its password", base + "/monitoring/api/queues", nil, "admin", "dashboard-password-123", http.StatusOK, "queues"},
+		{"console needs the dashboard's login", base + "/console/", nil, "", "", http.StatusUnauthorized, "Log in required"},
+		{"console wrong password", base + "/console/companies", nil, "admin", "nope", http.StatusUnauthorized, ""},
+		{"console with the dashboard's password", base + "/console/", nil, "admin", "dashboard-password-123", http.StatusOK, "Load forecast"},
+		{"console with the api key", base + "/console/companies", nil, "admin", testAPIKey, http.StatusOK, "No companies yet"},
 		{"ops healthz", ops + "/healthz", nil, "", "", http.StatusOK, "ok"},
 		{"ops readyz", ops + "/readyz", nil, "", "", http.StatusOK, "ready"},
 		{"ops metrics need a key", ops + "/metrics", nil, "", "", http.StatusUnauthorized, ""},
@@ -174,6 +178,16 @@ func TestOperatorSurface(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode < 400 {
 		t.Errorf("read-only dashboard accepted a pause: %d", resp.StatusCode)
+	}
+	// So is the console.
+	req, _ = http.NewRequest(http.MethodPost, base+"/console/connections/"+cnID+"/deactivate", nil)
+	req.SetBasicAuth("admin", testAPIKey)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("read-only console accepted a deactivation: %d", resp.StatusCode)
 	}
 
 	if err := d.Stop(stopCtx(t)); err != nil {

@@ -27,6 +27,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
+	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/configs"
 )
 
@@ -91,11 +93,41 @@ func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
 	if rdb == nil {
 		return nil, errors.New("dashboard: a redis client is required")
 	}
-	if opts.User == "" {
-		return nil, errors.New("dashboard: Options.User is empty; give the Basic-auth user name (configs: dashboard.user)")
+	login, err := NewLogin(opts)
+	if err != nil {
+		return nil, err
 	}
 	if !strings.HasPrefix(opts.RootPath, "/") || strings.HasSuffix(opts.RootPath, "/") {
 		return nil, fmt.Errorf("dashboard: root path %q must start with a slash and not end with one (e.g. %q)", opts.RootPath, RootPath)
+	}
+	if opts.Logger == nil {
+		opts.Logger = logrus.StandardLogger()
+	}
+	readOnly := !opts.Writable
+	mon := asynqmon.New(asynqmon.Options{
+		RootPath:     opts.RootPath,
+		RedisConnOpt: sharedClient{rdb},
+		ReadOnly:     readOnly,
+	})
+	return &handler{next: mon, login: login, readOnly: readOnly, log: opts.Logger}, nil
+}
+
+// Login is the dashboard's authentication (see the package doc), shared
+// by every page served behind it: asynqmon, and checkd's admin console
+// (package console). Both challenge with one realm, so a browser logged in
+// to one is logged in to the other.
+type Login struct {
+	name    string
+	user    [sha256.Size]byte
+	secrets [][sha256.Size]byte // the password and the API keys: Basic-auth passwords
+	keys    [][sha256.Size]byte // the API keys: X-API-Key values
+}
+
+// NewLogin returns the login of opts' User, Password and APIKeys. It fails
+// when there is no user or no secret to log in with.
+func NewLogin(opts Options) (*Login, error) {
+	if opts.User == "" {
+		return nil, errors.New("dashboard: Options.User is empty; give the Basic-auth user name (configs: dashboard.user)")
 	}
 	var secrets [][sha256.Size]byte
 	if opts.Password != "" {
@@ -112,23 +144,45 @@ func New(rdb redis.UniversalClient, opts Options) (http.Handler, error) {
 	if len(secrets) == 0 {
 		return nil, errors.New("dashboard: set a dashboard password or at least one API key: the dashboard is never served without authentication")
 	}
-	if opts.Logger == nil {
-		opts.Logger = logrus.StandardLogger()
+	return &Login{name: opts.User, user: sha256.Sum256([]byte(opts.User)), secrets: secrets, keys: keys}, nil
+}
+
+// Check reports who the request is logged in as: the Basic-auth user, or
+// for an X-API-Key header (which, when sent, decides alone) the key's
+// actor as the REST API records it (api.BootstrapActor and 8 hex digits of
+// its SHA-256); false when it is not logged in.
+func (l *Login) Check(r *http.Request) (string, bool) {
+	if k := r.Header.Get(HeaderAPIKey); k != "" {
+		d := sha256.Sum256([]byte(k))
+		if !matchAny(d, l.keys) {
+			return "", false
+		}
+		return api.BootstrapActor + hex.EncodeToString(d[:4]), true
 	}
-	readOnly := !opts.Writable
-	mon := asynqmon.New(asynqmon.Options{
-		RootPath:     opts.RootPath,
-		RedisConnOpt: sharedClient{rdb},
-		ReadOnly:     readOnly,
-	})
-	return &handler{
-		next:     mon,
-		user:     sha256.Sum256([]byte(opts.User)),
-		secrets:  secrets,
-		keys:     keys,
-		readOnly: readOnly,
-		log:      opts.Logger,
-	}, nil
+	return l.name, l.basic(r)
+}
+
+// Challenge sets the WWW-Authenticate header of a 401 answer, so that a
+// browser asks for the login; the caller writes the status and body.
+func (l *Login) Challenge(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+}
+
+// basic checks the Basic credentials, comparing fixed-size digests in
+// constant time against every secret (no early exit, so timing tells
+// nothing about which one matched).
+func (l *Login) basic(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	u := sha256.Sum256([]byte(user))
+	userOK := subtle.ConstantTimeCompare(u[:], l.user[:])
+	passOK := 0
+	if matchAny(sha256.Sum256([]byte(pass)), l.secrets) {
+		passOK = 1
+	}
+	return userOK&passOK == 1
 }
 
 // sharedClient is an asynq.RedisConnOpt handing asynqmon the caller's
@@ -140,9 +194,7 @@ func (s sharedClient) MakeRedisClient() any { return s.rdb }
 
 type handler struct {
 	next     http.Handler
-	user     [sha256.Size]byte
-	secrets  [][sha256.Size]byte // the password and the API keys: Basic-auth passwords
-	keys     [][sha256.Size]byte // the API keys: X-API-Key values
+	login    *Login
 	readOnly bool
 	log      logrus.FieldLogger
 }
@@ -150,8 +202,8 @@ type handler struct {
 // ServeHTTP authenticates, applies the method and origin rules, then hands
 // the request to asynqmon.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.authenticated(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+	if _, ok := h.login.Check(r); !ok {
+		h.login.Challenge(w)
 		writeError(w, http.StatusUnauthorized, "unauthorized",
 			"log in to the dashboard with user and password (the dashboard password or an API key), or send an API key in the X-API-Key header")
 		return
@@ -165,7 +217,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				fmt.Sprintf("the dashboard is read-only: %s is not allowed (the operator can enable changes in the dashboard configuration)", r.Method))
 			return
 		}
-		if !sameOrigin(r) {
+		if !SameOrigin(r) {
 			writeError(w, http.StatusForbidden, "forbidden",
 				"a change through the dashboard must come from the dashboard's own page (cross-site request refused)")
 			return
@@ -220,26 +272,6 @@ func (f *failureWriter) Write(p []byte) (int, error) {
 // maxDetail bounds the failure text kept for the log.
 const maxDetail = 1024
 
-// authenticated checks the X-API-Key header, else the Basic credentials,
-// comparing fixed-size digests in constant time against every secret (no
-// early exit, so timing tells nothing about which one matched).
-func (h *handler) authenticated(r *http.Request) bool {
-	if k := r.Header.Get(HeaderAPIKey); k != "" {
-		return matchAny(sha256.Sum256([]byte(k)), h.keys)
-	}
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return false
-	}
-	u := sha256.Sum256([]byte(user))
-	userOK := subtle.ConstantTimeCompare(u[:], h.user[:])
-	passOK := 0
-	if matchAny(sha256.Sum256([]byte(pass)), h.secrets) {
-		passOK = 1
-	}
-	return userOK&passOK == 1
-}
-
 func matchAny(d [sha256.Size]byte, set [][sha256.Size]byte) bool {
 	match := 0
 	for i := range set {
@@ -252,10 +284,10 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-// sameOrigin reports whether a state-changing request comes from the
-// dashboard's own origin, by the Fetch metadata and Origin headers browsers
+// SameOrigin reports whether a state-changing request comes from the
+// server's own origin, by the Fetch metadata and Origin headers browsers
 // send; a request with neither (curl, scripts) is not a browser's and passes.
-func sameOrigin(r *http.Request) bool {
+func SameOrigin(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return false
 	}

@@ -88,23 +88,9 @@ func TestSeed(t *testing.T) {
 	}
 }
 
-// demoFile is the configuration of make run.
-func demoFile(t *testing.T) configs.Config {
-	t.Helper()
-	b, err := configs.EmbeddedFile(configs.DemoFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
 func TestSeedDemoFile(t *testing.T) {
 	t.Parallel()
-	cfg := demoFile(t)
+	cfg := testenv.DemoConfig(t)
 	st := newStore(t)
 	sum, err := demo.Seed(context.Background(), st, cfg.Demo)
 	if err != nil {
@@ -131,7 +117,7 @@ func TestSeedDemoFile(t *testing.T) {
 func TestDemoFileTracking(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg := demoFile(t)
+	cfg := testenv.DemoConfig(t)
 	env := testenv.New(t, testenv.Options{Store: func(c *store.Config) { c.AutoTrack = cfg.Store.AutoTrack }})
 	st, clk := env.Store, env.Clock
 	if _, err := demo.Seed(ctx, st, cfg.Demo); err != nil {

@@ -2,8 +2,9 @@
 // store share (scheduler, worker, api, ...): a store with checkd's default
 // settings (configs/checkd.yaml) and a throwaway credential key, over a
 // Redis of the test's own, with a fake clock; companies and connections
-// made for the test, or the test fails. Each package keeps only what is
-// its own (an enqueuer that records, a worker, an HTTP server).
+// made for the test, or the test fails; an enqueuer that records
+// (Enqueuer). Each package keeps only what is its own (a worker, an HTTP
+// server).
 //
 // The store's own tests cannot use it (it imports store); they have their
 // fixture.
@@ -23,6 +24,7 @@ import (
 
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/checks/sandbox"
+	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/testing/storetest"
 	"github.com/checkd/checkd/store"
@@ -150,4 +152,19 @@ func QuietLogger() *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	return l
+}
+
+// DemoConfig is the configuration of make run: the embedded defaults under
+// the embedded configs/demo.yaml.
+func DemoConfig(tb testing.TB) configs.Config {
+	tb.Helper()
+	b, err := configs.EmbeddedFile(configs.DemoFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := configs.Parse(b)
+	if err != nil {
+		tb.Fatalf("the demo's configuration: %v", err)
+	}
+	return cfg
 }
