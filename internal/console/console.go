@@ -29,6 +29,14 @@
 // answers its page with the reason and the status the API would (409 for a
 // refresh the status forbids, 400 for a bad account decision).
 //
+// Login: the dashboard's (its user and password, or a configured API key),
+// or a runtime API key (POST /v1/keys) with the admin scope, as Basic auth
+// with the key's name as the user or in the X-API-Key header; the key is
+// read from the store on every request, as the API reads it, so a deleted
+// key is refused at once. A key without the admin scope is refused (403)
+// with a page that says so. The actor recorded is the key's name, as the
+// API records it.
+//
 // Security: every page needs the login (401 with the Basic challenge
 // otherwise); a change needs a writable console (405 otherwise, like the
 // dashboard), the same origin (Fetch metadata, Origin) and a token bound to
@@ -216,9 +224,18 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin")
 	user, ok := c.cfg.Login.Check(r)
 	if !ok {
+		var refused *loginError
+		if user, refused = c.runtimeKeyUser(r); refused != nil {
+			c.plainError(w, r, refused.status, refused.heading, refused.message)
+			return
+		}
+		ok = user != ""
+	}
+	if !ok {
 		c.cfg.Login.Challenge(w)
 		c.plainError(w, r, http.StatusUnauthorized, "Log in required",
-			"Log in with the dashboard's user and password (the dashboard password or an API key).")
+			"Log in with the dashboard's user and password (the dashboard password or a configured API key), "+
+				"or with a runtime API key that has the admin scope: the key's name as the user and the key as the password.")
 		return
 	}
 	c.mux.ServeHTTP(w, r.WithContext(withUser(r.Context(), user)))
