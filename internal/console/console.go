@@ -217,15 +217,14 @@ func (c *Console) routes() {
 // ServeHTTP authenticates every request, sets the security headers and
 // serves the page or action.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", contentSecurityPolicy)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
+	secure(w.Header())
 	user, ok := c.cfg.Login.Check(r)
 	if !ok {
 		var refused *loginError
 		if user, refused = c.runtimeKeyUser(r); refused != nil {
+			if refused.status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "5")
+			}
 			c.plainError(w, r, refused.status, refused.heading, refused.message)
 			return
 		}
@@ -239,6 +238,24 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mux.ServeHTTP(w, r.WithContext(withUser(r.Context(), user)))
+}
+
+// AnswerUnavailable answers a request the API server gave up waiting for
+// (api.UnavailableAnswerer: a page stuck on a hanging Redis) with an HTML
+// page rather than the API's JSON 503. It reads nothing from Redis.
+func (c *Console) AnswerUnavailable(w http.ResponseWriter, r *http.Request, bound time.Duration) {
+	secure(w.Header())
+	c.plainError(w, r, http.StatusServiceUnavailable, dbDownHeading,
+		fmt.Sprintf("This page did not load within %s: checkd's Redis is slow or unreachable. Reload in a few seconds (GET /readyz says when it is back). "+
+			"If you had sent a change, it may or may not have been made: look at the page again before repeating it.", bound))
+}
+
+// secure sets the console's security headers.
+func secure(h http.Header) {
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
 }
 
 // contentSecurityPolicy allows the console's own stylesheet, script and

@@ -48,7 +48,7 @@ func (c *Console) runtimeKeyUser(r *http.Request) (string, *loginError) {
 	if err != nil {
 		c.log.WithError(err).WithField("path", r.URL.Path).Warn("console: read an API key for a login")
 		return "", &loginError{http.StatusServiceUnavailable, "The login cannot be checked now",
-			"checkd could not read the API keys from its database. Try again in a moment; checkd's log has the details."}
+			"checkd could not read the API keys from its database (Redis). Reload in a few seconds (GET /readyz says when it is back)."}
 	}
 	switch {
 	case name != "" && name != k.Name:

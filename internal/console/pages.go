@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
@@ -121,6 +122,9 @@ func (c *Console) overview(q *request) {
 // of its content.
 func (c *Console) panelError(q *request, err error, what string) string {
 	c.log.WithError(err).WithField("path", q.r.URL.Path).Warn("console: " + what)
+	if api.Unreachable(err) { // not the error: it may name the Redis address
+		return "Could not " + what + ": checkd's Redis is slow or unreachable. Reload in a few seconds."
+	}
 	return "Could not " + what + ": " + err.Error()
 }
 
