@@ -62,7 +62,8 @@ type connectionData struct {
 	// under investigation (not paused, not waiting for credentials);
 	// UnderInvestigation: it is, and the flag can be cleared.
 	CanInvestigate, UnderInvestigation bool
-	MaxNoteLen                         int
+	// MaxNoteLen bounds the investigation note's field (store.MaxNoteLen).
+	MaxNoteLen int
 }
 
 // connectionOr404 reads the connection of the request's {id}, answering

@@ -11,8 +11,8 @@
 //	                                 checks due per hour over the next 7 days (DueForecast), an SVG
 //	                                 drawn here with the busiest hour named
 //	/console/companies               every company, its active flag and its connections by category
-//	/console/companies/{id}          one company: its connections filtered by status, paged with the
-//	                                 API's cursor
+//	/console/companies/{id}          one company: its connections filtered by status and site
+//	                                 (?siteId=), paged with the API's cursor
 //	/console/companies/{id}/deactivate|reactivate
 //	                                 the confirmation step, naming how many connections it changes
 //	/console/connections/{id}        one connection: every status field and what it means, its
@@ -22,7 +22,10 @@
 // Actions (POST, only when Config.Writable, each with the session's CSRF
 // token): a company's deactivate and reactivate; a connection's refresh,
 // deactivate, reactivate, link (a credential-update link, shown once to
-// copy) and accounts (confirm or reject one account). Each calls the store
+// copy), accounts (confirm or reject one account), investigation (flag it
+// under investigation with a note), investigation/clear (and enqueue its
+// check) and account-flag (OLD_ACCOUNT, DUPLICATE of another account, or
+// undo). Each calls the store
 // (and scheduler.OnDemand for checks) exactly as the REST API's route does,
 // under store.WithOrigin: history and events record the cause
 // "console:<action>" and history the logged-in user. A refused action
