@@ -57,6 +57,12 @@ func (s *Server) withDeadline(next http.Handler) http.Handler {
 				s.log.WithFields(logrus.Fields{"requestId": RequestID(r.Context()), "method": r.Method, "path": r.URL.Path}).
 					Warnf("api: no answer within %s (is Redis hanging?): answered 503; the handler's late answer is dropped", bound)
 				w.Header().Set("Retry-After", "5")
+				if h, _ := s.mux.Handler(r); h != nil {
+					if ua, ok := h.(UnavailableAnswerer); ok { // a mounted page: its own format
+						ua.AnswerUnavailable(w, r, bound)
+						return
+					}
+				}
 				writeError(w, http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf(
 					"the request did not finish within %s (the database is slow or unreachable): retry in a few seconds (GET /readyz says when it is back); a write may or may not have been applied, so read before repeating one",
 					bound))
@@ -69,6 +75,16 @@ func (s *Server) withDeadline(next http.Handler) http.Handler {
 		}
 		bw.finish()
 	})
+}
+
+// UnavailableAnswerer is a handler mounted on the server (Mount) that
+// answers, in its own format, the 503 the server sends for a request it
+// did not answer within the deadline (AnswerBound): the admin console's
+// HTML page rather than the API's JSON error. AnswerUnavailable must not
+// touch Redis (it answers for a handler that is stuck on it) and must
+// write the 503 itself; Retry-After is set already.
+type UnavailableAnswerer interface {
+	AnswerUnavailable(w http.ResponseWriter, r *http.Request, bound time.Duration)
 }
 
 // bufferedWriter holds a handler's answer until it returns (finish) or

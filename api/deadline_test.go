@@ -62,6 +62,33 @@ func TestDeadlineAnswers503(t *testing.T) {
 	}
 }
 
+// pageHandler is a mounted page that answers the deadline's 503 itself.
+type pageHandler struct{ release chan struct{} }
+
+func (p pageHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { <-p.release }
+
+func (p pageHandler) AnswerUnavailable(w http.ResponseWriter, r *http.Request, bound time.Duration) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte("<p>no answer within " + bound.String() + "</p>"))
+}
+
+// TestDeadlineAnswerOfAPage: a mounted handler that is an
+// UnavailableAnswerer writes the deadline's 503 in its own format.
+func TestDeadlineAnswerOfAPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *api.Config) { c.RequestTimeout = 20 * time.Millisecond })
+	p := pageHandler{release: make(chan struct{})}
+	defer close(p.release)
+	e.srv.Mount("/page/", p, false)
+	w := e.do(call{method: "GET", path: "/page/x", unchecked: true})
+	want := "<p>no answer within " + api.AnswerBound(20*time.Millisecond).String() + "</p>"
+	if w.Code != http.StatusServiceUnavailable || w.Body.String() != want || w.Header().Get("Retry-After") == "" ||
+		!strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		t.Errorf("stuck page: %d %q %v; want its own 503 %q with Retry-After", w.Code, w.Body, w.Header(), want)
+	}
+}
+
 // TestCompanyConversionOutlivesTheRequest: a company conversion that does
 // not finish by the request's deadline is answered 202 with inProgress and
 // goes on in the background until every connection is converted; Stop

@@ -84,7 +84,7 @@ func writeInternal(w http.ResponseWriter, r *http.Request) {
 		"internal error: retry later, and report request ID %s if it persists", RequestID(r.Context())))
 }
 
-// unreachable reports an error of the connection to Redis (refused,
+// Unreachable reports an error of the connection to Redis (refused,
 // reset, timed out, closed, no free connection, the request's deadline
 // passed while waiting for it), or Redis answering that it
 // cannot serve now (loading its data after a restart, a read-only replica
@@ -92,7 +92,7 @@ func writeInternal(w http.ResponseWriter, r *http.Request) {
 // min-replicas-to-write; inside a transaction these come back as
 // EXECABORT, as checkd's transactions are otherwise well formed), rather
 // than a failed command: the request may succeed once Redis is back.
-func unreachable(err error) bool {
+func Unreachable(err error) bool {
 	var ne net.Error
 	var re redis.Error
 	if errors.As(err, &re) {
@@ -136,7 +136,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error, n
 // detail is logged with msg, never returned.
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, msg string) {
 	s.logError(r, err, msg)
-	if unreachable(err) {
+	if Unreachable(err) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable,
 			"the database is unreachable: retry in a few seconds (GET /readyz says when it is back)")

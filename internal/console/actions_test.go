@@ -48,13 +48,16 @@ func TestActionsRefused(t *testing.T) {
 		{connPage, connPage + "/refresh"},
 		{connPage, connPage + "/link"},
 		{connPage, connPage + "/accounts"},
+		{connPage, connPage + "/investigation"},
+		{connPage, connPage + "/investigation/clear"},
+		{connPage, connPage + "/account-flag"},
 		{coPage, "/console/companies/" + e.co.ID + "/deactivate"},
 	}
 	ro := newEnv(t, options{readOnly: true})
 	roConn := ro.conn("user_good")
 	before, roBefore := e.snapshot(cn.ID), ro.snapshot(roConn.ID)
 	for _, a := range actions {
-		fields := url.Values{"account": {acct}, "decision": {"ENABLED"}}
+		fields := url.Values{"account": {acct}, "decision": {"ENABLED"}, "note": {"n"}, "flag": {"OLD_ACCOUNT"}}
 		b := e.browser()
 		token := b.csrf(a.from)
 		other := e.browser().csrf(a.from) // another session's token

@@ -311,6 +311,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("operations", func(t *testing.T) { operations(t, c, browser, dir, companies) })
+	t.Run("runtime key login", func(t *testing.T) { runtimeKeyLogin(t, c, browser, dir, companies) })
+
 	t.Run("deactivate a company", func(t *testing.T) {
 		globex := companies["Globex Retail"]
 		tb := openConsole(t, browser, "company-deactivate", dir, browsertest.Desktop)
@@ -346,6 +349,184 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("after the reactivation %s is still COMPANY_INACTIVE", page.Connections[0].ID)
 		}
 	})
+}
+
+// operations drives issue 20's operations in the browser (a connection's
+// investigation, its accounts' flags, a company's site filter) and reads
+// each result back through the API.
+func operations(t *testing.T, c *checkd, browser context.Context, dir string, companies map[string]store.Company) {
+	// A connection of Acme's with two accounts at least.
+	acme := companies["Acme Manufacturing"]
+	var page api.ConnectionPage
+	c.api(t, "/v1/connection/company/"+acme.ID+"?status=CONNECTED&limit=100", &page)
+	var cn api.Connection
+	for _, x := range page.Connections {
+		if len(x.Accounts) >= 2 {
+			cn = x
+			break
+		}
+	}
+	if cn.ID == "" {
+		t.Fatalf("no CONNECTED Acme connection with two accounts: %+v", page)
+	}
+	tb := openConsole(t, browser, "operations", dir, browsertest.Desktop)
+	tb.Go(c.base+"/console/connections/"+cn.ID, "#fields")
+	// details reads the connection through the API (into a new value:
+	// JSON leaves out what is absent, such as a cleared investigation).
+	details := func() api.Connection {
+		t.Helper()
+		var got api.Connection
+		c.api(t, "/v1/connection/"+cn.ID+"/details", &got)
+		return got
+	}
+	lastCause := func(want string) {
+		t.Helper()
+		var h api.History
+		c.api(t, "/v1/connection/"+cn.ID+"/history?limit=1", &h)
+		if len(h.History) != 1 || h.History[0].Cause != want || h.History[0].Actor != user {
+			t.Errorf("history through the API: %+v, want %s by %s", h.History, want, user)
+		}
+	}
+
+	tb.Do(chromedp.SendKeys(chromedp.CSS("#investigation-note"), "portal redesign; OPS-7"))
+	tb.click("#investigate", ".notice.good")
+	if n := tb.Text(".notice.good"); !strings.Contains(n, "Connection under investigation") {
+		t.Errorf("after Flag under investigation: %q", n)
+	}
+	tb.Name = "investigation"
+	tb.look("flagged")
+	got := details()
+	if got.Status != checks.ConnUnderInvestigation || got.Investigation == nil || got.Investigation.Note != "portal redesign; OPS-7" {
+		t.Errorf("through the API after the flag: %s %+v", got.Status, got.Investigation)
+	}
+	lastCause("console:investigate")
+	checked := *got.LastCheckAt
+	tb.click("#clear-investigation", ".notice.good")
+	if n := tb.Text(".notice.good"); !strings.Contains(n, "Investigation cleared") || !strings.Contains(n, "A check is enqueued") {
+		t.Errorf("after Clear investigation: %q", n)
+	}
+	got = details()
+	if got.Status == checks.ConnUnderInvestigation || got.Investigation != nil {
+		t.Errorf("through the API after the clear: %s %+v", got.Status, got.Investigation)
+	}
+	lastCause("console:investigate-clear")
+	c.checkedAfter(t, cn.ID, checked, "the check the clear enqueued") // before the flags: its accounts then stay
+
+	got = details()
+	a0, a1 := got.Accounts[0], got.Accounts[1]
+	tb.Go(c.base+"/console/connections/"+cn.ID, "#accounts")
+	tb.click(`#accounts button[aria-label="Flag account `+a0.AccountNumber+`"]`, ".notice.good")
+	tb.Do(chromedp.SetValue(chromedp.CSS(`#accounts select[aria-label="Flag for account `+a1.AccountNumber+`"]`), "DUPLICATE"),
+		chromedp.SendKeys(chromedp.CSS(`#accounts input[aria-label="Account that account `+a1.AccountNumber+` duplicates"]`), a0.ID))
+	tb.click(`#accounts button[aria-label="Flag account `+a1.AccountNumber+`"]`, ".notice.good")
+	if n := tb.Text(".notice.good"); !strings.Contains(n, "Account "+a1.AccountNumber+" flagged Duplicate of "+a0.ID) {
+		t.Errorf("after flagging a duplicate: %q", n)
+	}
+	tb.Name = "account-flags"
+	tb.look("flagged")
+	after := details()
+	if after.Accounts[0].Status != checks.AcctOldAccount || after.Accounts[1].Status != checks.AcctDuplicate || after.Accounts[1].DuplicateOf != a0.ID {
+		t.Errorf("through the API after the flags: %+v", after.Accounts[:2])
+	}
+	lastCause("console:account-flag")
+	tb.click(`#accounts button[aria-label="Undo the flag of account `+a0.AccountNumber+`"]`, ".notice.good")
+	after = details()
+	if after.Accounts[0].Status != a0.Status {
+		t.Errorf("through the API after Undo: %s, want %s back", after.Accounts[0].Status, a0.Status)
+	}
+	lastCause("console:account-flag")
+
+	// Sites assigned through the API, filtered in the console.
+	c.send(t, http.MethodPatch, "/v1/connection/"+cn.ID+"/details", `{"siteIds": ["site-hq", "site-plant-2"]}`)
+	tb.Go(c.base+"/console/companies/"+acme.ID, "#connections")
+	tb.Do(chromedp.SendKeys(chromedp.CSS("#site-id"), "site-plant-2"))
+	tb.click("#site-filter", "#connections")
+	shown := browsertest.Eval[[]string](tb.Tab, `[...document.querySelectorAll('#connections tbody a')].map(a => a.getAttribute('href').split('/').pop())`)
+	c.api(t, "/v1/connection/company/"+acme.ID+"?siteId=site-plant-2", &page)
+	var want []string
+	for _, x := range page.Connections {
+		want = append(want, x.ID)
+	}
+	if fmt.Sprint(shown) != fmt.Sprint(want) || len(want) != 1 {
+		t.Errorf("site-plant-2: the console lists %v, the API %v", shown, want)
+	}
+	tb.Name = "company-site"
+	tb.look("desktop")
+	ph := openConsole(t, browser, "operations", dir, browsertest.Phone)
+	ph.Go(c.base+"/console/connections/"+cn.ID, "#accounts")
+	ph.look("phone")
+}
+
+// runtimeKeyLogin logs in with a runtime API key made through POST
+// /v1/keys and acts: the API's history names the key.
+func runtimeKeyLogin(t *testing.T, c *checkd, browser context.Context, dir string, companies map[string]store.Company) {
+	var k api.CreatedAPIKey
+	c.sendInto(t, http.MethodPost, "/v1/keys", `{"name": "oncall-console", "scopes": ["admin"]}`, &k)
+	var page api.ConnectionPage
+	c.api(t, "/v1/connection/company/"+companies["Acme Manufacturing"].ID+"?status=CONNECTED&limit=1", &page)
+	id := page.Connections[0].ID
+	// A browser context of its own: the others' tabs logged in as the
+	// dashboard's user, and Chromium reuses a login across its tabs.
+	own, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(own); err != nil {
+		t.Fatalf("a new browser context: %v", err)
+	}
+	tb := browsertest.Open(t, own, "runtime-key", dir, browsertest.Desktop)
+	tb.Login(k.Name, k.Key)
+	ctb := consoleTab{tb}
+	ctb.Go(c.base+"/console/connections/"+id, "#fields")
+	if who := ctb.Text(".who"); !strings.Contains(who, "oncall-console") {
+		t.Errorf("logged in as %q, want the key's name", who)
+	}
+	ctb.click("#deactivate", ".notice.good")
+	ctb.look("deactivated")
+	var h api.History
+	c.api(t, "/v1/connection/"+id+"/history?limit=1", &h)
+	if len(h.History) != 1 || h.History[0].Cause != "console:deactivate" || h.History[0].Actor != "oncall-console" {
+		t.Errorf("history through the API: %+v, want console:deactivate by oncall-console", h.History)
+	}
+	ctb.click("#reactivate", ".notice.good")
+	// Deleted: the next request with it is refused.
+	c.send(t, http.MethodDelete, "/v1/keys/oncall-console", "")
+	req, _ := http.NewRequest(http.MethodGet, c.base+"/console/", nil)
+	req.SetBasicAuth(k.Name, k.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the deleted key's login = %d, want 401", resp.StatusCode)
+	}
+}
+
+// send sends a JSON body to an API route, failing t unless it answers 2xx.
+func (c *checkd) send(t *testing.T, method, path, body string) {
+	t.Helper()
+	c.sendInto(t, method, path, body, nil)
+}
+
+// sendInto is send reading the answer into out (nil: ignored).
+func (c *checkd) sendInto(t *testing.T, method, path, body string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	req.Header.Set("X-API-Key", apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
 }
 
 // checkedAfter waits until the API says the connection was checked after

@@ -27,6 +27,10 @@ type accountRow struct {
 	// refuses decisions on terminal accounts other than
 	// CUSTOMER_NOT_TRACKED).
 	CanConfirm, CanReject bool
+	// CanFlag: an operator may flag it OLD_ACCOUNT or DUPLICATE; Flagged:
+	// it is one of those, which an operator may undo (the store refuses
+	// the undo of a flag a check set).
+	CanFlag, Flagged bool
 }
 
 type historyRow struct {
@@ -54,6 +58,12 @@ type connectionData struct {
 	// CanRefresh and CanLink: the console can enqueue checks and sign
 	// links.
 	CanRefresh, CanLink bool
+	// CanInvestigate: the status lets an operator flag the connection
+	// under investigation (not paused, not waiting for credentials);
+	// UnderInvestigation: it is, and the flag can be cleared.
+	CanInvestigate, UnderInvestigation bool
+	// MaxNoteLen bounds the investigation note's field (store.MaxNoteLen).
+	MaxNoteLen int
 }
 
 // connectionOr404 reads the connection of the request's {id}, answering
@@ -81,7 +91,9 @@ func (c *Console) showConnection(q *request, status int, l *linkData) {
 	}
 	in, _ := cn.Status.Info()
 	d := connectionData{Conn: cn, Info: in, Company: co, Skip: checks.Eligibility(cn.Status, cn.IsActive, co.IsActive),
-		Link: l, CanRefresh: c.cfg.OnDemand != nil, CanLink: c.cfg.Links != nil}
+		Link: l, CanRefresh: c.cfg.OnDemand != nil, CanLink: c.cfg.Links != nil,
+		CanInvestigate:     in.Category != checks.CategorySystem && !cn.Status.CredentialBlocked(),
+		UnderInvestigation: cn.Status == checks.ConnUnderInvestigation, MaxNoteLen: store.MaxNoteLen}
 	numbers := map[string]string{}
 	for _, a := range cn.Accounts {
 		ai, _ := a.Status.Info()
@@ -89,7 +101,9 @@ func (c *Console) showConnection(q *request, status int, l *linkData) {
 		decidable := !a.Status.Terminal() || a.Status == checks.AcctCustomerNotTracked
 		d.Accounts = append(d.Accounts, accountRow{Account: a, Info: ai,
 			CanConfirm: decidable && co.IsActive && a.TrackingStatus != checks.TrackingEnabled,
-			CanReject:  decidable && co.IsActive && a.TrackingStatus != checks.TrackingDisabled})
+			CanReject:  decidable && co.IsActive && a.TrackingStatus != checks.TrackingDisabled,
+			CanFlag:    co.IsActive,
+			Flagged:    co.IsActive && (a.Status == checks.AcctOldAccount || a.Status == checks.AcctDuplicate)})
 	}
 	if h, err := c.cfg.Store.History(ctx, cn.ID, historyLimit); err != nil {
 		d.HistoryErr = c.panelError(q, err, "read the history")
@@ -251,21 +265,21 @@ func (c *Console) setActive(q *request, active bool) {
 		n.Text = "Connection reactivated: it is " + in.DisplayName + "."
 	}
 	if ch.CheckNow {
-		n.Text += " " + c.checkNow(ctx, ch)
+		n.Text += " " + c.checkNow(ctx, ch, tasks.ReasonReactivated)
 	}
 	c.done(q, connPath(before.ID), n)
 }
 
-// checkNow enqueues the check a change asked for, as the API does after
-// one, and says what happened.
-func (c *Console) checkNow(ctx context.Context, ch store.Change) string {
+// checkNow enqueues the check a change asked for (for reason), as the
+// API does after one, and says what happened.
+func (c *Console) checkNow(ctx context.Context, ch store.Change, reason string) string {
 	const later = "It is due at once: the scheduler checks it on its next tick."
 	if c.cfg.OnDemand == nil {
 		return later
 	}
-	res, err := c.cfg.OnDemand.EnqueueNow(ctx, ch.Connection.ID, ch.DueAt, tasks.ReasonReactivated)
+	res, err := c.cfg.OnDemand.EnqueueNow(ctx, ch.Connection.ID, ch.DueAt, reason)
 	if err != nil && !res.Enqueued {
-		c.log.WithError(err).Warn("console: enqueue the check of a reactivation")
+		c.log.WithError(err).WithField("reason", reason).Warn("console: enqueue the check a change asked for")
 		return later
 	}
 	if err != nil { // enqueued, but its due slot stays: the worker skips the sweep's task as served

@@ -11,8 +11,8 @@
 //	                                 checks due per hour over the next 7 days (DueForecast), an SVG
 //	                                 drawn here with the busiest hour named
 //	/console/companies               every company, its active flag and its connections by category
-//	/console/companies/{id}          one company: its connections filtered by status, paged with the
-//	                                 API's cursor
+//	/console/companies/{id}          one company: its connections filtered by status and site
+//	                                 (?siteId=), paged with the API's cursor
 //	/console/companies/{id}/deactivate|reactivate
 //	                                 the confirmation step, naming how many connections it changes
 //	/console/connections/{id}        one connection: every status field and what it means, its
@@ -22,12 +22,23 @@
 // Actions (POST, only when Config.Writable, each with the session's CSRF
 // token): a company's deactivate and reactivate; a connection's refresh,
 // deactivate, reactivate, link (a credential-update link, shown once to
-// copy) and accounts (confirm or reject one account). Each calls the store
+// copy), accounts (confirm or reject one account), investigation (flag it
+// under investigation with a note), investigation/clear (and enqueue its
+// check) and account-flag (OLD_ACCOUNT, DUPLICATE of another account, or
+// undo). Each calls the store
 // (and scheduler.OnDemand for checks) exactly as the REST API's route does,
 // under store.WithOrigin: history and events record the cause
 // "console:<action>" and history the logged-in user. A refused action
 // answers its page with the reason and the status the API would (409 for a
 // refresh the status forbids, 400 for a bad account decision).
+//
+// Login: the dashboard's (its user and password, or a configured API key),
+// or a runtime API key (POST /v1/keys) with the admin scope, as Basic auth
+// with the key's name as the user or in the X-API-Key header; the key is
+// read from the store on every request, as the API reads it, so a deleted
+// key is refused at once. A key without the admin scope is refused (403)
+// with a page that says so. The actor recorded is the key's name, as the
+// API records it.
 //
 // Security: every page needs the login (401 with the Basic challenge
 // otherwise); a change needs a writable console (405 otherwise, like the
@@ -198,6 +209,9 @@ func (c *Console) routes() {
 	post("/connections/{id}/reactivate", c.reactivate)
 	post("/connections/{id}/link", c.createLink)
 	post("/connections/{id}/accounts", c.decideAccount)
+	post("/connections/{id}/investigation", c.investigate)
+	post("/connections/{id}/investigation/clear", c.clearInvestigation)
+	post("/connections/{id}/account-flag", c.flagAccount)
 	get("/find", c.find)
 	c.mux.HandleFunc("GET "+RootPath+"/static/{file}", c.static)
 	c.mux.HandleFunc(RootPath+"/", c.serve(c.notFound))
@@ -206,19 +220,45 @@ func (c *Console) routes() {
 // ServeHTTP authenticates every request, sets the security headers and
 // serves the page or action.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
+	secure(w.Header())
+	user, ok := c.cfg.Login.Check(r)
+	if !ok {
+		var refused *loginError
+		if user, refused = c.runtimeKeyUser(r); refused != nil {
+			if refused.status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "5")
+			}
+			c.plainError(w, r, refused.status, refused.heading, refused.message)
+			return
+		}
+		ok = user != ""
+	}
+	if !ok {
+		c.cfg.Login.Challenge(w)
+		c.plainError(w, r, http.StatusUnauthorized, "Log in required",
+			"Log in with the dashboard's user and password (the dashboard password or a configured API key), "+
+				"or with a runtime API key that has the admin scope: the key's name as the user and the key as the password.")
+		return
+	}
+	c.mux.ServeHTTP(w, r.WithContext(withUser(r.Context(), user)))
+}
+
+// AnswerUnavailable answers a request the API server gave up waiting for
+// (api.UnavailableAnswerer: a page stuck on a hanging Redis) with an HTML
+// page rather than the API's JSON 503. It reads nothing from Redis.
+func (c *Console) AnswerUnavailable(w http.ResponseWriter, r *http.Request, bound time.Duration) {
+	secure(w.Header())
+	c.plainError(w, r, http.StatusServiceUnavailable, dbDownHeading,
+		fmt.Sprintf("This page did not load within %s: checkd's Redis is slow or unreachable. Reload in a few seconds (GET /readyz says when it is back). "+
+			"If you had sent a change, it may or may not have been made: look at the page again before repeating it.", bound))
+}
+
+// secure sets the console's security headers.
+func secure(h http.Header) {
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
-	user, ok := c.cfg.Login.Check(r)
-	if !ok {
-		c.cfg.Login.Challenge(w)
-		c.plainError(w, r, http.StatusUnauthorized, "Log in required",
-			"Log in with the dashboard's user and password (the dashboard password or an API key).")
-		return
-	}
-	c.mux.ServeHTTP(w, r.WithContext(withUser(r.Context(), user)))
 }
 
 // contentSecurityPolicy allows the console's own stylesheet, script and

@@ -50,6 +50,8 @@ type env struct {
 	enq   *testenv.Enqueuer
 	links *link.Signer
 	co    store.Company
+	// console is the console under test.
+	console *console.Console
 }
 
 type options struct {
@@ -88,6 +90,7 @@ func newEnv(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.console = c
 	mux := http.NewServeMux()
 	mux.Handle(console.RootPath+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(r.Context())

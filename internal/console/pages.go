@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/store"
@@ -121,6 +122,9 @@ func (c *Console) overview(q *request) {
 // of its content.
 func (c *Console) panelError(q *request, err error, what string) string {
 	c.log.WithError(err).WithField("path", q.r.URL.Path).Warn("console: " + what)
+	if api.Unreachable(err) { // not the error: it may name the Redis address
+		return "Could not " + what + ": checkd's Redis is slow or unreachable. Reload in a few seconds."
+	}
 	return "Could not " + what + ": " + err.Error()
 }
 
@@ -211,7 +215,10 @@ type companyData struct {
 	Total   int64
 	Chips   []chip
 	Filter  checks.ConnectionStatus
-	Rows    []connRow
+	// Site is the site filter ("" for every site), as GET
+	// /v1/connection/company/{id}?siteId= takes it.
+	Site string
+	Rows []connRow
 	// Next is the next page's URL, First the first page's when this is
 	// not it.
 	Next, First string
@@ -263,8 +270,14 @@ func (c *Console) company(q *request) {
 		c.serverError(q, err, "count the company's connections")
 		return
 	}
+	site := strings.TrimSpace(query.Get("siteId"))
+	if site != "" && !store.ValidSiteID(site) {
+		c.errorPage(q, http.StatusBadRequest, "Not a site ID",
+			fmt.Sprintf("A site ID is 1 to %d bytes without control characters; %.100q is not one.", store.MaxSiteIDLen, site))
+		return
+	}
 	cursor := query.Get("cursor")
-	page, err := c.cfg.Store.ListConnections(ctx, co.ID, filter, cursor, pageSize)
+	page, err := c.cfg.Store.ListConnectionsBy(ctx, co.ID, store.ListFilter{Statuses: filter, SiteID: site}, cursor, pageSize)
 	if errors.Is(err, store.ErrInvalid) {
 		c.errorPage(q, http.StatusBadRequest, "This page link is not valid",
 			"The page cursor in the address is not one this list handed out: start again from the first page.")
@@ -275,11 +288,14 @@ func (c *Console) company(q *request) {
 		return
 	}
 	base := RootPath + "/companies/" + url.PathEscape(co.ID)
-	d := companyData{Company: co, Filter: status}
+	d := companyData{Company: co, Filter: status, Site: site}
 	pageURL := func(st checks.ConnectionStatus, cursor string) string {
 		v := url.Values{}
 		if st != "" {
 			v.Set("status", string(st))
+		}
+		if site != "" {
+			v.Set("siteId", site)
 		}
 		if cursor != "" {
 			v.Set("cursor", cursor)

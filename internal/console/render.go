@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/checkd/checkd/api"
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/dashboard"
 	"github.com/checkd/checkd/store"
@@ -119,6 +120,9 @@ func (c *Console) render(q *request, status int, name, title, nav string, data a
 	_, _ = q.w.Write(b.Bytes())
 }
 
+// dbDownHeading heads the page of a request Redis did not answer.
+const dbDownHeading = "checkd's database is not answering"
+
 // errorPage answers status with a page saying what happened and what to
 // do.
 type errorData struct {
@@ -135,9 +139,17 @@ func (c *Console) plainError(w http.ResponseWriter, r *http.Request, status int,
 	c.errorPage(&request{w: w, r: r}, status, heading, msg)
 }
 
-// serverError logs err and answers a 500 page.
+// serverError logs err and answers a 500 page, or a 503 page saying to
+// retry when Redis is unreachable or slow (as the API's 503), which does
+// not show the error (it may name the Redis address).
 func (c *Console) serverError(q *request, err error, what string) {
 	c.log.WithError(err).WithField("path", q.r.URL.Path).Error("console: " + what)
+	if api.Unreachable(err) {
+		q.w.Header().Set("Retry-After", "5")
+		c.errorPage(q, http.StatusServiceUnavailable, dbDownHeading,
+			"checkd could not "+what+": its Redis is slow or unreachable. Reload in a few seconds (GET /readyz says when it is back).")
+		return
+	}
 	c.errorPage(q, http.StatusInternalServerError, "Something went wrong",
 		"checkd could not "+what+": "+err.Error()+". Try again in a moment; if it persists, checkd's log has the details.")
 }

@@ -113,6 +113,10 @@ func TestRedisFrozen(t *testing.T) {
 		{method: "POST", path: "/v1/queues/low/pause"},
 		{method: "GET", path: "/metrics"},
 		{method: "GET", path: "/monitoring/api/queues", basic: true},
+		// The console answers an HTML page, not the API's JSON.
+		{method: "GET", path: "/console/", basic: true},
+		{method: "GET", path: "/console/companies/" + co.ID, basic: true},
+		{method: "GET", path: "/console/connections/" + cn, basic: true},
 	}
 	own.Pause()
 	frozeAt := time.Now()
@@ -134,6 +138,10 @@ func TestRedisFrozen(t *testing.T) {
 			t.Errorf("%s %s answered %d after %s; the documented bound is %s", r.method, r.path, r.code, r.took, bound)
 		case r.code != http.StatusServiceUnavailable:
 			t.Errorf("%s %s answered %d %s with Redis frozen; want 503", r.method, r.path, r.code, r.body)
+		case strings.HasPrefix(r.path, "/console/"):
+			if !strings.Contains(r.body, "<!doctype html>") || !strings.Contains(r.body, "database is not answering") {
+				t.Errorf("%s %s: 503 without the console's HTML page: %.500s", r.method, r.path, r.body)
+			}
 		case !strings.Contains(r.body, `"unavailable"`) && !strings.Contains(r.body, "redis unreachable"):
 			t.Errorf("%s %s: 503 without the unavailable code: %s", r.method, r.path, r.body)
 		}
