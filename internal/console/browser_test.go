@@ -185,6 +185,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			if h := tb.Text("#health-sandbox"); h != "HEALTHY" {
 				t.Errorf("%s: the sandbox's health %q, want HEALTHY", v.name, h)
 			}
+			if !tb.Shown("h-webhooks") || !tb.Shown("webhooks-none") { // the demo has no endpoint
+				t.Errorf("%s: the overview has no Webhooks panel saying there is no endpoint", v.name)
+			}
 			if b := tb.Text("#busiest"); !strings.HasPrefix(b, "Busiest hour: ") {
 				t.Errorf("%s: busiest hour %q", v.name, b)
 			}

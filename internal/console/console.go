@@ -9,7 +9,9 @@
 //	/console/                        overview: connections by status and category (the store's
 //	                                 counters), queues, the checks due now, and the load forecast:
 //	                                 checks due per hour over the next 7 days (DueForecast), an SVG
-//	                                 drawn here with the busiest hour named
+//	                                 drawn here with the busiest hour named; and the webhook
+//	                                 endpoints disabled or failing: URL, since when, why, and
+//	                                 the checkctl commands that recover them
 //	/console/companies               every company, its active flag and its connections by category
 //	/console/companies/{id}          one company: its connections filtered by status and site
 //	                                 (?siteId=), paged with the API's cursor

@@ -82,6 +82,7 @@ type overviewData struct {
 	Datasources    []store.DatasourceHealth
 	HasDatasources bool
 	DatasourcesErr string
+	Webhooks       webhooksData
 }
 
 func (c *Console) overview(q *request) {
@@ -115,6 +116,7 @@ func (c *Console) overview(q *request) {
 			d.DatasourcesErr = c.panelError(q, err, "read the datasources' health")
 		}
 	}
+	d.Webhooks = c.webhooks(q)
 	c.render(q, http.StatusOK, "overview", "Overview", "overview", d)
 }
 
