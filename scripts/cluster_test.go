@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/internal/testing/ci"
 	"github.com/checkd/checkd/internal/testing/poll"
 )
 
@@ -30,10 +31,7 @@ const clusterTimeout = 5 * time.Minute
 func needTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed: CI must run this test", name)
-		}
-		t.Skipf("%s is not installed (skipped locally; CI fails instead)", name)
+		ci.SkipOrFail(t, "%s is not installed", name)
 	}
 }
 

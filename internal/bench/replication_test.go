@@ -2,10 +2,10 @@ package bench
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/checkd/checkd/internal/testing/ci"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -16,10 +16,7 @@ func TestWaitHook(t *testing.T) {
 	ctx := context.Background()
 	srv, err := startRedis(ctx, "redis-server")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		ci.SkipOrFail(t, "start redis-server: %v", err)
 	}
 	defer srv.stop()
 	rep, err := startReplica(ctx, "redis-server", srv, ReplicationWait)

@@ -25,21 +25,13 @@ import (
 	"github.com/checkd/checkd/configs"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/daemon"
+	"github.com/checkd/checkd/internal/testing/ci"
 	"github.com/checkd/checkd/internal/testing/redistest"
 	"github.com/checkd/checkd/store"
 )
 
 // checkerSecret is the secret of the checker services these tests run.
 const checkerSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo="
-
-// need fails the test in CI and skips it elsewhere: a dependency is missing.
-func need(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // checkerProcess is a checker service running as a process of its own.
 type checkerProcess struct {
@@ -165,7 +157,7 @@ func TestHTTPCheckerEndToEnd(t *testing.T) {
 	t.Parallel()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		need(t, "the go tool is needed to build cmd/checkd-sandbox: %v", err)
+		ci.SkipOrFail(t, "the go tool is needed to build cmd/checkd-sandbox: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "checkd-sandbox")
 	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/checkd/checkd/cmd/checkd-sandbox").CombinedOutput(); err != nil {
@@ -261,7 +253,7 @@ func TestPythonExampleChecker(t *testing.T) {
 	t.Parallel()
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		need(t, "python3 is not installed (.ci/run installs it): %v", err)
+		ci.SkipOrFail(t, "python3 is not installed (.ci/run installs it): %v", err)
 	}
 	cmd := exec.Command(py, filepath.Join("..", "..", "examples", "python", "checker.py"), "0")
 	cmd.Env = append(os.Environ(), "CHECKER_SECRET="+checkerSecret)

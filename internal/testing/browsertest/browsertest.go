@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkd/checkd/internal/testing/ci"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 )
@@ -53,16 +54,6 @@ func ChromiumPath() (string, error) {
 	return debian, nil
 }
 
-// SkipOrFail skips a test that lacks what it needs locally, and fails it
-// in CI, where browser tests must run.
-func SkipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format+" (skipped locally; CI fails instead)", args...)
-}
-
 // Start starts one headless chromium for the test; its tabs are the
 // contexts Open derives from the returned one. It skips (locally) or fails
 // (CI) without chromium, and under -short.
@@ -73,7 +64,7 @@ func Start(t *testing.T) context.Context {
 	}
 	path, err := ChromiumPath()
 	if err != nil {
-		SkipOrFail(t, "browser test: %v", err)
+		ci.SkipOrFail(t, "browser test: %v", err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -90,7 +81,7 @@ func Start(t *testing.T) context.Context {
 	bctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
 	if err := chromedp.Do(bctx); err != nil { // starts the browser
-		SkipOrFail(t, "browser test: start %s: %v", path, err)
+		ci.SkipOrFail(t, "browser test: start %s: %v", path, err)
 	}
 	return bctx
 }
