@@ -78,12 +78,21 @@ type bootstrapKey struct {
 
 func newBootstrapKeys(keys []string) []bootstrapKey {
 	out := make([]bootstrapKey, len(keys))
-	for i, k := range keys {
-		out[i].sum = sha256.Sum256([]byte(k))
-		out[i].actor = BootstrapActor + hex.EncodeToString(out[i].sum[:4])
+	for i, sum := range hashKeys(keys) {
+		out[i] = bootstrapKey{sum: sum, actor: BootstrapActor + hex.EncodeToString(sum[:4])}
 	}
 	return out
 }
+
+// allScopes are a bootstrap key's scopes: every one (shared, never
+// changed).
+var allScopes = func() []string {
+	all := make([]string, len(Scopes))
+	for i, sc := range Scopes {
+		all[i] = string(sc)
+	}
+	return all
+}()
 
 // requestKey is the key a request carries, in X-API-Key or as a bearer
 // token; "" when none.
@@ -116,11 +125,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *caller {
 		}
 	}
 	if found >= 0 {
-		all := make([]string, len(Scopes))
-		for i, sc := range Scopes {
-			all[i] = string(sc)
-		}
-		return &caller{name: s.keys[found].actor, scopes: all}
+		return &caller{name: s.keys[found].actor, scopes: allScopes}
 	}
 	k, err := s.st.APIKeyBySecret(r.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {

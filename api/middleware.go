@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
-	"strings"
 
 	"github.com/sirupsen/logrus"
 )
@@ -151,12 +150,9 @@ func keyCheck(keys [][sha256.Size]byte, basicUser string, next http.Handler) htt
 	userSum := sha256.Sum256([]byte(basicUser))
 	login := "log in with user " + basicUser + " and an API key as the password, or send an API key in the X-API-Key header"
 	return keyedHandler{scope: ScopeAdmin, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, basic, userOK := r.Header.Get(HeaderAPIKey), false, 1
+		key, basic, userOK := requestKey(r), false, 1
 		if key == "" {
-			// The scheme is case-insensitive (RFC 9110, section 11.1).
-			if scheme, v, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
-				key = strings.TrimSpace(v)
-			} else if u, p, ok := r.BasicAuth(); ok && basicUser != "" {
+			if u, p, ok := r.BasicAuth(); ok && basicUser != "" {
 				sum := sha256.Sum256([]byte(u))
 				key, basic, userOK = p, true, subtle.ConstantTimeCompare(sum[:], userSum[:])
 			}

@@ -299,10 +299,7 @@ func retryDelay(n int, err error, t *asynq.Task) time.Duration {
 
 // isFailure is asynq's IsFailure: a checker's Retry-After is not a failed
 // attempt (asynq does not count it against the task's retries).
-func isFailure(err error) bool {
-	_, ok := checks.RetryAfter(err)
-	return !ok
-}
+func isFailure(err error) bool { return !isRetryAfter(err) }
 
 // HandleCheck is the check:connection handler (exported for tests and
 // benchmarks). It returns nil when the check was recorded or had nothing to
@@ -313,7 +310,7 @@ func (w *Worker) HandleCheck(ctx context.Context, t *asynq.Task) error {
 	if err == nil || errors.Is(err, asynq.SkipRetry) {
 		return err
 	}
-	if _, ok := checks.RetryAfter(err); !ok && lastAttempt(ctx) {
+	if !isRetryAfter(err) && lastAttempt(ctx) {
 		// The retry asynq still has is kept for Retry-After (see the
 		// package documentation): this failure was the last counted one.
 		return fmt.Errorf("%w; no retry left: %w", err, asynq.SkipRetry)
@@ -481,17 +478,23 @@ func (w *Worker) givenUp(ctx context.Context, slot time.Time, why string, err er
 // kept for Retry-After (tasks.AsynqMaxRetry). Outside asynq, say a test
 // calling HandleCheck: no.
 func lastAttempt(ctx context.Context) bool {
-	n, ok1 := asynq.GetRetryCount(ctx)
-	max, ok2 := asynq.GetMaxRetry(ctx)
-	return ok1 && ok2 && n >= max-1
+	left, ok := retriesLeft(ctx)
+	return ok && left <= 1
 }
 
 // noRetryLeft reports whether asynq archives the task if it fails now,
 // whatever the error.
 func noRetryLeft(ctx context.Context) bool {
+	left, ok := retriesLeft(ctx)
+	return ok && left <= 0
+}
+
+// retriesLeft is asynq's MaxRetry less the task's retry count; false
+// outside asynq.
+func retriesLeft(ctx context.Context) (int, bool) {
 	n, ok1 := asynq.GetRetryCount(ctx)
 	max, ok2 := asynq.GetMaxRetry(ctx)
-	return ok1 && ok2 && n >= max
+	return max - n, ok1 && ok2
 }
 
 func isRetryAfter(err error) bool {

@@ -68,10 +68,7 @@ func keysDelete(c *call) error {
 	if _, err := c.send(http.MethodDelete, "/v1/keys/"+seg(c.args[0]), nil, nil); err != nil {
 		return err
 	}
-	if c.a.output == OutputJSON {
-		return printJSON(c.a.env.Stdout, []byte(`{}`))
-	}
-	t := newTW(c.a.env.Stdout)
-	t.line("API key %s deleted: every API process refuses it now.", c.args[0])
-	return t.flush()
+	return c.emit([]byte(`{}`), nil, func(t *tw) {
+		t.line("API key %s deleted: every API process refuses it now.", c.args[0])
+	})
 }
