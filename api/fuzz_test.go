@@ -177,14 +177,20 @@ func FuzzCreateAPIKey(f *testing.F) {
 	}
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, body, ct string) {
-		fuzzSend(t, e, "POST", func() (string, *strings.Replacer) {
-			co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return "/v1/keys", strings.NewReplacer("$CO", co.ID)
-		}, body, ct, true)
+		fuzzSend(t, e, "POST", withCompany(t, e, "/v1/keys"), body, ct, true)
 	})
+}
+
+// withCompany is a fuzzSend target: path, with $CO in bodies standing for
+// a company made for the input.
+func withCompany(t *testing.T, e *env, path string) func() (string, *strings.Replacer) {
+	return func() (string, *strings.Replacer) {
+		co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path, strings.NewReplacer("$CO", co.ID)
+	}
 }
 
 func FuzzCreateConnection(f *testing.F) {

@@ -238,13 +238,7 @@ func FuzzWebhookEndpointCreate(f *testing.F) {
 	f.Add(goodEndpoint, "text/plain")
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, body, ct string) {
-		fuzzSend(t, e, "POST", func() (string, *strings.Replacer) {
-			co, err := e.st.CreateCompany(context.Background(), store.NewCompany{Name: "Acme"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return "/v1/webhooks/endpoints", strings.NewReplacer("$CO", co.ID)
-		}, body, ct, true)
+		fuzzSend(t, e, "POST", withCompany(t, e, "/v1/webhooks/endpoints"), body, ct, true)
 	})
 }
 
