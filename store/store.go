@@ -38,6 +38,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/groupcommit"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/termtext"
 )
 
@@ -185,6 +186,14 @@ func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
 // goroutines, then share round trips with each other and with the store's
 // own calls.
 func (s *Store) SharedClient() redis.UniversalClient { return s.batch.Client() }
+
+// ServerClient returns the store's Redis client for an asynq.Server
+// (asynq.NewServerFromRedisClient): its script calls go through the
+// store's group commit as SharedClient's do, but asynq's dequeue
+// (tasks.IsDequeue), which asynq's processor makes one at a time. A
+// handler's task is then marked done in a round trip shared with other
+// handlers' completions and store calls.
+func (s *Store) ServerClient() redis.UniversalClient { return s.batch.ClientExcept(tasks.IsDequeue) }
 
 // AddCheckSlots tells the store that n more checks may run at once in this
 // process (negative n: fewer). A worker adds its concurrency when it starts

@@ -209,7 +209,9 @@ func (d *Deliverer) start(ctx context.Context) error {
 	}
 	// Handlers get ctx's values but not its cancellation: Stop drains them.
 	base := context.WithoutCancel(ctx)
-	srv := asynq.NewServerFromRedisClient(d.rdb, asynq.Config{
+	// Attempts' completions share round trips with other attempts' reads
+	// and records (the store's group commit); the dequeue goes alone.
+	srv := asynq.NewServerFromRedisClient(d.st.ServerClient(), asynq.Config{
 		Concurrency:              d.cfg.Concurrency,
 		Queues:                   map[string]int{tasks.QueueWebhooks: 1},
 		ShutdownTimeout:          d.cfg.ShutdownTimeout,
