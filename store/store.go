@@ -120,6 +120,8 @@ type Store struct {
 	batch *groupcommit.Batcher // LoadCheck's reads and every write's commit
 	// coFlags caches companies' active flags (and autoTrack) for LoadCheck.
 	coFlags companyFlags
+	// epDecodes keeps webhook endpoints decoded for attempts.
+	epDecodes endpointDecodes
 }
 
 // New returns a store over rdb, a client of one Redis: a standalone server
