@@ -80,7 +80,8 @@ type Config struct {
 	// (store.queuedTTL).
 	QueuedTTL time.Duration
 	// CheckBatchWindow is how long a check's read or write (LoadCheck,
-	// RecordCheck) waits for concurrent ones to share its round trip to
+	// RecordCheck), or a webhook attempt's (LoadWebhookTarget,
+	// RecordWebhookAttempt), waits for concurrent ones to share its round trip to
 	// Redis, when nothing is in flight and the last round trip was shared
 	// (a lone or serial caller never waits); 0: never wait
 	// (store.checkBatchWindow). At a few thousand checks per second a
@@ -197,9 +198,10 @@ func (s *Store) SharedClient() redis.UniversalClient { return s.batch.Client() }
 // handlers' completions and store calls.
 func (s *Store) ServerClient() redis.UniversalClient { return s.batch.ClientExcept(tasks.IsDequeue) }
 
-// AddCheckSlots tells the store that n more checks may run at once in this
-// process (negative n: fewer). A worker adds its concurrency when it starts
-// and takes it back when it stops. A check's call waiting for company
+// AddCheckSlots tells the store that n more checks (or webhook attempts)
+// may run at once in this process (negative n: fewer). A worker, and the
+// webhook deliverer, adds its concurrency when it starts and takes it back
+// when it stops. A check's (or attempt's) call waiting for company
 // (Config.CheckBatchWindow) then stops waiting once all but two of those
 // slots wait with it: asynq hands out a check only into a free slot, so
 // with fewer free ones it could not bring company and would only idle

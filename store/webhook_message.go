@@ -470,7 +470,8 @@ var (
 )
 
 // LoadWebhookTarget reads a message and an endpoint for an attempt, in one
-// round trip shared with concurrent attempts' (the group commit). It
+// round trip shared with concurrent attempts' (the group commit, waiting
+// up to Config.CheckBatchWindow for them as a check's calls do). It
 // fails with ErrWebhookMessageGone or ErrWebhookEndpointGone when either
 // no longer exists. The endpoint is read whole at every attempt, so a
 // change (its URL, disabling, a rotated secret, its deletion) applies
@@ -486,7 +487,7 @@ func (s *Store) LoadWebhookTarget(ctx context.Context, msgID, epID string) (Webh
 	p := s.rdb.Pipeline() // builds the commands; never run
 	msg := p.HMGet(ctx, s.kWebhookMessage(msgID), "t", "o", "b", "d:"+epID)
 	ep := p.HMGet(ctx, s.kWebhookEndpoint(epID), webhookTargetFields...)
-	err := s.batch.Do(ctx, msg, ep)
+	err := s.batch.DoWindowed(ctx, msg, ep)
 	for _, c := range []redis.Cmder{msg, ep} {
 		if err == nil {
 			err = c.Err()
@@ -643,8 +644,9 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o At
 		out = "final"
 	}
 	now := ms(a.Timestamp)
-	// Shared with concurrent attempts' round trips (the group commit).
-	v, err := s.batch.Run(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
+	// Shared with concurrent attempts' round trips (the group commit,
+	// windowed as LoadWebhookTarget).
+	v, err := s.batch.RunWindowed(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
 		s.kWebhookAttempts(a.EndpointID), s.kWebhookVersion()},
 		"d:"+a.EndpointID, b, series, out, now, now-o.Retention.Milliseconds(), o.DisableAfter.Milliseconds(),
 		o.GoneReason, o.StaleReason).StringSlice()

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -233,7 +234,11 @@ func (d *Deliverer) start(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeWebhookDeliver, d.HandleDeliver)
 	mux.HandleFunc(tasks.TypeWebhookRecover, d.HandleRecover)
+	// An attempt's store calls wait for company only while asynq has free
+	// slots to bring it (store.AddCheckSlots).
+	d.st.AddCheckSlots(d.cfg.Concurrency)
 	if err := srv.Start(mux); err != nil {
+		d.st.AddCheckSlots(-d.cfg.Concurrency)
 		return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
 	}
 	d.srv = srv
@@ -253,6 +258,7 @@ func (d *Deliverer) stop(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		d.srv.Shutdown()
+		d.st.AddCheckSlots(-d.cfg.Concurrency)
 		d.http.CloseIdleConnections()
 		d.log.Info("webhook deliverer stopped")
 		close(drained)
@@ -506,7 +512,7 @@ func (d *Deliverer) post(ctx context.Context, tg *store.WebhookTarget, msgID str
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.Endpoint.URL, strings.NewReader(string(tg.Body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.Endpoint.URL, bytes.NewReader(tg.Body))
 	if err != nil {
 		a.Error = err.Error()
 		return 0, "", err
