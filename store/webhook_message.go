@@ -78,8 +78,9 @@ type NewWebhookMessage struct {
 // saveScript stores messages: each one's hash (unless it exists, when only
 // the deliveries it lacks are added: a message keeps its first body and
 // every state), its expiry, and its entries in the listings by change
-// time, all and its connection's (which expires with its newest message);
-// then the listing of all is trimmed to the retention.
+// time, all and its connection's (which expires with its newest message,
+// and is trimmed to the retention when it existed already); then the
+// listing of all is trimmed to the retention.
 //
 // KEYS: all messages' listing, then per message its hash and its
 // connection's listing
@@ -101,9 +102,12 @@ for k = 2, #KEYS, 2 do
     redis.call('PEXPIRE', mk, ttl)
     if listed == '1' then
       redis.call('ZADD', KEYS[1], ARGV[a+5], id)
+      local pttl = redis.call('PTTL', ck) -- -2: the connection's first
       redis.call('ZADD', ck, ARGV[a+5], id)
-      redis.call('ZREMRANGEBYSCORE', ck, '-inf', '(' .. ARGV[1])
-      if redis.call('PTTL', ck) < tonumber(ttl) then
+      if pttl ~= -2 then
+        redis.call('ZREMRANGEBYSCORE', ck, '-inf', '(' .. ARGV[1])
+      end
+      if pttl < tonumber(ttl) then
         redis.call('PEXPIRE', ck, ttl)
       end
     end

@@ -19,6 +19,7 @@ func TestWebhookStore(t *testing.T) {
 			t.Run("messages", func(t *testing.T) { t.Parallel(); testWebhookMessages(t, b) })
 			t.Run("attempts", func(t *testing.T) { t.Parallel(); testWebhookAttempts(t, b) })
 			t.Run("target changes", func(t *testing.T) { t.Parallel(); testWebhookTargetChanges(t, b) })
+			t.Run("connection listing", func(t *testing.T) { t.Parallel(); testWebhookConnListing(t, b) })
 			t.Run("event group", func(t *testing.T) { t.Parallel(); testEventGroup(t, b, name == "redis") })
 		})
 	}
@@ -453,6 +454,45 @@ func testEventGroup(t *testing.T, b backend, real bool) {
 	if len(evs) < 21 {
 		t.Fatalf("undispatched events were trimmed: %d left", len(evs))
 	}
+}
+
+// testWebhookConnListing proves that a connection's listing of messages
+// expires with its newest message (a later one extends it, an older one
+// saved late does not shorten it) and drops the messages older than the
+// retention when a new one comes.
+func testWebhookConnListing(t *testing.T, b backend) {
+	f := newFixture(t, b, nil)
+	ret := 24 * time.Hour
+	const conn = "cn_00000000000000c0"
+	save := func(id string, at time.Time) {
+		t.Helper()
+		m := NewWebhookMessage{ID: id, Type: EventConnectionUpdated, ConnectionID: conn, CompanyID: f.co.ID, Time: at,
+			Body: []byte("{}"), Endpoints: []string{"ep_0000000000000001"}}
+		if err := f.s.SaveWebhookMessages(f.ctx, []NewWebhookMessage{m}, ret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, want []string, ttl time.Duration) {
+		t.Helper()
+		ids, err := f.rdb.ZRange(f.ctx, f.s.kWebhookConnMessages(conn), 0, -1).Result()
+		if err != nil || !slices.Equal(ids, want) {
+			t.Fatalf("%s: listing %v, %v; want %v", what, ids, err, want)
+		}
+		if pttl, err := f.rdb.PTTL(f.ctx, f.s.kWebhookConnMessages(conn)).Result(); err != nil || pttl <= ttl-time.Minute || pttl > ttl {
+			t.Fatalf("%s: listing TTL %s, %v; want about %s", what, pttl, err, ttl)
+		}
+	}
+	t0 := f.clk.Now()
+	save("msg_c_1", t0)
+	check("the first message", []string{"msg_c_1"}, ret)
+	f.clk.Advance(2 * time.Hour)
+	save("msg_c_2", f.clk.Now())
+	check("a later message", []string{"msg_c_1", "msg_c_2"}, ret)
+	save("msg_c_0", t0.Add(-time.Hour)) // an older change dispatched late
+	check("an older message saved late", []string{"msg_c_0", "msg_c_1", "msg_c_2"}, ret)
+	f.clk.Advance(23 * time.Hour) // msg_c_0 and msg_c_1 are past the retention
+	save("msg_c_3", f.clk.Now())
+	check("a message a retention later", []string{"msg_c_2", "msg_c_3"}, ret)
 }
 
 // testWebhookTargetChanges proves that an attempt's target follows every
