@@ -141,8 +141,11 @@ type Deliverer struct {
 	srv  *asynq.Server
 }
 
-// NewDeliverer returns a deliverer of st's messages taking tasks from rdb;
-// enq enqueues recovery pages. It touches nothing until Start.
+// NewDeliverer returns a deliverer of st's messages; enq enqueues recovery
+// pages. Its asynq server takes tasks through st's Redis client
+// (Store.ServerClient: its script calls share the store's group commit),
+// so rdb, which Start pings, must be that client's Redis. It touches
+// nothing until Start.
 func NewDeliverer(rdb redis.UniversalClient, st *store.Store, enq Enqueuer, cfg DelivererConfig) (*Deliverer, error) {
 	if rdb == nil || st == nil || enq == nil {
 		return nil, errors.New("webhook: a deliverer needs a redis client, a store and an enqueuer")
