@@ -119,6 +119,8 @@ type Store struct {
 	batch *groupcommit.Batcher // LoadCheck's reads and every write's commit
 	// coFlags caches companies' active flags (and autoTrack) for LoadCheck.
 	coFlags companyFlags
+	// outcomes gathers concurrent RecordOutcome calls per datasource.
+	outcomes outcomeGroups
 }
 
 // New returns a store over rdb, a client of one Redis: a standalone server
