@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -93,7 +94,9 @@ func (b Breaker) NotAttemptedDetail(ds string) string {
 		ds, b.Since.UTC().Format("2006-01-02 15:04 UTC"), b.Failed, b.Checks)
 }
 
-// recordOutcomeScript adds one check's outcome to a datasource's window and
+// recordOutcomeScript adds the outcomes of a group of checks of one
+// datasource (one check, or the checks whose RecordOutcome calls met while
+// another group of the datasource was being recorded) to its window, and
 // moves its breaker.
 //
 //	KEYS[1] -> P ds, the set of datasources seen
@@ -105,41 +108,51 @@ func (b Breaker) NotAttemptedDetail(ds string) string {
 //	KEYS[5] -> P ds:<name>:na, connections not attempted
 //	ARGV[1] -> the datasource's name
 //	ARGV[2] -> now (ms)
-//	ARGV[3] -> "f" a site failure, "s" a success, "" anything else
-//	ARGV[4] -> the check's duration (ms)
-//	ARGV[5] -> "1": the check was a probe
-//	ARGV[6] -> the window, in minutes
-//	ARGV[7] -> minChecks
-//	ARGV[8] -> downRatio
-//	ARGV[9] -> how many durations to keep
-//	ARGV[10] -> the connection ID: attempted now, no longer waiting for
-//	           its re-check
+//	ARGV[3] -> how many checks (k, at least 1)
+//	ARGV[4] -> how many of them were site failures
+//	ARGV[5] -> how many were successes
+//	ARGV[6] -> "1": the group is one probe
+//	ARGV[7] -> the window, in minutes
+//	ARGV[8] -> minChecks
+//	ARGV[9] -> downRatio
+//	ARGV[10] -> how many durations to keep
+//	ARGV[11 .. 10+k] -> the checks' durations (ms)
+//	ARGV[11+k .. 10+2k] -> the connection IDs: attempted now, no longer
+//	           waiting for their re-check
 //
 // Returns {open (1|0), since, checks, failures, change}: change is 1 when
-// this outcome opened the breaker, -1 when it closed it, else 0.
+// this group opened the breaker, -1 when it closed it, else 0.
 var recordOutcomeScript = redis.NewScript(`
+local k = tonumber(ARGV[3])
+local fails = tonumber(ARGV[4])
 redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[10])
+-- unpack in chunks: Lua bounds how many values one call takes
+for i = 11 + k, 10 + 2 * k, 256 do
+  redis.call('ZREM', KEYS[5], unpack(ARGV, i, math.min(i + 255, 10 + 2 * k)))
+end
 local now = tonumber(ARGV[2])
 local m = math.floor(now / 60000)
-local win = tonumber(ARGV[6])
+local win = tonumber(ARGV[7])
 local b = redis.call('HMGET', KEYS[2], 'br', 'bs', 'bn', 'bf')
-if b[1] == '1' and ARGV[5] == '1' and ARGV[3] ~= 'f' then
+if b[1] == '1' and ARGV[6] == '1' and fails == 0 then
   -- a probe got through: close, and judge afresh from here
   redis.call('HSET', KEYS[2], 'br', '0', 'bs', now)
   redis.call('DEL', KEYS[3])
   return {0, now, 0, 0, -1}
 end
-if redis.call('HINCRBY', KEYS[3], m .. ':n', 1) == 1 then
+if redis.call('HINCRBY', KEYS[3], m .. ':n', k) == k then
   -- a new minute: drop the ones that left the window
-  for _, k in ipairs(redis.call('HKEYS', KEYS[3])) do
-    local km = tonumber(string.match(k, '^(%d+):'))
-    if km and km <= m - win then redis.call('HDEL', KEYS[3], k) end
+  for _, f in ipairs(redis.call('HKEYS', KEYS[3])) do
+    local fm = tonumber(string.match(f, '^(%d+):'))
+    if fm and fm <= m - win then redis.call('HDEL', KEYS[3], f) end
   end
 end
-if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], m .. ':' .. ARGV[3], 1) end
-redis.call('LPUSH', KEYS[4], ARGV[4])
-redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[9]) - 1)
+if fails > 0 then redis.call('HINCRBY', KEYS[3], m .. ':f', fails) end
+if tonumber(ARGV[5]) > 0 then redis.call('HINCRBY', KEYS[3], m .. ':s', ARGV[5]) end
+for i = 11, 10 + k, 256 do
+  redis.call('LPUSH', KEYS[4], unpack(ARGV, i, math.min(i + 255, 10 + k)))
+end
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[10]) - 1)
 if b[1] == '1' then
   return {1, tonumber(b[2]), tonumber(b[3]), tonumber(b[4]), 0}
 end
@@ -149,7 +162,7 @@ for i = m - win + 1, m do
   n = n + (tonumber(v[1]) or 0)
   f = f + (tonumber(v[2]) or 0)
 end
-if n >= tonumber(ARGV[7]) and f >= n * tonumber(ARGV[8]) then
+if n >= tonumber(ARGV[8]) and f >= n * tonumber(ARGV[9]) then
   redis.call('HSET', KEYS[2], 'br', '1', 'bs', now, 'bn', n, 'bf', f)
   return {1, now, n, f, 1}
 end
@@ -173,29 +186,142 @@ const (
 // opens it; a probe that reached the website closes it and empties the
 // window. A connection not attempted earlier is no longer waiting for its
 // re-check.
+//
+// Calls for one datasource that arrive while another group of its
+// outcomes is being recorded are recorded together, in one script call,
+// when that one returns (a probe always alone): at thousands of checks a
+// second this takes the window's script from one call per check to one
+// per round trip. The window is judged after each group, at the newest of
+// its calls' now, and a change of the breaker is returned to one call of
+// the group (the others get BreakerKept and the breaker after it).
 func (s *Store) RecordOutcome(ctx context.Context, ds, connID string, rules HealthRules, st checks.ConnectionStatus,
 	took time.Duration, probe bool, now time.Time) (Breaker, OutcomeChange, error) {
-	kind := ""
-	switch {
-	case siteFailure(st):
-		kind = "f"
-	case st == checks.ConnConnected:
-		kind = "s"
-	}
-	p := ""
+	o := outcome{id: connID, took: took.Milliseconds(), at: ms(now), fail: siteFailure(st), ok: st == checks.ConnConnected}
 	if probe {
+		g := &outcomeGroup{ds: ds, rules: rules, probe: true}
+		g.add(o)
+		s.sendOutcomes(ctx, g)
+		return g.b, g.change, g.err
+	}
+	return s.outcomes.record(ctx, s, ds, rules, o)
+}
+
+// outcome is one check's outcome, as RecordOutcome's script takes it.
+type outcome struct {
+	id       string
+	took, at int64 // ms
+	fail, ok bool  // a site failure, a success
+}
+
+// outcomeGroup is the outcomes one script call records, and its reply.
+type outcomeGroup struct {
+	ds         string
+	rules      HealthRules
+	probe      bool
+	now        int64 // the newest outcome's time (ms)
+	n          int
+	fails, oks int
+	durs, ids  []any
+	// lead is closed when the group's first caller is to send it; done
+	// when its reply is in.
+	lead, done chan struct{}
+
+	b      Breaker
+	change OutcomeChange
+	err    error
+}
+
+func (g *outcomeGroup) add(o outcome) int {
+	g.now = max(g.now, o.at)
+	g.durs, g.ids = append(g.durs, o.took), append(g.ids, o.id)
+	if o.fail {
+		g.fails++
+	}
+	if o.ok {
+		g.oks++
+	}
+	g.n++
+	return g.n - 1
+}
+
+// outcomeGroups gathers each datasource's RecordOutcome calls while one
+// of its groups is being recorded. It has no goroutine of its own: the
+// caller that finds nothing being recorded sends its group, and the one
+// that opened the next group sends that when it is handed the turn
+// (groupcommit.Batcher's scheme, with the outcomes merged into one call).
+type outcomeGroups struct {
+	mu   sync.Mutex
+	busy map[string]bool          // a group of the datasource is being recorded
+	next map[string]*outcomeGroup // the group gathering meanwhile
+}
+
+func (a *outcomeGroups) record(ctx context.Context, s *Store, ds string, rules HealthRules, o outcome) (Breaker, OutcomeChange, error) {
+	a.mu.Lock()
+	if a.busy == nil {
+		a.busy, a.next = map[string]bool{}, map[string]*outcomeGroup{}
+	}
+	if !a.busy[ds] {
+		a.busy[ds] = true
+		a.mu.Unlock()
+		g := &outcomeGroup{ds: ds, rules: rules}
+		g.add(o)
+		s.sendOutcomes(ctx, g)
+		a.handOn(ds)
+		return g.b, g.change, g.err
+	}
+	g := a.next[ds]
+	if g == nil {
+		g = &outcomeGroup{ds: ds, rules: rules, lead: make(chan struct{}), done: make(chan struct{})}
+		a.next[ds] = g
+	}
+	i := g.add(o)
+	a.mu.Unlock()
+	if i == 0 {
+		<-g.lead
+		// The group carries others' outcomes: a caller giving up must not
+		// fail them (the client's timeouts bound the call).
+		s.sendOutcomes(context.WithoutCancel(ctx), g)
+		close(g.done)
+		a.handOn(ds)
+		return g.b, g.change, g.err
+	}
+	<-g.done
+	return g.b, BreakerKept, g.err
+}
+
+// handOn gives the turn to the group that gathered while one was being
+// recorded, or ends the datasource's turn.
+func (a *outcomeGroups) handOn(ds string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if g := a.next[ds]; g != nil {
+		delete(a.next, ds)
+		close(g.lead)
+		return
+	}
+	delete(a.busy, ds)
+}
+
+// sendOutcomes records group g and sets its reply.
+func (s *Store) sendOutcomes(ctx context.Context, g *outcomeGroup) {
+	p := ""
+	if g.probe {
 		p = "1"
 	}
-	v, err := s.batch.Run(ctx, recordOutcomeScript, []string{s.kDatasources(), s.kBreaker(ds), s.kWindow(ds), s.kDurations(ds), s.kNotAttempted(ds)},
-		ds, ms(now), kind, took.Milliseconds(), p, int64(rules.Window/time.Minute), rules.MinChecks, rules.DownRatio, durationSamples, connID).Int64Slice()
+	args := make([]any, 0, 10+2*g.n)
+	args = append(args, g.ds, g.now, g.n, g.fails, g.oks, p, int64(g.rules.Window/time.Minute), g.rules.MinChecks, g.rules.DownRatio, durationSamples)
+	args = append(append(args, g.durs...), g.ids...)
+	v, err := s.batch.Run(ctx, recordOutcomeScript, []string{s.kDatasources(), s.kBreaker(g.ds), s.kWindow(g.ds), s.kDurations(g.ds), s.kNotAttempted(g.ds)},
+		args...).Int64Slice()
 	if err != nil || len(v) != 5 {
-		return Breaker{}, 0, fmt.Errorf("record the outcome of a %s check: %w", ds, errors.Join(err, errShape(len(v), 5)))
+		g.err = fmt.Errorf("record the outcome of %d %s check(s): %w", g.n, g.ds, errors.Join(err, errShape(len(v), 5)))
+		return
 	}
-	b := Breaker{Open: v[0] == 1, Checks: v[2], Failed: v[3]}
+	g.b = Breaker{Open: v[0] == 1, Checks: v[2], Failed: v[3]}
 	if v[1] != 0 {
-		b.Since = fromMS(v[1])
+		g.b.Since = fromMS(v[1])
 	}
-	return b, OutcomeChange(v[4]), nil
+	g.change = OutcomeChange(v[4])
 }
 
 func errShape(got, want int) error {

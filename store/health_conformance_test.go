@@ -5,7 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/checkd/checkd/checks"
+	"github.com/checkd/checkd/internal/testing/poll"
+	"github.com/checkd/checkd/internal/testing/redistest"
 )
 
 // runHealthConformance is the conformance suite's part for datasource
@@ -231,6 +235,79 @@ func runHealthConformance(t *testing.T, b backend) {
 		}
 		if h := health(f, "ds1"); h.Running != 2 {
 			t.Fatalf("health shows %d running, want 2", h.Running)
+		}
+	})
+
+	t.Run("outcomes recorded while another is in flight go together: every one counted, one caller told the breaker opened", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		gate := redistest.NewGate()
+		f.rdb.AddHook(gate)
+		outcomes(f, "warm", 1, 0) // the script cached: one call each from here
+		const k = 50              // gathered behind the held call: 45 site failures, 5 successes
+		ids := make([]any, k)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("cn_g%d", i)
+		}
+		for _, id := range ids { // waiting for their re-check; their outcome ends that
+			if err := f.rdb.ZAdd(f.ctx, f.s.kNotAttempted("ds1"), redis.Z{Score: 1, Member: id}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := len(gate.Singles())
+		release := gate.HoldNextSingle()
+		defer release()
+		type reply struct {
+			b   Breaker
+			ch  OutcomeChange
+			err error
+		}
+		replies := make(chan reply, k+1)
+		record := func(id string, st checks.ConnectionStatus, took time.Duration) {
+			b, ch, err := f.s.RecordOutcome(f.ctx, "ds1", id, rules, st, took, false, f.clk.Now())
+			replies <- reply{b, ch, err}
+		}
+		go record("cn_first", checks.ConnWebsiteDown, time.Second)
+		<-gate.Entered()
+		for i, id := range ids {
+			st := checks.ConnWebsiteDown
+			if i >= 45 {
+				st = checks.ConnConnected
+			}
+			go record(id.(string), st, time.Duration(i+2)*time.Second)
+		}
+		poll.WaitFor(t, 20*time.Second, "the outcomes to gather behind the held call", func() bool {
+			f.s.outcomes.mu.Lock()
+			defer f.s.outcomes.mu.Unlock()
+			g := f.s.outcomes.next["ds1"]
+			return g != nil && g.n == k
+		})
+		release()
+		opened, open := 0, 0
+		for range k + 1 {
+			r := <-replies
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.ch == BreakerOpened {
+				opened++
+			}
+			if r.b.Open {
+				open++
+			}
+		}
+		if sent := len(gate.Singles()) - before; sent != 2 {
+			t.Fatalf("%d script calls for the held outcome and the %d gathered, want 2", sent, k)
+		}
+		if opened != 1 || open != k {
+			t.Fatalf("%d replies say the breaker opened and %d see it open; want 1, and the %d gathered", opened, open, k)
+		}
+		h := health(f, "ds1")
+		if h.Checks != k+1 || h.SiteFailures != 46 || h.Successes != 5 || h.Health != HealthDown || h.NotAttempted != 0 {
+			t.Fatalf("after the group: %+v, want 51 checks, 46 site failures, 5 successes, DOWN, none waiting for a re-check", h)
+		}
+		if h.DurationP50Ms != 26000 || h.DurationP95Ms != 49000 {
+			t.Fatalf("durations p50 %d p95 %d ms, want 26000 and 49000 (1 s to 51 s)", h.DurationP50Ms, h.DurationP95Ms)
 		}
 	})
 }

@@ -123,6 +123,8 @@ type Store struct {
 	coFlags companyFlags
 	// epDecodes keeps webhook endpoints decoded for attempts.
 	epDecodes endpointDecodes
+	// outcomes gathers concurrent RecordOutcome calls per datasource.
+	outcomes outcomeGroups
 }
 
 // New returns a store over rdb, a client of one Redis: a standalone server
