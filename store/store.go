@@ -81,8 +81,8 @@ type Config struct {
 	QueuedTTL time.Duration
 	// CheckBatchWindow is how long a check's read or write (LoadCheck,
 	// RecordCheck), or a webhook attempt's (LoadWebhookTarget,
-	// RecordWebhookAttempt), waits for concurrent ones to share its round trip to
-	// Redis, when nothing is in flight and the last round trip was shared
+	// RecordWebhookAttempt), waits for concurrent ones to share its round
+	// trip to Redis, when nothing is in flight and the last round trip was shared
 	// (a lone or serial caller never waits); 0: never wait
 	// (store.checkBatchWindow). At a few thousand checks per second a
 	// millisecond gathers several calls per round trip and is nothing

@@ -460,9 +460,9 @@ type WebhookTarget struct {
 	// Delivery is the state of the message's delivery to the endpoint
 	// (Status "" when the message was never for it).
 	Delivery WebhookDelivery
-	// Endpoint and Secrets are as of this read. Endpoint's lists are
-	// shared with other targets of the endpoint: read them, do not change
-	// them.
+	// Endpoint and Secrets are as of this read. Endpoint's lists and
+	// times are shared with other targets of the endpoint: read them, do
+	// not change them.
 	Endpoint WebhookEndpoint
 	Secrets  WebhookSecrets
 }
