@@ -12,8 +12,8 @@ import (
 	"github.com/checkd/checkd/internal/tasks"
 )
 
-// pollClient is the Redis client the worker gives its asynq server: rdb,
-// except that a dequeue from a queue found empty moments ago is answered
+// pollClient is the Redis client the worker gives its asynq server: the
+// store's ServerClient (Worker.asynqClient), except that a dequeue from a queue found empty moments ago is answered
 // "empty" without asking Redis, while another queue is handing out tasks.
 //
 // asynq's processor takes one task at a time, trying the queues in a

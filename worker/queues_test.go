@@ -577,3 +577,34 @@ func TestEmptyQueueRecheckServesCritical(t *testing.T) {
 		t.Errorf("urgent connection: %v, %v; want CONNECTED", c.Status, err)
 	}
 }
+
+// TestAsynqClientSharesTheGroupCommit: the worker's asynq server sends its
+// script calls (a task's completion: done, retry) through the store's group
+// commit, and its dequeue straight to Redis.
+func TestAsynqClientSharesTheGroupCommit(t *testing.T) {
+	t.Parallel()
+	e := newQueueEnv(t, func(c *Config) { c.EmptyQueueRecheck = 0 })
+	ctx := context.Background()
+	c := e.w.asynqClient()
+	sha, err := e.rdb.ScriptLoad(ctx, "return 1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		keys  []string
+		calls int64 // through the group commit
+	}{
+		{name: "a completion", keys: []string{"asynq:{default}:active", "asynq:{default}:lease", "asynq:{default}:t:x"}, calls: 1},
+		{name: "a dequeue", keys: dequeueKeys("default"), calls: 0},
+	}
+	for _, tt := range tests { // serial: they read one store's counts
+		before := e.st.BatchStats().Calls
+		if err := c.EvalSha(ctx, sha, tt.keys).Err(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := e.st.BatchStats().Calls - before; got != tt.calls {
+			t.Errorf("%s: %d calls through the store's group commit, want %d", tt.name, got, tt.calls)
+		}
+	}
+}

@@ -223,7 +223,7 @@ func (w *Worker) start(ctx context.Context) error {
 	if w.cfg.Datasources.MaxConcurrent != nil {
 		delayed = w.cfg.Datasources.SlotRetry / 2
 	}
-	srv := asynq.NewServerFromRedisClient(newPollClient(w.rdb, w.cfg.EmptyQueueRecheck, clock.Real{}), asynq.Config{
+	srv := asynq.NewServerFromRedisClient(w.asynqClient(), asynq.Config{
 		DelayedTaskCheckInterval: delayed,
 		Concurrency:              w.cfg.Concurrency,
 		Queues:                   w.cfg.Queues,
@@ -259,6 +259,17 @@ func (w *Worker) start(ctx context.Context) error {
 	w.srv = srv
 	w.log.WithFields(logrus.Fields{"concurrency": w.cfg.Concurrency, "queues": w.cfg.Queues}).Info("worker started")
 	return nil
+}
+
+// asynqClient is the Redis client of the worker's asynq server: the
+// store's ServerClient, so asynq's completions (a script call per task)
+// share round trips with the checks' store calls, with the empty-queue
+// memo (pollClient) in front of the dequeue, which goes straight to Redis.
+// At thousands of checks a second that takes a round trip per check off
+// Redis: its per-call work is what backs the dequeue up when many checks
+// end at once (BENCHMARKS.md, P6).
+func (w *Worker) asynqClient() redis.UniversalClient {
+	return newPollClient(w.st.ServerClient(), w.cfg.EmptyQueueRecheck, clock.Real{})
 }
 
 // Stop stops taking tasks and waits for in-flight checks, up to
