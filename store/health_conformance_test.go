@@ -176,7 +176,9 @@ func runHealthConformance(t *testing.T, b backend) {
 		if got := take(10); got != "[{ds1 cn_a} {ds1 cn_b} {ds1 cn_c}]" {
 			t.Fatalf("take again: %s, want all three still", got)
 		}
-		// cn_a's check is attempted; cn_b's skipped as ineligible.
+		// cn_a's check is attempted (it started after cn_a was not
+		// attempted); cn_b's skipped as ineligible.
+		f.clk.Advance(time.Second)
 		if _, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnConnected, time.Second, false, f.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -193,6 +195,49 @@ func runHealthConformance(t *testing.T, b backend) {
 		}
 		if h := health(f, "ds1"); h.NotAttempted != 0 {
 			t.Fatalf("not attempted %d after the interval, want 0", h.NotAttempted)
+		}
+	})
+
+	t.Run("a check that started before its connection was not attempted leaves it listed: its record loses to the newer one", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		outcomes(f, "ds1", 10, 10)
+		for i := range 2 { // the minute's probes
+			if _, _, err := f.s.AdmitCheck(f.ctx, "ds1", fmt.Sprintf("cn_probe%d", i), rules, f.clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		older := f.clk.Now() // a check of cn_a starts (admitted before the breaker opened, or a second delivery of its task)
+		f.clk.Advance(time.Second)
+		notAttempted := f.clk.Now()
+		if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", "cn_a", rules, notAttempted); adm != NotAttempted {
+			t.Fatalf("cn_a: %v, want NotAttempted", adm)
+		}
+		f.clk.Advance(time.Second)
+		// The older check ends after the one not attempted was recorded.
+		if _, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnWebsiteDown, f.clk.Now().Sub(older), false, f.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, ch, _ := f.s.RecordOutcome(f.ctx, "ds1", "cn_probe0", rules, checks.ConnConnected, time.Second, true, f.clk.Now()); ch != BreakerClosed {
+			t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
+		}
+		take := func() string {
+			t.Helper()
+			todo, err := f.s.TakeNotAttempted(f.ctx, 10, f.clk.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprint(todo)
+		}
+		if got := take(); got != "[{ds1 cn_a}]" {
+			t.Fatalf("after an older check's outcome: %s, want cn_a still listed", got)
+		}
+		// A check that started when cn_a was not attempted is its re-check.
+		if _, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnConnected, f.clk.Now().Sub(notAttempted), false, f.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := take(); got != "[]" {
+			t.Fatalf("after a check that started when cn_a was not attempted: %s, want none", got)
 		}
 	})
 
