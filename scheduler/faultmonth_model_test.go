@@ -16,6 +16,9 @@ import (
 // when a connection recorded not attempted had no login since.
 func TestFaultMonthRecheckModel(t *testing.T) {
 	t.Parallel()
+	if !strings.Contains(notAttemptedEnd, "not attempted") {
+		t.Fatalf("notAttemptedEnd %q: the month's read of the store would find no check not attempted", notAttemptedEnd)
+	}
 	const down, ok = checks.ConnWebsiteDown, checks.ConnConnected
 	// Events: "begin T", "login T" (of conn X), "rec T <status>" (applied),
 	// "stale T <status>" (recorded, not applied).

@@ -304,13 +304,14 @@ type fmSim struct {
 
 // fmRechecks is the simulation's model of the re-check promise: the
 // connections recorded not attempted with no login since. Like the store
-// (a connection stays listed until a check of it is attempted, probes
-// included: docs/architecture.md), any login of a connection after its
-// check was not attempted ends its wait. The model follows each delivery
-// of a task, not each connection: two checks of one connection overlap
-// when a check recording "not attempted" is still reporting while the
-// re-check it caused already logs in, and the workers' reports of the two
-// (the checker's call, OnCheck) arrive interleaved in any order.
+// (a connection stays listed until a check of it that started no earlier
+// is attempted, probes included: docs/architecture.md), a login of a
+// connection after its check was not attempted ends its wait. The model
+// follows each delivery of a task, not each connection: two checks of one
+// connection overlap when a check recording "not attempted" is still
+// reporting while the re-check it caused already logs in, and the
+// workers' reports of the two (the checker's call, OnCheck) arrive
+// interleaved in any order.
 type fmRechecks struct {
 	seq     int64                // logins so far
 	start   map[string]int64     // task ID → seq when its current delivery began
@@ -337,17 +338,13 @@ func (m *fmRechecks) loggedIn(task, conn string) {
 	delete(m.waiting, conn)
 }
 
-// notAttemptedEnd is how the detail of a check not attempted ends.
-var notAttemptedEnd = func() string {
-	d := store.Breaker{}.NotAttemptedDetail("sim")
-	return d[strings.LastIndex(d, ")")+1:]
-}()
-
 // recorded: task's delivery recorded a check of conn with status st at
 // at, applied or not. A check applied WEBSITE_DOWN without a call of the
 // checker was not attempted: conn waits for a login, unless one of conn
-// began after this delivery did (the re-check overtook this report; the
-// store forgot conn then, or forgets it when that login's outcome lands).
+// began after this delivery did (a re-check overtook this report; the
+// store forgets conn with that login's outcome, or, if the login began
+// before conn was listed, still lists it, which assertBreaker's read of
+// the store sees).
 func (m *fmRechecks) recorded(task, conn string, applied bool, st checks.ConnectionStatus, at time.Time) {
 	called, started := m.called[task], m.start[task]
 	delete(m.called, task)
@@ -939,6 +936,12 @@ func (s *fmSim) assertBreaker(now time.Time, openAtStart bool, closesAtStart, ca
 			now, now.Sub(closedAt), len(stuck), stuck[:min(5, len(stuck))])
 	}
 }
+
+// notAttemptedEnd is how the detail of a check not attempted ends.
+var notAttemptedEnd = func() string {
+	d := store.Breaker{}.NotAttemptedDetail("sim")
+	return d[strings.LastIndex(d, ")")+1:]
+}()
 
 // recordedNow is the number of checks recorded so far.
 func (s *fmSim) recordedNow() int {
