@@ -37,6 +37,26 @@ func runHealthConformance(t *testing.T, b backend) {
 		}
 		return br, changes
 	}
+	// openProbed opens ds1's breaker and takes the minute's probes: the
+	// minute's next checks are not attempted.
+	openProbed := func(f *fixture) {
+		f.t.Helper()
+		outcomes(f, "ds1", 10, 10)
+		for i := range 2 {
+			if _, _, err := f.s.AdmitCheck(f.ctx, "ds1", fmt.Sprintf("cn_probe%d", i), rules, f.clk.Now()); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+	}
+	// take is what TakeNotAttempted lists now, at most limit.
+	take := func(f *fixture, limit int) string {
+		f.t.Helper()
+		todo, err := f.s.TakeNotAttempted(f.ctx, limit, f.clk.Now())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return fmt.Sprint(todo)
+	}
 	health := func(f *fixture, ds string) DatasourceHealth {
 		f.t.Helper()
 		hs, err := f.s.DatasourceHealths(f.ctx, []string{ds}, rulesOf, f.clk.Now())
@@ -146,12 +166,7 @@ func runHealthConformance(t *testing.T, b backend) {
 	t.Run("connections not attempted stay listed for their re-check until one is attempted or needs none", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
-		outcomes(f, "ds1", 10, 10)
-		for i := range 2 { // the minute's probes
-			if _, _, err := f.s.AdmitCheck(f.ctx, "ds1", fmt.Sprintf("cn_probe%d", i), rules, f.clk.Now()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		openProbed(f)
 		for _, id := range []string{"cn_a", "cn_b", "cn_c"} {
 			f.clk.Advance(time.Millisecond) // listed oldest first
 			if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", id, rules, f.clk.Now()); adm != NotAttempted {
@@ -161,19 +176,11 @@ func runHealthConformance(t *testing.T, b backend) {
 		if _, ch, _ := f.s.RecordOutcome(f.ctx, "ds1", "cn_probe0", rules, checks.ConnConnected, time.Second, true, f.clk.Now()); ch != BreakerClosed {
 			t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
 		}
-		take := func(limit int) string {
-			t.Helper()
-			todo, err := f.s.TakeNotAttempted(f.ctx, limit, f.clk.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fmt.Sprint(todo)
-		}
-		if got := take(2); got != "[{ds1 cn_a} {ds1 cn_b}]" {
+		if got := take(f, 2); got != "[{ds1 cn_a} {ds1 cn_b}]" {
 			t.Fatalf("take 2: %s, want the oldest two", got)
 		}
 		// Taking is not forgetting: a re-check not run yet is listed again.
-		if got := take(10); got != "[{ds1 cn_a} {ds1 cn_b} {ds1 cn_c}]" {
+		if got := take(f, 10); got != "[{ds1 cn_a} {ds1 cn_b} {ds1 cn_c}]" {
 			t.Fatalf("take again: %s, want all three still", got)
 		}
 		// cn_a's check is attempted (it started after cn_a was not
@@ -185,12 +192,12 @@ func runHealthConformance(t *testing.T, b backend) {
 		if err := f.s.DoneNotAttempted(f.ctx, []NotAttemptedConn{{Datasource: "ds1", ConnectionID: "cn_b"}}); err != nil {
 			t.Fatal(err)
 		}
-		if got := take(10); got != "[{ds1 cn_c}]" {
+		if got := take(f, 10); got != "[{ds1 cn_c}]" {
 			t.Fatalf("after cn_a's check and cn_b's skip: %s, want cn_c alone", got)
 		}
 		// One not attempted a check interval ago has had its weekly check since.
 		f.clk.Advance(f.s.Interval() + time.Second)
-		if got := take(10); got != "[]" {
+		if got := take(f, 10); got != "[]" {
 			t.Fatalf("an interval later: %s, want none", got)
 		}
 		if h := health(f, "ds1"); h.NotAttempted != 0 {
@@ -201,12 +208,7 @@ func runHealthConformance(t *testing.T, b backend) {
 	t.Run("a check that started before its connection was not attempted leaves it listed: its record loses to the newer one", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
-		outcomes(f, "ds1", 10, 10)
-		for i := range 2 { // the minute's probes
-			if _, _, err := f.s.AdmitCheck(f.ctx, "ds1", fmt.Sprintf("cn_probe%d", i), rules, f.clk.Now()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		openProbed(f)
 		older := f.clk.Now() // a check of cn_a starts (admitted before the breaker opened, or a second delivery of its task)
 		f.clk.Advance(time.Second)
 		notAttempted := f.clk.Now()
@@ -221,22 +223,14 @@ func runHealthConformance(t *testing.T, b backend) {
 		if _, ch, _ := f.s.RecordOutcome(f.ctx, "ds1", "cn_probe0", rules, checks.ConnConnected, time.Second, true, f.clk.Now()); ch != BreakerClosed {
 			t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
 		}
-		take := func() string {
-			t.Helper()
-			todo, err := f.s.TakeNotAttempted(f.ctx, 10, f.clk.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fmt.Sprint(todo)
-		}
-		if got := take(); got != "[{ds1 cn_a}]" {
+		if got := take(f, 10); got != "[{ds1 cn_a}]" {
 			t.Fatalf("after an older check's outcome: %s, want cn_a still listed", got)
 		}
 		// A check that started when cn_a was not attempted is its re-check.
 		if _, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnConnected, f.clk.Now().Sub(notAttempted), false, f.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if got := take(); got != "[]" {
+		if got := take(f, 10); got != "[]" {
 			t.Fatalf("after a check that started when cn_a was not attempted: %s, want none", got)
 		}
 	})
