@@ -163,11 +163,11 @@ type crashingChecker struct{ *fmChecker }
 func (c crashingChecker) Check(ctx context.Context, req checks.Request) (checks.Result, error) {
 	c.mu.Lock()
 	if c.block > 0 {
-		c.sim.checked(ctx, req.ConnectionID)
 		c.block--
 		c.heldConn = append(c.heldConn, req.ConnectionID)
 		held := c.held
 		c.mu.Unlock()
+		c.sim.checked(ctx, req.ConnectionID)
 		<-held
 		return checks.Result{}, errors.New("the worker crashed")
 	}
