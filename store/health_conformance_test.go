@@ -235,6 +235,28 @@ func runHealthConformance(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a probe is an attempted check: one that fails still ends the listing of its connection not attempted before", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		openProbed(f)
+		if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", "cn_a", rules, f.clk.Now()); adm != NotAttempted {
+			t.Fatalf("cn_a: %v, want NotAttempted", adm)
+		}
+		f.clk.Advance(time.Minute)
+		if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", "cn_a", rules, f.clk.Now()); adm != Probe {
+			t.Fatalf("cn_a a minute later: %v, want the minute's probe", adm)
+		}
+		if b, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnWebsiteDown, time.Second, true, f.clk.Now()); err != nil || !b.Open {
+			t.Fatalf("cn_a's failed probe: %+v %v, want the breaker still open", b, err)
+		}
+		if _, ch, _ := f.s.RecordOutcome(f.ctx, "ds1", "cn_probe0", rules, checks.ConnConnected, time.Second, true, f.clk.Now()); ch != BreakerClosed {
+			t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
+		}
+		if got := take(f, 10); got != "[]" {
+			t.Fatalf("after cn_a logged in as a probe: %s, want none (its last check was attempted)", got)
+		}
+	})
+
 	t.Run("concurrency slots: the cap holds, a release frees one, a lease that ends frees its slot", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
