@@ -235,8 +235,9 @@ type Store struct {
 	// QueuedTTL bounds how long a connection counts as having a check
 	// queued or running.
 	QueuedTTL time.Duration `yaml:"queuedTTL"`
-	// CheckBatchWindow is how long a check's store call waits for others
-	// to share its round trip (store.Config); 0 is off: never wait.
+	// CheckBatchWindow is how long a check's (or a webhook attempt's)
+	// store call waits for others to share its round trip (store.Config);
+	// 0 is off: never wait.
 	CheckBatchWindow time.Duration `yaml:"checkBatchWindow"`
 }
 

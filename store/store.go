@@ -38,6 +38,7 @@ import (
 	"github.com/checkd/checkd/checks"
 	"github.com/checkd/checkd/internal/clock"
 	"github.com/checkd/checkd/internal/groupcommit"
+	"github.com/checkd/checkd/internal/tasks"
 	"github.com/checkd/checkd/internal/termtext"
 )
 
@@ -79,8 +80,9 @@ type Config struct {
 	// (store.queuedTTL).
 	QueuedTTL time.Duration
 	// CheckBatchWindow is how long a check's read or write (LoadCheck,
-	// RecordCheck) waits for concurrent ones to share its round trip to
-	// Redis, when nothing is in flight and the last round trip was shared
+	// RecordCheck), or a webhook attempt's (LoadWebhookTarget,
+	// RecordWebhookAttempt), waits for concurrent ones to share its round
+	// trip to Redis, when nothing is in flight and the last round trip was shared
 	// (a lone or serial caller never waits); 0: never wait
 	// (store.checkBatchWindow). At a few thousand checks per second a
 	// millisecond gathers several calls per round trip and is nothing
@@ -119,6 +121,8 @@ type Store struct {
 	batch *groupcommit.Batcher // LoadCheck's reads and every write's commit
 	// coFlags caches companies' active flags (and autoTrack) for LoadCheck.
 	coFlags companyFlags
+	// epDecodes keeps webhook endpoints decoded for attempts.
+	epDecodes endpointDecodes
 	// outcomes gathers concurrent RecordOutcome calls per datasource.
 	outcomes outcomeGroups
 }
@@ -188,9 +192,18 @@ func (s *Store) BatchStats() BatchStats { return s.batch.Stats() }
 // own calls.
 func (s *Store) SharedClient() redis.UniversalClient { return s.batch.Client() }
 
-// AddCheckSlots tells the store that n more checks may run at once in this
-// process (negative n: fewer). A worker adds its concurrency when it starts
-// and takes it back when it stops. A check's call waiting for company
+// ServerClient returns the store's Redis client for an asynq.Server
+// (asynq.NewServerFromRedisClient): its script calls go through the
+// store's group commit as SharedClient's do, but asynq's dequeue
+// (tasks.IsDequeue), which asynq's processor makes one at a time. A
+// handler's task is then marked done in a round trip shared with other
+// handlers' completions and store calls.
+func (s *Store) ServerClient() redis.UniversalClient { return s.batch.ClientExcept(tasks.IsDequeue) }
+
+// AddCheckSlots tells the store that n more checks (or webhook attempts)
+// may run at once in this process (negative n: fewer). A worker, and the
+// webhook deliverer, adds its concurrency when it starts and takes it back
+// when it stops. A check's (or attempt's) call waiting for company
 // (Config.CheckBatchWindow) then stops waiting once all but two of those
 // slots wait with it: asynq hands out a check only into a free slot, so
 // with fewer free ones it could not bring company and would only idle

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -254,6 +255,79 @@ func (s *Store) openSecret(id, sealed string) (string, error) {
 
 // webhookEndpointFields are the hash fields an endpoint is read from.
 var webhookEndpointFields = []string{"u", "d", "ft", "co", "x", "xa", "ff", "ca", "ua"}
+
+// webhookTargetFields are the fields an attempt reads of its endpoint:
+// webhookEndpointFields, then its secrets' (decodeSecrets).
+var webhookTargetFields = append(slices.Clip(webhookEndpointFields), "s", "ps", "pu")
+
+// endpointDecodes keeps, per endpoint, the endpoint and secrets decoded
+// from the values of webhookTargetFields last read, for the attempts that
+// read the same values again (most: an endpoint changes seldom), which
+// then skip the decoding and the secrets' decryption. The values are read
+// at every attempt, so a change is never missed.
+type endpointDecodes struct {
+	mu sync.Mutex
+	m  map[string]*decodedEndpoint
+}
+
+// decodedEndpoint is an endpoint and its secrets, and the hash values
+// they were decoded from. Never changed once made.
+type decodedEndpoint struct {
+	raw []string
+	e   WebhookEndpoint
+	sec WebhookSecrets
+}
+
+// decode returns the endpoint and secrets of endpoint id's values v (of
+// webhookTargetFields), nil when it does not exist.
+func (c *endpointDecodes) decode(s *Store, id string, v []any) (*decodedEndpoint, error) {
+	c.mu.Lock()
+	d := c.m[id]
+	c.mu.Unlock()
+	if d != nil && sameValues(d.raw, v) {
+		return d, nil
+	}
+	n := len(webhookEndpointFields)
+	e, ok, err := decodeWebhookEndpoint(id, v[:n])
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		c.mu.Lock()
+		delete(c.m, id)
+		c.mu.Unlock()
+		return nil, nil
+	}
+	sec, err := s.decodeSecrets(id, v[n:])
+	if err != nil {
+		return nil, err
+	}
+	d = &decodedEndpoint{raw: make([]string, len(v)), e: e, sec: sec}
+	for i := range v {
+		d.raw[i], _ = v[i].(string)
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= 2*MaxWebhookEndpoints { // deleted endpoints' entries: start again
+		c.m = map[string]*decodedEndpoint{}
+	}
+	c.m[id] = d
+	c.mu.Unlock()
+	return d, nil
+}
+
+// sameValues reports whether HMGET values v (strings, nil for a missing
+// field) are raw (a missing field as "").
+func sameValues(raw []string, v []any) bool {
+	if len(raw) != len(v) {
+		return false
+	}
+	for i := range v {
+		if s, _ := v[i].(string); s != raw[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // decodeWebhookEndpoint reads the values of webhookEndpointFields; ok is
 // false when the endpoint does not exist.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/checkd/checkd/internal/jsontext"
 )
 
 // Webhook messages and their delivery. A message is one hash holding the
@@ -76,8 +78,9 @@ type NewWebhookMessage struct {
 // saveScript stores messages: each one's hash (unless it exists, when only
 // the deliveries it lacks are added: a message keeps its first body and
 // every state), its expiry, and its entries in the listings by change
-// time, all and its connection's (which expires with its newest message);
-// then the listing of all is trimmed to the retention.
+// time, all and its connection's (which expires with its newest message,
+// and is trimmed to the retention when it existed already); then the
+// listing of all is trimmed to the retention.
 //
 // KEYS: all messages' listing, then per message its hash and its
 // connection's listing
@@ -99,9 +102,12 @@ for k = 2, #KEYS, 2 do
     redis.call('PEXPIRE', mk, ttl)
     if listed == '1' then
       redis.call('ZADD', KEYS[1], ARGV[a+5], id)
+      local pttl = redis.call('PTTL', ck) -- -2: the connection's first
       redis.call('ZADD', ck, ARGV[a+5], id)
-      redis.call('ZREMRANGEBYSCORE', ck, '-inf', '(' .. ARGV[1])
-      if redis.call('PTTL', ck) < tonumber(ttl) then
+      if pttl ~= -2 then
+        redis.call('ZREMRANGEBYSCORE', ck, '-inf', '(' .. ARGV[1])
+      end
+      if pttl < tonumber(ttl) then
         redis.call('PEXPIRE', ck, ttl)
       end
     end
@@ -454,6 +460,9 @@ type WebhookTarget struct {
 	// Delivery is the state of the message's delivery to the endpoint
 	// (Status "" when the message was never for it).
 	Delivery WebhookDelivery
+	// Endpoint and Secrets are as of this read. Endpoint's lists and
+	// times are shared with other targets of the endpoint: read them, do
+	// not change them.
 	Endpoint WebhookEndpoint
 	Secrets  WebhookSecrets
 }
@@ -465,8 +474,13 @@ var (
 )
 
 // LoadWebhookTarget reads a message and an endpoint for an attempt, in one
-// round trip. It fails with ErrWebhookMessageGone or ErrWebhookEndpointGone
-// when either no longer exists.
+// round trip shared with concurrent attempts' (the group commit, waiting
+// up to Config.CheckBatchWindow for them as a check's calls do). It
+// fails with ErrWebhookMessageGone or ErrWebhookEndpointGone when either
+// no longer exists. The endpoint is read whole at every attempt, so a
+// change (its URL, disabling, a rotated secret, its deletion) applies
+// from the next attempt on; only its decoding is skipped (the secrets'
+// decryption, the lists' JSON) when its fields are those decoded last.
 func (s *Store) LoadWebhookTarget(ctx context.Context, msgID, epID string) (WebhookTarget, error) {
 	if !ValidWebhookMessageID(msgID) {
 		return WebhookTarget{}, fmt.Errorf("webhook message %q: %w", msgID, ErrWebhookMessageGone)
@@ -474,13 +488,11 @@ func (s *Store) LoadWebhookTarget(ctx context.Context, msgID, epID string) (Webh
 	if !ValidID(WebhookEndpointIDPrefix, epID) {
 		return WebhookTarget{}, fmt.Errorf("webhook endpoint %q: %w", epID, ErrWebhookEndpointGone)
 	}
-	// One round trip, shared with concurrent attempts' (the group commit).
 	p := s.rdb.Pipeline() // builds the commands; never run
 	msg := p.HMGet(ctx, s.kWebhookMessage(msgID), "t", "o", "b", "d:"+epID)
-	ep := p.HMGet(ctx, s.kWebhookEndpoint(epID), webhookEndpointFields...)
-	sec := p.HMGet(ctx, s.kWebhookEndpoint(epID), "s", "ps", "pu")
-	err := s.batch.Do(ctx, msg, ep, sec)
-	for _, c := range []redis.Cmder{msg, ep, sec} {
+	ep := p.HMGet(ctx, s.kWebhookEndpoint(epID), webhookTargetFields...)
+	err := s.batch.DoWindowed(ctx, msg, ep)
+	for _, c := range []redis.Cmder{msg, ep} {
 		if err == nil {
 			err = c.Err()
 		}
@@ -493,18 +505,14 @@ func (s *Store) LoadWebhookTarget(ctx context.Context, msgID, epID string) (Webh
 	if str(0) == "" {
 		return WebhookTarget{}, fmt.Errorf("webhook message %s: %w", msgID, ErrWebhookMessageGone)
 	}
-	e, ok, err := decodeWebhookEndpoint(epID, ep.Val())
+	d, err := s.epDecodes.decode(s, epID, ep.Val())
 	if err != nil {
 		return WebhookTarget{}, err
 	}
-	if !ok {
+	if d == nil {
 		return WebhookTarget{}, fmt.Errorf("webhook endpoint %s: %w", epID, ErrWebhookEndpointGone)
 	}
-	secrets, err := s.decodeSecrets(epID, sec.Val())
-	if err != nil {
-		return WebhookTarget{}, err
-	}
-	t := WebhookTarget{MessageType: str(0), CompanyID: str(1), Body: []byte(str(2)), Endpoint: e, Secrets: secrets}
+	t := WebhookTarget{MessageType: str(0), CompanyID: str(1), Body: []byte(str(2)), Endpoint: d.e, Secrets: d.sec}
 	if d, ok := parseDelivery(epID, str(3)); ok {
 		t.Delivery = d
 	} else {
@@ -566,8 +574,8 @@ type AttemptOutcome struct {
 var recordScript = redis.NewScript(`
 local id = redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[6], '*', 'a', ARGV[2])
 local out = ARGV[4]
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local st = redis.call('HGET', KEYS[1], ARGV[1])
+local st = redis.call('HGET', KEYS[1], ARGV[1])
+if st or redis.call('EXISTS', KEYS[1]) == 1 then
   local s, n, ids = 'f', 0, ''
   if st then
     s, n, ids = string.match(st, '^(%a)(%d+):(.*)$')
@@ -588,27 +596,29 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], ARGV[1], s .. n .. ':' .. ids)
 end
 local reason = ''
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  if out == 'ok' then
-    redis.call('HDEL', KEYS[2], 'ff')
-  else
-    local now = tonumber(ARGV[5])
-    local ff = tonumber(redis.call('HGET', KEYS[2], 'ff') or '')
-    if not ff then
-      ff = now
-      redis.call('HSET', KEYS[2], 'ff', ARGV[5])
-    end
-    if not redis.call('HGET', KEYS[2], 'x') then
-      if out == 'gone' then
-        reason = ARGV[8]
-      elseif now - ff >= tonumber(ARGV[7]) then
-        reason = ARGV[9]
-      end
-      if reason ~= '' then
-        redis.call('HSET', KEYS[2], 'x', reason, 'xa', ARGV[5], 'ua', ARGV[5])
-        redis.call('INCR', KEYS[4])
-      end
-    end
+if out == 'ok' then
+  redis.call('HDEL', KEYS[2], 'ff') -- nothing on a deleted endpoint
+  return {id, reason}
+end
+local ff = redis.call('HGET', KEYS[2], 'ff')
+if not ff and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {id, reason}
+end
+local now = tonumber(ARGV[5])
+ff = tonumber(ff or '')
+if not ff then
+  ff = now
+  redis.call('HSET', KEYS[2], 'ff', ARGV[5])
+end
+if not redis.call('HGET', KEYS[2], 'x') then
+  if out == 'gone' then
+    reason = ARGV[8]
+  elseif now - ff >= tonumber(ARGV[7]) then
+    reason = ARGV[9]
+  end
+  if reason ~= '' then
+    redis.call('HSET', KEYS[2], 'x', reason, 'xa', ARGV[5], 'ua', ARGV[5])
+    redis.call('INCR', KEYS[4])
   end
 end
 return {id, reason}
@@ -620,7 +630,7 @@ return {id, reason}
 // returns the log entry's ID and, when this attempt disabled the endpoint,
 // the reason.
 func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o AttemptOutcome) (id, disabled string, err error) {
-	b, err := json.Marshal(a)
+	b, err := appendAttempt(nil, &a)
 	if err != nil {
 		return "", "", fmt.Errorf("encode webhook attempt: %w", err)
 	}
@@ -638,8 +648,9 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o At
 		out = "final"
 	}
 	now := ms(a.Timestamp)
-	// Shared with concurrent attempts' round trips (the group commit).
-	v, err := s.batch.Run(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
+	// Shared with concurrent attempts' round trips (the group commit,
+	// windowed as LoadWebhookTarget).
+	v, err := s.batch.RunWindowed(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
 		s.kWebhookAttempts(a.EndpointID), s.kWebhookVersion()},
 		"d:"+a.EndpointID, b, series, out, now, now-o.Retention.Milliseconds(), o.DisableAfter.Milliseconds(),
 		o.GoneReason, o.StaleReason).StringSlice()
@@ -647,6 +658,43 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o At
 		return "", "", fmt.Errorf("record webhook attempt of %s to %s: %w", a.MessageID, a.EndpointID, err)
 	}
 	return v[0], v[1], nil
+}
+
+// appendAttempt appends a as json.Marshal writes it (FuzzAppendAttempt
+// holds it to that), without reflection: an attempt is encoded once per
+// delivery.
+func appendAttempt(b []byte, a *WebhookAttempt) ([]byte, error) {
+	if !jsonTime(a.Timestamp) || a.NextAttemptAt != nil && !jsonTime(*a.NextAttemptAt) {
+		return json.Marshal(a) // its error: a year time.Time cannot encode
+	}
+	b = jsontext.AppendString(append(b, `{"id":`...), a.ID)
+	b = jsontext.AppendString(append(b, `,"msgId":`...), a.MessageID)
+	b = jsontext.AppendString(append(b, `,"endpointId":`...), a.EndpointID)
+	b = jsontext.AppendString(append(b, `,"url":`...), a.URL)
+	b = append(a.Timestamp.AppendFormat(append(b, `,"timestamp":"`...), time.RFC3339Nano), '"')
+	b = jsontext.AppendString(append(b, `,"trigger":`...), a.Trigger)
+	b = strconv.AppendInt(append(b, `,"attempt":`...), int64(a.Attempt), 10)
+	b = jsontext.AppendString(append(b, `,"status":`...), a.Status)
+	b = strconv.AppendInt(append(b, `,"responseStatusCode":`...), int64(a.ResponseStatusCode), 10)
+	if a.Error != "" {
+		b = jsontext.AppendString(append(b, `,"error":`...), a.Error)
+	}
+	b = strconv.AppendInt(append(b, `,"durationMs":`...), a.DurationMs, 10)
+	if a.Response != "" {
+		b = jsontext.AppendString(append(b, `,"response":`...), a.Response)
+	}
+	if a.NextAttemptAt != nil {
+		b = append(a.NextAttemptAt.AppendFormat(append(b, `,"nextAttemptAt":"`...), time.RFC3339Nano), '"')
+	}
+	return append(b, '}'), nil
+}
+
+// jsonTime reports whether time.Time's MarshalJSON writes t (as
+// AppendFormat with RFC3339Nano does) rather than fail: a year of four
+// digits and a zone offset under a day.
+func jsonTime(t time.Time) bool {
+	_, off := t.Zone()
+	return t.Year() >= 0 && t.Year() <= 9999 && off > -24*3600 && off < 24*3600
 }
 
 // failScript ends a pending delivery as failed (its endpoint was disabled

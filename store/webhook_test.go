@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +18,8 @@ func TestWebhookStore(t *testing.T) {
 			t.Run("endpoints", func(t *testing.T) { t.Parallel(); testWebhookEndpoints(t, b) })
 			t.Run("messages", func(t *testing.T) { t.Parallel(); testWebhookMessages(t, b) })
 			t.Run("attempts", func(t *testing.T) { t.Parallel(); testWebhookAttempts(t, b) })
+			t.Run("target changes", func(t *testing.T) { t.Parallel(); testWebhookTargetChanges(t, b) })
+			t.Run("connection listing", func(t *testing.T) { t.Parallel(); testWebhookConnListing(t, b) })
 			t.Run("event group", func(t *testing.T) { t.Parallel(); testEventGroup(t, b, name == "redis") })
 		})
 	}
@@ -450,4 +454,198 @@ func testEventGroup(t *testing.T, b backend, real bool) {
 	if len(evs) < 21 {
 		t.Fatalf("undispatched events were trimmed: %d left", len(evs))
 	}
+}
+
+// testWebhookConnListing proves that a connection's listing of messages
+// expires with its newest message (a later one extends it, an older one
+// saved late does not shorten it) and drops the messages older than the
+// retention when a new one comes.
+func testWebhookConnListing(t *testing.T, b backend) {
+	f := newFixture(t, b, nil)
+	ret := 24 * time.Hour
+	const conn = "cn_00000000000000c0"
+	save := func(id string, at time.Time) {
+		t.Helper()
+		m := NewWebhookMessage{ID: id, Type: EventConnectionUpdated, ConnectionID: conn, CompanyID: f.co.ID, Time: at,
+			Body: []byte("{}"), Endpoints: []string{"ep_0000000000000001"}}
+		if err := f.s.SaveWebhookMessages(f.ctx, []NewWebhookMessage{m}, ret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, want []string, ttl time.Duration) {
+		t.Helper()
+		ids, err := f.rdb.ZRange(f.ctx, f.s.kWebhookConnMessages(conn), 0, -1).Result()
+		if err != nil || !slices.Equal(ids, want) {
+			t.Fatalf("%s: listing %v, %v; want %v", what, ids, err, want)
+		}
+		if pttl, err := f.rdb.PTTL(f.ctx, f.s.kWebhookConnMessages(conn)).Result(); err != nil || pttl <= ttl-time.Minute || pttl > ttl {
+			t.Fatalf("%s: listing TTL %s, %v; want about %s", what, pttl, err, ttl)
+		}
+	}
+	t0 := f.clk.Now()
+	save("msg_c_1", t0)
+	check("the first message", []string{"msg_c_1"}, ret)
+	f.clk.Advance(2 * time.Hour)
+	save("msg_c_2", f.clk.Now())
+	check("a later message", []string{"msg_c_1", "msg_c_2"}, ret)
+	save("msg_c_0", t0.Add(-time.Hour)) // an older change dispatched late
+	check("an older message saved late", []string{"msg_c_0", "msg_c_1", "msg_c_2"}, ret)
+	f.clk.Advance(23 * time.Hour) // msg_c_0 and msg_c_1 are past the retention
+	save("msg_c_3", f.clk.Now())
+	check("a message a retention later", []string{"msg_c_2", "msg_c_3"}, ret)
+}
+
+// testWebhookTargetChanges proves that an attempt's target follows every
+// change of its endpoint from the next load on, though the store keeps
+// the endpoint decoded between attempts: changes made by another store
+// (another process: the API) to the URL, the secret (a rotation), the
+// disabled flag, the run of failures, and the endpoint's deletion. It
+// also proves that recording an attempt recreates neither a deleted
+// endpoint nor an expired message.
+func testWebhookTargetChanges(t *testing.T, b backend) {
+	f := newFixture(t, b, nil)
+	api, err := New(f.rdb, f.s.cfg) // another process's store over the same Redis
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := api.CreateWebhookEndpoint(f.ctx, NewWebhookEndpoint{URL: "https://a.example/", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ret := 24 * time.Hour
+	msg := NewWebhookMessage{ID: "msg_a", Type: EventConnectionCreated, ConnectionID: "cn_00000000000000a0", Time: f.clk.Now(),
+		Body: []byte(`{"a":1}`), Endpoints: []string{ep.ID}}
+	if err := f.s.SaveWebhookMessages(f.ctx, []NewWebhookMessage{msg}, ret); err != nil {
+		t.Fatal(err)
+	}
+	load := func(what string) WebhookTarget {
+		t.Helper()
+		tg, err := f.s.LoadWebhookTarget(f.ctx, "msg_a", ep.ID)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if string(tg.Body) != `{"a":1}` || tg.Delivery.EndpointID != ep.ID {
+			t.Fatalf("%s: body %s, delivery %+v", what, tg.Body, tg.Delivery)
+		}
+		return tg
+	}
+	decoded := func() *decodedEndpoint {
+		f.s.epDecodes.mu.Lock()
+		defer f.s.epDecodes.mu.Unlock()
+		return f.s.epDecodes.m[ep.ID]
+	}
+	var first *decodedEndpoint
+	for i := range 2 { // the second load decodes nothing: the same answer
+		if tg := load("first loads"); tg.Endpoint.URL != "https://a.example/" || tg.Endpoint.Disabled ||
+			tg.Secrets.Current != testSecret || tg.Secrets.Previous != "" || tg.Endpoint.FailingSince != nil {
+			t.Fatalf("load %d: %+v %+v", i+1, tg.Endpoint, tg.Secrets)
+		}
+		if i == 0 {
+			first = decoded()
+		} else if d := decoded(); d == nil || d != first {
+			t.Fatalf("the second load of an unchanged endpoint decoded it again (%p, then %p)", first, d)
+		}
+	}
+	const fresh = "whsec_bmV3bmV3bmV3bmV3bmV3bmV3bmV3bmV3"
+	grace := f.clk.Now().Add(time.Hour)
+	if err := api.RotateWebhookSecret(f.ctx, ep.ID, fresh, grace); err != nil {
+		t.Fatal(err)
+	}
+	if s := load("after a rotation").Secrets; s.Current != fresh || s.Previous != testSecret || !s.PreviousUntil.Equal(grace) {
+		t.Fatalf("after a rotation: %+v", s)
+	}
+	u := "https://b.example/hooks"
+	if _, err := api.UpdateWebhookEndpoint(f.ctx, ep.ID, WebhookEndpointPatch{URL: &u}); err != nil {
+		t.Fatal(err)
+	}
+	if e := load("after a new URL").Endpoint; e.URL != u || e.Disabled {
+		t.Fatalf("after a new URL: %+v", e)
+	}
+	if _, err := api.UpdateWebhookEndpoint(f.ctx, ep.ID, WebhookEndpointPatch{Disabled: new(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if e := load("after disabling").Endpoint; !e.Disabled || e.DisabledReason != "disabled by an operator" {
+		t.Fatalf("after disabling: %+v", e)
+	}
+	if _, err := api.UpdateWebhookEndpoint(f.ctx, ep.ID, WebhookEndpointPatch{Disabled: new(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if e := load("after enabling").Endpoint; e.Disabled || e.URL != u {
+		t.Fatalf("after enabling: %+v", e)
+	}
+	// A failure starts the run of failures, a success ends it.
+	rec := func(success bool) string {
+		t.Helper()
+		_, disabled, err := api.RecordWebhookAttempt(f.ctx, WebhookAttempt{MessageID: "msg_a", EndpointID: ep.ID, Timestamp: f.clk.Now()},
+			AttemptOutcome{Series: true, Success: success, Retention: ret, DisableAfter: time.Hour, StaleReason: "stale"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return disabled
+	}
+	rec(false)
+	if e := load("after a failure").Endpoint; e.FailingSince == nil || !e.FailingSince.Equal(f.clk.Now()) {
+		t.Fatalf("after a failure: failing since %v, want %v", e.FailingSince, f.clk.Now())
+	}
+	rec(true)
+	if e := load("after a success").Endpoint; e.FailingSince != nil {
+		t.Fatalf("after a success: failing since %v", e.FailingSince)
+	}
+	// Failing for DisableAfter disables it (the attempt's own record).
+	rec(false)
+	f.clk.Advance(time.Hour)
+	if d := rec(false); d != "stale" {
+		t.Fatalf("failing for DisableAfter: disabled %q", d)
+	}
+	if e := load("after being disabled by failures").Endpoint; !e.Disabled || e.DisabledReason != "stale" {
+		t.Fatalf("after being disabled by failures: %+v", e)
+	}
+	if err := api.DeleteWebhookEndpoint(f.ctx, ep.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.LoadWebhookTarget(f.ctx, "msg_a", ep.ID); !errors.Is(err, ErrWebhookEndpointGone) {
+		t.Fatalf("after the endpoint's deletion: %v, want ErrWebhookEndpointGone", err)
+	}
+	// An attempt in flight when its endpoint was deleted, or its message
+	// expired, records its log entry and recreates neither.
+	for _, success := range []bool{true, false} {
+		rec(success)
+		if n, err := f.rdb.Exists(f.ctx, f.s.kWebhookEndpoint(ep.ID)).Result(); err != nil || n != 0 {
+			t.Fatalf("a deleted endpoint after an attempt's record (success %v): exists %d, %v", success, n, err)
+		}
+	}
+	if err := f.rdb.Del(f.ctx, f.s.kWebhookMessage("msg_a")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rec(true)
+	if n, err := f.rdb.Exists(f.ctx, f.s.kWebhookMessage("msg_a")).Result(); err != nil || n != 0 {
+		t.Fatalf("an expired message after an attempt's record: exists %d, %v", n, err)
+	}
+}
+
+// FuzzAppendAttempt holds appendAttempt to json.Marshal: the same bytes,
+// or an error where json.Marshal fails (a time it cannot write).
+func FuzzAppendAttempt(f *testing.F) {
+	for _, seed := range fuzzSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := fuzzData(data)
+		at := func() time.Time {
+			zones := []*time.Location{time.UTC, time.FixedZone("", 5*3600+30*60), time.FixedZone("", -7*3600-13),
+				time.FixedZone("", 24*3600), time.FixedZone("", -99*3600)}
+			return time.Unix(d.int64()%(400_000*365*86400), d.int64()%1e9).In(zones[int(d.byte())%len(zones)])
+		}
+		a := WebhookAttempt{ID: d.str(), MessageID: d.str(), EndpointID: d.str(), URL: d.str(), Timestamp: at(),
+			Trigger: d.str(), Attempt: int(d.int64()), Status: d.str(), ResponseStatusCode: int(d.int64()), Error: d.str(),
+			DurationMs: d.int64(), Response: d.str()}
+		if d.byte()%2 == 1 {
+			a.NextAttemptAt = new(at())
+		}
+		want, werr := json.Marshal(a)
+		got, err := appendAttempt(nil, &a)
+		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("appendAttempt(%#v)\n= %q, %v\nwant %q, %v", a, got, err, want, werr)
+		}
+	})
 }

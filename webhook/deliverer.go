@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -140,8 +141,11 @@ type Deliverer struct {
 	srv  *asynq.Server
 }
 
-// NewDeliverer returns a deliverer of st's messages taking tasks from rdb;
-// enq enqueues recovery pages. It touches nothing until Start.
+// NewDeliverer returns a deliverer of st's messages; enq enqueues recovery
+// pages. Its asynq server takes tasks through st's Redis client
+// (Store.ServerClient: its script calls share the store's group commit),
+// so rdb, which Start pings, must be that client's Redis. It touches
+// nothing until Start.
 func NewDeliverer(rdb redis.UniversalClient, st *store.Store, enq Enqueuer, cfg DelivererConfig) (*Deliverer, error) {
 	if rdb == nil || st == nil || enq == nil {
 		return nil, errors.New("webhook: a deliverer needs a redis client, a store and an enqueuer")
@@ -209,7 +213,9 @@ func (d *Deliverer) start(ctx context.Context) error {
 	}
 	// Handlers get ctx's values but not its cancellation: Stop drains them.
 	base := context.WithoutCancel(ctx)
-	srv := asynq.NewServerFromRedisClient(d.rdb, asynq.Config{
+	// Attempts' completions share round trips with other attempts' reads
+	// and records (the store's group commit); the dequeue goes alone.
+	srv := asynq.NewServerFromRedisClient(d.st.ServerClient(), asynq.Config{
 		Concurrency:              d.cfg.Concurrency,
 		Queues:                   map[string]int{tasks.QueueWebhooks: 1},
 		ShutdownTimeout:          d.cfg.ShutdownTimeout,
@@ -231,7 +237,11 @@ func (d *Deliverer) start(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeWebhookDeliver, d.HandleDeliver)
 	mux.HandleFunc(tasks.TypeWebhookRecover, d.HandleRecover)
+	// An attempt's store calls wait for company only while asynq has free
+	// slots to bring it (store.AddCheckSlots).
+	d.st.AddCheckSlots(d.cfg.Concurrency)
 	if err := srv.Start(mux); err != nil {
+		d.st.AddCheckSlots(-d.cfg.Concurrency)
 		return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
 	}
 	d.srv = srv
@@ -251,6 +261,7 @@ func (d *Deliverer) stop(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		d.srv.Shutdown()
+		d.st.AddCheckSlots(-d.cfg.Concurrency)
 		d.http.CloseIdleConnections()
 		d.log.Info("webhook deliverer stopped")
 		close(drained)
@@ -504,7 +515,7 @@ func (d *Deliverer) post(ctx context.Context, tg *store.WebhookTarget, msgID str
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.Endpoint.URL, strings.NewReader(string(tg.Body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.Endpoint.URL, bytes.NewReader(tg.Body))
 	if err != nil {
 		a.Error = err.Error()
 		return 0, "", err

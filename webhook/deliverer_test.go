@@ -737,7 +737,11 @@ func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
 
 // TestDelivererThroughAsynq runs the deliverer's own asynq server on real
 // Redis with a short schedule: asynq runs the schedule's retries (without
-// counting them as failures) until the receiver accepts.
+// counting them as failures) until the receiver accepts. The server's
+// script calls (each attempt's completion, done or retry) go through the
+// store's group commit with the attempts' reads and records, and the
+// deliverer counts its concurrency among the group commit's slots while
+// it runs.
 func TestDelivererThroughAsynq(t *testing.T) {
 	t.Parallel()
 	rdb := realClient(t)
@@ -752,6 +756,9 @@ func TestDelivererThroughAsynq(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	if s := e.st.BatchStats().Slots; s != e.delivererConfig().Concurrency {
+		t.Errorf("group commit slots %d while the deliverer runs, want its concurrency %d", s, e.delivererConfig().Concurrency)
+	}
 	e.conn("user_good")
 	e.drain(e.dispatcher(client, nil))
 	waitFor(t, 20*time.Second, "the third attempt", func() bool { return len(rcv.requests()) >= 3 })
@@ -770,5 +777,17 @@ func TestDelivererThroughAsynq(t *testing.T) {
 	}
 	if len(ids) != 1 {
 		t.Fatalf("webhook-ids %v, want one", ids)
+	}
+	// Three loads and three records, and the server's completions of the
+	// three attempts (two retries, one done): only those last go through
+	// the group commit by way of the server's client.
+	if st := e.st.BatchStats(); st.Calls < 9 {
+		t.Errorf("group commit %+v: %d calls, want at least 9 (3 attempts' load, record and completion)", st, st.Calls)
+	}
+	if err := d.Stop(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.st.BatchStats().Slots; s != 0 {
+		t.Errorf("group commit slots %d after the deliverer stopped, want 0", s)
 	}
 }

@@ -3,13 +3,13 @@ package worker
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/internal/tasks"
 )
 
 // pollClient is the Redis client the worker gives its asynq server: rdb,
@@ -68,17 +68,6 @@ type emptyQueues struct {
 	hits bool                 // hit is set
 }
 
-// isDequeue reports whether a script call is asynq's dequeue: its keys are
-// the queue's pending list, paused flag, active list and lease set
-// (asynq v0.26, internal/rdb.Dequeue); no other asynq script starts so.
-func isDequeue(keys []string) bool {
-	if len(keys) != 4 {
-		return false
-	}
-	q, ok := strings.CutSuffix(keys[0], "}:pending")
-	return ok && strings.HasPrefix(q, "asynq:{") && keys[1] == q+"}:paused" && keys[2] == q+"}:active" && keys[3] == q+"}:lease"
-}
-
 // dequeue runs call unless keys name a dequeue from a queue the memo takes
 // to be empty; then it answers redis.Nil (what asynq's dequeue script
 // returns for an empty or paused queue) without a round trip.
@@ -93,7 +82,7 @@ func isDequeue(keys []string) bool {
 // queue is asked (after one sleep at the 5 ms default; configs bounds ttl
 // at 1 s, which a second sleep may take to pass).
 func (m *emptyQueues) dequeue(ctx context.Context, keys []string, call func() *redis.Cmd) *redis.Cmd {
-	if !isDequeue(keys) {
+	if !tasks.IsDequeue(keys) {
 		return call()
 	}
 	now := m.clock.Now()

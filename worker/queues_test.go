@@ -34,66 +34,14 @@ func dequeueKeys(q string) []string {
 	return []string{p + "pending", p + "paused", p + "active", p + "lease"}
 }
 
-// TestIsDequeue proves isDequeue recognises asynq's dequeue script by its
-// keys and nothing else: not asynq's other scripts (whose keys also name
-// a queue's pending list or active list), not a wrong number of keys, not
-// keys of two queues, not keys outside asynq's namespace.
-func TestIsDequeue(t *testing.T) {
-	t.Parallel()
-	const id = "check:c1:1772442000000"
-	tests := []struct {
-		name string
-		keys []string
-		want bool
-	}{
-		{"dequeue, default queue", dequeueKeys("default"), true},
-		{"dequeue, critical queue", dequeueKeys("critical"), true},
-		{"dequeue, queue name with a colon", dequeueKeys("a:b"), true},
-		{"forward scheduled", []string{"asynq:{default}:scheduled", "asynq:{default}:pending"}, false},
-		{"forward retry", []string{"asynq:{default}:retry", "asynq:{default}:pending"}, false},
-		{"enqueue", []string{"asynq:{default}:t:" + id, "asynq:{default}:pending"}, false},
-		{"done", []string{"asynq:{default}:active", "asynq:{default}:lease", "asynq:{default}:t:" + id,
-			"asynq:{default}:processed:2026-03-02", "asynq:{default}:processed"}, false},
-		{"requeue", []string{"asynq:{default}:active", "asynq:{default}:lease", "asynq:{default}:pending",
-			"asynq:{default}:t:" + id}, false},
-		{"no keys", nil, false},
-		{"pending only", dequeueKeys("default")[:1], false},
-		{"three of the four", dequeueKeys("default")[:3], false},
-		{"one key too many", append(dequeueKeys("default"), "asynq:{default}:extra"), false},
-		{"paused of another queue", []string{"asynq:{default}:pending", "asynq:{critical}:paused",
-			"asynq:{default}:active", "asynq:{default}:lease"}, false},
-		{"active of another queue", []string{"asynq:{default}:pending", "asynq:{default}:paused",
-			"asynq:{critical}:active", "asynq:{default}:lease"}, false},
-		{"lease of another queue", []string{"asynq:{default}:pending", "asynq:{default}:paused",
-			"asynq:{default}:active", "asynq:{critical}:lease"}, false},
-		{"queue name a prefix of the other", []string{"asynq:{default}:pending", "asynq:{default2}:paused",
-			"asynq:{default2}:active", "asynq:{default2}:lease"}, false},
-		{"paused and active swapped", []string{"asynq:{default}:pending", "asynq:{default}:active",
-			"asynq:{default}:paused", "asynq:{default}:lease"}, false},
-		{"not asynq's namespace", []string{"checkd:{default}:pending", "checkd:{default}:paused",
-			"checkd:{default}:active", "checkd:{default}:lease"}, false},
-		{"no hash tag", []string{"asynq:default:pending", "asynq:default:paused", "asynq:default:active",
-			"asynq:default:lease"}, false},
-		{"unrelated keys", []string{"a", "b", "c", "d"}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := isDequeue(tt.keys); got != tt.want {
-				t.Errorf("isDequeue(%q) = %v, want %v", tt.keys, got, tt.want)
-			}
-		})
-	}
-}
-
 // scriptCalls is a go-redis hook counting the script calls that reach
 // Redis: every EVALSHA and EVAL, and those shaped like asynq's dequeue
 // (first key a pending list, second a paused flag), told apart
-// independently of isDequeue.
+// independently of tasks.IsDequeue.
 type scriptCalls struct {
 	evalsha, eval atomic.Int64
 	dequeues      atomic.Int64
-	// notDequeue counts dequeue-shaped calls isDequeue does not recognise
+	// notDequeue counts dequeue-shaped calls tasks.IsDequeue does not recognise
 	// (asynq's keys changed shape: the memo would never skip).
 	notDequeue atomic.Int64
 	// queues counts dequeue calls per queue's pending key.
@@ -124,7 +72,7 @@ func (h *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			if strings.HasSuffix(k0, "}:pending") && strings.HasSuffix(k1, "}:paused") {
 				h.dequeues.Add(1)
 				n, _ := args[2].(int)
-				if keys := stringArgs(args[3:], n); !isDequeue(keys) {
+				if keys := stringArgs(args[3:], n); !tasks.IsDequeue(keys) {
 					h.notDequeue.Add(1)
 				}
 				h.mu.Lock()
@@ -534,7 +482,7 @@ func (e *queueEnv) stop(t *testing.T) {
 // per task, where asynq alone also asks the empty queues (about 1.92 per
 // task with the default weights and only the default queue full: critical
 // comes before default 6/9 of the time, low 1/4). It also checks that
-// asynq's real dequeue keys are what isDequeue recognises.
+// asynq's real dequeue keys are what tasks.IsDequeue recognises.
 func TestWorkerSkipsEmptyQueues(t *testing.T) {
 	t.Parallel()
 	const n = 200
@@ -574,7 +522,7 @@ func TestWorkerSkipsEmptyQueues(t *testing.T) {
 				t.Errorf("default was asked %d times for its %d tasks", d, n)
 			}
 			if bad := e.hook.notDequeue.Load(); bad != 0 {
-				t.Errorf("%d of asynq's dequeue calls were not recognised by isDequeue", bad)
+				t.Errorf("%d of asynq's dequeue calls were not recognised by tasks.IsDequeue", bad)
 			}
 		})
 	}

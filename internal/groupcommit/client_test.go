@@ -746,3 +746,58 @@ func TestSharedClientEvalShaAsClient(t *testing.T) {
 		})
 	}
 }
+
+// TestClientExcept proves that ClientExcept's script calls go through the
+// group commit but those whose keys the filter picks: while a round trip
+// is held in flight, a picked call (keys "direct") reaches Redis at once,
+// alone, with its reply, and another queues for the next round trip, which
+// it shares with the calls queued with it.
+func TestClientExcept(t *testing.T) {
+	t.Parallel()
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			e := newSharedEnv(t, be, 0)
+			ctx := context.Background()
+			if err := echoScript.Load(ctx, e.rdb).Err(); err != nil {
+				t.Fatal(err)
+			}
+			sc := e.b.ClientExcept(func(keys []string) bool { return len(keys) == 1 && keys[0] == "direct" })
+			release, lead := e.holdLead(t)
+			picked := make(chan *redis.Cmd, 1)
+			go func() { picked <- sc.EvalSha(ctx, echoScript.Hash(), []string{"direct"}, "alone") }()
+			waitFor(t, "the picked call, a round trip in flight (through the group commit it would wait for it)", func() bool { return len(picked) == 1 })
+			if v, err := (<-picked).Result(); err != nil || v != "alone" {
+				t.Fatalf("the picked call: %v, %v; want its reply", v, err)
+			}
+			if n := e.b.Queued(); n != 0 {
+				t.Fatalf("%d calls queued after the picked call; want none", n)
+			}
+			var wg sync.WaitGroup
+			replies := make([]string, 2)
+			for i := range replies {
+				e.queue(t, &wg, i+1, func() {
+					v, err := sc.EvalSha(ctx, echoScript.Hash(), []string{"batched"}, i).Result()
+					replies[i] = fmt.Sprintf("%v / %v", v, err)
+				})
+			}
+			release()
+			wg.Wait()
+			if err := <-lead; err != nil {
+				t.Fatalf("the lead call: %v", err)
+			}
+			for i, got := range replies {
+				if want := fmt.Sprintf("%d / <nil>", i); got != want {
+					t.Errorf("queued call %d: %s, want %s", i, got, want)
+				}
+			}
+			if p := e.g.Pipelines(); len(p) != 1 || !slices.Equal(p[0], []string{"evalsha", "evalsha"}) {
+				t.Errorf("pipelines %v, want the two queued calls' EVALSHAs together", p)
+			}
+			if st := e.b.Stats(); st.Calls != 3 || st.Batches != 2 {
+				t.Errorf("stats %+v, want 3 calls (the lead and the two queued) in 2 round trips", st)
+			}
+			e.b.requireIdle(t)
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -31,6 +32,19 @@ var Queues = []string{QueueCritical, QueueDefault, QueueLow}
 // AllQueues lists every queue checkd uses: the check queues, then the
 // webhook deliverer's own.
 var AllQueues = []string{QueueCritical, QueueDefault, QueueLow, QueueWebhooks}
+
+// IsDequeue reports whether the keys of a script call are those of asynq's
+// dequeue: a queue's pending list, paused flag, active list and lease set
+// (asynq v0.26, internal/rdb.Dequeue); no other asynq script starts so.
+// asynq's processor dequeues one task at a time, so clients wrapping
+// asynq's server treat that call apart.
+func IsDequeue(keys []string) bool {
+	if len(keys) != 4 {
+		return false
+	}
+	q, ok := strings.CutSuffix(keys[0], "}:pending")
+	return ok && strings.HasPrefix(q, "asynq:{") && keys[1] == q+"}:paused" && keys[2] == q+"}:active" && keys[3] == q+"}:lease"
+}
 
 // asynqQueuesKey is the Redis set in which asynq lists the queues that
 // exist (its base.AllQueues, internal to asynq). asynq adds a queue to it

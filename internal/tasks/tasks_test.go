@@ -192,3 +192,62 @@ func FuzzParseDeliverCanonical(f *testing.F) {
 		}
 	})
 }
+
+// dequeueKeys are the keys asynq v0.26's dequeue script gets for queue q
+// (internal/rdb.Dequeue: pending list, paused flag, active list, lease set).
+func dequeueKeys(q string) []string {
+	p := "asynq:{" + q + "}:"
+	return []string{p + "pending", p + "paused", p + "active", p + "lease"}
+}
+
+// TestIsDequeue proves IsDequeue recognises asynq's dequeue script by its
+// keys and nothing else: not asynq's other scripts (whose keys also name
+// a queue's pending list or active list), not a wrong number of keys, not
+// keys of two queues, not keys outside asynq's namespace.
+func TestIsDequeue(t *testing.T) {
+	t.Parallel()
+	const id = "check:c1:1772442000000"
+	tests := []struct {
+		name string
+		keys []string
+		want bool
+	}{
+		{"dequeue, default queue", dequeueKeys("default"), true},
+		{"dequeue, critical queue", dequeueKeys("critical"), true},
+		{"dequeue, queue name with a colon", dequeueKeys("a:b"), true},
+		{"forward scheduled", []string{"asynq:{default}:scheduled", "asynq:{default}:pending"}, false},
+		{"forward retry", []string{"asynq:{default}:retry", "asynq:{default}:pending"}, false},
+		{"enqueue", []string{"asynq:{default}:t:" + id, "asynq:{default}:pending"}, false},
+		{"done", []string{"asynq:{default}:active", "asynq:{default}:lease", "asynq:{default}:t:" + id,
+			"asynq:{default}:processed:2026-03-02", "asynq:{default}:processed"}, false},
+		{"requeue", []string{"asynq:{default}:active", "asynq:{default}:lease", "asynq:{default}:pending",
+			"asynq:{default}:t:" + id}, false},
+		{"no keys", nil, false},
+		{"pending only", dequeueKeys("default")[:1], false},
+		{"three of the four", dequeueKeys("default")[:3], false},
+		{"one key too many", append(dequeueKeys("default"), "asynq:{default}:extra"), false},
+		{"paused of another queue", []string{"asynq:{default}:pending", "asynq:{critical}:paused",
+			"asynq:{default}:active", "asynq:{default}:lease"}, false},
+		{"active of another queue", []string{"asynq:{default}:pending", "asynq:{default}:paused",
+			"asynq:{critical}:active", "asynq:{default}:lease"}, false},
+		{"lease of another queue", []string{"asynq:{default}:pending", "asynq:{default}:paused",
+			"asynq:{default}:active", "asynq:{critical}:lease"}, false},
+		{"queue name a prefix of the other", []string{"asynq:{default}:pending", "asynq:{default2}:paused",
+			"asynq:{default2}:active", "asynq:{default2}:lease"}, false},
+		{"paused and active swapped", []string{"asynq:{default}:pending", "asynq:{default}:active",
+			"asynq:{default}:paused", "asynq:{default}:lease"}, false},
+		{"not asynq's namespace", []string{"checkd:{default}:pending", "checkd:{default}:paused",
+			"checkd:{default}:active", "checkd:{default}:lease"}, false},
+		{"no hash tag", []string{"asynq:default:pending", "asynq:default:paused", "asynq:default:active",
+			"asynq:default:lease"}, false},
+		{"unrelated keys", []string{"a", "b", "c", "d"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := IsDequeue(tt.keys); got != tt.want {
+				t.Errorf("IsDequeue(%q) = %v, want %v", tt.keys, got, tt.want)
+			}
+		})
+	}
+}
