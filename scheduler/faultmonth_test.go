@@ -54,7 +54,10 @@ import (
 //     open for, the logins are only the minute's probes (a tick's checks
 //     run at one fake minute); it closes within a few ticks of the
 //     outage's end, and every connection not attempted meanwhile is
-//     checked again, with a login, by the end of the next tick.
+//     checked again, with a login, by the end of the next tick (a probe
+//     during the outage is such a login: the store forgets a connection
+//     once a check of it is attempted), so that none is left listed and
+//     none shows a check not attempted as its last.
 //
 // It asserts, after every tick once the queues are empty: every eligible
 // connection has a recorded update within interval + one tick + the lease
@@ -112,9 +115,6 @@ type fmConn struct {
 	since, last          time.Time
 	checks               int
 	blocked, deactivated bool
-	// called: the checker was called since its last recorded check (a
-	// check recorded WEBSITE_DOWN without a call was not attempted).
-	called bool
 	// What the store showed last: status times must not move backwards.
 	seenFirst, seenLast, seenCheck time.Time
 }
@@ -132,7 +132,7 @@ type fmChecker struct {
 }
 
 func (c *fmChecker) Check(ctx context.Context, req checks.Request) (checks.Result, error) {
-	c.sim.checked(req.ConnectionID)
+	c.sim.checked(ctx, req.ConnectionID)
 	c.mu.Lock()
 	outage := c.outage
 	c.mu.Unlock()
@@ -154,7 +154,10 @@ func (c *fmChecker) Check(ctx context.Context, req checks.Request) (checks.Resul
 }
 
 // crashingChecker is the datasource of the worker that crashes: it holds
-// its first calls until released, so they are in flight at the crash.
+// its first calls until released, so they are in flight at the crash. A
+// held call is a login like any other: one the worker gives up on after
+// worker.checkTimeout (when fewer than block calls came before the crash)
+// is recorded WEBSITE_DOWN "check timed out", an attempted check.
 type crashingChecker struct{ *fmChecker }
 
 func (c crashingChecker) Check(ctx context.Context, req checks.Request) (checks.Result, error) {
@@ -164,6 +167,7 @@ func (c crashingChecker) Check(ctx context.Context, req checks.Request) (checks.
 		c.heldConn = append(c.heldConn, req.ConnectionID)
 		held := c.held
 		c.mu.Unlock()
+		c.sim.checked(ctx, req.ConnectionID)
 		<-held
 		return checks.Result{}, errors.New("the worker crashed")
 	}
@@ -288,15 +292,70 @@ type fmSim struct {
 	recorded   int
 	redone     int
 	// The datasource's outage breaker (issue 20), as the workers report
-	// it opening and closing; the connections recorded not attempted and
-	// not checked with a login since (by when), and how many there were.
+	// it opening and closing, and the checks recorded not attempted.
 	brOpen             bool
 	brOpens, brCloses  int
 	brOpenedAt         time.Time
 	brClosedAt         time.Time
-	waiting            map[string]time.Time
-	notAttempted       int
-	openTicks, maxOpen int // ticks open from start to end, most logins in one
+	na                 fmRechecks
+	openTicks, maxOpen int  // ticks open from start to end, most logins in one
+	sweptNA            bool // every connection's last check was read once after the close
+}
+
+// fmRechecks is the simulation's model of the re-check promise: the
+// connections recorded not attempted with no login since. Like the store
+// (a connection stays listed until a check of it that started no earlier
+// is attempted, probes included: docs/architecture.md), a login of a
+// connection after its check was not attempted ends its wait. The model
+// follows each delivery of a task, not each connection: two checks of one
+// connection overlap when a check recording "not attempted" is still
+// reporting while the re-check it caused already logs in, and the
+// workers' reports of the two (the checker's call, OnCheck) arrive
+// interleaved in any order.
+type fmRechecks struct {
+	seq     int64                // logins so far
+	start   map[string]int64     // task ID → seq when its current delivery began
+	called  map[string]bool      // task ID → its current delivery called the checker
+	login   map[string]int64     // connection ID → seq of its latest login
+	waiting map[string]time.Time // connection ID → when its check was recorded not attempted
+	count   int                  // checks recorded not attempted
+}
+
+func newFMRechecks() fmRechecks {
+	return fmRechecks{start: map[string]int64{}, called: map[string]bool{}, login: map[string]int64{}, waiting: map[string]time.Time{}}
+}
+
+// begin: a delivery of task begins (the handler is called).
+func (m *fmRechecks) begin(task string) {
+	m.start[task] = m.seq
+	delete(m.called, task)
+}
+
+// loggedIn: the checker was called for conn by task's delivery.
+func (m *fmRechecks) loggedIn(task, conn string) {
+	m.seq++
+	m.login[conn], m.called[task] = m.seq, true
+	delete(m.waiting, conn)
+}
+
+// recorded: task's delivery recorded a check of conn with status st at
+// at, applied or not. A check applied WEBSITE_DOWN without a call of the
+// checker was not attempted: conn waits for a login, unless one of conn
+// began after this delivery did (a re-check overtook this report; the
+// store forgets conn with that login's outcome, or, if the login began
+// before conn was listed, still lists it, which assertBreaker's read of
+// the store sees).
+func (m *fmRechecks) recorded(task, conn string, applied bool, st checks.ConnectionStatus, at time.Time) {
+	called, started := m.called[task], m.start[task]
+	delete(m.called, task)
+	delete(m.start, task)
+	if !applied || called || st != checks.ConnWebsiteDown {
+		return
+	}
+	m.count++
+	if m.login[conn] <= started {
+		m.waiting[conn] = at
+	}
 }
 
 // fmHealth are the datasource's health rules in the month: the defaults
@@ -323,19 +382,15 @@ func (s *fmSim) onBreaker(_ string, b store.Breaker) {
 	}
 }
 
-// checked is the checker's report of a call: the connection must be
-// eligible now.
-func (s *fmSim) checked(id string) {
+// checked is the checker's report of a call (ctx is the check's, under
+// its task's): the connection must be eligible now.
+func (s *fmSim) checked(ctx context.Context, id string) {
+	task, _ := asynq.GetTaskID(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if !s.brOpen {
-		delete(s.waiting, id) // checked again with a login
-	}
+	s.na.loggedIn(task, id)
 	c := s.conns[id]
-	if c != nil {
-		c.called = true
-	}
 	if c == nil || c.blocked || c.deactivated || s.companyOff[c.company] {
 		s.ineligible = append(s.ineligible, fmt.Sprintf("%s at %s", id, s.clk.Now().Format(time.RFC3339)))
 	}
@@ -346,6 +401,7 @@ func (s *fmSim) onCheck(ev worker.CheckEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.touched[ev.ConnectionID] = true
+	s.na.recorded(ev.TaskID, ev.ConnectionID, ev.Outcome == store.Applied, ev.Status, s.clk.Now())
 	if ev.Outcome != store.Applied {
 		s.redone++
 		return
@@ -356,11 +412,6 @@ func (s *fmSim) onCheck(ev worker.CheckEvent) {
 	}
 	s.recorded++
 	if c := s.conns[ev.ConnectionID]; c != nil {
-		if !c.called && ev.Status == checks.ConnWebsiteDown {
-			s.waiting[c.id] = s.clk.Now()
-			s.notAttempted++
-		}
-		c.called = false
 		c.checks++
 		c.last = s.clk.Now()
 		c.blocked = ev.To.CredentialBlocked()
@@ -388,7 +439,7 @@ func TestFaultMonth(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &fmSim{t: t, ctx: context.Background(), own: own, rdb: rdb, clk: clk, quiet: quiet, cipher: ci,
-		conns: map[string]*fmConn{}, applied: map[string]int{}, waiting: map[string]time.Time{}, touched: map[string]bool{}, companyOff: map[int]bool{},
+		conns: map[string]*fmConn{}, applied: map[string]int{}, na: newFMRechecks(), touched: map[string]bool{}, companyOff: map[int]bool{},
 		st:   storetest.New(t, rdb, fmStoreConfig(ci, clk)),
 		insp: asynq.NewInspectorFromRedisClient(rdb)}
 	s.checker = &fmChecker{sim: s, held: make(chan struct{})}
@@ -431,6 +482,11 @@ func (s *fmSim) newServer(crashing bool) *fmServer {
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(tasks.TypeCheckConnection, func(ctx context.Context, t *asynq.Task) error {
+		if id, ok := asynq.GetTaskID(ctx); ok {
+			s.mu.Lock()
+			s.na.begin(id)
+			s.mu.Unlock()
+		}
 		s.inflight.Add(1)
 		defer s.inflight.Add(-1)
 		return w.HandleCheck(ctx, t)
@@ -780,7 +836,7 @@ func (s *fmSim) run(n int) {
 	}
 	t.Logf("outage breaker: open %s to %s (outage %s to %s), %d whole ticks open with at most %d logins in one; %d checks not attempted",
 		s.brOpenedAt.Format(time.RFC3339), s.brClosedAt.Format(time.RFC3339), outageFrom.Format(time.RFC3339), outageTo.Format(time.RFC3339),
-		s.openTicks, s.maxOpen, s.notAttempted)
+		s.openTicks, s.maxOpen, s.na.count)
 	switch {
 	case s.brOpens != 1 || s.brCloses != 1:
 		t.Errorf("the outage breaker opened %d and closed %d times, want once each (the two-day outage)", s.brOpens, s.brCloses)
@@ -789,9 +845,9 @@ func (s *fmSim) run(n int) {
 	case s.brClosedAt.Before(outageTo) || s.brClosedAt.After(outageTo.Add(4*fmTick)):
 		t.Errorf("the outage breaker closed at %s; the outage ended at %s and a tick's probes reach the website", s.brClosedAt, outageTo)
 	}
-	if s.openTicks < 40 || s.notAttempted == 0 {
+	if s.openTicks < 40 || s.na.count == 0 {
 		t.Errorf("open for %d whole ticks with %d checks not attempted; the two days of outage should be about 47 ticks not attempted but for the probes",
-			s.openTicks, s.notAttempted)
+			s.openTicks, s.na.count)
 	}
 	t.Logf("fault month: %d connections over %d days (interval %s, tick %s, lease %s), %s of real time; faults: %s",
 		len(s.order), fmDays, fmInterval, fmTick, fmLease, time.Since(began).Round(time.Second), strings.Join(faults, "; "))
@@ -806,7 +862,10 @@ func (s *fmSim) run(n int) {
 // for from start to end, the logins were at most the minute's probes (the
 // tick's checks run at one fake minute); from the tick after it closed,
 // every connection not attempted has been checked again with a login (the
-// scheduler enqueued it again) and none is left waiting in the store.
+// scheduler enqueued it again) and none is left waiting in the store; at
+// the first such tick, no eligible connection's last check is one not
+// attempted (read from the store: what an integrator sees, whatever order
+// the workers' reports came in).
 func (s *fmSim) assertBreaker(now time.Time, openAtStart bool, closesAtStart, callsAtStart int) {
 	s.t.Helper()
 	s.mu.Lock()
@@ -814,7 +873,7 @@ func (s *fmSim) assertBreaker(now time.Time, openAtStart bool, closesAtStart, ca
 	logins, closedAt := s.calls-callsAtStart, s.brClosedAt
 	var late []string
 	if !closedAt.IsZero() && now.Sub(closedAt) >= fmTick {
-		for id, at := range s.waiting {
+		for id, at := range s.na.waiting {
 			if c := s.conns[id]; c != nil && s.eligible(c) {
 				late = append(late, fmt.Sprintf("%s (not attempted at %s)", id, at.Format(time.RFC3339)))
 			}
@@ -849,7 +908,40 @@ func (s *fmSim) assertBreaker(now time.Time, openAtStart bool, closesAtStart, ca
 	if len(hs) != 1 || hs[0].NotAttempted != 0 || hs[0].Breaker != "closed" {
 		s.t.Fatalf("at %s, %s after the breaker closed: the store shows %+v, want the breaker closed and no connection waiting", now, now.Sub(closedAt), hs)
 	}
+	s.mu.Lock()
+	swept := s.sweptNA
+	s.sweptNA = true
+	var eligible []string
+	for _, c := range s.order {
+		if s.eligible(c) {
+			eligible = append(eligible, c.id)
+		}
+	}
+	s.mu.Unlock()
+	if swept {
+		return
+	}
+	var stuck []string
+	for _, id := range eligible {
+		cn, err := s.st.GetConnection(s.ctx, id)
+		if err != nil {
+			s.t.Fatalf("at %s: read %s: %v", now, id, err)
+		}
+		if strings.HasSuffix(cn.LastCheckDetail, notAttemptedEnd) {
+			stuck = append(stuck, fmt.Sprintf("%s (%s %q at %v)", id, cn.LastCheckStatus, cn.LastCheckDetail, cn.LastCheckAt))
+		}
+	}
+	if len(stuck) > 0 {
+		s.t.Fatalf("at %s, %s after the breaker closed: %d eligible connections show a check not attempted as their last, e.g. %v",
+			now, now.Sub(closedAt), len(stuck), stuck[:min(5, len(stuck))])
+	}
 }
+
+// notAttemptedEnd is how the detail of a check not attempted ends.
+var notAttemptedEnd = func() string {
+	d := store.Breaker{}.NotAttemptedDetail("sim")
+	return d[strings.LastIndex(d, ")")+1:]
+}()
 
 // recordedNow is the number of checks recorded so far.
 func (s *fmSim) recordedNow() int {

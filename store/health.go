@@ -23,8 +23,8 @@ import (
 // are not attempted but recorded as WEBSITE_DOWN (AdmitCheck), except a
 // few probes a minute; a probe that succeeds closes it, and the scheduler
 // then checks again every connection not attempted meanwhile
-// (TakeNotAttempted) until its check is attempted (RecordOutcome forgets
-// it then).
+// (TakeNotAttempted) until a check of it that started no earlier is
+// attempted (RecordOutcome forgets it then).
 
 // Health of a datasource.
 const (
@@ -117,8 +117,10 @@ func (b Breaker) NotAttemptedDetail(ds string) string {
 //	ARGV[9] -> downRatio
 //	ARGV[10] -> how many durations to keep
 //	ARGV[11 .. 10+k] -> the checks' durations (ms)
-//	ARGV[11+k .. 10+2k] -> the connection IDs: attempted now, no longer
-//	           waiting for their re-check
+//	ARGV[11+k .. 10+2k] -> the connection IDs: attempted, no longer
+//	           waiting for their re-check if not attempted at or before
+//	           the check started
+//	ARGV[11+2k .. 10+3k] -> when each check started (ms)
 //
 // Returns {open (1|0), since, checks, failures, change}: change is 1 when
 // this group opened the breaker, -1 when it closed it, else 0.
@@ -126,9 +128,15 @@ var recordOutcomeScript = redis.NewScript(`
 local k = tonumber(ARGV[3])
 local fails = tonumber(ARGV[4])
 redis.call('SADD', KEYS[1], ARGV[1])
--- unpack in chunks: Lua bounds how many values one call takes
-for i = 11 + k, 10 + 2 * k, 256 do
-  redis.call('ZREM', KEYS[5], unpack(ARGV, i, math.min(i + 255, 10 + 2 * k)))
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  for j = 1, k do
+    -- a check that started before its connection was not attempted (a
+    -- second delivery of its task, say) is older news: its record loses
+    -- to the newer one (Stale), which still needs its re-check
+    local id = ARGV[10 + k + j]
+    local na = redis.call('ZSCORE', KEYS[5], id)
+    if na and tonumber(na) <= tonumber(ARGV[10 + 2 * k + j]) then redis.call('ZREM', KEYS[5], id) end
+  end
 end
 local now = tonumber(ARGV[2])
 local m = math.floor(now / 60000)
@@ -184,8 +192,10 @@ const (
 // to datasource ds's window under rules, at now, and returns the breaker
 // after it and what it did: a window at or over DownRatio of site failures
 // opens it; a probe that reached the website closes it and empties the
-// window. A connection not attempted earlier is no longer waiting for its
-// re-check.
+// window. A connection not attempted earlier (at or before this check
+// started, now - took) is no longer waiting for its re-check; one not
+// attempted after this check started stays listed, as this check's record
+// loses to the newer one's (Stale).
 //
 // Calls for one datasource that arrive while another group of its
 // outcomes is being recorded are recorded together, in one script call,
@@ -196,7 +206,7 @@ const (
 // the group (the others get BreakerKept and the breaker after it).
 func (s *Store) RecordOutcome(ctx context.Context, ds, connID string, rules HealthRules, st checks.ConnectionStatus,
 	took time.Duration, probe bool, now time.Time) (Breaker, OutcomeChange, error) {
-	o := outcome{id: connID, took: took.Milliseconds(), at: ms(now), fail: siteFailure(st), ok: st == checks.ConnConnected}
+	o := outcome{id: connID, took: took.Milliseconds(), at: ms(now), started: ms(now.Add(-took)), fail: siteFailure(st), ok: st == checks.ConnConnected}
 	if probe {
 		g := &outcomeGroup{ds: ds, rules: rules, probe: true}
 		g.add(o)
@@ -208,9 +218,9 @@ func (s *Store) RecordOutcome(ctx context.Context, ds, connID string, rules Heal
 
 // outcome is one check's outcome, as RecordOutcome's script takes it.
 type outcome struct {
-	id       string
-	took, at int64 // ms
-	fail, ok bool  // a site failure, a success
+	id                string
+	took, at, started int64 // ms
+	fail, ok          bool  // a site failure, a success
 }
 
 // outcomeGroup is the outcomes one script call records, and its reply.
@@ -221,7 +231,8 @@ type outcomeGroup struct {
 	now        int64 // the newest outcome's time (ms)
 	n          int
 	fails, oks int
-	durs, ids  []any
+	// Per outcome: its duration, connection ID and start.
+	durs, ids, starts []any
 	// lead is closed when the group's first caller is to send it; done
 	// when its reply is in.
 	lead, done chan struct{}
@@ -233,7 +244,7 @@ type outcomeGroup struct {
 
 func (g *outcomeGroup) add(o outcome) int {
 	g.now = max(g.now, o.at)
-	g.durs, g.ids = append(g.durs, o.took), append(g.ids, o.id)
+	g.durs, g.ids, g.starts = append(g.durs, o.took), append(g.ids, o.id), append(g.starts, o.started)
 	if o.fail {
 		g.fails++
 	}
@@ -308,9 +319,9 @@ func (s *Store) sendOutcomes(ctx context.Context, g *outcomeGroup) {
 	if g.probe {
 		p = "1"
 	}
-	args := make([]any, 0, 10+2*g.n)
+	args := make([]any, 0, 10+3*g.n)
 	args = append(args, g.ds, g.now, g.n, g.fails, g.oks, p, int64(g.rules.Window/time.Minute), g.rules.MinChecks, g.rules.DownRatio, durationSamples)
-	args = append(append(args, g.durs...), g.ids...)
+	args = append(append(append(args, g.durs...), g.ids...), g.starts...)
 	v, err := s.batch.Run(ctx, recordOutcomeScript, []string{s.kDatasources(), s.kBreaker(g.ds), s.kWindow(g.ds), s.kDurations(g.ds), s.kNotAttempted(g.ds)},
 		args...).Int64Slice()
 	if err != nil || len(v) != 5 {
@@ -400,9 +411,10 @@ type NotAttemptedConn struct {
 // TakeNotAttempted lists, at now, up to limit connections not attempted
 // while their datasource was DOWN, of datasources whose breaker is closed again, the
 // oldest first: the scheduler enqueues their checks again. Each stays
-// listed until its check is attempted (RecordOutcome), or needs none
-// (DoneNotAttempted): a re-check skipped, lost or deduplicated against the
-// very check that was not attempted is enqueued again on a later call,
+// listed until a check of it that started no earlier is attempted
+// (RecordOutcome), or it needs none (DoneNotAttempted): a re-check
+// skipped, lost or deduplicated against the very check that was not
+// attempted is enqueued again on a later call,
 // never dropped. One not attempted more than a check interval ago has had
 // its weekly check since (or was deleted): it is dropped here.
 func (s *Store) TakeNotAttempted(ctx context.Context, limit int, now time.Time) ([]NotAttemptedConn, error) {

@@ -37,6 +37,26 @@ func runHealthConformance(t *testing.T, b backend) {
 		}
 		return br, changes
 	}
+	// openProbed opens ds1's breaker and takes the minute's probes: the
+	// minute's next checks are not attempted.
+	openProbed := func(f *fixture) {
+		f.t.Helper()
+		outcomes(f, "ds1", 10, 10)
+		for i := range 2 {
+			if _, _, err := f.s.AdmitCheck(f.ctx, "ds1", fmt.Sprintf("cn_probe%d", i), rules, f.clk.Now()); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+	}
+	// take is what TakeNotAttempted lists now, at most limit.
+	take := func(f *fixture, limit int) string {
+		f.t.Helper()
+		todo, err := f.s.TakeNotAttempted(f.ctx, limit, f.clk.Now())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return fmt.Sprint(todo)
+	}
 	health := func(f *fixture, ds string) DatasourceHealth {
 		f.t.Helper()
 		hs, err := f.s.DatasourceHealths(f.ctx, []string{ds}, rulesOf, f.clk.Now())
@@ -146,12 +166,7 @@ func runHealthConformance(t *testing.T, b backend) {
 	t.Run("connections not attempted stay listed for their re-check until one is attempted or needs none", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, b, nil)
-		outcomes(f, "ds1", 10, 10)
-		for i := range 2 { // the minute's probes
-			if _, _, err := f.s.AdmitCheck(f.ctx, "ds1", fmt.Sprintf("cn_probe%d", i), rules, f.clk.Now()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		openProbed(f)
 		for _, id := range []string{"cn_a", "cn_b", "cn_c"} {
 			f.clk.Advance(time.Millisecond) // listed oldest first
 			if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", id, rules, f.clk.Now()); adm != NotAttempted {
@@ -161,38 +176,84 @@ func runHealthConformance(t *testing.T, b backend) {
 		if _, ch, _ := f.s.RecordOutcome(f.ctx, "ds1", "cn_probe0", rules, checks.ConnConnected, time.Second, true, f.clk.Now()); ch != BreakerClosed {
 			t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
 		}
-		take := func(limit int) string {
-			t.Helper()
-			todo, err := f.s.TakeNotAttempted(f.ctx, limit, f.clk.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fmt.Sprint(todo)
-		}
-		if got := take(2); got != "[{ds1 cn_a} {ds1 cn_b}]" {
+		if got := take(f, 2); got != "[{ds1 cn_a} {ds1 cn_b}]" {
 			t.Fatalf("take 2: %s, want the oldest two", got)
 		}
 		// Taking is not forgetting: a re-check not run yet is listed again.
-		if got := take(10); got != "[{ds1 cn_a} {ds1 cn_b} {ds1 cn_c}]" {
+		if got := take(f, 10); got != "[{ds1 cn_a} {ds1 cn_b} {ds1 cn_c}]" {
 			t.Fatalf("take again: %s, want all three still", got)
 		}
-		// cn_a's check is attempted; cn_b's skipped as ineligible.
+		// cn_a's check is attempted (it started after cn_a was not
+		// attempted); cn_b's skipped as ineligible.
+		f.clk.Advance(time.Second)
 		if _, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnConnected, time.Second, false, f.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.s.DoneNotAttempted(f.ctx, []NotAttemptedConn{{Datasource: "ds1", ConnectionID: "cn_b"}}); err != nil {
 			t.Fatal(err)
 		}
-		if got := take(10); got != "[{ds1 cn_c}]" {
+		if got := take(f, 10); got != "[{ds1 cn_c}]" {
 			t.Fatalf("after cn_a's check and cn_b's skip: %s, want cn_c alone", got)
 		}
 		// One not attempted a check interval ago has had its weekly check since.
 		f.clk.Advance(f.s.Interval() + time.Second)
-		if got := take(10); got != "[]" {
+		if got := take(f, 10); got != "[]" {
 			t.Fatalf("an interval later: %s, want none", got)
 		}
 		if h := health(f, "ds1"); h.NotAttempted != 0 {
 			t.Fatalf("not attempted %d after the interval, want 0", h.NotAttempted)
+		}
+	})
+
+	t.Run("a check that started before its connection was not attempted leaves it listed: its record loses to the newer one", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		openProbed(f)
+		older := f.clk.Now() // a check of cn_a starts (admitted before the breaker opened, or a second delivery of its task)
+		f.clk.Advance(time.Second)
+		notAttempted := f.clk.Now()
+		if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", "cn_a", rules, notAttempted); adm != NotAttempted {
+			t.Fatalf("cn_a: %v, want NotAttempted", adm)
+		}
+		f.clk.Advance(time.Second)
+		// The older check ends after the one not attempted was recorded.
+		if _, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnWebsiteDown, f.clk.Now().Sub(older), false, f.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, ch, _ := f.s.RecordOutcome(f.ctx, "ds1", "cn_probe0", rules, checks.ConnConnected, time.Second, true, f.clk.Now()); ch != BreakerClosed {
+			t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
+		}
+		if got := take(f, 10); got != "[{ds1 cn_a}]" {
+			t.Fatalf("after an older check's outcome: %s, want cn_a still listed", got)
+		}
+		// A check that started when cn_a was not attempted is its re-check.
+		if _, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnConnected, f.clk.Now().Sub(notAttempted), false, f.clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := take(f, 10); got != "[]" {
+			t.Fatalf("after a check that started when cn_a was not attempted: %s, want none", got)
+		}
+	})
+
+	t.Run("a probe is an attempted check: one that fails still ends the listing of its connection not attempted before", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, b, nil)
+		openProbed(f)
+		if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", "cn_a", rules, f.clk.Now()); adm != NotAttempted {
+			t.Fatalf("cn_a: %v, want NotAttempted", adm)
+		}
+		f.clk.Advance(time.Minute)
+		if adm, _, _ := f.s.AdmitCheck(f.ctx, "ds1", "cn_a", rules, f.clk.Now()); adm != Probe {
+			t.Fatalf("cn_a a minute later: %v, want the minute's probe", adm)
+		}
+		if b, _, err := f.s.RecordOutcome(f.ctx, "ds1", "cn_a", rules, checks.ConnWebsiteDown, time.Second, true, f.clk.Now()); err != nil || !b.Open {
+			t.Fatalf("cn_a's failed probe: %+v %v, want the breaker still open", b, err)
+		}
+		if _, ch, _ := f.s.RecordOutcome(f.ctx, "ds1", "cn_probe0", rules, checks.ConnConnected, time.Second, true, f.clk.Now()); ch != BreakerClosed {
+			t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
+		}
+		if got := take(f, 10); got != "[]" {
+			t.Fatalf("after cn_a logged in as a probe: %s, want none (its last check was attempted)", got)
 		}
 	})
 

@@ -65,13 +65,15 @@ func (c *breakers) set(ds string, b store.Breaker, now time.Time) {
 	c.seen[ds] = breakerSeen{b: b, at: now}
 }
 
-// admission decides whether a check of connID at ds runs: a probe, a
-// check as usual, or not attempted with the result to record instead.
-func (w *Worker) admission(ctx context.Context, ds, connID string) (store.Admission, checks.Result, error) {
+// admission decides, at now, whether a check of connID at ds runs: a
+// probe, a check as usual, or not attempted with the result to record
+// instead (started at now: the store lists the connection as not
+// attempted at now, and an older check of it still running is stale
+// against this one and does not end its listing).
+func (w *Worker) admission(ctx context.Context, ds, connID string, now time.Time) (store.Admission, checks.Result, error) {
 	if w.cfg.Datasources.Health == nil {
 		return store.Admitted, checks.Result{}, nil
 	}
-	now := w.cfg.Clock.Now()
 	if b, fresh := w.brk.get(ds, now); fresh && !b.Open {
 		return store.Admitted, checks.Result{}, nil
 	}
@@ -90,17 +92,17 @@ func (w *Worker) admission(ctx context.Context, ds, connID string) (store.Admiss
 	return adm, checks.Result{}, nil
 }
 
-// recordOutcome adds an attempted check's outcome to its datasource's
-// health window (the connection, if it was not attempted earlier, no
-// longer waits for its re-check) and logs a breaker that opened or
-// closed. A failure only loses this outcome from the window (and may
-// check the connection once more).
-func (w *Worker) recordOutcome(ctx context.Context, ds, connID string, st checks.ConnectionStatus, took time.Duration, probe bool) {
+// recordOutcome adds the outcome of an attempted check that started at
+// startedAt to its datasource's health window (the connection, if it was
+// not attempted before then, no longer waits for its re-check) and logs a
+// breaker that opened or closed. A failure only loses this outcome from
+// the window (and may check the connection once more).
+func (w *Worker) recordOutcome(ctx context.Context, ds, connID string, st checks.ConnectionStatus, startedAt time.Time, probe bool) {
 	if w.cfg.Datasources.Health == nil {
 		return
 	}
 	now := w.cfg.Clock.Now()
-	b, change, err := w.st.RecordOutcome(ctx, ds, connID, w.cfg.Datasources.Health(ds), st, took, probe, now)
+	b, change, err := w.st.RecordOutcome(ctx, ds, connID, w.cfg.Datasources.Health(ds), st, now.Sub(startedAt), probe, now)
 	if err != nil {
 		w.log.WithError(err).WithField("datasource", ds).Warn("could not record a check's outcome in the datasource's health window")
 		return
@@ -143,7 +145,7 @@ func (w *Worker) attempt(ctx context.Context, ds, connID, taskID string, slot ti
 	if err != nil {
 		return checks.Result{}, time.Time{}, err
 	}
-	w.recordOutcome(ctx, ds, connID, res.Status, w.cfg.Clock.Now().Sub(startedAt), probe)
+	w.recordOutcome(ctx, ds, connID, res.Status, startedAt, probe)
 	return res, startedAt, nil
 }
 

@@ -114,3 +114,55 @@ func TestSkippedCheckForgetsItsRecheck(t *testing.T) {
 		t.Fatalf("%d waiting for a re-check after the deactivated connection's check was skipped, want 0", n)
 	}
 }
+
+// TestOlderCheckLeavesNotAttemptedListed: two checks of one connection
+// overlap (a second delivery of its task, or a refresh beside the weekly
+// check): the first logs in while the datasource is up, the breaker opens,
+// the second is not attempted and recorded, then the first ends. Its
+// record is stale against the newer one, so the connection shows the
+// check not attempted, and it stays listed for its re-check once the
+// breaker closes.
+func TestOlderCheckLeavesNotAttemptedListed(t *testing.T) {
+	t.Parallel()
+	const ds = "slowsite"
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	slow := checks.CheckerFunc(func(ctx context.Context, req checks.Request) (checks.Result, error) {
+		entered <- struct{}{}
+		<-release
+		return checks.Result{Status: checks.ConnConnected, Accounts: []checks.AccountResult{{Number: "A-1"}}}, nil
+	})
+	rules := store.HealthRules{Window: time.Minute, MinChecks: 1, DownRatio: 0.5, DegradedRatio: 0.5, ProbesPerMinute: 1}
+	e := newEnv(t, envOpts{checkers: map[string]checks.Checker{ds: slow}, cfg: func(c *worker.Config) {
+		c.Datasources.Health = func(string) store.HealthRules { return rules }
+	}})
+	ctx := context.Background()
+	cn := e.connection(t, ds, "user_good")
+
+	older := make(chan error, 1)
+	go func() { older <- e.w.HandleCheck(ctx, task(t, cn.ID, e.clk.Now())) }()
+	<-entered // the older check is logging in
+	e.clk.Advance(2 * time.Second)
+	_, _, err := e.st.RecordOutcome(ctx, ds, "cn_other", rules, checks.ConnWebsiteDown, time.Second, false, e.clk.Now())
+	must(t, err)
+	if adm, _, _ := e.st.AdmitCheck(ctx, ds, "cn_other", rules, e.clk.Now()); adm != store.Probe {
+		t.Fatalf("the minute's first admission %v, want the probe", adm)
+	}
+	must(t, e.w.HandleCheck(ctx, task(t, cn.ID, e.clk.Now())))
+	if got := e.get(t, cn.ID); !strings.HasSuffix(got.StatusErrorDetail, "not attempted") {
+		t.Fatalf("the newer check: %s %q, want it not attempted", got.Status, got.StatusErrorDetail)
+	}
+	e.clk.Advance(time.Second)
+	close(release)
+	must(t, <-older)
+	if got := e.get(t, cn.ID); got.Status != checks.ConnWebsiteDown || !strings.HasSuffix(got.StatusErrorDetail, "not attempted") {
+		t.Fatalf("after the older check ended: %s %q, want the newer check's (the older one's record is stale)", got.Status, got.StatusErrorDetail)
+	}
+	if _, ch, _ := e.st.RecordOutcome(ctx, ds, "cn_other", rules, checks.ConnConnected, time.Second, true, e.clk.Now()); ch != store.BreakerClosed {
+		t.Fatalf("the probe's success: %v, want BreakerClosed", ch)
+	}
+	todo, err := e.st.TakeNotAttempted(ctx, 10, e.clk.Now())
+	must(t, err)
+	if len(todo) != 1 || todo[0].ConnectionID != cn.ID {
+		t.Fatalf("re-checks once the breaker closed: %v, want %s (its last check was not attempted)", todo, cn.ID)
+	}
+}

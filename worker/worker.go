@@ -361,11 +361,11 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	}
 
 	ds, slot := target.Request.Datasource, time.UnixMilli(p.Slot)
-	adm, res, err := w.admission(ctx, ds, p.ConnectionID)
+	startedAt := w.cfg.Clock.Now()
+	adm, res, err := w.admission(ctx, ds, p.ConnectionID, startedAt)
 	if err != nil {
 		return fmt.Errorf("check %s: %w", p.ConnectionID, err)
 	}
-	startedAt := w.cfg.Clock.Now()
 	if adm != store.NotAttempted {
 		if res, startedAt, err = w.attempt(ctx, ds, p.ConnectionID, taskID, slot, target.Request, adm == store.Probe); err != nil {
 			return err
