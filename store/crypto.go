@@ -83,9 +83,17 @@ func NewCipher(key []byte, old ...[]byte) (*Cipher, error) {
 // the keys stored credentials are encrypted with, so a wrong key is
 // refused at start (Store.EnsureKeys).
 func KeyFingerprint(key []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("checkd credential key fingerprint v1"))
-	return hex.EncodeToString(m.Sum(nil)[:8])
+	return hex.EncodeToString(DeriveKey(key, "checkd credential key fingerprint v1")[:8])
+}
+
+// DeriveKey derives from master (the credential encryption key) the key of
+// one purpose, named by a fixed text: an HMAC-SHA256 of it under master.
+// One configured secret then serves several uses (link tokens, the
+// console's sessions, key fingerprints) without two sharing a key.
+func DeriveKey(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // Fingerprint is the primary key's fingerprint.

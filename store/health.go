@@ -229,9 +229,8 @@ type outcomeGroup struct {
 	rules      HealthRules
 	probe      bool
 	now        int64 // the newest outcome's time (ms)
-	n          int
 	fails, oks int
-	// Per outcome: its duration, connection ID and start.
+	// Per outcome: its duration, connection ID and start; len is how many.
 	durs, ids, starts []any
 	// lead is closed when the group's first caller is to send it; done
 	// when its reply is in.
@@ -251,9 +250,11 @@ func (g *outcomeGroup) add(o outcome) int {
 	if o.ok {
 		g.oks++
 	}
-	g.n++
-	return g.n - 1
+	return len(g.ids) - 1
 }
+
+// len is how many outcomes the group carries.
+func (g *outcomeGroup) len() int { return len(g.ids) }
 
 // outcomeGroups gathers each datasource's RecordOutcome calls while one
 // of its groups is being recorded. It has no goroutine of its own: the
@@ -319,13 +320,13 @@ func (s *Store) sendOutcomes(ctx context.Context, g *outcomeGroup) {
 	if g.probe {
 		p = "1"
 	}
-	args := make([]any, 0, 10+3*g.n)
-	args = append(args, g.ds, g.now, g.n, g.fails, g.oks, p, int64(g.rules.Window/time.Minute), g.rules.MinChecks, g.rules.DownRatio, durationSamples)
+	args := make([]any, 0, 10+3*g.len())
+	args = append(args, g.ds, g.now, g.len(), g.fails, g.oks, p, int64(g.rules.Window/time.Minute), g.rules.MinChecks, g.rules.DownRatio, durationSamples)
 	args = append(append(append(args, g.durs...), g.ids...), g.starts...)
 	v, err := s.batch.Run(ctx, recordOutcomeScript, []string{s.kDatasources(), s.kBreaker(g.ds), s.kWindow(g.ds), s.kDurations(g.ds), s.kNotAttempted(g.ds)},
 		args...).Int64Slice()
 	if err != nil || len(v) != 5 {
-		g.err = fmt.Errorf("record the outcome of %d %s check(s): %w", g.n, g.ds, errors.Join(err, errShape(len(v), 5)))
+		g.err = fmt.Errorf("record the outcome of %d %s check(s): %w", g.len(), g.ds, errors.Join(err, errShape(len(v), 5)))
 		return
 	}
 	g.b = Breaker{Open: v[0] == 1, Checks: v[2], Failed: v[3]}

@@ -341,7 +341,7 @@ func runHealthConformance(t *testing.T, b backend) {
 			f.s.outcomes.mu.Lock()
 			defer f.s.outcomes.mu.Unlock()
 			g := f.s.outcomes.next["ds1"]
-			return g != nil && g.n == k
+			return g != nil && g.len() == k
 		})
 		release()
 		opened, open := 0, 0

@@ -54,8 +54,6 @@ package console
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -141,11 +139,7 @@ type QueueReader interface {
 // DeriveKey derives the console's secret from a master secret (the
 // credential encryption key), so one configured secret serves it without
 // sharing a key with another use.
-func DeriveKey(master []byte) []byte {
-	m := hmac.New(sha256.New, master)
-	m.Write([]byte("checkd console v1"))
-	return m.Sum(nil)
-}
+func DeriveKey(master []byte) []byte { return store.DeriveKey(master, "checkd console v1") }
 
 // Console serves the console's pages and actions.
 type Console struct {

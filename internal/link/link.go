@@ -31,6 +31,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/checkd/checkd/internal/clock"
+	"github.com/checkd/checkd/store"
 )
 
 // ErrTampered reports a token that is malformed or whose signature does not
@@ -64,11 +65,7 @@ var b64 = base64.RawURLEncoding.Strict()
 // DeriveKey derives the link-signing key from a master secret (the
 // credential encryption key), so one configured secret serves both without
 // the two uses sharing a key.
-func DeriveKey(master []byte) []byte {
-	m := hmac.New(sha256.New, master)
-	m.Write([]byte("checkd link v1"))
-	return m.Sum(nil)
-}
+func DeriveKey(master []byte) []byte { return store.DeriveKey(master, "checkd link v1") }
 
 // Claims is what a verified token says.
 type Claims struct {
