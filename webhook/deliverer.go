@@ -37,6 +37,11 @@ type DelivererConfig struct {
 	// process, so a slow endpoint holds at most that many of Concurrency
 	// (and as many more briefly, waiting for one of them to end).
 	PerEndpoint int
+	// Servers is how many asynq servers share Concurrency (1 to
+	// Concurrency). asynq's processor takes one task per Redis round trip,
+	// so a server's attempts per second are capped by that round trip
+	// whatever its concurrency; several overlap their round trips.
+	Servers int
 	// Timeout bounds an attempt: no 2xx within it is a failure.
 	Timeout time.Duration
 	// Schedule is the delay before each attempt of a message to an
@@ -77,6 +82,9 @@ func (c DelivererConfig) validate() error {
 	var p []string
 	if c.Concurrency <= 0 || c.PerEndpoint <= 0 {
 		p = append(p, "concurrency and perEndpoint must be positive")
+	}
+	if c.Servers <= 0 || c.Servers > max(c.Concurrency, 1) {
+		p = append(p, "servers must be between 1 and concurrency")
 	}
 	if c.Timeout <= 0 || c.DisableAfter <= 0 || c.Retention <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 {
 		p = append(p, "timeout, disableAfter, retention, shutdownTimeout and pollInterval must be positive")
@@ -138,7 +146,7 @@ type Deliverer struct {
 	slotWait time.Duration
 
 	life startstop.Lifecycle
-	srv  *asynq.Server
+	srvs []*asynq.Server
 }
 
 // NewDeliverer returns a deliverer of st's messages; enq enqueues recovery
@@ -213,10 +221,41 @@ func (d *Deliverer) start(ctx context.Context) error {
 	}
 	// Handlers get ctx's values but not its cancellation: Stop drains them.
 	base := context.WithoutCancel(ctx)
-	// Attempts' completions share round trips with other attempts' reads
-	// and records (the store's group commit); the dequeue goes alone.
-	srv := asynq.NewServerFromRedisClient(d.st.ServerClient(), asynq.Config{
-		Concurrency:              d.cfg.Concurrency,
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeWebhookDeliver, d.HandleDeliver)
+	mux.HandleFunc(tasks.TypeWebhookRecover, d.HandleRecover)
+	// An attempt's store calls wait for company only while asynq has free
+	// slots to bring it (store.AddCheckSlots).
+	d.st.AddCheckSlots(d.cfg.Concurrency)
+	for i := range d.cfg.Servers {
+		srv := d.server(serverShare(d.cfg.Concurrency, d.cfg.Servers, i), base)
+		if err := srv.Start(mux); err != nil {
+			d.shutdown()
+			return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
+		}
+		d.srvs = append(d.srvs, srv)
+	}
+	d.log.WithFields(logrus.Fields{"concurrency": d.cfg.Concurrency, "servers": d.cfg.Servers, "perEndpoint": d.cfg.PerEndpoint,
+		"allowPrivate": d.cfg.Policy.AllowPrivate}).Info("webhook deliverer started")
+	return nil
+}
+
+// serverShare is server i's part of concurrency split over n servers.
+func serverShare(concurrency, n, i int) int {
+	c := concurrency / n
+	if i < concurrency%n {
+		c++
+	}
+	return c
+}
+
+// server is one of the deliverer's asynq servers, running concurrency
+// attempts with handlers under base. Attempts' completions share round
+// trips with other attempts' reads and records (the store's group
+// commit); the dequeue goes alone.
+func (d *Deliverer) server(concurrency int, base context.Context) *asynq.Server {
+	return asynq.NewServerFromRedisClient(d.st.ServerClient(), asynq.Config{
+		Concurrency:              concurrency,
 		Queues:                   map[string]int{tasks.QueueWebhooks: 1},
 		ShutdownTimeout:          d.cfg.ShutdownTimeout,
 		BaseContext:              func() context.Context { return base },
@@ -234,20 +273,18 @@ func (d *Deliverer) start(ctx context.Context) error {
 			d.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type()}).WithError(err).Warn("webhook task failed; asynq retries it")
 		}),
 	})
-	mux := asynq.NewServeMux()
-	mux.HandleFunc(tasks.TypeWebhookDeliver, d.HandleDeliver)
-	mux.HandleFunc(tasks.TypeWebhookRecover, d.HandleRecover)
-	// An attempt's store calls wait for company only while asynq has free
-	// slots to bring it (store.AddCheckSlots).
-	d.st.AddCheckSlots(d.cfg.Concurrency)
-	if err := srv.Start(mux); err != nil {
-		d.st.AddCheckSlots(-d.cfg.Concurrency)
-		return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
+}
+
+// shutdown stops the asynq servers started, together (each waits up to
+// ShutdownTimeout for its attempts), and gives back their slots.
+func (d *Deliverer) shutdown() {
+	var wg sync.WaitGroup
+	for _, srv := range d.srvs {
+		wg.Go(srv.Shutdown)
 	}
-	d.srv = srv
-	d.log.WithFields(logrus.Fields{"concurrency": d.cfg.Concurrency, "perEndpoint": d.cfg.PerEndpoint,
-		"allowPrivate": d.cfg.Policy.AllowPrivate}).Info("webhook deliverer started")
-	return nil
+	wg.Wait()
+	d.srvs = nil
+	d.st.AddCheckSlots(-d.cfg.Concurrency)
 }
 
 // Stop stops taking tasks and waits for attempts in flight, up to
@@ -260,8 +297,7 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 func (d *Deliverer) stop(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
-		d.srv.Shutdown()
-		d.st.AddCheckSlots(-d.cfg.Concurrency)
+		d.shutdown()
 		d.http.CloseIdleConnections()
 		d.log.Info("webhook deliverer stopped")
 		close(drained)

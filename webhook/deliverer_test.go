@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -789,5 +790,67 @@ func TestDelivererThroughAsynq(t *testing.T) {
 	}
 	if s := e.st.BatchStats().Slots; s != 0 {
 		t.Errorf("group commit slots %d after the deliverer stopped, want 0", s)
+	}
+}
+
+// TestDelivererServers (real Redis): the deliverer's concurrency is split
+// over its asynq servers, which asynq lists while it runs (as asynqmon
+// shows them) and no longer once it stopped; messages flow through them;
+// a server count outside 1 to concurrency is refused.
+func TestDelivererServers(t *testing.T) {
+	t.Parallel()
+	rdb := realClient(t)
+	e := newEnv(t, rdb)
+	for _, tt := range []struct{ concurrency, servers int }{{0, 1}, {4, 0}, {4, 5}, {4, -1}} {
+		cfg := e.delivererConfig()
+		cfg.Concurrency, cfg.Servers = tt.concurrency, tt.servers
+		if _, err := NewDeliverer(rdb, e.st, e.enq, cfg); err == nil {
+			t.Errorf("concurrency %d over %d servers: accepted, want an error", tt.concurrency, tt.servers)
+		}
+	}
+	rcv := newReceiver(t, nil)
+	e.endpoint(rcv.URL, nil)
+	d := e.deliverer(func(c *DelivererConfig) { c.Clock, c.Concurrency, c.PerEndpoint, c.Servers = clock.Real{}, 5, 5, 3 })
+	if err := d.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	ins := asynq.NewInspectorFromRedisClient(rdb)
+	var shares []int
+	waitFor(t, 10*time.Second, "the deliverer's three servers in asynq", func() bool {
+		srvs, err := ins.Servers()
+		if err != nil {
+			return false
+		}
+		shares = shares[:0]
+		for _, s := range srvs {
+			if _, ok := s.Queues[tasks.QueueWebhooks]; ok {
+				shares = append(shares, s.Concurrency)
+			}
+		}
+		return len(shares) == 3
+	})
+	slices.Sort(shares)
+	if !slices.Equal(shares, []int{1, 2, 2}) {
+		t.Errorf("servers' concurrency %v, want [1 2 2] (5 over 3)", shares)
+	}
+	const n = 30
+	for range n {
+		e.conn("user_good")
+	}
+	e.drain(e.dispatcher(asynq.NewClientFromRedisClient(rdb), nil))
+	waitFor(t, 20*time.Second, "every message", func() bool { return len(rcv.requests()) >= n })
+	if err := d.Stop(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if srvs, err := ins.Servers(); err != nil || len(srvs) != 0 {
+		t.Errorf("after Stop asynq lists %d servers (%v), want none", len(srvs), err)
+	}
+	ids := map[string]bool{}
+	for _, r := range rcv.requests() {
+		ids[r.header.Get(HeaderID)] = true
+	}
+	if len(ids) != n || len(rcv.requests()) != n {
+		t.Errorf("%d requests with %d distinct webhook-ids, want %d each (one attempt per message)", len(rcv.requests()), len(ids), n)
 	}
 }

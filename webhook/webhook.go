@@ -41,7 +41,7 @@ import (
 // the hooks.
 func DelivererConfigFrom(c configs.Config) DelivererConfig {
 	w := c.Webhooks
-	return DelivererConfig{Concurrency: w.Concurrency, PerEndpoint: w.PerEndpoint, Timeout: w.Timeout,
+	return DelivererConfig{Concurrency: w.Concurrency, PerEndpoint: w.PerEndpoint, Servers: w.Servers, Timeout: w.Timeout,
 		Schedule: slices.Clone(w.RetrySchedule), Jitter: w.RetryJitter, DisableAfter: w.DisableAfter, Retention: w.Retention,
 		Policy: Policy{AllowPrivate: w.AllowPrivate}, ShutdownTimeout: c.Worker.ShutdownTimeout, PollInterval: w.PollInterval}
 }
