@@ -829,7 +829,7 @@ func (w Webhooks) problems(p *problems) {
 	p.positive("webhooks.concurrency", w.Concurrency)
 	p.positive("webhooks.perEndpoint", w.PerEndpoint)
 	if w.Servers <= 0 || w.Servers > w.Concurrency && w.Concurrency > 0 {
-		p.add("webhooks.servers is %d; use 1 to webhooks.concurrency (%d), default 2", w.Servers, w.Concurrency)
+		p.add("webhooks.servers is %d; use 1 to webhooks.concurrency (%d), default 3", w.Servers, w.Concurrency)
 	}
 	if w.PerEndpoint > w.Concurrency && w.Concurrency > 0 {
 		p.add("webhooks.perEndpoint (%d) is more than webhooks.concurrency (%d): one slow endpoint could take every delivery slot", w.PerEndpoint, w.Concurrency)

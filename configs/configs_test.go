@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 		Scheduler: Scheduler{BatchSize: 500, MaxPerTick: 10000, Lease: 5 * time.Minute, EnqueueConcurrency: 32,
 			TaskTimeout: 5 * time.Minute, MaxRetry: 3},
 		Store: Store{HistoryLimit: 100, EventsMaxLen: 100000, QueuedTTL: 15 * time.Minute, CheckBatchWindow: time.Millisecond},
-		Webhooks: Webhooks{Concurrency: 20, PerEndpoint: 5, Servers: 2, Timeout: 15 * time.Second,
+		Webhooks: Webhooks{Concurrency: 20, PerEndpoint: 5, Servers: 3, Timeout: 15 * time.Second,
 			RetrySchedule: []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 			RetryJitter:   0.2, DisableAfter: 5 * 24 * time.Hour, Retention: 30 * 24 * time.Hour, RotationGrace: 24 * time.Hour,
 			PollInterval: 100 * time.Millisecond, Dispatch: WebhooksDispatch{BatchSize: 500, Block: time.Second, ClaimIdle: time.Minute, EnqueueConcurrency: 32}},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -147,6 +148,10 @@ type Deliverer struct {
 
 	life startstop.Lifecycle
 	srvs []*asynq.Server
+	// retries holds the records being retried (recordLater); stopping
+	// ends their waits.
+	retries  sync.WaitGroup
+	stopping chan struct{}
 }
 
 // NewDeliverer returns a deliverer of st's messages; enq enqueues recovery
@@ -174,7 +179,7 @@ func NewDeliverer(rdb redis.UniversalClient, st *store.Store, enq Enqueuer, cfg 
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]*endpointSlots{}, slotWait: slotWait,
+	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]*endpointSlots{}, slotWait: slotWait, stopping: make(chan struct{}),
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout,
 			// A redirect is a failure: following it would deliver where the
 			// endpoint's owner did not register, past the address policy.
@@ -298,6 +303,8 @@ func (d *Deliverer) stop(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		d.shutdown()
+		close(d.stopping)
+		d.retries.Wait()
 		d.http.CloseIdleConnections()
 		d.log.Info("webhook deliverer stopped")
 		close(drained)
@@ -500,19 +507,34 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 			a.NextAttemptAt = &at
 		}
 	}
-	_, disabled, rerr := d.st.RecordWebhookAttempt(ctx, a, o)
-	if rerr != nil {
-		return rerr // asynq retries the task; the attempt is made again
-	}
-	if d.cfg.OnAttempt != nil {
-		d.cfg.OnAttempt(Attempt{EndpointID: p.EndpointID, Trigger: trigger, Outcome: outcome, Duration: time.Duration(a.DurationMs) * time.Millisecond})
-	}
-	if disabled != "" {
-		d.log.WithFields(logrus.Fields{"endpointId": p.EndpointID, "url": tg.Endpoint.URL}).Warn("webhook endpoint disabled: " + disabled +
-			"; it receives nothing until re-enabled (PATCH disabled:false), then recover its messages")
-		if d.cfg.OnDisabled != nil {
-			d.cfg.OnDisabled(p.EndpointID, disabled)
+	recorded := func(disabled string) {
+		if d.cfg.OnAttempt != nil {
+			d.cfg.OnAttempt(Attempt{EndpointID: p.EndpointID, Trigger: trigger, Outcome: outcome, Duration: time.Duration(a.DurationMs) * time.Millisecond})
 		}
+		if disabled != "" {
+			d.log.WithFields(logrus.Fields{"endpointId": p.EndpointID, "url": tg.Endpoint.URL}).Warn("webhook endpoint disabled: " + disabled +
+				"; it receives nothing until re-enabled (PATCH disabled:false), then recover its messages")
+			if d.cfg.OnDisabled != nil {
+				d.cfg.OnDisabled(p.EndpointID, disabled)
+			}
+		}
+	}
+	if _, underAsynq := asynq.GetTaskID(ctx); underAsynq {
+		// asynq completes the task as soon as this returns, through the
+		// store's group commit: the record rides ahead of it.
+		d.st.StowWebhookAttempt(ctx, a, o, func(_, disabled string, err error) {
+			if err != nil {
+				d.recordLater(a, o, recorded, err)
+				return
+			}
+			recorded(disabled)
+		})
+	} else {
+		_, disabled, err := d.st.RecordWebhookAttempt(ctx, a, o)
+		if err != nil {
+			return err // asynq retries the task; the attempt is made again
+		}
+		recorded(disabled)
 	}
 	if o.Success {
 		return nil
@@ -573,6 +595,42 @@ func (d *Deliverer) post(ctx context.Context, tg *store.WebhookTarget, msgID str
 	a.Response = strings.ToValidUTF8(string(b), string(utf8.RuneError))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
+}
+
+// recordRetryMax bounds the wait between a failed record's tries.
+const recordRetryMax = 30 * time.Second
+
+// recordLater tries again, in the background, to record an attempt whose
+// stowed record failed (Redis unreachable, say): its task may be complete
+// already, so nothing else would record it. It tries after 1 s, then
+// twice as long each time up to recordRetryMax, until it succeeds or the
+// deliverer stops (then the attempt is logged as unrecorded, whole).
+func (d *Deliverer) recordLater(a store.WebhookAttempt, o store.AttemptOutcome, recorded func(disabled string), err error) {
+	entry := d.log.WithFields(logrus.Fields{"msgId": a.MessageID, "endpointId": a.EndpointID, "attempt": a.Attempt, "status": a.Status})
+	entry.WithError(err).Warn("webhook attempt not recorded; trying again in the background")
+	d.retries.Add(1)
+	go func() {
+		defer d.retries.Done()
+		for wait := time.Second; ; wait = min(2*wait, recordRetryMax) {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-d.stopping:
+				t.Stop()
+				b, _ := json.Marshal(a)
+				entry.WithField("attemptRecord", string(b)).Error("webhook attempt not recorded: the deliverer stopped before Redis took it; " +
+					"the message's delivery to the endpoint shows its previous state (resend it if it stays pending)")
+				return
+			}
+			_, disabled, err := d.st.RecordWebhookAttempt(context.Background(), a, o)
+			if err == nil {
+				entry.Info("webhook attempt recorded after a retry")
+				recorded(disabled)
+				return
+			}
+			entry.WithError(err).Warn("webhook attempt still not recorded; trying again")
+		}
+	}()
 }
 
 // describe is a network error as an attempt log shows it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/checkd/checkd/internal/clock"
@@ -779,6 +782,24 @@ func TestDelivererThroughAsynq(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("webhook-ids %v, want one", ids)
 	}
+	// Each attempt's record rode with asynq's completion of its task (the
+	// group commit's Stow): all three are logged, the last a success.
+	var msgID string
+	for id := range ids {
+		msgID = id
+	}
+	var as []store.WebhookAttempt
+	waitFor(t, 10*time.Second, "the three attempts recorded", func() bool {
+		as, _ = e.st.WebhookMessageAttempts(e.ctx, msgID)
+		return len(as) == 3
+	})
+	if as[0].Status != store.DeliveryFailed || as[0].ResponseStatusCode != http.StatusServiceUnavailable || as[2].Status != store.DeliverySuccess || as[2].Attempt != 3 {
+		t.Errorf("attempts %+v, want two 503 failures then a success", as)
+	}
+	page, err := e.st.ListWebhookMessages(e.ctx, store.WebhookMessageFilter{}, "", 10)
+	if err != nil || len(page.Messages) != 1 || page.Messages[0].Deliveries[0].Status != store.DeliverySuccess || page.Messages[0].Deliveries[0].Attempts != 3 {
+		t.Errorf("message %+v (%v), want its delivery a success after 3 attempts", page.Messages, err)
+	}
 	// Three loads and three records, and the server's completions of the
 	// three attempts (two retries, one done): only those last go through
 	// the group commit by way of the server's client.
@@ -852,5 +873,116 @@ func TestDelivererServers(t *testing.T) {
 	}
 	if len(ids) != n || len(rcv.requests()) != n {
 		t.Errorf("%d requests with %d distinct webhook-ids, want %d each (one attempt per message)", len(rcv.requests()), len(ids), n)
+	}
+}
+
+// failRecords fails the record script's calls for one endpoint (its
+// delivery field among the arguments) while on.
+type failRecords struct {
+	field string
+	on    atomic.Bool
+}
+
+func (f *failRecords) matches(cmd redis.Cmder) bool {
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok && s == f.field {
+			return f.on.Load()
+		}
+	}
+	return false
+}
+
+func (f *failRecords) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f *failRecords) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if f.matches(cmd) {
+			cmd.SetErr(errors.New("ERR test: Redis refuses the record"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (f *failRecords) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if f.matches(cmd) {
+				err := errors.New("ERR test: Redis refuses the record")
+				for _, c := range cmds {
+					c.SetErr(err)
+				}
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestStowedRecordRetried (real Redis): an attempt whose stowed record
+// failed (its task may be complete already) is recorded in the background
+// once Redis takes it; one Redis has not taken when the deliverer stops is
+// logged whole, as unrecorded.
+func TestStowedRecordRetried(t *testing.T) {
+	t.Parallel()
+	rdb := realClient(t)
+	e := newEnv(t, rdb)
+	ep, _ := e.endpoint("http://a.example/hook", nil)
+	fail := &failRecords{field: "d:" + ep.ID}
+	rdb.AddHook(fail)
+	e.conn("user_good")
+	e.drain(e.dispatcher(nil, nil))
+	queued := e.enq.take()
+	if len(queued) != 1 {
+		t.Fatalf("%d tasks, want 1", len(queued))
+	}
+	p, err := tasks.ParseWebhookDeliverPayload(queued[0].Payload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.deliverer(func(c *DelivererConfig) { c.Clock = clock.Real{} })
+	if err := d.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	attempt := func(n int) store.WebhookAttempt {
+		return store.WebhookAttempt{MessageID: p.MessageID, EndpointID: ep.ID, URL: ep.URL, Timestamp: time.Now().UTC().Truncate(time.Millisecond),
+			Trigger: store.TriggerScheduled, Attempt: n, Status: store.DeliverySuccess, ResponseStatusCode: http.StatusNoContent}
+	}
+	o := store.AttemptOutcome{Series: true, Success: true, Retention: time.Hour, DisableAfter: time.Hour}
+	recorded := make(chan int, 2)
+
+	fail.on.Store(true)
+	if _, _, err := e.st.RecordWebhookAttempt(e.ctx, attempt(1), o); err == nil {
+		t.Fatal("the failing hook let a record through")
+	}
+	d.recordLater(attempt(1), o, func(string) { recorded <- 1 }, errors.New("the stowed record failed"))
+	fail.on.Store(false)
+	waitFor(t, 20*time.Second, "the retried record", func() bool { return len(recorded) == 1 })
+	as, err := e.st.WebhookMessageAttempts(e.ctx, p.MessageID)
+	if err != nil || len(as) != 1 || as[0].Attempt != 1 || as[0].Status != store.DeliverySuccess {
+		t.Fatalf("attempts %+v (%v), want the retried one", as, err)
+	}
+
+	fail.on.Store(true)
+	d.recordLater(attempt(2), o, func(string) { recorded <- 2 }, errors.New("the stowed record failed again"))
+	if err := d.Stop(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(recorded) != 1 {
+		t.Errorf("the second record was reported recorded while Redis refused it")
+	}
+	found := false
+	for _, en := range e.log.AllEntries() {
+		if en.Level == logrus.ErrorLevel && strings.Contains(en.Message, "webhook attempt not recorded: the deliverer stopped") &&
+			strings.Contains(fmt.Sprint(en.Data["attemptRecord"]), `"attempt":2`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no error log with the unrecorded attempt whole")
+	}
+	if as, _ := e.st.WebhookMessageAttempts(e.ctx, p.MessageID); len(as) != 1 {
+		t.Errorf("%d attempts logged, want only the first", len(as))
 	}
 }

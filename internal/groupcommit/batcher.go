@@ -73,7 +73,11 @@ type Batcher struct {
 	// slots is how many windowed callers may be in progress at once
 	// (AddSlots); 0: unknown.
 	slots int
-	stats Stats
+	// stowed calls (Stow) wait for the next batch, ahead of its queue;
+	// stowTimer sends them on their own if none comes within stowWait.
+	stowed    []*scriptCall
+	stowTimer *time.Timer
+	stats     Stats
 }
 
 // maxBatch closes a window early: that many calls fill a round trip well
@@ -126,9 +130,10 @@ type scriptCall struct {
 	keys   []string
 	args   []any
 	cmds   []redis.Cmder
-	cmd    *redis.Cmd    // the reply, set by the batch's leader (plain: nil unless the call failed)
-	state  callState     // guarded by Batcher.mu
-	wake   chan struct{} // one signal: promoted (callLeading) or replied (callDone)
+	cmd    *redis.Cmd       // the reply, set by the batch's leader (plain: nil unless the call failed)
+	state  callState        // guarded by Batcher.mu
+	wake   chan struct{}    // one signal: promoted (callLeading) or replied (callDone)
+	then   func(*redis.Cmd) // a stowed call's reply goes here instead (nil wake)
 }
 
 // New returns a batcher over rdb whose windowed calls wait up to window
@@ -158,7 +163,55 @@ func (b *Batcher) Queued() int {
 func (b *Batcher) Idle() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.busy && len(b.queue) == 0
+	return !b.busy && len(b.queue) == 0 && len(b.stowed) == 0
+}
+
+// stowWait is how long a stowed call waits for a batch to ride with before
+// it is sent on its own.
+const stowWait = 2 * time.Millisecond
+
+// Stow queues a script call that nobody waits for: it rides with the next
+// batch any caller sends (ahead of that batch's calls, so a call made after
+// Stow returns runs after it in Redis), or is sent on its own after
+// stowWait when none comes, and then passes its reply to then (called once,
+// from the goroutine that sent it: it must not block). It saves its
+// caller a round trip and a wake-up when another call is about to follow,
+// as asynq's completion of a task follows its handler. The call is sent
+// under ctx's values without its cancellation. then may be nil.
+func (b *Batcher) Stow(ctx context.Context, script *redis.Script, then func(*redis.Cmd), keys []string, args ...any) {
+	if then == nil {
+		then = func(*redis.Cmd) {}
+	}
+	c := &scriptCall{ctx: context.WithoutCancel(ctx), script: script, keys: keys, args: args, then: then}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.stowed) == 0 {
+		if b.stowTimer == nil {
+			b.stowTimer = time.AfterFunc(stowWait, b.flushStowed)
+		} else {
+			b.stowTimer.Reset(stowWait)
+		}
+	}
+	b.stowed = append(b.stowed, c)
+}
+
+// flushStowed sends the stowed calls that no batch took, leading a batch
+// of them when nothing is in flight, or waits once more for the batch in
+// flight to end.
+func (b *Batcher) flushStowed() {
+	b.mu.Lock()
+	switch {
+	case len(b.stowed) == 0:
+		b.mu.Unlock()
+		return
+	case b.busy:
+		b.stowTimer.Reset(stowWait)
+		b.mu.Unlock()
+		return
+	}
+	b.busy = true
+	b.mu.Unlock()
+	b.lead(nil, false)
 }
 
 // Run runs script with keys and args as Script.Run would, sharing the round
@@ -205,6 +258,13 @@ func (b *Batcher) do(ctx context.Context, windowed bool, c *scriptCall) *redis.C
 		b.busy = true
 		if windowed && b.company && b.window > 0 {
 			return b.gather(c) // unlocks
+		}
+		if len(b.stowed) > 0 { // nothing in flight: send at once, with the stowed calls
+			c.wake, c.state = make(chan struct{}, 1), callLeading
+			b.queue = append(b.queue, c)
+			b.mu.Unlock()
+			b.lead(c, false)
+			return c.cmd
 		}
 		// Nothing in flight and nobody to wait for: send at once, alone.
 		b.stats.Calls++
@@ -327,9 +387,13 @@ func (b *Batcher) lead(self *scriptCall, gathered bool) {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue, b.spare = b.spare[:0], nil
+	if len(b.stowed) > 0 { // ahead of the calls made after them
+		batch = append(b.stowed, batch...)
+		b.stowed = nil
+	}
 	sent := batch[:0] // filtered in place: the calls whose context is still live
 	for _, c := range batch {
-		if err := c.ctx.Err(); err != nil {
+		if err := c.ctx.Err(); err != nil { // never a stowed call: no cancellation
 			c.fail(c.ctx, err)
 			c.state = callDone
 			if c != self {
@@ -351,18 +415,25 @@ func (b *Batcher) lead(self *scriptCall, gathered bool) {
 
 	done := false
 	defer func() {
-		b.mu.Lock()
+		// Stowed calls' replies first, before any waiter goes on: whatever
+		// follows a call made after Stow sees its outcome handled.
 		for _, c := range sent {
 			if !done {
 				c.fail(c.ctx, errAborted)
 			}
+			if c.then != nil {
+				c.then(c.cmd)
+			}
+		}
+		b.mu.Lock()
+		for _, c := range sent {
 			c.state = callDone
-			if c != self {
+			if c != self && c.then == nil {
 				c.wake <- struct{}{} // buffered, and each call is signalled once: never blocks
 			}
 		}
 		// A promoted call queued behind another: company, even alone.
-		b.company = !gathered || len(sent) > 1 || len(b.queue) > 0
+		b.company = self != nil && !gathered || len(sent) > 1 || len(b.queue) > 0
 		clear(batch)
 		if b.spare == nil {
 			b.spare = batch[:0]
@@ -386,9 +457,9 @@ func (b *Batcher) send(self *scriptCall, calls []*scriptCall) {
 		b.sendOne(calls[0])
 		return
 	}
-	ctx := self.ctx
-	if ctx.Err() != nil {
-		ctx = calls[0].ctx
+	ctx := calls[0].ctx
+	if self != nil && self.ctx.Err() == nil {
+		ctx = self.ctx
 	}
 	ctx = context.WithoutCancel(ctx)
 	p := b.rdb.Pipeline()

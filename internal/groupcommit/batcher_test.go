@@ -36,8 +36,8 @@ func (b *Batcher) requireIdle(t *testing.T) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.busy || len(b.queue) != 0 {
-		t.Fatalf("batcher not idle: busy=%v, %d queued", b.busy, len(b.queue))
+	if b.busy || len(b.queue) != 0 || len(b.stowed) != 0 {
+		t.Fatalf("batcher not idle: busy=%v, %d queued, %d stowed", b.busy, len(b.queue), len(b.stowed))
 	}
 }
 
@@ -877,4 +877,83 @@ func TestBatchPlainCalls(t *testing.T) {
 		}
 		b.requireIdle(t)
 	})
+}
+
+// TestBatchStow: stowed calls ride with the next call's round trip, ahead
+// of it, each getting its own reply (before the call after them returns);
+// a stowed call with no call after it is sent on its own once stowWait
+// ends; one whose wait ends while a batch is in flight waits for that
+// batch and then goes.
+func TestBatchStow(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b, g, _, _ := gated(t, be)
+			got := make(chan string, 3)
+			reply := func(cmd *redis.Cmd) { v, err := cmd.Result(); got <- fmt.Sprint(v, " ", err) }
+			next := func(what string) string {
+				t.Helper()
+				select {
+				case s := <-got:
+					return s
+				case <-time.After(20 * time.Second): // bounds a hang only
+					t.Fatalf("no reply for %s", what)
+					return ""
+				}
+			}
+
+			b.Stow(ctx, incrScript, reply, []string{"n"}, 5)
+			b.Stow(ctx, errScript, reply, nil, "stowed")
+			if b.Idle() {
+				t.Error("idle with two calls stowed")
+			}
+			v, err := b.Run(ctx, incrScript, []string{"n"}, 1).Int64()
+			if err != nil || v != 6 {
+				t.Fatalf("the call after two stowed ones: %d %v, want 6 (the stowed INCRBY 5 ran before it)", v, err)
+			}
+			if len(got) != 2 {
+				t.Fatalf("%d stowed replies when the call after them returned, want 2", len(got))
+			}
+			if s := <-got; s != "5 <nil>" {
+				t.Errorf("stowed INCRBY: %s, want 5", s)
+			}
+			if s := <-got; !strings.Contains(s, "BOOM stowed") {
+				t.Errorf("stowed error script: %s, want its own BOOM", s)
+			}
+			if st := b.Stats(); st.Calls != 3 || st.Batches != 1 {
+				t.Errorf("stats %+v, want 3 calls in 1 round trip", st)
+			}
+			b.requireIdle(t)
+
+			b.Stow(ctx, incrScript, reply, []string{"n"}, 10) // nothing follows
+			if s := next("a stowed call alone"); s != "16 <nil>" {
+				t.Errorf("stowed alone: %s, want 16", s)
+			}
+			waitFor(t, "idle after the lone stowed call", b.Idle)
+			if st := b.Stats(); st.Calls != 4 || st.Batches != 2 {
+				t.Errorf("stats %+v, want 4 calls in 2 round trips", st)
+			}
+
+			release := g.HoldNextSingle()
+			held := make(chan error, 1)
+			go func() { held <- b.Run(ctx, echoScript, nil, "held").Err() }()
+			<-g.Entered()
+			b.Stow(ctx, incrScript, reply, []string{"n"}, 100)
+			b.flushStowed() // its wait ends while the held call is in flight
+			b.mu.Lock()
+			stowed := len(b.stowed)
+			b.mu.Unlock()
+			if stowed != 1 || len(got) != 0 {
+				t.Fatalf("with a batch in flight the flush sent it: %d stowed, %d replies", stowed, len(got))
+			}
+			release()
+			if err := <-held; err != nil {
+				t.Fatal(err)
+			}
+			if s := next("a stowed call after a batch in flight"); s != "116 <nil>" {
+				t.Errorf("stowed behind a batch: %s, want 116", s)
+			}
+			waitFor(t, "idle at the end", b.Idle)
+		})
+	}
 }
