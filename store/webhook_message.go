@@ -660,7 +660,7 @@ func (s *Store) StowWebhookAttempt(ctx context.Context, a WebhookAttempt, o Atte
 func (s *Store) recordArgs(a *WebhookAttempt, o AttemptOutcome) ([]string, []any, error) {
 	b, err := appendAttempt(nil, a)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode webhook attempt: %w", err)
+		return nil, nil, fmt.Errorf("%w: encode webhook attempt: %w", ErrInvalid, err)
 	}
 	series := "0"
 	if o.Series {

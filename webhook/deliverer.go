@@ -132,7 +132,7 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// Deliverer is the asynq server of the webhooks queue and its handlers: it
+// Deliverer is the asynq servers of the webhooks queue and their handlers: it
 // POSTs messages to endpoints, signed, and retries them on the schedule.
 type Deliverer struct {
 	rdb  redis.UniversalClient
@@ -148,14 +148,18 @@ type Deliverer struct {
 
 	life startstop.Lifecycle
 	srvs []*asynq.Server
-	// retries holds the records being retried (recordLater); stopping
-	// ends their waits.
-	retries  sync.WaitGroup
-	stopping chan struct{}
+	// retries holds the records being tried again (recordLater), which
+	// stopping (closed by Stop, under retryMu with stopped) ends;
+	// recordRetry is the first wait (tests shorten it).
+	retryMu     sync.Mutex
+	stopped     bool
+	retries     sync.WaitGroup
+	stopping    chan struct{}
+	recordRetry time.Duration
 }
 
 // NewDeliverer returns a deliverer of st's messages; enq enqueues recovery
-// pages. Its asynq server takes tasks through st's Redis client
+// pages. Its asynq servers take tasks through st's Redis client
 // (Store.ServerClient: its script calls share the store's group commit),
 // so rdb, which Start pings, must be that client's Redis. It touches
 // nothing until Start.
@@ -179,7 +183,8 @@ func NewDeliverer(rdb redis.UniversalClient, st *store.Store, enq Enqueuer, cfg 
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]*endpointSlots{}, slotWait: slotWait, stopping: make(chan struct{}),
+	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]*endpointSlots{}, slotWait: slotWait,
+		stopping: make(chan struct{}), recordRetry: time.Second,
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout,
 			// A redirect is a failure: following it would deliver where the
 			// endpoint's owner did not register, past the address policy.
@@ -214,7 +219,7 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return min(time.Duration(1<<min(n, 6))*time.Second, time.Minute)
 }
 
-// Start starts the asynq server of the webhooks queue. A deliverer starts
+// Start starts the asynq servers of the webhooks queue. A deliverer starts
 // once (startstop.Lifecycle).
 func (d *Deliverer) Start(ctx context.Context) error {
 	return d.life.Start("webhook deliverer", func() error { return d.start(ctx) })
@@ -232,8 +237,8 @@ func (d *Deliverer) start(ctx context.Context) error {
 	// An attempt's store calls wait for company only while asynq has free
 	// slots to bring it (store.AddCheckSlots).
 	d.st.AddCheckSlots(d.cfg.Concurrency)
-	for i := range d.cfg.Servers {
-		srv := d.server(serverShare(d.cfg.Concurrency, d.cfg.Servers, i), base)
+	for i, share := range SplitConcurrency(d.cfg.Concurrency, d.cfg.Servers) {
+		srv := d.server(i, share, base)
 		if err := srv.Start(mux); err != nil {
 			d.shutdown()
 			return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
@@ -245,20 +250,24 @@ func (d *Deliverer) start(ctx context.Context) error {
 	return nil
 }
 
-// serverShare is server i's part of concurrency split over n servers.
-func serverShare(concurrency, n, i int) int {
-	c := concurrency / n
-	if i < concurrency%n {
-		c++
+// SplitConcurrency is concurrency split over n asynq servers as evenly as
+// can be, the larger shares first (webhooks.servers).
+func SplitConcurrency(concurrency, n int) []int {
+	shares := make([]int, n)
+	for i := range shares {
+		shares[i] = concurrency / n
+		if i < concurrency%n {
+			shares[i]++
+		}
 	}
-	return c
+	return shares
 }
 
-// server is one of the deliverer's asynq servers, running concurrency
+// server is the deliverer's asynq server number i, running concurrency
 // attempts with handlers under base. Attempts' completions share round
 // trips with other attempts' reads and records (the store's group
 // commit); the dequeue goes alone.
-func (d *Deliverer) server(concurrency int, base context.Context) *asynq.Server {
+func (d *Deliverer) server(i, concurrency int, base context.Context) *asynq.Server {
 	return asynq.NewServerFromRedisClient(d.st.ServerClient(), asynq.Config{
 		Concurrency:              concurrency,
 		Queues:                   map[string]int{tasks.QueueWebhooks: 1},
@@ -268,7 +277,7 @@ func (d *Deliverer) server(concurrency int, base context.Context) *asynq.Server 
 		DelayedTaskCheckInterval: time.Second,
 		RetryDelayFunc:           retryDelay,
 		IsFailure:                isFailure,
-		Logger:                   d.log.WithField("component", "asynq"),
+		Logger:                   d.log.WithFields(logrus.Fields{"component": "asynq", "server": i}),
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if !isFailure(err) {
@@ -303,7 +312,10 @@ func (d *Deliverer) stop(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		d.shutdown()
+		d.retryMu.Lock()
+		d.stopped = true
 		close(d.stopping)
+		d.retryMu.Unlock()
 		d.retries.Wait()
 		d.http.CloseIdleConnections()
 		d.log.Info("webhook deliverer stopped")
@@ -427,7 +439,10 @@ const maxResponse = 512
 // until it succeeds, its last attempt fails, or its endpoint answers 410
 // or is disabled; other triggers make one attempt. It returns other
 // errors only when checkd could not do its part (Redis unreachable), for
-// asynq to retry.
+// asynq to retry. Under asynq the attempt's record is stowed
+// (Store.StowWebhookAttempt) to ride with asynq's completion of the task;
+// one that fails is tried again in the background (recordLater), not by
+// asynq. Called directly, it records before it returns.
 func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseWebhookDeliverPayload(t.Payload())
 	if err != nil {
@@ -519,9 +534,11 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 			}
 		}
 	}
-	if _, underAsynq := asynq.GetTaskID(ctx); underAsynq {
+	if _, underAsynq := asynq.GetTaskID(ctx); underAsynq && ctx.Err() == nil {
 		// asynq completes the task as soon as this returns, through the
-		// store's group commit: the record rides ahead of it.
+		// store's group commit: the record rides ahead of it. (A context
+		// ended by asynq, at shutdown or the task's deadline, records
+		// nothing and asynq runs the task again, as before.)
 		d.st.StowWebhookAttempt(ctx, a, o, func(_, disabled string, err error) {
 			if err != nil {
 				d.recordLater(a, o, recorded, err)
@@ -597,35 +614,86 @@ func (d *Deliverer) post(ctx context.Context, tg *store.WebhookTarget, msgID str
 	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
 }
 
-// recordRetryMax bounds the wait between a failed record's tries.
-const recordRetryMax = 30 * time.Second
+// recordRetryMax bounds the wait between a failed record's tries, and
+// recordRetryFor how long it is tried: past the task's lease (asynq's 30 s)
+// asynq may run the task again, whose own attempt is recorded.
+const (
+	recordRetryMax = 30 * time.Second
+	recordRetryFor = 5 * time.Minute
+)
+
+// transient reports whether a failed record may land if tried again: not
+// when Redis answered with an error of the script's own (a reply error
+// other than the busy, loading or failover ones) or the attempt could not
+// be encoded.
+func transient(err error) bool {
+	var re redis.Error
+	if errors.Is(err, store.ErrInvalid) {
+		return false
+	}
+	if !errors.As(err, &re) {
+		return true
+	}
+	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "OOM"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // recordLater tries again, in the background, to record an attempt whose
 // stowed record failed (Redis unreachable, say): its task may be complete
-// already, so nothing else would record it. It tries after 1 s, then
-// twice as long each time up to recordRetryMax, until it succeeds or the
-// deliverer stops (then the attempt is logged as unrecorded, whole).
+// already, so nothing else would record it. It tries after recordRetry,
+// then twice as long each time up to recordRetryMax, for recordRetryFor,
+// and once more when the deliverer stops (bounded by ShutdownTimeout);
+// then the attempt is logged whole at error level. A record whose reply
+// was lost after Redis ran it is logged twice (the script is not
+// idempotent); one Redis refused for good is not tried again.
 func (d *Deliverer) recordLater(a store.WebhookAttempt, o store.AttemptOutcome, recorded func(disabled string), err error) {
 	entry := d.log.WithFields(logrus.Fields{"msgId": a.MessageID, "endpointId": a.EndpointID, "attempt": a.Attempt, "status": a.Status})
+	lost := func(why string, err error) {
+		b, _ := json.Marshal(a)
+		entry.WithError(err).WithField("attemptRecord", string(b)).Error("webhook attempt not recorded: " + why +
+			"; the message's delivery to the endpoint shows its previous state (resend it with POST /v1/webhooks/messages/{msgId}/endpoints/{endpointId}/resend if it stays pending)")
+	}
+	if !transient(err) {
+		lost("Redis refused it", err)
+		return
+	}
+	d.retryMu.Lock()
+	defer d.retryMu.Unlock()
+	if d.stopped {
+		lost("the deliverer had stopped", err)
+		return
+	}
 	entry.WithError(err).Warn("webhook attempt not recorded; trying again in the background")
 	d.retries.Add(1)
 	go func() {
 		defer d.retries.Done()
-		for wait := time.Second; ; wait = min(2*wait, recordRetryMax) {
+		giveUp := time.Now().Add(recordRetryFor)
+		for wait := d.recordRetry; ; wait = min(2*wait, recordRetryMax) {
 			t := time.NewTimer(wait)
+			stopping := false
 			select {
 			case <-t.C:
 			case <-d.stopping:
 				t.Stop()
-				b, _ := json.Marshal(a)
-				entry.WithField("attemptRecord", string(b)).Error("webhook attempt not recorded: the deliverer stopped before Redis took it; " +
-					"the message's delivery to the endpoint shows its previous state (resend it if it stays pending)")
-				return
+				stopping = true
 			}
-			_, disabled, err := d.st.RecordWebhookAttempt(context.Background(), a, o)
-			if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+			_, disabled, err := d.st.RecordWebhookAttempt(ctx, a, o)
+			cancel()
+			switch {
+			case err == nil:
 				entry.Info("webhook attempt recorded after a retry")
 				recorded(disabled)
+				return
+			case stopping:
+				lost("the deliverer stopped before Redis took it", err)
+				return
+			case !transient(err) || time.Now().After(giveUp):
+				lost("Redis did not take it", err)
 				return
 			}
 			entry.WithError(err).Warn("webhook attempt still not recorded; trying again")

@@ -243,11 +243,7 @@ func (p *p7) runRaw(ctx context.Context, msgs []rawDelivery, secret string, serv
 		srvs = nil
 	}
 	defer shutdown()
-	for i := range servers {
-		c := p.conc / servers
-		if i < p.conc%servers {
-			c++
-		}
+	for _, c := range webhook.SplitConcurrency(p.conc, servers) {
 		srv := asynq.NewServerFromRedisClient(p.rdb, asynq.Config{Concurrency: c, Queues: map[string]int{"raw": 1},
 			TaskCheckInterval: 100 * time.Millisecond, Logger: p.e.quiet.WithField("c", "asynq"), LogLevel: asynq.WarnLevel})
 		if err := srv.Start(h); err != nil {
