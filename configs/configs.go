@@ -250,6 +250,9 @@ type Webhooks struct {
 	// PerEndpoint bounds those to one endpoint.
 	Concurrency int `yaml:"concurrency"`
 	PerEndpoint int `yaml:"perEndpoint"`
+	// Servers is how many asynq servers share Concurrency in a worker
+	// process: each takes one task per Redis round trip.
+	Servers int `yaml:"servers"`
 	// Timeout bounds one attempt.
 	Timeout time.Duration `yaml:"timeout"`
 	// RetrySchedule is the delay before each attempt, from the previous
@@ -825,6 +828,9 @@ const maxRetrySchedule = 20
 func (w Webhooks) problems(p *problems) {
 	p.positive("webhooks.concurrency", w.Concurrency)
 	p.positive("webhooks.perEndpoint", w.PerEndpoint)
+	if w.Servers <= 0 || w.Servers > w.Concurrency && w.Concurrency > 0 {
+		p.add("webhooks.servers is %d; use 1 to webhooks.concurrency (%d), default 3", w.Servers, w.Concurrency)
+	}
 	if w.PerEndpoint > w.Concurrency && w.Concurrency > 0 {
 		p.add("webhooks.perEndpoint (%d) is more than webhooks.concurrency (%d): one slow endpoint could take every delivery slot", w.PerEndpoint, w.Concurrency)
 	}

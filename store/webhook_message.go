@@ -630,9 +630,37 @@ return {id, reason}
 // returns the log entry's ID and, when this attempt disabled the endpoint,
 // the reason.
 func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o AttemptOutcome) (id, disabled string, err error) {
-	b, err := appendAttempt(nil, &a)
+	keys, args, err := s.recordArgs(&a, o)
 	if err != nil {
-		return "", "", fmt.Errorf("encode webhook attempt: %w", err)
+		return "", "", err
+	}
+	// Shared with concurrent attempts' round trips (the group commit,
+	// windowed as LoadWebhookTarget).
+	return recordResult(&a, s.batch.RunWindowed(ctx, recordScript, keys, args...))
+}
+
+// StowWebhookAttempt is RecordWebhookAttempt for an attempt whose caller
+// does not wait: the record rides with the store's next round trip (the
+// group commit's Stow), ahead of the calls made after it, and then gets
+// its outcome. An asynq handler stows its attempt just before it returns:
+// the record then goes in one round trip with asynq's completion of the
+// task (Store.ServerClient), in that order. A process that dies before
+// that round trip loses the record and the completion alike, so asynq
+// runs the task again, as when it dies just after the attempt.
+func (s *Store) StowWebhookAttempt(ctx context.Context, a WebhookAttempt, o AttemptOutcome, then func(id, disabled string, err error)) {
+	keys, args, err := s.recordArgs(&a, o)
+	if err != nil {
+		then("", "", err)
+		return
+	}
+	s.batch.Stow(ctx, recordScript, func(cmd *redis.Cmd) { then(recordResult(&a, cmd)) }, keys, args...)
+}
+
+// recordArgs are the record script's keys and arguments for a.
+func (s *Store) recordArgs(a *WebhookAttempt, o AttemptOutcome) ([]string, []any, error) {
+	b, err := appendAttempt(nil, a)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: encode webhook attempt: %w", ErrInvalid, err)
 	}
 	series := "0"
 	if o.Series {
@@ -648,13 +676,17 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, a WebhookAttempt, o At
 		out = "final"
 	}
 	now := ms(a.Timestamp)
-	// Shared with concurrent attempts' round trips (the group commit,
-	// windowed as LoadWebhookTarget).
-	v, err := s.batch.RunWindowed(ctx, recordScript, []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID),
-		s.kWebhookAttempts(a.EndpointID), s.kWebhookVersion()},
-		"d:"+a.EndpointID, b, series, out, now, now-o.Retention.Milliseconds(), o.DisableAfter.Milliseconds(),
-		o.GoneReason, o.StaleReason).StringSlice()
-	if err != nil || len(v) != 2 {
+	return []string{s.kWebhookMessage(a.MessageID), s.kWebhookEndpoint(a.EndpointID), s.kWebhookAttempts(a.EndpointID), s.kWebhookVersion()},
+		[]any{"d:" + a.EndpointID, b, series, out, now, now - o.Retention.Milliseconds(), o.DisableAfter.Milliseconds(), o.GoneReason, o.StaleReason}, nil
+}
+
+// recordResult reads the record script's reply.
+func recordResult(a *WebhookAttempt, cmd *redis.Cmd) (id, disabled string, err error) {
+	v, err := cmd.StringSlice()
+	if err == nil && len(v) != 2 {
+		err = fmt.Errorf("%d values in the reply, want 2", len(v))
+	}
+	if err != nil {
 		return "", "", fmt.Errorf("record webhook attempt of %s to %s: %w", a.MessageID, a.EndpointID, err)
 	}
 	return v[0], v[1], nil

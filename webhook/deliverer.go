@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,11 @@ type DelivererConfig struct {
 	// process, so a slow endpoint holds at most that many of Concurrency
 	// (and as many more briefly, waiting for one of them to end).
 	PerEndpoint int
+	// Servers is how many asynq servers share Concurrency (1 to
+	// Concurrency). asynq's processor takes one task per Redis round trip,
+	// so a server's attempts per second are capped by that round trip
+	// whatever its concurrency; several overlap their round trips.
+	Servers int
 	// Timeout bounds an attempt: no 2xx within it is a failure.
 	Timeout time.Duration
 	// Schedule is the delay before each attempt of a message to an
@@ -77,6 +83,9 @@ func (c DelivererConfig) validate() error {
 	var p []string
 	if c.Concurrency <= 0 || c.PerEndpoint <= 0 {
 		p = append(p, "concurrency and perEndpoint must be positive")
+	}
+	if c.Servers <= 0 || c.Servers > max(c.Concurrency, 1) {
+		p = append(p, "servers must be between 1 and concurrency")
 	}
 	if c.Timeout <= 0 || c.DisableAfter <= 0 || c.Retention <= 0 || c.ShutdownTimeout <= 0 || c.PollInterval <= 0 {
 		p = append(p, "timeout, disableAfter, retention, shutdownTimeout and pollInterval must be positive")
@@ -123,7 +132,7 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// Deliverer is the asynq server of the webhooks queue and its handlers: it
+// Deliverer is the asynq servers of the webhooks queue and their handlers: it
 // POSTs messages to endpoints, signed, and retries them on the schedule.
 type Deliverer struct {
 	rdb  redis.UniversalClient
@@ -138,11 +147,19 @@ type Deliverer struct {
 	slotWait time.Duration
 
 	life startstop.Lifecycle
-	srv  *asynq.Server
+	srvs []*asynq.Server
+	// retries holds the records being tried again (recordLater), which
+	// stopping (closed by Stop, under retryMu with stopped) ends;
+	// recordRetry is the first wait (tests shorten it).
+	retryMu     sync.Mutex
+	stopped     bool
+	retries     sync.WaitGroup
+	stopping    chan struct{}
+	recordRetry time.Duration
 }
 
 // NewDeliverer returns a deliverer of st's messages; enq enqueues recovery
-// pages. Its asynq server takes tasks through st's Redis client
+// pages. Its asynq servers take tasks through st's Redis client
 // (Store.ServerClient: its script calls share the store's group commit),
 // so rdb, which Start pings, must be that client's Redis. It touches
 // nothing until Start.
@@ -167,6 +184,7 @@ func NewDeliverer(rdb redis.UniversalClient, st *store.Store, enq Enqueuer, cfg 
 		ForceAttemptHTTP2:     true,
 	}
 	return &Deliverer{rdb: rdb, st: st, enq: enq, cfg: cfg, log: cfg.Logger, slots: map[string]*endpointSlots{}, slotWait: slotWait,
+		stopping: make(chan struct{}), recordRetry: time.Second,
 		http: &http.Client{Transport: tr, Timeout: cfg.Timeout,
 			// A redirect is a failure: following it would deliver where the
 			// endpoint's owner did not register, past the address policy.
@@ -201,7 +219,7 @@ func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return min(time.Duration(1<<min(n, 6))*time.Second, time.Minute)
 }
 
-// Start starts the asynq server of the webhooks queue. A deliverer starts
+// Start starts the asynq servers of the webhooks queue. A deliverer starts
 // once (startstop.Lifecycle).
 func (d *Deliverer) Start(ctx context.Context) error {
 	return d.life.Start("webhook deliverer", func() error { return d.start(ctx) })
@@ -213,10 +231,45 @@ func (d *Deliverer) start(ctx context.Context) error {
 	}
 	// Handlers get ctx's values but not its cancellation: Stop drains them.
 	base := context.WithoutCancel(ctx)
-	// Attempts' completions share round trips with other attempts' reads
-	// and records (the store's group commit); the dequeue goes alone.
-	srv := asynq.NewServerFromRedisClient(d.st.ServerClient(), asynq.Config{
-		Concurrency:              d.cfg.Concurrency,
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeWebhookDeliver, d.HandleDeliver)
+	mux.HandleFunc(tasks.TypeWebhookRecover, d.HandleRecover)
+	// An attempt's store calls wait for company only while asynq has free
+	// slots to bring it (store.AddCheckSlots).
+	d.st.AddCheckSlots(d.cfg.Concurrency)
+	for i, share := range SplitConcurrency(d.cfg.Concurrency, d.cfg.Servers) {
+		srv := d.server(i, share, base)
+		if err := srv.Start(mux); err != nil {
+			d.shutdown()
+			return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
+		}
+		d.srvs = append(d.srvs, srv)
+	}
+	d.log.WithFields(logrus.Fields{"concurrency": d.cfg.Concurrency, "servers": d.cfg.Servers, "perEndpoint": d.cfg.PerEndpoint,
+		"allowPrivate": d.cfg.Policy.AllowPrivate}).Info("webhook deliverer started")
+	return nil
+}
+
+// SplitConcurrency is concurrency split over n asynq servers as evenly as
+// can be, the larger shares first (webhooks.servers).
+func SplitConcurrency(concurrency, n int) []int {
+	shares := make([]int, n)
+	for i := range shares {
+		shares[i] = concurrency / n
+		if i < concurrency%n {
+			shares[i]++
+		}
+	}
+	return shares
+}
+
+// server is the deliverer's asynq server number i, running concurrency
+// attempts with handlers under base. Attempts' completions share round
+// trips with other attempts' reads and records (the store's group
+// commit); the dequeue goes alone.
+func (d *Deliverer) server(i, concurrency int, base context.Context) *asynq.Server {
+	return asynq.NewServerFromRedisClient(d.st.ServerClient(), asynq.Config{
+		Concurrency:              concurrency,
 		Queues:                   map[string]int{tasks.QueueWebhooks: 1},
 		ShutdownTimeout:          d.cfg.ShutdownTimeout,
 		BaseContext:              func() context.Context { return base },
@@ -224,7 +277,7 @@ func (d *Deliverer) start(ctx context.Context) error {
 		DelayedTaskCheckInterval: time.Second,
 		RetryDelayFunc:           retryDelay,
 		IsFailure:                isFailure,
-		Logger:                   d.log.WithField("component", "asynq"),
+		Logger:                   d.log.WithFields(logrus.Fields{"component": "asynq", "server": i}),
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if !isFailure(err) {
@@ -234,20 +287,18 @@ func (d *Deliverer) start(ctx context.Context) error {
 			d.log.WithFields(logrus.Fields{"taskId": id, "taskType": t.Type()}).WithError(err).Warn("webhook task failed; asynq retries it")
 		}),
 	})
-	mux := asynq.NewServeMux()
-	mux.HandleFunc(tasks.TypeWebhookDeliver, d.HandleDeliver)
-	mux.HandleFunc(tasks.TypeWebhookRecover, d.HandleRecover)
-	// An attempt's store calls wait for company only while asynq has free
-	// slots to bring it (store.AddCheckSlots).
-	d.st.AddCheckSlots(d.cfg.Concurrency)
-	if err := srv.Start(mux); err != nil {
-		d.st.AddCheckSlots(-d.cfg.Concurrency)
-		return fmt.Errorf("webhook: start the deliverer's asynq server: %w", err)
+}
+
+// shutdown stops the asynq servers started, together (each waits up to
+// ShutdownTimeout for its attempts), and gives back their slots.
+func (d *Deliverer) shutdown() {
+	var wg sync.WaitGroup
+	for _, srv := range d.srvs {
+		wg.Go(srv.Shutdown)
 	}
-	d.srv = srv
-	d.log.WithFields(logrus.Fields{"concurrency": d.cfg.Concurrency, "perEndpoint": d.cfg.PerEndpoint,
-		"allowPrivate": d.cfg.Policy.AllowPrivate}).Info("webhook deliverer started")
-	return nil
+	wg.Wait()
+	d.srvs = nil
+	d.st.AddCheckSlots(-d.cfg.Concurrency)
 }
 
 // Stop stops taking tasks and waits for attempts in flight, up to
@@ -260,8 +311,12 @@ func (d *Deliverer) Stop(ctx context.Context) error {
 func (d *Deliverer) stop(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
-		d.srv.Shutdown()
-		d.st.AddCheckSlots(-d.cfg.Concurrency)
+		d.shutdown()
+		d.retryMu.Lock()
+		d.stopped = true
+		close(d.stopping)
+		d.retryMu.Unlock()
+		d.retries.Wait()
 		d.http.CloseIdleConnections()
 		d.log.Info("webhook deliverer stopped")
 		close(drained)
@@ -384,7 +439,10 @@ const maxResponse = 512
 // until it succeeds, its last attempt fails, or its endpoint answers 410
 // or is disabled; other triggers make one attempt. It returns other
 // errors only when checkd could not do its part (Redis unreachable), for
-// asynq to retry.
+// asynq to retry. Under asynq the attempt's record is stowed
+// (Store.StowWebhookAttempt) to ride with asynq's completion of the task;
+// one that fails is tried again in the background (recordLater), not by
+// asynq. Called directly, it records before it returns.
 func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseWebhookDeliverPayload(t.Payload())
 	if err != nil {
@@ -464,19 +522,36 @@ func (d *Deliverer) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 			a.NextAttemptAt = &at
 		}
 	}
-	_, disabled, rerr := d.st.RecordWebhookAttempt(ctx, a, o)
-	if rerr != nil {
-		return rerr // asynq retries the task; the attempt is made again
-	}
-	if d.cfg.OnAttempt != nil {
-		d.cfg.OnAttempt(Attempt{EndpointID: p.EndpointID, Trigger: trigger, Outcome: outcome, Duration: time.Duration(a.DurationMs) * time.Millisecond})
-	}
-	if disabled != "" {
-		d.log.WithFields(logrus.Fields{"endpointId": p.EndpointID, "url": tg.Endpoint.URL}).Warn("webhook endpoint disabled: " + disabled +
-			"; it receives nothing until re-enabled (PATCH disabled:false), then recover its messages")
-		if d.cfg.OnDisabled != nil {
-			d.cfg.OnDisabled(p.EndpointID, disabled)
+	recorded := func(disabled string) {
+		if d.cfg.OnAttempt != nil {
+			d.cfg.OnAttempt(Attempt{EndpointID: p.EndpointID, Trigger: trigger, Outcome: outcome, Duration: time.Duration(a.DurationMs) * time.Millisecond})
 		}
+		if disabled != "" {
+			d.log.WithFields(logrus.Fields{"endpointId": p.EndpointID, "url": tg.Endpoint.URL}).Warn("webhook endpoint disabled: " + disabled +
+				"; it receives nothing until re-enabled (PATCH disabled:false), then recover its messages")
+			if d.cfg.OnDisabled != nil {
+				d.cfg.OnDisabled(p.EndpointID, disabled)
+			}
+		}
+	}
+	if _, underAsynq := asynq.GetTaskID(ctx); underAsynq && ctx.Err() == nil {
+		// asynq completes the task as soon as this returns, through the
+		// store's group commit: the record rides ahead of it. (A context
+		// ended by asynq, at shutdown or the task's deadline, records
+		// nothing and asynq runs the task again, as before.)
+		d.st.StowWebhookAttempt(ctx, a, o, func(_, disabled string, err error) {
+			if err != nil {
+				d.recordLater(a, o, recorded, err)
+				return
+			}
+			recorded(disabled)
+		})
+	} else {
+		_, disabled, err := d.st.RecordWebhookAttempt(ctx, a, o)
+		if err != nil {
+			return err // asynq retries the task; the attempt is made again
+		}
+		recorded(disabled)
 	}
 	if o.Success {
 		return nil
@@ -537,6 +612,93 @@ func (d *Deliverer) post(ctx context.Context, tg *store.WebhookTarget, msgID str
 	a.Response = strings.ToValidUTF8(string(b), string(utf8.RuneError))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
+}
+
+// recordRetryMax bounds the wait between a failed record's tries, and
+// recordRetryFor how long it is tried: past the task's lease (asynq's 30 s)
+// asynq may run the task again, whose own attempt is recorded.
+const (
+	recordRetryMax = 30 * time.Second
+	recordRetryFor = 5 * time.Minute
+)
+
+// transient reports whether a failed record may land if tried again: not
+// when Redis answered with an error of the script's own (a reply error
+// other than the busy, loading or failover ones) or the attempt could not
+// be encoded.
+func transient(err error) bool {
+	var re redis.Error
+	if errors.Is(err, store.ErrInvalid) {
+		return false
+	}
+	if !errors.As(err, &re) {
+		return true
+	}
+	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "OOM"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordLater tries again, in the background, to record an attempt whose
+// stowed record failed (Redis unreachable, say): its task may be complete
+// already, so nothing else would record it. It tries after recordRetry,
+// then twice as long each time up to recordRetryMax, for recordRetryFor,
+// and once more when the deliverer stops (bounded by ShutdownTimeout);
+// then the attempt is logged whole at error level. A record whose reply
+// was lost after Redis ran it is logged twice (the script is not
+// idempotent); one Redis refused for good is not tried again.
+func (d *Deliverer) recordLater(a store.WebhookAttempt, o store.AttemptOutcome, recorded func(disabled string), err error) {
+	entry := d.log.WithFields(logrus.Fields{"msgId": a.MessageID, "endpointId": a.EndpointID, "attempt": a.Attempt, "status": a.Status})
+	lost := func(why string, err error) {
+		b, _ := json.Marshal(a)
+		entry.WithError(err).WithField("attemptRecord", string(b)).Error("webhook attempt not recorded: " + why +
+			"; the message's delivery to the endpoint shows its previous state (resend it with POST /v1/webhooks/messages/{msgId}/endpoints/{endpointId}/resend if it stays pending)")
+	}
+	if !transient(err) {
+		lost("Redis refused it", err)
+		return
+	}
+	d.retryMu.Lock()
+	defer d.retryMu.Unlock()
+	if d.stopped {
+		lost("the deliverer had stopped", err)
+		return
+	}
+	entry.WithError(err).Warn("webhook attempt not recorded; trying again in the background")
+	d.retries.Add(1)
+	go func() {
+		defer d.retries.Done()
+		giveUp := time.Now().Add(recordRetryFor)
+		for wait := d.recordRetry; ; wait = min(2*wait, recordRetryMax) {
+			t := time.NewTimer(wait)
+			stopping := false
+			select {
+			case <-t.C:
+			case <-d.stopping:
+				t.Stop()
+				stopping = true
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+			_, disabled, err := d.st.RecordWebhookAttempt(ctx, a, o)
+			cancel()
+			switch {
+			case err == nil:
+				entry.Info("webhook attempt recorded after a retry")
+				recorded(disabled)
+				return
+			case stopping:
+				lost("the deliverer stopped before Redis took it", err)
+				return
+			case !transient(err) || time.Now().After(giveUp):
+				lost("Redis did not take it", err)
+				return
+			}
+			entry.WithError(err).Warn("webhook attempt still not recorded; trying again")
+		}
+	}()
 }
 
 // describe is a network error as an attempt log shows it.

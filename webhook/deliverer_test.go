@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/checkd/checkd/internal/clock"
@@ -778,6 +782,30 @@ func TestDelivererThroughAsynq(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("webhook-ids %v, want one", ids)
 	}
+	// Each attempt's record is stowed to ride with asynq's completion of its
+	// task: all three are logged, the last a success, and at least one of
+	// them shared its round trip (each alone would have needed asynq to
+	// come more than 2 ms after its handler, three times; the attempts are
+	// serial, so nothing else shares one).
+	var msgID string
+	for id := range ids {
+		msgID = id
+	}
+	var as []store.WebhookAttempt
+	waitFor(t, 10*time.Second, "the three attempts recorded", func() bool {
+		as, _ = e.st.WebhookMessageAttempts(e.ctx, msgID)
+		return len(as) == 3
+	})
+	if as[0].Status != store.DeliveryFailed || as[0].ResponseStatusCode != http.StatusServiceUnavailable || as[2].Status != store.DeliverySuccess || as[2].Attempt != 3 {
+		t.Errorf("attempts %+v, want two 503 failures then a success", as)
+	}
+	if st := e.st.BatchStats(); st.Pipelined < 2 {
+		t.Errorf("group commit %+v: no record rode with its completion", st)
+	}
+	page, err := e.st.ListWebhookMessages(e.ctx, store.WebhookMessageFilter{}, "", 10)
+	if err != nil || len(page.Messages) != 1 || page.Messages[0].Deliveries[0].Status != store.DeliverySuccess || page.Messages[0].Deliveries[0].Attempts != 3 {
+		t.Errorf("message %+v (%v), want its delivery a success after 3 attempts", page.Messages, err)
+	}
 	// Three loads and three records, and the server's completions of the
 	// three attempts (two retries, one done): only those last go through
 	// the group commit by way of the server's client.
@@ -789,5 +817,189 @@ func TestDelivererThroughAsynq(t *testing.T) {
 	}
 	if s := e.st.BatchStats().Slots; s != 0 {
 		t.Errorf("group commit slots %d after the deliverer stopped, want 0", s)
+	}
+}
+
+// TestDelivererServers (real Redis): the deliverer's concurrency is split
+// over its asynq servers, which asynq lists while it runs (as asynqmon
+// shows them) and no longer once it stopped; messages flow through them;
+// a server count outside 1 to concurrency is refused.
+func TestDelivererServers(t *testing.T) {
+	t.Parallel()
+	rdb := realClient(t)
+	e := newEnv(t, rdb)
+	for _, tt := range []struct{ concurrency, servers int }{{2, 3}, {4, 0}, {4, 5}, {4, -1}} {
+		cfg := e.delivererConfig()
+		cfg.Concurrency, cfg.Servers = tt.concurrency, tt.servers
+		if _, err := NewDeliverer(rdb, e.st, e.enq, cfg); err == nil {
+			t.Errorf("concurrency %d over %d servers: accepted, want an error", tt.concurrency, tt.servers)
+		}
+	}
+	rcv := newReceiver(t, nil)
+	e.endpoint(rcv.URL, nil)
+	d := e.deliverer(func(c *DelivererConfig) { c.Clock, c.Concurrency, c.PerEndpoint, c.Servers = clock.Real{}, 5, 5, 3 })
+	if err := d.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	ins := asynq.NewInspectorFromRedisClient(rdb)
+	var shares []int
+	waitFor(t, 10*time.Second, "the deliverer's three servers in asynq", func() bool {
+		srvs, err := ins.Servers()
+		if err != nil {
+			return false
+		}
+		shares = shares[:0]
+		for _, s := range srvs {
+			if _, ok := s.Queues[tasks.QueueWebhooks]; ok {
+				shares = append(shares, s.Concurrency)
+			}
+		}
+		return len(shares) == 3
+	})
+	slices.Sort(shares)
+	if !slices.Equal(shares, []int{1, 2, 2}) {
+		t.Errorf("servers' concurrency %v, want [1 2 2] (5 over 3)", shares)
+	}
+	const n = 30
+	for range n {
+		e.conn("user_good")
+	}
+	e.drain(e.dispatcher(asynq.NewClientFromRedisClient(rdb), nil))
+	waitFor(t, 20*time.Second, "every message", func() bool { return len(rcv.requests()) >= n })
+	if err := d.Stop(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if srvs, err := ins.Servers(); err != nil || len(srvs) != 0 {
+		t.Errorf("after Stop asynq lists %d servers (%v), want none", len(srvs), err)
+	}
+	ids := map[string]bool{}
+	for _, r := range rcv.requests() {
+		ids[r.header.Get(HeaderID)] = true
+	}
+	if len(ids) != n || len(rcv.requests()) != n {
+		t.Errorf("%d requests with %d distinct webhook-ids, want %d each (one attempt per message)", len(rcv.requests()), len(ids), n)
+	}
+}
+
+// failRecords fails the record script's calls for one endpoint (a script
+// call with its delivery field among the arguments), and the pipelines
+// carrying one, while on.
+type failRecords struct {
+	field string
+	on    atomic.Bool
+}
+
+func (f *failRecords) matches(cmd redis.Cmder) bool {
+	if n := cmd.Name(); n != "evalsha" && n != "eval" {
+		return false
+	}
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok && s == f.field {
+			return f.on.Load()
+		}
+	}
+	return false
+}
+
+func (f *failRecords) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f *failRecords) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if f.matches(cmd) {
+			cmd.SetErr(errors.New("ERR test: Redis refuses the record"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (f *failRecords) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if f.matches(cmd) {
+				err := errors.New("ERR test: Redis refuses the record")
+				for _, c := range cmds {
+					c.SetErr(err)
+				}
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestStowedRecordRetried (real Redis, the deliverer's asynq servers):
+// while Redis refuses an attempt's record (which took asynq's completion
+// down with it) the attempt is not logged and is tried again in the
+// background; once Redis takes it, it is. One Redis still refuses when the
+// deliverer stops is tried once more and then logged whole, as unrecorded.
+func TestStowedRecordRetried(t *testing.T) {
+	t.Parallel()
+	rdb := realClient(t)
+	e := newEnv(t, rdb)
+	rcv := newReceiver(t, nil)
+	ep, _ := e.endpoint(rcv.URL, nil)
+	fail := &failRecords{field: "d:" + ep.ID}
+	rdb.AddHook(fail)
+	d := e.deliverer(func(c *DelivererConfig) { c.Clock = clock.Real{} })
+	d.recordRetry = 10 * time.Millisecond
+	if err := d.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	client := asynq.NewClientFromRedisClient(rdb)
+	logged := func(level logrus.Level, msg string, n int) func() bool {
+		return func() bool {
+			c := 0
+			for _, en := range e.log.AllEntries() {
+				if en.Level == level && strings.Contains(en.Message, msg) {
+					c++
+				}
+			}
+			return c >= n
+		}
+	}
+	deliver := func() string {
+		t.Helper()
+		before := len(rcv.requests())
+		e.conn("user_good")
+		e.drain(e.dispatcher(client, nil))
+		waitFor(t, 20*time.Second, "the POST", func() bool { return len(rcv.requests()) > before })
+		return rcv.requests()[before].header.Get(HeaderID)
+	}
+
+	fail.on.Store(true)
+	first := deliver()
+	waitFor(t, 20*time.Second, "a retry Redis refused", logged(logrus.WarnLevel, "webhook attempt still not recorded", 1))
+	if as, err := e.st.WebhookMessageAttempts(e.ctx, first); err != nil || len(as) != 0 {
+		t.Fatalf("attempts %+v (%v) while Redis refuses the record, want none", as, err)
+	}
+	fail.on.Store(false)
+	waitFor(t, 20*time.Second, "the record to land", logged(logrus.InfoLevel, "webhook attempt recorded after a retry", 1))
+	as, err := e.st.WebhookMessageAttempts(e.ctx, first)
+	if err != nil || len(as) != 1 || as[0].Status != store.DeliverySuccess {
+		t.Fatalf("attempts %+v (%v), want the one retried, a success", as, err)
+	}
+
+	fail.on.Store(true)
+	second := deliver()
+	waitFor(t, 20*time.Second, "the second record refused", logged(logrus.WarnLevel, "webhook attempt not recorded; trying again", 2))
+	if err := d.Stop(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, en := range e.log.AllEntries() {
+		if en.Level == logrus.ErrorLevel && strings.Contains(en.Message, "the deliverer stopped before Redis took it") &&
+			strings.Contains(fmt.Sprint(en.Data["attemptRecord"]), second) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no error log with the unrecorded attempt whole")
+	}
+	fail.on.Store(false)
+	if as, _ := e.st.WebhookMessageAttempts(e.ctx, second); len(as) != 0 {
+		t.Errorf("%d attempts logged for the refused record, want none", len(as))
 	}
 }

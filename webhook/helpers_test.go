@@ -75,7 +75,7 @@ func (e *env) logger() logrus.FieldLogger {
 }
 
 func (e *env) delivererConfig() DelivererConfig {
-	return DelivererConfig{Concurrency: 4, PerEndpoint: 2, Timeout: 5 * time.Second, Schedule: schedule, Jitter: 0.2,
+	return DelivererConfig{Concurrency: 4, PerEndpoint: 2, Servers: 2, Timeout: 5 * time.Second, Schedule: schedule, Jitter: 0.2,
 		DisableAfter: 5 * 24 * time.Hour, Retention: 30 * 24 * time.Hour, Policy: Policy{AllowPrivate: true},
 		ShutdownTimeout: 5 * time.Second, PollInterval: 20 * time.Millisecond, Clock: e.clk, Logger: e.logger()}
 }

@@ -17,7 +17,7 @@
 // answered, with its sequence and, for connection.updated.v2, the changed
 // fields and their previous values), stores them, and enqueues one
 // webhook:deliver task per message and enabled endpoint receiving it. The
-// Deliverer, an asynq server of its own on the webhooks queue (a slow
+// Deliverer, asynq servers of its own on the webhooks queue (a slow
 // endpoint never holds up a check), POSTs the stored bytes with the
 // headers webhook-id (MessageID: the same on every attempt, resend and
 // endpoint), webhook-timestamp and webhook-signature (Sign), and retries
@@ -41,7 +41,7 @@ import (
 // the hooks.
 func DelivererConfigFrom(c configs.Config) DelivererConfig {
 	w := c.Webhooks
-	return DelivererConfig{Concurrency: w.Concurrency, PerEndpoint: w.PerEndpoint, Timeout: w.Timeout,
+	return DelivererConfig{Concurrency: w.Concurrency, PerEndpoint: w.PerEndpoint, Servers: w.Servers, Timeout: w.Timeout,
 		Schedule: slices.Clone(w.RetrySchedule), Jitter: w.RetryJitter, DisableAfter: w.DisableAfter, Retention: w.Retention,
 		Policy: Policy{AllowPrivate: w.AllowPrivate}, ShutdownTimeout: c.Worker.ShutdownTimeout, PollInterval: w.PollInterval}
 }

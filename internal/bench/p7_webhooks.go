@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,19 +188,10 @@ type rawDelivery struct {
 	Body json.RawMessage `json:"body"`
 }
 
-// runRaw delivers the same messages with raw asynq: they are enqueued (16
-// goroutines) while a server of the same concurrency runs a plain handler
-// that signs each with the reference library and POSTs it.
-func (p *p7) runRaw(ctx context.Context, msgs []rawDelivery, secret string) (*meter, error) {
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: p.conc}}
-	defer client.CloseIdleConnections()
-	srv := asynq.NewServerFromRedisClient(p.rdb, asynq.Config{Concurrency: p.conc, Queues: map[string]int{"raw": 1},
-		TaskCheckInterval: 100 * time.Millisecond, Logger: p.e.quiet.WithField("c", "asynq"), LogLevel: asynq.WarnLevel})
-	p.rcv.expect(len(msgs))
-	stopProf := p.e.startProfile(fmt.Sprintf("P7-raw-%d", len(p.conns)))
-	defer stopProf()
-	m := startMeter(ctx, p.rdb, p.rt)
-	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+// rawHandler is raw asynq's handler: it signs the task's message with the
+// reference library and POSTs it.
+func (p *p7) rawHandler(client *http.Client, secret string) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		var d rawDelivery
 		if err := json.Unmarshal(t.Payload(), &d); err != nil {
 			return err
@@ -227,8 +219,37 @@ func (p *p7) runRaw(ctx context.Context, msgs []rawDelivery, secret string) (*me
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}
 		return nil
-	})); err != nil {
-		return nil, err
+	})
+}
+
+// runRaw delivers the same messages with raw asynq: they are enqueued (16
+// goroutines) while servers of the same concurrency in all run a plain
+// handler that signs each with the reference library and POSTs it. One
+// server is raw asynq as plainly run; more split the concurrency as
+// checkd's deliverer does (webhooks.servers).
+func (p *p7) runRaw(ctx context.Context, msgs []rawDelivery, secret string, servers int) (*meter, error) {
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: p.conc}}
+	defer client.CloseIdleConnections()
+	p.rcv.expect(len(msgs))
+	stopProf := p.e.startProfile(fmt.Sprintf("P7-raw%d-%d", servers, len(p.conns)))
+	defer stopProf()
+	m := startMeter(ctx, p.rdb, p.rt)
+	h := p.rawHandler(client, secret)
+	var srvs []*asynq.Server
+	shutdown := func() {
+		for _, srv := range srvs {
+			srv.Shutdown()
+		}
+		srvs = nil
+	}
+	defer shutdown()
+	for _, c := range webhook.SplitConcurrency(p.conc, servers) {
+		srv := asynq.NewServerFromRedisClient(p.rdb, asynq.Config{Concurrency: c, Queues: map[string]int{"raw": 1},
+			TaskCheckInterval: 100 * time.Millisecond, Logger: p.e.quiet.WithField("c", "asynq"), LogLevel: asynq.WarnLevel})
+		if err := srv.Start(h); err != nil {
+			return nil, err
+		}
+		srvs = append(srvs, srv)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -252,7 +273,7 @@ func (p *p7) runRaw(ctx context.Context, msgs []rawDelivery, secret string) (*me
 		err = p.rcv.wait(ctx)
 	}
 	m.stop(ctx)
-	srv.Shutdown()
+	shutdown()
 	if err != nil {
 		return nil, fmt.Errorf("raw: %w", err)
 	}
@@ -311,7 +332,10 @@ func runP7(ctx context.Context, e *env) (r Result) {
 
 	rounds := max(e.sz.P7Rounds, 1)
 	per := e.sz.P7Changes / rounds
-	checkd, raw := &meter{}, &meter{}
+	checkd, raw, rawSplit := &meter{}, &meter{}, &meter{}
+	// The deliverer splits its concurrency over webhooks.servers asynq
+	// servers; raw asynq runs once so split too, for reference.
+	split := configs.Default().Webhooks.Servers
 	var roundRatios []string
 	var memPer float64
 	var memDetail, streamDetail string
@@ -354,14 +378,17 @@ func runP7(ctx context.Context, e *env) (r Result) {
 			r.Err = err
 			return r
 		}
-		var mc, mr *meter
-		if k%2 == 0 {
-			if mr, err = p.runRaw(ctx, msgs, secret); err == nil {
-				mc, err = p.runCheckd(ctx, per)
-			}
-		} else {
+		// checkd between raw asynq plain (one server) and raw asynq split
+		// as the deliverer is, their order alternating.
+		var mc, mr, ms *meter
+		first, second := &mr, &ms
+		firstN, secondN := 1, split
+		if k%2 == 1 {
+			first, second, firstN, secondN = second, first, secondN, firstN
+		}
+		if *first, err = p.runRaw(ctx, msgs, secret, firstN); err == nil {
 			if mc, err = p.runCheckd(ctx, per); err == nil {
-				mr, err = p.runRaw(ctx, msgs, secret)
+				*second, err = p.runRaw(ctx, msgs, secret, secondN)
 			}
 		}
 		if err == nil && k == 0 {
@@ -373,11 +400,13 @@ func runP7(ctx context.Context, e *env) (r Result) {
 		}
 		checkd.add(mc)
 		raw.add(mr)
+		rawSplit.add(ms)
 		roundRatios = append(roundRatios, fmt.Sprintf("%.3f", mr.Wall.Seconds()/mc.Wall.Seconds()))
-		e.logf("P7: round %d: checkd %.0f msgs/s, raw asynq %.0f/s", k+1, float64(per)/mc.Wall.Seconds(), float64(per)/mr.Wall.Seconds())
+		e.logf("P7: round %d: checkd %.0f msgs/s, raw asynq %.0f/s, raw asynq on %d servers %.0f/s", k+1,
+			float64(per)/mc.Wall.Seconds(), float64(per)/mr.Wall.Seconds(), split, float64(per)/ms.Wall.Seconds())
 	}
 	n := per * rounds
-	rate, rawRate := float64(n)/checkd.Wall.Seconds(), float64(n)/raw.Wall.Seconds()
+	rate, rawRate, splitRate := float64(n)/checkd.Wall.Seconds(), float64(n)/raw.Wall.Seconds(), float64(n)/rawSplit.Wall.Seconds()
 	r.Value, r.Baseline, r.HasBase, r.Ratio, r.HasRatio = rate, rawRate, true, rate/rawRate, true
 	r.Met = verdict(r.Ratio >= 0.8)
 
@@ -390,14 +419,22 @@ func runP7(ctx context.Context, e *env) (r Result) {
 		Result{ID: "P7.p50", Name: "webhook-latency-p50", Value: float64(p50.Milliseconds()), Unit: "ms", Goal: "none", Met: "-"},
 		Result{ID: "P7.p99", Name: "webhook-latency-p99", Value: float64(p99.Milliseconds()), Unit: "ms", Goal: "≤ 1000 ms",
 			Met: verdict(p99 <= time.Second)},
-		Result{ID: "P7.mem", Name: "webhook-memory", Value: memPer, Unit: "B/msg", Goal: "none: reported", Met: "-"})
+		Result{ID: "P7.mem", Name: "webhook-memory", Value: memPer, Unit: "B/msg", Goal: "none: reported", Met: "-"},
+		Result{ID: "P7.split", Name: "webhooks-vs-split-raw", Value: rate, Unit: "msgs/s", Baseline: splitRate, HasBase: true,
+			Ratio: rate / splitRate, HasRatio: true, Goal: "none: reported", Met: "-"})
 	r.Details = append(r.Details,
 		fmt.Sprintf("%d changes (new connections: connection.created.v2, one message each) delivered to one local receiver (Go, 204) by checkd's dispatcher + deliverer in %s, from the stream to the last arrival; raw asynq (16 enqueuers, a handler that signs with the reference library and POSTs) in %s; %d alternating rounds; concurrency %d on both sides (checkd's perEndpoint raised to it: one endpoint)",
 			n, checkd.Wall.Round(time.Millisecond), raw.Wall.Round(time.Millisecond), rounds, p.conc),
+		fmt.Sprintf("checkd's deliverer splits its concurrency over %d asynq servers (webhooks.servers; asynq's processor takes one task per round trip); raw asynq split the same way (P7.split's baseline) delivered in %s: %.0f msgs/s, ratio %.3f (P7's baseline is raw asynq as plainly run, one server)",
+			split, rawSplit.Wall.Round(time.Millisecond), splitRate, rate/splitRate),
 		"ratio by round: "+fmt.Sprint(roundRatios),
 		"checkd "+checkd.perItem(n),
 		"raw    "+raw.perItem(n),
+		"raw on "+strconv.Itoa(split)+" servers "+rawSplit.perItem(n),
 		fmt.Sprintf("by CPU (Go + Redis per message): checkd %s, raw %s (ratio %.3f)", checkd.cpuPerItem(n), raw.cpuPerItem(n), checkd.cpuRatio(raw, n)),
+		fmt.Sprintf("asynq's processor dequeues one task at a time: mean dequeue call latency checkd %s, raw %s, raw split %s (dequeue calls per message %.2f, %.2f, %.2f)",
+			checkd.dequeueLatency(), raw.dequeueLatency(), rawSplit.dequeueLatency(),
+			float64(checkd.Dequeues)/float64(n), float64(raw.Dequeues)/float64(n), float64(rawSplit.Dequeues)/float64(n)),
 		fmt.Sprintf("latency, store write to arrival, at %d changes/s for %s (%d messages): p50 %s, p99 %s (the change's time has millisecond precision)",
 			e.sz.P7Rate, e.sz.P7Duration, sent, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond)),
 		memDetail, streamDetail)

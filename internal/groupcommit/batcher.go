@@ -36,8 +36,9 @@ import (
 // hands out work only into free slots (asynq's concurrency), waiting on
 // would stall the pool.
 //
-// It has no goroutine of its own, hence nothing to start or stop: the caller
-// that finds nothing in flight sends (it leads); when its batch is back it
+// It has no goroutine of its own, hence nothing to start or stop (but the
+// timer of stowed calls, Stow): the caller that finds nothing in flight
+// sends (it leads); when its batch is back it
 // hands each waiter its reply and promotes the oldest queued call, whose
 // goroutine then sends the next batch with everything queued by then. Each
 // caller is woken once, as it would be by its own reply.
@@ -73,7 +74,12 @@ type Batcher struct {
 	// slots is how many windowed callers may be in progress at once
 	// (AddSlots); 0: unknown.
 	slots int
-	stats Stats
+	// stowed calls (Stow) wait for the next batch, ahead of its queue;
+	// stowTimer sends them on their own if none comes within stowWait.
+	stowed    []*scriptCall
+	stowTimer *time.Timer
+	stowWait  time.Duration
+	stats     Stats
 }
 
 // maxBatch closes a window early: that many calls fill a round trip well
@@ -126,15 +132,16 @@ type scriptCall struct {
 	keys   []string
 	args   []any
 	cmds   []redis.Cmder
-	cmd    *redis.Cmd    // the reply, set by the batch's leader (plain: nil unless the call failed)
-	state  callState     // guarded by Batcher.mu
-	wake   chan struct{} // one signal: promoted (callLeading) or replied (callDone)
+	cmd    *redis.Cmd       // the reply, set by the batch's leader (plain: nil unless the call failed)
+	state  callState        // guarded by Batcher.mu
+	wake   chan struct{}    // one signal: promoted (callLeading) or replied (callDone)
+	then   func(*redis.Cmd) // a stowed call's reply goes here instead (nil wake)
 }
 
 // New returns a batcher over rdb whose windowed calls wait up to window
 // for company (0 or negative: never).
 func New(rdb redis.UniversalClient, window time.Duration) *Batcher {
-	return &Batcher{rdb: rdb, window: max(window, 0)}
+	return &Batcher{rdb: rdb, window: max(window, 0), stowWait: stowWait}
 }
 
 // Stats returns the counts so far.
@@ -146,19 +153,71 @@ func (b *Batcher) Stats() Stats {
 	return st
 }
 
-// Queued is how many calls wait for the next round trip now.
+// Queued is how many calls wait for the next round trip now (stowed ones
+// not included).
 func (b *Batcher) Queued() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.queue)
 }
 
-// Idle reports whether nothing is in flight or queued: every call that
-// returned left the batcher as it found it.
+// Idle reports whether nothing is in flight, queued or stowed: every call
+// that returned left the batcher as it found it.
 func (b *Batcher) Idle() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return !b.busy && len(b.queue) == 0
+	return !b.busy && len(b.queue) == 0 && len(b.stowed) == 0
+}
+
+// stowWait is how long a stowed call waits for a batch to ride with before
+// it is sent on its own.
+const stowWait = 2 * time.Millisecond
+
+// Stow queues a script call that nobody waits for: it rides with the next
+// batch any caller sends (ahead of that batch's calls, so a call made after
+// Stow returns runs after it in Redis, unless Redis had lost the stowed
+// script (NOSCRIPT) and not the other's: it then runs again with EVAL,
+// after), or is sent on its own after stowWait when none comes, and then
+// passes its reply to then, once, from the goroutine that sent it, after
+// that batch's waiters were woken: then must not block, nor call the
+// Batcher. It saves its caller a round trip and a wake-up when another
+// call is about to follow, as asynq's completion of a task follows its
+// handler. The call is sent under ctx's values without its cancellation.
+// then may be nil.
+func (b *Batcher) Stow(ctx context.Context, script *redis.Script, then func(*redis.Cmd), keys []string, args ...any) {
+	if then == nil {
+		then = func(*redis.Cmd) {}
+	}
+	c := &scriptCall{ctx: context.WithoutCancel(ctx), script: script, keys: keys, args: args, then: then}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.stowed) == 0 {
+		if b.stowTimer == nil {
+			b.stowTimer = time.AfterFunc(b.stowWait, b.flushStowed)
+		} else {
+			b.stowTimer.Reset(b.stowWait)
+		}
+	}
+	b.stowed = append(b.stowed, c)
+}
+
+// flushStowed sends the stowed calls that no batch took, leading a batch
+// of them when nothing is in flight, or waits once more for the batch in
+// flight to end.
+func (b *Batcher) flushStowed() {
+	b.mu.Lock()
+	switch {
+	case len(b.stowed) == 0:
+		b.mu.Unlock()
+		return
+	case b.busy:
+		b.stowTimer.Reset(b.stowWait)
+		b.mu.Unlock()
+		return
+	}
+	b.busy = true
+	b.mu.Unlock()
+	b.lead(nil, false)
 }
 
 // Run runs script with keys and args as Script.Run would, sharing the round
@@ -206,6 +265,13 @@ func (b *Batcher) do(ctx context.Context, windowed bool, c *scriptCall) *redis.C
 		if windowed && b.company && b.window > 0 {
 			return b.gather(c) // unlocks
 		}
+		if len(b.stowed) > 0 { // nothing in flight: send at once, with the stowed calls
+			c.wake, c.state = make(chan struct{}, 1), callLeading
+			b.queue = append(b.queue, c)
+			b.mu.Unlock()
+			b.lead(c, false)
+			return c.cmd
+		}
 		// Nothing in flight and nobody to wait for: send at once, alone.
 		b.stats.Calls++
 		b.stats.Batches++
@@ -242,7 +308,7 @@ func (b *Batcher) do(ctx context.Context, windowed bool, c *scriptCall) *redis.C
 	}
 	// The signal orders the state (and the reply) written before it.
 	if c.state == callLeading {
-		b.lead(c, false)
+		b.lead(c, true)
 	}
 	return c.cmd
 }
@@ -257,7 +323,7 @@ func (b *Batcher) gather(c *scriptCall) *redis.Cmd {
 	b.queue = append(b.queue, c)
 	if b.fullLocked() { // too few slots to wait for anyone: send at once
 		b.mu.Unlock()
-		b.lead(c, true)
+		b.lead(c, false)
 		return c.cmd
 	}
 	b.gathering = c
@@ -282,7 +348,7 @@ func (b *Batcher) gather(c *scriptCall) *redis.Cmd {
 		return c.cmd
 	}
 	b.mu.Unlock()
-	b.lead(c, true)
+	b.lead(c, false)
 	return c.cmd
 }
 
@@ -320,19 +386,26 @@ func (b *Batcher) release() {
 // panic in the sending goroutine (a hook, say); the panic goes on.
 var errAborted = errors.New("groupcommit: the batch carrying this call was aborted")
 
-// lead sends everything queued, with self (the promoted call, or the one
-// that gathered the batch in a window) among it, as one batch; then it
-// hands out the replies and promotes the next leader.
-func (b *Batcher) lead(self *scriptCall, gathered bool) {
+// lead sends everything stowed and queued, with self among it (the
+// promoted call, the one that gathered the batch in a window, or one that
+// found stowed calls at an idle batcher; nil: the stowed calls' timer), as
+// one batch; then it hands out the replies and promotes the next leader.
+// promoted: self queued behind another batch.
+func (b *Batcher) lead(self *scriptCall, promoted bool) {
 	b.mu.Lock()
 	batch := b.queue
 	b.queue, b.spare = b.spare[:0], nil
+	if len(b.stowed) > 0 { // ahead of the calls made after them
+		batch = slices.Insert(batch, 0, b.stowed...)
+		clear(b.stowed)
+		b.stowed = b.stowed[:0]
+	}
 	sent := batch[:0] // filtered in place: the calls whose context is still live
 	for _, c := range batch {
-		if err := c.ctx.Err(); err != nil {
+		if err := c.ctx.Err(); err != nil { // never a stowed call: no cancellation
 			c.fail(c.ctx, err)
 			c.state = callDone
-			if c != self {
+			if c != self && c.wake != nil {
 				c.wake <- struct{}{}
 			}
 			continue
@@ -350,25 +423,38 @@ func (b *Batcher) lead(self *scriptCall, gathered bool) {
 	b.mu.Unlock()
 
 	done := false
+	var thens []*scriptCall
 	defer func() {
 		b.mu.Lock()
+		waited := 0 // calls someone waits for: stowed ones are not company
 		for _, c := range sent {
 			if !done {
 				c.fail(c.ctx, errAborted)
 			}
 			c.state = callDone
-			if c != self {
+			switch {
+			case c.then != nil:
+				thens = append(thens, c)
+			case c != self:
 				c.wake <- struct{}{} // buffered, and each call is signalled once: never blocks
+				fallthrough
+			default:
+				waited++
 			}
 		}
 		// A promoted call queued behind another: company, even alone.
-		b.company = !gathered || len(sent) > 1 || len(b.queue) > 0
+		b.company = promoted || waited > 1 || len(b.queue) > 0
 		clear(batch)
 		if b.spare == nil {
 			b.spare = batch[:0]
 		}
 		b.promoteLocked()
 		b.mu.Unlock()
+		// Once the batcher is consistent again: a callback that panics
+		// leaves it usable.
+		for _, c := range thens {
+			c.then(c.cmd)
+		}
 	}()
 	b.send(self, sent)
 	done = true
@@ -377,7 +463,8 @@ func (b *Batcher) lead(self *scriptCall, gathered bool) {
 // send runs calls in one round trip: alone as Script.Run under its own
 // context, several as a pipeline of EVALSHA, then EVAL for those whose
 // script Redis no longer has, under the leader's context values (the first
-// call's when the leader's own context is done) without cancellation.
+// call's when the leader's own context is done, or when the stowed calls'
+// timer leads: self nil) without cancellation.
 func (b *Batcher) send(self *scriptCall, calls []*scriptCall) {
 	switch len(calls) {
 	case 0:
@@ -386,9 +473,9 @@ func (b *Batcher) send(self *scriptCall, calls []*scriptCall) {
 		b.sendOne(calls[0])
 		return
 	}
-	ctx := self.ctx
-	if ctx.Err() != nil {
-		ctx = calls[0].ctx
+	ctx := calls[0].ctx
+	if self != nil && self.ctx.Err() == nil {
+		ctx = self.ctx
 	}
 	ctx = context.WithoutCancel(ctx)
 	p := b.rdb.Pipeline()

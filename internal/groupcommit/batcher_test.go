@@ -36,8 +36,8 @@ func (b *Batcher) requireIdle(t *testing.T) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.busy || len(b.queue) != 0 {
-		t.Fatalf("batcher not idle: busy=%v, %d queued", b.busy, len(b.queue))
+	if b.busy || len(b.queue) != 0 || len(b.stowed) != 0 {
+		t.Fatalf("batcher not idle: busy=%v, %d queued, %d stowed", b.busy, len(b.queue), len(b.stowed))
 	}
 }
 
@@ -877,4 +877,149 @@ func TestBatchPlainCalls(t *testing.T) {
 		}
 		b.requireIdle(t)
 	})
+}
+
+// TestBatchStow: stowed calls ride with the next call's round trip, ahead
+// of it, each getting its own reply (before the call that led returns);
+// a stowed call with no call after it is sent on its own once its wait
+// ends (the test ends it: the wait is an hour); one whose wait ends while
+// a batch is in flight waits for that batch and then goes.
+func TestBatchStow(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b, g, _, _ := gated(t, be)
+			b.stowWait = time.Hour // the test ends the waits
+			got := make(chan string, 3)
+			reply := func(cmd *redis.Cmd) { v, err := cmd.Result(); got <- fmt.Sprint(v, " ", err) }
+			next := func(what string) string {
+				t.Helper()
+				select {
+				case s := <-got:
+					return s
+				case <-time.After(20 * time.Second): // bounds a hang only
+					t.Fatalf("no reply for %s", what)
+					return ""
+				}
+			}
+
+			b.Stow(ctx, incrScript, reply, []string{"n"}, 5)
+			b.Stow(ctx, errScript, reply, nil, "stowed")
+			if b.Idle() {
+				t.Error("idle with two calls stowed")
+			}
+			v, err := b.Run(ctx, incrScript, []string{"n"}, 1).Int64()
+			if err != nil || v != 6 {
+				t.Fatalf("the call after two stowed ones: %d %v, want 6 (the stowed INCRBY 5 ran before it)", v, err)
+			}
+			if len(got) != 2 {
+				t.Fatalf("%d stowed replies when the call after them returned, want 2", len(got))
+			}
+			if s := <-got; s != "5 <nil>" {
+				t.Errorf("stowed INCRBY: %s, want 5", s)
+			}
+			if s := <-got; !strings.Contains(s, "BOOM stowed") {
+				t.Errorf("stowed error script: %s, want its own BOOM", s)
+			}
+			if st := b.Stats(); st.Calls != 3 || st.Batches != 1 {
+				t.Errorf("stats %+v, want 3 calls in 1 round trip", st)
+			}
+			b.requireIdle(t)
+
+			b.Stow(ctx, incrScript, reply, []string{"n"}, 10) // nothing follows
+			if len(got) != 0 || b.Idle() {
+				t.Fatalf("a stowed call went before its wait ended (%d replies, idle %v)", len(got), b.Idle())
+			}
+			b.flushStowed() // its wait ends
+			if s := next("a stowed call alone"); s != "16 <nil>" {
+				t.Errorf("stowed alone: %s, want 16", s)
+			}
+			waitFor(t, "idle after the lone stowed call", b.Idle)
+			if st := b.Stats(); st.Calls != 4 || st.Batches != 2 {
+				t.Errorf("stats %+v, want 4 calls in 2 round trips", st)
+			}
+
+			release := g.HoldNextSingle()
+			held := make(chan error, 1)
+			go func() { held <- b.Run(ctx, echoScript, nil, "held").Err() }()
+			<-g.Entered()
+			b.Stow(ctx, incrScript, reply, []string{"n"}, 100)
+			b.flushStowed() // its wait ends while the held call is in flight
+			b.mu.Lock()
+			stowed := len(b.stowed)
+			b.mu.Unlock()
+			if stowed != 1 || len(got) != 0 {
+				t.Fatalf("with a batch in flight the flush sent it: %d stowed, %d replies", stowed, len(got))
+			}
+			release()
+			if err := <-held; err != nil {
+				t.Fatal(err)
+			}
+			b.flushStowed() // its wait ends again, the batch done
+			if s := next("a stowed call after a batch in flight"); s != "116 <nil>" {
+				t.Errorf("stowed behind a batch: %s, want 116", s)
+			}
+			waitFor(t, "idle at the end", b.Idle)
+		})
+	}
+}
+
+// TestBatchStowPromoted: stowed calls ride with a batch led by a call that
+// queued behind another (the path asynq's completions take under load), a
+// plain one here, and are not company: after a batch of one unpromoted
+// call and a stowed one, the next windowed call does not wait.
+func TestBatchStowPromoted(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range batchBackends {
+		t.Run(be.name, func(t *testing.T) {
+			b, g, _, _ := gatedWindow(t, be, time.Hour)
+			b.stowWait = time.Hour
+			// Cached, so the stowed EVALSHA runs where it stands (a
+			// NOSCRIPT would run it again after the GET).
+			if err := b.Run(ctx, incrScript, []string{"n"}, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan string, 1)
+			// A lone call leads, held; a stowed call waits; a plain call
+			// queues; at release the plain call leads the next batch, with
+			// the stowed call ahead of it.
+			release := g.HoldNextSingle()
+			held := make(chan error, 1)
+			go func() { held <- b.Run(ctx, echoScript, nil, "lead").Err() }()
+			<-g.Entered()
+			b.Stow(ctx, incrScript, func(cmd *redis.Cmd) { v, err := cmd.Result(); got <- fmt.Sprint(v, " ", err) }, []string{"n"}, 8)
+			gets := newGets(ctx, "n")
+			queued := make(chan error, 1)
+			go func() { queued <- b.Do(ctx, gets[0]) }()
+			waitFor(t, "the plain call to queue", func() bool { return b.Queued() == 1 })
+			release()
+			if err := <-held; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-queued; err != nil {
+				t.Fatal(err)
+			}
+			if v, err := gets[0].Result(); v != "8" || err != nil {
+				t.Errorf("GET after the stowed INCRBY: %q %v, want 8", v, err)
+			}
+			if s := <-got; s != "8 <nil>" {
+				t.Errorf("stowed behind the held batch: %s, want 8", s)
+			}
+			b.requireIdle(t)
+			// The last batch: one promoted call and a stowed one. Promoted,
+			// it counts as company; a lone windowed call after a lone
+			// unpromoted one with a stowed call must not wait an hour.
+			b.Stow(ctx, incrScript, nil, []string{"n"}, 1)
+			if err := b.Run(ctx, echoScript, nil, "alone").Err(); err != nil { // leads with the stowed call, unpromoted
+				t.Fatal(err)
+			}
+			b.mu.Lock()
+			company := b.company
+			b.mu.Unlock()
+			if company {
+				t.Error("a stowed call counted as company: the next windowed call would wait for nobody")
+			}
+			b.requireIdle(t)
+		})
+	}
 }
